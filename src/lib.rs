@@ -1,0 +1,9 @@
+//! `harness`: stands up the end-to-end test environment of a multi-service
+//! Kubernetes operator project, runs its suites, and says exactly why when
+//! something is not ready.
+//!
+//! The crate is a pure core with thin I/O shells: everything that decides
+//! (the deploy plan, readiness verdicts, scheduling of suites) is a function
+//! of plain data; the modules that talk to the engine, the cluster or child
+//! processes stay small around it. `main.rs` only parses the command line and
+//! maps the outcome to an exit code.
