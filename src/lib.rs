@@ -7,3 +7,11 @@
 //! of plain data; the modules that talk to the engine, the cluster or child
 //! processes stay small around it. `main.rs` only parses the command line and
 //! maps the outcome to an exit code.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod exit;
+pub mod plan;
+pub mod preflight;

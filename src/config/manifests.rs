@@ -1,0 +1,283 @@
+//! Component manifests: finding the files, filling placeholders, and reading
+//! what the plan needs to know about them.
+//!
+//! Manifests are plain Kubernetes YAML (multi-document files, directories of
+//! them, CRDs) with `{{namespace}}`, `{{lane}}`, `{{cluster}}` and
+//! `{{image.<name>}}` placeholders. Placeholders are filled textually before
+//! the YAML is parsed, exactly as the deploy step will, so validation sees
+//! the same documents the cluster will get.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use super::diag::{Diagnostic, SourceLoc};
+
+/// One `{{ ... }}` in a manifest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Placeholder {
+    /// The trimmed name between the braces, e.g. `image.datastorage`.
+    pub name: String,
+    /// Byte range of the whole `{{ ... }}` in the text.
+    pub range: std::ops::Range<usize>,
+    pub line: u64,
+    pub column: u64,
+}
+
+/// Finds every placeholder in `text`, in order.
+pub fn placeholders(text: &str) -> Vec<Placeholder> {
+    let mut found = Vec::new();
+    let mut search_from = 0;
+    while let Some(start) = text[search_from..].find("{{").map(|i| i + search_from) {
+        let Some(end) = text[start + 2..].find("}}").map(|i| i + start + 2) else {
+            break;
+        };
+        let before = &text[..start];
+        let line = before.matches('\n').count() as u64 + 1;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let column = text[line_start..start].chars().count() as u64 + 1;
+        found.push(Placeholder {
+            name: text[start + 2..end].trim().to_owned(),
+            range: start..end + 2,
+            line,
+            column,
+        });
+        search_from = end + 2;
+    }
+    found
+}
+
+/// Replaces every placeholder with `value(name)`; `None` leaves it as is.
+pub fn fill(text: &str, value: impl Fn(&str) -> Option<String>) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for p in placeholders(text) {
+        out.push_str(&text[last..p.range.start]);
+        match value(&p.name) {
+            Some(v) => out.push_str(&v),
+            None => out.push_str(&text[p.range.clone()]),
+        }
+        last = p.range.end;
+    }
+    out.push_str(&text[last..]);
+    out
+}
+
+/// Whether a placeholder name is one the harness fills.
+pub fn is_known_placeholder(name: &str, images: &[&str]) -> bool {
+    match name.split_once('.') {
+        Some(("image", image)) => images.contains(&image),
+        _ => matches!(name, "namespace" | "lane" | "cluster"),
+    }
+}
+
+/// The manifest files behind one `manifests:` entry: the file itself, or
+/// every `.yaml`/`.yml`/`.json` file below a directory, sorted by path so the
+/// apply order is stable.
+pub fn expand(path: &Path) -> std::io::Result<Vec<PathBuf>> {
+    if !path.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut files = Vec::new();
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?.path();
+            if entry.is_dir() {
+                stack.push(entry);
+            } else if matches!(
+                entry.extension().and_then(|e| e.to_str()),
+                Some("yaml" | "yml" | "json")
+            ) {
+                files.push(entry);
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// What validation learns from one manifest file.
+#[derive(Debug, Default)]
+pub struct ManifestFacts {
+    /// Namespaces the documents create (`kind: Namespace`) or are placed in.
+    pub namespaces: BTreeSet<String>,
+    pub documents: usize,
+}
+
+/// Checks one manifest file: its placeholders are known, and once filled it
+/// is YAML whose documents each have `apiVersion`, `kind` and `metadata.name`.
+pub fn check(
+    file: &Path,
+    text: &str,
+    namespace: &str,
+    images: &[&str],
+) -> Result<ManifestFacts, Vec<Diagnostic>> {
+    let mut problems = Vec::new();
+    for p in placeholders(text) {
+        if !is_known_placeholder(&p.name, images) {
+            let known_images = images
+                .iter()
+                .map(|i| format!("image.{i}"))
+                .collect::<Vec<_>>();
+            let candidates = ["namespace", "lane", "cluster"]
+                .into_iter()
+                .map(String::from)
+                .chain(known_images.iter().cloned())
+                .collect::<Vec<_>>();
+            let mut d = Diagnostic::new(
+                SourceLoc::new(file, p.line, p.column),
+                format!("unknown placeholder `{{{{{}}}}}`", p.name),
+            );
+            d = match super::diag::did_you_mean(&p.name, candidates.iter().map(String::as_str)) {
+                Some(s) => d.help(format!("did you mean `{{{{{s}}}}}`?")),
+                None if p.name.starts_with("image.") => d.help(
+                    "an image placeholder must name an image of this component (its `images:` list)",
+                ),
+                None => d.help(format!("known placeholders: {}", candidates.join(", "))),
+            };
+            problems.push(d);
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    // Fill with stand-ins of the right shape; only the structure matters here.
+    let filled = fill(text, |name| {
+        Some(match name {
+            "namespace" => namespace.to_owned(),
+            other => format!("placeholder-{}", other.replace('.', "-")),
+        })
+    });
+    let documents: Vec<serde_json::Value> = serde_saphyr::from_multiple(&filled).map_err(|e| {
+        let at = e
+            .location()
+            .map_or_else(|| SourceLoc::new(file, 1, 1), |l| SourceLoc::of(file, &l));
+        vec![Diagnostic::new(
+            at,
+            format!("invalid manifest: {}", super::parse_message(&e)),
+        )]
+    })?;
+    let mut facts = ManifestFacts::default();
+    for (index, doc) in documents.iter().enumerate() {
+        if doc.is_null() {
+            continue; // an empty document between `---` separators
+        }
+        facts.documents += 1;
+        let field = |path: &[&str]| {
+            path.iter()
+                .try_fold(doc, |v, key| v.get(key))
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+        };
+        let (Some(kind), Some(_), Some(name)) = (
+            field(&["kind"]),
+            field(&["apiVersion"]),
+            field(&["metadata", "name"]),
+        ) else {
+            problems.push(
+                Diagnostic::new(
+                    SourceLoc::new(file, 1, 1),
+                    format!(
+                        "document {} has no apiVersion, kind or metadata.name",
+                        index + 1
+                    ),
+                )
+                .help("every document in a manifest must be a Kubernetes object"),
+            );
+            continue;
+        };
+        if kind == "List" {
+            continue;
+        }
+        if kind == "Namespace" {
+            facts.namespaces.insert(name);
+        } else if let Some(ns) = field(&["metadata", "namespace"]) {
+            facts.namespaces.insert(ns);
+        }
+    }
+    if problems.is_empty() {
+        Ok(facts)
+    } else {
+        Err(problems)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_placeholders_with_positions() {
+        let text = "a: \"{{namespace}}\"\nimage: \"{{ image.ds }}\"\n";
+        let found = placeholders(text);
+        assert_eq!(found.len(), 2);
+        assert_eq!(found[0].name, "namespace");
+        assert_eq!((found[0].line, found[0].column), (1, 5));
+        assert_eq!(found[1].name, "image.ds");
+        assert_eq!((found[1].line, found[1].column), (2, 9));
+        assert_eq!(&text[found[1].range.clone()], "{{ image.ds }}");
+    }
+
+    #[test]
+    fn fill_replaces_known_and_keeps_unknown() {
+        let out = fill("ns: {{namespace}} x: {{other}} {{", |n| {
+            (n == "namespace").then(|| "prod".into())
+        });
+        assert_eq!(out, "ns: prod x: {{other}} {{");
+    }
+
+    #[test]
+    fn check_rejects_unknown_placeholders_with_a_suggestion() {
+        let err = check(
+            Path::new("m.yaml"),
+            "image: \"{{image.datastorag}}\"\n",
+            "ns",
+            &["datastorage"],
+        )
+        .unwrap_err();
+        assert_eq!((err[0].at.line, err[0].at.column), (1, 9));
+        assert_eq!(
+            err[0].help.as_deref(),
+            Some("did you mean `{{image.datastorage}}`?")
+        );
+    }
+
+    #[test]
+    fn check_reads_namespaces_and_counts_documents() {
+        let text = "\
+apiVersion: v1
+kind: Namespace
+metadata: {name: audit}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: cfg, namespace: \"{{namespace}}\"}
+---
+";
+        let facts = check(Path::new("m.yaml"), text, "kubernaut-system", &[]).unwrap();
+        assert_eq!(facts.documents, 2);
+        assert_eq!(
+            facts.namespaces.into_iter().collect::<Vec<_>>(),
+            vec!["audit".to_string(), "kubernaut-system".to_string()]
+        );
+    }
+
+    #[test]
+    fn check_reports_yaml_errors_and_non_objects() {
+        let err = check(Path::new("m.yaml"), "a: [1,\n", "ns", &[]).unwrap_err();
+        assert!(err[0].message.starts_with("invalid manifest"));
+        let err = check(Path::new("m.yaml"), "just: a map\n", "ns", &[]).unwrap_err();
+        assert!(err[0].message.contains("no apiVersion"));
+    }
+
+    #[test]
+    fn captured_fixture_manifests_parse() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/k8s");
+        for case in ["deploy-healthy", "crd", "job-failed", "pod-oomkilled"] {
+            let path = root.join(case).join("manifest.yaml");
+            let text = std::fs::read_to_string(&path).unwrap();
+            let facts = check(&path, &text, "fx", &[]).unwrap();
+            assert!(facts.documents >= 1, "{case}");
+        }
+    }
+}

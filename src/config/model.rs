@@ -1,0 +1,198 @@
+//! The validated project: what the rest of the program works from.
+//!
+//! Paths are absolute, durations parsed, defaults applied, every reference
+//! known to exist. Maps keep the order of the lane file.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use serde::Serialize;
+
+use super::diag::SourceLoc;
+use super::kind::HostPort;
+
+pub use super::raw::{Engine, Provider};
+
+/// Defaults applied where the lane file is silent (documented in the README).
+pub mod defaults {
+    use std::time::Duration;
+
+    pub const NAMESPACE: &str = "harness-system";
+    pub const KIND_MIN_VERSION: &str = "0.20.0";
+    pub const MIN_FREE_DISK: u64 = 10 * 1024 * 1024 * 1024;
+    pub const IMAGE_BUILD_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+    pub const COMPONENT_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+    pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(60);
+    pub const TOLERATE_RESTARTS: u32 = 1;
+    pub const TOLERATE_GRACE: Duration = Duration::from_secs(15);
+    pub const SUITE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+}
+
+/// A loaded, valid lane file.
+#[derive(Clone, Debug, Serialize)]
+pub struct Project {
+    /// The lane file.
+    pub file: PathBuf,
+    /// Its directory: relative paths in it are relative to this.
+    pub root: PathBuf,
+    pub preflight: PreflightSettings,
+    pub images: IndexMap<String, Image>,
+    pub components: IndexMap<String, Component>,
+    pub lanes: IndexMap<String, Lane>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PreflightSettings {
+    /// Bytes that must be free where images and clusters are stored.
+    pub min_free_disk: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Image {
+    pub name: String,
+    pub source: ImageSource,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageSource {
+    /// Built by the harness from a Dockerfile.
+    Build {
+        dockerfile: PathBuf,
+        context: PathBuf,
+        build_args: IndexMap<String, String>,
+        target: Option<String>,
+        #[serde(with = "humantime_serde_compat")]
+        timeout: Duration,
+    },
+    /// A third-party image, preloaded into the nodes so they never pull it.
+    Pull { reference: String },
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Component {
+    pub name: String,
+    /// Manifest files in apply order (directories expanded).
+    pub manifests: Vec<PathBuf>,
+    pub images: Vec<String>,
+    pub depends_on: Vec<String>,
+    /// The namespace this component deploys into, if set on the component
+    /// itself; otherwise the lane's.
+    pub namespace: Option<String>,
+    /// Namespaces its manifests create or name literally (not through
+    /// `{{namespace}}`).
+    pub manifest_namespaces: std::collections::BTreeSet<String>,
+    pub health: Option<Health>,
+    pub tolerate: Tolerance,
+    #[serde(with = "humantime_serde_compat")]
+    pub timeout: Duration,
+    #[serde(skip)]
+    pub at: SourceLoc,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Health {
+    pub url: String,
+    #[serde(with = "humantime_serde_compat")]
+    pub timeout: Duration,
+}
+
+/// How much misbehaviour a component is allowed before it is judged doomed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Tolerance {
+    pub restarts: u32,
+    #[serde(with = "humantime_serde_compat")]
+    pub grace: Duration,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Lane {
+    pub name: String,
+    pub cluster: ClusterSpec,
+    /// Default namespace of the lane's components.
+    pub namespace: String,
+    /// The components named by the lane, as written (dependencies are added
+    /// by the plan).
+    pub components: Vec<String>,
+    pub suites: Vec<Suite>,
+    /// Fixed host ports claimed by the lane's kind config.
+    pub host_ports: Vec<HostPort>,
+}
+
+impl Lane {
+    /// The namespace `component` deploys into in this lane.
+    pub fn namespace_of<'a>(&'a self, component: &'a Component) -> &'a str {
+        component.namespace.as_deref().unwrap_or(&self.namespace)
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ClusterSpec {
+    pub name: String,
+    pub provider: ClusterProvider,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClusterProvider {
+    Kind(KindSpec),
+    Existing(ExistingSpec),
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct KindSpec {
+    /// The user's kind config, passed to kind untouched.
+    pub config: Option<PathBuf>,
+    pub node_image: Option<String>,
+    pub engine: EngineKind,
+    pub min_version: semver::Version,
+}
+
+/// The container engine kind drives (pinned for every kind call).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    Docker,
+    Podman,
+}
+
+impl EngineKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EngineKind::Docker => "docker",
+            EngineKind::Podman => "podman",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ExistingSpec {
+    /// `None`: `$KUBECONFIG` or `~/.kube/config`, as kubectl would.
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+    /// Receives each image archive on stdin; `None` when images come from a registry.
+    pub load_command: Option<Vec<String>>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Suite {
+    pub name: String,
+    pub command: Vec<String>,
+    pub procs: u32,
+    #[serde(with = "humantime_serde_compat")]
+    pub timeout: Duration,
+    pub serial: bool,
+    pub env: IndexMap<String, String>,
+    pub workdir: PathBuf,
+    pub namespace_prefix: String,
+}
+
+/// Durations serialize as humantime strings (`"5m"`) in `--output json`.
+mod humantime_serde_compat {
+    use std::time::Duration;
+
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+}

@@ -1,0 +1,141 @@
+//! The lane file exactly as written: serde structures with source spans.
+//!
+//! Nothing here is validated beyond its YAML shape; `validate` turns it into
+//! the [`crate::config::Project`] the rest of the program uses. Every field a
+//! later check may complain about is `Spanned`, so the complaint can name the
+//! line and column. Unknown keys are rejected by serde itself.
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+pub type Name = Spanned<String>;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LaneFile {
+    #[serde(default)]
+    pub namespace: Option<Spanned<String>>,
+    #[serde(default)]
+    pub cluster: Option<Cluster>,
+    #[serde(default)]
+    pub preflight: Option<Preflight>,
+    #[serde(default)]
+    pub images: IndexMap<Name, Image>,
+    #[serde(default)]
+    pub components: IndexMap<Name, Component>,
+    #[serde(default)]
+    pub lanes: IndexMap<Name, Lane>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    Kind,
+    Existing,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    Docker,
+    Podman,
+}
+
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct Cluster {
+    pub provider: Option<Spanned<Provider>>,
+    pub name: Option<Spanned<String>>,
+    pub kind: Option<Kind>,
+    pub existing: Option<Existing>,
+}
+
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct Kind {
+    pub config: Option<Spanned<String>>,
+    pub node_image: Option<Spanned<String>>,
+    pub engine: Option<Spanned<Engine>>,
+    pub min_version: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct Existing {
+    pub kubeconfig: Option<Spanned<String>>,
+    pub context: Option<Spanned<String>>,
+    pub load_command: Option<Spanned<Vec<String>>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Preflight {
+    pub min_free_disk: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Image {
+    pub dockerfile: Option<Spanned<String>>,
+    pub context: Option<Spanned<String>>,
+    #[serde(default)]
+    pub build_args: IndexMap<String, String>,
+    pub target: Option<String>,
+    pub pull: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Component {
+    #[serde(default)]
+    pub manifests: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub images: Vec<Name>,
+    #[serde(default)]
+    pub depends_on: Vec<Name>,
+    pub namespace: Option<Spanned<String>>,
+    pub health: Option<Health>,
+    pub tolerate: Option<Tolerate>,
+    pub timeout: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Health {
+    pub url: Spanned<String>,
+    pub timeout: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tolerate {
+    pub restarts: Option<u32>,
+    pub grace: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lane {
+    pub cluster: Option<Cluster>,
+    pub namespace: Option<Spanned<String>>,
+    #[serde(default)]
+    pub components: Vec<Name>,
+    #[serde(default)]
+    pub suites: IndexMap<Name, Suite>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Suite {
+    pub command: Spanned<Vec<String>>,
+    pub procs: Option<Spanned<u32>>,
+    pub timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    pub serial: bool,
+    #[serde(default)]
+    pub env: IndexMap<String, String>,
+    pub workdir: Option<Spanned<String>>,
+    pub namespace_prefix: Option<Spanned<String>>,
+}

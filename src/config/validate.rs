@@ -1,0 +1,847 @@
+//! Turns the lane file as written into a [`Project`], or into every problem
+//! found in it.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use serde_saphyr::{Location, Spanned};
+
+use super::diag::{Diagnostic, SourceLoc, Sources, did_you_mean};
+use super::kind::HostPort;
+use super::model::*;
+use super::{ConfigError, kind, manifests, parse_message, raw};
+
+pub(super) fn validate(file: &Path, text: &str) -> Result<Project, ConfigError> {
+    let mut sources = Sources::default();
+    sources.add(file, text);
+    let mut v = Validator {
+        file: file.to_path_buf(),
+        root: file
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+        problems: Vec::new(),
+        sources,
+    };
+    let project = match serde_saphyr::from_str::<raw::LaneFile>(text) {
+        Ok(raw) => Some(v.project(raw)),
+        Err(e) => {
+            v.problems.push(yaml_error(file, &e));
+            None
+        }
+    };
+    match project {
+        Some(project) if v.problems.is_empty() => Ok(project),
+        _ => Err(ConfigError::Invalid {
+            file: file.to_path_buf(),
+            diagnostics: v.problems,
+            sources: v.sources,
+        }),
+    }
+}
+
+/// A YAML or shape error from serde, with a "did you mean" for misspelt keys
+/// and values.
+fn yaml_error(file: &Path, e: &serde_saphyr::Error) -> Diagnostic {
+    let at = e
+        .location()
+        .map_or_else(|| SourceLoc::new(file, 1, 1), |l| SourceLoc::of(file, &l));
+    let message = parse_message(e);
+    let help = unknown_name_help(&message);
+    let d = Diagnostic::new(at, message);
+    match help {
+        Some(h) => d.help(h),
+        None => d,
+    }
+}
+
+/// For serde's "unknown field `x`, expected one of `a`, `b`" (and the same
+/// for enum variants), the closest expected name.
+fn unknown_name_help(message: &str) -> Option<String> {
+    let rest = message
+        .strip_prefix("unknown field `")
+        .or_else(|| message.strip_prefix("unknown variant `"))?;
+    let (word, rest) = rest.split_once('`')?;
+    let expected = rest.split_once("expected ")?.1;
+    let expected = expected.strip_prefix("one of ").unwrap_or(expected);
+    let candidates: Vec<&str> = expected
+        .split(", ")
+        .map(|c| c.trim_matches('`'))
+        .filter(|c| !c.is_empty())
+        .collect();
+    if candidates.is_empty() {
+        return Some("this key is not part of the lane file; remove it".into());
+    }
+    Some(match did_you_mean(word, candidates.iter().copied()) {
+        Some(s) => format!("did you mean `{s}`?"),
+        None => format!("expected one of: {}", candidates.join(", ")),
+    })
+}
+
+struct Validator {
+    file: PathBuf,
+    root: PathBuf,
+    problems: Vec<Diagnostic>,
+    sources: Sources,
+}
+
+fn is_dns_label(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+}
+
+impl Validator {
+    fn at(&self, location: &Location) -> SourceLoc {
+        SourceLoc::of(&self.file, location)
+    }
+
+    fn problem(
+        &mut self,
+        location: &Location,
+        message: impl Into<String>,
+        help: impl Into<String>,
+    ) {
+        let d = Diagnostic::new(self.at(location), message).help(help);
+        self.problems.push(d);
+    }
+
+    fn path(&self, value: &str) -> PathBuf {
+        let p = Path::new(value);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.root.join(p)
+        }
+    }
+
+    /// A path that must exist; `what` names it in the error.
+    fn existing_path(&mut self, value: &Spanned<String>, what: &str, dir: Option<bool>) -> PathBuf {
+        let path = self.path(&value.value);
+        let ok = match dir {
+            Some(true) => path.is_dir(),
+            Some(false) => path.is_file(),
+            None => path.exists(),
+        };
+        if !ok {
+            let kind = match dir {
+                Some(true) => "directory",
+                Some(false) => "file",
+                None => "path",
+            };
+            let exists_as_other = path.exists();
+            self.problem(
+                &value.referenced,
+                format!("{what} `{}` does not exist", value.value),
+                if exists_as_other {
+                    format!("`{}` exists but is not a {kind}", path.display())
+                } else {
+                    "create it, or fix the path (relative paths are relative to the lane file's directory)".to_owned()
+                },
+            );
+        }
+        path
+    }
+
+    fn duration(&mut self, value: Option<&Spanned<String>>, default: Duration) -> Duration {
+        let Some(value) = value else { return default };
+        match humantime::parse_duration(value.value.trim()) {
+            Ok(d) if !d.is_zero() => d,
+            Ok(_) => {
+                self.problem(
+                    &value.referenced,
+                    "a duration of zero is not allowed",
+                    "write e.g. 30s, 5m or 1h30m",
+                );
+                default
+            }
+            Err(e) => {
+                self.problem(
+                    &value.referenced,
+                    format!("invalid duration `{}`: {e}", value.value),
+                    "write a duration like 30s, 5m or 1h30m",
+                );
+                default
+            }
+        }
+    }
+
+    fn dns_label(&mut self, name: &Spanned<String>, what: &str) {
+        if !is_dns_label(&name.value) {
+            self.problem(
+                &name.referenced,
+                format!("{what} name `{}` is not a valid name", name.value),
+                "use at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit",
+            );
+        }
+    }
+
+    /// A reference to one of `names`; reports it when undefined.
+    fn reference(
+        &mut self,
+        name: &Spanned<String>,
+        names: &[&str],
+        what: &str,
+        section: &str,
+    ) -> bool {
+        if names.contains(&name.value.as_str()) {
+            return true;
+        }
+        let help = match did_you_mean(&name.value, names.iter().copied()) {
+            Some(s) => format!("did you mean `{s}`?"),
+            None if names.is_empty() => format!("define it under `{section}:`"),
+            None => format!(
+                "define it under `{section}:` (defined: {})",
+                names.join(", ")
+            ),
+        };
+        self.problem(
+            &name.referenced,
+            format!("{what} `{}` is not defined", name.value),
+            help,
+        );
+        false
+    }
+
+    fn project(&mut self, raw: raw::LaneFile) -> Project {
+        let namespace = match &raw.namespace {
+            Some(ns) => {
+                self.dns_label(ns, "namespace");
+                ns.value.clone()
+            }
+            None => defaults::NAMESPACE.to_owned(),
+        };
+        let preflight = self.preflight(raw.preflight.as_ref());
+        let images = self.images(&raw.images);
+        let components = self.components(&raw.components, &raw.images);
+        self.cycles(&raw.components);
+        let cluster_defaults = raw.cluster.clone().unwrap_or_default();
+        let lanes = self.lanes(&raw, &cluster_defaults, &namespace);
+        self.port_collisions(&lanes);
+        if raw.lanes.is_empty() {
+            self.problems.push(
+                Diagnostic::new(SourceLoc::new(&self.file, 1, 1), "no lanes are defined").help(
+                    "add a `lanes:` section; a lane names a cluster, its components and its suites",
+                ),
+            );
+        }
+        Project {
+            file: self.file.clone(),
+            root: self.root.clone(),
+            preflight,
+            images,
+            components,
+            lanes,
+        }
+    }
+
+    fn preflight(&mut self, raw: Option<&raw::Preflight>) -> PreflightSettings {
+        let min_free_disk = match raw.and_then(|p| p.min_free_disk.as_ref()) {
+            None => defaults::MIN_FREE_DISK,
+            Some(value) => match value.value.trim().parse::<bytesize::ByteSize>() {
+                Ok(size) => size.as_u64(),
+                Err(e) => {
+                    self.problem(
+                        &value.referenced,
+                        format!("invalid size `{}`: {e}", value.value),
+                        "write a size like 10GiB or 500MB",
+                    );
+                    defaults::MIN_FREE_DISK
+                }
+            },
+        };
+        PreflightSettings { min_free_disk }
+    }
+
+    fn images(&mut self, raw: &IndexMap<raw::Name, raw::Image>) -> IndexMap<String, Image> {
+        let mut images = IndexMap::new();
+        for (name, image) in raw {
+            let source = match (&image.pull, &image.dockerfile) {
+                (Some(_), Some(dockerfile)) => {
+                    self.problem(
+                        &dockerfile.referenced,
+                        format!("image `{}` has both `pull` and `dockerfile`", name.value),
+                        "an image is either pulled (third-party) or built: keep one",
+                    );
+                    continue;
+                }
+                (Some(reference), None) => {
+                    if image.context.is_some()
+                        || image.target.is_some()
+                        || !image.build_args.is_empty()
+                    {
+                        self.problem(
+                            &reference.referenced,
+                            format!("image `{}` is pulled but has build settings", name.value),
+                            "`context`, `target` and `build_args` only apply to built images: remove them",
+                        );
+                    }
+                    if reference.value.trim().is_empty()
+                        || reference.value.contains(char::is_whitespace)
+                    {
+                        self.problem(
+                            &reference.referenced,
+                            format!("`{}` is not an image reference", reference.value),
+                            "write a reference like docker.io/library/postgres:16-alpine",
+                        );
+                    }
+                    ImageSource::Pull {
+                        reference: reference.value.clone(),
+                    }
+                }
+                (None, Some(dockerfile)) => {
+                    let context = match &image.context {
+                        Some(c) => self.existing_path(c, "build context", Some(true)),
+                        None => self.root.clone(),
+                    };
+                    ImageSource::Build {
+                        dockerfile: self.existing_path(dockerfile, "Dockerfile", Some(false)),
+                        context,
+                        build_args: image.build_args.clone(),
+                        target: image.target.clone(),
+                        timeout: self
+                            .duration(image.timeout.as_ref(), defaults::IMAGE_BUILD_TIMEOUT),
+                    }
+                }
+                (None, None) => {
+                    self.problem(
+                        &name.referenced,
+                        format!("image `{}` has neither `dockerfile` nor `pull`", name.value),
+                        "add `dockerfile: path/to/Dockerfile` to build it, or `pull: registry/name:tag` for a third-party image",
+                    );
+                    continue;
+                }
+            };
+            images.insert(
+                name.value.clone(),
+                Image {
+                    name: name.value.clone(),
+                    source,
+                },
+            );
+        }
+        images
+    }
+
+    fn components(
+        &mut self,
+        raw: &IndexMap<raw::Name, raw::Component>,
+        raw_images: &IndexMap<raw::Name, raw::Image>,
+    ) -> IndexMap<String, Component> {
+        let image_names: Vec<&str> = raw_images.keys().map(|k| k.value.as_str()).collect();
+        let component_names: Vec<&str> = raw.keys().map(|k| k.value.as_str()).collect();
+        let mut components = IndexMap::new();
+        for (name, c) in raw {
+            self.dns_label(name, "component");
+            if c.manifests.is_empty() {
+                self.problem(
+                    &name.referenced,
+                    format!("component `{}` has no manifests", name.value),
+                    "list its Kubernetes manifests (files or directories) under `manifests:`",
+                );
+            }
+            let mut files = Vec::new();
+            for m in &c.manifests {
+                let path = self.existing_path(m, "manifest", None);
+                match manifests::expand(&path) {
+                    Ok(found) if found.is_empty() && path.is_dir() => self.problem(
+                        &m.referenced,
+                        format!(
+                            "manifest directory `{}` has no .yaml, .yml or .json files",
+                            m.value
+                        ),
+                        "put the component's manifests in it, or point at the files themselves",
+                    ),
+                    Ok(found) => files.extend(found),
+                    Err(_) if !path.exists() => {} // reported above
+                    Err(e) => self.problem(
+                        &m.referenced,
+                        format!("cannot read `{}`: {e}", m.value),
+                        "check its permissions",
+                    ),
+                }
+            }
+            for image in &c.images {
+                self.reference(image, &image_names, "image", "images");
+            }
+            let own_images: Vec<&str> = c
+                .images
+                .iter()
+                .map(|i| i.value.as_str())
+                .filter(|i| image_names.contains(i))
+                .collect();
+            let mut manifest_namespaces = BTreeSet::new();
+            let mut seen = HashSet::new();
+            for file in &files {
+                if file.is_file() && seen.insert(file.clone()) {
+                    manifest_namespaces.extend(self.manifest(file, &own_images));
+                }
+            }
+            for dep in &c.depends_on {
+                self.reference(dep, &component_names, "component", "components");
+            }
+            let health = c.health.as_ref().map(|h| {
+                if !(h.url.value.starts_with("http://") || h.url.value.starts_with("https://")) {
+                    self.problem(
+                        &h.url.referenced,
+                        format!("health url `{}` is not an http(s) URL", h.url.value),
+                        "write e.g. http://localhost:28090/health",
+                    );
+                }
+                Health {
+                    url: h.url.value.clone(),
+                    timeout: self.duration(h.timeout.as_ref(), defaults::HEALTH_TIMEOUT),
+                }
+            });
+            let tolerate = Tolerance {
+                restarts: c
+                    .tolerate
+                    .as_ref()
+                    .and_then(|t| t.restarts)
+                    .unwrap_or(defaults::TOLERATE_RESTARTS),
+                grace: self.duration(
+                    c.tolerate.as_ref().and_then(|t| t.grace.as_ref()),
+                    defaults::TOLERATE_GRACE,
+                ),
+            };
+            if let Some(ns) = &c.namespace {
+                self.dns_label(ns, "namespace");
+            }
+            components.insert(
+                name.value.clone(),
+                Component {
+                    name: name.value.clone(),
+                    manifests: files,
+                    images: c.images.iter().map(|i| i.value.clone()).collect(),
+                    depends_on: c.depends_on.iter().map(|d| d.value.clone()).collect(),
+                    namespace: c.namespace.as_ref().map(|n| n.value.clone()),
+                    manifest_namespaces,
+                    health,
+                    tolerate,
+                    timeout: self.duration(c.timeout.as_ref(), defaults::COMPONENT_TIMEOUT),
+                    at: self.at(&name.referenced),
+                },
+            );
+        }
+        components
+    }
+
+    /// Reports every dependency cycle once, as `a → b → c → a`, at the
+    /// `depends_on` entry that closes it.
+    fn cycles(&mut self, raw: &IndexMap<raw::Name, raw::Component>) {
+        let index: HashMap<&str, usize> = raw
+            .keys()
+            .enumerate()
+            .map(|(i, k)| (k.value.as_str(), i))
+            .collect();
+        let edges: Vec<Vec<(usize, &Spanned<String>)>> = raw
+            .values()
+            .map(|c| {
+                c.depends_on
+                    .iter()
+                    .filter_map(|d| index.get(d.value.as_str()).map(|&i| (i, d)))
+                    .collect()
+            })
+            .collect();
+        let names: Vec<&str> = raw.keys().map(|k| k.value.as_str()).collect();
+        // 0 = unvisited, 1 = on the current path, 2 = done.
+        let mut state = vec![0u8; names.len()];
+        let mut reported: HashSet<Vec<usize>> = HashSet::new();
+        for start in 0..names.len() {
+            let mut path: Vec<usize> = Vec::new();
+            self.visit(start, &edges, &names, &mut state, &mut path, &mut reported);
+        }
+    }
+
+    fn visit(
+        &mut self,
+        node: usize,
+        edges: &[Vec<(usize, &Spanned<String>)>],
+        names: &[&str],
+        state: &mut [u8],
+        path: &mut Vec<usize>,
+        reported: &mut HashSet<Vec<usize>>,
+    ) {
+        if state[node] == 2 {
+            return;
+        }
+        state[node] = 1;
+        path.push(node);
+        for &(next, entry) in &edges[node] {
+            if state[next] == 1 {
+                let from = path.iter().position(|&n| n == next).unwrap_or(0);
+                let mut cycle: Vec<usize> = path[from..].to_vec();
+                // The same cycle found from another start is reported once.
+                let mut key = cycle.clone();
+                key.sort_unstable();
+                if reported.insert(key) {
+                    cycle.push(next);
+                    let text = cycle
+                        .iter()
+                        .map(|&i| names[i])
+                        .collect::<Vec<_>>()
+                        .join(" → ");
+                    self.problem(
+                        &entry.referenced,
+                        format!("dependency cycle: {text}"),
+                        "remove one of these `depends_on` entries; components deploy in dependency order, so a cycle can never start",
+                    );
+                }
+            } else {
+                self.visit(next, edges, names, state, path, reported);
+            }
+        }
+        path.pop();
+        state[node] = 2;
+    }
+
+    fn lanes(
+        &mut self,
+        raw: &raw::LaneFile,
+        defaults_cluster: &raw::Cluster,
+        namespace: &str,
+    ) -> IndexMap<String, Lane> {
+        let component_names: Vec<&str> = raw.components.keys().map(|k| k.value.as_str()).collect();
+        let mut lanes = IndexMap::new();
+        for (name, lane) in &raw.lanes {
+            self.dns_label(name, "lane");
+            for c in &lane.components {
+                self.reference(c, &component_names, "component", "components");
+            }
+            if lane.components.is_empty() && lane.suites.is_empty() {
+                self.problem(
+                    &name.referenced,
+                    format!("lane `{}` has no components and no suites", name.value),
+                    "list the components it deploys under `components:` and its suites under `suites:`",
+                );
+            }
+            let cluster = self.cluster(&name.value, defaults_cluster, lane.cluster.as_ref());
+            let host_ports = match &cluster.provider {
+                ClusterProvider::Kind(KindSpec {
+                    config: Some(path), ..
+                }) if path.is_file() => match std::fs::read_to_string(path) {
+                    Ok(text) => {
+                        self.sources.add(path, &text);
+                        kind::host_ports(path, &text).unwrap_or_else(|d| {
+                            self.problems.push(d);
+                            Vec::new()
+                        })
+                    }
+                    Err(e) => {
+                        self.problems.push(Diagnostic::new(
+                            SourceLoc::new(path, 1, 1),
+                            format!("cannot read kind config: {e}"),
+                        ));
+                        Vec::new()
+                    }
+                },
+                _ => Vec::new(),
+            };
+            let lane_namespace = match &lane.namespace {
+                Some(ns) => {
+                    self.dns_label(ns, "namespace");
+                    ns.value.clone()
+                }
+                None => namespace.to_owned(),
+            };
+            let suites = lane
+                .suites
+                .iter()
+                .map(|(suite_name, s)| self.suite(suite_name, s))
+                .collect();
+            lanes.insert(
+                name.value.clone(),
+                Lane {
+                    name: name.value.clone(),
+                    cluster,
+                    namespace: lane_namespace,
+                    components: lane.components.iter().map(|c| c.value.clone()).collect(),
+                    suites,
+                    host_ports,
+                },
+            );
+        }
+        lanes
+    }
+
+    /// The lane's cluster: its own settings over the file's `cluster:` defaults.
+    fn cluster(
+        &mut self,
+        lane: &str,
+        defaults_cluster: &raw::Cluster,
+        own: Option<&raw::Cluster>,
+    ) -> ClusterSpec {
+        let pick = |f: fn(&raw::Cluster) -> Option<&Spanned<String>>| {
+            own.and_then(f).or_else(|| f(defaults_cluster)).cloned()
+        };
+        let provider = own
+            .and_then(|c| c.provider.as_ref())
+            .or(defaults_cluster.provider.as_ref())
+            .map_or(raw::Provider::Kind, |p| p.value);
+        let name =
+            match pick(|c| c.name.as_ref()) {
+                Some(n) => {
+                    if !n.value.bytes().all(|b| {
+                        b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.'
+                    }) || n.value.is_empty()
+                    {
+                        self.problem(
+                            &n.referenced,
+                            format!("cluster name `{}` is not valid", n.value),
+                            "kind accepts lowercase letters, digits, '-' and '.'",
+                        );
+                    }
+                    n.value
+                }
+                None => format!("harness-{lane}"),
+            };
+        let provider = match provider {
+            raw::Provider::Kind => {
+                let kind_of = |c: &raw::Cluster| c.kind.clone().unwrap_or_default();
+                let own_kind = own.map(kind_of).unwrap_or_default();
+                let default_kind = kind_of(defaults_cluster);
+                let config = own_kind
+                    .config
+                    .as_ref()
+                    .or(default_kind.config.as_ref())
+                    .map(|c| self.existing_path(c, "kind config", Some(false)));
+                let engine = own_kind
+                    .engine
+                    .as_ref()
+                    .or(default_kind.engine.as_ref())
+                    .map_or(EngineKind::Docker, |e| match e.value {
+                        raw::Engine::Docker => EngineKind::Docker,
+                        raw::Engine::Podman => EngineKind::Podman,
+                    });
+                let min_version = match own_kind
+                    .min_version
+                    .as_ref()
+                    .or(default_kind.min_version.as_ref())
+                {
+                    None => {
+                        semver::Version::parse(defaults::KIND_MIN_VERSION).expect("valid default")
+                    }
+                    Some(v) => semver::Version::parse(v.value.trim_start_matches('v'))
+                        .unwrap_or_else(|e| {
+                            self.problem(
+                                &v.referenced,
+                                format!("invalid kind version `{}`: {e}", v.value),
+                                "write a version like 0.27.0",
+                            );
+                            semver::Version::parse(defaults::KIND_MIN_VERSION)
+                                .expect("valid default")
+                        }),
+                };
+                ClusterProvider::Kind(KindSpec {
+                    config,
+                    node_image: own_kind
+                        .node_image
+                        .as_ref()
+                        .or(default_kind.node_image.as_ref())
+                        .map(|n| n.value.clone()),
+                    engine,
+                    min_version,
+                })
+            }
+            raw::Provider::Existing => {
+                let existing_of = |c: &raw::Cluster| c.existing.clone().unwrap_or_default();
+                let own_existing = own.map(existing_of).unwrap_or_default();
+                let default_existing = existing_of(defaults_cluster);
+                let kubeconfig = own_existing
+                    .kubeconfig
+                    .as_ref()
+                    .or(default_existing.kubeconfig.as_ref())
+                    .map(|k| self.existing_path(k, "kubeconfig", Some(false)));
+                let load_command = own_existing
+                    .load_command
+                    .as_ref()
+                    .or(default_existing.load_command.as_ref())
+                    .map(|cmd| {
+                        if cmd.value.is_empty() {
+                            self.problem(
+                                &cmd.referenced,
+                                "`load_command` is empty",
+                                "give the command that reads an image archive on stdin, e.g. [k3d, image, import, -c, mycluster, -]... or remove it when images come from a registry",
+                            );
+                        }
+                        cmd.value.clone()
+                    });
+                ClusterProvider::Existing(ExistingSpec {
+                    kubeconfig,
+                    context: own_existing
+                        .context
+                        .as_ref()
+                        .or(default_existing.context.as_ref())
+                        .map(|c| c.value.clone()),
+                    load_command,
+                })
+            }
+        };
+        ClusterSpec { name, provider }
+    }
+
+    fn suite(&mut self, name: &Spanned<String>, s: &raw::Suite) -> Suite {
+        self.dns_label(name, "suite");
+        if s.command.value.is_empty() || s.command.value[0].trim().is_empty() {
+            self.problem(
+                &s.command.referenced,
+                format!("suite `{}` has an empty command", name.value),
+                "write the command as a list, e.g. [go, test, ./test/e2e/...]",
+            );
+        }
+        let procs = match &s.procs {
+            Some(p) if p.value == 0 => {
+                self.problem(
+                    &p.referenced,
+                    "`procs` must be at least 1",
+                    "use 1 for a suite that does not parallelize",
+                );
+                1
+            }
+            Some(p) => p.value,
+            None => 1,
+        };
+        let namespace_prefix = match &s.namespace_prefix {
+            Some(p) => {
+                self.dns_label(p, "namespace prefix");
+                p.value.clone()
+            }
+            None => name.value.clone(),
+        };
+        Suite {
+            name: name.value.clone(),
+            command: s.command.value.clone(),
+            procs,
+            timeout: self.duration(s.timeout.as_ref(), defaults::SUITE_TIMEOUT),
+            serial: s.serial,
+            env: s.env.clone(),
+            workdir: match &s.workdir {
+                Some(w) => self.existing_path(w, "suite workdir", Some(true)),
+                None => self.root.clone(),
+            },
+            namespace_prefix,
+        }
+    }
+
+    /// Checks one manifest file: placeholders known (an image placeholder
+    /// must name one of the component's own images, so that every lane that
+    /// deploys it also loads the image) and YAML valid. Returns the
+    /// namespaces it names literally.
+    fn manifest(&mut self, file: &Path, own_images: &[&str]) -> BTreeSet<String> {
+        let text = match std::fs::read_to_string(file) {
+            Ok(t) => t,
+            Err(e) => {
+                self.problems.push(Diagnostic::new(
+                    SourceLoc::new(file, 1, 1),
+                    format!("cannot read manifest: {e}"),
+                ));
+                return BTreeSet::new();
+            }
+        };
+        // `{{namespace}}` differs per lane; fill it with a marker and keep
+        // only the namespaces written out literally.
+        const MARKER: &str = "harness-deploy-namespace";
+        match manifests::check(file, &text, MARKER, own_images) {
+            Ok(mut facts) => {
+                facts.namespaces.remove(MARKER);
+                facts.namespaces
+            }
+            Err(found) => {
+                self.sources.add(file, &text);
+                self.problems.extend(found);
+                BTreeSet::new()
+            }
+        }
+    }
+
+    /// Two lanes whose kind configs map the same host port cannot run on one
+    /// machine: report each contested port once, naming every lane that
+    /// claims it and where.
+    fn port_collisions(&mut self, lanes: &IndexMap<String, Lane>) {
+        let mut by_port: BTreeMap<(u16, kind::Protocol), Vec<(&str, &HostPort)>> = BTreeMap::new();
+        for lane in lanes.values() {
+            for p in &lane.host_ports {
+                by_port
+                    .entry((p.port, p.protocol))
+                    .or_default()
+                    .push((&lane.name, p));
+            }
+        }
+        for ((port, protocol), claims) in by_port {
+            let clashing: Vec<&(&str, &HostPort)> = claims
+                .iter()
+                .filter(|(lane, p)| {
+                    claims.iter().any(|(other, q)| {
+                        (other != lane || !std::ptr::eq(*p, *q)) && p.clashes_with(q)
+                    })
+                })
+                .collect();
+            if clashing.len() < 2 {
+                continue;
+            }
+            let mut lane_names: Vec<&str> = clashing.iter().map(|(l, _)| *l).collect();
+            lane_names.dedup();
+            let (first_lane, first) = clashing[0];
+            let message = if lane_names.len() == 1 {
+                format!("host port {port}/{protocol} is mapped twice in lane `{first_lane}`")
+            } else {
+                format!(
+                    "host port {port}/{protocol} is claimed by lanes {}",
+                    lane_names
+                        .iter()
+                        .map(|l| format!("`{l}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
+            let mut d = Diagnostic::new(first.at.clone(), message).help(
+                "give each lane its own hostPort in its kind config (or use hostPort: 0 for a random one); lanes that share a host port cannot run on one machine",
+            );
+            for (lane, p) in &clashing[1..] {
+                d = d.note(
+                    p.at.clone(),
+                    format!("also claimed by lane `{lane}`, {}", p.node),
+                );
+            }
+            self.problems.push(d);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_name_help_suggests_or_lists() {
+        assert_eq!(
+            unknown_name_help("unknown field `depnds_on`, expected one of manifests, depends_on")
+                .as_deref(),
+            Some("did you mean `depends_on`?")
+        );
+        assert_eq!(
+            unknown_name_help("unknown variant `knd`, expected one of kind, existing").as_deref(),
+            Some("did you mean `kind`?")
+        );
+        assert_eq!(
+            unknown_name_help("unknown field `zzz`, expected `a`").as_deref(),
+            Some("expected one of: a")
+        );
+        assert_eq!(unknown_name_help("invalid type: integer"), None);
+    }
+
+    #[test]
+    fn dns_labels() {
+        for ok in ["a", "audit", "data-storage", "x1"] {
+            assert!(is_dns_label(ok), "{ok}");
+        }
+        for bad in ["", "-a", "a-", "Audit", "a_b", "a.b", &"x".repeat(64)] {
+            assert!(!is_dns_label(bad), "{bad}");
+        }
+    }
+}

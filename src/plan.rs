@@ -1,0 +1,304 @@
+//! The deploy plan: for each lane, the components it needs (its own and
+//! their dependencies, transitively) in waves, and the dependency matrix of
+//! lanes × images × components × host ports × namespaces.
+//!
+//! Everything here is a pure function of the validated [`Project`]; the
+//! matrix is generated from the lane file every time, never hand-kept.
+
+use std::collections::{BTreeSet, HashSet};
+use std::fmt::Write as _;
+
+use comfy_table::{Table, presets};
+use serde::Serialize;
+
+use crate::config::{ClusterProvider, HostPort, Project};
+
+/// The plan of one lane.
+#[derive(Clone, Debug, Serialize)]
+pub struct LanePlan {
+    pub lane: String,
+    pub cluster: String,
+    pub provider: String,
+    /// Components in deploy order: wave 1 first; a wave starts when every
+    /// component of the previous waves is Ready.
+    pub waves: Vec<Vec<String>>,
+    /// Images to build or pull and load, in the order components need them.
+    pub images: Vec<String>,
+    pub host_ports: Vec<HostPort>,
+    /// Namespaces the lane's components deploy into or create.
+    pub namespaces: Vec<String>,
+    /// Suites: parallel ones first, then serial ones.
+    pub suites: Vec<SuitePlan>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SuitePlan {
+    pub name: String,
+    pub serial: bool,
+    pub procs: u32,
+    /// Suite namespaces are `{prefix}-p{process}-{8 random hex}`.
+    pub namespace_pattern: String,
+}
+
+/// The plan of every selected lane.
+#[derive(Clone, Debug, Serialize)]
+pub struct Plan {
+    pub lanes: Vec<LanePlan>,
+}
+
+/// The lane named on the command line does not exist.
+#[derive(Debug, thiserror::Error)]
+#[error("no lane named `{name}` in the lane file{}", suggestion_text(.suggestion))]
+pub struct UnknownLane {
+    pub name: String,
+    pub suggestion: Option<String>,
+    pub lanes: Vec<String>,
+}
+
+fn suggestion_text(s: &Option<String>) -> String {
+    s.as_ref()
+        .map(|s| format!(" (did you mean `{s}`?)"))
+        .unwrap_or_default()
+}
+
+impl UnknownLane {
+    pub fn help(&self) -> String {
+        format!("lanes defined: {}", self.lanes.join(", "))
+    }
+}
+
+/// The lanes to act on: the one named, or all of them.
+pub fn select<'p>(
+    project: &'p Project,
+    lane: Option<&str>,
+) -> Result<Vec<&'p crate::config::Lane>, UnknownLane> {
+    match lane {
+        None => Ok(project.lanes.values().collect()),
+        Some(name) => project
+            .lanes
+            .get(name)
+            .map(|l| vec![l])
+            .ok_or_else(|| UnknownLane {
+                name: name.to_owned(),
+                suggestion: crate::config::diag::did_you_mean(
+                    name,
+                    project.lanes.keys().map(String::as_str),
+                )
+                .map(str::to_owned),
+                lanes: project.lanes.keys().cloned().collect(),
+            }),
+    }
+}
+
+/// Plans the selected lanes (all when `lane` is `None`).
+pub fn plan(project: &Project, lane: Option<&str>) -> Result<Plan, UnknownLane> {
+    Ok(Plan {
+        lanes: select(project, lane)?
+            .into_iter()
+            .map(|l| plan_lane(project, l))
+            .collect(),
+    })
+}
+
+/// The components a lane needs: the ones it names plus their dependencies,
+/// transitively. Validation guarantees every name exists and there is no cycle.
+pub fn closure(project: &Project, roots: &[String]) -> Vec<String> {
+    let mut needed: Vec<String> = Vec::new();
+    let mut seen: HashSet<&str> = HashSet::new();
+    let mut stack: Vec<&str> = roots.iter().map(String::as_str).collect();
+    while let Some(name) = stack.pop() {
+        if !seen.insert(name) {
+            continue;
+        }
+        if let Some(c) = project.components.get(name) {
+            stack.extend(c.depends_on.iter().map(String::as_str));
+        }
+    }
+    // Keep the lane file's order so waves read as the user wrote them.
+    for name in project.components.keys() {
+        if seen.contains(name.as_str()) {
+            needed.push(name.clone());
+        }
+    }
+    needed
+}
+
+/// Splits `components` into waves: a component goes in the first wave after
+/// all of its dependencies. Within a wave, lane-file order.
+pub fn waves(project: &Project, components: &[String]) -> Vec<Vec<String>> {
+    let mut placed: HashSet<&str> = HashSet::new();
+    let mut waves = Vec::new();
+    let mut left: Vec<&String> = components.iter().collect();
+    while !left.is_empty() {
+        let (ready, blocked): (Vec<&String>, Vec<&String>) = left.into_iter().partition(|name| {
+            project.components[name.as_str()]
+                .depends_on
+                .iter()
+                .all(|d| placed.contains(d.as_str()))
+        });
+        if ready.is_empty() {
+            // Unreachable for a validated project (cycles are rejected);
+            // never loop forever on one that was not.
+            waves.push(blocked.into_iter().cloned().collect());
+            break;
+        }
+        placed.extend(ready.iter().map(|s| s.as_str()));
+        waves.push(ready.into_iter().cloned().collect());
+        left = blocked;
+    }
+    waves
+}
+
+fn plan_lane(project: &Project, lane: &crate::config::Lane) -> LanePlan {
+    let components = closure(project, &lane.components);
+    let waves = waves(project, &components);
+    let mut images = Vec::new();
+    let mut namespaces = BTreeSet::new();
+    for name in waves.iter().flatten() {
+        let component = &project.components[name.as_str()];
+        for image in &component.images {
+            if !images.contains(image) {
+                images.push(image.clone());
+            }
+        }
+        namespaces.insert(lane.namespace_of(component).to_owned());
+        namespaces.extend(component.manifest_namespaces.iter().cloned());
+    }
+    let mut suites: Vec<SuitePlan> = lane
+        .suites
+        .iter()
+        .map(|s| SuitePlan {
+            name: s.name.clone(),
+            serial: s.serial,
+            procs: s.procs,
+            namespace_pattern: format!("{}-p<N>-<hex8>", s.namespace_prefix),
+        })
+        .collect();
+    suites.sort_by_key(|s| s.serial); // stable: parallel first, then serial, each in file order
+    let provider = match &lane.cluster.provider {
+        ClusterProvider::Kind(k) => format!("kind ({})", k.engine.as_str()),
+        ClusterProvider::Existing(_) => "existing".to_owned(),
+    };
+    LanePlan {
+        lane: lane.name.clone(),
+        cluster: lane.cluster.name.clone(),
+        provider,
+        waves,
+        images,
+        host_ports: lane.host_ports.clone(),
+        namespaces: namespaces.into_iter().collect(),
+        suites,
+    }
+}
+
+fn port_text(p: &HostPort) -> String {
+    let proto = if p.protocol == crate::config::Protocol::Tcp {
+        String::new()
+    } else {
+        format!("/{}", p.protocol)
+    };
+    match p.container_port {
+        Some(c) => format!("{}{proto}→{c}", p.port),
+        None => format!("{}{proto}", p.port),
+    }
+}
+
+fn table(header: Vec<String>) -> Table {
+    let mut t = Table::new();
+    t.load_style(presets::NOTHING);
+    t.set_header(header);
+    t
+}
+
+/// The plan as text: per lane its waves and suites, then the matrix.
+pub fn render_text(plan: &Plan, project: &Project) -> String {
+    let mut out = String::new();
+    for lane in &plan.lanes {
+        let _ = writeln!(
+            out,
+            "lane {}  (cluster {}, {})",
+            lane.lane, lane.cluster, lane.provider
+        );
+        for (i, wave) in lane.waves.iter().enumerate() {
+            let _ = writeln!(out, "  wave {}  {}", i + 1, wave.join(", "));
+        }
+        if lane.waves.is_empty() {
+            let _ = writeln!(out, "  (no components)");
+        }
+        for s in &lane.suites {
+            let mode = if s.serial {
+                "serial, after the others".to_string()
+            } else {
+                format!("procs {}", s.procs)
+            };
+            let _ = writeln!(
+                out,
+                "  suite {}  ({mode}; namespaces {})",
+                s.name, s.namespace_pattern
+            );
+        }
+        out.push('\n');
+    }
+    let _ = writeln!(out, "dependency matrix");
+    let mut lanes_table = table(
+        ["LANE", "CLUSTER", "HOST PORTS", "NAMESPACES"]
+            .map(String::from)
+            .to_vec(),
+    );
+    for lane in &plan.lanes {
+        let ports = lane
+            .host_ports
+            .iter()
+            .map(port_text)
+            .collect::<Vec<_>>()
+            .join(" ");
+        lanes_table.add_row(vec![
+            lane.lane.clone(),
+            lane.cluster.clone(),
+            if ports.is_empty() { "-".into() } else { ports },
+            lane.namespaces.join(" "),
+        ]);
+    }
+    let _ = writeln!(out, "{}\n", indent(&lanes_table.to_string()));
+    // Components and images × lanes: the wave number, or "·" when unused.
+    let mut header = vec!["COMPONENT".to_string()];
+    header.extend(plan.lanes.iter().map(|l| l.lane.clone()));
+    let mut components = table(header.clone());
+    for name in project.components.keys() {
+        let mut row = vec![name.clone()];
+        row.extend(plan.lanes.iter().map(|l| {
+            l.waves
+                .iter()
+                .position(|w| w.contains(name))
+                .map_or("·".to_string(), |i| format!("wave {}", i + 1))
+        }));
+        components.add_row(row);
+    }
+    let _ = writeln!(out, "{}\n", indent(&components.to_string()));
+    header[0] = "IMAGE".into();
+    let mut images = table(header);
+    for (name, image) in &project.images {
+        let source = match &image.source {
+            crate::config::ImageSource::Build { .. } => "build",
+            crate::config::ImageSource::Pull { .. } => "pull",
+        };
+        let mut row = vec![format!("{name} ({source})")];
+        row.extend(plan.lanes.iter().map(|l| {
+            if l.images.contains(name) {
+                "✓".to_string()
+            } else {
+                "·".to_string()
+            }
+        }));
+        images.add_row(row);
+    }
+    let _ = writeln!(out, "{}", indent(&images.to_string()));
+    out
+}
+
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|l| format!(" {}", l.trim_end()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}

@@ -1,0 +1,446 @@
+//! Black-box tests of the `harness` binary: exit codes, messages that point
+//! at file:line:col, the plan of the repository's own lane file.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn lanefile(case: &str) -> PathBuf {
+    repo().join("tests/fixtures/lanefiles").join(case)
+}
+
+/// Runs `harness` in `dir` with a clean environment for the variables it reads.
+fn harness(dir: &Path, args: &[&str]) -> Output {
+    harness_env(dir, args, &[])
+}
+
+fn harness_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_harness"));
+    cmd.current_dir(dir).args(args);
+    for var in [
+        "HARNESS_CONFIG",
+        "HARNESS_LANE",
+        "DOCKER_HOST",
+        "CONTAINER_HOST",
+    ] {
+        cmd.env_remove(var);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run harness")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A broken lane file: exit 2, and each expected `file:line:col: message`
+/// (and help) appears in the output.
+fn assert_invalid(case: &str, expected: &[(&str, &str)]) -> String {
+    let out = harness(&lanefile(case), &["plan"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{case}: {err}");
+    for (located_message, help) in expected {
+        assert!(
+            err.contains(&format!("error: {located_message}")),
+            "{case}: missing `{located_message}` in\n{err}"
+        );
+        assert!(
+            err.contains(help),
+            "{case}: missing help `{help}` in\n{err}"
+        );
+    }
+    assert!(err.contains("nothing was started"), "{err}");
+    assert!(stdout(&out).is_empty(), "a failed plan prints no plan");
+    err
+}
+
+#[test]
+fn unknown_key_is_located_with_a_suggestion() {
+    assert_invalid(
+        "unknown-key",
+        &[(
+            "harness.yaml:4:5: unknown field `depnds_on`, expected one of manifests",
+            "help: did you mean `depends_on`?",
+        )],
+    );
+}
+
+#[test]
+fn unknown_enum_value_is_located_with_a_suggestion() {
+    assert_invalid(
+        "unknown-variant",
+        &[(
+            "harness.yaml:2:13: unknown variant `knd`",
+            "did you mean `kind`?",
+        )],
+    );
+}
+
+#[test]
+fn yaml_syntax_error_is_located() {
+    assert_invalid(
+        "yaml-syntax",
+        &[("harness.yaml:2:21: mismatched bracket", "")],
+    );
+}
+
+#[test]
+fn missing_manifest_and_dockerfile_are_located() {
+    assert_invalid(
+        "missing-manifest",
+        &[(
+            "harness.yaml:5:9: manifest `manifests/nope.yaml` does not exist",
+            "create it, or fix the path",
+        )],
+    );
+    assert_invalid(
+        "missing-dockerfile",
+        &[(
+            "harness.yaml:2:22: Dockerfile `docker/api.Dockerfile` does not exist",
+            "create it",
+        )],
+    );
+}
+
+#[test]
+fn undefined_references_are_located_with_suggestions() {
+    assert_invalid(
+        "undefined-image",
+        &[(
+            "harness.yaml:4:52: image `datastorag` is not defined",
+            "did you mean `datastorage`?",
+        )],
+    );
+    assert_invalid(
+        "undefined-component",
+        &[
+            (
+                "harness.yaml:2:56: component `databse` is not defined",
+                "did you mean `database`?",
+            ),
+            (
+                "harness.yaml:5:29: component `cache` is not defined",
+                "(defined: app, database)",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn dependency_cycle_is_printed_once() {
+    let err = assert_invalid(
+        "cycle",
+        &[(
+            "harness.yaml:5:58: dependency cycle: api → worker → queue → api",
+            "remove one of these `depends_on` entries",
+        )],
+    );
+    assert_eq!(err.matches("dependency cycle").count(), 1, "{err}");
+}
+
+#[test]
+fn unknown_placeholder_in_a_manifest_is_located_in_the_manifest() {
+    assert_invalid(
+        "unknown-placeholder",
+        &[(
+            "manifests/deploy.yaml:13:17: unknown placeholder `{{image.apii}}`",
+            "did you mean `{{image.api}}`?",
+        )],
+    );
+}
+
+#[test]
+fn bad_durations_are_all_reported() {
+    let err = assert_invalid(
+        "bad-duration",
+        &[
+            (
+                "harness.yaml:2:52: invalid duration `5 minutes please`",
+                "write a duration like 30s, 5m or 1h30m",
+            ),
+            ("harness.yaml:7:40: a duration of zero is not allowed", ""),
+        ],
+    );
+    assert!(err.contains("2 problems"), "{err}");
+}
+
+#[test]
+fn port_collisions_name_every_port_and_every_lane() {
+    let err = assert_invalid(
+        "port-collision",
+        &[
+            (
+                "kind/gateway.yaml:7:15: host port 8080/TCP is claimed by lanes `gateway`, `notification`",
+                "give each lane its own hostPort",
+            ),
+            (
+                "kind/gateway.yaml:9:15: host port 18090/TCP is claimed by lanes `gateway`, `audit`",
+                "",
+            ),
+        ],
+    );
+    assert!(
+        err.contains("note: kind/notification.yaml:7:15: also claimed by lane `notification`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("note: kind/audit.yaml:7:15: also claimed by lane `audit`"),
+        "{err}"
+    );
+    // 8080/UDP and 8081 on 127.0.0.1 in the audit lane clash with nothing.
+    assert!(!err.contains("8080/UDP") && !err.contains("8081"), "{err}");
+    assert!(err.contains("2 problems"), "{err}");
+}
+
+#[test]
+fn port_collisions_in_json_carry_every_location() {
+    let out = harness(&lanefile("port-collision"), &["plan", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let json: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("json error on stdout");
+    let diagnostics = json["error"]["diagnostics"].as_array().unwrap();
+    assert_eq!(diagnostics.len(), 2);
+    assert_eq!(diagnostics[0]["at"]["line"], 7);
+    assert_eq!(diagnostics[0]["at"]["column"], 15);
+    assert!(
+        diagnostics[0]["at"]["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("kind/gateway.yaml")
+    );
+    assert!(
+        diagnostics[1]["notes"][0]["at"]["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("kind/audit.yaml")
+    );
+    assert_eq!(json["error"]["exit_code"], 2);
+}
+
+#[test]
+fn example_lane_file_plan_text() {
+    let out = harness(&repo(), &["plan"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    insta::assert_snapshot!("example_plan", stdout(&out));
+}
+
+#[test]
+fn example_lane_file_plan_json_for_one_lane() {
+    let out = harness(&repo(), &["plan", "--lane", "audit", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let lanes = plan["lanes"].as_array().unwrap();
+    assert_eq!(lanes.len(), 1);
+    let audit = &lanes[0];
+    assert_eq!(audit["lane"], "audit");
+    assert_eq!(audit["cluster"], "audit-e2e");
+    assert_eq!(
+        audit["waves"],
+        serde_json::json!([["postgresql", "redis"], ["migrations"], ["datastorage"]])
+    );
+    assert_eq!(
+        audit["images"],
+        serde_json::json!(["postgres", "redis", "datastorage"])
+    );
+    let ports: Vec<u64> = audit["host_ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["port"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ports, vec![28090, 25432]);
+    assert_eq!(audit["namespaces"], serde_json::json!(["harness-demo"]));
+    // Serial suites come last.
+    assert_eq!(audit["suites"][1]["name"], "load");
+    assert_eq!(audit["suites"][1]["serial"], true);
+}
+
+#[test]
+fn config_is_discovered_from_a_subdirectory_and_can_be_given() {
+    let out = harness(
+        &repo().join("manifests/crds"),
+        &["plan", "--lane", "controller"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("wave 4  controller"));
+    let dir = tempfile::tempdir().unwrap();
+    let given = repo().join("harness.yaml");
+    let out = harness(dir.path(), &["plan", "--config", given.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[test]
+fn no_lane_file_is_a_usage_error_with_a_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = harness(dir.path(), &["plan"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("error: no harness.yaml in"), "{err}");
+    assert!(err.contains("help: run harness from your project"), "{err}");
+}
+
+#[test]
+fn unknown_lane_is_a_usage_error_with_a_suggestion() {
+    let out = harness(&repo(), &["plan", "--lane", "audi"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("no lane named `audi` in the lane file (did you mean `audit`?)"),
+        "{err}"
+    );
+    assert!(err.contains("lanes defined: audit, controller"), "{err}");
+}
+
+#[test]
+fn bad_flags_are_usage_errors() {
+    let out = harness(&repo(), &["test", "--shard", "5/4"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("shard 5/4 does not exist"));
+    let out = harness(&repo(), &["plan", "--output", "yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = harness(&repo(), &["frobnicate"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn commands_not_written_yet_say_so_and_exit_9() {
+    for args in [
+        &["gather", "--lane", "audit"][..],
+        &["down", "--lane", "audit"],
+        &["diagnose", "--lane", "audit", "datastorage"],
+        &["status", "--lane", "audit"],
+        &["namespace", "create", "--prefix", "audit"],
+    ] {
+        let out = harness(&repo(), args);
+        assert_eq!(out.status.code(), Some(9), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("is not implemented yet"), "{args:?}");
+    }
+}
+
+#[test]
+fn commands_not_written_yet_still_validate_first() {
+    let out = harness(&lanefile("cycle"), &["gather"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a broken lane file wins over 'not implemented'"
+    );
+    let out = harness(&repo(), &["status", "--lane", "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn help_shows_examples_and_exit_codes() {
+    let out = harness(&repo(), &["--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    for command in [
+        "up",
+        "test",
+        "down",
+        "gather",
+        "diagnose",
+        "status",
+        "plan",
+        "preflight",
+        "namespace",
+    ] {
+        assert!(
+            text.contains(&format!("\n  {command} ")),
+            "`{command}` missing from --help:\n{text}"
+        );
+    }
+    assert!(
+        text.contains("Exit codes:") && text.contains("130  interrupted"),
+        "{text}"
+    );
+    let out = harness(&repo(), &["test", "--help"]);
+    assert!(stdout(&out).contains("harness test --lane gateway --shard 2/4"));
+}
+
+#[test]
+fn preflight_reports_every_failure_with_its_fix() {
+    // A lane whose host port is held by us, an engine socket that does not
+    // exist and no kind on PATH: three failures, one exit code.
+    let dir = tempfile::tempdir().unwrap();
+    let holder = std::net::TcpListener::bind(("0.0.0.0", 0)).unwrap();
+    let port = holder.local_addr().unwrap().port();
+    std::fs::write(
+        dir.path().join("kind.yaml"),
+        format!("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: control-plane\n  extraPortMappings:\n  - containerPort: 30080\n    hostPort: {port}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("app.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("harness.yaml"),
+        "components:\n  app: { manifests: [app.yaml] }\nlanes:\n  main:\n    cluster: { kind: { config: kind.yaml } }\n    components: [app]\n",
+    )
+    .unwrap();
+    let empty_path = tempfile::tempdir().unwrap();
+    let socket = format!("unix://{}/docker.sock", dir.path().display());
+    let out = harness_env(
+        dir.path(),
+        &["preflight"],
+        &[
+            ("DOCKER_HOST", &socket),
+            ("PATH", empty_path.path().to_str().unwrap()),
+        ],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("FAIL  engine  cannot reach the docker API at"),
+        "{err}"
+    );
+    assert!(err.contains("(DOCKER_HOST)"), "{err}");
+    assert!(err.contains("fix: start the Docker daemon"), "{err}");
+    assert!(err.contains("FAIL  kind    kind is not installed"), "{err}");
+    assert!(
+        err.contains(&format!("{port}/TCP (kind.yaml:7:15) is in use")),
+        "{err}"
+    );
+    assert!(
+        err.contains("error: preflight failed for lane main: engine, kind, ports"),
+        "{err}"
+    );
+    // `up` runs the same preflight and stops there.
+    let out = harness_env(
+        dir.path(),
+        &["up", "--output", "json"],
+        &[
+            ("DOCKER_HOST", &socket),
+            ("PATH", empty_path.path().to_str().unwrap()),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3));
+    let first_line = stdout(&out).lines().next().unwrap_or_default().to_owned();
+    let report: serde_json::Value = serde_json::from_str(&first_line).unwrap();
+    let statuses: Vec<&str> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, vec!["fail", "fail", "pass", "fail"]);
+    drop(holder);
+}
+
+#[test]
+fn preflight_needs_a_lane_when_there_are_several() {
+    let out = harness(&repo(), &["preflight"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("the lane file defines 2 lanes; say which with --lane"));
+}
