@@ -758,3 +758,69 @@ async fn unrunnable_suite_sets_are_rejected_up_front() {
     .unwrap_err();
     assert!(matches!(err, RunError::Endpoints(_)), "{err:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_run_report_merges_own_reports_and_covers_every_suite() {
+    use harness::suites::junit::{build_report, write_report};
+    use quick_junit::{Report, TestCaseStatus};
+
+    let dir = tempfile::tempdir().unwrap();
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/junit/ginkgo-report.xml");
+    let gateway = format!(
+        "echo 'Ran 3 of 4 Specs'\ncp {} \"$HARNESS_ARTIFACTS/junit_gateway.xml\"\nexit 1",
+        fixture.display()
+    );
+    let suites = vec![
+        spec(
+            "gateway",
+            script(dir.path(), "gateway", &gateway),
+            dir.path(),
+        ),
+        spec(
+            "plain",
+            script(dir.path(), "plain", "echo plain output"),
+            dir.path(),
+        ),
+        spec(
+            "crash",
+            script(
+                dir.path(),
+                "crash",
+                "echo about to fail\necho boom >&2\nexit 2",
+            ),
+            dir.path(),
+        ),
+    ];
+    let (summary, _) = run(&suites, &config(dir.path(), 3)).await;
+    let path = dir.path().join("reports/junit.xml");
+    write_report(&build_report("gateway-lane", &summary), &path).unwrap();
+
+    let xml = std::fs::read_to_string(&path).unwrap();
+    let report = Report::deserialize_from_str(&xml).unwrap();
+    let names: Vec<&str> = report.test_suites.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["Gateway E2E Suite", "plain", "crash"], "{xml}");
+    // Ginkgo's failed spec plus the crashed suite.
+    assert_eq!(report.failures, 2, "{xml}");
+    assert_eq!(report.test_suites[0].test_cases.len(), 4);
+
+    let plain = &report.test_suites[1].test_cases[0];
+    assert!(matches!(plain.status, TestCaseStatus::Success { .. }));
+    assert_eq!(plain.system_out.as_ref().unwrap().as_str(), "plain output");
+
+    let crash = &report.test_suites[2].test_cases[0];
+    match &crash.status {
+        TestCaseStatus::NonSuccess { message, .. } => {
+            assert_eq!(message.as_ref().unwrap().as_str(), "exited with status 2")
+        }
+        other => panic!("crash is not a failure: {other:?}"),
+    }
+    let out = crash.system_out.as_ref().unwrap().as_str();
+    assert!(
+        out.contains("about to fail") && out.contains("boom"),
+        "{out}"
+    );
+    // Written atomically: no temporary file left behind.
+    let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap()).unwrap().collect();
+    assert_eq!(leftovers.len(), 1);
+}
