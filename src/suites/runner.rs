@@ -22,7 +22,6 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use nix::errno::Errno;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader, BufWriter};
@@ -323,10 +322,18 @@ async fn run_process(
         .await;
 
     let mut output = Output::start(&mut child, log, cmd.name.clone(), events.clone());
-    let deadline = tokio::time::Instant::now() + cmd.timeout;
+    // A timeout too large to add to now (Duration::MAX as "no timeout")
+    // simply never fires.
+    let deadline = tokio::time::Instant::now().checked_add(cmd.timeout);
+    let timed_out = async {
+        match deadline {
+            Some(deadline) => tokio::time::sleep_until(deadline).await,
+            None => std::future::pending().await,
+        }
+    };
     let stopped = tokio::select! {
         status = child.wait() => Ok(status),
-        () = tokio::time::sleep_until(deadline) => Err(StopReason::Timeout),
+        () = timed_out => Err(StopReason::Timeout),
         () = cancel.cancelled() => Err(StopReason::Cancelled),
     };
     let outcome = match stopped {
@@ -400,13 +407,10 @@ struct GroupGuard(Option<Pid>);
 impl GroupGuard {
     fn signal(&self, signal: Signal) {
         if let Some(group) = self.0 {
-            match killpg(group, signal) {
-                // ESRCH: the group is already empty, which is what we want.
-                Ok(()) | Err(Errno::ESRCH) => {}
-                // EPERM would mean a member changed credentials (setuid);
-                // nothing more the harness can do about it.
-                Err(_) => {}
-            }
+            // ESRCH means the group is already empty, which is the goal;
+            // EPERM would mean a member changed credentials (setuid), and
+            // there is nothing more the harness could do about it.
+            let _ = killpg(group, signal);
         }
     }
 

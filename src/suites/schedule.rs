@@ -85,6 +85,19 @@ impl Shard {
             .map(|(_, name)| name)
             .collect()
     }
+
+    /// The suites of `suites` this shard runs, in their input order.
+    pub fn filter<S: Schedulable>(&self, suites: Vec<S>) -> Vec<S> {
+        let selected: std::collections::HashSet<String> = self
+            .select(suites.iter().map(Schedulable::name))
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        suites
+            .into_iter()
+            .filter(|s| selected.contains(s.name()))
+            .collect()
+    }
 }
 
 impl FromStr for Shard {
@@ -237,6 +250,21 @@ mod tests {
         fn serial(&self) -> bool {
             self.1
         }
+    }
+
+    #[test]
+    fn filter_keeps_input_order_and_the_serial_flag() {
+        let suites = vec![
+            S("e", false),
+            S("a", true),
+            S("d", false),
+            S("b", false),
+            S("c", true),
+        ];
+        let kept = Shard::new(1, 2).unwrap().filter(suites);
+        let kept: Vec<(&str, bool)> = kept.iter().map(|s| (s.0, s.1)).collect();
+        // Shard 1/2 of a..e is {a, c, e}, listed as the input lists them.
+        assert_eq!(kept, [("e", false), ("a", true), ("c", true)]);
     }
 
     #[test]
