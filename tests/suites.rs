@@ -824,3 +824,51 @@ async fn the_run_report_merges_own_reports_and_covers_every_suite() {
     let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap()).unwrap().collect();
     assert_eq!(leftovers.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_that_left_the_group_does_not_hang_the_runner() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("escaped.pid");
+    // setsid puts the sleeper in a new session (out of reach of killpg),
+    // still holding the suite's stdout open.
+    let body = format!(
+        "setsid sh -c 'echo $$ > {}; exec sleep 1000' &\nwhile [ ! -s {} ]; do sleep 0.01; done\necho done",
+        pid_file.display(),
+        pid_file.display()
+    );
+    let mut cmd = command(
+        "escape",
+        script(dir.path(), "escape", &body),
+        dir.path(),
+        Duration::from_secs(30),
+    );
+    cmd.grace = Duration::from_millis(300);
+    let (tx, rx) = mpsc::channel(1024);
+    let collector = tokio::spawn(collect(rx));
+    let result = tokio::time::timeout(
+        Duration::from_secs(10),
+        run_suite(&cmd, &tx, &CancelToken::never()),
+    )
+    .await;
+    drop(tx);
+    collector.await.unwrap();
+    let escaped: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // Clean up the process this test started before asserting anything.
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(escaped),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let result = result.expect("the runner waited forever on a pipe held by an escaped process");
+    assert!(
+        matches!(result.outcome, Outcome::Passed),
+        "{:?}",
+        result.outcome
+    );
+    let log = std::fs::read_to_string(&result.log_path).unwrap();
+    assert!(log.contains("done"), "log:\n{log}");
+    assert!(result.duration >= cmd.grace, "{:?}", result.duration);
+}
