@@ -279,6 +279,11 @@ async fn run_process(
     events: &mpsc::Sender<SuiteEvent>,
     cancel: &CancelToken,
 ) -> Result<Outcome, StartError> {
+    // Cancelled between being scheduled and starting: do not start a
+    // process only to stop it again.
+    if cancel.is_cancelled() {
+        return Ok(Outcome::Skipped);
+    }
     if let Some(parent) = cmd.log_path.parent() {
         create_dir(parent).await?;
     }
@@ -357,6 +362,9 @@ async fn run_process(
         }
     };
     // The main process is gone: whatever is left of its group is an orphan.
+    // (Its group id cannot have been reused yet while members remain; if
+    // none remain the id is free, and reuse within microseconds by a new
+    // group leader is as unlikely as pid wrap-around allows.)
     group.signal(Signal::SIGKILL);
     // Processes that left the group (setsid) may still hold the pipes; give
     // them the grace period, then stop reading rather than hang.
