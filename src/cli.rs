@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::suites::Shard;
+
 /// Output format of a command.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
@@ -63,29 +65,8 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (write e.g. 30s, 5m or 1h30m)"))
 }
 
-/// `m/n`: the m-th of n shards, 1-based.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Shard {
-    pub index: u32,
-    pub count: u32,
-}
-
-fn parse_shard(s: &str) -> Result<Shard, String> {
-    let (m, n) = s.split_once('/').ok_or("expected m/n, e.g. 2/4")?;
-    let index: u32 = m
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{m}` is not a number (expected m/n, e.g. 2/4)"))?;
-    let count: u32 = n
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{n}` is not a number (expected m/n, e.g. 2/4)"))?;
-    if count == 0 || index == 0 || index > count {
-        return Err(format!(
-            "shard {index}/{count} does not exist: m must be between 1 and n"
-        ));
-    }
-    Ok(Shard { index, count })
+fn parse_shard(s: &str) -> Result<Shard, crate::suites::ShardError> {
+    s.parse()
 }
 
 #[derive(Debug, Subcommand)]
@@ -241,17 +222,14 @@ mod tests {
     }
 
     #[test]
-    fn shard_parsing() {
-        assert_eq!(parse_shard("2/4"), Ok(Shard { index: 2, count: 4 }));
-        assert!(parse_shard("0/4").unwrap_err().contains("between 1 and n"));
-        assert!(parse_shard("5/4").is_err());
-        assert!(parse_shard("1/0").is_err());
-        assert!(
-            parse_shard("a/4")
-                .unwrap_err()
-                .contains("`a` is not a number")
-        );
-        assert!(parse_shard("2").unwrap_err().contains("m/n"));
+    fn shard_flag_uses_the_suites_parser() {
+        let cli = Cli::try_parse_from(["harness", "test", "--shard", "2/4"]).unwrap();
+        let Command::Test(args) = cli.command else {
+            panic!("not test")
+        };
+        assert_eq!(args.shard.map(|s| (s.index(), s.count())), Some((2, 4)));
+        let err = Cli::try_parse_from(["harness", "test", "--shard", "5/4"]).unwrap_err();
+        assert!(err.to_string().contains("must be between 1 and 4"), "{err}");
     }
 
     #[test]

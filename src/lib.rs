@@ -15,3 +15,4 @@ pub mod engine;
 pub mod exit;
 pub mod plan;
 pub mod preflight;
+pub mod suites;

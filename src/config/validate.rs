@@ -12,6 +12,7 @@ use super::diag::{Diagnostic, SourceLoc, Sources, did_you_mean};
 use super::kind::HostPort;
 use super::model::*;
 use super::{ConfigError, kind, manifests, parse_message, raw};
+use crate::suites::namespace::is_dns1123_label;
 
 pub(super) fn validate(file: &Path, text: &str) -> Result<Project, ConfigError> {
     let mut sources = Sources::default();
@@ -84,16 +85,6 @@ struct Validator {
     root: PathBuf,
     problems: Vec<Diagnostic>,
     sources: Sources,
-}
-
-fn is_dns_label(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 63
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !name.starts_with('-')
-        && !name.ends_with('-')
 }
 
 impl Validator {
@@ -172,7 +163,7 @@ impl Validator {
     }
 
     fn dns_label(&mut self, name: &Spanned<String>, what: &str) {
-        if !is_dns_label(&name.value) {
+        if !is_dns1123_label(&name.value) {
             self.problem(
                 &name.referenced,
                 format!("{what} name `{}` is not a valid name", name.value),
@@ -833,15 +824,5 @@ mod tests {
             Some("expected one of: a")
         );
         assert_eq!(unknown_name_help("invalid type: integer"), None);
-    }
-
-    #[test]
-    fn dns_labels() {
-        for ok in ["a", "audit", "data-storage", "x1"] {
-            assert!(is_dns_label(ok), "{ok}");
-        }
-        for bad in ["", "-a", "a-", "Audit", "a_b", "a.b", &"x".repeat(64)] {
-            assert!(!is_dns_label(bad), "{bad}");
-        }
     }
 }

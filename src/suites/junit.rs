@@ -1,0 +1,718 @@
+//! One JUnit XML report for the run, built with `quick-junit`.
+//!
+//! A suite that wrote its own JUnit report (`junit*.xml` in its artifacts
+//! directory, e.g. Ginkgo's `--junit-report`) is merged in as is: its test
+//! suites and test cases are what CI pages should show. A suite without one
+//! becomes a single test case whose failure message is its exit status or
+//! timeout and whose system-out is the tail of its log. A suite whose own
+//! report is all green but whose process failed (it crashed after writing
+//! it, or was killed) also gets that test case, so the report never shows a
+//! failed run as green.
+//!
+//! Reading files is kept apart from [`assemble`], which is pure.
+
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use quick_junit::{
+    DeserializeErrorKind, NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite,
+};
+
+use super::executor::RunSummary;
+use super::runner::{Exit, Outcome, SuiteResult};
+
+/// How many lines of a suite's log go into its system-out.
+pub const LOG_TAIL_LINES: usize = 200;
+
+/// At most this many bytes are read from the end of a log to find its tail,
+/// so that a suite that logged gigabytes does not stall the report.
+const LOG_TAIL_BYTES: u64 = 64 * 1024;
+
+/// Property added to every merged test suite, naming the harness suite it
+/// came from.
+pub const SUITE_PROPERTY: &str = "harness.suite";
+
+/// Writing the report failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JunitError {
+    /// The report could not be serialized.
+    #[error("failed to serialize the junit report")]
+    Serialize(#[from] quick_junit::SerializeError),
+    /// The report could not be written.
+    #[error("failed to write the junit report to {path}: check that its directory is writable")]
+    Write {
+        /// The report's path.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// What [`assemble`] knows about one suite.
+#[derive(Debug, Clone)]
+pub struct SuiteReports {
+    /// The suite's result.
+    pub result: SuiteResult,
+    /// Its own JUnit reports: path and parsed report, or why it could not be
+    /// read.
+    pub own: Vec<(PathBuf, Result<Report, String>)>,
+    /// The last lines of its log.
+    pub log_tail: String,
+}
+
+/// Reads each suite's own JUnit reports and log tail, then assembles the
+/// run's report named `run_name`.
+pub fn build_report(run_name: &str, summary: &RunSummary) -> Report {
+    let suites: Vec<SuiteReports> = summary
+        .results
+        .iter()
+        .map(|result| SuiteReports {
+            result: result.clone(),
+            own: read_own_reports(&result.artifacts_dir),
+            log_tail: log_tail(&result.log_path, LOG_TAIL_LINES).unwrap_or_default(),
+        })
+        .collect();
+    let mut report = assemble(run_name, &suites);
+    report.set_time(summary.duration);
+    report
+}
+
+/// Serializes `report` to `path`, through a temporary file renamed into
+/// place so that a reader never sees half a report.
+pub fn write_report(report: &Report, path: &Path) -> Result<(), JunitError> {
+    let xml = report.to_string()?;
+    let write_err = |source| JunitError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    let tmp = path.with_extension("xml.tmp");
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(write_err)?;
+    }
+    std::fs::write(&tmp, xml).map_err(write_err)?;
+    std::fs::rename(&tmp, path).map_err(write_err)
+}
+
+/// The run's report, from what is known of each suite. Pure.
+pub fn assemble(run_name: &str, suites: &[SuiteReports]) -> Report {
+    let mut report = Report::new(run_name);
+    for suite in suites {
+        let merged: Vec<TestSuite> = suite
+            .own
+            .iter()
+            .filter_map(|(_, parsed)| parsed.as_ref().ok())
+            .flat_map(|own| own.test_suites.iter().cloned())
+            .map(|mut own| {
+                own.add_property(Property::new(SUITE_PROPERTY, suite.result.name.as_str()));
+                own
+            })
+            .collect();
+        let any_own_failure = merged
+            .iter()
+            .flat_map(|s| &s.test_cases)
+            .any(|case| matches!(case.status, TestCaseStatus::NonSuccess { .. }));
+        let unreadable: Vec<String> = suite
+            .own
+            .iter()
+            .filter_map(|(path, parsed)| {
+                parsed
+                    .as_ref()
+                    .err()
+                    .map(|err| format!("could not read junit report {}: {err}", path.display()))
+            })
+            .collect();
+        let merged_any = !merged.is_empty();
+        report.add_test_suites(merged);
+        // The suite's own report speaks for it, unless it hides a failure of
+        // the process itself.
+        if !merged_any || (suite.result.outcome.is_failure() && !any_own_failure) {
+            report.add_test_suite(process_suite(suite, &unreadable));
+        }
+    }
+    report
+}
+
+/// A test suite with one test case standing for the suite's process.
+fn process_suite(suite: &SuiteReports, unreadable: &[String]) -> TestSuite {
+    let result = &suite.result;
+    let status = match &result.outcome {
+        Outcome::Passed => TestCaseStatus::success(),
+        Outcome::Skipped => {
+            let mut status = TestCaseStatus::skipped();
+            status.set_message(result.outcome.describe());
+            status
+        }
+        outcome => {
+            let kind = match outcome {
+                Outcome::Errored(_) => NonSuccessKind::Error,
+                _ => NonSuccessKind::Failure,
+            };
+            let mut status = TestCaseStatus::non_success(kind);
+            status
+                .set_message(outcome.describe())
+                .set_type(failure_type(outcome));
+            status
+        }
+    };
+    let mut case = TestCase::new(result.name.as_str(), status);
+    case.set_classname("harness").set_time(result.duration);
+    if !suite.log_tail.is_empty() {
+        case.set_system_out(suite.log_tail.as_str());
+    }
+    if !unreadable.is_empty() {
+        case.set_system_err(unreadable.join("\n"));
+    }
+    let mut test_suite = TestSuite::new(result.name.as_str());
+    test_suite
+        .set_time(result.duration)
+        .add_property(Property::new(SUITE_PROPERTY, result.name.as_str()))
+        .add_test_case(case);
+    if let Some(namespace) = &result.namespace {
+        test_suite.add_property(Property::new("harness.namespace", namespace.as_str()));
+    }
+    test_suite
+}
+
+fn failure_type(outcome: &Outcome) -> &'static str {
+    match outcome {
+        Outcome::Failed(Exit::Code(_)) => "exit",
+        Outcome::Failed(Exit::Signal(_)) => "signal",
+        Outcome::TimedOut { .. } => "timeout",
+        Outcome::Interrupted => "interrupted",
+        Outcome::Errored(_) => "error",
+        Outcome::Passed | Outcome::Skipped => "",
+    }
+}
+
+/// The suite's own reports: `junit*.xml` directly in its artifacts
+/// directory, in name order. A missing directory means no reports.
+pub fn read_own_reports(artifacts_dir: &Path) -> Vec<(PathBuf, Result<Report, String>)> {
+    let Ok(entries) = std::fs::read_dir(artifacts_dir) else {
+        return Vec::new();
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| {
+            path.is_file()
+                && path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|name| name.starts_with("junit") && name.ends_with(".xml"))
+        })
+        .collect();
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|path| {
+            let parsed = std::fs::read_to_string(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|xml| parse_junit(&xml));
+            (path, parsed)
+        })
+        .collect()
+}
+
+/// Parses a JUnit document, tolerating what common writers produce but
+/// `quick-junit` rejects:
+/// - a lone `<testsuite>` root (`go-junit-report`, many Java tools), which
+///   is wrapped in `<testsuites>`;
+/// - numeric character references such as `&#xA;` in text, which Go's
+///   `encoding/xml` (hence Ginkgo) writes for every newline in a failure
+///   message, and which are decoded to the characters they stand for;
+/// - `<property ...></property>` (Go's `encoding/xml` never self-closes),
+///   which `quick-junit` silently drops, so it is rewritten as
+///   `<property .../>`;
+/// - timestamps without a UTC offset (Ginkgo writes local time as
+///   `2006-01-02T15:04:05`), which are dropped rather than guessed: the
+///   harness's own timing of the suite is exact anyway.
+pub fn parse_junit(xml: &str) -> Result<Report, String> {
+    let mut xml = self_close_properties(xml);
+    // Each round fixes one problem; a bounded number of rounds keeps a
+    // pathological document from looping.
+    for _ in 0..64 {
+        let err = match Report::deserialize_from_str(&xml) {
+            Ok(report) => return Ok(report),
+            Err(err) => err,
+        };
+        match err.kind() {
+            DeserializeErrorKind::ParseTimestampError(bad) => {
+                let before = xml.len();
+                for quote in ['"', '\''] {
+                    xml = xml.replace(&format!("timestamp={quote}{bad}{quote}"), "");
+                }
+                if xml.len() == before {
+                    return Err(err.to_string());
+                }
+            }
+            DeserializeErrorKind::InvalidStructure(what)
+                if what.contains("unrecognized entity: #") =>
+            {
+                let decoded = decode_char_refs(&xml);
+                if decoded == xml {
+                    return Err(err.to_string());
+                }
+                xml = decoded;
+            }
+            DeserializeErrorKind::InvalidStructure(_) => {
+                let body = strip_prolog(&xml);
+                if body.starts_with("<testsuite") && !body.starts_with("<testsuites") {
+                    xml = format!("<testsuites>{body}</testsuites>");
+                } else {
+                    return Err(err.to_string());
+                }
+            }
+            _ => return Err(err.to_string()),
+        }
+    }
+    Err("too many unreadable attributes".into())
+}
+
+/// Rewrites empty `<property ...></property>` elements as `<property .../>`.
+/// A property with content is left alone.
+fn self_close_properties(xml: &str) -> String {
+    const OPEN: &str = "<property ";
+    const CLOSE: &str = "</property>";
+    let mut out = String::with_capacity(xml.len());
+    let mut rest = xml;
+    while let Some(start) = rest.find(OPEN) {
+        let Some(gt) = rest[start..].find('>').map(|i| start + i) else {
+            break;
+        };
+        let tag = &rest[..gt];
+        if !tag.ends_with('/') && rest[gt + 1..].starts_with(CLOSE) {
+            out.push_str(tag);
+            out.push_str("/>");
+            rest = &rest[gt + 1 + CLOSE.len()..];
+        } else {
+            out.push_str(&rest[..=gt]);
+            rest = &rest[gt + 1..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Replaces numeric character references (`&#xA;`, `&#10;`) by their
+/// characters, except markup characters, which become the named entities
+/// every XML reader knows.
+fn decode_char_refs(xml: &str) -> String {
+    let mut out = String::with_capacity(xml.len());
+    let mut rest = xml;
+    while let Some(start) = rest.find("&#") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let decoded = after.find(';').and_then(|end| {
+            let digits = &after[..end];
+            let code = match digits.strip_prefix(['x', 'X']) {
+                Some(hex) => u32::from_str_radix(hex, 16).ok(),
+                None => digits.parse().ok(),
+            };
+            code.and_then(char::from_u32).map(|c| (c, end))
+        });
+        match decoded {
+            Some((c, end)) => {
+                match c {
+                    '<' => out.push_str("&lt;"),
+                    '>' => out.push_str("&gt;"),
+                    '&' => out.push_str("&amp;"),
+                    '"' => out.push_str("&quot;"),
+                    '\'' => out.push_str("&apos;"),
+                    c => out.push(c),
+                }
+                rest = &after[end + 1..];
+            }
+            None => {
+                out.push_str("&#");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `xml` without its `<?xml ...?>` declaration and leading comments, which
+/// may only appear before the root element.
+fn strip_prolog(xml: &str) -> &str {
+    let mut rest = xml.trim_start();
+    loop {
+        let end = if rest.starts_with("<?") {
+            rest.find("?>").map(|i| i + 2)
+        } else if rest.starts_with("<!--") {
+            rest.find("-->").map(|i| i + 3)
+        } else {
+            None
+        };
+        match end {
+            Some(end) => rest = rest[end..].trim_start(),
+            None => return rest,
+        }
+    }
+}
+
+/// The last `lines` lines of the file at `path`, lossily decoded.
+pub fn log_tail(path: &Path, lines: usize) -> io::Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    let start = len.saturating_sub(LOG_TAIL_BYTES);
+    file.seek(SeekFrom::Start(start))?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    let text = String::from_utf8_lossy(&bytes);
+    let mut all: Vec<&str> = text.lines().collect();
+    if start > 0 && !all.is_empty() {
+        // The first line was cut by the byte window.
+        all.remove(0);
+    }
+    let tail = &all[all.len().saturating_sub(lines)..];
+    Ok(tail.join("\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::suites::runner::StartError;
+
+    const GINKGO: &str = include_str!("../../tests/fixtures/junit/ginkgo-report.xml");
+
+    fn result(name: &str, outcome: Outcome) -> SuiteResult {
+        SuiteResult {
+            name: name.into(),
+            outcome,
+            duration: Duration::from_millis(1500),
+            log_path: PathBuf::from("/nonexistent/output.log"),
+            artifacts_dir: PathBuf::from("/nonexistent/artifacts"),
+            namespace: Some(format!("{name}-p1-00000000")),
+        }
+    }
+
+    fn plain(name: &str, outcome: Outcome) -> SuiteReports {
+        SuiteReports {
+            result: result(name, outcome),
+            own: Vec::new(),
+            log_tail: format!("last words of {name}"),
+        }
+    }
+
+    fn with_own(name: &str, outcome: Outcome, xml: &str) -> SuiteReports {
+        SuiteReports {
+            own: vec![(PathBuf::from("junit.xml"), parse_junit(xml))],
+            ..plain(name, outcome)
+        }
+    }
+
+    const GREEN: &str = r#"<testsuites><testsuite name="green" tests="1"><testcase name="ok"/></testsuite></testsuites>"#;
+
+    #[test]
+    fn parse_junit_accepts_what_common_writers_produce() {
+        let ginkgo = parse_junit(GINKGO).unwrap();
+        assert_eq!(ginkgo.test_suites.len(), 1);
+        let suite = &ginkgo.test_suites[0];
+        assert_eq!(suite.name.as_str(), "Gateway E2E Suite");
+        assert_eq!(suite.test_cases.len(), 4);
+        assert_eq!(
+            suite.properties.len(),
+            17,
+            "empty <property></property> dropped"
+        );
+        assert!(matches!(
+            suite.test_cases[2].status,
+            TestCaseStatus::Skipped { .. }
+        ));
+        // Go writes newlines in the failure message as &#xA;.
+        let (message, _) = message(&suite.test_cases[3].status);
+        assert!(
+            message.starts_with("Expected\n    <int>: 0\nto equal"),
+            "{message:?}"
+        );
+        // The offset-less timestamp is dropped, not guessed.
+        assert_eq!(suite.timestamp, None);
+
+        let lone = r#"<?xml version="1.0"?>
+<!-- written by go-junit-report -->
+<testsuite name="pkg" tests="1"><testcase name="t" classname="pkg"/></testsuite>"#;
+        let report = parse_junit(lone).unwrap();
+        assert_eq!(report.test_suites[0].name.as_str(), "pkg");
+        assert_eq!(report.test_suites[0].test_cases[0].name.as_str(), "t");
+
+        let single_quoted = "<testsuites><testsuite name='s' timestamp='2026-01-01T00:00:00'><testcase name='c'/></testsuite></testsuites>";
+        assert!(parse_junit(single_quoted).is_ok());
+
+        for bad in ["", "not xml", "<html></html>", "<testsuites><testsuite>"] {
+            assert!(parse_junit(bad).is_err(), "{bad:?} parsed");
+        }
+    }
+
+    #[test]
+    fn char_refs_are_decoded_but_markup_stays_escaped() {
+        let table = [
+            ("a&#xA;b", "a\nb"),
+            ("a&#10;b&#x9;c", "a\nb\tc"),
+            ("&#x3C;tag&#62; &#38;", "&lt;tag&gt; &amp;"),
+            ("&lt; &amp; untouched", "&lt; &amp; untouched"),
+            ("broken &#xZZ; and &# end", "broken &#xZZ; and &# end"),
+            ("é&#xE9;", "éé"),
+        ];
+        for (input, expected) in table {
+            assert_eq!(decode_char_refs(input), expected, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn empty_properties_are_self_closed() {
+        let table = [
+            (
+                r#"<properties><property name="a" value="1"></property><property name="b" value=">"></property></properties>"#,
+                r#"<properties><property name="a" value="1"/><property name="b" value=">"></property></properties>"#,
+            ),
+            (
+                r#"<property name="a" value="1"/>"#,
+                r#"<property name="a" value="1"/>"#,
+            ),
+            (
+                r#"<property name="a">text</property>"#,
+                r#"<property name="a">text</property>"#,
+            ),
+            ("<property ", "<property "),
+        ];
+        for (input, expected) in table {
+            assert_eq!(self_close_properties(input), expected, "{input:?}");
+        }
+    }
+
+    fn case_status<'a>(report: &'a Report, suite: &str) -> &'a TestCaseStatus {
+        let suite = report
+            .test_suites
+            .iter()
+            .find(|s| s.name.as_str() == suite)
+            .unwrap_or_else(|| panic!("no test suite {suite}"));
+        assert_eq!(suite.test_cases.len(), 1);
+        &suite.test_cases[0].status
+    }
+
+    fn message(status: &TestCaseStatus) -> (&str, &str) {
+        match status {
+            TestCaseStatus::NonSuccess { message, ty, .. }
+            | TestCaseStatus::Skipped { message, ty, .. } => (
+                message.as_ref().map_or("", |m| m.as_str()),
+                ty.as_ref().map_or("", |t| t.as_str()),
+            ),
+            TestCaseStatus::Success { .. } => ("", ""),
+        }
+    }
+
+    #[test]
+    fn suites_without_a_report_become_one_test_case_each() {
+        let spawn = StartError::Spawn {
+            program: "ginkgo".into(),
+            source: io::Error::from(io::ErrorKind::NotFound),
+        };
+        let suites = [
+            plain("ok", Outcome::Passed),
+            plain("three", Outcome::Failed(Exit::Code(3))),
+            plain(
+                "slow",
+                Outcome::TimedOut {
+                    timeout: Duration::from_secs(90),
+                },
+            ),
+            plain("stopped", Outcome::Interrupted),
+            plain("later", Outcome::Skipped),
+            plain("broken", Outcome::Errored(Arc::new(spawn))),
+        ];
+        let report = assemble("gateway", &suites);
+        assert_eq!(report.name.as_ref().map(|n| n.as_str()), Some("gateway"));
+        assert_eq!(
+            (report.tests, report.failures, report.errors, report.skipped),
+            (6, 3, 1, 1)
+        );
+
+        assert!(matches!(
+            case_status(&report, "ok"),
+            TestCaseStatus::Success { .. }
+        ));
+        let table = [
+            (
+                "three",
+                NonSuccessKind::Failure,
+                "exited with status 3",
+                "exit",
+            ),
+            (
+                "slow",
+                NonSuccessKind::Failure,
+                "timed out after 1m 30s",
+                "timeout",
+            ),
+            (
+                "stopped",
+                NonSuccessKind::Failure,
+                "interrupted: the run was cancelled",
+                "interrupted",
+            ),
+        ];
+        for (name, want_kind, want_message, want_type) in table {
+            let status = case_status(&report, name);
+            assert!(
+                matches!(status, TestCaseStatus::NonSuccess { kind, .. } if *kind == want_kind),
+                "{name}"
+            );
+            assert_eq!(message(status), (want_message, want_type), "{name}");
+        }
+        let broken = case_status(&report, "broken");
+        assert!(matches!(
+            broken,
+            TestCaseStatus::NonSuccess {
+                kind: NonSuccessKind::Error,
+                ..
+            }
+        ));
+        assert!(
+            message(broken).0.contains("failed to start \"ginkgo\""),
+            "{:?}",
+            message(broken)
+        );
+        assert!(matches!(
+            case_status(&report, "later"),
+            TestCaseStatus::Skipped { .. }
+        ));
+
+        // The log tail is the test case's system-out.
+        let three = report
+            .test_suites
+            .iter()
+            .find(|s| s.name.as_str() == "three")
+            .unwrap();
+        assert_eq!(
+            three.test_cases[0].system_out.as_ref().unwrap().as_str(),
+            "last words of three"
+        );
+        assert!(
+            three
+                .properties
+                .iter()
+                .any(|p| p.name.as_str() == SUITE_PROPERTY && p.value.as_str() == "three")
+        );
+    }
+
+    #[test]
+    fn a_suites_own_report_is_merged() {
+        let suites = [
+            with_own("gateway", Outcome::Failed(Exit::Code(1)), GINKGO),
+            with_own("green", Outcome::Passed, GREEN),
+        ];
+        let report = assemble("run", &suites);
+        let names: Vec<&str> = report.test_suites.iter().map(|s| s.name.as_str()).collect();
+        // Ginkgo reported the failure itself: no extra test case for the
+        // process, and none for a passing suite with its own report.
+        assert_eq!(names, ["Gateway E2E Suite", "green"]);
+        let ginkgo = &report.test_suites[0];
+        assert_eq!(ginkgo.test_cases.len(), 4);
+        assert_eq!(ginkgo.failures, 1);
+        assert!(
+            ginkgo
+                .properties
+                .iter()
+                .any(|p| p.name.as_str() == "RandomSeed")
+        );
+        assert!(
+            ginkgo
+                .properties
+                .iter()
+                .any(|p| p.name.as_str() == SUITE_PROPERTY && p.value.as_str() == "gateway")
+        );
+        assert_eq!((report.tests, report.failures, report.skipped), (5, 1, 1));
+    }
+
+    #[test]
+    fn a_green_own_report_does_not_hide_a_failed_process() {
+        let suites = [with_own(
+            "green",
+            Outcome::TimedOut {
+                timeout: Duration::from_secs(5),
+            },
+            GREEN,
+        )];
+        let report = assemble("run", &suites);
+        assert_eq!(report.test_suites.len(), 2, "{:#?}", report.test_suites);
+        // The suite's own (green) report is kept as it is...
+        let own = &report.test_suites[0];
+        assert_eq!(own.test_cases[0].name.as_str(), "ok");
+        assert!(matches!(
+            own.test_cases[0].status,
+            TestCaseStatus::Success { .. }
+        ));
+        // ...and followed by a failed test case for the process.
+        let process = &report.test_suites[1];
+        assert_eq!(process.test_cases[0].name.as_str(), "green");
+        assert_eq!(
+            message(&process.test_cases[0].status),
+            ("timed out after 5s", "timeout")
+        );
+        assert_eq!(report.failures, 1);
+    }
+
+    #[test]
+    fn an_unreadable_own_report_falls_back_and_says_why() {
+        let suites = [with_own(
+            "garbled",
+            Outcome::Passed,
+            "<testsuites><testsuite",
+        )];
+        let report = assemble("run", &suites);
+        assert_eq!(report.test_suites.len(), 1);
+        let case = &report.test_suites[0].test_cases[0];
+        assert!(matches!(case.status, TestCaseStatus::Success { .. }));
+        let err = case.system_err.as_ref().unwrap().as_str();
+        assert!(
+            err.starts_with("could not read junit report junit.xml"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_report_serializes_to_xml_that_parses_back() {
+        let suites = [
+            with_own("gateway", Outcome::Failed(Exit::Code(1)), GINKGO),
+            plain("three", Outcome::Failed(Exit::Signal(9))),
+        ];
+        let report = assemble("run", &suites);
+        let xml = report.to_string().unwrap();
+        let back = Report::deserialize_from_str(&xml).unwrap();
+        assert_eq!(back.test_suites.len(), 2);
+        assert_eq!(back.failures, 2);
+        assert!(
+            xml.contains(r#"<failure message="killed by SIGKILL" type="signal"/>"#),
+            "{xml}"
+        );
+    }
+
+    #[test]
+    fn log_tail_keeps_the_last_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let text: String = (1..=500).map(|i| format!("line {i}\n")).collect();
+        std::fs::write(&path, text).unwrap();
+        let tail = log_tail(&path, 3).unwrap();
+        assert_eq!(tail, "line 498\nline 499\nline 500");
+
+        // A log larger than the byte window: the cut first line is dropped.
+        let long: String = (0..20_000).map(|i| format!("{i:08}\n")).collect();
+        std::fs::write(&path, long).unwrap();
+        let tail = log_tail(&path, usize::MAX).unwrap();
+        let lines: Vec<&str> = tail.lines().collect();
+        assert!(
+            lines.iter().all(|l| l.len() == 8),
+            "a partial line survived"
+        );
+        assert_eq!(lines.last(), Some(&"00019999"));
+        assert!(tail.len() as u64 <= LOG_TAIL_BYTES);
+
+        assert!(log_tail(&dir.path().join("missing"), 3).is_err());
+    }
+}
