@@ -7,3 +7,5 @@
 //! of plain data; the modules that talk to the engine, the cluster or child
 //! processes stay small around it. `main.rs` only parses the command line and
 //! maps the outcome to an exit code.
+
+pub mod readiness;
