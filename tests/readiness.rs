@@ -707,6 +707,36 @@ fn tolerance_forgives_restarts_within_grace_only() {
 }
 
 #[test]
+fn a_crash_loop_caused_by_a_liveness_probe_says_so() {
+    let pod: Pod = load("pod-crashloop/pod.crashloop.json");
+    let mut evs = events(&["pod-crashloop/events.pod.crashloop.json"]);
+    let mut liveness =
+        json_of("pod-readiness-failing/events.pod.readiness-http.json")["items"][4].clone();
+    liveness["involvedObject"]["uid"] = json!(pod.metadata.uid);
+    liveness["message"] = json!("Liveness probe failed: Get \"http://10.245.1.11:8080/live\": EOF");
+    evs.push(typed(liveness));
+    let v = only(classify_pod(&pod, &evs, at(NOW), &strict()), "liveness");
+    assert_eq!(v.kind.name(), "CrashLoopBackOff");
+    assert!(
+        v.message
+            .contains("killed by its failing probe: Liveness probe failed"),
+        "{}",
+        v.message
+    );
+    // Without the event, no such claim.
+    let plain = only(
+        classify_pod(
+            &pod,
+            &events(&["pod-crashloop/events.pod.crashloop.json"]),
+            at(NOW),
+            &strict(),
+        ),
+        "plain",
+    );
+    assert!(!plain.message.contains("probe"), "{}", plain.message);
+}
+
+#[test]
 fn verdicts_are_ranked_most_likely_cause_first() {
     // A pod whose sidecar lacks its image while the app crash-loops: the
     // image is the root cause, listed first.
@@ -1121,7 +1151,14 @@ fn service_rules() {
             State::InProgress,
             "NoEndpoints",
         ),
-        // Another Service's Endpoints object must not count.
+        // Another Service's EndpointSlices or Endpoints must not count.
+        (
+            "web given not-ready's Endpoints",
+            &web,
+            with_ep(&not_ready_ep),
+            State::InProgress,
+            "NoEndpoints",
+        ),
         (
             "web given not-ready's slices only",
             &web,

@@ -24,7 +24,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::jiff::Timestamp;
 
 use super::conditions::{self, Condition};
-use super::rules::is_replaced;
+use super::rules::{is_job_pod, is_replaced};
 
 /// How long the scheduler may fail to place a pod before it is called
 /// Unschedulable: kstatus's `ScheduleWindow`. Shorter would race the
@@ -225,7 +225,10 @@ pub enum VerdictKind {
         /// The last exit code, when known.
         exit_code: Option<i32>,
     },
-    /// A container of a pod that will not restart it exited non-zero (phase Failed).
+    /// A container of a pod that will not restart it exited non-zero (phase
+    /// Failed). For a Job's pod this is evidence, not the Job's doom: the Job
+    /// retries with new pods until its `backoffLimit`, and
+    /// [`rules::job`](super::rules::job) says when it gave up.
     Exited {
         /// The exit code.
         exit_code: i32,
@@ -329,6 +332,10 @@ impl Verdict {
 /// `involvedObject` is this pod (kind *and* uid, since event queries by name
 /// also return other kinds' events of the same name) are used. Returns the
 /// verdicts sorted by [`Verdict::rank`], empty when the pod is not doomed.
+///
+/// A list rather than an `Option`: a pod's containers fail independently
+/// (a sidecar's image missing, the app crash-looping), and `diagnose` must
+/// show all of them, ranked, while the waiter only needs "is it empty".
 pub fn classify_pod(
     pod: &Pod,
     events: &[Event],
@@ -466,7 +473,7 @@ fn container_verdict(ctx: &Ctx<'_>, cs: &ContainerStatus, init: bool) -> Option<
     // Failures of configuration: doomed at once, no tolerance applies.
     match waiting_reason {
         "ErrImagePull" | "ImagePullBackOff" | "InvalidImageName" => {
-            return image_pull(&cref, spec, waiting_reason, waiting_message, ctx);
+            return image_pull(&cref, spec, waiting_reason, waiting_message);
         }
         "ErrImageNeverPull" => {
             let image = spec.map_or(cs.image.clone(), |c| c.image.clone().unwrap_or_default());
@@ -546,10 +553,15 @@ fn container_verdict(ctx: &Ctx<'_>, cs: &ContainerStatus, init: bool) -> Option<
         let exit_code = term.map(|t| t.exit_code);
         if ctx.failed {
             let code = exit_code.unwrap_or_default();
+            let hint = if is_job_pod(ctx.pod) {
+                "the Job retries with a new pod until its backoffLimit: read this pod's log"
+            } else {
+                "the pod will not be restarted: read the container's log"
+            };
             return verdict(
                 VerdictKind::Exited { exit_code: code },
                 format!("{cref} exited with code {code}{}", term_detail(term)),
-                "the pod will not be restarted: read the container's logs",
+                hint,
             );
         }
         if ctx.tolerated(cs.restart_count) {
@@ -563,11 +575,16 @@ fn container_verdict(ctx: &Ctx<'_>, cs: &ContainerStatus, init: bool) -> Option<
                 .unwrap_or_else(|| "Error".to_owned())
         };
         let exit = exit_code.map_or_else(String::new, |c| format!(", last exit code {c}"));
-        let detail = if waiting_message.is_empty() || waiting_reason == "CrashLoopBackOff" {
+        let mut detail = if waiting_message.is_empty() || waiting_reason == "CrashLoopBackOff" {
             term_detail(term)
         } else {
             format!(": {waiting_message}")
         };
+        // A container killed by its own liveness/startup probe crash-loops
+        // with exit 137 and nothing in its log: the probe is the story.
+        if let Some(probe) = failing_probe(ctx, &cs.name, &["Liveness", "Startup"]) {
+            detail.push_str(&format!("; killed by its failing probe: {probe}"));
+        }
         return verdict(
             VerdictKind::CrashLoop {
                 reason: reason.clone(),
@@ -673,7 +690,6 @@ fn image_pull(
     spec: Option<&Container>,
     reason: &str,
     message: &str,
-    _ctx: &Ctx<'_>,
 ) -> Option<Verdict> {
     let image = spec.and_then(|c| c.image.clone()).unwrap_or_default();
     let policy = spec
@@ -923,28 +939,43 @@ fn split_top_level(s: &str) -> Vec<&str> {
     parts
 }
 
+/// The kubelet's `Unhealthy` Warning events for one container's probes of
+/// the given kinds (`Readiness`, `Liveness`, `Startup`).
+fn probe_failures<'a>(ctx: &Ctx<'a>, container: &str, kinds: &[&str]) -> Vec<&'a Event> {
+    let field_path = format!("spec.containers{{{container}}}");
+    ctx.events
+        .iter()
+        .copied()
+        .filter(|e| {
+            e.type_.as_deref() == Some("Warning")
+                && e.reason.as_deref() == Some("Unhealthy")
+                && e.message.as_deref().is_some_and(|m| {
+                    kinds
+                        .iter()
+                        .any(|k| m.starts_with(&format!("{k} probe failed")))
+                })
+                && e.involved_object
+                    .field_path
+                    .as_deref()
+                    .is_none_or(|p| p == field_path)
+        })
+        .collect()
+}
+
+fn failing_probe(ctx: &Ctx<'_>, container: &str, kinds: &[&str]) -> Option<String> {
+    probe_failures(ctx, container, kinds)
+        .into_iter()
+        .max_by_key(|e| event_time(e))
+        .and_then(|e| e.message.clone())
+}
+
 fn readiness_probe(
     ctx: &Ctx<'_>,
     cs: &ContainerStatus,
     cref: &ContainerRef,
     spec: Option<&Container>,
 ) -> Option<Verdict> {
-    let field_path = format!("spec.containers{{{}}}", cs.name);
-    let failures: Vec<&&Event> = ctx
-        .events
-        .iter()
-        .filter(|e| {
-            e.type_.as_deref() == Some("Warning")
-                && e.reason.as_deref() == Some("Unhealthy")
-                && e.message
-                    .as_deref()
-                    .is_some_and(|m| m.starts_with("Readiness probe failed"))
-                && e.involved_object
-                    .field_path
-                    .as_deref()
-                    .is_none_or(|p| p == field_path)
-        })
-        .collect();
+    let failures = probe_failures(ctx, &cs.name, &["Readiness"]);
     let latest = failures.iter().max_by_key(|e| event_time(e))?;
     // Probes fail while the app warms up; only past grace is it a verdict.
     if ctx.elapsed_since(ctx.started) < ctx.tolerance.grace {

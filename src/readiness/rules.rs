@@ -592,8 +592,10 @@ fn count_endpoints(name: &str, related: &Related<'_>) -> (usize, usize) {
         }
         return (ready, not_ready);
     }
+    // Endpoints share the Service's name; another Service's object must not count.
     let subsets = related
         .endpoints
+        .filter(|e| e.metadata.name.as_deref() == Some(name))
         .and_then(|e| e.subsets.as_deref())
         .unwrap_or_default();
     subsets.iter().fold((0, 0), |(r, n), sub| {
