@@ -1448,6 +1448,58 @@ fn pod_evidence_bundles_events_terminations_and_logs() {
     assert_eq!(e.logs.len(), 2);
 }
 
+#[test]
+fn verdict_evidence_narrows_to_the_verdicts_container() {
+    // init-crash: the verdict is about init container `migrate`; the app
+    // container never ran, so nothing of it is shown.
+    let pod: Pod = load("pod-init-crashloop/pod.init-crash.json");
+    let evs = events(&["pod-init-crashloop/events.pod.init-crash.json"]);
+    let v = only(classify_pod(&pod, &evs, at(NOW), &strict()), "init");
+    let e = evidence::verdict_evidence(&pod, &evs, &v, 5);
+    assert_eq!(e.events.len(), 1);
+    assert_eq!(
+        e.events[0].field_path.as_deref(),
+        Some("spec.initContainers{migrate}")
+    );
+    assert!(e.terminations.iter().all(|t| t.container.name == "migrate"));
+    assert_eq!(e.logs.len(), 2);
+    // The same events asked for the (never started) app container: none of
+    // migrate's events, terminations or logs leak in.
+    let mut app = v.clone();
+    app.container = Some(harness::readiness::classify::ContainerRef {
+        name: "app".to_owned(),
+        init: false,
+    });
+    let e = evidence::verdict_evidence(&pod, &evs, &app, 5);
+    assert!(
+        e.events.is_empty() && e.terminations.is_empty() && e.logs.is_empty(),
+        "{e:#?}"
+    );
+    // A pod-level verdict keeps the pod's Warning events.
+    let pod: Pod = load("pvc-pending/pod.pvc-user.json");
+    let evs = events(&[
+        "pvc-pending/events.pod.pvc-user.json",
+        "pvc-pending/events.persistentvolumeclaim.data.json",
+    ]);
+    let v = only(classify_pod(&pod, &evs, at(NOW), &strict()), "pvc");
+    let e = evidence::verdict_evidence(&pod, &evs, &v, 5);
+    let reasons: Vec<&str> = e.events.iter().map(|e| e.reason.as_str()).collect();
+    assert_eq!(
+        reasons,
+        ["FailedScheduling"],
+        "the PVC's own event is not the pod's"
+    );
+}
+
+#[test]
+fn a_pod_being_preempted_for_is_not_unschedulable() {
+    let pod: Pod = patched(
+        "pod-unschedulable-resources/pod.too-big.json",
+        &[("/status/nominatedNodeName", json!("fixtures-worker"))],
+    );
+    assert!(classify_pod(&pod, &[], at(NOW), &strict()).is_empty());
+}
+
 // ------------------------------------------------------------- table
 
 #[test]

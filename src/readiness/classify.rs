@@ -828,6 +828,17 @@ fn unschedulable(ctx: &Ctx<'_>) -> Option<Verdict> {
     if c.status() != "False" || c.reason() != "Unschedulable" {
         return None;
     }
+    // A nominated node means the scheduler is preempting lower-priority
+    // pods to make room: the pod will be placed once they are gone.
+    if ctx
+        .pod
+        .status
+        .as_ref()
+        .and_then(|s| s.nominated_node_name.as_deref())
+        .is_some_and(|n| !n.is_empty())
+    {
+        return None;
+    }
     if ctx.elapsed_since(c.last_transition()) < SCHEDULE_WINDOW {
         return None;
     }

@@ -10,7 +10,7 @@
 use k8s_openapi::api::core::v1::{ContainerStateTerminated, ContainerStatus, Event, Pod};
 use k8s_openapi::jiff::Timestamp;
 
-use super::classify::{ContainerRef, event_time};
+use super::classify::{ContainerRef, Verdict, event_time};
 
 /// The object an event must be about: events are listed by name, which
 /// also matches other kinds of the same name (a Deployment, its Service and
@@ -212,5 +212,53 @@ pub fn pod_evidence(pod: &Pod, events: &[Event], max_events: usize) -> Evidence 
         events: warning_events(events, Involved { kind: "Pod", uid }, max_events),
         terminations: terminations(pod),
         logs: log_requests(pod),
+    }
+}
+
+/// The `involvedObject.fieldPath` the kubelet uses for a container's events.
+fn field_path_of(c: &ContainerRef) -> String {
+    if c.init {
+        format!("spec.initContainers{{{}}}", c.name)
+    } else {
+        format!("spec.containers{{{}}}", c.name)
+    }
+}
+
+/// The evidence for one verdict: like [`pod_evidence`], narrowed to the
+/// verdict's container when it has one (its events and pod-level events,
+/// its terminations, its logs), so that a crash-looping app is not shown
+/// with its healthy sidecar's history. Pod-level verdicts (scheduling,
+/// sandbox) get the whole pod's evidence.
+pub fn verdict_evidence(
+    pod: &Pod,
+    events: &[Event],
+    verdict: &Verdict,
+    max_events: usize,
+) -> Evidence {
+    let Some(container) = verdict.container.as_ref() else {
+        return pod_evidence(pod, events, max_events);
+    };
+    let path = field_path_of(container);
+    let relevant: Vec<Event> = events
+        .iter()
+        .filter(|e| {
+            e.involved_object
+                .field_path
+                .as_deref()
+                .is_none_or(|p| p == path)
+        })
+        .cloned()
+        .collect();
+    let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+    Evidence {
+        events: warning_events(&relevant, Involved { kind: "Pod", uid }, max_events),
+        terminations: terminations(pod)
+            .into_iter()
+            .filter(|t| &t.container == container)
+            .collect(),
+        logs: log_requests(pod)
+            .into_iter()
+            .filter(|l| &l.container == container)
+            .collect(),
     }
 }
