@@ -586,6 +586,14 @@ fn readiness_probe_uses_only_this_pods_events() {
         matches!(&exec.kind, VerdictKind::ReadinessProbeFailing { target } if target.starts_with("exec"))
     );
     assert!(exec.message.contains("22 times"), "{}", exec.message);
+    // The same events relabelled as another kind's (same name and uid, as
+    // an artificial worst case) are not this pod's.
+    let mut foreign = events(&["pod-readiness-failing/events.pod.readiness-exec.json"]);
+    for e in &mut foreign {
+        e.involved_object.kind = Some("Endpoints".to_owned());
+    }
+    let pod: Pod = load("pod-readiness-failing/pod.readiness-exec.json");
+    assert!(classify_pod(&pod, &foreign, at(NOW), &strict()).is_empty());
     // No events, no evidence of a probe failing: not (yet) a verdict.
     assert!(
         classify(
