@@ -1278,6 +1278,53 @@ fn evaluate_dispatches_to_the_typed_rules() {
 }
 
 #[test]
+fn fields_missing_or_from_newer_servers_are_tolerated() {
+    // Freshly created objects, before any controller wrote a status: never
+    // Ready (an empty DaemonSet status would otherwise read "0 of 0 ready"),
+    // never a panic.
+    for (api_version, kind) in [
+        ("apps/v1", "Deployment"),
+        ("apps/v1", "ReplicaSet"),
+        ("apps/v1", "StatefulSet"),
+        ("apps/v1", "DaemonSet"),
+        ("batch/v1", "Job"),
+        ("apiextensions.k8s.io/v1", "CustomResourceDefinition"),
+        ("v1", "Pod"),
+        ("v1", "PersistentVolumeClaim"),
+        ("v1", "Service"),
+    ] {
+        let bare = json!({"apiVersion": api_version, "kind": kind,
+                          "metadata": {"name": "x", "generation": 1}, "spec": {"selector": {"app": "x"}}});
+        let s = rules::evaluate(&bare, &Related::default()).expect(kind);
+        assert_ne!(s.state, State::Ready, "{kind}: {s:?}");
+    }
+    // A 1.33-style pod: extra conditions, unknown fields, new status fields.
+    let newer: Pod = patched(
+        "deploy-healthy/pod.web-57f64b4f4d-5bqnc.json",
+        &[
+            (
+                "/status/conditions/4",
+                json!({"type": "PodReadyToStartContainers", "status": "True"}),
+            ),
+            ("/status/resize", json!("Proposed")),
+            ("/status/someFieldFrom2030", json!({"x": 1})),
+            ("/status/containerStatuses/0/stopSignal", json!("SIGTERM")),
+        ],
+    );
+    assert_eq!(rules::pod(&newer).state, State::Ready);
+    assert!(classify_pod(&newer, &[], at(NOW), &strict()).is_empty());
+    // A Deployment with a condition type this code has never heard of.
+    let d: Deployment = patched(
+        "deploy-healthy/deployment.web.json",
+        &[(
+            "/status/conditions/2",
+            json!({"type": "FutureCondition", "status": "False", "reason": "Whatever"}),
+        )],
+    );
+    assert_eq!(rules::deployment(&d).state, State::Ready);
+}
+
+#[test]
 fn generic_rule_for_unknown_kinds() {
     let cr = |status: Value| {
         json!({"apiVersion": "example.com/v1", "kind": "Widget",

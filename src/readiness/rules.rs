@@ -137,6 +137,20 @@ fn prefix(meta: &ObjectMeta, observed_generation: Option<i64>) -> Option<Status>
     }
 }
 
+/// The prefix for objects whose controller reports `observedGeneration`:
+/// without it the status is the API server's empty default (all counts 0),
+/// which would make a just-created DaemonSet look "0 of 0 ready".
+fn controller_prefix(meta: &ObjectMeta, observed_generation: Option<i64>) -> Option<Status> {
+    prefix(meta, observed_generation).or_else(|| {
+        observed_generation.is_none().then(|| {
+            Status::in_progress(
+                "NotObserved",
+                "its controller has not reported a status yet",
+            )
+        })
+    })
+}
+
 fn count(value: Option<i32>) -> i32 {
     value.unwrap_or(0)
 }
@@ -148,7 +162,7 @@ fn count(value: Option<i32>) -> i32 {
 /// passes with fewer pods than asked for.
 pub fn deployment(d: &Deployment) -> Status {
     let status = d.status.clone().unwrap_or_default();
-    if let Some(s) = prefix(&d.metadata, status.observed_generation) {
+    if let Some(s) = controller_prefix(&d.metadata, status.observed_generation) {
         return s;
     }
     let conds = status.conditions.as_deref();
@@ -213,7 +227,7 @@ pub fn deployment(d: &Deployment) -> Status {
 /// otherwise every desired replica must be ready and available.
 pub fn replica_set(rs: &ReplicaSet) -> Status {
     let status = rs.status.clone().unwrap_or_default();
-    if let Some(s) = prefix(&rs.metadata, status.observed_generation) {
+    if let Some(s) = controller_prefix(&rs.metadata, status.observed_generation) {
         return s;
     }
     if let Some(c) = conditions::find(status.conditions.as_deref(), "ReplicaFailure")
@@ -240,7 +254,7 @@ pub fn replica_set(rs: &ReplicaSet) -> Status {
 /// not compared (kstatus), but the replicas must still be ready.
 pub fn stateful_set(s: &StatefulSet) -> Status {
     let status = s.status.clone().unwrap_or_default();
-    if let Some(st) = prefix(&s.metadata, status.observed_generation) {
+    if let Some(st) = controller_prefix(&s.metadata, status.observed_generation) {
         return st;
     }
     let spec = s.spec.clone().unwrap_or_default();
@@ -314,7 +328,7 @@ pub fn stateful_set(s: &StatefulSet) -> Status {
 /// updated (unless `OnDelete`), available and ready.
 pub fn daemon_set(d: &DaemonSet) -> Status {
     let status = d.status.clone().unwrap_or_default();
-    if let Some(s) = prefix(&d.metadata, status.observed_generation) {
+    if let Some(s) = controller_prefix(&d.metadata, status.observed_generation) {
         return s;
     }
     let desired = status.desired_number_scheduled;
