@@ -136,10 +136,12 @@ const DOOMED: &[Case] = &[
         now: NOW,
         kind: "ImagePull",
         container: Some(("app", false)),
+        // The pod only says "Back-off pulling image"; the event has the why.
         mentions: &[
             "fixtures/never-loaded:v1",
             "not on the node",
             "ImagePullBackOff",
+            "no such host",
         ],
     },
     Case {
@@ -401,6 +403,33 @@ fn image_pull_cause_is_read_from_the_spec() {
             image: "fixtures/never-loaded:v1".to_owned()
         }
     );
+}
+
+#[test]
+fn transient_looking_pull_errors_get_the_grace_period() {
+    let pod: Pod = patched(
+        "pod-image-pull-backoff/pod.pull-missing.state-Pending_waiting-ErrImagePull.json",
+        &[(
+            "/status/containerStatuses/0/state/waiting/message",
+            json!(
+                "rpc error: code = Unknown desc = failed to pull: read tcp 10.0.0.1:443: i/o timeout"
+            ),
+        )],
+    );
+    let patient = Tolerance {
+        grace: Duration::from_secs(600),
+        restarts: 0,
+    };
+    assert!(classify_pod(&pod, &[], at(NOW), &patient).is_empty());
+    assert_eq!(classify_pod(&pod, &[], at(NOW), &strict()).len(), 1);
+    // The captured "no such host" is definitive even within grace.
+    let v = classify(
+        "pod-image-pull-backoff/pod.pull-missing.state-Pending_waiting-ErrImagePull.json",
+        &[],
+        NOW,
+        patient,
+    );
+    assert_eq!(v.len(), 1);
 }
 
 #[test]

@@ -67,6 +67,18 @@ pub struct ContainerRef {
     pub init: bool,
 }
 
+impl ContainerRef {
+    /// The `involvedObject.fieldPath` the kubelet gives this container's
+    /// events, e.g. `spec.initContainers{migrate}`.
+    pub fn field_path(&self) -> String {
+        if self.init {
+            format!("spec.initContainers{{{}}}", self.name)
+        } else {
+            format!("spec.containers{{{}}}", self.name)
+        }
+    }
+}
+
 impl fmt::Display for ContainerRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.init {
@@ -473,7 +485,7 @@ fn container_verdict(ctx: &Ctx<'_>, cs: &ContainerStatus, init: bool) -> Option<
     // Failures of configuration: doomed at once, no tolerance applies.
     match waiting_reason {
         "ErrImagePull" | "ImagePullBackOff" | "InvalidImageName" => {
-            return image_pull(&cref, spec, waiting_reason, waiting_message);
+            return image_pull(ctx, &cref, spec, waiting_reason, waiting_message);
         }
         "ErrImageNeverPull" => {
             let image = spec.map_or(cs.image.clone(), |c| c.image.clone().unwrap_or_default());
@@ -685,12 +697,38 @@ fn init_verdict(
     })
 }
 
+/// Pull errors that retrying will not fix: the registry answered (or the
+/// name did not resolve) and said no.
+const DEFINITIVE_PULL_ERRORS: &[&str] = &[
+    "not found",
+    "manifest unknown",
+    "pull access denied",
+    "unauthorized",
+    "no such host",
+    "repository does not exist",
+    "toomanyrequests",
+    "denied",
+];
+
 fn image_pull(
+    ctx: &Ctx<'_>,
     cref: &ContainerRef,
     spec: Option<&Container>,
     reason: &str,
     message: &str,
 ) -> Option<Verdict> {
+    // `ImagePullBackOff` only says "Back-off pulling image"; the kubelet's
+    // Failed event carries the registry's actual answer.
+    let pull_error = container_events(ctx, cref)
+        .filter(|e| {
+            e.type_.as_deref() == Some("Warning")
+                && e.message
+                    .as_deref()
+                    .is_some_and(|m| m.starts_with("Failed to pull image"))
+        })
+        .max_by_key(|e| event_time(e))
+        .and_then(|e| e.message.as_deref());
+    let error = pull_error.unwrap_or(message);
     let image = spec.and_then(|c| c.image.clone()).unwrap_or_default();
     let policy = spec
         .and_then(|c| c.image_pull_policy.clone())
@@ -726,10 +764,18 @@ fn image_pull(
             "load the image into the kind node (declare it in the lane's images so the harness loads it)",
         ),
     };
-    let detail = if message.is_empty() {
+    // Timeouts and resets may pass; a definite "no" from the registry, a
+    // kind-specific cause or a bad name will not. Transient-looking errors
+    // get the component's grace.
+    let definitive =
+        cause != PullCause::NotLoaded || DEFINITIVE_PULL_ERRORS.iter().any(|d| error.contains(d));
+    if !definitive && ctx.elapsed_since(ctx.started) < ctx.tolerance.grace {
+        return None;
+    }
+    let detail = if error.is_empty() {
         String::new()
     } else {
-        format!(" ({reason}: {})", first_line(message))
+        format!(" ({reason}: {})", first_line(error))
     };
     Some(Verdict {
         kind: VerdictKind::ImagePull { image, cause },
@@ -948,6 +994,15 @@ fn split_top_level(s: &str) -> Vec<&str> {
     }
     parts.push(&s[start..]);
     parts
+}
+
+/// Events about one container: the kubelet names it in `fieldPath`.
+fn container_events<'a>(ctx: &Ctx<'a>, c: &ContainerRef) -> impl Iterator<Item = &'a Event> {
+    let path = c.field_path();
+    ctx.events
+        .iter()
+        .copied()
+        .filter(move |e| e.involved_object.field_path.as_deref() == Some(path.as_str()))
 }
 
 /// The kubelet's `Unhealthy` Warning events for one container's probes of

@@ -215,15 +215,6 @@ pub fn pod_evidence(pod: &Pod, events: &[Event], max_events: usize) -> Evidence 
     }
 }
 
-/// The `involvedObject.fieldPath` the kubelet uses for a container's events.
-fn field_path_of(c: &ContainerRef) -> String {
-    if c.init {
-        format!("spec.initContainers{{{}}}", c.name)
-    } else {
-        format!("spec.containers{{{}}}", c.name)
-    }
-}
-
 /// The evidence for one verdict: like [`pod_evidence`], narrowed to the
 /// verdict's container when it has one (its events and pod-level events,
 /// its terminations, its logs), so that a crash-looping app is not shown
@@ -238,7 +229,7 @@ pub fn verdict_evidence(
     let Some(container) = verdict.container.as_ref() else {
         return pod_evidence(pod, events, max_events);
     };
-    let path = field_path_of(container);
+    let path = container.field_path();
     let relevant: Vec<Event> = events
         .iter()
         .filter(|e| {
