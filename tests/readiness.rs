@@ -187,7 +187,7 @@ const DOOMED: &[Case] = &[
         now: NOW,
         kind: "CrashLoopBackOff",
         container: Some(("app", false)),
-        mentions: &["Error", "exit code 1"],
+        mentions: &["exited with code 1 (Error)", "4 restarts"],
     },
     Case {
         name: "the progress-deadline Deployment's pod",
@@ -196,7 +196,7 @@ const DOOMED: &[Case] = &[
         now: NOW,
         kind: "CrashLoopBackOff",
         container: Some(("app", false)),
-        mentions: &["exit code 1"],
+        mentions: &["exited with code 1 (Error)"],
     },
     Case {
         name: "OOMKilled in back-off",

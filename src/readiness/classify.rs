@@ -586,7 +586,13 @@ fn container_verdict(ctx: &Ctx<'_>, cs: &ContainerStatus, init: bool) -> Option<
                 .and_then(|t| t.reason.clone())
                 .unwrap_or_else(|| "Error".to_owned())
         };
-        let exit = exit_code.map_or_else(String::new, |c| format!(", last exit code {c}"));
+        let exit = term.map_or_else(String::new, |t| {
+            format!(
+                ", last exit code {} ({})",
+                t.exit_code,
+                t.reason.as_deref().unwrap_or("Error")
+            )
+        });
         let mut detail = if waiting_message.is_empty() || waiting_reason == "CrashLoopBackOff" {
             term_detail(term)
         } else {
@@ -602,10 +608,18 @@ fn container_verdict(ctx: &Ctx<'_>, cs: &ContainerStatus, init: bool) -> Option<
                 reason: reason.clone(),
                 exit_code,
             },
-            format!(
-                "{cref} is in {reason} after {} restarts{exit}{detail}",
-                cs.restart_count
-            ),
+            if crashing_reason {
+                format!(
+                    "{cref} is in {reason} after {} restarts{exit}{detail}",
+                    cs.restart_count
+                )
+            } else {
+                format!(
+                    "{cref} exited with code {} ({reason}) after {} restarts{detail}",
+                    exit_code.unwrap_or_default(),
+                    cs.restart_count
+                )
+            },
             "read the previous container log; raise the component's tolerance if it waits for a dependency",
         );
     }
