@@ -7,7 +7,7 @@ use std::time::Duration;
 use harness::readiness::classify::{PullCause, RefKind, SchedulingCause};
 use harness::readiness::evidence::{self, Involved, Which};
 use harness::readiness::rules::{self, Related, RuleError};
-use harness::readiness::table::{ResourceRef, unready_row};
+use harness::readiness::table::{ResourceRef, render, unready_row};
 use harness::readiness::timeline::pod_timeline;
 use harness::readiness::{State, Timestamp, Tolerance, Verdict, VerdictKind, classify_pod};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
@@ -1629,6 +1629,39 @@ fn unready_rows_lead_with_the_top_verdict() {
         (row.state, row.reason.as_str()),
         (State::Failed, "SandboxCreateFailed")
     );
+}
+
+#[test]
+fn unready_table_renders_aligned_columns() {
+    let ds = ResourceRef {
+        kind: "DaemonSet".to_owned(),
+        namespace: Some("fx".to_owned()),
+        name: "agent".to_owned(),
+    };
+    let crd = ResourceRef {
+        kind: "CustomResourceDefinition".to_owned(),
+        namespace: None,
+        name: "gizmos.example.com".to_owned(),
+    };
+    let rows = [
+        unready_row(
+            &ds,
+            &rules::daemon_set(&load("pod-sandbox-create-failed/daemonset.agent.json")),
+            &[],
+        ),
+        unready_row(
+            &crd,
+            &rules::crd(&load("crd/crd.gizmos.example.com.json")),
+            &[],
+        ),
+    ];
+    let expected = "\
+RESOURCE                                     STATE       REASON            EVIDENCE
+DaemonSet/fx/agent                           InProgress  PodsUnavailable   1 of 2 pods available
+CustomResourceDefinition/gizmos.example.com  Failed      ListKindConflict  \"WidgetList\" is already in use
+";
+    assert_eq!(render(&rows), expected);
+    assert_eq!(render(&[]), "");
 }
 
 // ---------------------------------------------------------- timeline

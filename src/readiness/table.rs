@@ -78,3 +78,47 @@ pub fn unready_row(resource: &ResourceRef, status: &Status, verdicts: &[Verdict]
         evidence,
     }
 }
+
+/// Renders rows as an aligned plain-text table (no colour, no truncation:
+/// CI logs are read long after the terminal is gone). Empty input renders
+/// as an empty string so callers can skip the section.
+pub fn render(rows: &[UnreadyRow]) -> String {
+    if rows.is_empty() {
+        return String::new();
+    }
+    let header = ["RESOURCE", "STATE", "REASON", "EVIDENCE"];
+    let cells: Vec<[String; 4]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.resource.clone(),
+                r.state.to_string(),
+                r.reason.clone(),
+                r.evidence.clone(),
+            ]
+        })
+        .collect();
+    let width = |i: usize| {
+        cells
+            .iter()
+            .map(|c| c[i].chars().count())
+            .chain([header[i].len()])
+            .max()
+            .unwrap_or(0)
+    };
+    let widths = [width(0), width(1), width(2)];
+    let mut out = String::new();
+    let mut line = |c: [&str; 4]| {
+        for (i, w) in widths.iter().enumerate() {
+            out.push_str(c[i]);
+            out.push_str(&" ".repeat(w - c[i].chars().count() + 2));
+        }
+        out.push_str(c[3]);
+        out.push('\n');
+    };
+    line(header);
+    for c in &cells {
+        line([&c[0], &c[1], &c[2], &c[3]]);
+    }
+    out
+}
