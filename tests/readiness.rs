@@ -581,6 +581,15 @@ fn init_container_running_within_its_window_is_not_stuck() {
 }
 
 #[test]
+fn a_running_native_sidecar_is_not_a_stuck_init_container() {
+    let pod: Pod = patched(
+        "pod-init-stuck/pod.init-stuck.json",
+        &[("/spec/initContainers/0/restartPolicy", json!("Always"))],
+    );
+    assert!(classify_pod(&pod, &[], at(NOW), &strict()).is_empty());
+}
+
+#[test]
 fn sandbox_failures_of_a_pod_that_recovered_are_history() {
     // agent-gls79 in daemonset-ready carries the same FailedCreatePodSandBox
     // events but runs now.

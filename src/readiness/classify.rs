@@ -691,6 +691,13 @@ fn init_verdict(
         };
         format!("{reason} after {} restarts{exit}", cs.restart_count)
     } else if let Some(running) = state.running.as_ref() {
+        // A restartable init container (a native sidecar, 1.29+) runs for
+        // the pod's whole life by design.
+        let sidecar = spec_container(ctx.pod, &cs.name, true)
+            .is_some_and(|c| c.restart_policy.as_deref() == Some("Always"));
+        if sidecar {
+            return None;
+        }
         let since = running.started_at.as_ref().map(|t| t.0);
         let ran = ctx.elapsed_since(since);
         if ran < ctx.tolerance.grace.max(INIT_RUNNING_WINDOW) {
