@@ -15,4 +15,5 @@ pub mod engine;
 pub mod exit;
 pub mod plan;
 pub mod preflight;
+pub mod readiness;
 pub mod suites;
