@@ -1,0 +1,287 @@
+//! Making what is gathered safe to share.
+//!
+//! Two passes. Structurally, every object loses `metadata.managedFields`,
+//! and Secrets keep their keys but not their values (`data`, `stringData`,
+//! and the `last-applied-configuration` annotation, which holds a copy).
+//! Then, textually, every secret value known from the gathered Secrets is
+//! replaced wherever else it appears: in pod specs, events, and logs (an
+//! application printing its database password, an env var set from a
+//! Secret and echoed). Very short values are left to the structural pass:
+//! scrubbing a three-letter string from every log would destroy the logs
+//! without protecting anything.
+
+use std::collections::BTreeSet;
+use std::io::{self, Write};
+
+use aho_corasick::AhoCorasick;
+use base64::Engine as _;
+use serde_json::Value;
+
+/// What replaces a secret value.
+pub const REDACTED: &str = "<redacted>";
+
+/// Values shorter than this are redacted structurally only.
+pub const MIN_SCRUB_LEN: usize = 6;
+
+/// Removes `metadata.managedFields` and, for Secrets, every value.
+/// Returns the secret values found (decoded), for [`Redactor::new`].
+pub fn sanitize(object: &mut Value) -> Vec<String> {
+    let mut secrets = Vec::new();
+    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("managedFields");
+    }
+    if object.get("kind").and_then(Value::as_str) != Some("Secret") {
+        return secrets;
+    }
+    if let Some(data) = object.get_mut("data").and_then(Value::as_object_mut) {
+        for value in data.values_mut() {
+            if let Some(encoded) = value.as_str() {
+                if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(encoded) {
+                    secrets.push(String::from_utf8_lossy(&bytes).into_owned());
+                }
+                // The encoded form can leak too (e.g. a manifest in a ConfigMap).
+                secrets.push(encoded.to_owned());
+            }
+            *value = Value::String(REDACTED.into());
+        }
+    }
+    if let Some(data) = object.get_mut("stringData").and_then(Value::as_object_mut) {
+        for value in data.values_mut() {
+            if let Some(plain) = value.as_str() {
+                secrets.push(plain.to_owned());
+            }
+            *value = Value::String(REDACTED.into());
+        }
+    }
+    if let Some(annotations) = object
+        .pointer_mut("/metadata/annotations")
+        .and_then(Value::as_object_mut)
+    {
+        if let Some(v) = annotations.get_mut("kubectl.kubernetes.io/last-applied-configuration") {
+            *v = Value::String(REDACTED.into());
+        }
+    }
+    secrets
+}
+
+/// Scrubs known secret values from text and streams.
+#[derive(Clone, Debug)]
+pub struct Redactor {
+    matcher: Option<AhoCorasick>,
+    count: usize,
+}
+
+impl Redactor {
+    /// A redactor for these values (short ones are ignored, see the module doc).
+    pub fn new<I: IntoIterator<Item = String>>(values: I) -> Self {
+        let values: BTreeSet<String> = values
+            .into_iter()
+            .filter(|v| v.chars().count() >= MIN_SCRUB_LEN)
+            .collect();
+        let count = values.len();
+        // Leftmost-longest: a value that contains another is replaced whole.
+        let matcher = (!values.is_empty()).then(|| {
+            AhoCorasick::builder()
+                .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+                .build(&values)
+                .expect("literal patterns always build")
+        });
+        Self { matcher, count }
+    }
+
+    /// How many values it scrubs.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    pub fn text(&self, text: &str) -> String {
+        match &self.matcher {
+            None => text.to_owned(),
+            Some(m) => m.replace_all(text, &vec![REDACTED; self.count]),
+        }
+    }
+
+    /// A writer that scrubs everything written through it before passing
+    /// it on, holding back only as many bytes as a value could still span,
+    /// so logs are streamed, never held whole. Call [`ScrubWriter::finish`].
+    pub fn writer<W: Write>(&self, inner: W) -> ScrubWriter<W> {
+        let hold = self
+            .matcher
+            .as_ref()
+            .map_or(0, |m| m.max_pattern_len().saturating_sub(1));
+        ScrubWriter {
+            redactor: self.clone(),
+            inner,
+            carry: Vec::new(),
+            hold,
+        }
+    }
+}
+
+/// See [`Redactor::writer`].
+pub struct ScrubWriter<W: Write> {
+    redactor: Redactor,
+    inner: W,
+    carry: Vec<u8>,
+    hold: usize,
+}
+
+impl<W: Write> ScrubWriter<W> {
+    /// Scrubs `carry[..]` up to a safe cut and writes it; keeps the rest.
+    fn drain(&mut self, last: bool) -> io::Result<()> {
+        let Some(matcher) = &self.redactor.matcher else {
+            self.inner.write_all(&self.carry)?;
+            self.carry.clear();
+            return Ok(());
+        };
+        let mut cut = if last {
+            self.carry.len()
+        } else {
+            self.carry.len().saturating_sub(self.hold)
+        };
+        let mut out = Vec::with_capacity(cut);
+        let mut written = 0;
+        for m in matcher.find_iter(&self.carry) {
+            if m.start() >= cut {
+                break;
+            }
+            // A match that starts before the cut is complete in the buffer
+            // (no value is longer than `hold + 1`): take it whole.
+            cut = cut.max(m.end());
+            out.extend_from_slice(&self.carry[written..m.start()]);
+            out.extend_from_slice(REDACTED.as_bytes());
+            written = m.end();
+        }
+        out.extend_from_slice(&self.carry[written..cut]);
+        self.inner.write_all(&out)?;
+        self.carry.drain(..cut);
+        Ok(())
+    }
+
+    /// Writes what is held back and returns the inner writer.
+    pub fn finish(mut self) -> io::Result<W> {
+        self.drain(true)?;
+        self.inner.flush()?;
+        Ok(self.inner)
+    }
+}
+
+impl<W: Write> Write for ScrubWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.carry.extend_from_slice(buf);
+        if self.carry.len() > self.hold.max(8 * 1024) {
+            self.drain(false)?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        // Held-back bytes may be the start of a value: only `finish` may write them.
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(path: &str) -> Value {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/k8s")
+            .join(path);
+        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn captured_secret_loses_its_values_but_keeps_its_keys() {
+        let mut secret = fixture("pod-create-container-config-error/secret.app-secret.json");
+        let original = secret.clone();
+        let found = sanitize(&mut secret);
+        let keys: Vec<&String> = original["data"].as_object().unwrap().keys().collect();
+        assert!(!keys.is_empty());
+        for key in keys {
+            assert_eq!(secret["data"][key], REDACTED);
+        }
+        assert!(found.contains(&"value".to_string()), "{found:?}");
+        assert!(found.contains(&"dmFsdWU=".to_string()), "{found:?}");
+        let text = serde_json::to_string(&secret).unwrap();
+        assert!(!text.contains("dmFsdWU="), "{text}");
+    }
+
+    #[test]
+    fn managed_fields_and_last_applied_are_removed() {
+        let mut obj = serde_json::json!({
+            "kind": "Secret",
+            "metadata": {
+                "name": "s",
+                "managedFields": [{"manager": "harness"}],
+                "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{\"stringData\":{\"pw\":\"hunter2hunter2\"}}"}
+            },
+            "stringData": {"pw": "hunter2hunter2"}
+        });
+        let found = sanitize(&mut obj);
+        let text = obj.to_string();
+        assert!(!text.contains("managedFields"));
+        assert!(!text.contains("hunter2"), "{text}");
+        assert_eq!(found, vec!["hunter2hunter2".to_string()]);
+        let mut pod =
+            serde_json::json!({"kind": "Pod", "metadata": {"name": "p", "managedFields": []}});
+        assert!(sanitize(&mut pod).is_empty());
+        assert!(pod["metadata"].get("managedFields").is_none());
+    }
+
+    use std::io::Read;
+
+    #[test]
+    fn scrubs_values_in_text_and_across_stream_chunk_boundaries() {
+        let r = Redactor::new([
+            "s3cr3t-password".to_string(),
+            "s3cr3t".to_string(),
+            "abc".to_string(),
+        ]);
+        assert_eq!(r.len(), 2, "short values are structural-only");
+        assert_eq!(
+            r.text("pw=s3cr3t-password and s3cr3t"),
+            "pw=<redacted> and <redacted>"
+        );
+        // A reader that returns one byte at a time puts every match across a boundary.
+        struct Trickle<'a>(&'a [u8]);
+        impl Read for Trickle<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                if self.0.is_empty() || buf.is_empty() {
+                    return Ok(0);
+                }
+                buf[0] = self.0[0];
+                self.0 = &self.0[1..];
+                Ok(1)
+            }
+        }
+        let mut w = r.writer(Vec::new());
+        io::copy(&mut Trickle(b"connecting with s3cr3t-password\n"), &mut w).unwrap();
+        assert_eq!(
+            String::from_utf8(w.finish().unwrap()).unwrap(),
+            "connecting with <redacted>\n"
+        );
+        // Large writes with values straddling the 8 KiB drain points.
+        let line = "x".repeat(8190) + "s3cr3t-password" + &"y".repeat(8190) + "s3cr3t";
+        let mut w = r.writer(Vec::new());
+        for chunk in line.as_bytes().chunks(4093) {
+            w.write_all(chunk).unwrap();
+        }
+        let out = String::from_utf8(w.finish().unwrap()).unwrap();
+        assert!(!out.contains("s3cr3t"), "a value survived");
+        assert_eq!(out.matches(REDACTED).count(), 2);
+        assert_eq!(
+            out.len(),
+            line.len() - "s3cr3t-password".len() - "s3cr3t".len() + 2 * REDACTED.len()
+        );
+        let none = Redactor::new(Vec::new());
+        let mut w = none.writer(Vec::new());
+        w.write_all(b"as is").unwrap();
+        assert_eq!(w.finish().unwrap(), b"as is");
+    }
+}
