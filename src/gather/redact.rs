@@ -53,13 +53,12 @@ pub fn sanitize(object: &mut Value) -> Vec<String> {
             *value = Value::String(REDACTED.into());
         }
     }
-    if let Some(annotations) = object
+    if let Some(v) = object
         .pointer_mut("/metadata/annotations")
         .and_then(Value::as_object_mut)
+        .and_then(|a| a.get_mut("kubectl.kubernetes.io/last-applied-configuration"))
     {
-        if let Some(v) = annotations.get_mut("kubectl.kubernetes.io/last-applied-configuration") {
-            *v = Value::String(REDACTED.into());
-        }
+        *v = Value::String(REDACTED.into());
     }
     secrets
 }
