@@ -17,4 +17,5 @@ pub mod gather;
 pub mod plan;
 pub mod preflight;
 pub mod readiness;
+pub mod report;
 pub mod suites;

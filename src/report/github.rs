@@ -1,0 +1,213 @@
+//! GitHub Actions: a markdown step summary and `::error` annotations.
+//!
+//! Written only when `GITHUB_ACTIONS=true`: the summary is appended to the
+//! file `$GITHUB_STEP_SUMMARY` names; annotations are workflow commands on
+//! stdout. Their data and properties are escaped as the runner requires, or
+//! a message with a newline or `::` would be cut or misread.
+
+use std::fmt::Write as _;
+
+use super::render::clock;
+use super::{Event, RunReport};
+
+/// Escapes the message part of a workflow command.
+pub fn escape_data(s: &str) -> String {
+    s.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
+}
+
+/// Escapes a property value (`title=...`) of a workflow command.
+pub fn escape_property(s: &str) -> String {
+    escape_data(s).replace(':', "%3A").replace(',', "%2C")
+}
+
+/// One `::error` line per failed suite and per verdict.
+pub fn annotations(report: &RunReport) -> Vec<String> {
+    let mut lines = Vec::new();
+    for v in &report.verdicts {
+        if let Event::Verdict {
+            component,
+            resource,
+            verdict,
+            message,
+            hint,
+        } = &v.event
+        {
+            lines.push(format!(
+                "::error title={}::{}",
+                escape_property(&format!("{component}: {verdict}")),
+                escape_data(&format!("{resource}: {message}\nhint: {hint}"))
+            ));
+        }
+    }
+    let correlations = report.correlate();
+    for s in report.failed_suites() {
+        let mut message = format!(
+            "{} after {:.0}s; log: {}",
+            s.outcome,
+            s.seconds,
+            s.log.display()
+        );
+        for c in correlations
+            .iter()
+            .filter(|c| c.failures_after.contains(&s.suite))
+        {
+            let _ = write!(
+                message,
+                "\nafter {} {} at {} ({})",
+                c.component,
+                c.what,
+                clock(&c.at),
+                c.detail
+            );
+        }
+        lines.push(format!(
+            "::error title={}::{}",
+            escape_property(&format!("suite {} failed", s.suite)),
+            escape_data(&message)
+        ));
+    }
+    lines
+}
+
+/// The step summary in markdown.
+pub fn summary(report: &RunReport) -> String {
+    let failed = report.failed_suites().count();
+    let icon = if failed == 0 && report.verdicts.is_empty() && report.phases.iter().all(|p| p.ok) {
+        "✅"
+    } else {
+        "❌"
+    };
+    let mut md = format!(
+        "## {icon} harness: lane `{}` (run `{}`)\n\n",
+        report.lane, report.run_id
+    );
+    if !report.suites.is_empty() {
+        md.push_str("| suite | result | time |\n|---|---|---:|\n");
+        for s in &report.suites {
+            let mark = if s.passed { "✅" } else { "❌" };
+            let _ = writeln!(
+                md,
+                "| `{}` | {mark} {} | {:.0}s |",
+                s.suite, s.outcome, s.seconds
+            );
+        }
+        md.push('\n');
+    }
+    if !report.verdicts.is_empty() {
+        md.push_str("### Readiness verdicts\n\n");
+        for v in &report.verdicts {
+            if let Event::Verdict {
+                component,
+                resource,
+                verdict,
+                message,
+                hint,
+            } = &v.event
+            {
+                let _ = writeln!(
+                    md,
+                    "- **{component}**: {verdict} — `{resource}`: {message}  \n  _hint_: {hint}"
+                );
+            }
+        }
+        md.push('\n');
+    }
+    let correlations = report.correlate();
+    if !correlations.is_empty() {
+        md.push_str("### Infrastructure timeline\n\n");
+        for c in &correlations {
+            let _ = writeln!(
+                md,
+                "- {} **{}** {} ({}) — {} failure(s) after this point{}",
+                clock(&c.at),
+                c.component,
+                c.what,
+                c.detail,
+                c.failures_after.len(),
+                if c.failures_after.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", c.failures_after.join(", "))
+                }
+            );
+        }
+        md.push('\n');
+    }
+    if !report.phases.is_empty() {
+        md.push_str("<details><summary>Phases</summary>\n\n| phase | time | |\n|---|---:|---|\n");
+        for p in &report.phases {
+            let _ = writeln!(
+                md,
+                "| {} | {:.1}s | {} |",
+                p.phase.name(),
+                p.seconds,
+                if p.ok { "ok" } else { "failed" }
+            );
+        }
+        md.push_str("\n</details>\n\n");
+    }
+    if !report.artifacts.is_empty() {
+        md.push_str("Artifacts:\n");
+        for (what, path) in &report.artifacts {
+            let _ = writeln!(md, "- {what}: `{}`", path.display());
+        }
+    }
+    md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::tests::sample;
+    use crate::report::{Stamped, tests::at};
+
+    #[test]
+    fn escaping_follows_the_workflow_command_rules() {
+        assert_eq!(escape_data("50% done\r\nnext"), "50%25 done%0D%0Anext");
+        assert_eq!(escape_property("a: b, c"), "a%3A b%2C c");
+    }
+
+    #[test]
+    fn annotations_for_verdicts_and_failed_suites() {
+        let mut r = sample();
+        r.record(&Stamped {
+            at: at("2026-11-22T14:21:30Z"),
+            event: Event::Verdict {
+                component: "datastorage".into(),
+                resource: "Pod/datastorage-7d9f-x2".into(),
+                verdict: "OOMKilled".into(),
+                message: "container datastorage was OOMKilled (limit 512Mi)".into(),
+                hint: "raise resources.limits.memory".into(),
+            },
+        });
+        let lines = annotations(&r);
+        assert_eq!(lines.len(), 4, "{lines:#?}");
+        assert_eq!(
+            lines[0],
+            "::error title=datastorage%3A OOMKilled::Pod/datastorage-7d9f-x2: container datastorage was OOMKilled (limit 512Mi)%0Ahint: raise resources.limits.memory"
+        );
+        assert!(
+            lines[2]
+                .starts_with("::error title=suite audit failed::failed (exit code 1) after 90s"),
+            "{}",
+            lines[2]
+        );
+        assert!(
+            lines[2].contains("%0Aafter datastorage OOMKilled at 14:22:40 (limit 512Mi)"),
+            "{}",
+            lines[2]
+        );
+        assert!(
+            !lines[1].contains("OOMKilled"),
+            "`early` failed before the OOM kill: {}",
+            lines[1]
+        );
+    }
+
+    #[test]
+    fn summary_snapshot() {
+        insta::assert_snapshot!(summary(&sample()));
+    }
+}

@@ -1,0 +1,137 @@
+//! The final report a person reads at the end of a run.
+
+use std::fmt::Write as _;
+
+use super::{Event, RunReport};
+
+/// `14:22:40` in UTC.
+pub fn clock(at: &jiff::Timestamp) -> String {
+    at.strftime("%H:%M:%S").to_string()
+}
+
+fn secs(s: f64) -> String {
+    if s >= 60.0 {
+        format!(
+            "{}m{:02}s",
+            (s / 60.0).floor() as u64,
+            (s % 60.0).round() as u64
+        )
+    } else {
+        format!("{s:.1}s")
+    }
+}
+
+/// The human summary: phases, images, verdicts, the infrastructure timeline
+/// next to the failures after it, suites, artifacts.
+pub fn text(report: &RunReport) -> String {
+    let mut out = format!("harness run {} (lane {})\n", report.run_id, report.lane);
+    if !report.phases.is_empty() {
+        out.push_str("\nphases\n");
+        for p in &report.phases {
+            let state = if p.ok { "ok" } else { "FAILED" };
+            let _ = writeln!(
+                out,
+                "  {:<10} {:>8}  {state}",
+                p.phase.name(),
+                secs(p.seconds)
+            );
+            if let Some(e) = &p.error {
+                let _ = writeln!(out, "  {:<10} {e}", "");
+            }
+        }
+    }
+    if !report.images.is_empty() {
+        out.push_str("\nimages\n");
+        for (image, outcome, s) in &report.images {
+            let _ = writeln!(out, "  {image:<20} {outcome} ({})", secs(*s));
+        }
+    }
+    if !report.verdicts.is_empty() {
+        out.push_str("\nverdicts\n");
+        for v in &report.verdicts {
+            if let Event::Verdict {
+                component,
+                resource,
+                verdict,
+                message,
+                hint,
+            } = &v.event
+            {
+                let _ = writeln!(out, "  {component}: {verdict} — {resource}: {message}");
+                let _ = writeln!(out, "    hint: {hint}");
+            }
+        }
+    }
+    let correlations = report.correlate();
+    if !correlations.is_empty() {
+        out.push_str("\ninfrastructure timeline\n");
+        for c in &correlations {
+            let _ = write!(
+                out,
+                "  {} {} {} ({}; {})",
+                clock(&c.at),
+                c.component,
+                c.what,
+                c.pod,
+                c.detail
+            );
+            match c.failures_after.len() {
+                0 => out.push('\n'),
+                n => {
+                    let _ = writeln!(
+                        out,
+                        "; {n} failure{} after this point: {}",
+                        if n == 1 { "" } else { "s" },
+                        c.failures_after.join(", ")
+                    );
+                }
+            }
+        }
+    }
+    if !report.suites.is_empty() {
+        let failed = report.failed_suites().count();
+        let _ = writeln!(
+            out,
+            "\nsuites: {} passed, {failed} failed",
+            report.suites.len() - failed
+        );
+        for s in &report.suites {
+            let mark = if s.passed { "ok  " } else { "FAIL" };
+            let _ = writeln!(
+                out,
+                "  {mark} {:<20} {:>8}  {}  {}",
+                s.suite,
+                secs(s.seconds),
+                s.outcome,
+                s.log.display()
+            );
+        }
+    }
+    if !report.artifacts.is_empty() {
+        out.push_str("\nartifacts\n");
+        for (what, path) in &report.artifacts {
+            let _ = writeln!(out, "  {what:<12} {}", path.display());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::tests::sample;
+
+    #[test]
+    fn human_report_snapshot() {
+        let mut r = sample();
+        r.artifacts.push(("junit".into(), "out/junit.xml".into()));
+        insta::assert_snapshot!(text(&r));
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(secs(12.34), "12.3s");
+        assert_eq!(secs(900.0), "15m00s");
+        assert_eq!(secs(95.0), "1m35s");
+    }
+}

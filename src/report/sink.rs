@@ -1,0 +1,254 @@
+//! Live output: the same events as plain lines, JSON lines or a progress bar.
+
+use std::io::Write;
+use std::time::Duration;
+
+use super::render::clock;
+use super::{Event, Stamped};
+
+/// Consumes the event stream as it happens.
+pub trait Sink: Send {
+    fn emit(&mut self, event: &Stamped);
+    /// Called once at the end (clears bars, flushes).
+    fn finish(&mut self) {}
+}
+
+/// The one-line text of an event, without the time; `None` for events that
+/// only matter to the report.
+pub fn line(event: &Event) -> Option<String> {
+    Some(match event {
+        Event::PhaseStarted { phase } => format!("{:<9} started", phase.name()),
+        Event::PhaseFinished {
+            phase,
+            seconds,
+            ok,
+            error,
+        } => match (ok, error) {
+            (true, _) => format!("{:<9} done in {seconds:.1}s", phase.name()),
+            (false, Some(e)) => format!("{:<9} FAILED after {seconds:.1}s: {e}", phase.name()),
+            (false, None) => format!("{:<9} FAILED after {seconds:.1}s", phase.name()),
+        },
+        Event::Image {
+            image,
+            outcome,
+            seconds,
+        } => format!("images    {image}: {outcome} ({seconds:.1}s)"),
+        Event::Load {
+            image,
+            node,
+            skipped: true,
+            ..
+        } => format!("load      {image} → {node}: already present, skipped"),
+        Event::Load {
+            image,
+            node,
+            bytes,
+            seconds,
+            ..
+        } => {
+            format!(
+                "load      {image} → {node}: loaded {} in {seconds:.1}s",
+                bytesize::ByteSize::b(*bytes).display().iec()
+            )
+        }
+        Event::ComponentReady { component, seconds } => {
+            format!("deploy    {component} Ready after {seconds:.1}s")
+        }
+        Event::PodTimeline { .. } => return None,
+        Event::Verdict {
+            component,
+            verdict,
+            message,
+            ..
+        } => format!("deploy    {component}: {verdict}: {message}"),
+        Event::Infra {
+            component,
+            pod,
+            what,
+            detail,
+        } => format!("infra     {component} {what} ({pod}; {detail})"),
+        Event::SuiteStarted {
+            suite,
+            namespace: Some(ns),
+        } => format!("suites    {suite} started in namespace {ns}"),
+        Event::SuiteStarted {
+            suite,
+            namespace: None,
+        } => format!("suites    {suite} started"),
+        Event::SuiteOutput { suite, line } => format!("[{suite}] {line}"),
+        Event::SuiteFinished {
+            suite,
+            outcome,
+            seconds,
+            ..
+        } => format!("suites    {suite}: {outcome} ({seconds:.1}s)"),
+        Event::Artifact { what, path } => format!("artifact  {what}: {}", path.display()),
+        Event::Notice { message } => format!("notice    {message}"),
+    })
+}
+
+/// Timestamped lines, for CI logs and pipes.
+pub struct PlainSink<W: Write + Send> {
+    out: W,
+}
+
+impl<W: Write + Send> PlainSink<W> {
+    pub fn new(out: W) -> Self {
+        Self { out }
+    }
+
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+}
+
+impl<W: Write + Send> Sink for PlainSink<W> {
+    fn emit(&mut self, event: &Stamped) {
+        if let Some(text) = line(&event.event) {
+            // A closed stderr must not take the run down with it.
+            let _ = writeln!(self.out, "{} {text}", clock(&event.at));
+        }
+    }
+
+    fn finish(&mut self) {
+        let _ = self.out.flush();
+    }
+}
+
+/// One JSON object per line, every event, for tools.
+pub struct JsonSink<W: Write + Send> {
+    out: W,
+}
+
+impl<W: Write + Send> JsonSink<W> {
+    pub fn new(out: W) -> Self {
+        Self { out }
+    }
+
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+}
+
+impl<W: Write + Send> Sink for JsonSink<W> {
+    fn emit(&mut self, event: &Stamped) {
+        if let Ok(json) = serde_json::to_string(event) {
+            let _ = writeln!(self.out, "{json}");
+        }
+    }
+
+    fn finish(&mut self) {
+        let _ = self.out.flush();
+    }
+}
+
+/// A spinner naming the current phase, with finished steps printed above
+/// it. Only for a person at a terminal (see `OutputMode::choose`).
+pub struct ProgressSink {
+    bar: indicatif::ProgressBar,
+}
+
+impl Default for ProgressSink {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ProgressSink {
+    pub fn new() -> Self {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        bar.enable_steady_tick(Duration::from_millis(120));
+        Self { bar }
+    }
+}
+
+impl Sink for ProgressSink {
+    fn emit(&mut self, event: &Stamped) {
+        if let Event::PhaseStarted { phase } = &event.event {
+            self.bar.set_message(phase.name().to_string());
+            return;
+        }
+        if let Some(text) = line(&event.event) {
+            self.bar.println(text);
+        }
+    }
+
+    fn finish(&mut self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::Phase;
+
+    fn stamped(event: Event) -> Stamped {
+        Stamped {
+            at: "2026-11-22T14:22:40Z".parse().unwrap(),
+            event,
+        }
+    }
+
+    #[test]
+    fn plain_lines_are_timestamped_and_skip_report_only_events() {
+        let mut sink = PlainSink::new(Vec::new());
+        sink.emit(&stamped(Event::PhaseFinished {
+            phase: Phase::Images,
+            seconds: 3.25,
+            ok: true,
+            error: None,
+        }));
+        sink.emit(&stamped(Event::PodTimeline {
+            component: "c".into(),
+            pod: "p".into(),
+            scheduled: None,
+            initialized: None,
+            ready: None,
+        }));
+        sink.emit(&stamped(Event::SuiteOutput {
+            suite: "audit".into(),
+            line: "ok 1".into(),
+        }));
+        sink.emit(&stamped(Event::Load {
+            image: "ds".into(),
+            node: "n1".into(),
+            skipped: false,
+            bytes: 3 * 1024 * 1024,
+            seconds: 1.5,
+        }));
+        let text = String::from_utf8(sink.into_inner()).unwrap();
+        assert_eq!(
+            text,
+            "14:22:40 images    done in 3.2s\n14:22:40 [audit] ok 1\n14:22:40 load      ds → n1: loaded 3.0 MiB in 1.5s\n"
+        );
+    }
+
+    #[test]
+    fn json_sink_writes_every_event() {
+        let mut sink = JsonSink::new(Vec::new());
+        sink.emit(&stamped(Event::PhaseStarted {
+            phase: Phase::Deploy,
+        }));
+        sink.emit(&stamped(Event::PodTimeline {
+            component: "c".into(),
+            pod: "p".into(),
+            scheduled: Some(0.5),
+            initialized: None,
+            ready: Some(3.0),
+        }));
+        let text = String::from_utf8(sink.into_inner()).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0]["event"], "phase_started");
+        assert_eq!(lines[0]["phase"], "deploy");
+        assert_eq!(lines[1]["ready"], 3.0);
+    }
+}
