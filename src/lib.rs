@@ -14,6 +14,7 @@ pub mod config;
 pub mod engine;
 pub mod exit;
 pub mod gather;
+pub mod lifecycle;
 pub mod plan;
 pub mod preflight;
 pub mod readiness;

@@ -1,0 +1,213 @@
+//! The order of a run's last steps, and how it reacts to interrupts.
+//!
+//! The order is fixed (SPEC §6): suites → gather → anything that disturbs
+//! the cluster (post-suite hooks such as coverage collection, teardown).
+//! Gather comes first because everything after it changes what it would see;
+//! it has its own time budget, separate from the suites' and from any
+//! cancellation. These decisions are pure functions here; `app` carries
+//! them out.
+
+use std::time::Duration;
+
+use crate::cli::GatherWhen;
+
+/// The legacy "keep the cluster" variables accepted as aliases of `--preserve`.
+pub const PRESERVE_ALIASES: [&str; 3] = ["KEEP_CLUSTER", "PRESERVE_E2E_CLUSTER", "SKIP_CLEANUP"];
+
+/// Whether to keep the cluster, and the notices to print about how that was decided.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Preserve {
+    pub preserve: bool,
+    pub notices: Vec<String>,
+}
+
+fn truthy(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "y" | "on" => Some(true),
+        "" | "0" | "false" | "no" | "n" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// `--preserve`, or one of the legacy variables set to a true value.
+pub fn preserve(flag: bool, env: impl Fn(&str) -> Option<String>) -> Preserve {
+    let mut preserve = flag;
+    let mut notices = Vec::new();
+    for name in PRESERVE_ALIASES {
+        let Some(value) = env(name) else { continue };
+        match truthy(&value) {
+            Some(true) => {
+                preserve = true;
+                notices.push(format!("{name}={value} is accepted as an alias of --preserve; prefer --preserve"));
+            }
+            Some(false) => {}
+            None => notices.push(format!(
+                "{name}={value} is not a yes/no value and was ignored; use --preserve to keep the cluster"
+            )),
+        }
+    }
+    Preserve { preserve, notices }
+}
+
+/// Whether to gather after the suites.
+pub fn should_gather(when: GatherWhen, failed: bool, interrupted: bool) -> bool {
+    match when {
+        GatherWhen::Always => true,
+        GatherWhen::OnFailure => failed || interrupted,
+        GatherWhen::Never => false,
+    }
+}
+
+/// One of the closing steps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    Gather,
+    /// Post-suite hooks that disturb the cluster (e.g. coverage scale-down).
+    Hooks,
+    Teardown,
+}
+
+/// The closing steps in their fixed order. A preserved cluster is gathered
+/// but never disturbed: no hooks that scale it down, no teardown.
+pub fn closing_steps(gather: bool, preserve: bool, has_hooks: bool) -> Vec<Step> {
+    let mut steps = Vec::new();
+    if gather {
+        steps.push(Step::Gather);
+    }
+    if !preserve {
+        if has_hooks {
+            steps.push(Step::Hooks);
+        }
+        steps.push(Step::Teardown);
+    }
+    steps
+}
+
+/// What an interrupt (SIGINT or SIGTERM) means at this point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnInterrupt {
+    /// Stop the suites, then gather and tear down as usual.
+    Wind,
+    /// The second interrupt: skip what is left of gather, go to teardown.
+    SkipToTeardown,
+    /// A third: the user insists; leave now.
+    Abandon,
+}
+
+/// The reaction to the `n`-th interrupt (1-based).
+pub fn on_interrupt(n: u32) -> OnInterrupt {
+    match n {
+        0 | 1 => OnInterrupt::Wind,
+        2 => OnInterrupt::SkipToTeardown,
+        _ => OnInterrupt::Abandon,
+    }
+}
+
+/// The default time gather gets, whatever else happened.
+pub const GATHER_BUDGET: Duration = Duration::from_secs(5 * 60);
+
+/// How long the suites may run so that gather and teardown still fit before
+/// `--deadline`: the remaining time less the gather budget and a teardown
+/// allowance. `None` when there is no deadline. The gather budget is never
+/// cut below a minute: a bundle is the point of a failed CI run.
+pub fn suite_budget(
+    remaining: Option<Duration>,
+    gather: Duration,
+    teardown: Duration,
+) -> Option<Duration> {
+    remaining.map(|r| r.saturating_sub(gather.max(Duration::from_secs(60)) + teardown))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn preserve_flag_and_aliases() {
+        assert_eq!(
+            preserve(true, env(&[])),
+            Preserve {
+                preserve: true,
+                notices: vec![]
+            }
+        );
+        assert_eq!(
+            preserve(false, env(&[])),
+            Preserve {
+                preserve: false,
+                notices: vec![]
+            }
+        );
+        for alias in PRESERVE_ALIASES {
+            let p = preserve(false, env(&[(alias, "true")]));
+            assert!(p.preserve, "{alias}");
+            assert_eq!(p.notices.len(), 1);
+            assert!(p.notices[0].starts_with(&format!(
+                "{alias}=true is accepted as an alias of --preserve"
+            )));
+        }
+        assert!(!preserve(false, env(&[("KEEP_CLUSTER", "0")])).preserve);
+        let odd = preserve(false, env(&[("SKIP_CLEANUP", "maybe")]));
+        assert!(!odd.preserve);
+        assert!(odd.notices[0].contains("was ignored"));
+    }
+
+    #[test]
+    fn gather_decision_table() {
+        use GatherWhen::*;
+        let cases = [
+            (Always, false, false, true),
+            (OnFailure, false, false, false),
+            (OnFailure, true, false, true),
+            (OnFailure, false, true, true),
+            (Never, true, true, false),
+        ];
+        for (when, failed, interrupted, want) in cases {
+            assert_eq!(
+                should_gather(when, failed, interrupted),
+                want,
+                "{when:?} {failed} {interrupted}"
+            );
+        }
+    }
+
+    #[test]
+    fn gather_always_comes_before_anything_that_disturbs_the_cluster() {
+        assert_eq!(
+            closing_steps(true, false, true),
+            vec![Step::Gather, Step::Hooks, Step::Teardown]
+        );
+        assert_eq!(closing_steps(false, false, false), vec![Step::Teardown]);
+        // Preserved: gathered, never scaled down or deleted.
+        assert_eq!(closing_steps(true, true, true), vec![Step::Gather]);
+    }
+
+    #[test]
+    fn interrupts_escalate() {
+        assert_eq!(on_interrupt(1), OnInterrupt::Wind);
+        assert_eq!(on_interrupt(2), OnInterrupt::SkipToTeardown);
+        assert_eq!(on_interrupt(3), OnInterrupt::Abandon);
+    }
+
+    #[test]
+    fn suites_leave_room_for_gather_and_teardown() {
+        let m = |s: u64| Duration::from_secs(s * 60);
+        assert_eq!(suite_budget(Some(m(55)), m(5), m(2)), Some(m(48)));
+        assert_eq!(suite_budget(Some(m(3)), m(5), m(2)), Some(Duration::ZERO));
+        assert_eq!(
+            suite_budget(Some(m(10)), Duration::from_secs(10), m(1)),
+            Some(m(8)),
+            "gather keeps a minute"
+        );
+        assert_eq!(suite_budget(None, m(5), m(2)), None);
+    }
+}
