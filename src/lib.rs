@@ -15,6 +15,7 @@ pub mod engine;
 pub mod exit;
 pub mod gather;
 pub mod lifecycle;
+pub mod pipeline;
 pub mod plan;
 pub mod preflight;
 pub mod readiness;

@@ -1,0 +1,588 @@
+//! The run of `harness test`: up → suites → gather → hooks → teardown, and
+//! what interrupts and deadlines do to it.
+//!
+//! The stages themselves (build, cluster, deploy, suites, gather, teardown)
+//! are behind the [`Stages`] trait; this module owns only their order and
+//! their budgets, so the rules that matter most are tested with a scripted
+//! fake. Gather never receives the run's cancellation: it runs after the
+//! suites were stopped, with its own time budget, and only a second
+//! interrupt (or its budget) ends it early — then it leaves no partial
+//! bundle, because the bundle writer publishes only complete bundles. A
+//! preserved cluster is gathered but never disturbed.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::cli::GatherWhen;
+use crate::exit::Exit;
+use crate::lifecycle::{self, OnInterrupt, Step};
+use crate::suites::{CancelToken, cancellation};
+
+/// A stage that failed, with the exit code its failure means.
+#[derive(Debug)]
+pub struct StageFailure {
+    pub exit: Exit,
+    pub error: anyhow::Error,
+}
+
+impl StageFailure {
+    pub fn new(exit: Exit, error: impl Into<anyhow::Error>) -> Self {
+        Self {
+            exit,
+            error: error.into(),
+        }
+    }
+}
+
+/// The stages of a run. `up` and `suites` must stop promptly when their
+/// token is cancelled; `gather`, `hooks` and `teardown` get no token.
+pub trait Stages {
+    /// Build, create the cluster, load, deploy and wait until Ready.
+    /// Returns whether a cluster exists afterwards (to gather from and tear down).
+    fn up(&mut self, cancel: CancelToken) -> impl Future<Output = Result<(), UpFailure>>;
+    /// Runs the suites; `Ok(true)` when every one passed.
+    fn suites(&mut self, cancel: CancelToken) -> impl Future<Output = Result<bool, StageFailure>>;
+    /// Writes the must-gather bundle; returns its path.
+    fn gather(&mut self) -> impl Future<Output = Result<PathBuf, StageFailure>>;
+    /// Post-suite hooks that disturb the cluster (coverage collection…).
+    fn hooks(&mut self) -> impl Future<Output = Result<(), StageFailure>>;
+    /// Deletes what `up` created.
+    fn teardown(&mut self) -> impl Future<Output = Result<(), StageFailure>>;
+}
+
+/// `up` failed; `cluster_exists` says whether there is anything to gather
+/// from and tear down (a build failure leaves no cluster).
+#[derive(Debug)]
+pub struct UpFailure {
+    pub failure: StageFailure,
+    pub cluster_exists: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub preserve: bool,
+    pub gather: GatherWhen,
+    pub has_hooks: bool,
+    /// `--deadline`: the whole run, gather and teardown included, ends by then.
+    pub deadline: Option<Instant>,
+    pub gather_budget: Duration,
+    pub teardown_budget: Duration,
+}
+
+/// What happened, for the report and the exit code.
+#[derive(Debug)]
+pub struct RunResult {
+    pub exit: Exit,
+    /// The steps that ran, in order (for the report, and for tests).
+    pub ran: Vec<&'static str>,
+    pub bundle: Option<PathBuf>,
+    pub interrupted: bool,
+    pub timed_out: bool,
+    pub errors: Vec<(&'static str, anyhow::Error)>,
+}
+
+/// Why `up`/`suites` were cancelled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stop {
+    Interrupt,
+    Deadline,
+}
+
+/// Completes with the count and the reaction once there are more than
+/// `seen` interrupts.
+async fn next_interrupt(interrupts: &mut watch::Receiver<u32>, seen: u32) -> (u32, OnInterrupt) {
+    match interrupts.wait_for(|n| *n > seen).await {
+        Ok(n) => (*n, lifecycle::on_interrupt(*n)),
+        // Nobody can interrupt any more.
+        Err(_) => std::future::pending().await,
+    }
+}
+
+/// Runs the whole sequence. `interrupts` counts SIGINT/SIGTERM received.
+pub async fn run<S: Stages>(
+    stages: &mut S,
+    options: &RunOptions,
+    mut interrupts: watch::Receiver<u32>,
+) -> RunResult {
+    let mut result = RunResult {
+        exit: Exit::Ok,
+        ran: Vec::new(),
+        bundle: None,
+        interrupted: false,
+        timed_out: false,
+        errors: Vec::new(),
+    };
+    let (handle, token) = cancellation();
+    // The suites' deadline leaves room for gather and teardown.
+    let stop_at = options.deadline.map(|d| {
+        let remaining = d.saturating_duration_since(Instant::now());
+        Instant::now()
+            + lifecycle::suite_budget(
+                Some(remaining),
+                options.gather_budget,
+                options.teardown_budget,
+            )
+            .unwrap_or_default()
+    });
+    let watcher = {
+        let mut interrupts = interrupts.clone();
+        async move {
+            let deadline = async {
+                match stop_at {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = next_interrupt(&mut interrupts, 0) => Stop::Interrupt,
+                _ = deadline => Stop::Deadline,
+            }
+        }
+    };
+    tokio::pin!(watcher);
+    let mut stopped: Option<Stop> = None;
+
+    // up and suites: cancelled by the first interrupt or the deadline; the
+    // stage winds itself down and returns.
+    macro_rules! cancellable {
+        ($future:expr) => {{
+            let future = $future;
+            tokio::pin!(future);
+            loop {
+                tokio::select! {
+                    out = &mut future => break out,
+                    why = &mut watcher, if stopped.is_none() => {
+                        stopped = Some(why);
+                        handle.cancel();
+                    }
+                }
+            }
+        }};
+    }
+
+    result.ran.push("up");
+    let mut cluster_exists = true;
+    let mut failed = false;
+    match cancellable!(stages.up(token.clone())) {
+        Ok(()) => {}
+        Err(UpFailure {
+            failure,
+            cluster_exists: exists,
+        }) => {
+            cluster_exists = exists;
+            failed = true;
+            if stopped.is_none() {
+                result.exit = failure.exit;
+            }
+            result.errors.push(("up", failure.error));
+        }
+    }
+    if !failed && stopped.is_none() {
+        result.ran.push("suites");
+        match cancellable!(stages.suites(token.clone())) {
+            Ok(true) => {}
+            Ok(false) => {
+                failed = true;
+                result.exit = Exit::SuitesFailed;
+            }
+            Err(failure) => {
+                failed = true;
+                result.exit = failure.exit;
+                result.errors.push(("suites", failure.error));
+            }
+        }
+    }
+    result.interrupted = stopped == Some(Stop::Interrupt);
+    result.timed_out = stopped == Some(Stop::Deadline);
+
+    // Closing steps: no cancellation token; gather has its own budget.
+    let gather =
+        cluster_exists && lifecycle::should_gather(options.gather, failed, stopped.is_some());
+    let mut seen = *interrupts.borrow();
+    // Interrupts already pressed while the suites wound down count too.
+    let mut skip_to_teardown = match lifecycle::on_interrupt(seen) {
+        OnInterrupt::Abandon if seen > 0 => {
+            result.exit = Exit::Interrupted;
+            result.interrupted = true;
+            return result;
+        }
+        OnInterrupt::SkipToTeardown => {
+            result.interrupted = true;
+            true
+        }
+        _ => false,
+    };
+    for step in lifecycle::closing_steps(gather, options.preserve, options.has_hooks) {
+        if step == Step::Teardown && !cluster_exists {
+            continue;
+        }
+        if skip_to_teardown && step != Step::Teardown {
+            continue;
+        }
+        let (name, budget) = match step {
+            Step::Gather => ("gather", options.gather_budget),
+            Step::Hooks => ("hooks", options.gather_budget),
+            Step::Teardown => ("teardown", options.teardown_budget),
+        };
+        result.ran.push(name);
+        let work = async {
+            match step {
+                Step::Gather => stages.gather().await.map(Some),
+                Step::Hooks => stages.hooks().await.map(|()| None),
+                Step::Teardown => stages.teardown().await.map(|()| None),
+            }
+        };
+        let outcome = tokio::select! {
+            out = tokio::time::timeout(budget, work) => Some(out),
+            (count, reaction) = next_interrupt(&mut interrupts, seen) => match reaction {
+                OnInterrupt::Abandon => {
+                    result.exit = Exit::Interrupted;
+                    result.interrupted = true;
+                    result.errors.push((name, anyhow::anyhow!("abandoned by a third interrupt")));
+                    return result;
+                }
+                // Second interrupt: what is left of gather/hooks is skipped.
+                _ => {
+                    seen = count;
+                    result.interrupted = true;
+                    skip_to_teardown = true;
+                    None
+                }
+            },
+        };
+        match outcome {
+            None => result.errors.push((
+                name,
+                anyhow::anyhow!("{name} skipped by a second interrupt"),
+            )),
+            Some(Err(_elapsed)) => {
+                result.errors.push((
+                    name,
+                    anyhow::anyhow!("{name} did not finish within {}s", budget.as_secs()),
+                ));
+                if result.exit == Exit::Ok {
+                    result.exit = if step == Step::Gather {
+                        Exit::Gather
+                    } else {
+                        Exit::Cluster
+                    };
+                }
+            }
+            Some(Ok(Err(failure))) => {
+                if result.exit == Exit::Ok {
+                    result.exit = failure.exit;
+                }
+                result.errors.push((name, failure.error));
+            }
+            Some(Ok(Ok(bundle))) => {
+                if bundle.is_some() {
+                    result.bundle = bundle;
+                }
+            }
+        }
+    }
+    if result.interrupted {
+        result.exit = Exit::Interrupted;
+    } else if result.timed_out {
+        result.exit = Exit::Timeout;
+    }
+    result
+}
+
+/// Counts SIGINT and SIGTERM from now on.
+pub fn count_interrupts() -> std::io::Result<watch::Receiver<u32>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let (tx, rx) = watch::channel(0u32);
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                Some(()) = int.recv() => {}
+                Some(()) = term.recv() => {}
+                else => break,
+            }
+            tx.send_modify(|n| *n += 1);
+        }
+    });
+    Ok(rx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// What each fake stage does.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    enum Act {
+        Ok,
+        Fail,
+        /// Runs until cancelled (a suite that hangs); then returns.
+        UntilCancelled,
+        /// Never returns on its own (a gather stuck on a dead API server).
+        Hang,
+    }
+
+    struct Fake {
+        up: Act,
+        suites: Act,
+        gather: Act,
+        log: Arc<Mutex<Vec<String>>>,
+        interrupts: Option<watch::Sender<u32>>,
+        /// Send this many interrupts when the stage of this name starts.
+        interrupt_at: Option<(&'static str, u32)>,
+    }
+
+    impl Fake {
+        fn new(up: Act, suites: Act, gather: Act) -> Self {
+            Self {
+                up,
+                suites,
+                gather,
+                log: Arc::default(),
+                interrupts: None,
+                interrupt_at: None,
+            }
+        }
+
+        fn enter(&self, stage: &'static str) {
+            self.log.lock().unwrap().push(stage.to_string());
+            if let (Some((at, n)), Some(tx)) = (self.interrupt_at, &self.interrupts) {
+                if at == stage {
+                    tx.send_modify(|c| *c += n);
+                }
+            }
+        }
+
+        async fn act(
+            &self,
+            act: Act,
+            cancel: Option<CancelToken>,
+            exit: Exit,
+        ) -> Result<(), StageFailure> {
+            match act {
+                Act::Ok => Ok(()),
+                Act::Fail => Err(StageFailure::new(exit, anyhow::anyhow!("boom"))),
+                Act::UntilCancelled => {
+                    cancel.expect("cancellable stage").cancelled().await;
+                    self.log.lock().unwrap().push("cancelled".into());
+                    Ok(())
+                }
+                Act::Hang => std::future::pending().await,
+            }
+        }
+    }
+
+    impl Stages for Fake {
+        async fn up(&mut self, cancel: CancelToken) -> Result<(), UpFailure> {
+            self.enter("up");
+            self.act(self.up, Some(cancel), Exit::Deploy)
+                .await
+                .map_err(|failure| UpFailure {
+                    failure,
+                    cluster_exists: true,
+                })
+        }
+        async fn suites(&mut self, cancel: CancelToken) -> Result<bool, StageFailure> {
+            self.enter("suites");
+            match self.suites {
+                Act::Fail => Ok(false),
+                other => self
+                    .act(other, Some(cancel), Exit::SuitesFailed)
+                    .await
+                    .map(|()| true),
+            }
+        }
+        async fn gather(&mut self) -> Result<PathBuf, StageFailure> {
+            self.enter("gather");
+            self.act(self.gather, None, Exit::Gather)
+                .await
+                .map(|()| PathBuf::from("bundle.tar.gz"))
+        }
+        async fn hooks(&mut self) -> Result<(), StageFailure> {
+            self.enter("hooks");
+            Ok(())
+        }
+        async fn teardown(&mut self) -> Result<(), StageFailure> {
+            self.enter("teardown");
+            Ok(())
+        }
+    }
+
+    fn options(preserve: bool, gather: GatherWhen) -> RunOptions {
+        RunOptions {
+            preserve,
+            gather,
+            has_hooks: true,
+            deadline: None,
+            gather_budget: Duration::from_secs(300),
+            teardown_budget: Duration::from_secs(120),
+        }
+    }
+
+    async fn go(fake: &mut Fake, opts: &RunOptions) -> (RunResult, Vec<String>) {
+        go_within(fake, opts, Duration::from_secs(30)).await
+    }
+
+    /// With paused time (`start_paused`) the clock jumps to the next timer,
+    /// so the guard must outlast every budget of the run.
+    async fn go_paused(fake: &mut Fake, opts: &RunOptions) -> (RunResult, Vec<String>) {
+        go_within(fake, opts, Duration::from_secs(24 * 3600)).await
+    }
+
+    async fn go_within(
+        fake: &mut Fake,
+        opts: &RunOptions,
+        guard: Duration,
+    ) -> (RunResult, Vec<String>) {
+        let (tx, rx) = watch::channel(0);
+        fake.interrupts = Some(tx);
+        let result = tokio::time::timeout(guard, run(fake, opts, rx))
+            .await
+            .expect("the run must finish");
+        let log = fake.log.lock().unwrap().clone();
+        (result, log)
+    }
+
+    #[tokio::test]
+    async fn green_run_tears_down_without_gathering() {
+        let mut f = Fake::new(Act::Ok, Act::Ok, Act::Ok);
+        let (r, log) = go(&mut f, &options(false, GatherWhen::OnFailure)).await;
+        assert_eq!(log, ["up", "suites", "hooks", "teardown"]);
+        assert_eq!(r.exit, Exit::Ok);
+        assert!(r.bundle.is_none());
+    }
+
+    #[tokio::test]
+    async fn failed_suites_are_gathered_before_anything_disturbs_the_cluster() {
+        let mut f = Fake::new(Act::Ok, Act::Fail, Act::Ok);
+        let (r, log) = go(&mut f, &options(false, GatherWhen::OnFailure)).await;
+        assert_eq!(log, ["up", "suites", "gather", "hooks", "teardown"]);
+        assert_eq!(r.exit, Exit::SuitesFailed);
+        assert_eq!(r.bundle, Some(PathBuf::from("bundle.tar.gz")));
+    }
+
+    #[tokio::test]
+    async fn failed_up_is_gathered_and_keeps_its_exit_code() {
+        let mut f = Fake::new(Act::Fail, Act::Ok, Act::Ok);
+        let (r, log) = go(&mut f, &options(false, GatherWhen::OnFailure)).await;
+        assert_eq!(log, ["up", "gather", "hooks", "teardown"]);
+        assert_eq!(r.exit, Exit::Deploy);
+    }
+
+    #[tokio::test]
+    async fn preserved_cluster_is_gathered_but_never_disturbed() {
+        let mut f = Fake::new(Act::Ok, Act::Fail, Act::Ok);
+        let (r, log) = go(&mut f, &options(true, GatherWhen::OnFailure)).await;
+        assert_eq!(log, ["up", "suites", "gather"]);
+        assert_eq!(r.exit, Exit::SuitesFailed);
+    }
+
+    #[tokio::test]
+    async fn interrupt_during_suites_stops_them_then_gathers_with_a_live_budget() {
+        let mut f = Fake::new(Act::Ok, Act::UntilCancelled, Act::Ok);
+        f.interrupt_at = Some(("suites", 1));
+        let (r, log) = go(&mut f, &options(false, GatherWhen::OnFailure)).await;
+        // The suites saw the cancellation; gather still ran (not cancelled) and produced a bundle.
+        assert_eq!(
+            log,
+            ["up", "suites", "cancelled", "gather", "hooks", "teardown"]
+        );
+        assert_eq!(r.exit, Exit::Interrupted);
+        assert_eq!(r.bundle, Some(PathBuf::from("bundle.tar.gz")));
+    }
+
+    #[tokio::test]
+    async fn interrupt_during_up_skips_suites_but_gathers() {
+        let mut f = Fake::new(Act::UntilCancelled, Act::Ok, Act::Ok);
+        f.interrupt_at = Some(("up", 1));
+        let (r, log) = go(&mut f, &options(false, GatherWhen::OnFailure)).await;
+        assert_eq!(log, ["up", "cancelled", "gather", "hooks", "teardown"]);
+        assert_eq!(r.exit, Exit::Interrupted);
+    }
+
+    #[tokio::test]
+    async fn second_interrupt_during_gather_skips_to_teardown() {
+        let mut f = Fake::new(Act::Ok, Act::Fail, Act::Hang);
+        f.interrupt_at = Some(("gather", 2));
+        let (r, log) = go(&mut f, &options(false, GatherWhen::OnFailure)).await;
+        assert_eq!(
+            log,
+            ["up", "suites", "gather", "teardown"],
+            "hooks are skipped, teardown is not"
+        );
+        assert_eq!(r.exit, Exit::Interrupted);
+        assert!(r.bundle.is_none());
+    }
+
+    #[tokio::test]
+    async fn two_interrupts_during_suites_skip_gather() {
+        let mut f = Fake::new(Act::Ok, Act::UntilCancelled, Act::Ok);
+        f.interrupt_at = Some(("suites", 2));
+        let (r, log) = go(&mut f, &options(false, GatherWhen::OnFailure)).await;
+        assert_eq!(log, ["up", "suites", "cancelled", "teardown"]);
+        assert_eq!(r.exit, Exit::Interrupted);
+    }
+
+    #[tokio::test]
+    async fn third_interrupt_abandons_at_once() {
+        let mut f = Fake::new(Act::Ok, Act::Fail, Act::Hang);
+        f.interrupt_at = Some(("gather", 3));
+        let (r, log) = go(&mut f, &options(false, GatherWhen::OnFailure)).await;
+        assert_eq!(log, ["up", "suites", "gather"]);
+        assert_eq!(r.exit, Exit::Interrupted);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stuck_gather_is_bounded_by_its_own_budget() {
+        let mut f = Fake::new(Act::Ok, Act::Fail, Act::Hang);
+        let mut opts = options(false, GatherWhen::OnFailure);
+        opts.gather_budget = Duration::from_secs(60);
+        let (r, log) = go_paused(&mut f, &opts).await;
+        assert_eq!(log, ["up", "suites", "gather", "hooks", "teardown"]);
+        assert_eq!(
+            r.exit,
+            Exit::SuitesFailed,
+            "the suites' failure is the headline"
+        );
+        assert!(
+            r.errors
+                .iter()
+                .any(|(s, e)| *s == "gather" && e.to_string().contains("within 60s"))
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn deadline_stops_suites_early_enough_to_gather() {
+        let mut f = Fake::new(Act::Ok, Act::UntilCancelled, Act::Ok);
+        let mut opts = options(false, GatherWhen::OnFailure);
+        opts.deadline = Some(Instant::now() + Duration::from_secs(55 * 60));
+        let started = Instant::now();
+        let (r, log) = go_paused(&mut f, &opts).await;
+        assert_eq!(
+            log,
+            ["up", "suites", "cancelled", "gather", "hooks", "teardown"]
+        );
+        assert_eq!(r.exit, Exit::Timeout);
+        assert!(r.timed_out);
+        // Cancelled at 55m less the gather (5m) and teardown (2m) budgets.
+        assert_eq!(started.elapsed().as_secs() / 60, 48);
+    }
+
+    #[tokio::test]
+    async fn gather_never_skips_gathering_a_green_run_when_always() {
+        let mut f = Fake::new(Act::Ok, Act::Ok, Act::Fail);
+        let (r, log) = go(&mut f, &options(false, GatherWhen::Always)).await;
+        assert_eq!(log, ["up", "suites", "gather", "hooks", "teardown"]);
+        assert_eq!(
+            r.exit,
+            Exit::Gather,
+            "a green run whose bundle failed says so"
+        );
+    }
+}
