@@ -352,10 +352,10 @@ mod tests {
 
         fn enter(&self, stage: &'static str) {
             self.log.lock().unwrap().push(stage.to_string());
-            if let (Some((at, n)), Some(tx)) = (self.interrupt_at, &self.interrupts) {
-                if at == stage {
-                    tx.send_modify(|c| *c += n);
-                }
+            if let (Some((at, n)), Some(tx)) = (self.interrupt_at, &self.interrupts)
+                && at == stage
+            {
+                tx.send_modify(|c| *c += n);
             }
         }
 
