@@ -21,3 +21,4 @@ pub mod preflight;
 pub mod readiness;
 pub mod report;
 pub mod suites;
+pub mod timeline;
