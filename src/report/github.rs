@@ -211,3 +211,52 @@ mod tests {
         insta::assert_snapshot!(summary(&sample()));
     }
 }
+
+/// Under GitHub Actions: appends the summary to `$GITHUB_STEP_SUMMARY` and
+/// returns the annotation lines to print on stdout. Elsewhere, nothing.
+pub fn publish(
+    report: &RunReport,
+    env: impl Fn(&str) -> Option<String>,
+) -> std::io::Result<Vec<String>> {
+    if env("GITHUB_ACTIONS").as_deref() != Some("true") {
+        return Ok(Vec::new());
+    }
+    if let Some(path) = env("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
+        use std::io::Write as _;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        file.write_all(summary(report).as_bytes())?;
+    }
+    Ok(annotations(report))
+}
+
+#[cfg(test)]
+mod publish_tests {
+    use super::*;
+    use crate::report::tests::sample;
+
+    #[test]
+    fn publishes_only_under_github_actions() {
+        let dir = tempfile::tempdir().unwrap();
+        let summary_file = dir.path().join("summary.md");
+        let path = summary_file.to_str().unwrap().to_owned();
+        let none = publish(&sample(), |_| None).unwrap();
+        assert!(none.is_empty() && !summary_file.exists());
+        let env = move |k: &str| match k {
+            "GITHUB_ACTIONS" => Some("true".to_string()),
+            "GITHUB_STEP_SUMMARY" => Some(path.clone()),
+            _ => None,
+        };
+        let lines = publish(&sample(), &env).unwrap();
+        assert_eq!(lines.len(), 3, "three failed suites");
+        publish(&sample(), &env).unwrap();
+        let written = std::fs::read_to_string(&summary_file).unwrap();
+        assert_eq!(
+            written.matches("## ❌ harness").count(),
+            2,
+            "appended, never overwritten"
+        );
+    }
+}

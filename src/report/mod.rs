@@ -9,6 +9,7 @@
 //! restarts or is OOMKilled while suites run is shown next to the failures
 //! that came after it.
 
+pub mod bus;
 pub mod github;
 pub mod render;
 pub mod sink;

@@ -1,0 +1,103 @@
+//! The event bus: stages emit, one task shows and records.
+//!
+//! Emitting never blocks a stage and never fails: if the output task is gone
+//! the event is dropped (the run matters more than its narration). The task
+//! feeds the live sink and folds every event into the [`RunReport`] it
+//! returns when the last [`Bus`] handle is dropped.
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::sink::Sink;
+use super::{Event, RunReport, Stamped};
+
+/// A cheap, cloneable handle for emitting events.
+#[derive(Clone, Debug)]
+pub struct Bus {
+    tx: mpsc::UnboundedSender<Stamped>,
+}
+
+impl Bus {
+    pub fn emit(&self, event: Event) {
+        let _ = self.tx.send(Stamped::now(event));
+    }
+
+    /// A bus whose events go nowhere, for callers that do not report.
+    pub fn discard() -> Self {
+        let (tx, _) = mpsc::unbounded_channel();
+        Self { tx }
+    }
+}
+
+/// Starts the output task; await the handle after dropping every `Bus` for the report.
+pub fn start(mut sink: Box<dyn Sink>, report: RunReport) -> (Bus, JoinHandle<RunReport>) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Stamped>();
+    let task = tokio::spawn(async move {
+        let mut report = report;
+        while let Some(event) = rx.recv().await {
+            sink.emit(&event);
+            report.record(&event);
+        }
+        sink.finish();
+        report
+    });
+    (Bus { tx }, task)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::Phase;
+    use crate::report::sink::JsonSink;
+    use std::sync::{Arc, Mutex};
+
+    /// A sink that shares what it got with the test.
+    struct Shared(Arc<Mutex<Vec<Stamped>>>);
+    impl Sink for Shared {
+        fn emit(&mut self, event: &Stamped) {
+            self.0.lock().unwrap().push(event.clone());
+        }
+    }
+
+    #[tokio::test]
+    async fn every_event_reaches_the_sink_and_the_report_in_order() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (bus, task) = start(
+            Box::new(Shared(seen.clone())),
+            RunReport::new("audit", "r-1"),
+        );
+        let other = bus.clone();
+        bus.emit(Event::PhaseStarted {
+            phase: Phase::Suites,
+        });
+        other.emit(Event::SuiteFinished {
+            suite: "a".into(),
+            passed: false,
+            outcome: "failed".into(),
+            seconds: 1.0,
+            log: "a.log".into(),
+        });
+        bus.emit(Event::PhaseFinished {
+            phase: Phase::Suites,
+            seconds: 1.0,
+            ok: false,
+            error: None,
+        });
+        drop((bus, other));
+        let report = task.await.unwrap();
+        assert_eq!(seen.lock().unwrap().len(), 3);
+        assert_eq!(report.suites.len(), 1);
+        assert_eq!(report.phases.len(), 1);
+        assert_eq!(report.lane, "audit");
+    }
+
+    #[tokio::test]
+    async fn a_discarded_bus_never_fails() {
+        Bus::discard().emit(Event::Notice {
+            message: "x".into(),
+        });
+        let (bus, task) = start(Box::new(JsonSink::new(Vec::new())), RunReport::default());
+        drop(bus);
+        assert!(task.await.unwrap().notices.is_empty());
+    }
+}
