@@ -11,7 +11,9 @@ use std::fmt::Write as _;
 use comfy_table::{Table, presets};
 use serde::Serialize;
 
-use crate::config::{ClusterProvider, HostPort, Project};
+use indexmap::IndexMap;
+
+use crate::config::{ClusterProvider, Component, HostPort, Project};
 
 /// The plan of one lane.
 #[derive(Clone, Debug, Serialize)]
@@ -27,6 +29,8 @@ pub struct LanePlan {
     pub host_ports: Vec<HostPort>,
     /// Namespaces the lane's components deploy into or create.
     pub namespaces: Vec<String>,
+    /// Component endpoints as suites see them: `HARNESS_ENDPOINT_<NAME>` → URL.
+    pub endpoints: std::collections::BTreeMap<String, String>,
     /// Suites: parallel ones first, then serial ones.
     pub suites: Vec<SuitePlan>,
 }
@@ -103,24 +107,28 @@ pub fn plan(project: &Project, lane: Option<&str>) -> Result<Plan, UnknownLane> 
 /// The components a lane needs: the ones it names plus their dependencies,
 /// transitively. Validation guarantees every name exists and there is no cycle.
 pub fn closure(project: &Project, roots: &[String]) -> Vec<String> {
-    let mut needed: Vec<String> = Vec::new();
+    closure_of(&project.components, roots)
+}
+
+/// [`closure`] over a bare component map (validation uses it before the
+/// project exists). Unknown names are skipped; cycles cannot loop.
+pub fn closure_of(components: &IndexMap<String, Component>, roots: &[String]) -> Vec<String> {
     let mut seen: HashSet<&str> = HashSet::new();
     let mut stack: Vec<&str> = roots.iter().map(String::as_str).collect();
     while let Some(name) = stack.pop() {
         if !seen.insert(name) {
             continue;
         }
-        if let Some(c) = project.components.get(name) {
+        if let Some(c) = components.get(name) {
             stack.extend(c.depends_on.iter().map(String::as_str));
         }
     }
     // Keep the lane file's order so waves read as the user wrote them.
-    for name in project.components.keys() {
-        if seen.contains(name.as_str()) {
-            needed.push(name.clone());
-        }
-    }
-    needed
+    components
+        .keys()
+        .filter(|name| seen.contains(name.as_str()))
+        .cloned()
+        .collect()
 }
 
 /// Splits `components` into waves: a component goes in the first wave after
@@ -154,8 +162,13 @@ fn plan_lane(project: &Project, lane: &crate::config::Lane) -> LanePlan {
     let waves = waves(project, &components);
     let mut images = Vec::new();
     let mut namespaces = BTreeSet::new();
+    let mut endpoints = std::collections::BTreeMap::new();
     for name in waves.iter().flatten() {
         let component = &project.components[name.as_str()];
+        // Validation made sure every lane maps the ports its URLs name.
+        if let Some(Ok(url)) = component.endpoint.as_deref().map(|t| lane.resolve_url(t)) {
+            endpoints.insert(crate::suites::endpoint_variable(name), url);
+        }
         for image in &component.images {
             if !images.contains(image) {
                 images.push(image.clone());
@@ -187,6 +200,7 @@ fn plan_lane(project: &Project, lane: &crate::config::Lane) -> LanePlan {
         images,
         host_ports: lane.host_ports.clone(),
         namespaces: namespaces.into_iter().collect(),
+        endpoints,
         suites,
     }
 }
@@ -224,6 +238,9 @@ pub fn render_text(plan: &Plan, project: &Project) -> String {
         }
         if lane.waves.is_empty() {
             let _ = writeln!(out, "  (no components)");
+        }
+        for (variable, url) in &lane.endpoints {
+            let _ = writeln!(out, "  endpoint {variable}={url}");
         }
         for s in &lane.suites {
             let mode = if s.serial {

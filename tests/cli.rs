@@ -159,6 +159,21 @@ fn unknown_placeholder_in_a_manifest_is_located_in_the_manifest() {
 }
 
 #[test]
+fn a_lane_must_map_the_ports_its_urls_name() {
+    let err = assert_invalid(
+        "unmapped-port",
+        &[(
+            "harness.yaml:7:15: lane `partial` maps no host port to container port 30081, which component `web` needs",
+            "add an extraPortMappings entry with that containerPort",
+        )],
+    );
+    assert!(
+        err.contains("1 problem"),
+        "the fully mapped lane is fine: {err}"
+    );
+}
+
+#[test]
 fn bad_durations_are_all_reported() {
     let err = assert_invalid(
         "bad-duration",
@@ -259,6 +274,11 @@ fn example_lane_file_plan_json_for_one_lane() {
         .collect();
     assert_eq!(ports, vec![28090, 25432]);
     assert_eq!(audit["namespaces"], serde_json::json!(["harness-demo"]));
+    // The health URL's {{host_port.30090}} resolves through this lane's kind config.
+    assert_eq!(
+        audit["endpoints"]["HARNESS_ENDPOINT_DATASTORAGE"],
+        "http://localhost:28090"
+    );
     // Serial suites come last.
     assert_eq!(audit["suites"][1]["name"], "load");
     assert_eq!(audit["suites"][1]["serial"], true);

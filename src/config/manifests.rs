@@ -47,7 +47,7 @@ pub fn placeholders(text: &str) -> Vec<Placeholder> {
 }
 
 /// Replaces every placeholder with `value(name)`; `None` leaves it as is.
-pub fn fill(text: &str, value: impl Fn(&str) -> Option<String>) -> String {
+pub fn fill(text: &str, mut value: impl FnMut(&str) -> Option<String>) -> String {
     let mut out = String::with_capacity(text.len());
     let mut last = 0;
     for p in placeholders(text) {

@@ -83,6 +83,10 @@ pub struct Component {
     /// Namespaces its manifests create or name literally (not through
     /// `{{namespace}}`).
     pub manifest_namespaces: std::collections::BTreeSet<String>,
+    /// Where suites reach it from the host (`HARNESS_ENDPOINT_<NAME>`):
+    /// `endpoint:` as written, else the origin of the health URL. A template:
+    /// resolve it per lane with [`Lane::resolve_url`].
+    pub endpoint: Option<String>,
     pub health: Option<Health>,
     pub tolerate: Tolerance,
     #[serde(with = "humantime_serde_compat")]
@@ -121,6 +125,33 @@ pub struct Lane {
 }
 
 impl Lane {
+    /// Fills `{{host_port.<containerPort>}}` in a URL template with the host
+    /// port this lane's kind config maps to that container port (NodePort),
+    /// so one component can be reached at different ports in different
+    /// lanes. `Err` lists the container ports the lane does not map.
+    pub fn resolve_url(&self, template: &str) -> Result<String, Vec<u16>> {
+        let mut missing = Vec::new();
+        let filled = super::manifests::fill(template, |name| {
+            let port: u16 = name.strip_prefix("host_port.")?.trim().parse().ok()?;
+            match self
+                .host_ports
+                .iter()
+                .find(|p| p.container_port == Some(port))
+            {
+                Some(p) => Some(p.port.to_string()),
+                None => {
+                    missing.push(port);
+                    None
+                }
+            }
+        });
+        if missing.is_empty() {
+            Ok(filled)
+        } else {
+            Err(missing)
+        }
+    }
+
     /// The namespace `component` deploys into in this lane.
     pub fn namespace_of<'a>(&'a self, component: &'a Component) -> &'a str {
         component.namespace.as_deref().unwrap_or(&self.namespace)

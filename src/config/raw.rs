@@ -96,6 +96,7 @@ pub struct Component {
     #[serde(default)]
     pub depends_on: Vec<Name>,
     pub namespace: Option<Spanned<String>>,
+    pub endpoint: Option<Spanned<String>>,
     pub health: Option<Health>,
     pub tolerate: Option<Tolerate>,
     pub timeout: Option<Spanned<String>>,

@@ -80,6 +80,23 @@ fn unknown_name_help(message: &str) -> Option<String> {
     })
 }
 
+/// Whether a URL template is an http(s) URL once its placeholders are filled.
+fn is_http_template(template: &str) -> bool {
+    origin(&manifests::fill(template, |_| Some("1".into()))).is_some()
+}
+
+/// `scheme://authority` of an http(s) URL, or `None` when it is not one.
+fn origin(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.is_empty() || authority.contains(char::is_whitespace) {
+        return None;
+    }
+    Some(&url[..url.len() - rest.len() + authority.len()])
+}
+
 struct Validator {
     file: PathBuf,
     root: PathBuf,
@@ -214,6 +231,7 @@ impl Validator {
         let cluster_defaults = raw.cluster.clone().unwrap_or_default();
         let lanes = self.lanes(&raw, &cluster_defaults, &namespace);
         self.port_collisions(&lanes);
+        self.url_ports(&raw, &components, &lanes);
         if raw.lanes.is_empty() {
             self.problems.push(
                 Diagnostic::new(SourceLoc::new(&self.file, 1, 1), "no lanes are defined").help(
@@ -377,7 +395,7 @@ impl Validator {
                 self.reference(dep, &component_names, "component", "components");
             }
             let health = c.health.as_ref().map(|h| {
-                if !(h.url.value.starts_with("http://") || h.url.value.starts_with("https://")) {
+                if !is_http_template(&h.url.value) {
                     self.problem(
                         &h.url.referenced,
                         format!("health url `{}` is not an http(s) URL", h.url.value),
@@ -389,6 +407,22 @@ impl Validator {
                     timeout: self.duration(h.timeout.as_ref(), defaults::HEALTH_TIMEOUT),
                 }
             });
+            let endpoint = match &c.endpoint {
+                Some(e) if !is_http_template(&e.value) => {
+                    self.problem(
+                        &e.referenced,
+                        format!("endpoint `{}` is not an http(s) URL", e.value),
+                        "write the URL suites use to reach the component from the host, e.g. http://localhost:28090",
+                    );
+                    None
+                }
+                Some(e) => Some(e.value.trim_end_matches('/').to_owned()),
+                None => health
+                    .as_ref()
+                    .filter(|h| is_http_template(&h.url))
+                    .and_then(|h| origin(&h.url))
+                    .map(str::to_owned),
+            };
             let tolerate = Tolerance {
                 restarts: c
                     .tolerate
@@ -412,6 +446,7 @@ impl Validator {
                     depends_on: c.depends_on.iter().map(|d| d.value.clone()).collect(),
                     namespace: c.namespace.as_ref().map(|n| n.value.clone()),
                     manifest_namespaces,
+                    endpoint,
                     health,
                     tolerate,
                     timeout: self.duration(c.timeout.as_ref(), defaults::COMPONENT_TIMEOUT),
@@ -750,6 +785,41 @@ impl Validator {
         }
     }
 
+    /// Every lane that deploys a component must map the container ports its
+    /// endpoint and health URLs name with `{{host_port.N}}`.
+    fn url_ports(
+        &mut self,
+        raw: &raw::LaneFile,
+        components: &IndexMap<String, Component>,
+        lanes: &IndexMap<String, Lane>,
+    ) {
+        for lane in lanes.values() {
+            for name in crate::plan::closure_of(components, &lane.components) {
+                let Some((_, rc)) = raw.components.iter().find(|(k, _)| k.value == name) else {
+                    continue;
+                };
+                let urls = rc.endpoint.iter().chain(rc.health.as_ref().map(|h| &h.url));
+                for url in urls {
+                    if let Err(missing) = lane.resolve_url(&url.value) {
+                        let ports = missing
+                            .iter()
+                            .map(u16::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ");
+                        self.problem(
+                            &url.referenced,
+                            format!(
+                                "lane `{}` maps no host port to container port {ports}, which component `{name}` needs for `{}`",
+                                lane.name, url.value
+                            ),
+                            "add an extraPortMappings entry with that containerPort to the lane's kind config",
+                        );
+                    }
+                }
+            }
+        }
+    }
+
     /// Two lanes whose kind configs map the same host port cannot run on one
     /// machine: report each contested port once, naming every lane that
     /// claims it and where.
@@ -807,6 +877,19 @@ impl Validator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn url_origins() {
+        assert_eq!(
+            origin("http://localhost:28090/health"),
+            Some("http://localhost:28090")
+        );
+        assert_eq!(origin("https://a.example/x?y"), Some("https://a.example"));
+        assert_eq!(origin("http://h:1"), Some("http://h:1"));
+        assert_eq!(origin("ftp://h"), None);
+        assert_eq!(origin("http:///health"), None);
+        assert_eq!(origin("localhost:28090"), None);
+    }
 
     #[test]
     fn unknown_name_help_suggests_or_lists() {
