@@ -20,5 +20,6 @@ pub mod plan;
 pub mod preflight;
 pub mod readiness;
 pub mod report;
+pub mod stages;
 pub mod suites;
 pub mod timeline;
