@@ -8,7 +8,7 @@
 use std::fmt::Write as _;
 
 use super::render::clock;
-use super::{Event, RunReport};
+use super::{RunReport, VerdictRecord};
 
 /// Escapes the message part of a workflow command.
 pub fn escape_data(s: &str) -> String {
@@ -26,13 +26,14 @@ pub fn escape_property(s: &str) -> String {
 pub fn annotations(report: &RunReport) -> Vec<String> {
     let mut lines = Vec::new();
     for v in &report.verdicts {
-        if let Event::Verdict {
+        let VerdictRecord {
             component,
             resource,
             verdict,
             message,
             hint,
-        } = &v.event
+            ..
+        } = v;
         {
             lines.push(format!(
                 "::error title={}::{}",
@@ -98,13 +99,14 @@ pub fn summary(report: &RunReport) -> String {
     if !report.verdicts.is_empty() {
         md.push_str("### Readiness verdicts\n\n");
         for v in &report.verdicts {
-            if let Event::Verdict {
+            let VerdictRecord {
                 component,
                 resource,
                 verdict,
                 message,
                 hint,
-            } = &v.event
+                ..
+            } = v;
             {
                 let _ = writeln!(
                     md,
@@ -161,7 +163,7 @@ pub fn summary(report: &RunReport) -> String {
 mod tests {
     use super::*;
     use crate::report::tests::sample;
-    use crate::report::{Stamped, tests::at};
+    use crate::report::{Event, Stamped, tests::at};
 
     #[test]
     fn escaping_follows_the_workflow_command_rules() {

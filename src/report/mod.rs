@@ -196,8 +196,8 @@ pub struct RunReport {
     pub images: Vec<(String, String, f64)>,
     pub loads: Vec<(String, String, bool, u64, f64)>,
     pub pods: Vec<Stamped>,
-    pub verdicts: Vec<Stamped>,
-    pub infra: Vec<Stamped>,
+    pub verdicts: Vec<VerdictRecord>,
+    pub infra: Vec<InfraRecord>,
     pub suites: Vec<SuiteRecord>,
     pub artifacts: Vec<(String, PathBuf)>,
     pub notices: Vec<String>,
@@ -209,6 +209,25 @@ pub struct PhaseRecord {
     pub seconds: f64,
     pub ok: bool,
     pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct VerdictRecord {
+    pub at: Timestamp,
+    pub component: String,
+    pub resource: String,
+    pub verdict: String,
+    pub message: String,
+    pub hint: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct InfraRecord {
+    pub at: Timestamp,
+    pub component: String,
+    pub pod: String,
+    pub what: String,
+    pub detail: String,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -275,8 +294,32 @@ impl RunReport {
             Event::ComponentReady { .. } | Event::PodTimeline { .. } => {
                 self.pods.push(stamped.clone())
             }
-            Event::Verdict { .. } => self.verdicts.push(stamped.clone()),
-            Event::Infra { .. } => self.infra.push(stamped.clone()),
+            Event::Verdict {
+                component,
+                resource,
+                verdict,
+                message,
+                hint,
+            } => self.verdicts.push(VerdictRecord {
+                at: stamped.at,
+                component: component.clone(),
+                resource: resource.clone(),
+                verdict: verdict.clone(),
+                message: message.clone(),
+                hint: hint.clone(),
+            }),
+            Event::Infra {
+                component,
+                pod,
+                what,
+                detail,
+            } => self.infra.push(InfraRecord {
+                at: stamped.at,
+                component: component.clone(),
+                pod: pod.clone(),
+                what: what.clone(),
+                detail: detail.clone(),
+            }),
             Event::SuiteFinished {
                 suite,
                 passed,
@@ -305,25 +348,17 @@ impl RunReport {
     pub fn correlate(&self) -> Vec<Correlation> {
         self.infra
             .iter()
-            .filter_map(|s| match &s.event {
-                Event::Infra {
-                    component,
-                    pod,
-                    what,
-                    detail,
-                } => Some(Correlation {
-                    at: s.at,
-                    component: component.clone(),
-                    pod: pod.clone(),
-                    what: what.clone(),
-                    detail: detail.clone(),
-                    failures_after: self
-                        .failed_suites()
-                        .filter(|f| f.finished >= s.at)
-                        .map(|f| f.suite.clone())
-                        .collect(),
-                }),
-                _ => None,
+            .map(|i| Correlation {
+                at: i.at,
+                component: i.component.clone(),
+                pod: i.pod.clone(),
+                what: i.what.clone(),
+                detail: i.detail.clone(),
+                failures_after: self
+                    .failed_suites()
+                    .filter(|f| f.finished >= i.at)
+                    .map(|f| f.suite.clone())
+                    .collect(),
             })
             .collect()
     }

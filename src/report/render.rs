@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::{Event, RunReport};
+use super::{RunReport, VerdictRecord};
 
 /// `14:22:40` in UTC.
 pub fn clock(at: &jiff::Timestamp) -> String {
@@ -49,13 +49,14 @@ pub fn text(report: &RunReport) -> String {
     if !report.verdicts.is_empty() {
         out.push_str("\nverdicts\n");
         for v in &report.verdicts {
-            if let Event::Verdict {
+            let VerdictRecord {
                 component,
                 resource,
                 verdict,
                 message,
                 hint,
-            } = &v.event
+                ..
+            } = v;
             {
                 let _ = writeln!(out, "  {component}: {verdict} — {resource}: {message}");
                 let _ = writeln!(out, "    hint: {hint}");
