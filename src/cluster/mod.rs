@@ -34,6 +34,7 @@ use bollard::Docker;
 use serde::Serialize;
 
 use crate::config::{ClusterProvider, ClusterSpec, EngineKind};
+use crate::exit::Exit;
 
 pub use existing::ExistingProvider;
 pub use kind::{KindCli, KindProvider, RetryPolicy};
@@ -167,6 +168,18 @@ pub enum ClusterError {
 }
 
 impl ClusterError {
+    /// The documented exit code: a failure to put an image into the cluster
+    /// is an image failure (4), anything else a cluster failure (5).
+    pub fn exit(&self) -> Exit {
+        match self {
+            ClusterError::ImageMissing { .. }
+            | ClusterError::NodeLoad { .. }
+            | ClusterError::LoadCommand { .. }
+            | ClusterError::LoadCommandSpawn { .. } => Exit::ImageBuild,
+            _ => Exit::Cluster,
+        }
+    }
+
     /// What to do about it.
     pub fn help(&self) -> String {
         match self {
@@ -339,6 +352,18 @@ mod tests {
         assert_eq!(last_lines("a\n\nb\nc\n\n", 2), "b\nc");
         assert_eq!(last_lines("only\n", 5), "only");
         assert_eq!(last_lines("", 3), "");
+    }
+
+    #[test]
+    fn load_failures_exit_as_image_failures() {
+        let load = ClusterError::NodeLoad {
+            reference: "a:1".into(),
+            node: "n".into(),
+            detail: "d".into(),
+        };
+        assert_eq!(load.exit(), Exit::ImageBuild);
+        let kind = ClusterError::AlreadyExists { name: "x".into() };
+        assert_eq!(kind.exit(), Exit::Cluster);
     }
 
     #[test]

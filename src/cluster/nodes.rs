@@ -337,6 +337,7 @@ where
     let pump = async {
         let mut written = 0u64;
         let mut failure = None;
+        let attached = stdin.is_some();
         if let Some(stdin) = stdin {
             let mut stdin = std::pin::pin!(stdin);
             while let Some(chunk) = stdin.next().await {
@@ -356,8 +357,11 @@ where
                 }
             }
         }
-        // Half-closes the connection: the command sees end of input.
-        let _ = input.shutdown().await;
+        // Half-closes the connection: the command sees end of input. Without
+        // stdin there is nothing to end, and the connection is left as is.
+        if attached {
+            let _ = input.shutdown().await;
+        }
         (written, failure)
     };
     let drain = async {
