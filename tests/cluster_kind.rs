@@ -310,7 +310,85 @@ async fn a_missing_kind_binary_says_how_to_install_it() {
     assert!(err.help().contains("install kind"));
 }
 
-// ---- the real kind CLI (needs an engine that can run kind node images) ----
+// ---- the real kind CLI, as far as this machine allows without a cluster ----
+
+/// Docker and kind answer; fails under HARNESS_REQUIRE_ENGINE=1 when not.
+fn real_kind_available() -> bool {
+    let ok = |cmd: &str| {
+        std::process::Command::new(cmd)
+            .arg("version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let up = ok("docker") && ok("kind");
+    if !up {
+        assert!(
+            std::env::var("HARNESS_REQUIRE_ENGINE").as_deref() != Ok("1"),
+            "Docker and kind are required (HARNESS_REQUIRE_ENGINE=1): run scripts/install-deps"
+        );
+        eprintln!("skipped: no Docker daemon or no kind here");
+    }
+    up
+}
+
+fn unique_name() -> String {
+    let mut b = [0u8; 3];
+    getrandom::fill(&mut b).unwrap();
+    format!(
+        "harness-t{}-{:02x}{:02x}{:02x}",
+        std::process::id(),
+        b[0],
+        b[1],
+        b[2]
+    )
+}
+
+#[tokio::test]
+async fn real_kind_accepts_every_create_flag_and_reports_an_unpullable_node_image() {
+    if !real_kind_available() {
+        return;
+    }
+    let home = tempfile::tempdir().unwrap();
+    let name = unique_name();
+    let spec = KindSpec {
+        config: Some(Path::new(FIXTURES).join("kind-config.yaml")),
+        // Nothing can be pulled here, so creation stops at the node image,
+        // after kind has parsed every flag.
+        node_image: Some("harness-test/no-such-node:1".into()),
+        engine: EngineKind::Docker,
+        min_version: semver::Version::new(0, 20, 0),
+    };
+    let p = KindProvider::new(
+        KindCli::new(EngineKind::Docker),
+        &name,
+        &spec,
+        harness::cluster::kind::kubeconfig_path(home.path(), &name),
+    );
+    assert!(!p.exists().await.unwrap());
+    let err = p.ensure(false).await.unwrap_err();
+    let ClusterError::Kind { stderr, fix, .. } = &err else {
+        panic!("{err:?}");
+    };
+    assert!(!stderr.contains("unknown flag"), "{stderr}");
+    // kind says which engine it was pinned to.
+    assert!(
+        stderr.contains("using docker due to KIND_EXPERIMENTAL_PROVIDER"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("failed to pull image \"harness-test/no-such-node:1\""),
+        "{stderr}"
+    );
+    assert!(
+        fix.starts_with("the node image cannot be pulled here"),
+        "{fix}"
+    );
+    // kind cleaned up after the failed create; deleting again is fine.
+    assert!(!p.exists().await.unwrap());
+    p.delete().await.unwrap();
+}
+
+// ---- the real kind CLI with a real cluster (needs pullable node images) ----
 
 fn real_provider(name: &str, home: &Path) -> KindProvider {
     let spec = KindSpec {

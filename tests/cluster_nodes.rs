@@ -197,3 +197,50 @@ async fn a_failing_import_carries_ctr_stderr() {
     assert!(matches!(err, ClusterError::NodeLoad { .. }), "{err:?}");
     assert!(msg.contains(&node.name) && msg.contains("exited"), "{msg}");
 }
+
+#[tokio::test]
+async fn an_existing_clusters_load_command_gets_the_archive_on_stdin() {
+    if !node::engine_available() {
+        return;
+    }
+    // The load command of a cluster whose node runs containerd: the archive
+    // arrives on stdin and goes to the node's ctr.
+    let node = node::Node::start();
+    let docker = docker().await;
+    let kubeconfig = tempfile::NamedTempFile::new().unwrap();
+    let spec = harness::config::ExistingSpec {
+        kubeconfig: Some(kubeconfig.path().to_owned()),
+        context: None,
+        load_command: Some(
+            [
+                "docker", "exec", "-i", &node.name, "ctr", "-n", "k8s.io", "images", "import", "-",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+        ),
+    };
+    let existing = harness::cluster::ExistingProvider::new("ci", &spec);
+    let report = existing
+        .deliver(&docker, &[image("busybox", BUSYBOX)])
+        .await
+        .unwrap();
+    assert!(
+        matches!(report.loads[0].outcome, LoadOutcome::Loaded { bytes, .. } if bytes > 1_000_000),
+        "{report:?}"
+    );
+    assert!(
+        node.image_refs()
+            .contains(&"docker.io/harness/busybox:1".to_owned())
+    );
+
+    // Without a load command, images are left to the registry.
+    let registry = harness::config::ExistingSpec {
+        load_command: None,
+        ..spec
+    };
+    let report = harness::cluster::ExistingProvider::new("ci", &registry)
+        .deliver(&docker, &[image("busybox", BUSYBOX)])
+        .await
+        .unwrap();
+    assert_eq!(report.loads[0].outcome, LoadOutcome::NotDelivered);
+}
