@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
 use harness::cluster::nodes::{self, CtrInventory, NodeContainer};
-use harness::cluster::{ImageRef, LoadOutcome};
+use harness::cluster::{ImageRef, LoadOutcome, no_progress};
 use harness::config::EngineKind;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
@@ -101,6 +101,7 @@ async fn main() {
         std::slice::from_ref(&a_node),
         &images,
         &CtrInventory,
+        &no_progress,
     )
     .await
     .unwrap();
@@ -111,6 +112,7 @@ async fn main() {
         std::slice::from_ref(&a_node),
         &images,
         &CtrInventory,
+        &no_progress,
     )
     .await
     .unwrap();

@@ -422,8 +422,9 @@ async fn real_kind_create_reuse_load_delete() {
         name: "busybox".into(),
         reference: "harness/busybox:1".into(),
     }];
-    let first = p.deliver(&docker, &images).await;
-    let second = p.deliver(&docker, &images).await;
+    let no_progress = harness::cluster::no_progress;
+    let first = p.deliver(&docker, &images, &no_progress).await;
+    let second = p.deliver(&docker, &images, &no_progress).await;
     p.delete().await.unwrap();
     assert!(!p.exists().await.unwrap());
     assert_eq!(

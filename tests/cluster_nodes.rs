@@ -8,7 +8,9 @@ mod node;
 use std::time::Duration;
 
 use harness::cluster::nodes::{self, CtrInventory};
-use harness::cluster::{ClusterError, ImageRef, KindCli, KindProvider, LoadOutcome, Provider};
+use harness::cluster::{
+    ClusterError, ImageRef, KindCli, KindProvider, LoadOutcome, NodeLoad, Provider, no_progress,
+};
 use harness::config::{EngineKind, KindSpec};
 use harness::engine;
 
@@ -59,7 +61,7 @@ async fn streams_into_the_node_once_then_skips() {
     assert_eq!(found[0].role.as_deref(), Some("worker"));
 
     let images = [image("busybox", BUSYBOX)];
-    let first = kind.deliver(&docker, &images).await.unwrap();
+    let first = kind.deliver(&docker, &images, &no_progress).await.unwrap();
     assert_eq!(first.loads.len(), 1);
     assert_eq!(first.loads[0].node, node.name);
     let LoadOutcome::Loaded { bytes, .. } = first.loads[0].outcome else {
@@ -76,7 +78,7 @@ async fn streams_into_the_node_once_then_skips() {
     );
 
     // The node's containerd now holds the same content: nothing is sent.
-    let second = kind.deliver(&docker, &images).await.unwrap();
+    let second = kind.deliver(&docker, &images, &no_progress).await.unwrap();
     assert_eq!(second.loads[0].outcome, LoadOutcome::Skipped);
     assert_eq!(second.bytes_loaded(), 0);
 }
@@ -90,14 +92,18 @@ async fn same_content_under_a_new_name_is_tagged_not_loaded() {
     let alias = node::Alias::of(BUSYBOX);
     let docker = docker().await;
     let nodes = nodes::kind_nodes(&docker, &node.cluster).await.unwrap();
+    let heard = std::sync::Mutex::new(Vec::<NodeLoad>::new());
     let report = nodes::load_into_nodes(
         &docker,
         &nodes,
         &[image("busybox", BUSYBOX), image("alias", &alias.0)],
         &CtrInventory,
+        &|load: &NodeLoad| heard.lock().unwrap().push(load.clone()),
     )
     .await
     .unwrap();
+    // Progress hears every line of the report, as it happens.
+    assert_eq!(*heard.lock().unwrap(), report.loads);
     let outcomes: Vec<_> = report.loads.iter().map(|l| &l.outcome).collect();
     assert!(
         matches!(outcomes[0], LoadOutcome::Loaded { .. }),
@@ -117,7 +123,7 @@ async fn every_node_of_the_cluster_is_loaded() {
     let b = node::Node::start_in(&a.cluster);
     let docker = docker().await;
     let report = provider(&a.cluster)
-        .deliver(&docker, &[image("busybox", BUSYBOX)])
+        .deliver(&docker, &[image("busybox", BUSYBOX)], &no_progress)
         .await
         .unwrap();
     let mut loaded: Vec<&str> = report
@@ -152,6 +158,7 @@ async fn a_missing_image_fails_before_any_node_is_touched() {
                 image("busybox", BUSYBOX),
                 image("ghost", "harness-test/does-not-exist:1"),
             ],
+            &no_progress,
         )
         .await
         .unwrap_err();
@@ -221,7 +228,7 @@ async fn an_existing_clusters_load_command_gets_the_archive_on_stdin() {
     };
     let existing = harness::cluster::ExistingProvider::new("ci", &spec);
     let report = existing
-        .deliver(&docker, &[image("busybox", BUSYBOX)])
+        .deliver(&docker, &[image("busybox", BUSYBOX)], &no_progress)
         .await
         .unwrap();
     assert!(
@@ -239,7 +246,7 @@ async fn an_existing_clusters_load_command_gets_the_archive_on_stdin() {
         ..spec
     };
     let report = harness::cluster::ExistingProvider::new("ci", &registry)
-        .deliver(&docker, &[image("busybox", BUSYBOX)])
+        .deliver(&docker, &[image("busybox", BUSYBOX)], &no_progress)
         .await
         .unwrap();
     assert_eq!(report.loads[0].outcome, LoadOutcome::NotDelivered);

@@ -14,8 +14,8 @@ use futures_util::StreamExt as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use super::{
-    ClusterError, Ensured, ImageRef, LoadOutcome, LoadReport, NodeContainer, NodeLoad, Provider,
-    nodes,
+    ClusterError, Ensured, ImageRef, LoadOutcome, LoadReport, NodeContainer, NodeLoad, Progress,
+    Provider, nodes,
 };
 use crate::config::ExistingSpec;
 
@@ -193,6 +193,7 @@ impl Provider for ExistingProvider {
         &self,
         docker: &Docker,
         images: &[ImageRef],
+        progress: Progress<'_>,
     ) -> Result<LoadReport, ClusterError> {
         let mut report = LoadReport::default();
         for image in images {
@@ -204,7 +205,7 @@ impl Provider for ExistingProvider {
                     Self::run_load_command(command, &image.reference, archive).await?
                 }
             };
-            report.loads.push(NodeLoad {
+            let load = NodeLoad {
                 image: image.name.clone(),
                 reference: image.reference.clone(),
                 node: self
@@ -213,7 +214,9 @@ impl Provider for ExistingProvider {
                     .and_then(|c| c.first().cloned())
                     .unwrap_or_else(|| "registry".into()),
                 outcome,
-            });
+            };
+            progress(&load);
+            report.loads.push(load);
         }
         Ok(report)
     }

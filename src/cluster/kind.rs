@@ -17,7 +17,7 @@ use bollard::Docker;
 
 use super::{
     ClusterError, DEFAULT_CONTROL_PLANE_WAIT, Ensured, ImageRef, LoadReport, NodeContainer,
-    Provider, nodes,
+    Progress, Provider, nodes,
 };
 use crate::config::{EngineKind, KindSpec};
 
@@ -379,9 +379,10 @@ impl Provider for KindProvider {
         &self,
         docker: &Docker,
         images: &[ImageRef],
+        progress: Progress<'_>,
     ) -> Result<LoadReport, ClusterError> {
         let nodes = self.nodes(docker).await?;
-        nodes::load_into_nodes(docker, &nodes, images, &nodes::CtrInventory).await
+        nodes::load_into_nodes(docker, &nodes, images, &nodes::CtrInventory, progress).await
     }
 }
 

@@ -84,6 +84,13 @@ pub struct NodeLoad {
     pub outcome: LoadOutcome,
 }
 
+/// Told of each [`NodeLoad`] as it completes (for progress lines; the same
+/// lines come back in the [`LoadReport`]).
+pub type Progress<'a> = &'a (dyn Fn(&NodeLoad) + Sync);
+
+/// A [`Progress`] that ignores everything.
+pub fn no_progress(_: &NodeLoad) {}
+
 /// Per image per node, what delivering images did.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct LoadReport {
@@ -245,11 +252,13 @@ pub trait Provider {
         &self,
         docker: &Docker,
     ) -> impl Future<Output = Result<Vec<NodeContainer>, ClusterError>> + Send;
-    /// Puts `images` (already in the engine) into the cluster.
+    /// Puts `images` (already in the engine) into the cluster; `progress`
+    /// hears each image on each node as soon as it is done.
     fn deliver(
         &self,
         docker: &Docker,
         images: &[ImageRef],
+        progress: Progress<'_>,
     ) -> impl Future<Output = Result<LoadReport, ClusterError>> + Send;
 }
 
@@ -335,8 +344,9 @@ impl Provider for AnyProvider {
         &self,
         docker: &Docker,
         images: &[ImageRef],
+        progress: Progress<'_>,
     ) -> Result<LoadReport, ClusterError> {
-        delegate!(self, p => p.deliver(docker, images).await)
+        delegate!(self, p => p.deliver(docker, images, progress).await)
     }
 }
 

@@ -26,7 +26,7 @@ use futures_util::{Stream, StreamExt as _, TryStreamExt as _};
 use serde::Serialize;
 use tokio::io::AsyncWriteExt as _;
 
-use super::{ClusterError, ImageRef, LoadOutcome, LoadReport, NodeLoad};
+use super::{ClusterError, ImageRef, LoadOutcome, LoadReport, NodeLoad, Progress};
 
 /// The label kind puts on its node containers.
 pub const CLUSTER_LABEL: &str = "io.x-k8s.kind.cluster";
@@ -470,6 +470,7 @@ pub async fn load_into_nodes(
     nodes: &[NodeContainer],
     images: &[ImageRef],
     source: &impl InventorySource,
+    progress: Progress<'_>,
 ) -> Result<LoadReport, ClusterError> {
     // The engine's IDs first: a missing image fails before any node is touched.
     let mut wanted = Vec::with_capacity(images.len());
@@ -478,7 +479,7 @@ pub async fn load_into_nodes(
     }
     let per_node = nodes
         .iter()
-        .map(|node| load_node(docker, node, &wanted, source));
+        .map(|node| load_node(docker, node, &wanted, source, progress));
     let results = futures_util::future::join_all(per_node).await;
     let mut report = LoadReport::default();
     for result in results {
@@ -492,6 +493,7 @@ async fn load_node(
     node: &NodeContainer,
     wanted: &[(&ImageRef, String)],
     source: &impl InventorySource,
+    progress: Progress<'_>,
 ) -> Result<Vec<NodeLoad>, ClusterError> {
     let mut inventory = source.inventory(docker, node).await?;
     let mut snapshotter = None;
@@ -541,12 +543,14 @@ async fn load_node(
             names: vec![normalize_reference(&image.reference)],
             id: Some(id.clone()),
         });
-        loads.push(NodeLoad {
+        let load = NodeLoad {
             image: image.name.clone(),
             reference: image.reference.clone(),
             node: node.name.clone(),
             outcome,
-        });
+        };
+        progress(&load);
+        loads.push(load);
     }
     Ok(loads)
 }
