@@ -161,7 +161,9 @@ impl KindCli {
 
     /// Runs `kind <args>`; `cluster` names the cluster in suggested fixes.
     /// Transient failures are retried; any other non-zero exit is a
-    /// [`ClusterError::Kind`] carrying kind's stderr and a fix.
+    /// [`ClusterError::Kind`] carrying kind's stderr and a fix. There is no
+    /// deadline here: callers put one around it, and dropping the future
+    /// kills kind (`kill_on_drop`).
     pub async fn run(&self, args: &[String], cluster: &str) -> Result<KindOutput, ClusterError> {
         let mut attempt = 1;
         loop {

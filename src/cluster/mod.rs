@@ -270,15 +270,20 @@ pub enum AnyProvider {
 }
 
 impl AnyProvider {
+    /// Builds the provider for `spec` from this process's environment: kind's
+    /// kubeconfig goes to `$HOME/.kube/<cluster>-config`.
+    pub fn from_env(spec: &ClusterSpec) -> Result<AnyProvider, ClusterError> {
+        let home = std::env::var_os("HOME").filter(|h| !h.is_empty());
+        AnyProvider::from_spec(spec, home.as_deref().map(Path::new))
+    }
+
     /// Builds the provider for `spec`; kind's kubeconfig goes to
-    /// `~/.kube/<cluster>-config`.
-    pub fn from_spec(spec: &ClusterSpec) -> Result<AnyProvider, ClusterError> {
+    /// `<home>/.kube/<cluster>-config`.
+    pub fn from_spec(spec: &ClusterSpec, home: Option<&Path>) -> Result<AnyProvider, ClusterError> {
         Ok(match &spec.provider {
             ClusterProvider::Kind(kind) => {
-                let home = std::env::var_os("HOME")
-                    .filter(|h| !h.is_empty())
-                    .ok_or(ClusterError::NoHome)?;
-                let kubeconfig = kind::kubeconfig_path(Path::new(&home), &spec.name);
+                let home = home.ok_or(ClusterError::NoHome)?;
+                let kubeconfig = kind::kubeconfig_path(home, &spec.name);
                 AnyProvider::Kind(KindProvider::new(
                     KindCli::new(kind.engine),
                     &spec.name,
@@ -362,6 +367,42 @@ mod tests {
         assert_eq!(last_lines("a\n\nb\nc\n\n", 2), "b\nc");
         assert_eq!(last_lines("only\n", 5), "only");
         assert_eq!(last_lines("", 3), "");
+    }
+
+    #[test]
+    fn the_lane_file_picks_the_provider() {
+        let kind = ClusterSpec {
+            name: "audit-e2e".into(),
+            provider: ClusterProvider::Kind(crate::config::KindSpec {
+                config: None,
+                node_image: None,
+                engine: EngineKind::Podman,
+                min_version: semver::Version::new(0, 20, 0),
+            }),
+        };
+        let p = AnyProvider::from_spec(&kind, Some(Path::new("/home/me"))).unwrap();
+        assert_eq!(p.kind_name(), "kind");
+        assert_eq!(p.engine(), Some(EngineKind::Podman));
+        assert_eq!(p.name(), "audit-e2e");
+        assert_eq!(p.kubeconfig(), Path::new("/home/me/.kube/audit-e2e-config"));
+        assert!(matches!(
+            AnyProvider::from_spec(&kind, None),
+            Err(ClusterError::NoHome)
+        ));
+        let existing = ClusterSpec {
+            name: "ci".into(),
+            provider: ClusterProvider::Existing(crate::config::ExistingSpec {
+                kubeconfig: Some("/etc/ci.yaml".into()),
+                context: Some("ci".into()),
+                load_command: None,
+            }),
+        };
+        // An existing cluster needs no home: its kubeconfig is given.
+        let p = AnyProvider::from_spec(&existing, None).unwrap();
+        assert_eq!(p.kind_name(), "existing");
+        assert_eq!(p.engine(), None);
+        assert_eq!(p.kubeconfig(), Path::new("/etc/ci.yaml"));
+        assert_eq!(p.context(), Some("ci"));
     }
 
     #[test]
