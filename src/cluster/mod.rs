@@ -1,0 +1,445 @@
+//! The cluster stage: create (or reuse, or adopt) the lane's cluster and put
+//! the lane's images into its nodes.
+//!
+//! A small [`Provider`] interface — ensure, exists, delete, kubeconfig,
+//! nodes, deliver images — has two implementations, chosen by the lane file:
+//! [`kind::KindProvider`] drives the kind CLI (never kind's Go API, so any
+//! kind the user has works), pinning the engine with
+//! `KIND_EXPERIMENTAL_PROVIDER` on every call so that create, load and delete
+//! can never disagree about where the nodes are; [`existing::ExistingProvider`]
+//! takes a kubeconfig and context as given and hands image archives to a
+//! user command (k3d, minikube, a node's containerd) or to nobody (registry
+//! images). Loading into kind nodes bypasses `kind load`: [`nodes`] finds the
+//! node containers by label, asks each node's containerd what it already
+//! holds (by content: the image ID), and streams the engine's export of each
+//! missing image straight into `ctr images import` in the node, nodes in
+//! parallel, with no temp file. What decides — cluster-name matching, banner
+//! stripping, which errors are transient, present/retag/load per image per
+//! node — is pure and tested with tables; the process and engine calls are
+//! thin shells around it. [`state`] records what `up` made so that `down`,
+//! `status`, `gather` and `diagnose` find it. Nothing here prints: every
+//! operation returns data (a [`LoadReport`]) or a typed [`ClusterError`]
+//! carrying kind's stderr and a fix.
+
+pub mod existing;
+pub mod kind;
+pub mod nodes;
+pub mod state;
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bollard::Docker;
+use serde::Serialize;
+
+use crate::config::{ClusterProvider, ClusterSpec, EngineKind};
+use crate::exit::Exit;
+
+pub use existing::ExistingProvider;
+pub use kind::{KindCli, KindProvider, RetryPolicy};
+pub use nodes::{ImageInventory, NodeContainer};
+pub use state::{LaneState, StateError};
+
+/// An image the lane needs in the cluster, as the images stage hands it over.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ImageRef {
+    /// The lane file's name for it (`datastorage`).
+    pub name: String,
+    /// The reference the engine knows it by (`harness/datastorage:3f2a…`).
+    pub reference: String,
+}
+
+/// What [`Provider::ensure`] did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Ensured {
+    /// `false` when an existing cluster of exactly that name was reused.
+    pub created: bool,
+    pub kubeconfig: PathBuf,
+    pub context: Option<String>,
+}
+
+/// What happened to one image on one node.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "outcome")]
+pub enum LoadOutcome {
+    /// The node already held this content under this name.
+    Skipped,
+    /// The node held the content under another name: only a tag was added.
+    Tagged,
+    /// The archive was streamed into the node.
+    Loaded { bytes: u64, seconds: f64 },
+    /// Nothing to do: the cluster pulls this image from a registry.
+    NotDelivered,
+}
+
+/// One line of a [`LoadReport`].
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct NodeLoad {
+    pub image: String,
+    pub reference: String,
+    /// The node container, or the load command for `existing` clusters.
+    pub node: String,
+    #[serde(flatten)]
+    pub outcome: LoadOutcome,
+}
+
+/// Told of each [`NodeLoad`] as it completes (for progress lines; the same
+/// lines come back in the [`LoadReport`]).
+pub type Progress<'a> = &'a (dyn Fn(&NodeLoad) + Sync);
+
+/// A [`Progress`] that ignores everything.
+pub fn no_progress(_: &NodeLoad) {}
+
+/// Per image per node, what delivering images did.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct LoadReport {
+    pub loads: Vec<NodeLoad>,
+}
+
+impl LoadReport {
+    /// Lines with the given outcome kind (for summaries and tests).
+    pub fn count(&self, pred: impl Fn(&LoadOutcome) -> bool) -> usize {
+        self.loads.iter().filter(|l| pred(&l.outcome)).count()
+    }
+
+    /// Bytes streamed into nodes, all images and nodes together.
+    pub fn bytes_loaded(&self) -> u64 {
+        self.loads
+            .iter()
+            .map(|l| match l.outcome {
+                LoadOutcome::Loaded { bytes, .. } => bytes,
+                _ => 0,
+            })
+            .sum()
+    }
+}
+
+/// What went wrong in the cluster stage, in the user's terms.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("cannot run kind ({binary})")]
+    KindMissing {
+        binary: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{command}` failed ({status}): {}", last_lines(.stderr, 8))]
+    Kind {
+        command: String,
+        status: String,
+        stderr: String,
+        fix: String,
+    },
+    #[error("a kind cluster named `{name}` already exists")]
+    AlreadyExists { name: String },
+    #[error("cannot write the kubeconfig {}", .path.display())]
+    Kubeconfig {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot tell where to write the kubeconfig: $HOME is not set")]
+    NoHome,
+    #[error(
+        "no node containers of kind cluster `{cluster}` (label io.x-k8s.kind.cluster={cluster})"
+    )]
+    NoNodes { cluster: String },
+    #[error("the container engine failed to {what}")]
+    Engine {
+        what: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+    #[error("image `{reference}` is not in the engine")]
+    ImageMissing { reference: String },
+    #[error("failed to load image `{reference}` into node `{node}`: {detail}")]
+    NodeLoad {
+        reference: String,
+        node: String,
+        detail: String,
+    },
+    #[error("load command `{command}` failed for image `{reference}` ({status}): {}", last_lines(.stderr, 8))]
+    LoadCommand {
+        command: String,
+        reference: String,
+        status: String,
+        stderr: String,
+    },
+    #[error("cannot run the load command `{command}`")]
+    LoadCommandSpawn {
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl ClusterError {
+    /// The documented exit code: a failure to put an image into the cluster
+    /// is an image failure (4), anything else a cluster failure (5).
+    pub fn exit(&self) -> Exit {
+        match self {
+            ClusterError::ImageMissing { .. }
+            | ClusterError::NodeLoad { .. }
+            | ClusterError::LoadCommand { .. }
+            | ClusterError::LoadCommandSpawn { .. } => Exit::ImageBuild,
+            _ => Exit::Cluster,
+        }
+    }
+
+    /// What to do about it.
+    pub fn help(&self) -> String {
+        match self {
+            ClusterError::KindMissing { .. } => {
+                "install kind (https://kind.sigs.k8s.io) and put it on PATH".into()
+            }
+            ClusterError::Kind { fix, .. } => fix.clone(),
+            ClusterError::AlreadyExists { name } => format!(
+                "reuse it (harness up --reuse) or delete it first: kind delete cluster --name {name}"
+            ),
+            ClusterError::Kubeconfig { path, .. } => format!(
+                "make {} writable (or set HOME to a writable directory)",
+                path.parent().unwrap_or(Path::new("/")).display()
+            ),
+            ClusterError::NoHome => "set HOME".into(),
+            ClusterError::NoNodes { cluster } => format!(
+                "the cluster is gone or was made with another engine: check `kind get nodes --name {cluster}`, or run harness up again"
+            ),
+            ClusterError::Engine { .. } => {
+                "check that the container engine is running (harness preflight)".into()
+            }
+            ClusterError::ImageMissing { .. } => {
+                "build or pull the image first (the images stage does this in harness up)".into()
+            }
+            ClusterError::NodeLoad { node, .. } => format!(
+                "check the node's containerd: docker exec {node} ctr --namespace=k8s.io images ls"
+            ),
+            ClusterError::LoadCommand { .. } | ClusterError::LoadCommandSpawn { .. } => {
+                "fix cluster.existing.load_command in the lane file: it must read one image archive (docker save format) on stdin and exit 0".into()
+            }
+        }
+    }
+}
+
+/// The last `n` non-empty lines of a command's stderr, for error messages
+/// (kind prints progress lines before the one that matters).
+pub(crate) fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty())
+        .collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// The cluster interface every provider implements. Futures are `Send` so
+/// callers can run providers on any runtime thread.
+pub trait Provider {
+    /// The cluster's name.
+    fn name(&self) -> &str;
+    /// The kubeconfig file `up` writes (kind) or was given (existing).
+    fn kubeconfig(&self) -> &Path;
+    /// The context in it to use, when not its current one.
+    fn context(&self) -> Option<&str>;
+    /// Creates the cluster, or reuses one of exactly this name when `reuse`.
+    fn ensure(&self, reuse: bool) -> impl Future<Output = Result<Ensured, ClusterError>> + Send;
+    /// Whether a cluster of exactly this name exists.
+    fn exists(&self) -> impl Future<Output = Result<bool, ClusterError>> + Send;
+    /// Deletes the cluster (a missing cluster is not an error).
+    fn delete(&self) -> impl Future<Output = Result<(), ClusterError>> + Send;
+    /// The node containers, when the provider has any the engine can reach.
+    fn nodes(
+        &self,
+        docker: &Docker,
+    ) -> impl Future<Output = Result<Vec<NodeContainer>, ClusterError>> + Send;
+    /// Puts `images` (already in the engine) into the cluster; `progress`
+    /// hears each image on each node as soon as it is done.
+    fn deliver(
+        &self,
+        docker: &Docker,
+        images: &[ImageRef],
+        progress: Progress<'_>,
+    ) -> impl Future<Output = Result<LoadReport, ClusterError>> + Send;
+}
+
+/// The provider a lane's `cluster:` asks for.
+#[derive(Clone, Debug)]
+pub enum AnyProvider {
+    Kind(KindProvider),
+    Existing(ExistingProvider),
+}
+
+impl AnyProvider {
+    /// Builds the provider for `spec` from this process's environment: kind's
+    /// kubeconfig goes to `$HOME/.kube/<cluster>-config`.
+    pub fn from_env(spec: &ClusterSpec) -> Result<AnyProvider, ClusterError> {
+        let home = std::env::var_os("HOME").filter(|h| !h.is_empty());
+        AnyProvider::from_spec(spec, home.as_deref().map(Path::new))
+    }
+
+    /// Builds the provider for `spec`; kind's kubeconfig goes to
+    /// `<home>/.kube/<cluster>-config`.
+    pub fn from_spec(spec: &ClusterSpec, home: Option<&Path>) -> Result<AnyProvider, ClusterError> {
+        Ok(match &spec.provider {
+            ClusterProvider::Kind(kind) => {
+                let home = home.ok_or(ClusterError::NoHome)?;
+                let kubeconfig = kind::kubeconfig_path(home, &spec.name);
+                AnyProvider::Kind(KindProvider::new(
+                    KindCli::new(kind.engine),
+                    &spec.name,
+                    kind,
+                    kubeconfig,
+                ))
+            }
+            ClusterProvider::Existing(existing) => {
+                AnyProvider::Existing(ExistingProvider::new(&spec.name, existing))
+            }
+        })
+    }
+
+    /// `kind` or `existing`, for the state file and messages.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            AnyProvider::Kind(_) => "kind",
+            AnyProvider::Existing(_) => "existing",
+        }
+    }
+
+    /// The engine kind drives, when the provider is kind.
+    pub fn engine(&self) -> Option<EngineKind> {
+        match self {
+            AnyProvider::Kind(k) => Some(k.cli().engine()),
+            AnyProvider::Existing(_) => None,
+        }
+    }
+}
+
+macro_rules! delegate {
+    ($self:ident, $p:ident => $e:expr) => {
+        match $self {
+            AnyProvider::Kind($p) => $e,
+            AnyProvider::Existing($p) => $e,
+        }
+    };
+}
+
+impl Provider for AnyProvider {
+    fn name(&self) -> &str {
+        delegate!(self, p => p.name())
+    }
+    fn kubeconfig(&self) -> &Path {
+        delegate!(self, p => p.kubeconfig())
+    }
+    fn context(&self) -> Option<&str> {
+        delegate!(self, p => p.context())
+    }
+    async fn ensure(&self, reuse: bool) -> Result<Ensured, ClusterError> {
+        delegate!(self, p => p.ensure(reuse).await)
+    }
+    async fn exists(&self) -> Result<bool, ClusterError> {
+        delegate!(self, p => p.exists().await)
+    }
+    async fn delete(&self) -> Result<(), ClusterError> {
+        delegate!(self, p => p.delete().await)
+    }
+    async fn nodes(&self, docker: &Docker) -> Result<Vec<NodeContainer>, ClusterError> {
+        delegate!(self, p => p.nodes(docker).await)
+    }
+    async fn deliver(
+        &self,
+        docker: &Docker,
+        images: &[ImageRef],
+        progress: Progress<'_>,
+    ) -> Result<LoadReport, ClusterError> {
+        delegate!(self, p => p.deliver(docker, images, progress).await)
+    }
+}
+
+/// How long `kind create cluster --wait` waits for the control plane.
+pub const DEFAULT_CONTROL_PLANE_WAIT: Duration = Duration::from_secs(120);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_lines_keeps_the_tail_without_blank_lines() {
+        assert_eq!(last_lines("a\n\nb\nc\n\n", 2), "b\nc");
+        assert_eq!(last_lines("only\n", 5), "only");
+        assert_eq!(last_lines("", 3), "");
+    }
+
+    #[test]
+    fn the_lane_file_picks_the_provider() {
+        let kind = ClusterSpec {
+            name: "audit-e2e".into(),
+            provider: ClusterProvider::Kind(crate::config::KindSpec {
+                config: None,
+                node_image: None,
+                engine: EngineKind::Podman,
+                min_version: semver::Version::new(0, 20, 0),
+            }),
+        };
+        let p = AnyProvider::from_spec(&kind, Some(Path::new("/home/me"))).unwrap();
+        assert_eq!(p.kind_name(), "kind");
+        assert_eq!(p.engine(), Some(EngineKind::Podman));
+        assert_eq!(p.name(), "audit-e2e");
+        assert_eq!(p.kubeconfig(), Path::new("/home/me/.kube/audit-e2e-config"));
+        assert!(matches!(
+            AnyProvider::from_spec(&kind, None),
+            Err(ClusterError::NoHome)
+        ));
+        let existing = ClusterSpec {
+            name: "ci".into(),
+            provider: ClusterProvider::Existing(crate::config::ExistingSpec {
+                kubeconfig: Some("/etc/ci.yaml".into()),
+                context: Some("ci".into()),
+                load_command: None,
+            }),
+        };
+        // An existing cluster needs no home: its kubeconfig is given.
+        let p = AnyProvider::from_spec(&existing, None).unwrap();
+        assert_eq!(p.kind_name(), "existing");
+        assert_eq!(p.engine(), None);
+        assert_eq!(p.kubeconfig(), Path::new("/etc/ci.yaml"));
+        assert_eq!(p.context(), Some("ci"));
+    }
+
+    #[test]
+    fn load_failures_exit_as_image_failures() {
+        let load = ClusterError::NodeLoad {
+            reference: "a:1".into(),
+            node: "n".into(),
+            detail: "d".into(),
+        };
+        assert_eq!(load.exit(), Exit::ImageBuild);
+        let kind = ClusterError::AlreadyExists { name: "x".into() };
+        assert_eq!(kind.exit(), Exit::Cluster);
+    }
+
+    #[test]
+    fn report_counts_and_sums() {
+        let line = |outcome| NodeLoad {
+            image: "a".into(),
+            reference: "a:1".into(),
+            node: "n".into(),
+            outcome,
+        };
+        let report = LoadReport {
+            loads: vec![
+                line(LoadOutcome::Skipped),
+                line(LoadOutcome::Loaded {
+                    bytes: 10,
+                    seconds: 0.1,
+                }),
+                line(LoadOutcome::Loaded {
+                    bytes: 5,
+                    seconds: 0.1,
+                }),
+            ],
+        };
+        assert_eq!(report.bytes_loaded(), 15);
+        assert_eq!(report.count(|o| matches!(o, LoadOutcome::Loaded { .. })), 2);
+        assert_eq!(report.count(|o| *o == LoadOutcome::Skipped), 1);
+    }
+}

@@ -1,0 +1,668 @@
+//! Loading images into kind nodes without `kind load`'s waste.
+//!
+//! `kind load docker-image` saves every requested image into one temp tar and
+//! re-imports it into every node whose `crictl inspecti` fails — and the node
+//! images the fixtures were captured on ship no `crictl`, so it re-imports
+//! every time. Here, per node: an [`InventorySource`] says which images the
+//! node already holds, by content (the image ID, i.e. the config digest, which
+//! containerd's CRI plugin records as a `sha256:<id>` reference); [`decide`]
+//! picks skip / tag / load for each wanted image; missing images are streamed
+//! from the engine's export (`GET /images/{name}/get`) straight into
+//! `ctr --namespace=k8s.io images import --digests --snapshotter=<s> -` over an
+//! exec with stdin attached — no temp file, and no `--all-platforms`, which
+//! fails with "content digest not found" when the engine uses the containerd
+//! image store (kind #3795). Nodes load in parallel; images within a node one
+//! after another, since one containerd unpacks them anyway. The inventory is
+//! a trait so a Kubernetes `node.status.images` source can be plugged in.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use bollard::Docker;
+use bollard::exec::{CreateExecOptions, StartExecResults};
+use bollard::query_parameters::ListContainersOptionsBuilder;
+use futures_util::{Stream, StreamExt as _, TryStreamExt as _};
+use serde::Serialize;
+use tokio::io::AsyncWriteExt as _;
+
+use super::{ClusterError, ImageRef, LoadOutcome, LoadReport, NodeLoad, Progress};
+
+/// The label kind puts on its node containers.
+pub const CLUSTER_LABEL: &str = "io.x-k8s.kind.cluster";
+const ROLE_LABEL: &str = "io.x-k8s.kind.role";
+
+/// A node container of a kind cluster.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NodeContainer {
+    /// The container name (`audit-e2e-control-plane`).
+    pub name: String,
+    pub id: String,
+    /// `control-plane` or `worker`, from kind's label.
+    pub role: Option<String>,
+}
+
+/// One image a node holds: its names and, when known, its content ID.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeImage {
+    /// Fully qualified references (`docker.io/library/busybox:1`).
+    pub names: Vec<String>,
+    /// The image ID (`sha256:` + config digest), when the source knows it.
+    pub id: Option<String>,
+}
+
+/// Everything a node holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImageInventory {
+    pub images: Vec<NodeImage>,
+}
+
+/// What to do with one wanted image on one node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// The node holds this content under this name.
+    Present,
+    /// The node holds this content, but not under this name: tag `source`.
+    Tag { source: String },
+    /// The node lacks the content.
+    Load,
+}
+
+/// Decides by content: only an entry whose ID equals the engine's image ID
+/// counts, so a stale image under the same tag is replaced, and an entry
+/// without an ID (a source that knows only names) never proves anything.
+pub fn decide(reference: &str, id: &str, inventory: &ImageInventory) -> Decision {
+    let name = normalize_reference(reference);
+    let mut same_content = inventory
+        .images
+        .iter()
+        .filter(|i| i.id.as_deref() == Some(id));
+    match same_content.clone().find(|i| i.names.contains(&name)) {
+        Some(_) => Decision::Present,
+        None => match same_content.next() {
+            Some(_) => Decision::Tag {
+                source: id.to_owned(),
+            },
+            None => Decision::Load,
+        },
+    }
+}
+
+/// The fully qualified form of an image reference, as containerd names
+/// images: `busybox` → `docker.io/library/busybox:latest`,
+/// `harness/app:1` → `docker.io/harness/app:1`, `localhost:5000/x` kept.
+pub fn normalize_reference(reference: &str) -> String {
+    let (first, rest) = match reference.split_once('/') {
+        Some((first, rest)) => (Some(first), rest),
+        None => (None, reference),
+    };
+    // Docker's rule: the first component is a registry when it has a dot
+    // or a port, or is `localhost`.
+    let mut out = match first {
+        Some(d) if d.contains('.') || d.contains(':') || d == "localhost" => {
+            format!("{d}/{rest}")
+        }
+        Some(org) => format!("docker.io/{org}/{rest}"),
+        None => format!("docker.io/library/{rest}"),
+    };
+    let last = out.rsplit('/').next().unwrap_or_default();
+    if !last.contains(':') && !last.contains('@') {
+        out.push_str(":latest");
+    }
+    out
+}
+
+/// Parses `ctr images ls` (the table form). Rows sharing a manifest digest
+/// are one image; the CRI plugin names each image also `sha256:<config
+/// digest>`, which is the image ID the engine reports.
+pub fn parse_ctr_images(stdout: &str) -> ImageInventory {
+    let mut by_digest: Vec<(String, NodeImage)> = Vec::new();
+    for line in stdout.lines().skip_while(|l| !l.starts_with("REF")).skip(1) {
+        let mut cols = line.split_whitespace();
+        let (Some(reference), Some(_media_type), Some(digest)) =
+            (cols.next(), cols.next(), cols.next())
+        else {
+            continue;
+        };
+        let idx = match by_digest.iter().position(|(d, _)| d == digest) {
+            Some(i) => i,
+            None => {
+                by_digest.push((digest.to_owned(), NodeImage::default()));
+                by_digest.len() - 1
+            }
+        };
+        let image = &mut by_digest[idx].1;
+        if is_image_id(reference) {
+            image.id = Some(reference.to_owned());
+        } else {
+            image.names.push(reference.to_owned());
+        }
+    }
+    ImageInventory {
+        images: by_digest.into_iter().map(|(_, i)| i).collect(),
+    }
+}
+
+fn is_image_id(reference: &str) -> bool {
+    reference
+        .strip_prefix("sha256:")
+        .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// The snapshotter the node's CRI plugin uses, from `containerd config
+/// dump` (containerd 1.x: `[plugins."io.containerd.grpc.v1.cri".containerd]`;
+/// 2.x: `[plugins."io.containerd.cri.v1.images"]`). Images imported with
+/// another snapshotter would be unpacked where the kubelet never looks.
+pub fn snapshotter_from_config(dump: &str) -> Option<String> {
+    let mut in_section = false;
+    for line in dump.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_section = line == r#"[plugins."io.containerd.grpc.v1.cri".containerd]"#
+                || line == r#"[plugins."io.containerd.cri.v1.images"]"#;
+            continue;
+        }
+        if in_section && let Some(value) = line.strip_prefix("snapshotter") {
+            let value = value
+                .trim_start()
+                .strip_prefix('=')?
+                .trim()
+                .trim_matches('"');
+            if !value.is_empty() {
+                return Some(value.to_owned());
+            }
+        }
+    }
+    None
+}
+
+/// The command that imports an image archive from stdin into a node.
+pub fn import_command(snapshotter: &str) -> Vec<String> {
+    [
+        "ctr",
+        "--namespace=k8s.io",
+        "images",
+        "import",
+        "--digests",
+        &format!("--snapshotter={snapshotter}"),
+        "-",
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+/// Where a node's image inventory comes from.
+pub trait InventorySource: Sync {
+    fn inventory(
+        &self,
+        docker: &Docker,
+        node: &NodeContainer,
+    ) -> impl Future<Output = Result<ImageInventory, ClusterError>> + Send;
+}
+
+/// Asks the node's containerd: `ctr --namespace=k8s.io images ls`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CtrInventory;
+
+impl InventorySource for CtrInventory {
+    async fn inventory(
+        &self,
+        docker: &Docker,
+        node: &NodeContainer,
+    ) -> Result<ImageInventory, ClusterError> {
+        let out = exec(
+            docker,
+            &node.name,
+            &["ctr", "--namespace=k8s.io", "images", "ls"],
+        )
+        .await?;
+        if out.exit_code != 0 {
+            return Err(ClusterError::NodeLoad {
+                reference: "(listing images)".into(),
+                node: node.name.clone(),
+                detail: format!(
+                    "ctr images ls exited {}: {}",
+                    out.exit_code,
+                    out.stderr.trim()
+                ),
+            });
+        }
+        Ok(parse_ctr_images(&out.stdout))
+    }
+}
+
+/// The running node containers of kind cluster `cluster`, by label.
+pub async fn kind_nodes(
+    docker: &Docker,
+    cluster: &str,
+) -> Result<Vec<NodeContainer>, ClusterError> {
+    let filters = HashMap::from([("label", vec![format!("{CLUSTER_LABEL}={cluster}")])]);
+    let options = ListContainersOptionsBuilder::new()
+        .filters(&filters)
+        .build();
+    let containers = docker
+        .list_containers(Some(options))
+        .await
+        .map_err(|source| ClusterError::Engine {
+            what: format!("list the node containers of cluster `{cluster}`"),
+            source,
+        })?;
+    let mut nodes: Vec<NodeContainer> = containers
+        .into_iter()
+        .filter_map(|c| {
+            let name = c.names?.first()?.trim_start_matches('/').to_owned();
+            Some(NodeContainer {
+                name,
+                id: c.id.unwrap_or_default(),
+                role: c.labels.and_then(|mut l| l.remove(ROLE_LABEL)),
+            })
+        })
+        .collect();
+    if nodes.is_empty() {
+        return Err(ClusterError::NoNodes {
+            cluster: cluster.to_owned(),
+        });
+    }
+    nodes.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(nodes)
+}
+
+/// What an exec printed, and how it ended.
+#[derive(Clone, Debug, Default)]
+pub struct ExecOutput {
+    pub exit_code: i64,
+    pub stdout: String,
+    pub stderr: String,
+    /// Bytes written to its stdin.
+    pub stdin_bytes: u64,
+}
+
+/// Runs `cmd` in a container and collects its output.
+pub async fn exec(
+    docker: &Docker,
+    container: &str,
+    cmd: &[&str],
+) -> Result<ExecOutput, ClusterError> {
+    exec_with_stdin(
+        docker,
+        container,
+        cmd,
+        None::<futures_util::stream::Empty<Result<Vec<u8>, std::convert::Infallible>>>,
+    )
+    .await
+}
+
+/// Runs `cmd` in a container, streaming `stdin` (when given) into it and
+/// closing it at the end; reads the output concurrently so neither side can
+/// block the other.
+pub async fn exec_with_stdin<S, B, E>(
+    docker: &Docker,
+    container: &str,
+    cmd: &[&str],
+    stdin: Option<S>,
+) -> Result<ExecOutput, ClusterError>
+where
+    S: Stream<Item = Result<B, E>> + Send,
+    B: AsRef<[u8]>,
+    E: std::fmt::Display,
+{
+    let engine = |what: &str, source| ClusterError::Engine {
+        what: format!("{what} `{}` in container `{container}`", cmd.join(" ")),
+        source,
+    };
+    let created = docker
+        .create_exec(
+            container,
+            CreateExecOptions {
+                cmd: Some(cmd.to_vec()),
+                attach_stdin: Some(stdin.is_some()),
+                attach_stdout: Some(true),
+                attach_stderr: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| engine("create exec", e))?;
+    let started = docker
+        .start_exec(&created.id, None)
+        .await
+        .map_err(|e| engine("start", e))?;
+    let StartExecResults::Attached {
+        mut output,
+        mut input,
+    } = started
+    else {
+        unreachable!("start_exec without detach is attached");
+    };
+    let pump = async {
+        let mut written = 0u64;
+        let mut failure = None;
+        let attached = stdin.is_some();
+        if let Some(stdin) = stdin {
+            let mut stdin = std::pin::pin!(stdin);
+            while let Some(chunk) = stdin.next().await {
+                match chunk {
+                    Ok(chunk) => {
+                        let chunk = chunk.as_ref();
+                        if let Err(e) = input.write_all(chunk).await {
+                            failure = Some(format!("writing to the command's stdin: {e}"));
+                            break;
+                        }
+                        written += chunk.len() as u64;
+                    }
+                    Err(e) => {
+                        failure = Some(format!("reading the image export: {e}"));
+                        break;
+                    }
+                }
+            }
+        }
+        // Half-closes the connection: the command sees end of input. Without
+        // stdin there is nothing to end, and the connection is left as is.
+        if attached {
+            let _ = input.shutdown().await;
+        }
+        (written, failure)
+    };
+    let drain = async {
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        while let Some(item) = output.next().await {
+            match item.map_err(|e| engine("read the output of", e))? {
+                bollard::container::LogOutput::StdOut { message } => {
+                    stdout.extend_from_slice(&message)
+                }
+                bollard::container::LogOutput::StdErr { message } => {
+                    stderr.extend_from_slice(&message)
+                }
+                _ => {}
+            }
+        }
+        Ok::<_, ClusterError>((stdout, stderr))
+    };
+    let ((written, failure), drained) = tokio::join!(pump, drain);
+    let (stdout, mut stderr) = drained?;
+    if let Some(failure) = failure {
+        stderr.extend_from_slice(format!("\nharness: {failure}").as_bytes());
+    }
+    // The output ends when the process does; the engine records the exit
+    // code a moment later, so wait for it with a deadline.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let exit_code = loop {
+        let inspected = docker
+            .inspect_exec(&created.id)
+            .await
+            .map_err(|e| engine("inspect", e))?;
+        match (inspected.running, inspected.exit_code) {
+            (Some(false), Some(code)) => break code,
+            _ if Instant::now() >= deadline => break -1,
+            _ => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    };
+    Ok(ExecOutput {
+        exit_code,
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        stdin_bytes: written,
+    })
+}
+
+/// The image ID the engine has for `reference`.
+pub async fn engine_image_id(docker: &Docker, reference: &str) -> Result<String, ClusterError> {
+    match docker.inspect_image(reference).await {
+        Ok(image) => image.id.ok_or_else(|| ClusterError::ImageMissing {
+            reference: reference.to_owned(),
+        }),
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => Err(ClusterError::ImageMissing {
+            reference: reference.to_owned(),
+        }),
+        Err(source) => Err(ClusterError::Engine {
+            what: format!("inspect image `{reference}`"),
+            source,
+        }),
+    }
+}
+
+/// The snapshotter of a node's CRI plugin (`overlayfs` when its config does
+/// not say, containerd's own default).
+pub async fn node_snapshotter(
+    docker: &Docker,
+    node: &NodeContainer,
+) -> Result<String, ClusterError> {
+    let out = exec(docker, &node.name, &["containerd", "config", "dump"]).await?;
+    Ok(snapshotter_from_config(&out.stdout).unwrap_or_else(|| "overlayfs".into()))
+}
+
+/// Streams the engine's export of `reference` into `node`'s containerd.
+pub async fn stream_into_node(
+    docker: &Docker,
+    node: &NodeContainer,
+    reference: &str,
+    snapshotter: &str,
+) -> Result<LoadOutcome, ClusterError> {
+    let started = Instant::now();
+    let cmd = import_command(snapshotter);
+    let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
+    let export = docker.export_image(reference);
+    let out = exec_with_stdin(docker, &node.name, &cmd, Some(export)).await?;
+    if out.exit_code != 0 {
+        return Err(ClusterError::NodeLoad {
+            reference: reference.to_owned(),
+            node: node.name.clone(),
+            detail: format!(
+                "`{}` exited {}: {}",
+                cmd.join(" "),
+                out.exit_code,
+                super::last_lines(&out.stderr, 6)
+            ),
+        });
+    }
+    Ok(LoadOutcome::Loaded {
+        bytes: out.stdin_bytes,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Puts every image into every node that lacks it, nodes in parallel.
+pub async fn load_into_nodes(
+    docker: &Docker,
+    nodes: &[NodeContainer],
+    images: &[ImageRef],
+    source: &impl InventorySource,
+    progress: Progress<'_>,
+) -> Result<LoadReport, ClusterError> {
+    // The engine's IDs first: a missing image fails before any node is touched.
+    let mut wanted = Vec::with_capacity(images.len());
+    for image in images {
+        wanted.push((image, engine_image_id(docker, &image.reference).await?));
+    }
+    let per_node = nodes
+        .iter()
+        .map(|node| load_node(docker, node, &wanted, source, progress));
+    let results = futures_util::future::join_all(per_node).await;
+    let mut report = LoadReport::default();
+    for result in results {
+        report.loads.extend(result?);
+    }
+    Ok(report)
+}
+
+async fn load_node(
+    docker: &Docker,
+    node: &NodeContainer,
+    wanted: &[(&ImageRef, String)],
+    source: &impl InventorySource,
+    progress: Progress<'_>,
+) -> Result<Vec<NodeLoad>, ClusterError> {
+    let mut inventory = source.inventory(docker, node).await?;
+    let mut snapshotter = None;
+    let mut loads = Vec::with_capacity(wanted.len());
+    for (image, id) in wanted {
+        let outcome = match decide(&image.reference, id, &inventory) {
+            Decision::Present => LoadOutcome::Skipped,
+            Decision::Tag { source } => {
+                let target = normalize_reference(&image.reference);
+                let out = exec(
+                    docker,
+                    &node.name,
+                    &[
+                        "ctr",
+                        "--namespace=k8s.io",
+                        "images",
+                        "tag",
+                        "--force",
+                        &source,
+                        &target,
+                    ],
+                )
+                .await?;
+                if out.exit_code != 0 {
+                    return Err(ClusterError::NodeLoad {
+                        reference: image.reference.clone(),
+                        node: node.name.clone(),
+                        detail: format!(
+                            "ctr images tag exited {}: {}",
+                            out.exit_code,
+                            out.stderr.trim()
+                        ),
+                    });
+                }
+                LoadOutcome::Tagged
+            }
+            Decision::Load => {
+                if snapshotter.is_none() {
+                    snapshotter = Some(node_snapshotter(docker, node).await?);
+                }
+                let s = snapshotter.as_deref().unwrap_or("overlayfs");
+                stream_into_node(docker, node, &image.reference, s).await?
+            }
+        };
+        // The node now holds it: a second name for the same image is a tag, not a load.
+        inventory.images.push(NodeImage {
+            names: vec![normalize_reference(&image.reference)],
+            id: Some(id.clone()),
+        });
+        let load = NodeLoad {
+            image: image.name.clone(),
+            reference: image.reference.clone(),
+            node: node.name.clone(),
+            outcome,
+        };
+        progress(&load);
+        loads.push(load);
+    }
+    Ok(loads)
+}
+
+/// The engine's export of `reference`, as a byte stream (for load commands).
+pub fn export(
+    docker: &Docker,
+    reference: &str,
+) -> impl Stream<Item = Result<Vec<u8>, bollard::errors::Error>> + use<> {
+    docker.export_image(reference).map_ok(|b| b.to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "sha256:012ff3ef348ee3d771d93550bbd84d324315a1f68861c760e96a491f79bbc303";
+
+    /// Captured from `ctr -n k8s.io images ls` in a containerd 1.6.20 node
+    /// after one `docker save harness/busybox:1 | ctr images import --digests -`.
+    const CTR_LS: &str = "\
+REF                                                                                       TYPE                                                 DIGEST                                                                  SIZE    PLATFORMS   LABELS                          
+docker.io/harness/busybox:1                                                               application/vnd.docker.distribution.manifest.v2+json sha256:12ce6d42b94d7f6974818cca2fa77a26cb46e865c24e37b73efb8ccd6f04de29 2.0 MiB linux/amd64 io.cri-containerd.image=managed 
+import-2026-11-22@sha256:12ce6d42b94d7f6974818cca2fa77a26cb46e865c24e37b73efb8ccd6f04de29 application/vnd.docker.distribution.manifest.v2+json sha256:12ce6d42b94d7f6974818cca2fa77a26cb46e865c24e37b73efb8ccd6f04de29 2.0 MiB linux/amd64 io.cri-containerd.image=managed 
+sha256:012ff3ef348ee3d771d93550bbd84d324315a1f68861c760e96a491f79bbc303                   application/vnd.docker.distribution.manifest.v2+json sha256:12ce6d42b94d7f6974818cca2fa77a26cb46e865c24e37b73efb8ccd6f04de29 2.0 MiB linux/amd64 io.cri-containerd.image=managed 
+";
+
+    #[test]
+    fn ctr_listing_groups_names_by_manifest_and_finds_the_id() {
+        let inv = parse_ctr_images(CTR_LS);
+        assert_eq!(inv.images.len(), 1);
+        assert_eq!(inv.images[0].id.as_deref(), Some(ID));
+        assert_eq!(
+            inv.images[0].names,
+            [
+                "docker.io/harness/busybox:1",
+                "import-2026-11-22@sha256:12ce6d42b94d7f6974818cca2fa77a26cb46e865c24e37b73efb8ccd6f04de29"
+            ]
+        );
+        // An empty store prints the header only.
+        assert_eq!(
+            parse_ctr_images(CTR_LS.lines().next().unwrap()),
+            ImageInventory::default()
+        );
+        assert_eq!(parse_ctr_images(""), ImageInventory::default());
+    }
+
+    #[test]
+    fn decisions_go_by_content() {
+        let inv = parse_ctr_images(CTR_LS);
+        let other = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+        let cases: &[(&str, &str, Decision)] = &[
+            ("harness/busybox:1", ID, Decision::Present),
+            ("docker.io/harness/busybox:1", ID, Decision::Present),
+            // Same content, new name: a tag, not a load.
+            ("harness/busybox:2", ID, Decision::Tag { source: ID.into() }),
+            // Same name, other content (a rebuilt image): load.
+            ("harness/busybox:1", other, Decision::Load),
+            ("harness/app:1", other, Decision::Load),
+        ];
+        for (reference, id, want) in cases {
+            assert_eq!(&decide(reference, id, &inv), want, "{reference} {id}");
+        }
+        // A source that knows names only proves nothing.
+        let names_only = ImageInventory {
+            images: vec![NodeImage {
+                names: vec!["docker.io/harness/busybox:1".into()],
+                id: None,
+            }],
+        };
+        assert_eq!(decide("harness/busybox:1", ID, &names_only), Decision::Load);
+    }
+
+    #[test]
+    fn references_normalize_like_docker() {
+        for (input, want) in [
+            ("busybox", "docker.io/library/busybox:latest"),
+            ("busybox:1", "docker.io/library/busybox:1"),
+            ("harness/app:3f2a", "docker.io/harness/app:3f2a"),
+            (
+                "docker.io/library/postgres:16",
+                "docker.io/library/postgres:16",
+            ),
+            ("quay.io/org/img", "quay.io/org/img:latest"),
+            ("localhost:5000/app:1", "localhost:5000/app:1"),
+            ("localhost/app", "localhost/app:latest"),
+            ("ghcr.io/o/i@sha256:abcd", "ghcr.io/o/i@sha256:abcd"),
+        ] {
+            assert_eq!(normalize_reference(input), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn snapshotter_is_read_from_the_cri_section() {
+        let v1 = "[plugins]\n  [plugins.\"io.containerd.grpc.v1.cri\"]\n    sandbox_image = \"x\"\n    [plugins.\"io.containerd.grpc.v1.cri\".containerd]\n      default_runtime_name = \"runc\"\n      snapshotter = \"overlayfs\"\n    [plugins.\"io.containerd.snapshotter.v1.devmapper\"]\n      snapshotter = \"nope\"\n";
+        assert_eq!(snapshotter_from_config(v1).as_deref(), Some("overlayfs"));
+        let v2 = "version = 3\n[plugins.'x']\n[plugins.\"io.containerd.cri.v1.images\"]\n  snapshotter = \"native\"\n";
+        assert_eq!(snapshotter_from_config(v2).as_deref(), Some("native"));
+        assert_eq!(
+            snapshotter_from_config("[plugins.\"other\"]\nsnapshotter = \"zfs\"\n"),
+            None
+        );
+        assert_eq!(snapshotter_from_config(""), None);
+    }
+
+    #[test]
+    fn import_never_asks_for_all_platforms() {
+        let cmd = import_command("overlayfs").join(" ");
+        assert_eq!(
+            cmd,
+            "ctr --namespace=k8s.io images import --digests --snapshotter=overlayfs -"
+        );
+        assert!(!cmd.contains("--all-platforms"));
+    }
+}

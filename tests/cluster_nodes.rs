@@ -1,0 +1,253 @@
+//! Loading images into a node's real containerd, streamed from the real
+//! Docker engine: a containerd-in-a-container stands in for a kind node
+//! (tests/support/node.rs), found by kind's label like a real one.
+
+#[path = "support/node.rs"]
+mod node;
+
+use std::time::Duration;
+
+use harness::cluster::nodes::{self, CtrInventory};
+use harness::cluster::{
+    ClusterError, ImageRef, KindCli, KindProvider, LoadOutcome, NodeLoad, Provider, no_progress,
+};
+use harness::config::{EngineKind, KindSpec};
+use harness::engine;
+
+const BUSYBOX: &str = "harness/busybox:1";
+
+async fn docker() -> bollard::Docker {
+    let ep = engine::endpoint_from_env(EngineKind::Docker);
+    engine::connect(&ep, Duration::from_secs(10))
+        .await
+        .unwrap()
+        .0
+}
+
+fn provider(cluster: &str) -> KindProvider {
+    let spec = KindSpec {
+        config: None,
+        node_image: None,
+        engine: EngineKind::Docker,
+        min_version: semver::Version::new(0, 20, 0),
+    };
+    KindProvider::new(
+        KindCli::new(EngineKind::Docker),
+        cluster,
+        &spec,
+        "/nonexistent/kubeconfig".into(),
+    )
+}
+
+fn image(name: &str, reference: &str) -> ImageRef {
+    ImageRef {
+        name: name.into(),
+        reference: reference.into(),
+    }
+}
+
+#[tokio::test]
+async fn streams_into_the_node_once_then_skips() {
+    if !node::engine_available() {
+        return;
+    }
+    let node = node::Node::start();
+    let docker = docker().await;
+    let kind = provider(&node.cluster);
+
+    let found = kind.nodes(&docker).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].name, node.name);
+    assert_eq!(found[0].role.as_deref(), Some("worker"));
+
+    let images = [image("busybox", BUSYBOX)];
+    let first = kind.deliver(&docker, &images, &no_progress).await.unwrap();
+    assert_eq!(first.loads.len(), 1);
+    assert_eq!(first.loads[0].node, node.name);
+    let LoadOutcome::Loaded { bytes, .. } = first.loads[0].outcome else {
+        panic!("first load: {:?}", first.loads[0]);
+    };
+    assert!(
+        bytes > 1_000_000,
+        "busybox archive is ~2 MB, streamed {bytes}"
+    );
+    let refs = node.image_refs();
+    assert!(
+        refs.contains(&"docker.io/harness/busybox:1".to_owned()),
+        "{refs:?}"
+    );
+
+    // The node's containerd now holds the same content: nothing is sent.
+    let second = kind.deliver(&docker, &images, &no_progress).await.unwrap();
+    assert_eq!(second.loads[0].outcome, LoadOutcome::Skipped);
+    assert_eq!(second.bytes_loaded(), 0);
+}
+
+#[tokio::test]
+async fn same_content_under_a_new_name_is_tagged_not_loaded() {
+    if !node::engine_available() {
+        return;
+    }
+    let node = node::Node::start();
+    let alias = node::Alias::of(BUSYBOX);
+    let docker = docker().await;
+    let nodes = nodes::kind_nodes(&docker, &node.cluster).await.unwrap();
+    let heard = std::sync::Mutex::new(Vec::<NodeLoad>::new());
+    let report = nodes::load_into_nodes(
+        &docker,
+        &nodes,
+        &[image("busybox", BUSYBOX), image("alias", &alias.0)],
+        &CtrInventory,
+        &|load: &NodeLoad| heard.lock().unwrap().push(load.clone()),
+    )
+    .await
+    .unwrap();
+    // Progress hears every line of the report, as it happens.
+    assert_eq!(*heard.lock().unwrap(), report.loads);
+    let outcomes: Vec<_> = report.loads.iter().map(|l| &l.outcome).collect();
+    assert!(
+        matches!(outcomes[0], LoadOutcome::Loaded { .. }),
+        "{outcomes:?}"
+    );
+    assert_eq!(outcomes[1], &LoadOutcome::Tagged);
+    let want = nodes::normalize_reference(&alias.0);
+    assert!(node.image_refs().contains(&want), "{want} not in the node");
+}
+
+#[tokio::test]
+async fn every_node_of_the_cluster_is_loaded() {
+    if !node::engine_available() {
+        return;
+    }
+    let a = node::Node::start();
+    let b = node::Node::start_in(&a.cluster);
+    let docker = docker().await;
+    let report = provider(&a.cluster)
+        .deliver(&docker, &[image("busybox", BUSYBOX)], &no_progress)
+        .await
+        .unwrap();
+    let mut loaded: Vec<&str> = report
+        .loads
+        .iter()
+        .filter(|l| matches!(l.outcome, LoadOutcome::Loaded { .. }))
+        .map(|l| l.node.as_str())
+        .collect();
+    loaded.sort();
+    let mut want = vec![a.name.as_str(), b.name.as_str()];
+    want.sort();
+    assert_eq!(loaded, want);
+    for n in [&a, &b] {
+        assert!(
+            n.image_refs()
+                .contains(&"docker.io/harness/busybox:1".to_owned())
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_missing_image_fails_before_any_node_is_touched() {
+    if !node::engine_available() {
+        return;
+    }
+    let node = node::Node::start();
+    let docker = docker().await;
+    let err = provider(&node.cluster)
+        .deliver(
+            &docker,
+            &[
+                image("busybox", BUSYBOX),
+                image("ghost", "harness-test/does-not-exist:1"),
+            ],
+            &no_progress,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ClusterError::ImageMissing { reference } if reference == "harness-test/does-not-exist:1"),
+        "{err:?}"
+    );
+    assert!(
+        !node.image_refs().iter().any(|r| r.contains("busybox")),
+        "busybox was loaded although the set was invalid"
+    );
+}
+
+#[tokio::test]
+async fn a_cluster_without_nodes_is_a_clear_error() {
+    if !node::engine_available() {
+        return;
+    }
+    let docker = docker().await;
+    let err = nodes::kind_nodes(&docker, "harness-test-no-such-cluster")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClusterError::NoNodes { .. }), "{err:?}");
+    assert!(
+        err.help()
+            .contains("kind get nodes --name harness-test-no-such-cluster")
+    );
+}
+
+#[tokio::test]
+async fn a_failing_import_carries_ctr_stderr() {
+    if !node::engine_available() {
+        return;
+    }
+    let node = node::Node::start();
+    let docker = docker().await;
+    let nodes = nodes::kind_nodes(&docker, &node.cluster).await.unwrap();
+    // A snapshotter containerd does not have makes the real ctr fail.
+    let err = nodes::stream_into_node(&docker, &nodes[0], BUSYBOX, "no-such-snapshotter")
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, ClusterError::NodeLoad { .. }), "{err:?}");
+    assert!(msg.contains(&node.name) && msg.contains("exited"), "{msg}");
+}
+
+#[tokio::test]
+async fn an_existing_clusters_load_command_gets_the_archive_on_stdin() {
+    if !node::engine_available() {
+        return;
+    }
+    // The load command of a cluster whose node runs containerd: the archive
+    // arrives on stdin and goes to the node's ctr.
+    let node = node::Node::start();
+    let docker = docker().await;
+    let kubeconfig = tempfile::NamedTempFile::new().unwrap();
+    let spec = harness::config::ExistingSpec {
+        kubeconfig: Some(kubeconfig.path().to_owned()),
+        context: None,
+        load_command: Some(
+            [
+                "docker", "exec", "-i", &node.name, "ctr", "-n", "k8s.io", "images", "import", "-",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+        ),
+    };
+    let existing = harness::cluster::ExistingProvider::new("ci", &spec);
+    let report = existing
+        .deliver(&docker, &[image("busybox", BUSYBOX)], &no_progress)
+        .await
+        .unwrap();
+    assert!(
+        matches!(report.loads[0].outcome, LoadOutcome::Loaded { bytes, .. } if bytes > 1_000_000),
+        "{report:?}"
+    );
+    assert!(
+        node.image_refs()
+            .contains(&"docker.io/harness/busybox:1".to_owned())
+    );
+
+    // Without a load command, images are left to the registry.
+    let registry = harness::config::ExistingSpec {
+        load_command: None,
+        ..spec
+    };
+    let report = harness::cluster::ExistingProvider::new("ci", &registry)
+        .deliver(&docker, &[image("busybox", BUSYBOX)], &no_progress)
+        .await
+        .unwrap();
+    assert_eq!(report.loads[0].outcome, LoadOutcome::NotDelivered);
+}
