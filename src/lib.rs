@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod exit;
+pub mod images;
 pub mod plan;
 pub mod preflight;
 pub mod readiness;
