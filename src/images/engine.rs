@@ -21,7 +21,7 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
 use super::context::{self, Context};
-use super::{ImageError, ImageEvent, LABEL_BUILT_BY, LABEL_IMAGE, LABEL_INPUTS, reference};
+use super::{ImageError, ImageEvent, LABEL_BUILT_BY, LABEL_INPUTS, reference};
 
 /// One build to run.
 pub(super) struct Build<'a> {
@@ -217,12 +217,9 @@ async fn run_build(
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    let labels: HashMap<&str, &str> = [
-        (LABEL_BUILT_BY, "harness"),
-        (LABEL_INPUTS, build.inputs),
-        (LABEL_IMAGE, build.image),
-    ]
-    .into();
+    // Two labels only: the classic builder adds a step for each.
+    let labels: HashMap<&str, &str> =
+        [(LABEL_BUILT_BY, "harness"), (LABEL_INPUTS, build.inputs)].into();
     let options = BuildImageOptionsBuilder::default()
         .dockerfile(&build.context.dockerfile_in_tar)
         .t(build.reference)

@@ -42,8 +42,6 @@ pub use context::ContextError;
 pub const LABEL_BUILT_BY: &str = "dev.harness.built-by";
 /// The full input hash of a built image (its tag is the first 16 hex).
 pub const LABEL_INPUTS: &str = "dev.harness.inputs";
-/// The lane file's name of a built image.
-pub const LABEL_IMAGE: &str = "dev.harness.image";
 
 /// Whether an image with these labels was built by the harness; images it
 /// did not build are never removed by it.
