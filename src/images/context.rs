@@ -84,6 +84,16 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ContextError + '_ {
 /// Paths in `skip` (absolute; e.g. the harness's own state and log
 /// directories) are never sent, whatever `.dockerignore` says.
 pub fn scan(root: &Path, dockerfile: &Path, skip: &[PathBuf]) -> Result<Context, ContextError> {
+    // Canonical paths, so that `..`, `.` and symlinked directories in the
+    // lane file do not hide that the Dockerfile or a skipped directory is
+    // inside the context.
+    let root = &fs::canonicalize(root).map_err(io_err(root))?;
+    let dockerfile = &fs::canonicalize(dockerfile).map_err(io_err(dockerfile))?;
+    let skip: Vec<PathBuf> = skip
+        .iter()
+        .map(|p| fs::canonicalize(p).unwrap_or_else(|_| p.clone()))
+        .collect();
+    let skip = skip.as_slice();
     let ignore_path = root.join(".dockerignore");
     let mut ignore = match fs::read_to_string(&ignore_path) {
         Ok(text) => Ignore::parse(&text).map_err(|source| ContextError::Ignore {
@@ -484,7 +494,13 @@ mod tests {
         write(d, "src/b.txt", "b");
         write(d, ".harness/logs/images/x.log", "state");
         std::os::unix::fs::symlink("a.txt", d.join("link")).unwrap();
-        let ctx = scan(d, &d.join("Dockerfile"), &[d.join(".harness")]).unwrap();
+        // Written with `.` and `..`, as a lane file may.
+        let ctx = scan(
+            &d.join("src/.."),
+            &d.join("./src/../Dockerfile"),
+            &[d.join("src/../.harness")],
+        )
+        .unwrap();
         assert_eq!(
             paths(&ctx),
             [
