@@ -233,6 +233,19 @@ async fn build_cache_hit_ignored_change_and_one_byte_change() {
     let log = std::fs::read_to_string(s.opts.log_dir.join("app.log")).unwrap();
     assert!(log.contains(" : RUN echo building app\n"), "{log}");
 
+    // Resolving without building names the same references.
+    let resolved = images::resolve(&s.project, &["app".into(), "other".into()], &s.opts)
+        .await
+        .unwrap();
+    for (r, o) in resolved.iter().zip(&first) {
+        assert_eq!((&r.image, &r.reference), (&o.image, &o.reference));
+    }
+    assert_eq!(
+        images::references(&first)["app"],
+        first[0].reference,
+        "placeholder values"
+    );
+
     // The image carries the harness's labels.
     let app = &first[0];
     let info = docker.inspect_image(&app.reference).await.unwrap();
@@ -377,12 +390,15 @@ async fn a_failing_run_names_the_step_and_the_log() {
 async fn a_build_past_its_timeout_fails_with_a_timeout() {
     let Some(docker) = engine().await else { return };
     let mut s = Scene::new();
+    // The marker finds this build's container among the engine's.
+    let marker = format!("sleeping-{}", nonce());
     s.build_image(
         "slow",
-        &format!("FROM {BASE}\nCOPY nonce /\nRUN echo sleeping && sleep 60\n"),
+        &format!("FROM {BASE}\nCOPY nonce /\nRUN echo {marker} && sleep 60\n"),
         &[],
     );
-    s.set_timeout("slow", Duration::from_secs(3));
+    // Long enough for the RUN step to be running when the deadline hits.
+    s.set_timeout("slow", Duration::from_secs(10));
     let started = std::time::Instant::now();
     let (result, _) = s.ensure(&docker, &["slow"]).await;
     let elapsed = started.elapsed();
@@ -394,15 +410,46 @@ async fn a_build_past_its_timeout_fails_with_a_timeout() {
             assert_eq!(image, "slow");
             let step = step.as_deref().unwrap();
             assert!(step.starts_with("Step 3/"), "{step}");
-            assert!(step.ends_with(" : RUN echo sleeping && sleep 60"), "{step}");
+            assert!(
+                step.ends_with(&format!(" : RUN echo {marker} && sleep 60")),
+                "{step}"
+            );
             let text = std::fs::read_to_string(log).unwrap();
-            assert!(text.contains("did not finish within 3s"), "{text}");
+            assert!(text.contains("did not finish within 10s"), "{text}");
+            // The RUN container had started: its output is in the log.
+            assert!(text.contains(&format!("\n{marker}\n")), "{text}");
         }
         other => panic!("expected a timeout, got {other:?}"),
     }
     assert_eq!(err.exit(), harness::exit::Exit::Timeout);
     // The build was abandoned at its deadline, not waited out.
     assert!(elapsed < Duration::from_secs(50), "{elapsed:?}");
+    // And the daemon stopped it: its RUN container goes away long before
+    // the `sleep 60` would have ended.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let containers = docker
+            .list_containers(Some(
+                bollard::query_parameters::ListContainersOptionsBuilder::default()
+                    .all(true)
+                    .build(),
+            ))
+            .await
+            .unwrap();
+        let running = containers.iter().any(|c| {
+            c.command
+                .as_deref()
+                .is_some_and(|cmd| cmd.contains(&marker))
+        });
+        if !running {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the timed-out build's container is still there"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 #[tokio::test]
