@@ -234,9 +234,14 @@ async fn build_cache_hit_ignored_change_and_one_byte_change() {
     assert!(log.contains(" : RUN echo building app\n"), "{log}");
 
     // Resolving without building names the same references.
-    let resolved = images::resolve(&s.project, &["app".into(), "other".into()], &s.opts)
-        .await
-        .unwrap();
+    let resolved = images::resolve(
+        &docker,
+        &s.project,
+        &["app".into(), "other".into()],
+        &s.opts,
+    )
+    .await
+    .unwrap();
     for (r, o) in resolved.iter().zip(&first) {
         assert_eq!((&r.image, &r.reference), (&o.image, &o.reference));
     }
@@ -339,6 +344,53 @@ async fn build_args_and_target_change_the_tag_and_reach_the_build() {
         "the build stopped at the target"
     );
     remove(&docker, &[&one[0], &two[0], &base[0]]).await;
+}
+
+#[tokio::test]
+async fn a_changed_base_image_changes_the_tag() {
+    let Some(docker) = engine().await else { return };
+    let mut s = Scene::new();
+    let base = format!("localhost/harness-test/base-{}", nonce());
+    let tag = |image: &str| {
+        let docker = docker.clone();
+        let image = image.to_owned();
+        let base = base.clone();
+        async move {
+            docker
+                .tag_image(
+                    &image,
+                    Some(
+                        bollard::query_parameters::TagImageOptionsBuilder::default()
+                            .repo(&base)
+                            .tag("1")
+                            .build(),
+                    ),
+                )
+                .await
+                .unwrap()
+        }
+    };
+    tag(BASE).await;
+    s.build_image("app", &format!("FROM {base}:1\nCOPY nonce /\n"), &[]);
+    let (first, _) = s.ensure(&docker, &["app"]).await;
+    let first = first.unwrap();
+    // The same base name now points at another image (the one just built).
+    tag(&first[0].id).await;
+    let (second, _) = s.ensure(&docker, &["app"]).await;
+    let second = second.unwrap();
+    assert!(
+        matches!(second[0].obtained, Obtained::Built { .. }),
+        "{second:?}"
+    );
+    assert_ne!(first[0].reference, second[0].reference);
+    let _ = docker
+        .remove_image(
+            &format!("{base}:1"),
+            None::<bollard::query_parameters::RemoveImageOptions>,
+            None,
+        )
+        .await;
+    remove(&docker, &[&second[0], &first[0]]).await;
 }
 
 #[tokio::test]

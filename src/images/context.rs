@@ -250,6 +250,14 @@ impl InputHasher {
         self.field(target.unwrap_or("").as_bytes());
     }
 
+    /// A base image (`FROM`) and the engine's ID for it (`None` when the
+    /// engine does not have it yet and the build will pull it).
+    pub fn base(&mut self, reference: &str, id: Option<&str>) {
+        self.field(b"b");
+        self.field(reference.as_bytes());
+        self.field(id.unwrap_or("").as_bytes());
+    }
+
     pub fn dir(&mut self, path: &str, mode: u32) {
         self.field(b"d");
         self.field(path.as_bytes());
@@ -304,14 +312,19 @@ impl Write for HashWriter<'_> {
 }
 
 /// Hashes a scanned context with the build's settings: reads every file.
+/// `bases` are the Dockerfile's base images with their IDs in the engine.
 pub fn hash(
     ctx: &Context,
     build_args: &IndexMap<String, String>,
     target: Option<&str>,
+    bases: &[(String, Option<String>)],
 ) -> Result<String, ContextError> {
     let dockerfile = fs::read(&ctx.dockerfile).map_err(io_err(&ctx.dockerfile))?;
     let mut h = InputHasher::new();
     h.settings(&ctx.dockerfile_in_tar, &dockerfile, build_args, target);
+    for (reference, id) in bases {
+        h.base(reference, id.as_deref());
+    }
     for e in &ctx.entries {
         match &e.kind {
             EntryKind::Dir { mode } => h.dir(&e.path, *mode),
@@ -400,6 +413,7 @@ mod tests {
         dockerfile: &'static [u8],
         args: Vec<(&'static str, &'static str)>,
         target: Option<&'static str>,
+        base_id: Option<&'static str>,
     }
 
     fn tag(i: &Inputs) -> String {
@@ -410,6 +424,7 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         h.settings("Dockerfile", i.dockerfile, &args, i.target);
+        h.base("busybox:1", i.base_id);
         for (path, mode, content) in &i.files {
             assert!(h.file(path, *mode, content.len() as u64, *content).unwrap());
         }
@@ -425,6 +440,7 @@ mod tests {
             dockerfile: b"FROM scratch\nCOPY . /\n",
             args: vec![("A", "1"), ("B", "2")],
             target: None,
+            base_id: Some("sha256:1111"),
         }
     }
 
@@ -444,6 +460,12 @@ mod tests {
             ("a build arg's value", |i| i.args[0].1 = "9", true),
             ("a build arg added", |i| i.args.push(("C", "")), true),
             ("the target", |i| i.target = Some("runtime"), true),
+            (
+                "the base image's ID",
+                |i| i.base_id = Some("sha256:2222"),
+                true,
+            ),
+            ("the base image pulled", |i| i.base_id = None, true),
             ("build arg order", |i| i.args.reverse(), false),
             // Content moved between adjacent fields must not collide.
             (
@@ -561,7 +583,7 @@ mod tests {
         write(d, "notes.md", "one");
         let h = |d: &Path| {
             let ctx = scan(d, &d.join("Dockerfile"), &[]).unwrap();
-            hash(&ctx, &IndexMap::new(), None).unwrap()
+            hash(&ctx, &IndexMap::new(), None, &[]).unwrap()
         };
         let first = h(d);
         write(d, "notes.md", "two");

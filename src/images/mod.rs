@@ -4,7 +4,8 @@
 //! A built image is named by what goes into it. The build context is read
 //! once the way `docker build` would send it ([`context::scan`], honouring
 //! `.dockerignore`), and every file sent (path, mode, content), the
-//! Dockerfile, the build arguments and the target are hashed; the image's
+//! Dockerfile, the build arguments, the target and the engine's IDs of the
+//! base images (`FROM`, [`dockerfile::base_images`]) are hashed; the image's
 //! tag is that hash ([`reference::built`]). If the engine already has the
 //! tag, carrying the harness's label with the same full hash, nothing is
 //! built: same inputs, same tag, no build, and so nothing reloaded either.
@@ -19,6 +20,7 @@
 //! names the failing step and the log.
 
 pub mod context;
+pub mod dockerfile;
 mod engine;
 pub mod ignore;
 pub mod reference;
@@ -264,15 +266,17 @@ pub struct ResolvedImage {
 }
 
 /// The final references of `images` (for `{{image.<name>}}` and for
-/// loading), hashing build contexts; no engine needed.
+/// loading), hashing build contexts; the engine is only asked for the IDs
+/// of base images. Builds nothing.
 pub async fn resolve(
+    docker: &Docker,
     project: &Project,
     images: &[String],
     opts: &BuildOptions,
 ) -> Result<Vec<ResolvedImage>, ImageError> {
     let mut out = Vec::new();
     for name in images {
-        out.push(resolve_one(project, name, opts).await?.0);
+        out.push(resolve_one(docker, project, name, opts).await?.0);
     }
     Ok(out)
 }
@@ -288,6 +292,7 @@ pub fn references<'a>(
 }
 
 async fn resolve_one(
+    docker: &Docker,
     project: &Project,
     name: &str,
     opts: &BuildOptions,
@@ -314,6 +319,23 @@ async fn resolve_one(
             target,
             ..
         } => {
+            let context_err = |source| ImageError::Context {
+                image: name.to_owned(),
+                source,
+            };
+            let text = tokio::fs::read_to_string(dockerfile)
+                .await
+                .map_err(|source| {
+                    context_err(ContextError::Io {
+                        path: dockerfile.clone(),
+                        source,
+                    })
+                })?;
+            let mut bases = Vec::new();
+            for base in dockerfile::base_images(&text, build_args) {
+                let id = engine::present(docker, name, &base).await?;
+                bases.push((base, id));
+            }
             let (dockerfile, root, args, target, skip) = (
                 dockerfile.clone(),
                 context.clone(),
@@ -323,15 +345,12 @@ async fn resolve_one(
             );
             let scanned = tokio::task::spawn_blocking(move || {
                 let ctx = context::scan(&root, &dockerfile, &skip)?;
-                let hash = context::hash(&ctx, &args, target.as_deref())?;
+                let hash = context::hash(&ctx, &args, target.as_deref(), &bases)?;
                 Ok::<_, ContextError>((ctx, hash))
             })
             .await
             .expect("hashing a build context does not panic");
-            let (ctx, hash) = scanned.map_err(|source| ImageError::Context {
-                image: name.to_owned(),
-                source,
-            })?;
+            let (ctx, hash) = scanned.map_err(context_err)?;
             Ok((
                 ResolvedImage {
                     image: name.to_owned(),
@@ -378,7 +397,7 @@ async fn ensure_one(
     opts: &BuildOptions,
     events: &mpsc::Sender<ImageEvent>,
 ) -> Result<ImageOutcome, ImageError> {
-    let (resolved, ctx) = resolve_one(project, name, opts).await?;
+    let (resolved, ctx) = resolve_one(docker, project, name, opts).await?;
     match (&project.images[name].source, ctx, resolved.inputs) {
         (
             ImageSource::Build {
