@@ -296,7 +296,7 @@ async fn resolve_one(
     project: &Project,
     name: &str,
     opts: &BuildOptions,
-) -> Result<(ResolvedImage, Option<context::Context>), ImageError> {
+) -> Result<(ResolvedImage, Option<(context::Context, String)>), ImageError> {
     let image = project
         .images
         .get(name)
@@ -355,9 +355,9 @@ async fn resolve_one(
                 ResolvedImage {
                     image: name.to_owned(),
                     reference: reference::built(name, &hash),
-                    inputs: Some(hash),
+                    inputs: Some(hash.clone()),
                 },
-                Some(ctx),
+                Some((ctx, hash)),
             ))
         }
     }
@@ -368,7 +368,9 @@ async fn resolve_one(
 /// third-party ones that are missing. Runs up to `opts.parallel` at once;
 /// the first failure cancels the others (dropping a build's connection
 /// stops it in the daemon) and is returned. Outcomes come back in the
-/// order of `images`.
+/// order of `images`. `events` must be drained while this runs (or its
+/// receiver dropped): a full channel holds back the `Building`, `Pulling`
+/// and `Done` events, and with them the work.
 pub async fn ensure(
     docker: &Docker,
     project: &Project,
@@ -397,8 +399,9 @@ async fn ensure_one(
     opts: &BuildOptions,
     events: &mpsc::Sender<ImageEvent>,
 ) -> Result<ImageOutcome, ImageError> {
-    let (resolved, ctx) = resolve_one(docker, project, name, opts).await?;
-    match (&project.images[name].source, ctx, resolved.inputs) {
+    let (resolved, scanned) = resolve_one(docker, project, name, opts).await?;
+    // `scanned` is `Some` exactly for built images.
+    match (&project.images[name].source, scanned) {
         (
             ImageSource::Build {
                 build_args,
@@ -406,8 +409,7 @@ async fn ensure_one(
                 timeout,
                 ..
             },
-            Some(ctx),
-            Some(inputs),
+            Some((ctx, inputs)),
         ) => {
             let build = engine::Build {
                 image: name,
@@ -447,7 +449,7 @@ async fn ensure_one(
                 },
             })
         }
-        _ => {
+        (_, _) => {
             let reference = resolved.reference;
             if let Some(id) = engine::present(docker, name, &reference).await? {
                 return Ok(ImageOutcome {
