@@ -15,7 +15,6 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use super::layout;
 use super::redact::{Redactor, sanitize};
@@ -345,9 +344,8 @@ fn trim_head(path: &Path, cut: u64) -> io::Result<()> {
 fn checksums(root: &Path) -> io::Result<String> {
     let mut out = String::new();
     for rel in file_sizes(root)?.keys() {
-        let mut hasher = Sha256::new();
-        io::copy(&mut File::open(root.join(rel))?, &mut hasher)?;
-        out.push_str(&format!("{:x}  {}\n", hasher.finalize(), rel.display()));
+        let digest = crate::digest::sha256_hex(File::open(root.join(rel))?)?;
+        out.push_str(&format!("{digest}  {}\n", rel.display()));
     }
     Ok(out)
 }
