@@ -23,6 +23,34 @@ pub struct NotImplemented {
     pub missing: &'static str,
 }
 
+/// Starts the live output for a command and the task that folds its report.
+fn start_output(
+    output: OutputFormat,
+    lane: &str,
+    run_id: &str,
+) -> (
+    crate::report::bus::Bus,
+    tokio::task::JoinHandle<crate::report::RunReport>,
+) {
+    use std::io::IsTerminal as _;
+    let ci = crate::report::is_ci(|k| std::env::var(k).ok());
+    let mode = crate::report::OutputMode::choose(
+        output == OutputFormat::Json,
+        std::io::stderr().is_terminal(),
+        ci,
+    );
+    let sink: Box<dyn crate::report::sink::Sink> = match mode {
+        crate::report::OutputMode::Json => {
+            Box::new(crate::report::sink::JsonSink::new(std::io::stdout()))
+        }
+        crate::report::OutputMode::Plain => {
+            Box::new(crate::report::sink::PlainSink::new(std::io::stderr()))
+        }
+        crate::report::OutputMode::Progress => Box::new(crate::report::sink::ProgressSink::new()),
+    };
+    crate::report::bus::start(sink, crate::report::RunReport::new(lane, run_id))
+}
+
 /// A command that acts on one lane was not told which.
 #[derive(Debug, thiserror::Error)]
 #[error("the lane file defines {} lanes; say which with --lane", .lanes.len())]
@@ -67,12 +95,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
             }
             .into())
         }
-        Command::Down(_) => not_implemented(
-            global,
-            &cwd,
-            "down",
-            "tearing down needs the state file `up` writes, which is not written yet",
-        ),
+        Command::Down(args) => {
+            let project = load(global.config.as_deref(), &cwd, global.verbose)?;
+            let lane = one_lane(&project, global.lane.as_deref())?;
+            if args.gather {
+                return Err(NotImplemented {
+                    command: "down --gather",
+                    missing: "the cluster collectors of must-gather are not written yet; nothing was deleted",
+                }
+                .into());
+            }
+            let (bus, output) = start_output(global.output, &lane.name, "down");
+            let result = crate::stages::tear_down(&project, &lane.name, &bus).await;
+            drop(bus);
+            let _ = output.await;
+            result?;
+            Ok(Exit::Ok)
+        }
         Command::Gather(_) => not_implemented(
             global,
             &cwd,
@@ -189,6 +228,15 @@ pub fn exit_for(error: &anyhow::Error) -> Exit {
         if cause.is::<NotImplemented>() {
             return Exit::NotImplemented;
         }
+        if let Some(failure) = cause.downcast_ref::<crate::pipeline::StageFailure>() {
+            return failure.exit;
+        }
+        if let Some(e) = cause.downcast_ref::<crate::cluster::state::StateError>() {
+            return match e {
+                crate::cluster::state::StateError::Missing { .. } => Exit::Usage,
+                _ => Exit::Internal,
+            };
+        }
     }
     Exit::Internal
 }
@@ -273,6 +321,13 @@ mod tests {
         .into();
         assert_eq!(exit_for(&lane), Exit::Usage);
         assert_eq!(exit_for(&anyhow::anyhow!("disk on fire")), Exit::Internal);
+        let stage: anyhow::Error = crate::pipeline::StageFailure::new(
+            Exit::Cluster,
+            anyhow::anyhow!("kind delete failed"),
+        )
+        .into();
+        assert_eq!(exit_for(&stage), Exit::Cluster);
+        assert_eq!(stage.to_string(), "kind delete failed");
     }
 
     #[test]

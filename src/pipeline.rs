@@ -29,6 +29,17 @@ pub struct StageFailure {
     pub error: anyhow::Error,
 }
 
+impl std::fmt::Display for StageFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The whole chain: this is what a person reads in the report.
+        write!(f, "{:#}", self.error)
+    }
+}
+
+/// A stage failure is an error in its own right: its text is the whole
+/// cause chain, and [`crate::app::exit_for`] finds its exit code.
+impl std::error::Error for StageFailure {}
+
 impl StageFailure {
     pub fn new(exit: Exit, error: impl Into<anyhow::Error>) -> Self {
         Self {

@@ -312,3 +312,261 @@ mod tests {
         assert!(report.artifacts.iter().any(|(what, _)| what == "junit"));
     }
 }
+
+// ------------------------------------------------------------------ up
+
+/// How `up` should treat what already exists.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct UpOptions {
+    /// Reuse a running cluster of exactly the lane's cluster name.
+    pub reuse: bool,
+    /// Rebuild images even when their content tag exists.
+    pub rebuild: bool,
+}
+
+/// What `up` brought up, for the suites, gather and teardown.
+#[derive(Clone, Debug)]
+pub struct Environment {
+    pub state: crate::cluster::state::LaneState,
+    pub provider: crate::cluster::AnyProvider,
+    /// Image name → reference, for `{{image.<name>}}`.
+    pub images: indexmap::IndexMap<String, String>,
+}
+
+/// Runs one phase with its start/finish events.
+async fn phase<T, E: std::fmt::Display>(
+    bus: &Bus,
+    phase: crate::report::Phase,
+    work: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    bus.emit(Event::PhaseStarted { phase });
+    let started = std::time::Instant::now();
+    let result = work.await;
+    bus.emit(Event::PhaseFinished {
+        phase,
+        seconds: started.elapsed().as_secs_f64(),
+        ok: result.is_ok(),
+        error: result.as_ref().err().map(ToString::to_string),
+    });
+    result
+}
+
+/// Preflight, images, cluster, load: everything before deploy. The state
+/// file is written as soon as a cluster exists, so that `down` can remove
+/// it even when a later step fails.
+pub async fn bring_up(
+    project: &Project,
+    lane: &Lane,
+    options: UpOptions,
+    run_id: &str,
+    bus: &Bus,
+) -> Result<Environment, crate::pipeline::UpFailure> {
+    use crate::cluster::{AnyProvider, ImageRef, NodeLoad, Provider, state};
+    use crate::pipeline::UpFailure;
+    use crate::report::Phase;
+    let fail = |exit: Exit, error: anyhow::Error, cluster_exists: bool| UpFailure {
+        failure: StageFailure::new(exit, error),
+        cluster_exists,
+    };
+    let provider =
+        AnyProvider::from_env(&lane.cluster).map_err(|e| fail(e.exit(), e.into(), false))?;
+
+    // Preflight. A reused cluster holds its own host ports: not a conflict.
+    let reusing = options.reuse && provider.exists().await.unwrap_or(false);
+    let state_dir = project.root.clone();
+    phase(bus, Phase::Preflight, async {
+        let mut report = crate::preflight::run(project, lane, &state_dir).await;
+        if reusing {
+            for check in report.checks.iter_mut().filter(|c| c.name == "ports") {
+                check.status = crate::preflight::Status::Skip;
+                check.summary = format!("reusing cluster {}, which holds them", lane.cluster.name);
+                check.fix = None;
+            }
+        }
+        for check in &report.checks {
+            bus.emit(Event::Notice {
+                message: format!(
+                    "preflight {}: {:?}: {}",
+                    check.name, check.status, check.summary
+                ),
+            });
+        }
+        if report.passed() {
+            Ok(())
+        } else {
+            Err(crate::preflight::PreflightFailed(report))
+        }
+    })
+    .await
+    .map_err(|e| fail(Exit::Preflight, e.into(), false))?;
+
+    // Images, through the engine the lane's kind drives (docker by default).
+    let engine_kind = provider
+        .engine()
+        .unwrap_or(crate::config::EngineKind::Docker);
+    let wanted = crate::images::lane_images(project, lane);
+    let docker_and_images = phase(bus, Phase::Images, async {
+        let endpoint = crate::engine::endpoint_from_env(engine_kind);
+        let (docker, _) = crate::engine::connect(&endpoint, Duration::from_secs(10))
+            .await
+            .map_err(|e| StageFailure::new(Exit::Preflight, e))?;
+        let mut build = crate::images::BuildOptions::for_project(project);
+        build.rebuild = options.rebuild;
+        let (tx, mut rx) = mpsc::channel(64);
+        let forward = {
+            let bus = bus.clone();
+            tokio::spawn(async move {
+                while let Some(event) = rx.recv().await {
+                    if let crate::images::ImageEvent::Done(o) = event {
+                        let (outcome, seconds) = match o.obtained {
+                            crate::images::Obtained::Built { seconds } => {
+                                ("built".to_string(), seconds)
+                            }
+                            crate::images::Obtained::Pulled { seconds } => {
+                                ("pulled".to_string(), seconds)
+                            }
+                            crate::images::Obtained::Cached => {
+                                ("cached (content tag present)".to_string(), 0.0)
+                            }
+                            crate::images::Obtained::Present => {
+                                ("present in the engine".to_string(), 0.0)
+                            }
+                        };
+                        bus.emit(Event::Image {
+                            image: format!("{} ({})", o.image, o.reference),
+                            outcome,
+                            seconds,
+                        });
+                    }
+                }
+            })
+        };
+        let outcomes = crate::images::ensure(&docker, project, &wanted, &build, &tx).await;
+        drop(tx);
+        let _ = forward.await;
+        let outcomes = outcomes.map_err(|e| {
+            let exit = e.exit();
+            let help = e.help();
+            let error = anyhow::Error::new(e);
+            StageFailure::new(
+                exit,
+                match help {
+                    Some(h) => error.context(format!("fix: {h}")),
+                    None => error,
+                },
+            )
+        })?;
+        Ok::<_, StageFailure>((docker, outcomes))
+    })
+    .await
+    .map_err(|f| UpFailure {
+        failure: f,
+        cluster_exists: false,
+    })?;
+    let (docker, outcomes) = docker_and_images;
+    let references = crate::images::references(&outcomes);
+
+    // Cluster.
+    let ensured = phase(bus, Phase::Cluster, provider.ensure(options.reuse))
+        .await
+        .map_err(|e| fail(e.exit(), e.into(), false))?;
+    let mut lane_state = state::LaneState {
+        lane: lane.name.clone(),
+        cluster: lane.cluster.name.clone(),
+        provider: provider.kind_name().to_owned(),
+        engine: provider.engine().map(|e| e.as_str().to_owned()),
+        kubeconfig: ensured.kubeconfig.clone(),
+        context: ensured.context.clone(),
+        created: ensured.created,
+        images: outcomes
+            .iter()
+            .map(|o| {
+                (
+                    o.image.clone(),
+                    state::StateImage {
+                        reference: o.reference.clone(),
+                        built: matches!(
+                            o.obtained,
+                            crate::images::Obtained::Built { .. } | crate::images::Obtained::Cached
+                        ),
+                    },
+                )
+            })
+            .collect(),
+        run_id: run_id.to_owned(),
+        created_at: state::LaneState::now(),
+    };
+    state::write(&project.root, &lane_state).map_err(|e| fail(Exit::Internal, e.into(), true))?;
+
+    // Load.
+    let refs: Vec<ImageRef> = outcomes
+        .iter()
+        .map(|o| ImageRef {
+            name: o.image.clone(),
+            reference: o.reference.clone(),
+        })
+        .collect();
+    let progress_bus = bus.clone();
+    let progress = move |load: &NodeLoad| {
+        use crate::cluster::LoadOutcome;
+        let (skipped, bytes, seconds) = match load.outcome {
+            LoadOutcome::Loaded { bytes, seconds } => (false, bytes, seconds),
+            LoadOutcome::Skipped | LoadOutcome::Tagged | LoadOutcome::NotDelivered => {
+                (true, 0, 0.0)
+            }
+        };
+        progress_bus.emit(Event::Load {
+            image: load.image.clone(),
+            node: load.node.clone(),
+            skipped,
+            bytes,
+            seconds,
+        });
+    };
+    phase(
+        bus,
+        Phase::Load,
+        provider.deliver(&docker, &refs, &progress),
+    )
+    .await
+    .map_err(|e| fail(e.exit(), e.into(), true))?;
+    lane_state.created_at = state::LaneState::now();
+    Ok(Environment {
+        state: lane_state,
+        provider,
+        images: references,
+    })
+}
+
+/// Deletes what `up` created: the cluster when `up` made it (a reused or
+/// existing cluster is left alone), then the state file.
+pub async fn tear_down(project: &Project, lane: &str, bus: &Bus) -> Result<(), StageFailure> {
+    use crate::cluster::{AnyProvider, Provider, state};
+    let recorded =
+        state::read(&project.root, lane).map_err(|e| StageFailure::new(Exit::Usage, e))?;
+    let lane_spec = project.lanes.get(lane).ok_or_else(|| {
+        StageFailure::new(
+            Exit::Usage,
+            anyhow::anyhow!("lane `{lane}` is no longer in the lane file"),
+        )
+    })?;
+    phase(bus, crate::report::Phase::Teardown, async {
+        if recorded.created {
+            let provider = AnyProvider::from_env(&lane_spec.cluster)
+                .map_err(|e| StageFailure::new(e.exit(), e))?;
+            provider
+                .delete()
+                .await
+                .map_err(|e| StageFailure::new(e.exit(), e))?;
+        } else {
+            bus.emit(Event::Notice {
+                message: format!(
+                    "cluster {} was not created by harness up; leaving it running",
+                    recorded.cluster
+                ),
+            });
+        }
+        state::remove(&project.root, lane).map_err(|e| StageFailure::new(Exit::Internal, e))
+    })
+    .await
+}

@@ -339,7 +339,7 @@ fn bad_flags_are_usage_errors() {
 fn commands_not_written_yet_say_so_and_exit_9() {
     for args in [
         &["gather", "--lane", "audit"][..],
-        &["down", "--lane", "audit"],
+        &["down", "--lane", "audit", "--gather"],
         &["diagnose", "--lane", "audit", "datastorage"],
         &["status", "--lane", "audit"],
         &["namespace", "create", "--prefix", "audit"],
@@ -348,6 +348,28 @@ fn commands_not_written_yet_say_so_and_exit_9() {
         assert_eq!(out.status.code(), Some(9), "{args:?}: {}", stderr(&out));
         assert!(stderr(&out).contains("is not implemented yet"), "{args:?}");
     }
+}
+
+#[test]
+fn down_without_an_environment_says_how_to_get_one() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("app.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("harness.yaml"),
+        "components:\n  app: { manifests: [app.yaml] }\nlanes:\n  main: { components: [app] }\n",
+    )
+    .unwrap();
+    let out = harness(dir.path(), &["down"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no environment is up for lane main: run harness up --lane main"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -467,4 +489,78 @@ fn preflight_needs_a_lane_when_there_are_several() {
     let out = harness(&repo(), &["preflight"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("the lane file defines 2 lanes; say which with --lane"));
+}
+
+/// `harness down` for a cluster `up` created: runs `kind delete cluster`
+/// (through a stand-in kind on PATH that records its call and answers with
+/// the real captured output), then removes the state file.
+#[test]
+fn down_deletes_the_cluster_up_created_and_forgets_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("app.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("harness.yaml"),
+        "cluster: { kind: { engine: podman } }\ncomponents:\n  app: { manifests: [app.yaml] }\nlanes:\n  main: { cluster: { name: main-e2e }, components: [app] }\n",
+    )
+    .unwrap();
+    let fixtures = repo().join("tests/fixtures/k8s/kind-cli");
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let calls = dir.path().join("calls");
+    std::fs::write(
+        bin.join("kind"),
+        format!(
+            "#!/bin/sh\nprintf '%s|%s\\n' \"$KIND_EXPERIMENTAL_PROVIDER\" \"$*\" >> {calls}\ncat {fx}/delete-cluster.stderr.txt >&2\nexit 0\n",
+            calls = calls.display(),
+            fx = fixtures.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(bin.join("kind"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let home = dir.path().join("home");
+    let state_dir = dir.path().join(".harness/state");
+    std::fs::create_dir_all(&state_dir).unwrap();
+    let state = serde_json::json!({
+        "lane": "main", "cluster": "main-e2e", "provider": "kind", "engine": "podman",
+        "kubeconfig": home.join(".kube/main-e2e-config"), "created": true, "images": {},
+        "run_id": "r-1", "created_at": "2026-11-22T14:00:00Z"
+    });
+    std::fs::write(state_dir.join("main.json"), state.to_string()).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let home_str = home.to_str().unwrap().to_owned();
+    let out = harness_env(
+        dir.path(),
+        &["down"],
+        &[("PATH", &path), ("HOME", &home_str), ("CI", "true")],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let calls = std::fs::read_to_string(&calls).unwrap();
+    assert_eq!(
+        calls.trim(),
+        format!(
+            "podman|delete cluster --name main-e2e --kubeconfig {}",
+            home.join(".kube/main-e2e-config").display()
+        )
+    );
+    assert!(
+        !state_dir.join("main.json").exists(),
+        "the state is forgotten"
+    );
+    assert!(stderr(&out).contains("teardown  done"), "{}", stderr(&out));
+    // Again: nothing is up any more.
+    let out = harness_env(
+        dir.path(),
+        &["down"],
+        &[("PATH", &path), ("HOME", &home_str)],
+    );
+    assert_eq!(out.status.code(), Some(2));
 }
