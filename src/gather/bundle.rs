@@ -70,6 +70,31 @@ struct LogInfo {
     healthy: bool,
 }
 
+/// A log being written into the bundle.
+pub struct LogFile {
+    rel: PathBuf,
+    writer: super::redact::ScrubWriter<BufWriter<File>>,
+}
+
+impl LogFile {
+    pub fn write(&mut self, chunk: &[u8]) -> Result<(), GatherError> {
+        self.writer
+            .write_all(chunk)
+            .map_err(|source| GatherError::Write {
+                path: self.rel.clone(),
+                source,
+            })
+    }
+
+    pub fn finish(self) -> Result<(), GatherError> {
+        let rel = self.rel;
+        self.writer
+            .finish()
+            .map(drop)
+            .map_err(|source| GatherError::Write { path: rel, source })
+    }
+}
+
 /// Collects files into a staging directory; see the module doc.
 pub struct BundleWriter {
     out: PathBuf,
@@ -179,20 +204,29 @@ impl BundleWriter {
         reader: impl Read,
         healthy: bool,
     ) -> Result<u64, GatherError> {
-        let (_, file) = self.open(rel)?;
-        let err = |source| GatherError::Write {
-            path: rel.to_path_buf(),
-            source,
-        };
-        let mut writer = self.redactor.writer(BufWriter::new(file));
+        let mut log = self.open_log(rel, healthy)?;
         let mut reader = reader;
-        let bytes = io::copy(&mut reader, &mut writer).map_err(err)?;
-        writer.finish().map_err(err)?;
+        let bytes =
+            io::copy(&mut reader, &mut log.writer).map_err(|source| GatherError::Write {
+                path: rel.to_path_buf(),
+                source,
+            })?;
+        log.finish()?;
+        Ok(bytes)
+    }
+
+    /// A log to be written chunk by chunk (from an async stream); scrubbed
+    /// as it goes. Call [`LogFile::finish`].
+    pub fn open_log(&self, rel: &Path, healthy: bool) -> Result<LogFile, GatherError> {
+        let (_, file) = self.open(rel)?;
         self.logs
             .lock()
             .expect("log index lock")
             .insert(rel.to_path_buf(), LogInfo { healthy });
-        Ok(bytes)
+        Ok(LogFile {
+            rel: rel.to_path_buf(),
+            writer: self.redactor.writer(BufWriter::new(file)),
+        })
     }
 
     /// Records a collector that failed; the bundle says so.

@@ -13,6 +13,7 @@
 //! the others.
 
 pub mod bundle;
+pub mod collect;
 pub mod layout;
 pub mod redact;
 
