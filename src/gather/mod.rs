@@ -14,6 +14,7 @@
 
 pub mod bundle;
 pub mod collect;
+pub mod kube;
 pub mod layout;
 pub mod redact;
 
