@@ -11,8 +11,10 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod deploy;
 pub mod engine;
 pub mod exit;
+pub mod k8s;
 pub mod plan;
 pub mod preflight;
 pub mod readiness;
