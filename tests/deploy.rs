@@ -140,7 +140,9 @@ fn pod_scenario(
                     Reply::Json(200, rest.clone())
                 }
             }
-            "/api/v1/namespaces/fx/pods" => Reply::Json(200, list("PodList", std::slice::from_ref(&first))),
+            "/api/v1/namespaces/fx/pods" => {
+                Reply::Json(200, list("PodList", std::slice::from_ref(&first)))
+            }
             "/api/v1/namespaces/fx/events" if req.is_watch() => Reply::Hold,
             "/api/v1/namespaces/fx/events" => Reply::Json(200, list("EventList", &[])),
             _ => not_found(&req.path),
@@ -341,7 +343,9 @@ async fn a_deadline_produces_the_unready_table() {
             Reply::Json(200, second.clone())
         }
         "/api/v1/namespaces/fx/pods" if req.is_watch() => Reply::Hold,
-        "/api/v1/namespaces/fx/pods" => Reply::Json(200, list("PodList", std::slice::from_ref(&first))),
+        "/api/v1/namespaces/fx/pods" => {
+            Reply::Json(200, list("PodList", std::slice::from_ref(&first)))
+        }
         "/api/v1/namespaces/fx/events" if req.is_watch() => Reply::Hold,
         "/api/v1/namespaces/fx/events" => Reply::Json(200, list("EventList", &[])),
         p if p.ends_with("/log") => Reply::Text(200, String::new()),
