@@ -8,6 +8,7 @@
 //! (aws-lc-rs) is compiled in, so kube and reqwest agree on it without any
 //! runtime installation step (`cargo tree -i ring` is empty).
 
+pub mod access;
 pub mod client;
 pub mod evidence;
 pub mod namespaces;
