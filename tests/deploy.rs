@@ -13,7 +13,7 @@ use harness::deploy::judge::Outcome;
 use harness::deploy::wait::wait_ready;
 use harness::readiness::classify::Tolerance;
 use kube::api::DynamicObject;
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::time::Instant;
 
 fn json(text: &str) -> Value {
@@ -362,4 +362,134 @@ async fn a_deadline_produces_the_unready_table() {
     assert!(text.contains("RESOURCE"), "{text}");
     assert!(text.contains(&format!("Pod/fx/{pod}")), "{text}");
     assert!(text.contains("InProgress"), "{text}");
+}
+
+/// A lane with two waves: `crds` (a CRD, Established in the apply response)
+/// and `app` (a ConfigMap whose value names its image), depending on it.
+fn two_wave_project(dir: &std::path::Path) -> harness::config::Project {
+    std::fs::write(dir.join("kubeconfig"), "apiVersion: v1\nkind: Config\n").unwrap();
+    std::fs::create_dir(dir.join("crds")).unwrap();
+    std::fs::write(dir.join("crds/widgets.yaml"), fixture("crd/manifest.yaml")).unwrap();
+    std::fs::write(
+        dir.join("app.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app}\ndata: {image: \"{{image.app}}\", lane: \"{{lane}}\"}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("harness.yaml"),
+        "\
+namespace: demo
+cluster:
+  provider: existing
+  existing: {kubeconfig: kubeconfig}
+images:
+  app: {pull: example.com/app:v1}
+components:
+  crds: {manifests: [crds/]}
+  app: {manifests: [app.yaml], images: [app], depends_on: [crds]}
+lanes:
+  l: {components: [app]}
+",
+    )
+    .unwrap();
+    harness::config::load(&dir.join("harness.yaml")).unwrap()
+}
+
+#[tokio::test]
+async fn a_lane_deploys_wave_by_wave_with_crds_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = two_wave_project(dir.path());
+    let crd = fixture("crd/crd.widgets.example.com.json");
+    let (client, log) = spawn(move |req| match (req.method.as_str(), req.path.as_str()) {
+        ("GET", "/apis/apiextensions.k8s.io/v1") => Reply::Json(
+            200,
+            resources(
+                "apiextensions.k8s.io/v1",
+                &[(
+                    "customresourcedefinitions",
+                    "CustomResourceDefinition",
+                    false,
+                )],
+            ),
+        ),
+        ("GET", "/api/v1") => Reply::Json(
+            200,
+            resources(
+                "v1",
+                &[
+                    ("namespaces", "Namespace", false),
+                    ("configmaps", "ConfigMap", true),
+                ],
+            ),
+        ),
+        (
+            "PATCH",
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.com",
+        ) => Reply::Json(200, crd.clone()),
+        // The server echoes the applied object (enough for these kinds).
+        ("PATCH", _) => {
+            let mut body = json(&req.body);
+            body["metadata"]["uid"] = "u".into();
+            body["status"] = json!({"phase": "Active"});
+            Reply::Json(200, body.to_string())
+        }
+        _ => not_found(&req.path),
+    });
+    let lane = &project.lanes["l"];
+    let images = indexmap::IndexMap::from([("app".to_owned(), "example.com/app:v1".to_owned())]);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let report = harness::deploy::deploy_lane(&client, &project, lane, &images, tx, deadline)
+        .await
+        .unwrap();
+    let names: Vec<_> = report.components.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["crds", "app"]);
+
+    let patches: Vec<String> = log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.method == "PATCH")
+        .map(|r| r.path.clone())
+        .collect();
+    assert_eq!(
+        patches,
+        [
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.com",
+            "/api/v1/namespaces/demo",
+            "/api/v1/namespaces/demo/configmaps/app",
+        ]
+    );
+    let configmap = log
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|r| r.path.ends_with("/configmaps/app"))
+        .map(|r| json(&r.body))
+        .unwrap();
+    assert_eq!(configmap["data"]["image"], "example.com/app:v1");
+    assert_eq!(configmap["data"]["lane"], "l");
+
+    let mut events = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        events.push(e);
+    }
+    let waves: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            harness::deploy::DeployEvent::WaveStarted { wave, components } => {
+                Some((*wave, components.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        waves,
+        [(1, vec!["crds".to_owned()]), (2, vec!["app".to_owned()])]
+    );
+    let ready = events
+        .iter()
+        .filter(|e| matches!(e, harness::deploy::DeployEvent::ComponentReady { .. }))
+        .count();
+    assert_eq!(ready, 2);
 }
