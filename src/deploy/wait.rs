@@ -157,7 +157,9 @@ pub async fn wait_ready(
         ..Snapshot::default()
     };
     let first = judge(&snapshot, Timestamp::now(), tolerance);
-    if first.outcome == Outcome::Ready {
+    // Ready or already Failed in the apply response (a CRD whose names
+    // conflict): nothing to wait for.
+    if first.outcome != Outcome::Pending {
         return WaitEnd {
             judgement: first,
             snapshot,
