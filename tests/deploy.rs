@@ -493,3 +493,64 @@ async fn a_lane_deploys_wave_by_wave_with_crds_first() {
         .count();
     assert_eq!(ready, 2);
 }
+
+#[tokio::test]
+async fn a_workloads_pods_are_watched_by_its_selector_and_doom_it() {
+    // A Deployment selecting the captured crash-looping pod by its label;
+    // the Deployment itself never changes (its watch stays quiet).
+    let deployment = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "crash", "namespace": "fx", "uid": "d1", "generation": 1, "resourceVersion": "718"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "watch-crash"}},
+                 "template": {"metadata": {"labels": {"app": "watch-crash"}}, "spec": {"containers": []}}},
+        "status": {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "unavailableReplicas": 1},
+    });
+    let stream = fixture("watch/crashloop.watch.ndjson");
+    let listed = deployment.clone();
+    let mut pod_watches = 0;
+    let (client, log) = spawn(move |req| match req.path.as_str() {
+        "/apis/apps/v1/namespaces/fx/deployments" if req.is_watch() => Reply::Hold,
+        "/apis/apps/v1/namespaces/fx/deployments" => {
+            Reply::Json(200, list("DeploymentList", std::slice::from_ref(&listed)))
+        }
+        "/api/v1/namespaces/fx/pods" if req.is_watch() => {
+            assert_eq!(
+                req.param("labelSelector").as_deref(),
+                Some("app=watch-crash")
+            );
+            pod_watches += 1;
+            if pod_watches == 1 {
+                Reply::Json(200, stream.clone())
+            } else {
+                Reply::Hold
+            }
+        }
+        "/api/v1/namespaces/fx/pods" => Reply::Json(200, list("PodList", &[])),
+        "/api/v1/namespaces/fx/events" if req.is_watch() => Reply::Hold,
+        "/api/v1/namespaces/fx/events" => Reply::Json(200, list("EventList", &[])),
+        _ => not_found(&req.path),
+    });
+    let applied = [harness::deploy::AppliedObject {
+        api_version: "apps/v1".into(),
+        kind: "Deployment".into(),
+        namespace: Some("fx".into()),
+        name: "crash".into(),
+        uid: Some("d1".into()),
+        resource: kube::api::ApiResource::erase::<k8s_openapi::api::apps::v1::Deployment>(&()),
+        object: serde_json::from_value(deployment).unwrap(),
+    }];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let end = wait_ready(&client, &applied, &Tolerance::default(), deadline, |_| {}).await;
+    assert!(!end.deadline);
+    assert_eq!(end.judgement.outcome, Outcome::Failed);
+    assert_eq!(end.judgement.verdicts[0].owner, 0);
+    assert_eq!(end.judgement.rows[0].resource, "Deployment/fx/crash");
+    assert_eq!(end.judgement.rows[0].reason, "CrashLoopBackOff");
+    assert!(
+        log.lock()
+            .unwrap()
+            .iter()
+            .any(|r| r.path == "/apis/apps/v1/namespaces/fx/deployments"
+                && r.param("fieldSelector").as_deref() == Some("metadata.name=crash"))
+    );
+}
