@@ -118,24 +118,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
             "gather",
             "the must-gather collector is not written yet",
         ),
-        Command::Diagnose(_) => not_implemented(
-            global,
-            &cwd,
-            "diagnose",
-            "the readiness engine is not written yet",
-        ),
-        Command::Status => not_implemented(
-            global,
-            &cwd,
-            "status",
-            "reading the cluster's components is not written yet",
-        ),
-        Command::Namespace(NamespaceCommand::Create { .. }) => not_implemented(
-            global,
-            &cwd,
-            "namespace create",
-            "creating namespaces in the cluster is not written yet",
-        ),
+        Command::Diagnose(args) => live::diagnose(global, &cwd, &args.components).await,
+        Command::Status => live::status(global, &cwd).await,
+        Command::Namespace(NamespaceCommand::Create { prefix, process }) => {
+            live::namespace_create(global, &cwd, prefix, *process).await
+        }
     }
 }
 
@@ -237,6 +224,31 @@ pub fn exit_for(error: &anyhow::Error) -> Exit {
                 _ => Exit::Internal,
             };
         }
+        if let Some(e) = cause.downcast_ref::<crate::deploy::DeployError>() {
+            return if e.is_timeout() {
+                Exit::Timeout
+            } else {
+                Exit::Deploy
+            };
+        }
+        if cause.is::<live::Doomed>() {
+            return Exit::Deploy;
+        }
+        if cause.is::<live::UnknownComponent>() {
+            return Exit::Usage;
+        }
+        if cause.is::<crate::k8s::access::NoCluster>()
+            || cause.is::<crate::k8s::ClientError>()
+            || cause.is::<crate::deploy::live::LiveError>()
+        {
+            return Exit::Cluster;
+        }
+        if let Some(e) = cause.downcast_ref::<crate::suites::NamespaceError>() {
+            return match e {
+                crate::suites::NamespaceError::InvalidPrefix { .. } => Exit::Usage,
+                _ => Exit::Cluster,
+            };
+        }
     }
     Exit::Internal
 }
@@ -247,6 +259,8 @@ fn help_for(error: &anyhow::Error) -> Option<String> {
         if let Some(e) = cause.downcast_ref::<ConfigError>() {
             e.help()
         } else if let Some(e) = cause.downcast_ref::<UnknownLane>() {
+            Some(e.help())
+        } else if let Some(e) = cause.downcast_ref::<crate::k8s::access::NoCluster>() {
             Some(e.help())
         } else {
             cause
@@ -271,6 +285,15 @@ pub fn report_error(error: &anyhow::Error, output: OutputFormat) -> Exit {
             text.push_str(&format!("  = help: {help}\n"));
         }
     }
+    if let Some(d) = error
+        .chain()
+        .find_map(|c| c.downcast_ref::<crate::deploy::DeployError>())
+        .and_then(crate::deploy::DeployError::diagnosis)
+    {
+        // A failure or a deadline is never shown without its table and evidence.
+        text.push('\n');
+        text.push_str(&d.render());
+    }
     eprint!("{text}");
     if output == OutputFormat::Json {
         let diagnostics = match config {
@@ -291,6 +314,167 @@ pub fn report_error(error: &anyhow::Error, output: OutputFormat) -> Exit {
         let _ = emit(&(json.to_string() + "\n"));
     }
     exit
+}
+
+/// `diagnose`, `status` and `namespace create`: the commands that act on
+/// the lane's running cluster.
+mod live {
+    use std::path::Path;
+
+    use anyhow::Context as _;
+
+    use super::{emit, load, one_lane};
+    use crate::cli::Global;
+    use crate::deploy::{Applier, Outcome, live::component_state};
+    use crate::exit::Exit;
+    use crate::k8s::{self, access};
+    use crate::suites::{NamespaceProvisioner, OsRandom, namespace::namespace_name};
+
+    /// `diagnose` found a component that will not become Ready.
+    #[derive(Debug, thiserror::Error)]
+    #[error("{} will not become Ready", .0.join(", "))]
+    pub struct Doomed(pub Vec<String>);
+
+    /// A component named on the command line is not in the lane.
+    #[derive(Debug, thiserror::Error)]
+    #[error("lane `{lane}` has no component `{name}` (it deploys: {})", .known.join(", "))]
+    pub struct UnknownComponent {
+        pub lane: String,
+        pub name: String,
+        pub known: Vec<String>,
+    }
+
+    async fn connect(
+        global: &Global,
+        cwd: &Path,
+    ) -> anyhow::Result<(crate::config::Project, String, kube::Client)> {
+        let project = load(global.config.as_deref(), cwd, global.verbose)?;
+        let lane = one_lane(&project, global.lane.as_deref())?.name.clone();
+        let env = std::env::var_os("KUBECONFIG").and_then(|v| std::env::split_paths(&v).next());
+        let home = std::env::var_os("HOME").map(Into::into);
+        let (access, source) = access::resolve(
+            &project.root,
+            &project.lanes[lane.as_str()],
+            global.kubeconfig.as_deref(),
+            env,
+            home,
+        )?;
+        if global.verbose > 0 {
+            eprintln!("harness: cluster from {source}");
+        }
+        let client = k8s::connect(&access).await?;
+        Ok((project, lane, client))
+    }
+
+    pub async fn diagnose(global: &Global, cwd: &Path, names: &[String]) -> anyhow::Result<Exit> {
+        let (project, lane_name, client) = connect(global, cwd).await?;
+        let lane = &project.lanes[lane_name.as_str()];
+        let deployed = crate::plan::closure(&project, &lane.components);
+        for name in names {
+            if !deployed.contains(name) {
+                return Err(UnknownComponent {
+                    lane: lane_name.clone(),
+                    name: name.clone(),
+                    known: deployed.clone(),
+                }
+                .into());
+            }
+        }
+        let chosen: Vec<&String> = deployed
+            .iter()
+            .filter(|c| names.is_empty() || names.contains(c))
+            .collect();
+        let applier = Applier::new(client.clone());
+        let mut doomed = Vec::new();
+        let mut out = String::new();
+        for name in chosen {
+            let state =
+                component_state(&client, &applier, lane, &project.components[name.as_str()])
+                    .await?;
+            match state.judgement.outcome {
+                Outcome::Ready => out.push_str(&format!("component {name}: Ready\n")),
+                outcome => {
+                    if outcome == Outcome::Failed {
+                        doomed.push(name.clone());
+                    }
+                    out.push_str(&state.diagnosis(&client).await.render());
+                    out.push('\n');
+                }
+            }
+        }
+        emit(&out)?;
+        if doomed.is_empty() {
+            Ok(Exit::Ok)
+        } else {
+            Err(Doomed(doomed).into())
+        }
+    }
+
+    pub async fn status(global: &Global, cwd: &Path) -> anyhow::Result<Exit> {
+        let (project, lane_name, client) = connect(global, cwd).await?;
+        let lane = &project.lanes[lane_name.as_str()];
+        let applier = Applier::new(client.clone());
+        let now = crate::readiness::Timestamp::now();
+        let mut rows = vec![["COMPONENT", "STATE", "READY", "RESTARTS", "AGE"].map(String::from)];
+        for name in crate::plan::closure(&project, &lane.components) {
+            let state =
+                component_state(&client, &applier, lane, &project.components[name.as_str()])
+                    .await?;
+            let ready = state
+                .judgement
+                .statuses
+                .iter()
+                .filter(|s| s.is_ready())
+                .count();
+            let age = state
+                .age(now)
+                .map(|d| {
+                    humantime::format_duration(std::time::Duration::from_secs(d.as_secs()))
+                        .to_string()
+                })
+                .unwrap_or_else(|| "-".into());
+            rows.push([
+                name.clone(),
+                state.state().to_owned(),
+                format!("{ready}/{}", state.judgement.statuses.len()),
+                state.restarts().to_string(),
+                age,
+            ]);
+        }
+        let widths: Vec<usize> = (0..5)
+            .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
+            .collect();
+        let mut out = format!("lane {lane_name}\n");
+        for r in &rows {
+            let line: Vec<String> = r
+                .iter()
+                .zip(&widths)
+                .map(|(c, w)| format!("{c:<w$}"))
+                .collect();
+            out.push_str(line.join("  ").trim_end());
+            out.push('\n');
+        }
+        emit(&out)?;
+        Ok(Exit::Ok)
+    }
+
+    pub async fn namespace_create(
+        global: &Global,
+        cwd: &Path,
+        prefix: &str,
+        process: u32,
+    ) -> anyhow::Result<Exit> {
+        let (_, _, client) = connect(global, cwd).await?;
+        let name = namespace_name(prefix, process as usize, &mut OsRandom)?;
+        let run_id = std::env::var(crate::suites::env::HARNESS_RUN_ID)
+            .unwrap_or_else(|_| "manual".to_owned());
+        k8s::KubeNamespaces::new(client, run_id)
+            .create(&name)
+            .await
+            .with_context(|| format!("namespace create --prefix {prefix}"))?;
+        emit(&format!("{name}\n"))?;
+        Ok(Exit::Ok)
+    }
 }
 
 #[cfg(test)]
@@ -328,6 +512,23 @@ mod tests {
         .into();
         assert_eq!(exit_for(&stage), Exit::Cluster);
         assert_eq!(stage.to_string(), "kind delete failed");
+        let diagnosis = Box::new(crate::deploy::Diagnosis::default());
+        let doomed: anyhow::Error = crate::deploy::DeployError::Failed {
+            component: "db".into(),
+            diagnosis: diagnosis.clone(),
+        }
+        .into();
+        assert_eq!(exit_for(&doomed), Exit::Deploy);
+        let late: anyhow::Error = crate::deploy::DeployError::Deadline {
+            component: "db".into(),
+            after: std::time::Duration::from_secs(300),
+            diagnosis,
+        }
+        .into();
+        assert_eq!(exit_for(&late), Exit::Timeout);
+        let ns: anyhow::Error =
+            crate::suites::NamespaceError::InvalidPrefix { prefix: "X".into() }.into();
+        assert_eq!(exit_for(&ns), Exit::Usage);
     }
 
     #[test]

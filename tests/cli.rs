@@ -25,6 +25,7 @@ fn harness_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
         "HARNESS_LANE",
         "DOCKER_HOST",
         "CONTAINER_HOST",
+        "KUBECONFIG",
     ] {
         cmd.env_remove(var);
     }
@@ -340,9 +341,6 @@ fn commands_not_written_yet_say_so_and_exit_9() {
     for args in [
         &["gather", "--lane", "audit"][..],
         &["down", "--lane", "audit", "--gather"],
-        &["diagnose", "--lane", "audit", "datastorage"],
-        &["status", "--lane", "audit"],
-        &["namespace", "create", "--prefix", "audit"],
     ] {
         let out = harness(&repo(), args);
         assert_eq!(out.status.code(), Some(9), "{args:?}: {}", stderr(&out));
@@ -370,6 +368,48 @@ fn down_without_an_environment_says_how_to_get_one() {
         "{}",
         stderr(&out)
     );
+}
+
+#[test]
+fn cluster_commands_without_a_cluster_say_what_is_missing() {
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path().to_str().unwrap();
+    for args in [
+        &["diagnose", "--lane", "audit", "datastorage"][..],
+        &["status", "--lane", "audit"],
+        &[
+            "namespace",
+            "create",
+            "--prefix",
+            "audit",
+            "--lane",
+            "audit",
+        ],
+    ] {
+        let out = harness_env(&repo(), args, &[("HOME", home)]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(5), "{args:?}: {err}");
+        assert!(
+            err.contains("no kubeconfig for lane `audit`"),
+            "{args:?}: {err}"
+        );
+        assert!(err.contains(".harness/state/audit.json"), "{err}");
+        assert!(err.contains("harness up --lane audit"), "{err}");
+    }
+    let out = harness_env(
+        &repo(),
+        &[
+            "diagnose",
+            "--lane",
+            "audit",
+            "nope",
+            "--kubeconfig",
+            "/nonexistent",
+        ],
+        &[("HOME", home)],
+    );
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(stderr(&out).contains("/nonexistent"), "{}", stderr(&out));
 }
 
 #[test]

@@ -57,6 +57,14 @@ pub enum NamespaceError {
         /// What the cluster adapter reported.
         reason: String,
     },
+    /// The namespace could not be deleted, or is stuck terminating.
+    #[error("failed to delete namespace {namespace}: {reason}")]
+    Delete {
+        /// The namespace.
+        namespace: String,
+        /// What went wrong, or what holds it (finalizers, remaining content).
+        reason: String,
+    },
 }
 
 /// Builds a namespace name `{prefix}-p{process}-{8 random hex}`.

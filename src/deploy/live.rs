@@ -1,0 +1,140 @@
+//! `harness diagnose` and `harness status`: the same judge, once, on the
+//! live cluster.
+//!
+//! The objects a component deployed are found from its manifests (kinds,
+//! names and namespaces do not depend on the image references, so image
+//! placeholders are filled with a stand-in), each is read once, the
+//! workloads' pods and the namespace's pod events are listed, and
+//! [`super::judge::judge`] decides with the component's tolerance.
+
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use kube::Client;
+
+use super::judge::{Judgement, Outcome, Snapshot, judge};
+use super::report::Diagnosis;
+use super::{Applier, DeployError, manifests, tolerance, wait};
+use crate::config::{Component, Lane};
+use crate::readiness::Timestamp;
+
+/// The state of one component on the live cluster.
+#[derive(Debug)]
+pub struct ComponentState {
+    /// The component.
+    pub name: String,
+    /// The judgement.
+    pub judgement: Judgement,
+    /// What was read.
+    pub snapshot: Snapshot,
+}
+
+/// Why the live state could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    /// The manifests could not be read.
+    #[error(transparent)]
+    Deploy(#[from] DeployError),
+    /// The API server could not be asked.
+    #[error("cannot read component `{component}` from the cluster")]
+    Read {
+        /// The component.
+        component: String,
+        /// kube's error.
+        #[source]
+        source: kube::Error,
+    },
+}
+
+/// Reads and judges `component` now.
+pub async fn component_state(
+    client: &Client,
+    applier: &Applier,
+    lane: &Lane,
+    component: &Component,
+) -> Result<ComponentState, LiveError> {
+    let images: IndexMap<String, String> = component
+        .images
+        .iter()
+        .map(|i| (i.clone(), format!("image-{i}")))
+        .collect();
+    let objects = manifests::render(component, lane, &images).map_err(DeployError::from)?;
+    let namespace = lane.namespace_of(component);
+    let mut located = Vec::new();
+    for object in objects {
+        let a = applier
+            .locate(object, namespace)
+            .await
+            .map_err(|source| DeployError::Apply {
+                component: component.name.clone(),
+                source,
+            })?;
+        located.push(a);
+    }
+    let snapshot = wait::snapshot_once(client, &located)
+        .await
+        .map_err(|source| LiveError::Read {
+            component: component.name.clone(),
+            source,
+        })?;
+    let judgement = judge(&snapshot, Timestamp::now(), &tolerance(component));
+    Ok(ComponentState {
+        name: component.name.clone(),
+        judgement,
+        snapshot,
+    })
+}
+
+impl ComponentState {
+    /// The state word of `harness status`.
+    pub fn state(&self) -> &'static str {
+        let missing = self.snapshot.objects.iter().all(|o| o.object.is_none());
+        match self.judgement.outcome {
+            _ if missing => "NotDeployed",
+            Outcome::Ready => "Ready",
+            Outcome::Pending => "InProgress",
+            Outcome::Failed => "Failed",
+        }
+    }
+
+    /// Container restarts over all of its pods.
+    pub fn restarts(&self) -> i64 {
+        self.snapshot
+            .objects
+            .iter()
+            .flat_map(|o| &o.pods)
+            .filter_map(|p| p.status.as_ref())
+            .flat_map(|s| {
+                s.container_statuses
+                    .iter()
+                    .flatten()
+                    .chain(s.init_container_statuses.iter().flatten())
+            })
+            .map(|c| i64::from(c.restart_count))
+            .sum()
+    }
+
+    /// Time since its oldest object was created.
+    pub fn age(&self, now: Timestamp) -> Option<Duration> {
+        let oldest = self
+            .snapshot
+            .objects
+            .iter()
+            .filter_map(|o| o.object.as_ref())
+            .filter_map(|v| {
+                v.pointer("/metadata/creationTimestamp")?
+                    .as_str()?
+                    .parse::<Timestamp>()
+                    .ok()
+            })
+            .min()?;
+        let d = now.duration_since(oldest);
+        Duration::try_from(d).ok()
+    }
+
+    /// Fetches evidence and builds the diagnosis (verdicts ranked most
+    /// likely first).
+    pub async fn diagnosis(&self, client: &Client) -> Diagnosis {
+        super::diagnose(client, &self.name, &self.judgement, &self.snapshot, None).await
+    }
+}
