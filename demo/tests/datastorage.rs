@@ -439,3 +439,68 @@ async fn many_concurrent_writers_lose_nothing() {
         320
     );
 }
+
+#[tokio::test]
+async fn sigterm_stores_the_buffered_events_before_exiting() {
+    let Some(admin) = admin_url() else { return };
+    let db = fresh_db(&admin, true).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = tokio::process::Command::from(datastorage(
+        &db,
+        &[
+            ("DATASTORAGE_LISTEN", listen.as_str()),
+            ("DATASTORAGE_FLUSH_INTERVAL", "1h"),
+        ],
+    ))
+    .kill_on_drop(true)
+    .spawn()
+    .unwrap();
+    let base = format!("http://{listen}");
+    let http = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !http
+        .get(format!("{base}/health"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == 200)
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "datastorage did not become healthy"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for n in 0..3 {
+        let r = http
+            .post(format!("{base}/api/v1/audit/events"))
+            .json(&event("term", "t", n))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+    }
+    assert_eq!(count_rows(&db).await, 0, "still buffered");
+    let pid = child.id().unwrap().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("exits after SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status}");
+    assert_eq!(
+        count_rows(&db).await,
+        3,
+        "acknowledged events are stored on shutdown"
+    );
+}
