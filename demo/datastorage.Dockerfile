@@ -1,5 +1,5 @@
 # The audit DataStorage service. The binary is built on the host
-# (`cargo build --release -p demo`) and packaged here, so the image needs no
+# (`cargo build --release -p harness-demo`) and packaged here, so the image needs no
 # toolchain and builds without a registry once the base image exists
 # (see scripts/ for making it offline).
 FROM debian:bookworm-slim
