@@ -51,6 +51,107 @@ fn start_output(
     crate::report::bus::start(sink, crate::report::RunReport::new(lane, run_id))
 }
 
+/// How long `up` waits for the lane to be Ready without `--deadline`.
+const DEFAULT_UP_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+/// What a person needs to use an environment that is up.
+fn how_to_use(
+    project: &Project,
+    lane: &config::Lane,
+    state: &crate::cluster::state::LaneState,
+) -> String {
+    let mut text = format!(
+        "\nlane {} is up on cluster {} (run {})\n  export KUBECONFIG={}\n",
+        lane.name,
+        state.cluster,
+        state.run_id,
+        state.kubeconfig.display()
+    );
+    for (component, url) in crate::stages::endpoints(project, lane) {
+        text.push_str(&format!("  {component}: {url}\n"));
+    }
+    text.push_str(&format!(
+        "  run the suites:  harness test --lane {0}\n  why not Ready:   harness diagnose --lane {0}\n  delete it:       harness down --lane {0}\n",
+        lane.name
+    ));
+    text
+}
+
+/// `harness test`: up (unless an environment is already up), suites,
+/// gather, teardown, in the order and with the budgets of [`crate::pipeline`].
+async fn run_test(
+    project: &Project,
+    lane: &config::Lane,
+    args: &crate::cli::TestArgs,
+    output: OutputFormat,
+) -> anyhow::Result<Exit> {
+    let preserve = crate::lifecycle::preserve(args.preserve, |k| std::env::var(k).ok());
+    let existing = crate::cluster::state::read(&project.root, &lane.name).ok();
+    let run_id = crate::stages::new_run_id();
+    let (bus, report_task) = start_output(output, &lane.name, &run_id);
+    for notice in &preserve.notices {
+        bus.emit(crate::report::Event::Notice {
+            message: notice.clone(),
+        });
+    }
+    let interrupts =
+        crate::pipeline::count_interrupts().context("cannot listen for SIGINT/SIGTERM")?;
+    let deadline = args.deadline.map(|d| tokio::time::Instant::now() + d);
+    let selection = crate::stages::SuiteSelection {
+        names: args.suites.clone(),
+        shard: args.shard,
+        jobs: args.jobs,
+    };
+    // Unknown suite names are a usage error before anything starts.
+    crate::stages::suite_specs(lane, &selection)?;
+    let deploy_deadline =
+        deadline.unwrap_or_else(|| tokio::time::Instant::now() + DEFAULT_UP_DEADLINE);
+    let mut stages = crate::stages::RealStages::new(
+        project,
+        lane,
+        crate::stages::UpOptions {
+            reuse: false,
+            rebuild: args.rebuild,
+        },
+        selection,
+        run_id.clone(),
+        bus.clone(),
+        existing.clone(),
+        deploy_deadline,
+    );
+    let options = crate::pipeline::RunOptions {
+        // An environment that was up before this run is never torn down by it.
+        preserve: preserve.preserve || existing.is_some(),
+        gather: args.gather,
+        has_hooks: false,
+        deadline,
+        gather_budget: crate::lifecycle::GATHER_BUDGET,
+        teardown_budget: std::time::Duration::from_secs(120),
+    };
+    let result = crate::pipeline::run(&mut stages, &options, interrupts).await;
+    for (step, error) in &result.errors {
+        bus.emit(crate::report::Event::Notice {
+            message: format!("{step}: {error:#}"),
+        });
+    }
+    drop(stages);
+    drop(bus);
+    let report = report_task.await.unwrap_or_default();
+    if output == OutputFormat::Text {
+        eprint!("\n{}", crate::report::render::text(&report));
+        if preserve.preserve
+            && let Ok(state) = crate::cluster::state::read(&project.root, &lane.name)
+        {
+            eprint!("{}", how_to_use(project, lane, &state));
+        }
+    }
+    match crate::report::github::publish(&report, |k| std::env::var(k).ok()) {
+        Ok(lines) => lines.iter().for_each(|l| println!("{l}")),
+        Err(e) => eprintln!("harness: cannot write the GitHub step summary: {e}"),
+    }
+    Ok(result.exit)
+}
+
 /// A command that acts on one lane was not told which.
 #[derive(Debug, thiserror::Error)]
 #[error("the lane file defines {} lanes; say which with --lane", .lanes.len())]
@@ -77,23 +178,36 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
             run_preflight(&project, global.lane.as_deref(), global.output).await?;
             Ok(Exit::Ok)
         }
-        Command::Up(_) => {
+        Command::Up(args) => {
             let project = load(global.config.as_deref(), &cwd, global.verbose)?;
-            run_preflight(&project, global.lane.as_deref(), global.output).await?;
-            Err(NotImplemented {
-                command: "up",
-                missing: "preflight passed, but building images, creating the cluster, loading and deploying are not written yet",
+            let lane = one_lane(&project, global.lane.as_deref())?;
+            let run_id = crate::stages::new_run_id();
+            let (bus, output) = start_output(global.output, &lane.name, &run_id);
+            let options = crate::stages::UpOptions {
+                reuse: args.reuse,
+                rebuild: args.rebuild,
+            };
+            let deadline =
+                tokio::time::Instant::now() + args.deadline.unwrap_or(DEFAULT_UP_DEADLINE);
+            let result = async {
+                let env = crate::stages::bring_up(&project, lane, options, &run_id, &bus)
+                    .await
+                    .map_err(|f| f.failure)?;
+                let client = crate::stages::client_for(&env.state).await?;
+                crate::stages::deploy(&client, &project, lane, &env, deadline, &bus).await?;
+                Ok::<_, crate::pipeline::StageFailure>(env)
             }
-            .into())
+            .await;
+            drop(bus);
+            let _ = output.await;
+            let env = result?;
+            eprint!("{}", how_to_use(&project, lane, &env.state));
+            Ok(Exit::Ok)
         }
-        Command::Test(_) => {
+        Command::Test(args) => {
             let project = load(global.config.as_deref(), &cwd, global.verbose)?;
-            run_preflight(&project, global.lane.as_deref(), global.output).await?;
-            Err(NotImplemented {
-                command: "test",
-                missing: "preflight passed, but bringing the lane up and running suites are not written yet",
-            }
-            .into())
+            let lane = one_lane(&project, global.lane.as_deref())?;
+            run_test(&project, lane, args, global.output).await
         }
         Command::Down(args) => {
             let project = load(global.config.as_deref(), &cwd, global.verbose)?;

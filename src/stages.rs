@@ -570,3 +570,347 @@ pub async fn tear_down(project: &Project, lane: &str, bus: &Bus) -> Result<(), S
     })
     .await
 }
+
+// ------------------------------------------------------------------ deploy, gather, the whole run
+
+/// A fresh run id: `r-` and 8 random hex digits.
+pub fn new_run_id() -> String {
+    let mut bytes = [0u8; 4];
+    // Without randomness, the time still makes a usable id.
+    if getrandom::fill(&mut bytes).is_err() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or_default();
+        bytes = nanos.to_le_bytes();
+    }
+    format!(
+        "r-{}",
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    )
+}
+
+/// A kube client for an environment `up` made.
+pub async fn client_for(
+    state: &crate::cluster::state::LaneState,
+) -> Result<kube::Client, StageFailure> {
+    let access = crate::k8s::ClusterAccess {
+        kubeconfig: state.kubeconfig.clone(),
+        context: state.context.clone(),
+    };
+    crate::k8s::connect(&access)
+        .await
+        .map_err(|e| StageFailure::new(Exit::Cluster, e))
+}
+
+/// Deploys the lane into the environment, forwarding progress to the bus.
+pub async fn deploy(
+    client: &kube::Client,
+    project: &Project,
+    lane: &Lane,
+    env: &Environment,
+    deadline: tokio::time::Instant,
+    bus: &Bus,
+) -> Result<crate::deploy::DeployReport, StageFailure> {
+    use crate::deploy::DeployEvent;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let forward = {
+        let bus = bus.clone();
+        tokio::spawn(async move {
+            while let Some(event) = rx.recv().await {
+                let secs =
+                    |t: Option<jiff::Timestamp>, from: Option<jiff::Timestamp>| match (t, from) {
+                        (Some(t), Some(f)) => Some(t.duration_since(f).as_secs_f64()),
+                        _ => None,
+                    };
+                let event = match event {
+                    DeployEvent::ComponentReady { component, elapsed } => Event::ComponentReady {
+                        component,
+                        seconds: elapsed.as_secs_f64(),
+                    },
+                    DeployEvent::PodTimeline {
+                        component,
+                        pod,
+                        timeline,
+                    } => Event::PodTimeline {
+                        component,
+                        pod,
+                        scheduled: secs(timeline.scheduled, timeline.created),
+                        initialized: secs(timeline.initialized, timeline.created),
+                        ready: secs(timeline.ready, timeline.created),
+                    },
+                    DeployEvent::WaveStarted { wave, components } => Event::Notice {
+                        message: format!("deploy wave {wave}: {}", components.join(", ")),
+                    },
+                    DeployEvent::Healthy { component, url } => Event::Notice {
+                        message: format!("{component} healthy at {url}"),
+                    },
+                    DeployEvent::Applied { .. } | DeployEvent::Waiting { .. } => continue,
+                };
+                bus.emit(event);
+            }
+        })
+    };
+    let result = phase(bus, crate::report::Phase::Deploy, async {
+        crate::deploy::deploy_lane(client, project, lane, &env.images, tx, deadline)
+            .await
+            .map_err(|e| {
+                let exit = if e.is_timeout() {
+                    Exit::Timeout
+                } else {
+                    Exit::Deploy
+                };
+                StageFailure::new(exit, e)
+            })
+    })
+    .await;
+    let _ = forward.await;
+    result
+}
+
+/// Writes the must-gather bundle of a lane's environment.
+#[allow(clippy::too_many_arguments)]
+pub async fn gather(
+    client: &kube::Client,
+    project: &Project,
+    lane: &Lane,
+    out: &Path,
+    run_id: &str,
+    extra_namespaces: Vec<String>,
+    harness_files: Vec<(String, String)>,
+    since: Option<Duration>,
+) -> Result<crate::gather::Bundle, StageFailure> {
+    let plan = crate::plan::plan(project, Some(&lane.name))
+        .map_err(|e| StageFailure::new(Exit::Usage, e))?;
+    let mut namespaces = plan.lanes[0].namespaces.clone();
+    namespaces.extend(extra_namespaces);
+    namespaces.dedup();
+    let name = format!("must-gather-{}-{run_id}", lane.name);
+    std::fs::create_dir_all(out).map_err(|e| StageFailure::new(Exit::Gather, e))?;
+    let about = vec![
+        format!("lane: {}", lane.name),
+        format!("cluster: {}", lane.cluster.name),
+        format!("run: {run_id}"),
+        format!("collected: {}", jiff::Timestamp::now()),
+        format!("namespaces: {}", namespaces.join(", ")),
+    ];
+    let mut writer = crate::gather::BundleWriter::create(out, &name, about)
+        .map_err(|e| StageFailure::new(Exit::Gather, e))?;
+    let crds: Vec<String> = crate::plan::closure(project, &lane.components)
+        .iter()
+        .flat_map(|c| project.components[c.as_str()].manifests.clone())
+        .filter_map(|m| std::fs::read_to_string(m).ok())
+        .flat_map(|text| crate::deploy::manifests::parse_documents(&text).unwrap_or_default())
+        .filter(crate::deploy::manifests::is_crd)
+        .filter_map(|o| o.metadata.name)
+        .collect();
+    let source = crate::gather::kube::KubeSource::new(client.clone(), crds);
+    let request = crate::gather::collect::Request {
+        namespaces,
+        since,
+        concurrency: 8,
+        harness_files,
+    };
+    crate::gather::collect::collect(&source, &request, &mut writer).await;
+    writer
+        .finish(None)
+        .map_err(|e| StageFailure::new(Exit::Gather, e))
+}
+
+/// The stages of `harness test` over a real environment.
+pub struct RealStages<'a> {
+    pub project: &'a Project,
+    pub lane: &'a Lane,
+    pub up: UpOptions,
+    pub selection: SuiteSelection,
+    pub run_id: String,
+    pub run_dir: PathBuf,
+    pub bus: Bus,
+    /// The environment was already up (`harness up` earlier): use it, and
+    /// never tear it down.
+    pub existing: Option<crate::cluster::state::LaneState>,
+    pub deadline: tokio::time::Instant,
+    env: Option<Environment>,
+    client: Option<kube::Client>,
+    suite_namespaces: Vec<String>,
+    failure_notes: Vec<String>,
+}
+
+impl<'a> RealStages<'a> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        project: &'a Project,
+        lane: &'a Lane,
+        up: UpOptions,
+        selection: SuiteSelection,
+        run_id: String,
+        bus: Bus,
+        existing: Option<crate::cluster::state::LaneState>,
+        deadline: tokio::time::Instant,
+    ) -> Self {
+        let run_dir = run_dir(project, &run_id);
+        Self {
+            project,
+            lane,
+            up,
+            selection,
+            run_id,
+            run_dir,
+            bus,
+            existing,
+            deadline,
+            env: None,
+            client: None,
+            suite_namespaces: Vec::new(),
+            failure_notes: Vec::new(),
+        }
+    }
+
+    /// Whether the closing teardown may delete the cluster: only one this run made.
+    pub fn owns_cluster(&self) -> bool {
+        self.existing.is_none() && self.env.as_ref().is_some_and(|e| e.state.created)
+    }
+}
+
+impl crate::pipeline::Stages for RealStages<'_> {
+    async fn up(&mut self, cancel: CancelToken) -> Result<(), crate::pipeline::UpFailure> {
+        use crate::pipeline::UpFailure;
+        if let Some(state) = self.existing.clone() {
+            let client = client_for(&state).await.map_err(|failure| UpFailure {
+                failure,
+                cluster_exists: false,
+            })?;
+            self.client = Some(client);
+            self.bus.emit(Event::Notice {
+                message: format!(
+                    "using the environment harness up made for lane {} (cluster {})",
+                    state.lane, state.cluster
+                ),
+            });
+            return Ok(());
+        }
+        let work = async {
+            let env = bring_up(self.project, self.lane, self.up, &self.run_id, &self.bus).await?;
+            let exists = |failure| UpFailure {
+                failure,
+                cluster_exists: true,
+            };
+            let client = client_for(&env.state).await.map_err(exists)?;
+            self.env = Some(env);
+            self.client = Some(client.clone());
+            let env = self.env.as_ref().expect("set above");
+            deploy(
+                &client,
+                self.project,
+                self.lane,
+                env,
+                self.deadline,
+                &self.bus,
+            )
+            .await
+            .map(drop)
+            .map_err(|failure| {
+                self.failure_notes.push(failure.to_string());
+                exists(failure)
+            })
+        };
+        tokio::select! {
+            result = work => result,
+            () = cancel.cancelled() => Err(UpFailure {
+                failure: StageFailure::new(Exit::Interrupted, anyhow::anyhow!("interrupted while bringing the lane up")),
+                cluster_exists: self.env.is_some() || crate::cluster::state::read(&self.project.root, &self.lane.name).is_ok(),
+            }),
+        }
+    }
+
+    async fn suites(&mut self, cancel: CancelToken) -> Result<bool, StageFailure> {
+        let specs = suite_specs(self.lane, &self.selection)
+            .map_err(|e| StageFailure::new(Exit::Usage, e))?;
+        let client = self.client.clone().ok_or_else(|| {
+            StageFailure::new(Exit::Internal, anyhow::anyhow!("no cluster client"))
+        })?;
+        let kubeconfig = match (&self.env, &self.existing) {
+            (Some(env), _) => env.state.kubeconfig.clone(),
+            (None, Some(state)) => state.kubeconfig.clone(),
+            (None, None) => {
+                return Err(StageFailure::new(
+                    Exit::Internal,
+                    anyhow::anyhow!("no environment"),
+                ));
+            }
+        };
+        let provisioner = Arc::new(crate::k8s::KubeNamespaces::new(client, self.run_id.clone()));
+        phase(&self.bus, crate::report::Phase::Suites, async {
+            let (passed, summary) = run_suites(
+                self.project,
+                self.lane,
+                &specs,
+                &self.run_id,
+                &self.run_dir,
+                &kubeconfig,
+                self.selection.jobs,
+                provisioner,
+                &self.bus,
+                cancel,
+            )
+            .await?;
+            self.suite_namespaces = summary
+                .results
+                .iter()
+                .filter_map(|r| r.namespace.clone())
+                .collect();
+            Ok::<_, StageFailure>(passed)
+        })
+        .await
+    }
+
+    async fn gather(&mut self) -> Result<PathBuf, StageFailure> {
+        let client = self.client.clone().ok_or_else(|| {
+            StageFailure::new(Exit::Gather, anyhow::anyhow!("no cluster to gather from"))
+        })?;
+        let notes = self.failure_notes.join("\n\n");
+        let files = if notes.is_empty() {
+            Vec::new()
+        } else {
+            vec![("diagnosis.txt".to_string(), notes)]
+        };
+        let out = self.run_dir.join("gather");
+        let bundle = phase(
+            &self.bus,
+            crate::report::Phase::Gather,
+            gather(
+                &client,
+                self.project,
+                self.lane,
+                &out,
+                &self.run_id,
+                self.suite_namespaces.clone(),
+                files,
+                None,
+            ),
+        )
+        .await?;
+        self.bus.emit(Event::Artifact {
+            what: "bundle".into(),
+            path: bundle.archive.clone(),
+        });
+        Ok(bundle.archive)
+    }
+
+    async fn hooks(&mut self) -> Result<(), StageFailure> {
+        Ok(())
+    }
+
+    async fn teardown(&mut self) -> Result<(), StageFailure> {
+        if !self.owns_cluster() {
+            self.bus.emit(Event::Notice {
+                message: format!(
+                    "cluster {} was not created by this run; leaving it running",
+                    self.lane.cluster.name
+                ),
+            });
+            return Ok(());
+        }
+        tear_down(self.project, &self.lane.name, &self.bus).await
+    }
+}

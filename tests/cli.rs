@@ -511,16 +511,27 @@ fn preflight_reports_every_failure_with_its_fix() {
             ("PATH", empty_path.path().to_str().unwrap()),
         ],
     );
-    assert_eq!(out.status.code(), Some(3));
-    let first_line = stdout(&out).lines().next().unwrap_or_default().to_owned();
-    let report: serde_json::Value = serde_json::from_str(&first_line).unwrap();
-    let statuses: Vec<&str> = report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["status"].as_str().unwrap())
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    // `up --output json` is an event stream: the preflight phase fails, and
+    // nothing after it starts.
+    let events: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(statuses, vec!["fail", "fail", "pass", "fail"]);
+    let finished: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["event"] == "phase_finished")
+        .collect();
+    assert_eq!(finished.len(), 1, "{events:#?}");
+    assert_eq!(finished[0]["phase"], "preflight");
+    assert_eq!(finished[0]["ok"], false);
+    assert!(
+        finished[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("engine, kind, ports"),
+        "{events:#?}"
+    );
     drop(holder);
 }
 

@@ -340,7 +340,10 @@ pub async fn deploy_component(
         applied.extend(wave);
     }
     if let Some(h) = &component.health {
-        wait_healthy_or_fail(&name, h, deadline, events).await?;
+        // `{{host_port.N}}` resolves through this lane's kind config;
+        // validation made sure the lane maps every port the URL names.
+        let url = lane.resolve_url(&h.url).unwrap_or_else(|_| h.url.clone());
+        wait_healthy_or_fail(&name, &url, h.timeout, deadline, events).await?;
     }
     for (pod, timeline) in &pods {
         send(
@@ -370,11 +373,12 @@ pub async fn deploy_component(
 
 async fn wait_healthy_or_fail(
     name: &str,
-    h: &crate::config::Health,
+    url: &str,
+    timeout: Duration,
     deadline: Instant,
     events: &UnboundedSender<DeployEvent>,
 ) -> Result<(), DeployError> {
-    health::wait_healthy(&h.url, h.timeout, deadline)
+    health::wait_healthy(url, timeout, deadline)
         .await
         .map_err(|source| DeployError::Health {
             component: name.to_owned(),
@@ -384,7 +388,7 @@ async fn wait_healthy_or_fail(
         events,
         DeployEvent::Healthy {
             component: name.to_owned(),
-            url: h.url.clone(),
+            url: url.to_owned(),
         },
     );
     Ok(())
