@@ -51,6 +51,49 @@ fn start_output(
     crate::report::bus::start(sink, crate::report::RunReport::new(lane, run_id))
 }
 
+/// Gathers the lane's environment now (the cluster `up` recorded).
+async fn gather_now(
+    project: &Project,
+    lane: &config::Lane,
+    out: Option<PathBuf>,
+    since: Option<std::time::Duration>,
+    bus: &crate::report::bus::Bus,
+) -> Result<crate::gather::Bundle, crate::pipeline::StageFailure> {
+    use crate::pipeline::StageFailure;
+    let state = crate::cluster::state::read(&project.root, &lane.name)
+        .map_err(|e| StageFailure::new(Exit::Usage, e))?;
+    let client = crate::stages::client_for(&state).await?;
+    let out = out.unwrap_or_else(|| project.root.join(".harness").join("gather"));
+    let bundle = tokio::time::timeout(
+        crate::lifecycle::GATHER_BUDGET,
+        crate::stages::gather(
+            &client,
+            project,
+            lane,
+            &out,
+            &crate::stages::new_run_id(),
+            Vec::new(),
+            Vec::new(),
+            since,
+        ),
+    )
+    .await
+    .map_err(|_| {
+        StageFailure::new(
+            Exit::Gather,
+            anyhow::anyhow!(
+                "gather did not finish within {}s; no bundle was written",
+                crate::lifecycle::GATHER_BUDGET.as_secs()
+            ),
+        )
+    })??;
+    bus.emit(crate::report::Event::Artifact {
+        what: "bundle".into(),
+        path: bundle.archive.clone(),
+    });
+    Ok(bundle)
+}
+
 /// How long `up` waits for the lane to be Ready without `--deadline`.
 const DEFAULT_UP_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
@@ -212,47 +255,42 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Down(args) => {
             let project = load(global.config.as_deref(), &cwd, global.verbose)?;
             let lane = one_lane(&project, global.lane.as_deref())?;
-            if args.gather {
-                return Err(NotImplemented {
-                    command: "down --gather",
-                    missing: "the cluster collectors of must-gather are not written yet; nothing was deleted",
-                }
-                .into());
-            }
             let (bus, output) = start_output(global.output, &lane.name, "down");
-            let result = crate::stages::tear_down(&project, &lane.name, &bus).await;
+            let result = async {
+                if args.gather {
+                    // Gather first: the bundle is the point, and a failed
+                    // gather leaves the cluster in place to try again.
+                    gather_now(&project, lane, None, None, &bus).await?;
+                }
+                crate::stages::tear_down(&project, &lane.name, &bus).await
+            }
+            .await;
             drop(bus);
             let _ = output.await;
             result?;
             Ok(Exit::Ok)
         }
-        Command::Gather(_) => not_implemented(
-            global,
-            &cwd,
-            "gather",
-            "the must-gather collector is not written yet",
-        ),
+        Command::Gather(args) => {
+            let project = load(global.config.as_deref(), &cwd, global.verbose)?;
+            let lane = one_lane(&project, global.lane.as_deref())?;
+            let (bus, output) = start_output(global.output, &lane.name, "gather");
+            let result = gather_now(&project, lane, args.out.clone(), args.since, &bus).await;
+            drop(bus);
+            let _ = output.await;
+            let bundle = result?;
+            eprintln!(
+                "bundle: {}\n        {}",
+                bundle.archive.display(),
+                bundle.dir.display()
+            );
+            Ok(Exit::Ok)
+        }
         Command::Diagnose(args) => live::diagnose(global, &cwd, &args.components).await,
         Command::Status => live::status(global, &cwd).await,
         Command::Namespace(NamespaceCommand::Create { prefix, process }) => {
             live::namespace_create(global, &cwd, prefix, *process).await
         }
     }
-}
-
-/// Validates the lane file first (so a broken file is still reported as
-/// such), then says the command is not there yet.
-fn not_implemented(
-    global: &crate::cli::Global,
-    cwd: &Path,
-    command: &'static str,
-    missing: &'static str,
-) -> anyhow::Result<Exit> {
-    let project = load(global.config.as_deref(), cwd, global.verbose)?;
-    if let Some(lane) = global.lane.as_deref() {
-        plan::select(&project, Some(lane))?;
-    }
-    Err(NotImplemented { command, missing }.into())
 }
 
 fn load(explicit: Option<&Path>, cwd: &Path, verbose: u8) -> Result<Project, ConfigError> {
@@ -320,7 +358,11 @@ fn emit(text: &str) -> anyhow::Result<()> {
 /// The exit code for an error: the first error in the chain we know.
 pub fn exit_for(error: &anyhow::Error) -> Exit {
     for cause in error.chain() {
-        if cause.is::<ConfigError>() || cause.is::<UnknownLane>() || cause.is::<LaneRequired>() {
+        if cause.is::<ConfigError>()
+            || cause.is::<UnknownLane>()
+            || cause.is::<LaneRequired>()
+            || cause.is::<crate::stages::UnknownSuite>()
+        {
             return Exit::Usage;
         }
         if cause.is::<PreflightFailed>() {
@@ -374,6 +416,12 @@ fn help_for(error: &anyhow::Error) -> Option<String> {
             e.help()
         } else if let Some(e) = cause.downcast_ref::<UnknownLane>() {
             Some(e.help())
+        } else if let Some(e) = cause.downcast_ref::<crate::stages::UnknownSuite>() {
+            Some(format!(
+                "suites of lane {}: {}",
+                e.lane,
+                e.suites.join(", ")
+            ))
         } else if let Some(e) = cause.downcast_ref::<crate::k8s::access::NoCluster>() {
             Some(e.help())
         } else {

@@ -337,14 +337,19 @@ fn bad_flags_are_usage_errors() {
 }
 
 #[test]
-fn commands_not_written_yet_say_so_and_exit_9() {
+fn gather_without_an_environment_says_how_to_get_one() {
     for args in [
         &["gather", "--lane", "audit"][..],
         &["down", "--lane", "audit", "--gather"],
     ] {
         let out = harness(&repo(), args);
-        assert_eq!(out.status.code(), Some(9), "{args:?}: {}", stderr(&out));
-        assert!(stderr(&out).contains("is not implemented yet"), "{args:?}");
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out)
+                .contains("no environment is up for lane audit: run harness up --lane audit"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
     }
 }
 
@@ -413,12 +418,17 @@ fn cluster_commands_without_a_cluster_say_what_is_missing() {
 }
 
 #[test]
-fn commands_not_written_yet_still_validate_first() {
+fn commands_validate_the_lane_file_first() {
     let out = harness(&lanefile("cycle"), &["gather"]);
     assert_eq!(
         out.status.code(),
         Some(2),
-        "a broken lane file wins over 'not implemented'"
+        "a broken lane file is reported first"
+    );
+    assert!(
+        stderr(&out).contains("dependency cycle"),
+        "{}",
+        stderr(&out)
     );
     let out = harness(&repo(), &["status", "--lane", "nope"]);
     assert_eq!(out.status.code(), Some(2));
@@ -614,4 +624,40 @@ fn down_deletes_the_cluster_up_created_and_forgets_it() {
         &[("PATH", &path), ("HOME", &home_str)],
     );
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn test_rejects_unknown_suites_before_starting_anything() {
+    let out = harness(&repo(), &["test", "--lane", "audit", "audti"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("lane `audit` has no suite `audti` (did you mean `audit`?)"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn test_stops_at_a_failed_preflight_without_gathering_or_tearing_down() {
+    // No engine answers at this socket and kind is not on PATH: up fails in
+    // preflight, so there is no cluster to gather from or delete.
+    let dir = tempfile::tempdir().unwrap();
+    let empty_path = tempfile::tempdir().unwrap();
+    let socket = format!("unix://{}/docker.sock", dir.path().display());
+    let out = harness_env(
+        &repo(),
+        &["test", "--lane", "audit", "--output", "json"],
+        &[
+            ("DOCKER_HOST", &socket),
+            ("PATH", empty_path.path().to_str().unwrap()),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let phases: Vec<String> = stdout(&out)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["event"] == "phase_started")
+        .map(|e| e["phase"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(phases, ["preflight"]);
 }
