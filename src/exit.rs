@@ -84,7 +84,7 @@ impl Exit {
             Exit::Deploy => "a component failed to deploy or is doomed (readiness verdict)",
             Exit::Timeout => "a deadline ran out",
             Exit::Gather => "the must-gather bundle could not be written",
-            Exit::NotImplemented => "the command is not implemented yet",
+            Exit::NotImplemented => "the command or option is not available yet",
             Exit::Internal => "unexpected internal error",
             Exit::Interrupted => "interrupted by SIGINT/SIGTERM",
         }
