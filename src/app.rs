@@ -172,6 +172,12 @@ async fn run_test(
         teardown_budget: std::time::Duration::from_secs(120),
     };
     let result = crate::pipeline::run(&mut stages, &options, interrupts).await;
+    // Suite namespaces in a cluster that outlives the run are removed (after
+    // gather read them), unless the user asked to keep everything.
+    let cluster_remains = !result.ran.contains(&"teardown") || !stages.owns_cluster();
+    if cluster_remains && !preserve.preserve && result.exit != Exit::Interrupted {
+        stages.delete_suite_namespaces().await;
+    }
     for (step, error) in &result.errors {
         bus.emit(crate::report::Event::Notice {
             message: format!("{step}: {error:#}"),

@@ -766,6 +766,26 @@ impl<'a> RealStages<'a> {
         }
     }
 
+    /// Deletes the suites' namespaces without blocking for long: each has
+    /// the provisioner's own deletion timeout; stuck ones are reported.
+    pub async fn delete_suite_namespaces(&self) {
+        let Some(client) = self.client.clone() else {
+            return;
+        };
+        let namespaces = crate::k8s::KubeNamespaces::new(client, self.run_id.clone());
+        let deletions = self.suite_namespaces.iter().map(|ns| {
+            let namespaces = &namespaces;
+            async move { (ns.clone(), namespaces.delete(ns).await) }
+        });
+        for (ns, result) in futures_util::future::join_all(deletions).await {
+            let message = match result {
+                Ok(()) => format!("deleted suite namespace {ns}"),
+                Err(e) => format!("suite namespace {ns} was not deleted: {e}"),
+            };
+            self.bus.emit(Event::Notice { message });
+        }
+    }
+
     /// Whether the closing teardown may delete the cluster: only one this run made.
     pub fn owns_cluster(&self) -> bool {
         self.existing.is_none() && self.env.as_ref().is_some_and(|e| e.state.created)
@@ -839,8 +859,20 @@ impl crate::pipeline::Stages for RealStages<'_> {
                 ));
             }
         };
-        let provisioner = Arc::new(crate::k8s::KubeNamespaces::new(client, self.run_id.clone()));
-        phase(&self.bus, crate::report::Phase::Suites, async {
+        let provisioner = Arc::new(crate::k8s::KubeNamespaces::new(
+            client.clone(),
+            self.run_id.clone(),
+        ));
+        let lane_namespaces = crate::plan::plan(self.project, Some(&self.lane.name))
+            .map(|p| p.lanes[0].namespaces.clone())
+            .unwrap_or_default();
+        let watcher = watch_infrastructure(
+            client,
+            lane_namespaces,
+            workloads(self.project, self.lane),
+            self.bus.clone(),
+        );
+        let result = phase(&self.bus, crate::report::Phase::Suites, async {
             let (passed, summary) = run_suites(
                 self.project,
                 self.lane,
@@ -861,7 +893,9 @@ impl crate::pipeline::Stages for RealStages<'_> {
                 .collect();
             Ok::<_, StageFailure>(passed)
         })
-        .await
+        .await;
+        watcher.abort();
+        result
     }
 
     async fn gather(&mut self) -> Result<PathBuf, StageFailure> {
@@ -912,5 +946,153 @@ impl crate::pipeline::Stages for RealStages<'_> {
             return Ok(());
         }
         tear_down(self.project, &self.lane.name, &self.bus).await
+    }
+}
+
+// ------------------------------------------------------------------ the infrastructure timeline
+
+/// Workload name → component, from the kinds of objects that own pods in
+/// each component's manifests (placeholders need no filling for names).
+pub fn workloads(project: &Project, lane: &Lane) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for component in crate::plan::closure(project, &lane.components) {
+        for file in &project.components[component.as_str()].manifests {
+            let Ok(text) = std::fs::read_to_string(file) else {
+                continue;
+            };
+            for doc in crate::deploy::manifests::parse_documents(&text).unwrap_or_default() {
+                let kind = doc
+                    .types
+                    .as_ref()
+                    .map(|t| t.kind.as_str())
+                    .unwrap_or_default();
+                if matches!(
+                    kind,
+                    "Deployment" | "StatefulSet" | "DaemonSet" | "Job" | "Pod"
+                ) && let Some(name) = doc.metadata.name
+                {
+                    out.insert(name, component.clone());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The component a pod belongs to: through its owner (a ReplicaSet's name
+/// is its Deployment's plus a hash), else its own name.
+pub fn component_of(
+    pod: &k8s_openapi::api::core::v1::Pod,
+    workloads: &BTreeMap<String, String>,
+) -> Option<String> {
+    let owner = pod
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true));
+    let candidates: Vec<String> = match owner {
+        Some(o) if o.kind == "ReplicaSet" => vec![
+            o.name
+                .rsplit_once('-')
+                .map_or(o.name.clone(), |(d, _)| d.to_owned()),
+        ],
+        Some(o) => vec![o.name.clone()],
+        None => vec![pod.metadata.name.clone().unwrap_or_default()],
+    };
+    candidates
+        .into_iter()
+        .find_map(|c| workloads.get(&c).cloned())
+}
+
+/// Watches the lane's pods and reports what the infrastructure does, as
+/// [`Event::Infra`], until aborted. The pods as they are when the watch
+/// starts are the baseline: only what happens afterwards is reported.
+pub fn watch_infrastructure(
+    client: kube::Client,
+    namespaces: Vec<String>,
+    workloads: BTreeMap<String, String>,
+    bus: Bus,
+) -> tokio::task::JoinHandle<()> {
+    use futures_util::StreamExt as _;
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::runtime::watcher;
+    tokio::spawn(async move {
+        let streams = namespaces.into_iter().map(|ns| {
+            let api: kube::Api<Pod> = kube::Api::namespaced(client.clone(), &ns);
+            watcher::watcher(api, watcher::Config::default()).boxed()
+        });
+        let mut events = futures_util::stream::select_all(streams);
+        let mut tracker = crate::timeline::Tracker::new();
+        while let Some(event) = events.next().await {
+            let incidents = match event {
+                Ok(watcher::Event::InitApply(pod)) => {
+                    tracker.observe(&pod);
+                    continue;
+                }
+                Ok(watcher::Event::Apply(pod)) => tracker
+                    .observe(&pod)
+                    .into_iter()
+                    .map(|i| (i, pod.clone()))
+                    .collect::<Vec<_>>(),
+                Ok(watcher::Event::Delete(pod)) => vec![(tracker.deleted(&pod), pod)],
+                Ok(_) => continue,
+                // The watcher retries by itself; a gap in the timeline is
+                // not worth failing the run for.
+                Err(_) => continue,
+            };
+            for (incident, pod) in incidents {
+                let component = component_of(&pod, &workloads).unwrap_or_else(|| "-".into());
+                let detail = match &incident.container {
+                    Some(c) => format!("container {c}: {}", incident.detail),
+                    None => incident.detail.clone(),
+                };
+                bus.emit(Event::Infra {
+                    component,
+                    pod: incident.pod,
+                    what: incident.what.to_string(),
+                    detail,
+                });
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod timeline_tests {
+    use super::*;
+
+    #[test]
+    fn pods_map_to_components_through_their_owners() {
+        let project =
+            crate::config::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("harness.yaml"))
+                .unwrap();
+        let lane = &project.lanes["audit"];
+        let map = workloads(&project, lane);
+        assert_eq!(
+            map.get("datastorage").map(String::as_str),
+            Some("datastorage")
+        );
+        assert_eq!(
+            map.get("audit-migrations").map(String::as_str),
+            Some("migrations")
+        );
+        let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "datastorage-7d9f8c-x2x", "ownerReferences": [
+                {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "datastorage-7d9f8c", "uid": "u", "controller": true}
+            ]}
+        }))
+        .unwrap();
+        assert_eq!(component_of(&pod, &map).as_deref(), Some("datastorage"));
+        let job_pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "audit-migrations-abcde", "ownerReferences": [
+                {"apiVersion": "batch/v1", "kind": "Job", "name": "audit-migrations", "uid": "u", "controller": true}
+            ]}
+        }))
+        .unwrap();
+        assert_eq!(component_of(&job_pod, &map).as_deref(), Some("migrations"));
+        let stray: k8s_openapi::api::core::v1::Pod =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": "debug"}})).unwrap();
+        assert_eq!(component_of(&stray, &map), None);
     }
 }
