@@ -35,6 +35,16 @@ fn harness_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     cmd.output().expect("run harness")
 }
 
+/// A project in `dir`: one ConfigMap manifest (`app.yaml`) and this lane file.
+fn project(dir: &Path, harness_yaml: &str) {
+    std::fs::write(
+        dir.join("app.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app}\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("harness.yaml"), harness_yaml).unwrap();
+}
+
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -356,16 +366,10 @@ fn gather_without_an_environment_says_how_to_get_one() {
 #[test]
 fn down_without_an_environment_says_how_to_get_one() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("app.yaml"),
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app}\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("harness.yaml"),
+    project(
+        dir.path(),
         "components:\n  app: { manifests: [app.yaml] }\nlanes:\n  main: { components: [app] }\n",
-    )
-    .unwrap();
+    );
     let out = harness(dir.path(), &["down"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
@@ -475,16 +479,10 @@ fn preflight_reports_every_failure_with_its_fix() {
         format!("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: control-plane\n  extraPortMappings:\n  - containerPort: 30080\n    hostPort: {port}\n"),
     )
     .unwrap();
-    std::fs::write(
-        dir.path().join("app.yaml"),
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app}\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("harness.yaml"),
+    project(
+        dir.path(),
         "components:\n  app: { manifests: [app.yaml] }\nlanes:\n  main:\n    cluster: { kind: { config: kind.yaml } }\n    components: [app]\n",
-    )
-    .unwrap();
+    );
     let empty_path = tempfile::tempdir().unwrap();
     let socket = format!("unix://{}/docker.sock", dir.path().display());
     let out = harness_env(
@@ -558,16 +556,10 @@ fn preflight_needs_a_lane_when_there_are_several() {
 #[test]
 fn down_deletes_the_cluster_up_created_and_forgets_it() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("app.yaml"),
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app}\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("harness.yaml"),
+    project(
+        dir.path(),
         "cluster: { kind: { engine: podman } }\ncomponents:\n  app: { manifests: [app.yaml] }\nlanes:\n  main: { cluster: { name: main-e2e }, components: [app] }\n",
-    )
-    .unwrap();
+    );
     let fixtures = repo().join("tests/fixtures/k8s/kind-cli");
     let bin = dir.path().join("bin");
     std::fs::create_dir(&bin).unwrap();
