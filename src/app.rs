@@ -57,6 +57,7 @@ async fn gather_now(
     lane: &config::Lane,
     out: Option<PathBuf>,
     since: Option<std::time::Duration>,
+    max_size: Option<u64>,
     bus: &crate::report::bus::Bus,
 ) -> Result<crate::gather::Bundle, crate::pipeline::StageFailure> {
     use crate::pipeline::StageFailure;
@@ -75,6 +76,7 @@ async fn gather_now(
             Vec::new(),
             Vec::new(),
             since,
+            max_size,
         ),
     )
     .await
@@ -266,7 +268,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
                 if args.gather {
                     // Gather first: the bundle is the point, and a failed
                     // gather leaves the cluster in place to try again.
-                    gather_now(&project, lane, None, None, &bus).await?;
+                    gather_now(&project, lane, None, None, None, &bus).await?;
                 }
                 crate::stages::tear_down(&project, &lane.name, &bus).await
             }
@@ -280,7 +282,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
             let project = load(global.config.as_deref(), &cwd, global.verbose)?;
             let lane = one_lane(&project, global.lane.as_deref())?;
             let (bus, output) = start_output(global.output, &lane.name, "gather");
-            let result = gather_now(&project, lane, args.out.clone(), args.since, &bus).await;
+            let result = gather_now(
+                &project,
+                lane,
+                args.out.clone(),
+                args.since,
+                args.max_size,
+                &bus,
+            )
+            .await;
             drop(bus);
             let _ = output.await;
             let bundle = result?;

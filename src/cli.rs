@@ -189,6 +189,16 @@ pub struct GatherArgs {
     /// Only logs and events newer than this
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub since: Option<Duration>,
+    /// Cap the bundle's size: healthy pods' logs are cut first (e.g. 200MiB)
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_size: Option<u64>,
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    s.trim()
+        .parse::<bytesize::ByteSize>()
+        .map(|b| b.as_u64())
+        .map_err(|e| format!("{e} (write e.g. 200MiB or 1GiB)"))
 }
 
 #[derive(Debug, Args)]

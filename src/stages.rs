@@ -679,6 +679,7 @@ pub async fn gather(
     extra_namespaces: Vec<String>,
     harness_files: Vec<(String, String)>,
     since: Option<Duration>,
+    max_size: Option<u64>,
 ) -> Result<crate::gather::Bundle, StageFailure> {
     let plan = crate::plan::plan(project, Some(&lane.name))
         .map_err(|e| StageFailure::new(Exit::Usage, e))?;
@@ -712,9 +713,40 @@ pub async fn gather(
         harness_files,
     };
     crate::gather::collect::collect(&source, &request, &mut writer).await;
+    if let crate::config::ClusterProvider::Kind(kind) = &lane.cluster.provider {
+        kind_node_logs(kind.engine, &lane.cluster.name, &writer).await;
+    }
     writer
-        .finish(None)
+        .finish(max_size)
         .map_err(|e| StageFailure::new(Exit::Gather, e))
+}
+
+/// The kind node logs (journal, kubelet, containerd, pods), as `kind export
+/// logs` collects them, into the bundle's `kind/`, scrubbed like every other
+/// file. kind exits 1 when one of its own collectors fails although it wrote
+/// the rest (no `crictl` in some node images): that is recorded, not fatal.
+async fn kind_node_logs(
+    engine: crate::config::EngineKind,
+    cluster: &str,
+    writer: &crate::gather::BundleWriter,
+) {
+    let dir = writer.staging_dir().join("kind");
+    let cli = crate::cluster::KindCli::new(engine);
+    let args = vec![
+        "export".to_string(),
+        "logs".into(),
+        dir.display().to_string(),
+        "--name".into(),
+        cluster.to_owned(),
+    ];
+    match tokio::time::timeout(Duration::from_secs(120), cli.run(&args, cluster)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => writer.record_failure("kind export logs", e),
+        Err(_) => writer.record_failure("kind export logs", "did not finish within 120s"),
+    }
+    if let Err(e) = writer.scrub_tree(Path::new("kind")) {
+        writer.record_failure("kind export logs (redaction)", e);
+    }
 }
 
 /// The stages of `harness test` over a real environment.
@@ -920,6 +952,7 @@ impl crate::pipeline::Stages for RealStages<'_> {
                 &self.run_id,
                 self.suite_namespaces.clone(),
                 files,
+                None,
                 None,
             ),
         )

@@ -229,6 +229,31 @@ impl BundleWriter {
         })
     }
 
+    /// Rewrites every file below `rel` (written by another tool, e.g. kind)
+    /// through the redactor, so nothing in the bundle escapes scrubbing.
+    pub fn scrub_tree(&self, rel: &Path) -> Result<(), GatherError> {
+        let root = self.staging.join(rel);
+        if !root.exists() || self.redactor.is_empty() {
+            return Ok(());
+        }
+        let err = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| GatherError::Write { path, source }
+        };
+        for (file, _) in file_sizes(&root).map_err(err(rel))? {
+            let path = root.join(&file);
+            let tmp = path.with_extension("scrub.partial");
+            let reader = File::open(&path).map_err(err(&file))?;
+            let mut writer = self
+                .redactor
+                .writer(BufWriter::new(File::create(&tmp).map_err(err(&file))?));
+            io::copy(&mut io::BufReader::new(reader), &mut writer).map_err(err(&file))?;
+            writer.finish().map_err(err(&file))?;
+            fs::rename(&tmp, &path).map_err(err(&file))?;
+        }
+        Ok(())
+    }
+
     /// Records a collector that failed; the bundle says so.
     pub fn record_failure(&self, collector: impl Into<String>, error: impl std::fmt::Display) {
         self.failures
@@ -585,6 +610,24 @@ mod tests {
             BundleWriter::create(out.path(), "run-1", vec![]),
             Err(GatherError::Exists { .. })
         ));
+    }
+
+    #[test]
+    fn files_written_by_other_tools_are_scrubbed_too() {
+        let out = tempfile::tempdir().unwrap();
+        let mut w = BundleWriter::create(out.path(), "k", vec![]).unwrap();
+        w.set_redactor(Redactor::new(["hunter2hunter2".to_string()]));
+        let kind = w.staging_dir().join("kind/node-1");
+        fs::create_dir_all(&kind).unwrap();
+        fs::write(
+            kind.join("kubelet.log"),
+            "env PASSWORD=hunter2hunter2 set\n",
+        )
+        .unwrap();
+        w.scrub_tree(Path::new("kind")).unwrap();
+        let bundle = w.finish(None).unwrap();
+        let text = fs::read_to_string(bundle.dir.join("kind/node-1/kubelet.log")).unwrap();
+        assert_eq!(text, "env PASSWORD=<redacted> set\n");
     }
 
     #[test]
