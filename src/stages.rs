@@ -407,9 +407,18 @@ pub async fn bring_up(
     let wanted = crate::images::lane_images(project, lane);
     let docker_and_images = phase(bus, Phase::Images, async {
         let endpoint = crate::engine::endpoint_from_env(engine_kind);
-        let (docker, _) = crate::engine::connect(&endpoint, Duration::from_secs(10))
-            .await
-            .map_err(|e| StageFailure::new(Exit::Preflight, e))?;
+        // A lane with no images on an existing cluster needs no engine at
+        // all: make the client without dialling (bollard connects lazily).
+        let needs_engine = !wanted.is_empty() || provider.engine().is_some();
+        let docker = if needs_engine {
+            crate::engine::connect(&endpoint, Duration::from_secs(10))
+                .await
+                .map_err(|e| StageFailure::new(Exit::Preflight, e))?
+                .0
+        } else {
+            bollard::Docker::connect_with_host(&endpoint.host)
+                .map_err(|e| StageFailure::new(Exit::Preflight, e))?
+        };
         let mut build = crate::images::BuildOptions::for_project(project);
         build.rebuild = options.rebuild;
         let (tx, mut rx) = mpsc::channel(64);
@@ -969,15 +978,17 @@ impl crate::pipeline::Stages for RealStages<'_> {
     }
 
     async fn teardown(&mut self) -> Result<(), StageFailure> {
-        if !self.owns_cluster() {
+        if self.existing.is_some() {
             self.bus.emit(Event::Notice {
                 message: format!(
-                    "cluster {} was not created by this run; leaving it running",
-                    self.lane.cluster.name
+                    "the environment of lane {} was up before this run; leaving it as it is",
+                    self.lane.name
                 ),
             });
             return Ok(());
         }
+        // This run brought the lane up: forget it, and delete the cluster
+        // only if this run created it (tear_down checks).
         tear_down(self.project, &self.lane.name, &self.bus).await
     }
 }
