@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::{RunReport, VerdictRecord};
+use super::{Event, RunReport, VerdictRecord};
 
 /// `14:22:40` in UTC.
 pub fn clock(at: &jiff::Timestamp) -> String {
@@ -44,6 +44,35 @@ pub fn text(report: &RunReport) -> String {
         out.push_str("\nimages\n");
         for (image, outcome, s) in &report.images {
             let _ = writeln!(out, "  {image:<20} {outcome} ({})", secs(*s));
+        }
+    }
+    if !report.pods.is_empty() {
+        out.push_str(
+            "\ndeploy timeline (seconds after creation: scheduled / initialized / ready)\n",
+        );
+        let opt = |s: &Option<f64>| s.map_or("-".to_string(), |s| format!("{s:.1}"));
+        for p in &report.pods {
+            match &p.event {
+                Event::ComponentReady { component, seconds } => {
+                    let _ = writeln!(out, "  {component:<20} Ready after {}", secs(*seconds));
+                }
+                Event::PodTimeline {
+                    component,
+                    pod,
+                    scheduled,
+                    initialized,
+                    ready,
+                } => {
+                    let _ = writeln!(
+                        out,
+                        "    {pod} ({component}): {} / {} / {}",
+                        opt(scheduled),
+                        opt(initialized),
+                        opt(ready)
+                    );
+                }
+                _ => {}
+            }
         }
     }
     if !report.verdicts.is_empty() {
@@ -125,6 +154,24 @@ mod tests {
     #[test]
     fn human_report_snapshot() {
         let mut r = sample();
+        for event in [
+            Event::PodTimeline {
+                component: "datastorage".into(),
+                pod: "harness-demo/datastorage-7d9f-x2".into(),
+                scheduled: Some(0.2),
+                initialized: Some(1.5),
+                ready: Some(6.25),
+            },
+            Event::ComponentReady {
+                component: "datastorage".into(),
+                seconds: 8.0,
+            },
+        ] {
+            r.record(&crate::report::Stamped {
+                at: crate::report::tests::at("2026-11-22T14:21:00Z"),
+                event,
+            });
+        }
         r.artifacts.push(("junit".into(), "out/junit.xml".into()));
         insta::assert_snapshot!(text(&r));
     }
