@@ -34,13 +34,11 @@ pub fn annotations(report: &RunReport) -> Vec<String> {
             hint,
             ..
         } = v;
-        {
-            lines.push(format!(
-                "::error title={}::{}",
-                escape_property(&format!("{component}: {verdict}")),
-                escape_data(&format!("{resource}: {message}\nhint: {hint}"))
-            ));
-        }
+        lines.push(format!(
+            "::error title={}::{}",
+            escape_property(&format!("{component}: {verdict}")),
+            escape_data(&format!("{resource}: {message}\nhint: {hint}"))
+        ));
     }
     let correlations = report.correlate();
     for s in report.failed_suites() {
@@ -107,12 +105,10 @@ pub fn summary(report: &RunReport) -> String {
                 hint,
                 ..
             } = v;
-            {
-                let _ = writeln!(
-                    md,
-                    "- **{component}**: {verdict} — `{resource}`: {message}  \n  _hint_: {hint}"
-                );
-            }
+            let _ = writeln!(
+                md,
+                "- **{component}**: {verdict} — `{resource}`: {message}  \n  _hint_: {hint}"
+            );
         }
         md.push('\n');
     }

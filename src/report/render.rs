@@ -86,10 +86,8 @@ pub fn text(report: &RunReport) -> String {
                 hint,
                 ..
             } = v;
-            {
-                let _ = writeln!(out, "  {component}: {verdict} — {resource}: {message}");
-                let _ = writeln!(out, "    hint: {hint}");
-            }
+            let _ = writeln!(out, "  {component}: {verdict} — {resource}: {message}");
+            let _ = writeln!(out, "    hint: {hint}");
         }
     }
     let correlations = report.correlate();
