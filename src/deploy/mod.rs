@@ -243,7 +243,7 @@ pub async fn deploy_lane(
         });
         report
             .components
-            .extend(futures::future::try_join_all(runs).await?);
+            .extend(futures_util::future::try_join_all(runs).await?);
     }
     Ok(report)
 }

@@ -86,7 +86,7 @@ impl KubeNamespaces {
         let account = await_condition(accounts, "default", |sa: Option<&ServiceAccount>| {
             sa.is_some()
         });
-        let both = futures::future::try_join(active, account);
+        let both = futures_util::future::try_join(active, account);
         match tokio::time::timeout(self.create_timeout, both).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(err(format!("watching it failed: {e}"))),
