@@ -247,23 +247,33 @@ pub async fn run<S: Stages>(
                 Step::Teardown => stages.teardown().await.map(|()| None),
             }
         };
-        let outcome = tokio::select! {
-            out = tokio::time::timeout(budget, work) => Some(out),
-            (count, reaction) = next_interrupt(&mut interrupts, seen) => match reaction {
-                OnInterrupt::Abandon => {
-                    result.exit = Exit::Interrupted;
-                    result.interrupted = true;
-                    result.errors.push((name, anyhow::anyhow!("abandoned by a third interrupt")));
-                    return result;
-                }
-                // Second interrupt: what is left of gather/hooks is skipped.
-                _ => {
+        let work = tokio::time::timeout(budget, work);
+        tokio::pin!(work);
+        let outcome = loop {
+            tokio::select! {
+                out = &mut work => break Some(out),
+                (count, reaction) = next_interrupt(&mut interrupts, seen) => {
                     seen = count;
                     result.interrupted = true;
-                    skip_to_teardown = true;
-                    None
+                    match reaction {
+                        // The first interrupt during a closing step changes
+                        // nothing: gather is what it asks for anyway.
+                        OnInterrupt::Wind => continue,
+                        // Teardown is where a second interrupt points to.
+                        OnInterrupt::SkipToTeardown if step == Step::Teardown => continue,
+                        // Second interrupt: what is left of gather/hooks is skipped.
+                        OnInterrupt::SkipToTeardown => {
+                            skip_to_teardown = true;
+                            break None;
+                        }
+                        OnInterrupt::Abandon => {
+                            result.exit = Exit::Interrupted;
+                            result.errors.push((name, anyhow::anyhow!("abandoned by a third interrupt")));
+                            return result;
+                        }
+                    }
                 }
-            },
+            }
         };
         match outcome {
             None => result.errors.push((
@@ -295,6 +305,10 @@ pub async fn run<S: Stages>(
                 }
             }
         }
+    }
+    // An interrupt that came as the last step finished still counts.
+    if *interrupts.borrow() > 0 {
+        result.interrupted = true;
     }
     if result.interrupted {
         result.exit = Exit::Interrupted;
@@ -337,12 +351,16 @@ mod tests {
         UntilCancelled,
         /// Never returns on its own (a gather stuck on a dead API server).
         Hang,
+        /// Finishes only after an interrupt arrived (a gather the user
+        /// interrupts half-way).
+        AfterInterrupt,
     }
 
     struct Fake {
         up: Act,
         suites: Act,
         gather: Act,
+        teardown: Act,
         log: Arc<Mutex<Vec<String>>>,
         interrupts: Option<watch::Sender<u32>>,
         /// Send this many interrupts when the stage of this name starts.
@@ -355,6 +373,7 @@ mod tests {
                 up,
                 suites,
                 gather,
+                teardown: Act::Ok,
                 log: Arc::default(),
                 interrupts: None,
                 interrupt_at: None,
@@ -385,6 +404,15 @@ mod tests {
                     Ok(())
                 }
                 Act::Hang => std::future::pending().await,
+                Act::AfterInterrupt => {
+                    let mut rx = self.interrupts.as_ref().expect("interrupts").subscribe();
+                    rx.wait_for(|n| *n > 0).await.expect("sender alive");
+                    self.log
+                        .lock()
+                        .unwrap()
+                        .push("finished after the interrupt".into());
+                    Ok(())
+                }
             }
         }
     }
@@ -421,7 +449,7 @@ mod tests {
         }
         async fn teardown(&mut self) -> Result<(), StageFailure> {
             self.enter("teardown");
-            Ok(())
+            self.act(self.teardown, None, Exit::Cluster).await
         }
     }
 
@@ -529,6 +557,48 @@ mod tests {
         );
         assert_eq!(r.exit, Exit::Interrupted);
         assert!(r.bundle.is_none());
+    }
+
+    #[tokio::test]
+    async fn first_interrupt_during_gather_lets_it_finish_then_tears_down() {
+        let mut f = Fake::new(Act::Ok, Act::Fail, Act::AfterInterrupt);
+        f.interrupt_at = Some(("gather", 1));
+        let (r, log) = go(&mut f, &options(false, GatherWhen::OnFailure)).await;
+        assert_eq!(
+            log,
+            [
+                "up",
+                "suites",
+                "gather",
+                "finished after the interrupt",
+                "hooks",
+                "teardown"
+            ]
+        );
+        assert_eq!(
+            r.bundle.as_deref(),
+            Some(std::path::Path::new("bundle.tar.gz"))
+        );
+        assert_eq!(r.exit, Exit::Interrupted);
+    }
+
+    #[tokio::test]
+    async fn second_interrupt_during_teardown_does_not_stop_it() {
+        let mut f = Fake::new(Act::Ok, Act::Ok, Act::Ok);
+        f.teardown = Act::AfterInterrupt;
+        f.interrupt_at = Some(("teardown", 2));
+        let (r, log) = go(&mut f, &options(false, GatherWhen::OnFailure)).await;
+        assert_eq!(
+            log,
+            [
+                "up",
+                "suites",
+                "hooks",
+                "teardown",
+                "finished after the interrupt"
+            ]
+        );
+        assert_eq!(r.exit, Exit::Interrupted);
     }
 
     #[tokio::test]
