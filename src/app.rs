@@ -132,6 +132,7 @@ async fn run_test(
 ) -> anyhow::Result<Exit> {
     let preserve = crate::lifecycle::preserve(args.preserve, |k| std::env::var(k).ok());
     let existing = crate::cluster::state::read(&project.root, &lane.name).ok();
+    let preserve_flag = preserve.preserve || existing.is_some();
     let run_id = crate::stages::new_run_id();
     let (bus, report_task) = start_output(output, &lane.name, &run_id);
     for notice in &preserve.notices {
@@ -139,8 +140,16 @@ async fn run_test(
             message: notice.clone(),
         });
     }
-    let interrupts =
-        crate::pipeline::count_interrupts().context("cannot listen for SIGINT/SIGTERM")?;
+    // Each interrupt says at once what it will do, before the run acts on it.
+    let interrupts = {
+        let bus = bus.weak();
+        crate::pipeline::count_interrupts(move |n| {
+            bus.emit(crate::report::Event::Notice {
+                message: crate::lifecycle::interrupt_notice(n, preserve_flag),
+            });
+        })
+        .context("cannot listen for SIGINT/SIGTERM")?
+    };
     let deadline = args.deadline.map(|d| tokio::time::Instant::now() + d);
     let selection = crate::stages::SuiteSelection {
         names: args.suites.clone(),

@@ -103,6 +103,24 @@ pub fn on_interrupt(n: u32) -> OnInterrupt {
     }
 }
 
+/// What the `n`-th interrupt does, as the run announces it.
+pub fn interrupt_notice(n: u32, preserve: bool) -> String {
+    let last = if preserve {
+        "the cluster is preserved"
+    } else {
+        "teardown follows"
+    };
+    match on_interrupt(n) {
+        OnInterrupt::Wind => format!(
+            "interrupted: stopping what runs now, then gather; {last} (interrupt again to skip to teardown)"
+        ),
+        OnInterrupt::SkipToTeardown => format!(
+            "interrupted again: skipping what is left of gather; {last} (a third interrupt leaves at once)"
+        ),
+        OnInterrupt::Abandon => "interrupted a third time: leaving now; whatever the run created may still be running (`harness down` removes it)".to_owned(),
+    }
+}
+
 /// The default time gather gets, whatever else happened.
 pub const GATHER_BUDGET: Duration = Duration::from_secs(5 * 60);
 
@@ -196,6 +214,15 @@ mod tests {
         assert_eq!(on_interrupt(1), OnInterrupt::Wind);
         assert_eq!(on_interrupt(2), OnInterrupt::SkipToTeardown);
         assert_eq!(on_interrupt(3), OnInterrupt::Abandon);
+    }
+
+    #[test]
+    fn each_interrupt_says_what_it_does() {
+        assert!(interrupt_notice(1, false).contains("then gather; teardown follows"));
+        assert!(interrupt_notice(1, true).contains("the cluster is preserved"));
+        assert!(interrupt_notice(2, false).starts_with("interrupted again: skipping"));
+        assert!(interrupt_notice(3, false).contains("leaving now"));
+        assert_eq!(interrupt_notice(4, false), interrupt_notice(3, false));
     }
 
     #[test]

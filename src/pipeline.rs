@@ -318,8 +318,12 @@ pub async fn run<S: Stages>(
     result
 }
 
-/// Counts SIGINT and SIGTERM from now on.
-pub fn count_interrupts() -> std::io::Result<watch::Receiver<u32>> {
+/// Counts SIGINT and SIGTERM from now on. `announce` hears of each (with
+/// its 1-based number) before anyone waiting on the count does, so what it
+/// says always precedes what the run does about it.
+pub fn count_interrupts(
+    announce: impl Fn(u32) + Send + 'static,
+) -> std::io::Result<watch::Receiver<u32>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut int = signal(SignalKind::interrupt())?;
     let mut term = signal(SignalKind::terminate())?;
@@ -331,6 +335,7 @@ pub fn count_interrupts() -> std::io::Result<watch::Receiver<u32>> {
                 Some(()) = term.recv() => {}
                 else => break,
             }
+            announce(*tx.borrow() + 1);
             tx.send_modify(|n| *n += 1);
         }
     });

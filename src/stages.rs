@@ -333,21 +333,44 @@ pub struct Environment {
     pub images: indexmap::IndexMap<String, String>,
 }
 
-/// Runs one phase with its start/finish events.
+/// Runs one phase with its start/finish events. A phase dropped half-way
+/// (an interrupt cancels `up`) still reports that it finished, failed and
+/// why, so a reader of the event stream never sees a phase left open.
 async fn phase<T, E: std::fmt::Display>(
     bus: &Bus,
     phase: crate::report::Phase,
     work: impl std::future::Future<Output = Result<T, E>>,
 ) -> Result<T, E> {
+    struct Open<'a> {
+        bus: &'a Bus,
+        phase: crate::report::Phase,
+        started: std::time::Instant,
+        outcome: Option<Option<String>>,
+    }
+    impl Drop for Open<'_> {
+        fn drop(&mut self) {
+            let error = match self.outcome.take() {
+                Some(error) => error,
+                None => Some("interrupted".to_owned()),
+            };
+            self.bus.emit(Event::PhaseFinished {
+                phase: self.phase,
+                seconds: self.started.elapsed().as_secs_f64(),
+                ok: error.is_none(),
+                error,
+            });
+        }
+    }
     bus.emit(Event::PhaseStarted { phase });
-    let started = std::time::Instant::now();
-    let result = work.await;
-    bus.emit(Event::PhaseFinished {
+    let mut open = Open {
+        bus,
         phase,
-        seconds: started.elapsed().as_secs_f64(),
-        ok: result.is_ok(),
-        error: result.as_ref().err().map(ToString::to_string),
-    });
+        started: std::time::Instant::now(),
+        outcome: None,
+    };
+    let result = work.await;
+    open.outcome = Some(result.as_ref().err().map(ToString::to_string));
+    drop(open);
     result
 }
 
@@ -475,18 +498,18 @@ pub async fn bring_up(
     let (docker, outcomes) = docker_and_images;
     let references = crate::images::references(&outcomes);
 
-    // Cluster.
-    let ensured = phase(bus, Phase::Cluster, provider.ensure(options.reuse))
-        .await
-        .map_err(|e| fail(e.exit(), e.into(), false))?;
+    // Cluster. Before kind starts creating one, the state file already says
+    // this run creates it: an interrupt that kills kind half-way then still
+    // leads to teardown deleting what kind made (kind cleans up after its
+    // own failures, not after being killed).
     let mut lane_state = state::LaneState {
         lane: lane.name.clone(),
         cluster: lane.cluster.name.clone(),
         provider: provider.kind_name().to_owned(),
         engine: provider.engine().map(|e| e.as_str().to_owned()),
-        kubeconfig: ensured.kubeconfig.clone(),
-        context: ensured.context.clone(),
-        created: ensured.created,
+        kubeconfig: provider.kubeconfig().to_path_buf(),
+        context: provider.context().map(str::to_owned),
+        created: true,
         images: outcomes
             .iter()
             .map(|o| {
@@ -505,6 +528,29 @@ pub async fn bring_up(
         run_id: run_id.to_owned(),
         created_at: state::LaneState::now(),
     };
+    let ensured = phase(bus, Phase::Cluster, async {
+        let cluster = |e: crate::cluster::ClusterError| StageFailure::new(e.exit(), e);
+        let creates = matches!(provider, AnyProvider::Kind(_))
+            && !provider.exists().await.map_err(cluster)?;
+        if creates {
+            state::write(&project.root, &lane_state)
+                .map_err(|e| StageFailure::new(Exit::Internal, e))?;
+        }
+        let ensured = provider.ensure(options.reuse).await;
+        if ensured.is_err() && creates {
+            // kind removed its half-made cluster itself; forget it too.
+            let _ = state::remove(&project.root, &lane.name);
+        }
+        ensured.map_err(cluster)
+    })
+    .await
+    .map_err(|failure| UpFailure {
+        failure,
+        cluster_exists: false,
+    })?;
+    lane_state.kubeconfig = ensured.kubeconfig.clone();
+    lane_state.context = ensured.context.clone();
+    lane_state.created = ensured.created;
     state::write(&project.root, &lane_state).map_err(|e| fail(Exit::Internal, e.into(), true))?;
 
     // Load.
@@ -940,8 +986,21 @@ impl crate::pipeline::Stages for RealStages<'_> {
     }
 
     async fn gather(&mut self) -> Result<PathBuf, StageFailure> {
+        // `up` interrupted after the cluster came up but before it made a
+        // client: the state file knows how to reach the cluster.
+        if self.client.is_none()
+            && let Ok(state) = crate::cluster::state::read(&self.project.root, &self.lane.name)
+        {
+            self.client = client_for(&state).await.ok();
+        }
         let client = self.client.clone().ok_or_else(|| {
-            StageFailure::new(Exit::Gather, anyhow::anyhow!("no cluster to gather from"))
+            StageFailure::new(
+                Exit::Gather,
+                anyhow::anyhow!(
+                    "no cluster to gather from: cluster {} was never reached",
+                    self.lane.cluster.name
+                ),
+            )
         })?;
         let notes = self.failure_notes.join("\n\n");
         let files = if notes.is_empty() {

@@ -383,6 +383,10 @@ impl Provider for KindProvider {
         images: &[ImageRef],
         progress: Progress<'_>,
     ) -> Result<LoadReport, ClusterError> {
+        // Nothing to load: no reason to ask the engine for the nodes.
+        if images.is_empty() {
+            return Ok(LoadReport::default());
+        }
         let nodes = self.nodes(docker).await?;
         nodes::load_into_nodes(docker, &nodes, images, &nodes::CtrInventory, progress).await
     }

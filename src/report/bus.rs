@@ -22,10 +22,33 @@ impl Bus {
         let _ = self.tx.send(Stamped::now(event));
     }
 
+    /// A handle that does not keep the output task waiting: for emitters
+    /// that live as long as the process (the signal listener), whose events
+    /// are dropped once every [`Bus`] is gone and the report is final.
+    pub fn weak(&self) -> WeakBus {
+        WeakBus {
+            tx: self.tx.downgrade(),
+        }
+    }
+
     /// A bus whose events go nowhere, for callers that do not report.
     pub fn discard() -> Self {
         let (tx, _) = mpsc::unbounded_channel();
         Self { tx }
+    }
+}
+
+/// See [`Bus::weak`].
+#[derive(Clone, Debug)]
+pub struct WeakBus {
+    tx: mpsc::WeakUnboundedSender<Stamped>,
+}
+
+impl WeakBus {
+    pub fn emit(&self, event: Event) {
+        if let Some(tx) = self.tx.upgrade() {
+            let _ = tx.send(Stamped::now(event));
+        }
     }
 }
 
@@ -57,6 +80,25 @@ mod tests {
         fn emit(&mut self, event: &Stamped) {
             self.0.lock().unwrap().push(event.clone());
         }
+    }
+
+    #[tokio::test]
+    async fn a_weak_handle_reports_while_the_bus_lives_and_never_holds_it_open() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (bus, task) = start(Box::new(Shared(seen.clone())), RunReport::new("l", "r"));
+        let weak = bus.weak();
+        weak.emit(Event::Notice {
+            message: "heard".into(),
+        });
+        drop(bus);
+        // The task ends although `weak` is alive; later events go nowhere.
+        task.await.unwrap();
+        weak.emit(Event::Notice {
+            message: "too late".into(),
+        });
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 1);
+        assert!(matches!(&seen[0].event, Event::Notice { message } if message == "heard"));
     }
 
     #[tokio::test]

@@ -5,6 +5,8 @@
 //! tests can check exactly what the harness sent.
 #![allow(dead_code)]
 
+pub mod serve;
+
 use std::sync::{Arc, Mutex};
 
 use http::{Request, Response};
