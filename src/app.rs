@@ -249,17 +249,38 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
             };
             let deadline =
                 tokio::time::Instant::now() + args.deadline.unwrap_or(DEFAULT_UP_DEADLINE);
-            let result = async {
+            // An interrupt stops `up` where it is (a build, a kind call, a
+            // load, a wait); what it made so far stays for `harness down`.
+            let mut interrupts = {
+                let bus = bus.weak();
+                crate::pipeline::count_interrupts(move |n| {
+                    if n == 1 {
+                        bus.emit(crate::report::Event::Notice {
+                            message: "interrupted: stopping; what `up` made so far stays \
+                                      (`harness down` removes it)"
+                                .into(),
+                        });
+                    }
+                })
+                .context("cannot listen for SIGINT/SIGTERM")?
+            };
+            let work = async {
                 let env = crate::stages::bring_up(&project, lane, options, &run_id, &bus)
                     .await
                     .map_err(|f| f.failure)?;
                 let client = crate::stages::client_for(&env.state).await?;
                 crate::stages::deploy(&client, &project, lane, &env, deadline, &bus).await?;
                 Ok::<_, crate::pipeline::StageFailure>(env)
-            }
-            .await;
+            };
+            let result = tokio::select! {
+                result = work => Some(result),
+                _ = interrupts.wait_for(|n| *n > 0) => None,
+            };
             drop(bus);
             let _ = output.await;
+            let Some(result) = result else {
+                return Ok(Exit::Interrupted);
+            };
             let env = result?;
             eprint!("{}", how_to_use(&project, lane, &env.state));
             Ok(Exit::Ok)

@@ -301,7 +301,15 @@ impl StandIn {
         self.server.log.lock().unwrap().clone()
     }
 
+    /// `harness test --output json <extra>`.
     fn start(&self, extra: &[&str]) -> Run {
+        let mut args = vec!["test"];
+        args.extend_from_slice(extra);
+        self.harness(&args)
+    }
+
+    /// `harness --output json <args>`.
+    fn harness(&self, args: &[&str]) -> Run {
         let path = format!(
             "{}:{}",
             self.bin.display(),
@@ -311,8 +319,8 @@ impl StandIn {
         let mut command = Command::new(env!("CARGO_BIN_EXE_harness"));
         command
             .current_dir(self.root())
-            .args(["test", "--output", "json"])
-            .args(extra)
+            .args(["--output", "json"])
+            .args(args)
             .env("PATH", path)
             .env("HOME", &home)
             .env("STANDIN_KIND_DIR", &self.kind_dir)
@@ -730,6 +738,29 @@ fn sigint_while_kind_creates_a_preserved_cluster_keeps_it_for_harness_down() {
     .unwrap();
     assert_eq!(state["created"], true);
     assert_eq!(state["cluster"], standin.cluster.as_str());
+}
+
+#[test]
+fn sigint_during_up_keeps_what_it_made_for_harness_down() {
+    if !engine_available() {
+        return;
+    }
+    let standin = StandIn::new(Api::default(), NO_IMAGES, "", ONE_SUITE);
+    standin.block("create-cluster");
+    let mut run = standin.harness(&["up"]);
+    run.wait_phase("cluster");
+    let kind = standin.blocked("create-cluster");
+    run.interrupt(Signal::SIGINT);
+    let done = run.finish();
+    done.assert_interrupted();
+    wait_until("kind create to be killed", || (!alive(kind)).then_some(()));
+    assert!(standin.deletions().is_empty(), "up deletes nothing");
+    assert!(standin.root().join(".harness/state/main.json").is_file());
+    // `down` removes the half-made cluster `up` left.
+    let down = standin.harness(&["down"]).finish();
+    assert_eq!(down.code, Some(0), "{}", down.stderr);
+    assert_eq!(standin.deletions(), [standin.deleted_with(0)]);
+    assert!(!standin.root().join(".harness/state/main.json").exists());
 }
 
 /// A node of the stand-in cluster whose `ctr images import` never ends:
