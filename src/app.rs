@@ -15,14 +15,6 @@ use crate::exit::Exit;
 use crate::plan::{self, UnknownLane};
 use crate::preflight::{self, PreflightFailed};
 
-/// A command that exists but does not do its work yet.
-#[derive(Debug, thiserror::Error)]
-#[error("`harness {command}` is not implemented yet: {missing}")]
-pub struct NotImplemented {
-    pub command: &'static str,
-    pub missing: &'static str,
-}
-
 /// Starts the live output for a command and the task that folds its report.
 fn start_output(
     output: OutputFormat,
@@ -414,9 +406,6 @@ pub fn exit_for(error: &anyhow::Error) -> Exit {
         if cause.is::<PreflightFailed>() {
             return Exit::Preflight;
         }
-        if cause.is::<NotImplemented>() {
-            return Exit::NotImplemented;
-        }
         if let Some(failure) = cause.downcast_ref::<crate::pipeline::StageFailure>() {
             return failure.exit;
         }
@@ -695,12 +684,6 @@ mod tests {
         assert_eq!(exit_for(&config), Exit::Usage);
         let wrapped = config.context("while planning");
         assert_eq!(exit_for(&wrapped), Exit::Usage);
-        let ni: anyhow::Error = NotImplemented {
-            command: "gather",
-            missing: "x",
-        }
-        .into();
-        assert_eq!(exit_for(&ni), Exit::NotImplemented);
         let pf: anyhow::Error = PreflightFailed(preflight::Report {
             lane: "a".into(),
             checks: vec![],

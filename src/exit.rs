@@ -28,8 +28,6 @@ pub enum Exit {
     Timeout,
     /// The must-gather bundle could not be written.
     Gather,
-    /// The command exists but is not implemented yet.
-    NotImplemented,
     /// An unexpected error: a bug in `harness` or an I/O failure it cannot classify.
     Internal,
     /// Stopped by SIGINT or SIGTERM (after gathering and tearing down).
@@ -38,7 +36,7 @@ pub enum Exit {
 
 impl Exit {
     /// Every exit, in the order of the README's table.
-    pub const ALL: [Exit; 12] = [
+    pub const ALL: [Exit; 11] = [
         Exit::Ok,
         Exit::SuitesFailed,
         Exit::Usage,
@@ -48,7 +46,6 @@ impl Exit {
         Exit::Deploy,
         Exit::Timeout,
         Exit::Gather,
-        Exit::NotImplemented,
         Exit::Internal,
         Exit::Interrupted,
     ];
@@ -65,7 +62,6 @@ impl Exit {
             Exit::Deploy => 6,
             Exit::Timeout => 7,
             Exit::Gather => 8,
-            Exit::NotImplemented => 9,
             Exit::Internal => 70,
             // 128 + SIGINT, as shells report a process killed by Ctrl-C.
             Exit::Interrupted => 130,
@@ -84,7 +80,6 @@ impl Exit {
             Exit::Deploy => "a component failed to deploy or is doomed (readiness verdict)",
             Exit::Timeout => "a deadline ran out",
             Exit::Gather => "the must-gather bundle could not be written",
-            Exit::NotImplemented => "the command or option is not available yet",
             Exit::Internal => "unexpected internal error",
             Exit::Interrupted => "interrupted by SIGINT/SIGTERM",
         }
