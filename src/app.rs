@@ -521,7 +521,7 @@ mod live {
     use anyhow::Context as _;
 
     use super::{emit, load, one_lane};
-    use crate::cli::Global;
+    use crate::cli::{Global, OutputFormat};
     use crate::deploy::{Applier, Outcome, live::component_state};
     use crate::exit::Exit;
     use crate::k8s::{self, access};
@@ -584,22 +584,34 @@ mod live {
         let applier = Applier::new(client.clone());
         let mut doomed = Vec::new();
         let mut out = String::new();
+        let mut json = Vec::new();
         for name in chosen {
             let state =
                 component_state(&client, &applier, lane, &project.components[name.as_str()])
                     .await?;
             match state.judgement.outcome {
-                Outcome::Ready => out.push_str(&format!("component {name}: Ready\n")),
+                Outcome::Ready => {
+                    out.push_str(&format!("component {name}: Ready\n"));
+                    json.push(serde_json::json!({"component": name, "ready": true}));
+                }
                 outcome => {
                     if outcome == Outcome::Failed {
                         doomed.push(name.clone());
                     }
-                    out.push_str(&state.diagnosis(&client).await.render());
+                    let diagnosis = state.diagnosis(&client).await;
+                    out.push_str(&diagnosis.render());
                     out.push('\n');
+                    json.push(diagnosis.to_json());
                 }
             }
         }
-        emit(&out)?;
+        match global.output {
+            OutputFormat::Text => emit(&out)?,
+            OutputFormat::Json => emit(&format!(
+                "{}\n",
+                serde_json::json!({"lane": lane_name, "components": json})
+            ))?,
+        }
         if doomed.is_empty() {
             Ok(Exit::Ok)
         } else {
@@ -613,6 +625,7 @@ mod live {
         let applier = Applier::new(client.clone());
         let now = crate::readiness::Timestamp::now();
         let mut rows = vec![["COMPONENT", "STATE", "READY", "RESTARTS", "AGE"].map(String::from)];
+        let mut json = Vec::new();
         for name in crate::plan::closure(&project, &lane.components) {
             let state =
                 component_state(&client, &applier, lane, &project.components[name.as_str()])
@@ -630,6 +643,14 @@ mod live {
                         .to_string()
                 })
                 .unwrap_or_else(|| "-".into());
+            json.push(serde_json::json!({
+                "component": name,
+                "state": state.state(),
+                "ready": ready,
+                "pods": state.judgement.statuses.len(),
+                "restarts": state.restarts(),
+                "age_seconds": state.age(now).map(|d| d.as_secs()),
+            }));
             rows.push([
                 name.clone(),
                 state.state().to_owned(),
@@ -637,6 +658,13 @@ mod live {
                 state.restarts().to_string(),
                 age,
             ]);
+        }
+        if global.output == OutputFormat::Json {
+            emit(&format!(
+                "{}\n",
+                serde_json::json!({"lane": lane_name, "components": json})
+            ))?;
+            return Ok(Exit::Ok);
         }
         let widths: Vec<usize> = (0..5)
             .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))

@@ -247,6 +247,21 @@ async fn a_crash_looping_pod_fails_fast_with_its_verdict_and_evidence() {
     let text = diagnosis.render();
     assert!(text.contains("CrashLoopBackOff"), "{text}");
     assert!(text.contains("| boom"), "{text}");
+    // The JSON form carries the same verdict and evidence.
+    let json = diagnosis.to_json();
+    assert_eq!(json["component"], "crash");
+    assert_eq!(json["rows"][0]["state"], "Failed", "{json:#}");
+    let finding = &json["findings"][0];
+    assert_eq!(finding["verdict"]["name"], "CrashLoopBackOff", "{json:#}");
+    assert_eq!(finding["verdict"]["container"], "app");
+    assert!(
+        finding["logs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["text"].as_str().is_some_and(|t| t.contains("boom"))),
+        "{json:#}"
+    );
     let requests = log.lock().unwrap().clone();
     let events_query = requests
         .iter()

@@ -116,6 +116,80 @@ impl Diagnosis {
     }
 }
 
+impl Diagnosis {
+    /// The same as [`Diagnosis::render`], as JSON for tools
+    /// (`harness diagnose --output json`).
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::json;
+        let rows: Vec<_> = self
+            .rows
+            .iter()
+            .map(|r| {
+                json!({
+                    "resource": r.resource, "state": r.state.to_string(),
+                    "reason": r.reason, "evidence": r.evidence,
+                })
+            })
+            .collect();
+        let findings: Vec<_> = self
+            .findings
+            .iter()
+            .map(|f| {
+                let ev = &f.evidence.evidence;
+                let events: Vec<_> = ev
+                    .events
+                    .iter()
+                    .map(|e| {
+                        json!({
+                            "type": e.type_, "reason": e.reason, "message": e.message,
+                            "count": e.count, "last_seen": e.last_seen.map(|t| t.to_string()),
+                        })
+                    })
+                    .collect();
+                let terminations: Vec<_> = ev
+                    .terminations
+                    .iter()
+                    .map(|t| {
+                        json!({
+                            "container": t.container.name, "init": t.container.init,
+                            "which": match t.which { Which::Current => "current", Which::Last => "last" },
+                            "exit_code": t.exit_code, "reason": t.reason, "message": t.message,
+                        })
+                    })
+                    .collect();
+                let logs: Vec<_> = f
+                    .evidence
+                    .logs
+                    .iter()
+                    .map(|l| {
+                        let (text, error) = match &l.text {
+                            Ok(t) => (Some(t.as_str()), None),
+                            Err(e) => (None, Some(e.as_str())),
+                        };
+                        json!({
+                            "container": l.container, "init": l.init, "previous": l.previous,
+                            "text": text, "error": error,
+                        })
+                    })
+                    .collect();
+                json!({
+                    "pod": f.pod,
+                    "verdict": f.verdict.as_ref().map(|v| json!({
+                        "name": v.kind.name(),
+                        "container": v.container.as_ref().map(|c| c.name.clone()),
+                        "message": v.message, "hint": v.hint,
+                    })),
+                    "events": events, "terminations": terminations, "logs": logs,
+                })
+            })
+            .collect();
+        json!({
+            "component": self.component, "ready": false, "rows": rows,
+            "findings": findings, "watch_error": self.watch_error,
+        })
+    }
+}
+
 fn indent(text: &str, prefix: &str) -> String {
     text.lines().map(|l| format!("{prefix}{l}\n")).collect()
 }
