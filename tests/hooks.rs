@@ -406,3 +406,69 @@ async fn real_stages_run_the_lanes_hooks_against_the_recorded_environment() {
             .any(|ph| ph.phase == harness::report::Phase::Hooks && ph.ok)
     );
 }
+
+#[tokio::test]
+async fn an_interrupt_during_a_hook_kills_its_group_and_goes_to_teardown() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = project(
+        dir.path(),
+        "      - { name: stuck, command: [sh, -c, 'trap \"\" TERM; sleep 300 & echo $! > stuck.pid; wait'], timeout: 10m }\n      - { name: never, command: [sh, -c, 'echo hook:never >> order.txt'] }\n",
+    );
+    let lane = &project.lanes["main"];
+    let options = RunOptions {
+        preserve: false,
+        gather: GatherWhen::Always,
+        has_hooks: true,
+        hooks_budget: harness::hooks::budget(&lane.after_suites, Duration::from_secs(1)),
+        deadline: None,
+        gather_budget: Duration::from_secs(60),
+        teardown_budget: Duration::from_secs(60),
+    };
+    let mut stages = Recording {
+        run_dir: dir.path().join(".harness/runs/r-0badc0de"),
+        order: dir.path().join("order.txt"),
+        project: project.clone(),
+        up_fails: false,
+        bus: bus::Bus::discard(),
+    };
+    let (tx, rx) = tokio::sync::watch::channel(0u32);
+    let pid_file = dir.path().join("stuck.pid");
+    let interrupt_once_the_hook_runs = async {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::fs::read_to_string(&pid_file).map_or(true, |s| !s.ends_with('\n')) {
+            assert!(Instant::now() < deadline, "the hook never started");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tx.send_modify(|n| *n += 1);
+    };
+    let (result, ()) = tokio::time::timeout(Duration::from_secs(60), async {
+        tokio::join!(
+            harness::pipeline::run(&mut stages, &options, rx),
+            interrupt_once_the_hook_runs
+        )
+    })
+    .await
+    .expect("the run finishes long before the hook's 10m timeout");
+    let order = std::fs::read_to_string(dir.path().join("order.txt")).unwrap();
+    assert_eq!(
+        order, "suites\ngather\nteardown\n",
+        "the next hook never ran"
+    );
+    assert_eq!(result.exit, Exit::Interrupted);
+    assert!(
+        result
+            .errors
+            .iter()
+            .any(|(step, e)| *step == "hooks" && e.to_string().contains("skipped")),
+        "{:?}",
+        result.errors
+    );
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    eventually("the interrupted hook's process group is killed", || {
+        gone(pid)
+    });
+}
