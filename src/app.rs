@@ -169,12 +169,19 @@ async fn run_test(
         // An environment that was up before this run is never torn down by it.
         preserve: preserve.preserve || existing.is_some(),
         gather: args.gather,
-        has_hooks: false,
+        has_hooks: !lane.after_suites.is_empty(),
+        hooks_budget: crate::hooks::budget(&lane.after_suites, crate::stages::HOOK_GRACE),
         deadline,
         gather_budget: crate::lifecycle::GATHER_BUDGET,
         teardown_budget: std::time::Duration::from_secs(120),
     };
     let result = crate::pipeline::run(&mut stages, &options, interrupts).await;
+    // Hooks never disturb a cluster that is kept (SPEC §6): say so.
+    if options.has_hooks && options.preserve {
+        bus.emit(crate::report::Event::Notice {
+            message: crate::hooks::skipped_notice(&lane.after_suites, existing.is_some()),
+        });
+    }
     // Suite namespaces in a cluster that outlives the run are removed (after
     // gather read them), unless the user asked to keep everything.
     let cluster_remains = !result.ran.contains(&"teardown") || !stages.owns_cluster();

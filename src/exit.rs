@@ -12,7 +12,8 @@ use std::fmt;
 pub enum Exit {
     /// Everything that was asked for succeeded.
     Ok,
-    /// At least one suite failed or timed out (the environment itself was fine).
+    /// At least one suite (or post-suite hook: the user's own commands) failed
+    /// or timed out; the environment itself was fine.
     SuitesFailed,
     /// The command line or the lane file is wrong; nothing was started.
     Usage,
@@ -72,7 +73,7 @@ impl Exit {
     pub const fn meaning(self) -> &'static str {
         match self {
             Exit::Ok => "success",
-            Exit::SuitesFailed => "one or more suites failed or timed out",
+            Exit::SuitesFailed => "one or more suites (or post-suite hooks) failed or timed out",
             Exit::Usage => "bad command line or lane file (nothing was started)",
             Exit::Preflight => "a preflight check failed (engine, kind, disk, host ports)",
             Exit::ImageBuild => "an image failed to build or load",

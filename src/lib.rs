@@ -17,6 +17,7 @@ pub mod digest;
 pub mod engine;
 pub mod exit;
 pub mod gather;
+pub mod hooks;
 pub mod images;
 pub mod k8s;
 pub mod lifecycle;

@@ -124,9 +124,9 @@ pub fn interrupt_notice(n: u32, preserve: bool) -> String {
 /// The default time gather gets, whatever else happened.
 pub const GATHER_BUDGET: Duration = Duration::from_secs(5 * 60);
 
-/// How long the suites may run so that gather and teardown still fit before
-/// `--deadline`: the remaining time less the gather budget and a teardown
-/// allowance. `None` when there is no deadline. The gather budget is never
+/// How long the suites may run so that gather and what follows it still fit
+/// before `--deadline`: the remaining time less the gather budget and an
+/// allowance for the rest (post-suite hooks and teardown). `None` when there is no deadline. The gather budget is never
 /// cut below a minute: a bundle is the point of a failed CI run.
 pub fn suite_budget(
     remaining: Option<Duration>,

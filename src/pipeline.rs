@@ -78,6 +78,8 @@ pub struct RunOptions {
     pub preserve: bool,
     pub gather: GatherWhen,
     pub has_hooks: bool,
+    /// The most the hooks may take together ([`crate::hooks::budget`]).
+    pub hooks_budget: Duration,
     /// `--deadline`: the whole run, gather and teardown included, ends by then.
     pub deadline: Option<Instant>,
     pub gather_budget: Duration,
@@ -128,16 +130,18 @@ pub async fn run<S: Stages>(
         errors: Vec::new(),
     };
     let (handle, token) = cancellation();
-    // The suites' deadline leaves room for gather and teardown.
+    // The suites' deadline leaves room for gather, hooks and teardown.
+    let closing = options.teardown_budget
+        + if options.has_hooks {
+            options.hooks_budget
+        } else {
+            Duration::ZERO
+        };
     let stop_at = options.deadline.map(|d| {
         let remaining = d.saturating_duration_since(Instant::now());
         Instant::now()
-            + lifecycle::suite_budget(
-                Some(remaining),
-                options.gather_budget,
-                options.teardown_budget,
-            )
-            .unwrap_or_default()
+            + lifecycle::suite_budget(Some(remaining), options.gather_budget, closing)
+                .unwrap_or_default()
     });
     let watcher = {
         let mut interrupts = interrupts.clone();
@@ -236,7 +240,7 @@ pub async fn run<S: Stages>(
         }
         let (name, budget) = match step {
             Step::Gather => ("gather", options.gather_budget),
-            Step::Hooks => ("hooks", options.gather_budget),
+            Step::Hooks => ("hooks", options.hooks_budget),
             Step::Teardown => ("teardown", options.teardown_budget),
         };
         result.ran.push(name);
@@ -286,10 +290,11 @@ pub async fn run<S: Stages>(
                     anyhow::anyhow!("{name} did not finish within {}s", budget.as_secs()),
                 ));
                 if result.exit == Exit::Ok {
-                    result.exit = if step == Step::Gather {
-                        Exit::Gather
-                    } else {
-                        Exit::Cluster
+                    result.exit = match step {
+                        Step::Gather => Exit::Gather,
+                        // The user's own commands, like a suite past its timeout.
+                        Step::Hooks => Exit::SuitesFailed,
+                        Step::Teardown => Exit::Cluster,
                     };
                 }
             }
@@ -463,6 +468,7 @@ mod tests {
             preserve,
             gather,
             has_hooks: true,
+            hooks_budget: Duration::from_secs(60),
             deadline: None,
             gather_budget: Duration::from_secs(300),
             teardown_budget: Duration::from_secs(120),
@@ -656,7 +662,20 @@ mod tests {
         );
         assert_eq!(r.exit, Exit::Timeout);
         assert!(r.timed_out);
-        // Cancelled at 55m less the gather (5m) and teardown (2m) budgets.
+        // Cancelled at 55m less the gather (5m), hooks (1m) and teardown (2m) budgets.
+        assert_eq!(started.elapsed().as_secs() / 60, 47);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_hooks_the_deadline_keeps_no_room_for_them() {
+        let mut f = Fake::new(Act::Ok, Act::UntilCancelled, Act::Ok);
+        let mut opts = options(false, GatherWhen::OnFailure);
+        opts.has_hooks = false;
+        opts.deadline = Some(Instant::now() + Duration::from_secs(55 * 60));
+        let started = Instant::now();
+        let (r, log) = go_paused(&mut f, &opts).await;
+        assert_eq!(log, ["up", "suites", "cancelled", "gather", "teardown"]);
+        assert_eq!(r.exit, Exit::Timeout);
         assert_eq!(started.elapsed().as_secs() / 60, 48);
     }
 

@@ -33,6 +33,17 @@ pub struct LanePlan {
     pub endpoints: std::collections::BTreeMap<String, String>,
     /// Suites: parallel ones first, then serial ones.
     pub suites: Vec<SuitePlan>,
+    /// Post-suite hooks in the order they run (after gather, before
+    /// teardown, never on a preserved cluster).
+    pub hooks: Vec<HookPlan>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct HookPlan {
+    pub name: String,
+    pub command: Vec<String>,
+    /// As written in the lane file's style, e.g. `5m`.
+    pub timeout: String,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -188,6 +199,15 @@ fn plan_lane(project: &Project, lane: &crate::config::Lane) -> LanePlan {
         })
         .collect();
     suites.sort_by_key(|s| s.serial); // stable: parallel first, then serial, each in file order
+    let hooks = lane
+        .after_suites
+        .iter()
+        .map(|h| HookPlan {
+            name: h.name.clone(),
+            command: h.command.clone(),
+            timeout: humantime::format_duration(h.timeout).to_string(),
+        })
+        .collect();
     let provider = match &lane.cluster.provider {
         ClusterProvider::Kind(k) => format!("kind ({})", k.engine.as_str()),
         ClusterProvider::Existing(_) => "existing".to_owned(),
@@ -202,7 +222,26 @@ fn plan_lane(project: &Project, lane: &crate::config::Lane) -> LanePlan {
         namespaces: namespaces.into_iter().collect(),
         endpoints,
         suites,
+        hooks,
     }
+}
+
+/// A command as one might type it: arguments with spaces or quotes quoted.
+fn shell_words(command: &[String]) -> String {
+    command
+        .iter()
+        .map(|a| {
+            if !a.is_empty()
+                && a.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%{}".contains(&b))
+            {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn port_text(p: &HostPort) -> String {
@@ -252,6 +291,15 @@ pub fn render_text(plan: &Plan, project: &Project) -> String {
                 out,
                 "  suite {}  ({mode}; namespaces {})",
                 s.name, s.namespace_pattern
+            );
+        }
+        for h in &lane.hooks {
+            let _ = writeln!(
+                out,
+                "  hook {}  (after gather, before teardown; timeout {}): {}",
+                h.name,
+                h.timeout,
+                shell_words(&h.command)
             );
         }
         out.push('\n');

@@ -821,6 +821,8 @@ pub struct RealStages<'a> {
     client: Option<kube::Client>,
     suite_namespaces: Vec<String>,
     failure_notes: Vec<String>,
+    /// `Some(passed)` once the suites ran, for the hooks' `HARNESS_SUITES`.
+    suites_passed: Option<bool>,
 }
 
 impl<'a> RealStages<'a> {
@@ -850,6 +852,7 @@ impl<'a> RealStages<'a> {
             client: None,
             suite_namespaces: Vec::new(),
             failure_notes: Vec::new(),
+            suites_passed: None,
         }
     }
 
@@ -982,6 +985,7 @@ impl crate::pipeline::Stages for RealStages<'_> {
         })
         .await;
         watcher.abort();
+        self.suites_passed = result.as_ref().ok().copied();
         result
     }
 
@@ -1033,7 +1037,32 @@ impl crate::pipeline::Stages for RealStages<'_> {
     }
 
     async fn hooks(&mut self) -> Result<(), StageFailure> {
-        Ok(())
+        // The cluster's kubeconfig: from this run's `up`, the environment
+        // that was up before, or the state file (`up` failed after the
+        // cluster existed).
+        let kubeconfig = match (&self.env, &self.existing) {
+            (Some(env), _) => env.state.kubeconfig.clone(),
+            (None, Some(state)) => state.kubeconfig.clone(),
+            (None, None) => {
+                crate::cluster::state::read(&self.project.root, &self.lane.name)
+                    .map_err(|e| StageFailure::new(Exit::Cluster, e))?
+                    .kubeconfig
+            }
+        };
+        let suites = match self.suites_passed {
+            Some(true) => crate::hooks::SuitesOutcome::Passed,
+            Some(false) => crate::hooks::SuitesOutcome::Failed,
+            None => crate::hooks::SuitesOutcome::NotRun,
+        };
+        let context = hook_context(
+            self.project,
+            self.lane,
+            &self.run_dir,
+            &self.run_id,
+            kubeconfig,
+            suites,
+        );
+        run_hooks(&self.lane.after_suites, &context, &self.bus).await
     }
 
     async fn teardown(&mut self) -> Result<(), StageFailure> {
@@ -1050,6 +1079,86 @@ impl crate::pipeline::Stages for RealStages<'_> {
         // only if this run created it (tear_down checks).
         tear_down(self.project, &self.lane.name, &self.bus).await
     }
+}
+
+// ------------------------------------------------------------------ post-suite hooks
+
+/// Time a hook has between SIGTERM and SIGKILL, as suites have.
+pub const HOOK_GRACE: Duration = Duration::from_secs(10);
+
+/// What the lane's hooks are told in this run; their files go to
+/// `<run_dir>/hooks/`.
+pub fn hook_context(
+    project: &Project,
+    lane: &Lane,
+    run_dir: &Path,
+    run_id: &str,
+    kubeconfig: PathBuf,
+    suites: crate::hooks::SuitesOutcome,
+) -> crate::hooks::HookContext {
+    crate::hooks::HookContext {
+        lane: lane.name.clone(),
+        run_id: run_id.to_owned(),
+        config_file: project.file.clone(),
+        kubeconfig,
+        endpoints: endpoints(project, lane),
+        suites,
+        dir: run_dir.join("hooks"),
+        grace: HOOK_GRACE,
+    }
+}
+
+/// Runs post-suite hooks in order as the `hooks` phase, reporting each on
+/// the bus. A hook that fails, times out or cannot start fails the step
+/// with exit 1 (like a suite: the user's own command failed), after every
+/// hook has run; the pipeline still tears down, and keeps an earlier
+/// failure's exit code.
+pub async fn run_hooks(
+    hooks: &[crate::config::Hook],
+    context: &crate::hooks::HookContext,
+    bus: &Bus,
+) -> Result<(), StageFailure> {
+    let (tx, mut rx) = mpsc::channel(256);
+    let forward = {
+        let bus = bus.clone();
+        tokio::spawn(async move {
+            while let Some(event) = rx.recv().await {
+                let event = match event {
+                    SuiteEvent::Started {
+                        suite, log_path, ..
+                    } => Event::HookStarted {
+                        hook: suite,
+                        log: log_path,
+                    },
+                    SuiteEvent::Output { suite, line, .. } => {
+                        Event::HookOutput { hook: suite, line }
+                    }
+                    SuiteEvent::Stopping { suite, reason } => Event::Notice {
+                        message: format!(
+                            "stopping hook {suite} ({reason:?}): SIGTERM sent to its process group"
+                        ),
+                    },
+                    SuiteEvent::Finished(result) => Event::HookFinished {
+                        ok: !result.outcome.is_failure(),
+                        outcome: result.outcome.describe(),
+                        seconds: result.duration.as_secs_f64(),
+                        log: result.log_path,
+                        hook: result.name,
+                    },
+                };
+                bus.emit(event);
+            }
+        })
+    };
+    let result = phase(bus, crate::report::Phase::Hooks, async {
+        let results = crate::hooks::run(hooks, context, tx)
+            .await
+            .map_err(|e| StageFailure::new(Exit::Usage, e))?;
+        crate::hooks::verdict(&results).map_err(|e| StageFailure::new(Exit::SuitesFailed, e))
+    })
+    .await;
+    let _ = forward.await;
+    result
 }
 
 // ------------------------------------------------------------------ the infrastructure timeline

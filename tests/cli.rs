@@ -653,3 +653,68 @@ fn test_stops_at_a_failed_preflight_without_gathering_or_tearing_down() {
         .collect();
     assert_eq!(phases, ["preflight"]);
 }
+
+#[test]
+fn broken_post_suite_hooks_are_located() {
+    assert_invalid(
+        "hook-empty-command",
+        &[(
+            "harness.yaml:7:36: hook `coverage` has an empty command",
+            "write the command as a list",
+        )],
+    );
+    let err = assert_invalid(
+        "hook-duplicate-name",
+        &[(
+            "harness.yaml:9:15: lane `main` has two hooks named `coverage`",
+            "give each hook its own name",
+        )],
+    );
+    assert!(
+        err.contains("note: harness.yaml:7:15: the first one is here"),
+        "{err}"
+    );
+    let err = assert_invalid(
+        "hook-reserved-env",
+        &[(
+            "harness.yaml:9:38: hook `coverage` sets `KUBECONFIG`, which the harness sets for every hook",
+            "remove it",
+        )],
+    );
+    assert!(err.contains("1 problem"), "GOCOVERDIR is fine: {err}");
+    assert_invalid(
+        "hook-invalid-name",
+        &[(
+            "harness.yaml:7:17: hook name `Coverage_Report` is not a valid name",
+            "lowercase letters, digits and '-'",
+        )],
+    );
+    assert_invalid(
+        "hook-unknown-key",
+        &[(
+            "harness.yaml:8:9: unknown field `comand`",
+            "did you mean `command`?",
+        )],
+    );
+}
+
+#[test]
+fn plan_shows_each_lanes_hooks_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    project(
+        dir.path(),
+        "components:\n  app: { manifests: [app.yaml] }\nlanes:\n  main:\n    components: [app]\n    suites:\n      e2e: { command: [\"true\"] }\n    after_suites:\n      - { name: coverage, command: [sh, scripts/coverage.sh, \"--out=cover profile\"], timeout: 10m }\n      - { name: export, command: [make, export-state] }\n",
+    );
+    let out = harness(dir.path(), &["plan"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    insta::assert_snapshot!("plan_with_hooks", stdout(&out));
+    let out = harness(dir.path(), &["plan", "--output", "json"]);
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        plan["lanes"][0]["hooks"],
+        serde_json::json!([
+            {"name": "coverage", "command": ["sh", "scripts/coverage.sh", "--out=cover profile"], "timeout": "10m"},
+            {"name": "export", "command": ["make", "export-state"], "timeout": "5m"},
+        ])
+    );
+}

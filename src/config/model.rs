@@ -27,6 +27,7 @@ pub mod defaults {
     pub const TOLERATE_RESTARTS: u32 = 1;
     pub const TOLERATE_GRACE: Duration = Duration::from_secs(15);
     pub const SUITE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+    pub const HOOK_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 }
 
 /// A loaded, valid lane file.
@@ -120,6 +121,9 @@ pub struct Lane {
     /// by the plan).
     pub components: Vec<String>,
     pub suites: Vec<Suite>,
+    /// Post-suite hooks (`after_suites:`), in the order they run: after the
+    /// suites and gather, before teardown, never on a preserved cluster.
+    pub after_suites: Vec<Hook>,
     /// Fixed host ports claimed by the lane's kind config.
     pub host_ports: Vec<HostPort>,
 }
@@ -217,6 +221,20 @@ pub struct Suite {
     pub env: IndexMap<String, String>,
     pub workdir: PathBuf,
     pub namespace_prefix: String,
+}
+
+/// A command run on the host after the suites and gather, before teardown:
+/// coverage collection that scales the service under test down, exporting
+/// state, anything that disturbs the cluster.
+#[derive(Clone, Debug, Serialize)]
+pub struct Hook {
+    pub name: String,
+    pub command: Vec<String>,
+    #[serde(with = "humantime_serde_compat")]
+    pub timeout: Duration,
+    /// Added to the harness's own variables (which it may not override).
+    pub env: IndexMap<String, String>,
+    pub workdir: PathBuf,
 }
 
 /// Durations serialize as humantime strings (`"5m"`) in `--output json`.

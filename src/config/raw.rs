@@ -125,6 +125,21 @@ pub struct Lane {
     pub components: Vec<Name>,
     #[serde(default)]
     pub suites: IndexMap<Name, Suite>,
+    /// Post-suite hooks, in the order they run. A list, not a map: the order
+    /// is part of the meaning, and YAML tools may reorder a map's keys.
+    #[serde(default)]
+    pub after_suites: Vec<Hook>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hook {
+    pub name: Spanned<String>,
+    pub command: Spanned<Vec<String>>,
+    pub timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    pub env: IndexMap<Spanned<String>, String>,
+    pub workdir: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -580,6 +580,7 @@ impl Validator {
                 .iter()
                 .map(|(suite_name, s)| self.suite(suite_name, s))
                 .collect();
+            let after_suites = self.hooks(&name.value, &lane.after_suites);
             lanes.insert(
                 name.value.clone(),
                 Lane {
@@ -588,6 +589,7 @@ impl Validator {
                     namespace: lane_namespace,
                     components: lane.components.iter().map(|c| c.value.clone()).collect(),
                     suites,
+                    after_suites,
                     host_ports,
                 },
             );
@@ -752,6 +754,63 @@ impl Validator {
             },
             namespace_prefix,
         }
+    }
+
+    /// A lane's `after_suites:` hooks: names unique and usable as file names
+    /// (each hook's log is `<name>.log`), commands not empty, and no variable
+    /// of the harness's own contract overridden by `env:`.
+    fn hooks(&mut self, lane: &str, raw: &[raw::Hook]) -> Vec<Hook> {
+        let mut seen: HashMap<&str, &Location> = HashMap::new();
+        let mut hooks = Vec::new();
+        for h in raw {
+            self.dns_label(&h.name, "hook");
+            if let Some(first) = seen.insert(&h.name.value, &h.name.referenced) {
+                let d = Diagnostic::new(
+                    self.at(&h.name.referenced),
+                    format!(
+                        "lane `{lane}` has two hooks named `{}`",
+                        h.name.value
+                    ),
+                )
+                .help("give each hook its own name: it names the hook's log file and its line in the report")
+                .note(self.at(first), "the first one is here");
+                self.problems.push(d);
+            }
+            if h.command.value.is_empty() || h.command.value[0].trim().is_empty() {
+                self.problem(
+                    &h.command.referenced,
+                    format!("hook `{}` has an empty command", h.name.value),
+                    "write the command as a list, e.g. [sh, scripts/collect-coverage.sh]",
+                );
+            }
+            for key in h.env.keys() {
+                if crate::hooks::is_reserved_variable(&key.value) {
+                    self.problem(
+                        &key.referenced,
+                        format!(
+                            "hook `{}` sets `{}`, which the harness sets for every hook",
+                            h.name.value, key.value
+                        ),
+                        "remove it: KUBECONFIG and HARNESS_* variables always describe this run's cluster and lane",
+                    );
+                }
+            }
+            hooks.push(Hook {
+                name: h.name.value.clone(),
+                command: h.command.value.clone(),
+                timeout: self.duration(h.timeout.as_ref(), defaults::HOOK_TIMEOUT),
+                env: h
+                    .env
+                    .iter()
+                    .map(|(k, v)| (k.value.clone(), v.clone()))
+                    .collect(),
+                workdir: match &h.workdir {
+                    Some(w) => self.existing_path(w, "hook workdir", Some(true)),
+                    None => self.root.clone(),
+                },
+            });
+        }
+        hooks
     }
 
     /// Checks one manifest file: placeholders known (an image placeholder

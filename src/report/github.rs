@@ -67,13 +67,29 @@ pub fn annotations(report: &RunReport) -> Vec<String> {
             escape_data(&message)
         ));
     }
+    for h in report.failed_hooks() {
+        lines.push(format!(
+            "::error title={}::{}",
+            escape_property(&format!("post-suite hook {} failed", h.hook)),
+            escape_data(&format!(
+                "{} after {:.0}s; log: {}",
+                h.outcome,
+                h.seconds,
+                h.log.display()
+            ))
+        ));
+    }
     lines
 }
 
 /// The step summary in markdown.
 pub fn summary(report: &RunReport) -> String {
     let failed = report.failed_suites().count();
-    let icon = if failed == 0 && report.verdicts.is_empty() && report.phases.iter().all(|p| p.ok) {
+    let icon = if failed == 0
+        && report.failed_hooks().count() == 0
+        && report.verdicts.is_empty()
+        && report.phases.iter().all(|p| p.ok)
+    {
         "✅"
     } else {
         "❌"
@@ -90,6 +106,18 @@ pub fn summary(report: &RunReport) -> String {
                 md,
                 "| `{}` | {mark} {} | {:.0}s |",
                 s.suite, s.outcome, s.seconds
+            );
+        }
+        md.push('\n');
+    }
+    if !report.hooks.is_empty() {
+        md.push_str("| post-suite hook | result | time |\n|---|---|---:|\n");
+        for h in &report.hooks {
+            let mark = if h.ok { "✅" } else { "❌" };
+            let _ = writeln!(
+                md,
+                "| `{}` | {mark} {} | {:.0}s |",
+                h.hook, h.outcome, h.seconds
             );
         }
         md.push('\n');
@@ -201,6 +229,40 @@ mod tests {
             !lines[1].contains("OOMKilled"),
             "`early` failed before the OOM kill: {}",
             lines[1]
+        );
+    }
+
+    #[test]
+    fn failed_hooks_are_annotated_and_summarised() {
+        let mut r = crate::report::RunReport::new("audit", "r-1");
+        for (hook, ok, outcome) in [
+            ("coverage", false, "timed out after 5m"),
+            ("export", true, "passed"),
+        ] {
+            r.record(&Stamped {
+                at: at("2026-11-22T14:30:00Z"),
+                event: Event::HookFinished {
+                    hook: hook.into(),
+                    ok,
+                    outcome: outcome.into(),
+                    seconds: 300.0,
+                    log: format!("hooks/{hook}.log").into(),
+                },
+            });
+        }
+        assert_eq!(
+            annotations(&r),
+            [
+                "::error title=post-suite hook coverage failed::timed out after 5m after 300s; log: hooks/coverage.log"
+            ]
+        );
+        let md = summary(&r);
+        assert!(md.starts_with("## ❌ harness"), "{md}");
+        assert!(
+            md.contains(
+                "| `coverage` | ❌ timed out after 5m | 300s |\n| `export` | ✅ passed | 300s |"
+            ),
+            "{md}"
         );
     }
 

@@ -30,6 +30,8 @@ pub enum Phase {
     Deploy,
     Suites,
     Gather,
+    /// Post-suite hooks (`after_suites:`), after gather, before teardown.
+    Hooks,
     Teardown,
 }
 
@@ -43,6 +45,7 @@ impl Phase {
             Phase::Deploy => "deploy",
             Phase::Suites => "suites",
             Phase::Gather => "gather",
+            Phase::Hooks => "hooks",
             Phase::Teardown => "teardown",
         }
     }
@@ -118,6 +121,23 @@ pub enum Event {
     SuiteFinished {
         suite: String,
         passed: bool,
+        outcome: String,
+        seconds: f64,
+        log: PathBuf,
+    },
+    /// A post-suite hook started; its output goes to `log`.
+    HookStarted {
+        hook: String,
+        log: PathBuf,
+    },
+    /// One line of a hook's output (shown live with a prefix).
+    HookOutput {
+        hook: String,
+        line: String,
+    },
+    HookFinished {
+        hook: String,
+        ok: bool,
         outcome: String,
         seconds: f64,
         log: PathBuf,
@@ -199,6 +219,7 @@ pub struct RunReport {
     pub verdicts: Vec<VerdictRecord>,
     pub infra: Vec<InfraRecord>,
     pub suites: Vec<SuiteRecord>,
+    pub hooks: Vec<HookRecord>,
     pub artifacts: Vec<(String, PathBuf)>,
     pub notices: Vec<String>,
 }
@@ -240,6 +261,15 @@ pub struct SuiteRecord {
     pub finished: Timestamp,
 }
 
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HookRecord {
+    pub hook: String,
+    pub ok: bool,
+    pub outcome: String,
+    pub seconds: f64,
+    pub log: PathBuf,
+}
+
 /// An infrastructure event and the suite failures that followed it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Correlation {
@@ -264,8 +294,24 @@ impl RunReport {
     /// Adds one event. Output lines are not kept: they are in the suites' logs.
     pub fn record(&mut self, stamped: &Stamped) {
         match &stamped.event {
-            Event::PhaseStarted { .. } | Event::SuiteStarted { .. } | Event::SuiteOutput { .. } => {
-            }
+            Event::PhaseStarted { .. }
+            | Event::SuiteStarted { .. }
+            | Event::SuiteOutput { .. }
+            | Event::HookStarted { .. }
+            | Event::HookOutput { .. } => {}
+            Event::HookFinished {
+                hook,
+                ok,
+                outcome,
+                seconds,
+                log,
+            } => self.hooks.push(HookRecord {
+                hook: hook.clone(),
+                ok: *ok,
+                outcome: outcome.clone(),
+                seconds: *seconds,
+                log: log.clone(),
+            }),
             Event::PhaseFinished {
                 phase,
                 seconds,
@@ -337,6 +383,10 @@ impl RunReport {
             Event::Artifact { what, path } => self.artifacts.push((what.clone(), path.clone())),
             Event::Notice { message } => self.notices.push(message.clone()),
         }
+    }
+
+    pub fn failed_hooks(&self) -> impl Iterator<Item = &HookRecord> {
+        self.hooks.iter().filter(|h| !h.ok)
     }
 
     pub fn failed_suites(&self) -> impl Iterator<Item = &SuiteRecord> {

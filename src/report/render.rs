@@ -135,6 +135,25 @@ pub fn text(report: &RunReport) -> String {
             );
         }
     }
+    if !report.hooks.is_empty() {
+        let failed = report.failed_hooks().count();
+        let _ = writeln!(
+            out,
+            "\npost-suite hooks: {} passed, {failed} failed",
+            report.hooks.len() - failed
+        );
+        for h in &report.hooks {
+            let mark = if h.ok { "ok  " } else { "FAIL" };
+            let _ = writeln!(
+                out,
+                "  {mark} {:<20} {:>8}  {}  {}",
+                h.hook,
+                secs(h.seconds),
+                h.outcome,
+                h.log.display()
+            );
+        }
+    }
     if !report.artifacts.is_empty() {
         out.push_str("\nartifacts\n");
         for (what, path) in &report.artifacts {
@@ -172,6 +191,33 @@ mod tests {
         }
         r.artifacts.push(("junit".into(), "out/junit.xml".into()));
         insta::assert_snapshot!(text(&r));
+    }
+
+    #[test]
+    fn hooks_are_listed_after_the_suites() {
+        let mut r = crate::report::RunReport::new("audit", "r-1");
+        for (hook, ok, outcome) in [
+            ("coverage", true, "passed"),
+            ("export", false, "exited with status 3"),
+        ] {
+            r.record(&crate::report::Stamped {
+                at: crate::report::tests::at("2026-11-22T14:30:00Z"),
+                event: Event::HookFinished {
+                    hook: hook.into(),
+                    ok,
+                    outcome: outcome.into(),
+                    seconds: 4.0,
+                    log: format!("hooks/{hook}.log").into(),
+                },
+            });
+        }
+        let text = text(&r);
+        assert!(
+            text.ends_with(
+                "\npost-suite hooks: 1 passed, 1 failed\n  ok   coverage                 4.0s  passed  hooks/coverage.log\n  FAIL export                   4.0s  exited with status 3  hooks/export.log\n"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

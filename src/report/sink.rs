@@ -82,6 +82,16 @@ pub fn line(event: &Event) -> Option<String> {
             seconds,
             ..
         } => format!("suites    {suite}: {outcome} ({seconds:.1}s)"),
+        Event::HookStarted { hook, log } => {
+            format!("hooks     {hook} started (log {})", log.display())
+        }
+        Event::HookOutput { hook, line } => format!("[hook {hook}] {line}"),
+        Event::HookFinished {
+            hook,
+            outcome,
+            seconds,
+            ..
+        } => format!("hooks     {hook}: {outcome} ({seconds:.1}s)"),
         Event::Artifact { what, path } => format!("artifact  {what}: {}", path.display()),
         Event::Notice { message } => format!("notice    {message}"),
     })
@@ -225,6 +235,34 @@ mod tests {
         assert_eq!(
             text,
             "14:22:40 images    done in 3.2s\n14:22:40 [audit] ok 1\n14:22:40 load      ds → n1: loaded 3.0 MiB in 1.5s\n"
+        );
+    }
+
+    #[test]
+    fn hook_lines() {
+        let started = line(&Event::HookStarted {
+            hook: "coverage".into(),
+            log: "r/hooks/coverage.log".into(),
+        });
+        assert_eq!(
+            started.as_deref(),
+            Some("hooks     coverage started (log r/hooks/coverage.log)")
+        );
+        let output = line(&Event::HookOutput {
+            hook: "coverage".into(),
+            line: "scaled to 0".into(),
+        });
+        assert_eq!(output.as_deref(), Some("[hook coverage] scaled to 0"));
+        let finished = line(&Event::HookFinished {
+            hook: "coverage".into(),
+            ok: false,
+            outcome: "exited with status 3".into(),
+            seconds: 2.0,
+            log: "r/hooks/coverage.log".into(),
+        });
+        assert_eq!(
+            finished.as_deref(),
+            Some("hooks     coverage: exited with status 3 (2.0s)")
         );
     }
 
