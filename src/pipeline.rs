@@ -238,6 +238,14 @@ pub async fn run<S: Stages>(
         if skip_to_teardown && step != Step::Teardown {
             continue;
         }
+        // An interrupt asks for gather and teardown, not for the hooks.
+        if step == Step::Hooks && (result.interrupted || *interrupts.borrow() > 0) {
+            result.errors.push((
+                "hooks",
+                anyhow::anyhow!("hooks skipped: the run was interrupted"),
+            ));
+            continue;
+        }
         let (name, budget) = match step {
             Step::Gather => ("gather", options.gather_budget),
             Step::Hooks => ("hooks", options.hooks_budget),
@@ -260,8 +268,14 @@ pub async fn run<S: Stages>(
                     seen = count;
                     result.interrupted = true;
                     match reaction {
-                        // The first interrupt during a closing step changes
-                        // nothing: gather is what it asks for anyway.
+                        // The user's own hooks are not part of what an
+                        // interrupt asks for: stop them, go to teardown.
+                        OnInterrupt::Wind if step == Step::Hooks => {
+                            skip_to_teardown = true;
+                            break None;
+                        }
+                        // During gather or teardown, the first interrupt
+                        // changes nothing: they are what it asks for anyway.
                         OnInterrupt::Wind => continue,
                         // Teardown is where a second interrupt points to.
                         OnInterrupt::SkipToTeardown if step == Step::Teardown => continue,
@@ -280,10 +294,9 @@ pub async fn run<S: Stages>(
             }
         };
         match outcome {
-            None => result.errors.push((
-                name,
-                anyhow::anyhow!("{name} skipped by a second interrupt"),
-            )),
+            None => result
+                .errors
+                .push((name, anyhow::anyhow!("{name} cut short by an interrupt"))),
             Some(Err(_elapsed)) => {
                 result.errors.push((
                     name,
@@ -538,11 +551,9 @@ mod tests {
         let mut f = Fake::new(Act::Ok, Act::UntilCancelled, Act::Ok);
         f.interrupt_at = Some(("suites", 1));
         let (r, log) = go(&mut f, &options(false, GatherWhen::OnFailure)).await;
-        // The suites saw the cancellation; gather still ran (not cancelled) and produced a bundle.
-        assert_eq!(
-            log,
-            ["up", "suites", "cancelled", "gather", "hooks", "teardown"]
-        );
+        // The suites saw the cancellation; gather still ran (not cancelled)
+        // and produced a bundle; the hooks are skipped.
+        assert_eq!(log, ["up", "suites", "cancelled", "gather", "teardown"]);
         assert_eq!(r.exit, Exit::Interrupted);
         assert_eq!(r.bundle, Some(PathBuf::from("bundle.tar.gz")));
     }
@@ -552,8 +563,13 @@ mod tests {
         let mut f = Fake::new(Act::UntilCancelled, Act::Ok, Act::Ok);
         f.interrupt_at = Some(("up", 1));
         let (r, log) = go(&mut f, &options(false, GatherWhen::OnFailure)).await;
-        assert_eq!(log, ["up", "cancelled", "gather", "hooks", "teardown"]);
+        assert_eq!(log, ["up", "cancelled", "gather", "teardown"]);
         assert_eq!(r.exit, Exit::Interrupted);
+        assert!(
+            r.errors
+                .iter()
+                .any(|(step, e)| *step == "hooks" && e.to_string().contains("interrupted"))
+        );
     }
 
     #[tokio::test]
@@ -582,7 +598,6 @@ mod tests {
                 "suites",
                 "gather",
                 "finished after the interrupt",
-                "hooks",
                 "teardown"
             ]
         );
