@@ -21,6 +21,7 @@ fn suites(n: usize, script: &str) -> Vec<SuiteSpec> {
             timeout: Duration::from_secs(60),
             serial: false,
             namespace_prefix: "bench".into(),
+            env: Default::default(),
         })
         .collect()
 }

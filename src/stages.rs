@@ -76,6 +76,11 @@ pub fn suite_specs(
             timeout: s.timeout,
             serial: s.serial,
             namespace_prefix: s.namespace_prefix.clone(),
+            env: s
+                .env
+                .iter()
+                .map(|(k, v)| (k.clone(), OsString::from(v)))
+                .collect(),
         })
         .collect();
     Ok(match selection.shard {
@@ -201,10 +206,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = project(
             dir.path(),
-            "      a: { command: [ginkgo, \"--procs={procs}\"], procs: 4 }\n      b: { command: [\"true\"], serial: true }\n      c: { command: [\"true\"] }\n",
+            "      a: { command: [ginkgo, \"--procs={procs}\"], procs: 4, env: { LABEL_FILTER: audit } }\n      b: { command: [\"true\"], serial: true }\n      c: { command: [\"true\"] }\n",
         );
         let lane = &p.lanes["main"];
         let all = suite_specs(lane, &SuiteSelection::default()).unwrap();
+        // The lane file's env reaches the spec the runner starts.
+        assert_eq!(
+            all[0].env,
+            BTreeMap::from([("LABEL_FILTER".to_owned(), OsString::from("audit"))])
+        );
         assert_eq!(
             all.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
             ["a", "b", "c"]

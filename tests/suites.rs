@@ -47,6 +47,7 @@ fn spec(name: &str, command: Vec<OsString>, cwd: &Path) -> SuiteSpec {
         timeout: Duration::from_secs(30),
         serial: false,
         namespace_prefix: name.to_owned(),
+        env: BTreeMap::new(),
     }
 }
 
@@ -221,7 +222,13 @@ echo "STDIN=$(readlink /proc/$$/fd/0)" >> "$out"
 echo "PGRP=$(cut -d' ' -f5 /proc/$$/stat)" >> "$out"
 echo "PID=$$" >> "$out"
 "#;
-    let suites = vec![spec("env-check", script(dir.path(), "env", body), &cwd)];
+    let mut suite = spec("env-check", script(dir.path(), "env", body), &cwd);
+    // The lane file's own variables reach the suite; the contract wins.
+    suite.env = BTreeMap::from([
+        ("GINKGO_LABEL_FILTER".to_owned(), OsString::from("audit")),
+        ("HARNESS_RUN_ID".to_owned(), OsString::from("overridden")),
+    ]);
+    let suites = vec![suite];
     let config = config(dir.path(), 4);
     let (tx, rx) = mpsc::channel(1024);
     let collector = tokio::spawn(collect(rx));
@@ -260,6 +267,7 @@ echo "PID=$$" >> "$out"
         ),
         ("CWD", cwd.display().to_string()),
         ("STDIN", "/dev/null".to_owned()),
+        ("GINKGO_LABEL_FILTER", "audit".to_owned()),
     ];
     for (var, value) in expected {
         assert_eq!(

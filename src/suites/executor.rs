@@ -39,6 +39,9 @@ pub struct SuiteSpec {
     pub serial: bool,
     /// Prefix of its namespace name.
     pub namespace_prefix: String,
+    /// The suite's own variables (the lane file's `env:`); the harness's
+    /// contract variables win over them.
+    pub env: BTreeMap<String, OsString>,
 }
 
 impl Schedulable for SuiteSpec {
@@ -277,7 +280,7 @@ impl<P: NamespaceProvisioner + 'static> Phase<'_, P> {
             name: spec.name.clone(),
             program: program.clone(),
             args: args.to_vec(),
-            env: BTreeMap::new(),
+            env: spec.env.clone(),
             cwd: spec.cwd.clone(),
             timeout: spec.timeout,
             grace: config.grace,
@@ -287,7 +290,7 @@ impl<P: NamespaceProvisioner + 'static> Phase<'_, P> {
             namespace: namespace.as_ref().ok().cloned(),
         };
         if let Ok(namespace) = &namespace {
-            cmd.env = suite_env(&SuiteEnv {
+            let contract = suite_env(&SuiteEnv {
                 kubeconfig: config.kubeconfig.clone(),
                 namespace: namespace.clone(),
                 run_id: config.run_id.clone(),
@@ -296,6 +299,7 @@ impl<P: NamespaceProvisioner + 'static> Phase<'_, P> {
                 endpoints: config.endpoints.clone(),
             })
             .expect("validated: endpoints do not collide");
+            cmd.env.extend(contract);
         }
         let provisioner = Arc::clone(&self.provisioner);
         let events = self.events.clone();
