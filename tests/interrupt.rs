@@ -1004,6 +1004,53 @@ fn sigint_during_gather_lets_it_finish_then_tears_down() {
     assert_eq!(standin.deletions(), [standin.deleted_with(1)]);
 }
 
+#[test]
+fn the_deadline_stops_the_suites_in_time_to_gather_and_tear_down() {
+    if !engine_available() {
+        return;
+    }
+    let standin = StandIn::new(
+        Api::default(),
+        NO_IMAGES,
+        "",
+        "      long: { command: [\"sh\", \"-c\", \"echo $$ > suite.pid; exec sleep 3600\"] }\n",
+    );
+    // Gather keeps its 5 minutes and teardown 2: with 7m05s left, the
+    // suites get about 5 seconds.
+    let started = Instant::now();
+    let run = standin.start(&["--deadline", "7m5s"]);
+    let done = run.finish();
+    assert_eq!(done.code, Some(7), "{}\n{:#?}", done.stderr, done.events);
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "the suites were not stopped at their share of the deadline"
+    );
+    let suite: i32 = std::fs::read_to_string(standin.root().join("suite.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(!alive(Pid::from_raw(suite)), "the suite still runs");
+    assert_eq!(
+        done.phases(),
+        [
+            "preflight",
+            "images",
+            "cluster",
+            "load",
+            "deploy",
+            "suites",
+            "gather",
+            "teardown"
+        ]
+    );
+    assert_eq!(done.outcomes()["gather"], "ok");
+    let (published, _) = standin.bundles();
+    assert_eq!(published.len(), 1);
+    assert_complete(&published[0]);
+    assert_eq!(standin.deletions(), [standin.deleted_with(1)]);
+}
+
 // ------------------------------------------------------------------ twice
 
 #[test]
