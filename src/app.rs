@@ -193,6 +193,10 @@ async fn run_test(
             message: format!("{step}: {error:#}"),
         });
     }
+    bus.emit(crate::report::Event::Finished {
+        exit_code: result.exit.code(),
+        result: result.exit.meaning().to_owned(),
+    });
     drop(stages);
     drop(bus);
     let report = report_task.await.unwrap_or_default();
@@ -275,6 +279,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
                 result = work => Some(result),
                 _ = interrupts.wait_for(|n| *n > 0) => None,
             };
+            let exit = match &result {
+                None => Exit::Interrupted,
+                Some(Ok(_)) => Exit::Ok,
+                Some(Err(failure)) => failure.exit,
+            };
+            bus.emit(crate::report::Event::Finished {
+                exit_code: exit.code(),
+                result: exit.meaning().to_owned(),
+            });
             drop(bus);
             let _ = output.await;
             let Some(result) = result else {

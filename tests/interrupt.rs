@@ -512,6 +512,11 @@ impl Finished {
             self.stderr,
             self.events
         );
+        // The stream ends by saying how the run ended.
+        let last = self.events.last().expect("events");
+        assert_eq!(last["event"], "finished", "{last}");
+        assert_eq!(last["exit_code"], 130);
+        assert_eq!(last["result"], "interrupted by SIGINT/SIGTERM");
         // Every phase that started also finished: nothing is left open.
         let started = self.phases();
         let finished = self.outcomes();

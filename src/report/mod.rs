@@ -150,6 +150,11 @@ pub enum Event {
     Notice {
         message: String,
     },
+    /// How the run ended: the last event of `harness test`.
+    Finished {
+        exit_code: u8,
+        result: String,
+    },
 }
 
 /// An event with the time it happened.
@@ -222,6 +227,8 @@ pub struct RunReport {
     pub hooks: Vec<HookRecord>,
     pub artifacts: Vec<(String, PathBuf)>,
     pub notices: Vec<String>,
+    /// The exit code and what it means, once the run has ended.
+    pub finished: Option<(u8, String)>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -382,6 +389,9 @@ impl RunReport {
             }),
             Event::Artifact { what, path } => self.artifacts.push((what.clone(), path.clone())),
             Event::Notice { message } => self.notices.push(message.clone()),
+            Event::Finished { exit_code, result } => {
+                self.finished = Some((*exit_code, result.clone()));
+            }
         }
     }
 

@@ -160,6 +160,9 @@ pub fn text(report: &RunReport) -> String {
             let _ = writeln!(out, "  {what:<12} {}", path.display());
         }
     }
+    if let Some((code, result)) = &report.finished {
+        let _ = writeln!(out, "\nresult: {result} (exit {code})");
+    }
     out
 }
 
@@ -191,6 +194,24 @@ mod tests {
         }
         r.artifacts.push(("junit".into(), "out/junit.xml".into()));
         insta::assert_snapshot!(text(&r));
+    }
+
+    #[test]
+    fn the_report_ends_with_how_the_run_ended() {
+        let mut r = crate::report::RunReport::new("audit", "r-1");
+        assert!(!text(&r).contains("result:"));
+        r.record(&crate::report::Stamped {
+            at: crate::report::tests::at("2026-11-22T14:30:00Z"),
+            event: Event::Finished {
+                exit_code: 130,
+                result: crate::exit::Exit::Interrupted.meaning().into(),
+            },
+        });
+        assert!(
+            text(&r).ends_with("\nresult: interrupted by SIGINT/SIGTERM (exit 130)\n"),
+            "{}",
+            text(&r)
+        );
     }
 
     #[test]

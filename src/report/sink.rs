@@ -94,6 +94,9 @@ pub fn line(event: &Event) -> Option<String> {
         } => format!("hooks     {hook}: {outcome} ({seconds:.1}s)"),
         Event::Artifact { what, path } => format!("artifact  {what}: {}", path.display()),
         Event::Notice { message } => format!("notice    {message}"),
+        Event::Finished { exit_code, result } => {
+            format!("finished  {result} (exit {exit_code})")
+        }
     })
 }
 
