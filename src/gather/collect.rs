@@ -25,18 +25,38 @@ use crate::readiness::evidence::log_requests;
 /// A log as it arrives.
 pub type LogStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
 
+/// The objects a listing read, and what it could not read: one kind that
+/// fails (forbidden, an aggregated API that is down) is recorded in the
+/// bundle, never the end of the listing.
+#[derive(Clone, Debug, Default)]
+pub struct Listed {
+    pub objects: Vec<Value>,
+    /// (what, why): `configmaps in fx`, `discovery of metrics.k8s.io/v1beta1`.
+    pub failed: Vec<(String, String)>,
+}
+
+impl From<Vec<Value>> for Listed {
+    fn from(objects: Vec<Value>) -> Self {
+        Listed {
+            objects,
+            failed: Vec::new(),
+        }
+    }
+}
+
 /// Where gather reads the cluster from. Errors are messages: a failed read
 /// becomes a line in the bundle's README, not a failed gather.
 pub trait Source: Sync {
     /// Every object of the namespace of every listable kind, except Secrets
     /// and Events (they have their own calls), as JSON with apiVersion/kind.
-    fn objects(&self, namespace: &str) -> impl Future<Output = Result<Vec<Value>, String>> + Send;
+    /// `Err` when nothing could be listed at all.
+    fn objects(&self, namespace: &str) -> impl Future<Output = Result<Listed, String>> + Send;
     fn secrets(&self, namespace: &str) -> impl Future<Output = Result<Vec<Value>, String>> + Send;
     /// The namespace's events, as an EventList-shaped JSON value.
     fn events(&self, namespace: &str) -> impl Future<Output = Result<Value, String>> + Send;
     fn pods(&self, namespace: &str) -> impl Future<Output = Result<Vec<Pod>, String>> + Send;
     /// Cluster-scoped objects worth keeping: nodes, CRDs, what the lane applied.
-    fn cluster_objects(&self) -> impl Future<Output = Result<Vec<Value>, String>> + Send;
+    fn cluster_objects(&self) -> impl Future<Output = Result<Listed, String>> + Send;
     fn log(
         &self,
         namespace: &str,
@@ -162,11 +182,14 @@ async fn run<S: Source>(
 ) -> Result<(), (String, String)> {
     match job {
         Job::Cluster => {
-            let objects = source
+            let listed = source
                 .cluster_objects()
                 .await
                 .map_err(|e| ("cluster-scoped objects".to_string(), e))?;
-            for object in objects {
+            for (what, e) in listed.failed {
+                writer.record_failure(what, e);
+            }
+            for object in listed.objects {
                 writer
                     .write_object(object)
                     .map_err(|e| ("cluster-scoped objects".into(), e.to_string()))?;
@@ -174,8 +197,11 @@ async fn run<S: Source>(
         }
         Job::Objects(ns) => {
             let what = format!("objects in {ns}");
-            let objects = source.objects(&ns).await.map_err(|e| (what.clone(), e))?;
-            for object in objects {
+            let listed = source.objects(&ns).await.map_err(|e| (what.clone(), e))?;
+            for (what, e) in listed.failed {
+                writer.record_failure(what, e);
+            }
+            for object in listed.objects {
                 writer
                     .write_object(object)
                     .map_err(|e| (what.clone(), e.to_string()))?;
@@ -302,7 +328,7 @@ mod tests {
     }
 
     impl Source for Captured {
-        async fn objects(&self, _: &str) -> Result<Vec<Value>, String> {
+        async fn objects(&self, _: &str) -> Result<Listed, String> {
             if self.fail_objects {
                 return Err("the server is currently unable to handle the request".into());
             }
@@ -313,7 +339,7 @@ mod tests {
                 v["kind"] = "Pod".into();
                 v
             }));
-            Ok(all)
+            Ok(all.into())
         }
         async fn secrets(&self, _: &str) -> Result<Vec<Value>, String> {
             Ok(self.secrets.clone())
@@ -324,19 +350,21 @@ mod tests {
         async fn pods(&self, _: &str) -> Result<Vec<Pod>, String> {
             Ok(self.pods.clone())
         }
-        async fn cluster_objects(&self) -> Result<Vec<Value>, String> {
+        async fn cluster_objects(&self) -> Result<Listed, String> {
             let nodes = json("cluster/nodes.json");
-            Ok(nodes["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|n| {
-                    let mut n = n.clone();
-                    n["apiVersion"] = "v1".into();
-                    n["kind"] = "Node".into();
-                    n
-                })
-                .collect())
+            Ok(Listed::from(
+                nodes["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|n| {
+                        let mut n = n.clone();
+                        n["apiVersion"] = "v1".into();
+                        n["kind"] = "Node".into();
+                        n
+                    })
+                    .collect::<Vec<_>>(),
+            ))
         }
         async fn log(
             &self,
