@@ -246,7 +246,9 @@ impl Cluster {
             "crashloop",
             "app",
             false,
-            fixture("pod-crashloop/logs.current.txt") + &echo,
+            // Two real runs, told apart by their first line (14:19:44 now,
+            // 14:18:14 before).
+            fixture("pod-crashloop/logs.current.while-terminated.txt") + &echo,
         );
         log(
             "crashloop",
@@ -619,13 +621,15 @@ async fn the_bundle_is_laid_out_like_oc_adm_inspect_and_crust_gather() {
         ),
         fixture("pod-init-crashloop/logs.init-migrate.previous.txt")
     );
-    assert!(
+    // Each file holds the run it names.
+    let crash = |f: &str| {
         text(
             &files,
-            "namespaces/fx/pods/crashloop/app/app/logs/previous.log"
+            &format!("namespaces/fx/pods/crashloop/app/app/logs/{f}"),
         )
-        .starts_with(&fixture("pod-crashloop/logs.previous.txt"))
-    );
+    };
+    assert!(crash("previous.log").starts_with("app starting at 14:18:14\n"));
+    assert!(crash("current.log").starts_with("app starting at 14:19:44\n"));
 
     // Only the project's CRD; the other two captured ones are left out.
     let crds: Vec<&String> = files
