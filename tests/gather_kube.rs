@@ -320,8 +320,13 @@ impl Cluster {
                 return Reply::Json(200, resource_list(gv, &of_gv));
             }
         }
+        // Other namespaces (a suite's) exist and are empty.
+        let other_ns = path
+            .split_once("/namespaces/")
+            .and_then(|(_, rest)| rest.split_once('/'))
+            .map(|(ns, _)| ns);
         for r in &self.api {
-            for ns in [Some(NS), None] {
+            for ns in [Some(NS), other_ns, None] {
                 if r.collection(ns) == path && r.namespaced == ns.is_some() {
                     assert!(
                         r.verbs.iter().any(|v| v == "list"),
@@ -433,6 +438,8 @@ lanes:
 }
 
 struct Gather {
+    /// Namespaces beyond the lane's (the suites').
+    extra: Vec<String>,
     since: Option<Duration>,
     cap: Option<u64>,
     run_id: &'static str,
@@ -441,6 +448,7 @@ struct Gather {
 impl Default for Gather {
     fn default() -> Self {
         Gather {
+            extra: Vec::new(),
             since: None,
             cap: None,
             run_id: "run1",
@@ -464,7 +472,7 @@ async fn gather(
         lane,
         &dir.join("out"),
         how.run_id,
-        Vec::new(),
+        how.extra,
         vec![("diagnosis.txt".into(), diagnosis)],
         how.since,
         how.cap,
@@ -877,6 +885,49 @@ async fn failing_collectors_are_recorded_and_the_rest_is_collected() {
     }
     assert!(!files.contains_key("namespaces/fx/v1/configmap/pasted.yaml"));
     assert!(!files.contains_key("namespaces/fx/pods/crashloop/app/app/logs/previous.log"));
+}
+
+#[tokio::test]
+async fn a_down_api_group_is_recorded_once_however_many_namespaces() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::captured();
+    cluster
+        .broken_groups
+        .push(("metrics.k8s.io/v1beta1".into(), 503));
+    let (client, log) = cluster.serve();
+    let suites = ["fx-p1-0a1b2c3d", "fx-p2-4e5f6a7b"].map(String::from);
+    let how = Gather {
+        extra: suites.to_vec(),
+        ..Gather::default()
+    };
+    let bundle = gather(&client, dir.path(), how).await.unwrap();
+    let failed: Vec<&str> = bundle
+        .failures
+        .iter()
+        .map(|f| f.collector.as_str())
+        .collect();
+    assert_eq!(failed, ["discovery of metrics.k8s.io/v1beta1"]);
+    // Discovery ran once for the whole gather; every namespace was listed.
+    let requests = log.lock().unwrap().clone();
+    let asked = |path: &str| requests.iter().filter(|r| r.path == path).count();
+    assert_eq!(asked("/apis"), 1);
+    assert_eq!(asked("/apis/apps/v1"), 1);
+    for ns in [NS]
+        .iter()
+        .copied()
+        .chain(suites.iter().map(String::as_str))
+    {
+        assert_eq!(
+            asked(&format!("/apis/apps/v1/namespaces/{ns}/deployments")),
+            1,
+            "{ns}"
+        );
+        assert_eq!(
+            asked(&format!("/api/v1/namespaces/{ns}/secrets")),
+            1,
+            "{ns}"
+        );
+    }
 }
 
 #[tokio::test]
