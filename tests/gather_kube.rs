@@ -186,8 +186,11 @@ impl Cluster {
             true,
             vec![fixture_json("deploy-healthy/service.web.json")],
         );
-        // Served newest first, to see the bundle put them in reading order.
+        // Served newest first, to see the bundle put them in reading order,
+        // with one more written through events.k8s.io as newer schedulers
+        // do: no lastTimestamp, a microsecond eventTime.
         let mut events = items("cluster/events.fx.json");
+        events.push(scheduler_event(&events));
         events.reverse();
         put("v1", "events", true, events);
         // A server-side-apply response: it carries managedFields.
@@ -395,6 +398,39 @@ impl Cluster {
         let cluster = Arc::new(Mutex::new(self));
         spawn(move |req| cluster.lock().unwrap().answer(req))
     }
+}
+
+/// A captured FailedScheduling event as events.k8s.io writes it (no
+/// lastTimestamp, a microsecond eventTime), half a second after the newest
+/// captured event: as text, "…:38.500000Z" would sort before "…:38Z".
+fn scheduler_event(captured: &[Value]) -> Value {
+    let newest = captured
+        .iter()
+        .filter_map(|e| e["lastTimestamp"].as_str())
+        .max()
+        .unwrap();
+    let mut e = captured
+        .iter()
+        .find(|e| e["reason"] == "FailedScheduling")
+        .unwrap()
+        .clone();
+    e["metadata"]["name"] = "too-big.scheduler-event".into();
+    e["lastTimestamp"] = Value::Null;
+    e["firstTimestamp"] = Value::Null;
+    e["eventTime"] = newest.replace('Z', ".500000Z").into();
+    e["reportingComponent"] = "default-scheduler".into();
+    e["action"] = "Scheduling".into();
+    e
+}
+
+/// An event's time as the bundle should order it.
+fn event_time(e: &Value) -> k8s_openapi::jiff::Timestamp {
+    e["lastTimestamp"]
+        .as_str()
+        .or(e["eventTime"].as_str())
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 /// A healthy web server's access log, `kib` KiB of it.
@@ -659,15 +695,15 @@ async fn the_bundle_is_laid_out_like_oc_adm_inspect_and_crust_gather() {
 
     // Events in reading order (served newest first), all of them.
     let events: Value = serde_saphyr::from_str(&text(&files, "namespaces/fx/events.yaml")).unwrap();
-    let stamps: Vec<&str> = events["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["lastTimestamp"].as_str().unwrap())
-        .collect();
-    assert_eq!(stamps.len(), items("cluster/events.fx.json").len());
-    assert!(stamps.is_sorted(), "events not oldest first");
-    assert_ne!(stamps.first(), stamps.last());
+    let events = events["items"].as_array().unwrap();
+    assert_eq!(events.len(), items("cluster/events.fx.json").len() + 1);
+    let times: Vec<_> = events.iter().map(event_time).collect();
+    assert!(times.is_sorted(), "events not oldest first");
+    assert_ne!(times.first(), times.last());
+    assert_eq!(
+        events.last().unwrap()["metadata"]["name"],
+        "too-big.scheduler-event"
+    );
 
     // The README says what is where, with the same sections.
     let readme = text(&files, "README.md");

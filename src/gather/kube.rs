@@ -24,6 +24,7 @@ use serde_json::Value;
 use tokio::sync::OnceCell;
 
 use super::collect::{Listed, LogStream, Source};
+use crate::readiness::classify::event_time;
 
 /// Lists at once within one namespace, and discovery requests at once.
 const LISTS_AT_ONCE: usize = 8;
@@ -216,14 +217,13 @@ impl Source for KubeSource {
             .list(&ListParams::default())
             .await
             .map_err(|e| e.to_string())?;
-        let mut items: Vec<Value> = list.items.iter().map(with_type).collect();
-        // Oldest first, the order a person reads a story in.
-        items.sort_by_key(|e| {
-            e.get("lastTimestamp")
-                .or_else(|| e.get("eventTime"))
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        });
+        let mut events = list.items;
+        // Oldest first, the order a person reads a story in. Compared as
+        // times, not strings: events written through events.k8s.io have no
+        // lastTimestamp but a microsecond eventTime, and "…:38.5Z" sorts
+        // before "…:38Z" as text.
+        events.sort_by_key(event_time);
+        let items: Vec<Value> = events.iter().map(with_type).collect();
         Ok(serde_json::json!({"apiVersion": "v1", "kind": "EventList", "items": items}))
     }
 
