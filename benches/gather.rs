@@ -143,6 +143,7 @@ async fn gather(s: Scenario, concurrency: usize) -> (Duration, u64) {
         since: None,
         concurrency,
         harness_files: vec![],
+        collector_timeout: None,
     };
     let source = KubeSource::new(client, vec![]);
     let started = Instant::now();

@@ -923,6 +923,44 @@ async fn failing_collectors_are_recorded_and_the_rest_is_collected() {
     assert!(!files.contains_key("namespaces/fx/pods/crashloop/app/app/logs/previous.log"));
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_log_that_never_answers_is_recorded_and_the_bundle_still_published() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::captured();
+    cluster
+        .logs
+        .insert(("crashloop".into(), "app".into(), true), LogReply::Hold);
+    let (client, _) = cluster.serve();
+    // Paused time runs ahead to the collector's limit once only the held
+    // log is left.
+    let started = tokio::time::Instant::now();
+    let bundle = tokio::time::timeout(
+        Duration::from_secs(120),
+        gather(&client, dir.path(), Gather::default()),
+    )
+    .await
+    .expect("the gather waited for the log for ever")
+    .unwrap();
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(30) && took < Duration::from_secs(31),
+        "{took:?}"
+    );
+    assert_eq!(bundle.failures.len(), 1, "{:?}", bundle.failures);
+    assert_eq!(
+        bundle.failures[0].collector,
+        "previous log of fx/crashloop/app"
+    );
+    assert_eq!(bundle.failures[0].error, "no answer within 30s");
+    let files = files(&bundle.dir);
+    assert!(files.contains_key("namespaces/fx/pods/crashloop/app/app/logs/current.log"));
+    assert!(!files.contains_key("namespaces/fx/pods/crashloop/app/app/logs/previous.log"));
+    assert!(
+        text(&files, "README.md")
+            .contains("previous log of fx/crashloop/app: no answer within 30s")
+    );
+}
+
 #[tokio::test]
 async fn a_down_api_group_is_recorded_once_however_many_namespaces() {
     let dir = tempfile::tempdir().unwrap();
@@ -1038,9 +1076,11 @@ async fn a_gather_cancelled_while_a_log_hangs_leaves_no_bundle() {
     cluster.held = Some(tx);
     let (client, _) = cluster.serve();
     // Time is paused: the deadline passes only once every task is waiting,
-    // i.e. the gather is stuck on the log that never answers.
+    // i.e. the gather is stuck on the log that never answers. It comes
+    // before the collector's own limit (30 s): a gather cut off by the
+    // run's budget or an interrupt.
     let result = tokio::time::timeout(
-        Duration::from_secs(60),
+        Duration::from_secs(10),
         gather(&client, dir.path(), Gather::default()),
     )
     .await;

@@ -77,6 +77,29 @@ pub struct Request {
     pub concurrency: usize,
     /// The harness's own records: file name under `harness/` → content.
     pub harness_files: Vec<(String, String)>,
+    /// How long one collector (a list, a log) may take. One that takes
+    /// longer is recorded and what it wrote is kept, so a request that never
+    /// answers (a log proxied to the kubelet of a dead node) cannot keep the
+    /// bundle from being published within the gather's budget. `None`: no limit.
+    pub collector_timeout: Option<Duration>,
+}
+
+/// `future`, bounded by `limit`; the error says how long it was given.
+async fn bounded<T>(
+    limit: Option<Duration>,
+    future: impl Future<Output = Result<T, String>>,
+) -> Result<T, String> {
+    match limit {
+        None => future.await,
+        Some(limit) => tokio::time::timeout(limit, future)
+            .await
+            .unwrap_or_else(|_| {
+                Err(format!(
+                    "no answer within {}",
+                    humantime::format_duration(limit)
+                ))
+            }),
+    }
 }
 
 /// A pod whose containers are all ready and never restarted: its logs are
@@ -112,6 +135,27 @@ enum Job {
     Cluster,
 }
 
+impl Job {
+    /// The collector's name in the bundle's list of failures.
+    fn what(&self) -> String {
+        match self {
+            Job::Cluster => "cluster-scoped objects".into(),
+            Job::Objects(ns) => format!("objects in {ns}"),
+            Job::Events(ns) => format!("events in {ns}"),
+            Job::Log {
+                namespace,
+                pod,
+                container,
+                previous,
+                ..
+            } => format!(
+                "{} log of {namespace}/{pod}/{container}",
+                if *previous { "previous" } else { "current" }
+            ),
+        }
+    }
+}
+
 /// Collects everything into `writer`. Never fails: what could not be read
 /// is recorded in the bundle.
 pub async fn collect<S: Source>(source: &S, request: &Request, writer: &mut BundleWriter) {
@@ -119,7 +163,7 @@ pub async fn collect<S: Source>(source: &S, request: &Request, writer: &mut Bund
     let mut values = Vec::new();
     let mut secrets = Vec::new();
     for ns in &request.namespaces {
-        match source.secrets(ns).await {
+        match bounded(request.collector_timeout, source.secrets(ns)).await {
             Ok(list) => {
                 for mut secret in list {
                     values.extend(sanitize(&mut secret));
@@ -146,7 +190,7 @@ pub async fn collect<S: Source>(source: &S, request: &Request, writer: &mut Bund
     for ns in &request.namespaces {
         jobs.push(Job::Objects(ns.clone()));
         jobs.push(Job::Events(ns.clone()));
-        match source.pods(ns).await {
+        match bounded(request.collector_timeout, source.pods(ns)).await {
             Ok(pods) => {
                 for pod in pods {
                     let name = pod.metadata.name.clone().unwrap_or_default();
@@ -167,7 +211,9 @@ pub async fn collect<S: Source>(source: &S, request: &Request, writer: &mut Bund
     }
     stream::iter(jobs)
         .for_each_concurrent(request.concurrency.max(1), |job| async move {
-            if let Err((what, e)) = run(source, request, writer, job).await {
+            let what = job.what();
+            let job = async { run(source, request, writer, job).await.map_err(|(_, e)| e) };
+            if let Err(e) = bounded(request.collector_timeout, job).await {
                 writer.record_failure(what, e);
             }
         })
@@ -399,6 +445,7 @@ mod tests {
                 "diagnosis.txt".into(),
                 "datastorage: CrashLoopBackOff".into(),
             )],
+            collector_timeout: None,
         }
     }
 
