@@ -776,6 +776,9 @@ pub async fn gather(
         since,
         concurrency: 8,
         harness_files,
+        // Well inside the gather budget (at least a minute), so one request
+        // that never answers costs its collector, not the bundle.
+        collector_timeout: Some(Duration::from_secs(30)),
     };
     crate::gather::collect::collect(&source, &request, &mut writer).await;
     if let crate::config::ClusterProvider::Kind(kind) = &lane.cluster.provider {

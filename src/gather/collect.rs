@@ -25,18 +25,38 @@ use crate::readiness::evidence::log_requests;
 /// A log as it arrives.
 pub type LogStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
 
+/// The objects a listing read, and what it could not read: one kind that
+/// fails (forbidden, an aggregated API that is down) is recorded in the
+/// bundle, never the end of the listing.
+#[derive(Clone, Debug, Default)]
+pub struct Listed {
+    pub objects: Vec<Value>,
+    /// (what, why): `configmaps in fx`, `discovery of metrics.k8s.io/v1beta1`.
+    pub failed: Vec<(String, String)>,
+}
+
+impl From<Vec<Value>> for Listed {
+    fn from(objects: Vec<Value>) -> Self {
+        Listed {
+            objects,
+            failed: Vec::new(),
+        }
+    }
+}
+
 /// Where gather reads the cluster from. Errors are messages: a failed read
 /// becomes a line in the bundle's README, not a failed gather.
 pub trait Source: Sync {
     /// Every object of the namespace of every listable kind, except Secrets
     /// and Events (they have their own calls), as JSON with apiVersion/kind.
-    fn objects(&self, namespace: &str) -> impl Future<Output = Result<Vec<Value>, String>> + Send;
+    /// `Err` when nothing could be listed at all.
+    fn objects(&self, namespace: &str) -> impl Future<Output = Result<Listed, String>> + Send;
     fn secrets(&self, namespace: &str) -> impl Future<Output = Result<Vec<Value>, String>> + Send;
     /// The namespace's events, as an EventList-shaped JSON value.
     fn events(&self, namespace: &str) -> impl Future<Output = Result<Value, String>> + Send;
     fn pods(&self, namespace: &str) -> impl Future<Output = Result<Vec<Pod>, String>> + Send;
     /// Cluster-scoped objects worth keeping: nodes, CRDs, what the lane applied.
-    fn cluster_objects(&self) -> impl Future<Output = Result<Vec<Value>, String>> + Send;
+    fn cluster_objects(&self) -> impl Future<Output = Result<Listed, String>> + Send;
     fn log(
         &self,
         namespace: &str,
@@ -57,6 +77,29 @@ pub struct Request {
     pub concurrency: usize,
     /// The harness's own records: file name under `harness/` → content.
     pub harness_files: Vec<(String, String)>,
+    /// How long one collector (a list, a log) may take. One that takes
+    /// longer is recorded and what it wrote is kept, so a request that never
+    /// answers (a log proxied to the kubelet of a dead node) cannot keep the
+    /// bundle from being published within the gather's budget. `None`: no limit.
+    pub collector_timeout: Option<Duration>,
+}
+
+/// `future`, bounded by `limit`; the error says how long it was given.
+async fn bounded<T>(
+    limit: Option<Duration>,
+    future: impl Future<Output = Result<T, String>>,
+) -> Result<T, String> {
+    match limit {
+        None => future.await,
+        Some(limit) => tokio::time::timeout(limit, future)
+            .await
+            .unwrap_or_else(|_| {
+                Err(format!(
+                    "no answer within {}",
+                    humantime::format_duration(limit)
+                ))
+            }),
+    }
 }
 
 /// A pod whose containers are all ready and never restarted: its logs are
@@ -92,6 +135,27 @@ enum Job {
     Cluster,
 }
 
+impl Job {
+    /// The collector's name in the bundle's list of failures.
+    fn what(&self) -> String {
+        match self {
+            Job::Cluster => "cluster-scoped objects".into(),
+            Job::Objects(ns) => format!("objects in {ns}"),
+            Job::Events(ns) => format!("events in {ns}"),
+            Job::Log {
+                namespace,
+                pod,
+                container,
+                previous,
+                ..
+            } => format!(
+                "{} log of {namespace}/{pod}/{container}",
+                if *previous { "previous" } else { "current" }
+            ),
+        }
+    }
+}
+
 /// Collects everything into `writer`. Never fails: what could not be read
 /// is recorded in the bundle.
 pub async fn collect<S: Source>(source: &S, request: &Request, writer: &mut BundleWriter) {
@@ -99,7 +163,7 @@ pub async fn collect<S: Source>(source: &S, request: &Request, writer: &mut Bund
     let mut values = Vec::new();
     let mut secrets = Vec::new();
     for ns in &request.namespaces {
-        match source.secrets(ns).await {
+        match bounded(request.collector_timeout, source.secrets(ns)).await {
             Ok(list) => {
                 for mut secret in list {
                     values.extend(sanitize(&mut secret));
@@ -126,7 +190,7 @@ pub async fn collect<S: Source>(source: &S, request: &Request, writer: &mut Bund
     for ns in &request.namespaces {
         jobs.push(Job::Objects(ns.clone()));
         jobs.push(Job::Events(ns.clone()));
-        match source.pods(ns).await {
+        match bounded(request.collector_timeout, source.pods(ns)).await {
             Ok(pods) => {
                 for pod in pods {
                     let name = pod.metadata.name.clone().unwrap_or_default();
@@ -147,7 +211,9 @@ pub async fn collect<S: Source>(source: &S, request: &Request, writer: &mut Bund
     }
     stream::iter(jobs)
         .for_each_concurrent(request.concurrency.max(1), |job| async move {
-            if let Err((what, e)) = run(source, request, writer, job).await {
+            let what = job.what();
+            let job = async { run(source, request, writer, job).await.map_err(|(_, e)| e) };
+            if let Err(e) = bounded(request.collector_timeout, job).await {
                 writer.record_failure(what, e);
             }
         })
@@ -162,11 +228,14 @@ async fn run<S: Source>(
 ) -> Result<(), (String, String)> {
     match job {
         Job::Cluster => {
-            let objects = source
+            let listed = source
                 .cluster_objects()
                 .await
                 .map_err(|e| ("cluster-scoped objects".to_string(), e))?;
-            for object in objects {
+            for (what, e) in listed.failed {
+                writer.record_failure(what, e);
+            }
+            for object in listed.objects {
                 writer
                     .write_object(object)
                     .map_err(|e| ("cluster-scoped objects".into(), e.to_string()))?;
@@ -174,8 +243,11 @@ async fn run<S: Source>(
         }
         Job::Objects(ns) => {
             let what = format!("objects in {ns}");
-            let objects = source.objects(&ns).await.map_err(|e| (what.clone(), e))?;
-            for object in objects {
+            let listed = source.objects(&ns).await.map_err(|e| (what.clone(), e))?;
+            for (what, e) in listed.failed {
+                writer.record_failure(what, e);
+            }
+            for object in listed.objects {
                 writer
                     .write_object(object)
                     .map_err(|e| (what.clone(), e.to_string()))?;
@@ -302,7 +374,7 @@ mod tests {
     }
 
     impl Source for Captured {
-        async fn objects(&self, _: &str) -> Result<Vec<Value>, String> {
+        async fn objects(&self, _: &str) -> Result<Listed, String> {
             if self.fail_objects {
                 return Err("the server is currently unable to handle the request".into());
             }
@@ -313,7 +385,7 @@ mod tests {
                 v["kind"] = "Pod".into();
                 v
             }));
-            Ok(all)
+            Ok(all.into())
         }
         async fn secrets(&self, _: &str) -> Result<Vec<Value>, String> {
             Ok(self.secrets.clone())
@@ -324,19 +396,21 @@ mod tests {
         async fn pods(&self, _: &str) -> Result<Vec<Pod>, String> {
             Ok(self.pods.clone())
         }
-        async fn cluster_objects(&self) -> Result<Vec<Value>, String> {
+        async fn cluster_objects(&self) -> Result<Listed, String> {
             let nodes = json("cluster/nodes.json");
-            Ok(nodes["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|n| {
-                    let mut n = n.clone();
-                    n["apiVersion"] = "v1".into();
-                    n["kind"] = "Node".into();
-                    n
-                })
-                .collect())
+            Ok(Listed::from(
+                nodes["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|n| {
+                        let mut n = n.clone();
+                        n["apiVersion"] = "v1".into();
+                        n["kind"] = "Node".into();
+                        n
+                    })
+                    .collect::<Vec<_>>(),
+            ))
         }
         async fn log(
             &self,
@@ -371,6 +445,7 @@ mod tests {
                 "diagnosis.txt".into(),
                 "datastorage: CrashLoopBackOff".into(),
             )],
+            collector_timeout: None,
         }
     }
 

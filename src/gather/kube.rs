@@ -1,30 +1,50 @@
 //! The [`Source`] gather reads from a live cluster through kube.
 //!
-//! Discovery runs once per gather; every namespaced kind that can be listed
-//! is listed (Secrets and Events have their own calls). Logs are streamed
-//! chunk by chunk from the API server into the bundle.
+//! Discovery runs once per gather, group by group: a group whose discovery
+//! fails (an aggregated API such as metrics.k8s.io whose server is down
+//! answers 503) is recorded and the other groups are still listed, where
+//! kube's `Discovery::run` would fail as a whole. Every namespaced kind that
+//! can be listed is listed (Secrets and Events have their own calls), at the
+//! group's preferred version; a kind whose list fails is recorded, the
+//! others are kept. Logs are streamed chunk by chunk from the API server
+//! into the bundle.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::io::AsyncBufReadExt;
-use futures_util::stream;
+use futures_util::{StreamExt, stream};
 use k8s_openapi::api::core::v1::{Event, Node, Pod, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DynamicObject, ListParams, LogParams};
-use kube::discovery::{Discovery, Scope, verbs};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{APIResource, APIResourceList};
+use kube::api::{Api, ApiResource, DynamicObject, ListParams, LogParams};
 use kube::{Client, Resource};
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
-use super::collect::{LogStream, Source};
+use super::collect::{Listed, LogStream, Source};
+use crate::readiness::classify::event_time;
+
+/// Lists at once within one namespace, and discovery requests at once.
+const LISTS_AT_ONCE: usize = 8;
+
+/// What discovery found: the kinds to list, and the group-versions whose
+/// discovery failed.
+#[derive(Debug)]
+struct Discovered {
+    resources: Vec<ApiResource>,
+    failed: Vec<(String, String)>,
+}
 
 /// Reads a live cluster.
 pub struct KubeSource {
     client: Client,
     /// CRDs to keep (the project's), by name; every other CRD is left out.
     crds: Vec<String>,
-    discovery: OnceCell<Result<Discovery, String>>,
+    discovery: OnceCell<Result<Discovered, String>>,
+    /// Discovery failures are recorded once, with the first namespace listed.
+    discovery_reported: AtomicBool,
 }
 
 impl KubeSource {
@@ -33,20 +53,105 @@ impl KubeSource {
             client,
             crds,
             discovery: OnceCell::new(),
+            discovery_reported: AtomicBool::new(false),
         }
     }
 
-    async fn discovery(&self) -> Result<&Discovery, String> {
+    async fn discovery(&self) -> Result<&Discovered, String> {
         self.discovery
-            .get_or_init(|| async {
-                Discovery::new(self.client.clone())
-                    .run()
-                    .await
-                    .map_err(|e| e.to_string())
-            })
+            .get_or_init(|| discover(&self.client))
             .await
             .as_ref()
             .map_err(Clone::clone)
+    }
+}
+
+/// Whether gather lists this resource of a discovery document: namespaced,
+/// listable, not a subresource (`pods/log`), and not a Secret or an Event
+/// (collected by their own calls; `events.k8s.io` serves the same events).
+fn listable(resource: &APIResource) -> bool {
+    resource.namespaced
+        && !resource.name.contains('/')
+        && resource.verbs.iter().any(|v| v == "list")
+        && !matches!(resource.kind.as_str(), "Secret" | "Event")
+}
+
+/// The kinds to list in a group-version's discovery document.
+fn resources_of(group: &str, version: &str, list: &APIResourceList) -> Vec<ApiResource> {
+    list.resources
+        .iter()
+        .filter(|r| listable(r))
+        .map(|r| ApiResource {
+            group: group.to_owned(),
+            version: version.to_owned(),
+            api_version: list.group_version.clone(),
+            kind: r.kind.clone(),
+            plural: r.name.clone(),
+        })
+        .collect()
+}
+
+/// Discovery, group by group, at each group's preferred version. Fails only
+/// when neither the core API nor the group list could be read.
+async fn discover(client: &Client) -> Result<Discovered, String> {
+    let mut failed = Vec::new();
+    // (group, version) to ask for.
+    let mut versions: Vec<(String, String)> = Vec::new();
+    match client.list_core_api_versions().await {
+        // The core group has one version, v1; take the first listed as kube does.
+        Ok(core) => versions.extend(core.versions.first().map(|v| (String::new(), v.clone()))),
+        Err(e) => failed.push(("discovery of the core API (/api)".to_owned(), e.to_string())),
+    }
+    match client.list_api_groups().await {
+        Ok(groups) => versions.extend(groups.groups.into_iter().filter_map(|g| {
+            let preferred = g
+                .preferred_version
+                .or_else(|| g.versions.into_iter().next())?;
+            Some((g.name, preferred.version))
+        })),
+        Err(e) => failed.push(("discovery of API groups (/apis)".to_owned(), e.to_string())),
+    }
+    if versions.is_empty() {
+        let why: Vec<String> = failed.iter().map(|(w, e)| format!("{w}: {e}")).collect();
+        return Err(why.join("; "));
+    }
+    let documents = stream::iter(versions)
+        .map(|(group, version)| async move {
+            let list = if group.is_empty() {
+                client.list_core_api_resources(&version).await
+            } else {
+                client
+                    .list_api_group_resources(&format!("{group}/{version}"))
+                    .await
+            };
+            (group, version, list)
+        })
+        .buffered(LISTS_AT_ONCE)
+        .collect::<Vec<_>>()
+        .await;
+    let mut resources = Vec::new();
+    for (group, version, list) in documents {
+        match list {
+            Ok(list) => resources.extend(resources_of(&group, &version, &list)),
+            Err(e) => {
+                let gv = if group.is_empty() {
+                    version
+                } else {
+                    format!("{group}/{version}")
+                };
+                failed.push((format!("discovery of {gv}"), e.to_string()));
+            }
+        }
+    }
+    Ok(Discovered { resources, failed })
+}
+
+/// A resource's name as kubectl writes it: `configmaps`, `deployments.apps`.
+fn resource_name(ar: &ApiResource) -> String {
+    if ar.group.is_empty() {
+        ar.plural.clone()
+    } else {
+        format!("{}.{}", ar.plural, ar.group)
     }
 }
 
@@ -59,37 +164,42 @@ fn with_type<K: Resource<DynamicType = ()> + serde::Serialize>(object: &K) -> Va
 }
 
 impl Source for KubeSource {
-    async fn objects(&self, namespace: &str) -> Result<Vec<Value>, String> {
-        let discovery = self.discovery().await?;
-        let mut out = Vec::new();
-        let mut errors = Vec::new();
-        for group in discovery.groups() {
-            for (ar, caps) in group.recommended_resources() {
-                let skip =
-                    matches!(ar.kind.as_str(), "Secret" | "Event") || ar.plural.contains('/');
-                if skip || caps.scope != Scope::Namespaced || !caps.supports_operation(verbs::LIST)
-                {
-                    continue;
-                }
+    async fn objects(&self, namespace: &str) -> Result<Listed, String> {
+        let discovered = self.discovery().await?;
+        let mut listed = Listed::default();
+        if !self.discovery_reported.swap(true, Ordering::SeqCst) {
+            listed.failed.extend(discovered.failed.iter().cloned());
+        }
+        // Owned items: a stream of borrowed ones trips the compiler's
+        // higher-ranked lifetime check on the Send future of this method.
+        let lists = stream::iter(discovered.resources.clone())
+            .map(|ar| {
                 let api: Api<DynamicObject> =
                     Api::namespaced_with(self.client.clone(), namespace, &ar);
-                match api.list(&ListParams::default()).await {
-                    Ok(list) => out.extend(list.items.into_iter().map(|o| {
-                        let mut v = serde_json::to_value(&o).unwrap_or(Value::Null);
-                        v["apiVersion"] = ar.api_version.clone().into();
-                        v["kind"] = ar.kind.clone().into();
-                        v
-                    })),
-                    Err(e) => errors.push(format!("{}: {e}", ar.plural)),
+                async move {
+                    let list = api.list(&ListParams::default()).await;
+                    (ar, list)
                 }
+            })
+            .buffered(LISTS_AT_ONCE)
+            .collect::<Vec<_>>()
+            .await;
+        for (ar, list) in lists {
+            match list {
+                Ok(list) => listed.objects.extend(list.items.into_iter().map(|o| {
+                    let mut v = serde_json::to_value(&o).unwrap_or(Value::Null);
+                    v["apiVersion"] = ar.api_version.clone().into();
+                    v["kind"] = ar.kind.clone().into();
+                    v
+                })),
+                // Forbidden, or served by an API that is down: say so, keep the rest.
+                Err(e) => listed.failed.push((
+                    format!("{} in {namespace}", resource_name(&ar)),
+                    e.to_string(),
+                )),
             }
         }
-        // Some kinds may be forbidden or broken (an aggregated API that is
-        // down); keep what was read and say what was not.
-        if out.is_empty() && !errors.is_empty() {
-            return Err(errors.join("; "));
-        }
-        Ok(out)
+        Ok(listed)
     }
 
     async fn secrets(&self, namespace: &str) -> Result<Vec<Value>, String> {
@@ -107,14 +217,13 @@ impl Source for KubeSource {
             .list(&ListParams::default())
             .await
             .map_err(|e| e.to_string())?;
-        let mut items: Vec<Value> = list.items.iter().map(with_type).collect();
-        // Oldest first, the order a person reads a story in.
-        items.sort_by_key(|e| {
-            e.get("lastTimestamp")
-                .or_else(|| e.get("eventTime"))
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        });
+        let mut events = list.items;
+        // Oldest first, the order a person reads a story in. Compared as
+        // times, not strings: events written through events.k8s.io have no
+        // lastTimestamp but a microsecond eventTime, and "…:38.5Z" sorts
+        // before "…:38Z" as text.
+        events.sort_by_key(event_time);
+        let items: Vec<Value> = events.iter().map(with_type).collect();
         Ok(serde_json::json!({"apiVersion": "v1", "kind": "EventList", "items": items}))
     }
 
@@ -127,35 +236,33 @@ impl Source for KubeSource {
             .items)
     }
 
-    async fn cluster_objects(&self) -> Result<Vec<Value>, String> {
+    async fn cluster_objects(&self) -> Result<Listed, String> {
+        let mut listed = Listed::default();
         let nodes: Api<Node> = Api::all(self.client.clone());
-        let mut out: Vec<Value> = nodes
-            .list(&ListParams::default())
-            .await
-            .map_err(|e| e.to_string())?
-            .items
-            .iter()
-            .map(with_type)
-            .collect();
+        match nodes.list(&ListParams::default()).await {
+            Ok(list) => listed.objects.extend(list.items.iter().map(with_type)),
+            Err(e) => listed.failed.push(("nodes".into(), e.to_string())),
+        }
         if !self.crds.is_empty() {
             let crds: Api<CustomResourceDefinition> = Api::all(self.client.clone());
-            let list = crds
-                .list(&ListParams::default())
-                .await
-                .map_err(|e| e.to_string())?;
-            out.extend(
-                list.items
-                    .iter()
-                    .filter(|c| {
-                        c.metadata
-                            .name
-                            .as_ref()
-                            .is_some_and(|n| self.crds.contains(n))
-                    })
-                    .map(with_type),
-            );
+            match crds.list(&ListParams::default()).await {
+                Ok(list) => listed.objects.extend(
+                    list.items
+                        .iter()
+                        .filter(|c| {
+                            c.metadata
+                                .name
+                                .as_ref()
+                                .is_some_and(|n| self.crds.contains(n))
+                        })
+                        .map(with_type),
+                ),
+                Err(e) => listed
+                    .failed
+                    .push(("customresourcedefinitions".into(), e.to_string())),
+            }
         }
-        Ok(out)
+        Ok(listed)
     }
 
     async fn log(
@@ -187,5 +294,61 @@ impl Source for KubeSource {
             reader.consume_unpin(chunk.len());
             Some((Ok(chunk), reader))
         })))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resource(name: &str, kind: &str, namespaced: bool, verbs: &[&str]) -> APIResource {
+        APIResource {
+            name: name.into(),
+            kind: kind.into(),
+            namespaced,
+            verbs: verbs.iter().map(|v| v.to_string()).collect(),
+            ..APIResource::default()
+        }
+    }
+
+    #[test]
+    fn only_namespaced_listable_kinds_without_their_own_call_are_listed() {
+        let all = [
+            "create", "delete", "get", "list", "patch", "update", "watch",
+        ];
+        let cases = [
+            (resource("configmaps", "ConfigMap", true, &all), true),
+            (resource("pods", "Pod", true, &all), true),
+            // A subresource shares its parent's kind.
+            (resource("pods/log", "Pod", true, &["get"]), false),
+            (resource("pods/status", "Pod", true, &all), false),
+            // Create-only kinds (bindings, access reviews) cannot be listed.
+            (resource("bindings", "Binding", true, &["create"]), false),
+            (resource("nodes", "Node", false, &all), false),
+            (resource("secrets", "Secret", true, &all), false),
+            (resource("events", "Event", true, &all), false),
+        ];
+        for (r, want) in cases {
+            assert_eq!(listable(&r), want, "{}", r.name);
+        }
+    }
+
+    #[test]
+    fn resources_carry_the_group_version_they_were_discovered_at() {
+        let list = APIResourceList {
+            group_version: "apps/v1".into(),
+            resources: vec![
+                resource("deployments", "Deployment", true, &["get", "list"]),
+                resource("deployments/scale", "Scale", true, &["get"]),
+            ],
+        };
+        let found = resources_of("apps", "v1", &list);
+        assert_eq!(found.len(), 1);
+        let ar = &found[0];
+        assert_eq!(
+            (&*ar.group, &*ar.version, &*ar.api_version, &*ar.kind),
+            ("apps", "v1", "apps/v1", "Deployment")
+        );
+        assert_eq!(resource_name(ar), "deployments.apps");
     }
 }
