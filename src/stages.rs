@@ -734,6 +734,42 @@ pub async fn deploy(
 }
 
 /// Writes the must-gather bundle of a lane's environment.
+/// The names of the CRDs the lane's manifests define, and every object they
+/// declare, rendered as deploy renders them (placeholders filled, so a
+/// manifest with `{{image.x}}` parses).
+fn declared_objects(
+    project: &Project,
+    lane: &Lane,
+) -> (Vec<String>, Vec<crate::gather::kube::Declared>) {
+    let mut crds = Vec::new();
+    let mut declared = Vec::new();
+    for name in crate::plan::closure(project, &lane.components) {
+        let component = &project.components[name.as_str()];
+        let images: indexmap::IndexMap<String, String> = component
+            .images
+            .iter()
+            .map(|i| (i.clone(), format!("image-{i}")))
+            .collect();
+        let Ok(objects) = crate::deploy::manifests::render(component, lane, &images) else {
+            continue;
+        };
+        for object in objects {
+            let (Some(types), Some(name)) = (&object.types, &object.metadata.name) else {
+                continue;
+            };
+            if crate::deploy::manifests::is_crd(&object) {
+                crds.push(name.clone());
+            }
+            declared.push(crate::gather::kube::Declared {
+                api_version: types.api_version.clone(),
+                kind: types.kind.clone(),
+                name: name.clone(),
+            });
+        }
+    }
+    (crds, declared)
+}
+
 #[allow(clippy::too_many_arguments)]
 pub async fn gather(
     client: &kube::Client,
@@ -762,15 +798,14 @@ pub async fn gather(
     ];
     let mut writer = crate::gather::BundleWriter::create(out, &name, about)
         .map_err(|e| StageFailure::new(Exit::Gather, e))?;
-    let crds: Vec<String> = crate::plan::closure(project, &lane.components)
-        .iter()
-        .flat_map(|c| project.components[c.as_str()].manifests.clone())
-        .filter_map(|m| std::fs::read_to_string(m).ok())
-        .flat_map(|text| crate::deploy::manifests::parse_documents(&text).unwrap_or_default())
-        .filter(crate::deploy::manifests::is_crd)
-        .filter_map(|o| o.metadata.name)
-        .collect();
-    let source = crate::gather::kube::KubeSource::new(client.clone(), crds);
+    let (crds, mut declared) = declared_objects(project, lane);
+    // The Namespace objects themselves (phase, finalizers, conditions).
+    declared.extend(namespaces.iter().map(|ns| crate::gather::kube::Declared {
+        api_version: "v1".into(),
+        kind: "Namespace".into(),
+        name: ns.clone(),
+    }));
+    let source = crate::gather::kube::KubeSource::new(client.clone(), crds).with_declared(declared);
     let request = crate::gather::collect::Request {
         namespaces,
         since,

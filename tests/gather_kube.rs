@@ -227,6 +227,24 @@ impl Cluster {
                 "spec": {"size": 1}})],
         );
         put("v1", "nodes", false, items("cluster/nodes.json"));
+        // Cluster-scoped objects the lane applied: its namespace and a
+        // ClusterRole (none was captured; this one is the minimal shape).
+        put(
+            "v1",
+            "namespaces",
+            false,
+            vec![fixture_json("cluster/namespace.fx.json")],
+        );
+        put(
+            "rbac.authorization.k8s.io/v1",
+            "clusterroles",
+            false,
+            vec![
+                json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                "metadata": {"name": "app-reader", "uid": "5d0c2a64-0a8e-4d6c-9a0e-3f1d8f7a6b21"},
+                "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}]}),
+            ],
+        );
         put(
             "apiextensions.k8s.io/v1",
             "customresourcedefinitions",
@@ -321,6 +339,25 @@ impl Cluster {
             let of_gv: Vec<&ApiRes> = self.api.iter().filter(|r| r.group_version == gv).collect();
             if !of_gv.is_empty() {
                 return Reply::Json(200, resource_list(gv, &of_gv));
+            }
+        }
+        // One cluster-scoped object by name.
+        for r in self.api.iter().filter(|r| !r.namespaced) {
+            if let Some(name) = path
+                .strip_prefix(&r.collection(None))
+                .and_then(|rest| rest.strip_prefix('/'))
+                .filter(|name| !name.contains('/'))
+            {
+                let found = self.objects.get(&r.collection(None)).and_then(|items| {
+                    items
+                        .iter()
+                        .find(|o| o["metadata"]["name"] == name)
+                        .cloned()
+                });
+                return match found {
+                    Some(object) => Reply::Json(200, object.to_string()),
+                    None => fake_api::not_found(path),
+                };
             }
         }
         // Other namespaces (a suite's) exist and are empty.
@@ -450,7 +487,7 @@ fn project(dir: &Path) -> harness::config::Project {
     std::fs::write(dir.join("crds/widgets.yaml"), fixture("crd/manifest.yaml")).unwrap();
     std::fs::write(
         dir.join("app.yaml"),
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app}\ndata: {image: \"{{image.app}}\"}\n",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app}\ndata: {image: \"{{image.app}}\"}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: app-reader}\nrules: []\n",
     )
     .unwrap();
     std::fs::write(
@@ -616,6 +653,9 @@ async fn the_bundle_is_laid_out_like_oc_adm_inspect_and_crust_gather() {
         "cluster/v1/node/fixtures-control-plane.yaml",
         "cluster/v1/node/fixtures-worker.yaml",
         "cluster/apiextensions.k8s.io/v1/customresourcedefinition/widgets.example.com.yaml",
+        // What the lane applied outside a namespace, and the namespace itself.
+        "cluster/rbac.authorization.k8s.io/v1/clusterrole/app-reader.yaml",
+        "cluster/v1/namespace/fx.yaml",
         "namespaces/fx/events.yaml",
         "harness/diagnosis.txt",
         "README.md",
@@ -878,6 +918,10 @@ async fn failing_collectors_are_recorded_and_the_rest_is_collected() {
     cluster
         .broken_groups
         .push(("metrics.k8s.io/v1beta1".into(), 503));
+    // Someone deleted the ClusterRole the lane applied.
+    cluster
+        .objects
+        .remove("/apis/rbac.authorization.k8s.io/v1/clusterroles");
     let (client, _) = cluster.serve();
     let bundle = gather(&client, dir.path(), Gather::default())
         .await
@@ -891,6 +935,7 @@ async fn failing_collectors_are_recorded_and_the_rest_is_collected() {
     assert_eq!(
         failed,
         [
+            "clusterroles.rbac.authorization.k8s.io/app-reader",
             "configmaps in fx",
             "discovery of metrics.k8s.io/v1beta1",
             "previous log of fx/crashloop/app",
@@ -968,8 +1013,18 @@ async fn a_down_api_group_is_recorded_once_however_many_namespaces() {
     cluster
         .broken_groups
         .push(("metrics.k8s.io/v1beta1".into(), 503));
-    let (client, log) = cluster.serve();
     let suites = ["fx-p1-0a1b2c3d", "fx-p2-4e5f6a7b"].map(String::from);
+    // The suites' namespaces exist (and are empty).
+    for ns in &suites {
+        let mut namespace = fixture_json("cluster/namespace.fx.json");
+        namespace["metadata"]["name"] = json!(ns);
+        cluster
+            .objects
+            .get_mut("/api/v1/namespaces")
+            .unwrap()
+            .push(namespace);
+    }
+    let (client, log) = cluster.serve();
     let how = Gather {
         extra: suites.to_vec(),
         ..Gather::default()

@@ -29,12 +29,24 @@ use crate::readiness::classify::event_time;
 /// Lists at once within one namespace, and discovery requests at once.
 const LISTS_AT_ONCE: usize = 8;
 
-/// What discovery found: the kinds to list, and the group-versions whose
+/// What discovery found: the namespaced kinds to list, the cluster-scoped
+/// kinds (to read what the lane applied), and the group-versions whose
 /// discovery failed.
 #[derive(Debug)]
 struct Discovered {
     resources: Vec<ApiResource>,
+    cluster: Vec<ApiResource>,
     failed: Vec<(String, String)>,
+}
+
+/// An object the lane's manifests declare (or a namespace gather covers),
+/// by type and name. Those that discovery says are cluster-scoped are read
+/// one by one into `cluster/`; namespaced ones are already listed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Declared {
+    pub api_version: String,
+    pub kind: String,
+    pub name: String,
 }
 
 /// Reads a live cluster.
@@ -42,6 +54,8 @@ pub struct KubeSource {
     client: Client,
     /// CRDs to keep (the project's), by name; every other CRD is left out.
     crds: Vec<String>,
+    /// Objects the lane applied, read when they are cluster-scoped.
+    declared: Vec<Declared>,
     discovery: OnceCell<Result<Discovered, String>>,
     /// Discovery failures are recorded once, with the first namespace listed.
     discovery_reported: AtomicBool,
@@ -52,9 +66,17 @@ impl KubeSource {
         Self {
             client,
             crds,
+            declared: Vec::new(),
             discovery: OnceCell::new(),
             discovery_reported: AtomicBool::new(false),
         }
+    }
+
+    /// Also reads these objects into `cluster/` when they are cluster-scoped
+    /// (ClusterRoles, Namespaces, cluster-scoped custom resources…).
+    pub fn with_declared(mut self, declared: Vec<Declared>) -> Self {
+        self.declared = declared;
+        self
     }
 
     async fn discovery(&self) -> Result<&Discovered, String> {
@@ -76,11 +98,23 @@ fn listable(resource: &APIResource) -> bool {
         && !matches!(resource.kind.as_str(), "Secret" | "Event")
 }
 
-/// The kinds to list in a group-version's discovery document.
-fn resources_of(group: &str, version: &str, list: &APIResourceList) -> Vec<ApiResource> {
+/// Whether a cluster-scoped object of this resource can be read by name.
+fn readable_cluster_scoped(resource: &APIResource) -> bool {
+    !resource.namespaced
+        && !resource.name.contains('/')
+        && resource.verbs.iter().any(|v| v == "get")
+}
+
+/// The resources of a group-version's discovery document that `keep` keeps.
+fn resources_where(
+    group: &str,
+    version: &str,
+    list: &APIResourceList,
+    keep: fn(&APIResource) -> bool,
+) -> Vec<ApiResource> {
     list.resources
         .iter()
-        .filter(|r| listable(r))
+        .filter(|r| keep(r))
         .map(|r| ApiResource {
             group: group.to_owned(),
             version: version.to_owned(),
@@ -130,9 +164,18 @@ async fn discover(client: &Client) -> Result<Discovered, String> {
         .collect::<Vec<_>>()
         .await;
     let mut resources = Vec::new();
+    let mut cluster = Vec::new();
     for (group, version, list) in documents {
         match list {
-            Ok(list) => resources.extend(resources_of(&group, &version, &list)),
+            Ok(list) => {
+                resources.extend(resources_where(&group, &version, &list, listable));
+                cluster.extend(resources_where(
+                    &group,
+                    &version,
+                    &list,
+                    readable_cluster_scoped,
+                ));
+            }
             Err(e) => {
                 let gv = if group.is_empty() {
                     version
@@ -143,7 +186,89 @@ async fn discover(client: &Client) -> Result<Discovered, String> {
             }
         }
     }
-    Ok(Discovered { resources, failed })
+    Ok(Discovered {
+        resources,
+        cluster,
+        failed,
+    })
+}
+
+impl KubeSource {
+    /// The declared objects that are cluster-scoped, read by name, and the
+    /// project's cluster-scoped custom resources, listed.
+    async fn cluster_scoped(&self, discovered: &Discovered) -> (Vec<Value>, Vec<(String, String)>) {
+        let mut objects = Vec::new();
+        let mut failed = Vec::new();
+        let typed = |o: DynamicObject, ar: &ApiResource| {
+            let mut v = serde_json::to_value(&o).unwrap_or(Value::Null);
+            v["apiVersion"] = ar.api_version.clone().into();
+            v["kind"] = ar.kind.clone().into();
+            v
+        };
+        for ar in discovered
+            .cluster
+            .iter()
+            .filter(|ar| self.crds.contains(&resource_name(ar)))
+        {
+            let api: Api<DynamicObject> = Api::all_with(self.client.clone(), ar);
+            match api.list(&ListParams::default()).await {
+                Ok(list) => objects.extend(list.items.into_iter().map(|o| typed(o, ar))),
+                Err(e) => failed.push((resource_name(ar), e.to_string())),
+            }
+        }
+        let reads = cluster_scoped_reads(&self.declared, &discovered.cluster);
+        let got = stream::iter(reads)
+            .map(|(declared, ar)| {
+                let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &ar);
+                async move {
+                    let got = api.get_opt(&declared.name).await;
+                    (declared, ar, got)
+                }
+            })
+            .buffered(LISTS_AT_ONCE)
+            .collect::<Vec<_>>()
+            .await;
+        for (declared, ar, got) in got {
+            let what = format!("{}/{}", resource_name(&ar), declared.name);
+            match got {
+                Ok(Some(o)) => objects.push(typed(o, &ar)),
+                Ok(None) => failed.push((
+                    what,
+                    "not found, although the lane's manifests declare it".into(),
+                )),
+                Err(e) => failed.push((what, e.to_string())),
+            }
+        }
+        (objects, failed)
+    }
+}
+
+/// Which declared objects to read by name, with the resource each is
+/// served by: cluster-scoped ones only (namespaced ones are listed with
+/// their namespace), matched by group and kind at the version discovery
+/// prefers, each once. CRDs and the project's CRs are collected whole
+/// elsewhere; a kind discovery does not know is left out.
+fn cluster_scoped_reads(
+    declared: &[Declared],
+    cluster: &[ApiResource],
+) -> Vec<(Declared, ApiResource)> {
+    let mut reads: Vec<(Declared, ApiResource)> = Vec::new();
+    for d in declared {
+        let group = d.api_version.rsplit_once('/').map_or("", |(g, _)| g);
+        let Some(ar) = cluster
+            .iter()
+            .find(|ar| ar.group == group && ar.kind == d.kind)
+        else {
+            continue;
+        };
+        let seen = reads
+            .iter()
+            .any(|(r, a)| a.plural == ar.plural && a.group == ar.group && r.name == d.name);
+        if ar.kind != "CustomResourceDefinition" && !seen {
+            reads.push((d.clone(), ar.clone()));
+        }
+    }
+    reads
 }
 
 /// A resource's name as kubectl writes it: `configmaps`, `deployments.apps`.
@@ -262,6 +387,16 @@ impl Source for KubeSource {
                     .push(("customresourcedefinitions".into(), e.to_string())),
             }
         }
+        // What the lane applied outside any namespace, and every instance
+        // of the project's cluster-scoped custom resources.
+        match self.discovery().await {
+            Ok(discovered) => {
+                let (objects, failed) = self.cluster_scoped(discovered).await;
+                listed.objects.extend(objects);
+                listed.failed.extend(failed);
+            }
+            Err(e) => listed.failed.push(("discovery".into(), e)),
+        }
         Ok(listed)
     }
 
@@ -342,7 +477,7 @@ mod tests {
                 resource("deployments/scale", "Scale", true, &["get"]),
             ],
         };
-        let found = resources_of("apps", "v1", &list);
+        let found = resources_where("apps", "v1", &list, listable);
         assert_eq!(found.len(), 1);
         let ar = &found[0];
         assert_eq!(
@@ -350,5 +485,97 @@ mod tests {
             ("apps", "v1", "apps/v1", "Deployment")
         );
         assert_eq!(resource_name(ar), "deployments.apps");
+    }
+
+    fn ar(api_version: &str, kind: &str, plural: &str) -> ApiResource {
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        ApiResource {
+            group: group.into(),
+            version: version.into(),
+            api_version: api_version.into(),
+            kind: kind.into(),
+            plural: plural.into(),
+        }
+    }
+
+    fn declared(api_version: &str, kind: &str, name: &str) -> Declared {
+        Declared {
+            api_version: api_version.into(),
+            kind: kind.into(),
+            name: name.into(),
+        }
+    }
+
+    #[test]
+    fn cluster_scoped_declared_objects_are_read_once_at_the_preferred_version() {
+        let cluster = [
+            ar("v1", "Namespace", "namespaces"),
+            ar(
+                "rbac.authorization.k8s.io/v1",
+                "ClusterRole",
+                "clusterroles",
+            ),
+            ar(
+                "apiextensions.k8s.io/v1",
+                "CustomResourceDefinition",
+                "customresourcedefinitions",
+            ),
+        ];
+        let reads = cluster_scoped_reads(
+            &[
+                declared("v1", "Namespace", "fx"),
+                // Declared at an older version: read at the one served.
+                declared("rbac.authorization.k8s.io/v1beta1", "ClusterRole", "reader"),
+                declared("rbac.authorization.k8s.io/v1", "ClusterRole", "reader"),
+                // Namespaced: listed with its namespace, not read here.
+                declared("v1", "ConfigMap", "app"),
+                // Collected whole elsewhere.
+                declared(
+                    "apiextensions.k8s.io/v1",
+                    "CustomResourceDefinition",
+                    "widgets.example.com",
+                ),
+                // A kind this cluster does not serve.
+                declared("example.com/v1", "Gadget", "g"),
+            ],
+            &cluster,
+        );
+        let got: Vec<(String, &str)> = reads
+            .iter()
+            .map(|(d, a)| (resource_name(a), d.name.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("namespaces".to_string(), "fx"),
+                (
+                    "clusterroles.rbac.authorization.k8s.io".to_string(),
+                    "reader"
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn cluster_scoped_means_readable_by_name_and_not_a_subresource() {
+        let all = ["get", "list"];
+        assert!(readable_cluster_scoped(&resource(
+            "nodes", "Node", false, &all
+        )));
+        assert!(!readable_cluster_scoped(&resource(
+            "pods", "Pod", true, &all
+        )));
+        assert!(!readable_cluster_scoped(&resource(
+            "nodes/proxy",
+            "NodeProxyOptions",
+            false,
+            &["get"]
+        )));
+        assert!(!readable_cluster_scoped(&resource(
+            "selfsubjectaccessreviews",
+            "SelfSubjectAccessReview",
+            false,
+            &["create"]
+        )));
     }
 }
