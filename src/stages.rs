@@ -733,7 +733,6 @@ pub async fn deploy(
     result
 }
 
-/// Writes the must-gather bundle of a lane's environment.
 /// The names of the CRDs the lane's manifests define, and every object they
 /// declare, rendered as deploy renders them (placeholders filled, so a
 /// manifest with `{{image.x}}` parses).
@@ -770,6 +769,7 @@ fn declared_objects(
     (crds, declared)
 }
 
+/// Writes the must-gather bundle of a lane's environment.
 #[allow(clippy::too_many_arguments)]
 pub async fn gather(
     client: &kube::Client,
