@@ -1099,15 +1099,11 @@ async fn the_size_cap_trims_healthy_pods_logs_first() {
     let web = PathBuf::from("namespaces/fx/pods/web-57f64b4f4d-5bqnc/web/web/logs/current.log");
     let trimmed: Vec<&PathBuf> = capped.trimmed.iter().map(|(p, _)| p).collect();
     assert_eq!(trimmed, [&web], "only the healthy pod's log is cut");
-    // The cap holds for what was collected; the README and SHA256SUMS are
-    // written after the cut (they describe it), a few KiB on top.
+    // The cap holds for the whole bundle, its README and SHA256SUMS included.
     let files = files(&capped.dir);
-    let collected: u64 = files
-        .iter()
-        .filter(|(p, _)| !matches!(p.as_str(), "README.md" | "SHA256SUMS"))
-        .map(|(_, b)| b.len() as u64)
-        .sum();
-    assert!(collected <= cap, "{collected} > {cap}");
+    let on_disk: u64 = files.values().map(|b| b.len() as u64).sum();
+    assert_eq!(on_disk, capped.bytes);
+    assert!(on_disk <= cap, "{on_disk} > {cap}");
     assert!(capped.bytes < whole.bytes - 16 * 1024);
     let kept = text(&files, &web.to_string_lossy());
     assert!(kept.starts_with(harness::gather::bundle::TRIM_MARKER));

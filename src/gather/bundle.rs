@@ -273,20 +273,7 @@ impl BundleWriter {
         };
         let logs = self.logs.into_inner().expect("log index lock");
         let failures = self.failures.into_inner().expect("failure list lock");
-        let mut trimmed = Vec::new();
-        if let Some(cap) = cap {
-            let sizes = file_sizes(&self.staging).map_err(write_err(&self.staging))?;
-            let total: u64 = sizes.values().sum();
-            let plan = trim_plan(&sizes, &logs, total.saturating_sub(cap));
-            for (rel, cut) in plan {
-                trim_head(&self.staging.join(&rel), cut).map_err(write_err(&rel))?;
-                trimmed.push((rel, cut));
-            }
-        }
-        let readme = readme(&self.about, &self.staging, &trimmed, &failures, cap)
-            .map_err(write_err(Path::new("README.md")))?;
-        fs::write(self.staging.join("README.md"), readme)
-            .map_err(write_err(Path::new("README.md")))?;
+        // The collector errors first: the cap covers them too.
         if !failures.is_empty() {
             let text: String = failures
                 .iter()
@@ -296,6 +283,41 @@ impl BundleWriter {
             fs::create_dir_all(self.staging.join(layout::HARNESS_DIR)).map_err(write_err(&rel))?;
             fs::write(self.staging.join(&rel), text).map_err(write_err(&rel))?;
         }
+        // The cap covers the whole bundle, README.md and SHA256SUMS
+        // included. The README lists what was cut, so it grows as logs are
+        // cut: measure, cut, and measure again until the bundle fits or
+        // nothing more may be cut.
+        let mut trimmed: Vec<(PathBuf, u64)> = Vec::new();
+        if let Some(cap) = cap {
+            for _ in 0..4 {
+                let sizes = file_sizes(&self.staging).map_err(write_err(&self.staging))?;
+                let readme = readme(&self.about, &self.staging, &trimmed, &failures, Some(cap))
+                    .map_err(write_err(Path::new("README.md")))?;
+                let total = sizes.values().sum::<u64>()
+                    + readme.len() as u64
+                    + checksums_len(
+                        sizes
+                            .keys()
+                            .map(PathBuf::as_path)
+                            .chain([Path::new("README.md")]),
+                    );
+                let plan = trim_plan(&sizes, &logs, total.saturating_sub(cap));
+                if plan.is_empty() {
+                    break;
+                }
+                for (rel, cut) in plan {
+                    trim_head(&self.staging.join(&rel), cut).map_err(write_err(&rel))?;
+                    match trimmed.iter_mut().find(|(r, _)| *r == rel) {
+                        Some((_, total_cut)) => *total_cut += cut,
+                        None => trimmed.push((rel, cut)),
+                    }
+                }
+            }
+        }
+        let readme = readme(&self.about, &self.staging, &trimmed, &failures, cap)
+            .map_err(write_err(Path::new("README.md")))?;
+        fs::write(self.staging.join("README.md"), readme)
+            .map_err(write_err(Path::new("README.md")))?;
         let sums = checksums(&self.staging).map_err(write_err(Path::new("SHA256SUMS")))?;
         fs::write(self.staging.join("SHA256SUMS"), &sums)
             .map_err(write_err(Path::new("SHA256SUMS")))?;
@@ -399,6 +421,14 @@ fn trim_head(path: &Path, cut: u64) -> io::Result<()> {
     fs::rename(tmp, path)
 }
 
+/// The length of the SHA256SUMS that lists `files`: a 64-digit digest, two
+/// spaces, the path and a newline per file.
+fn checksums_len<'a>(files: impl Iterator<Item = &'a Path>) -> u64 {
+    files
+        .map(|rel| 64 + 2 + rel.display().to_string().len() as u64 + 1)
+        .sum()
+}
+
 /// `sha256sum`-compatible lines for every file, sorted by path.
 fn checksums(root: &Path) -> io::Result<String> {
     let mut out = String::new();
@@ -460,12 +490,19 @@ fn readme(
     if let Some(cap) = cap {
         text.push_str(&format!("\n## Size cap\n\nCapped at {cap} bytes; "));
         if trimmed.is_empty() {
-            text.push_str("nothing needed trimming.\n");
+            text.push_str("nothing was trimmed.\n");
         } else {
             text.push_str("these logs lost their first lines (healthy pods' logs first):\n\n");
             for (rel, cut) in trimmed {
                 text.push_str(&format!("- `{}`: {cut} bytes\n", rel.display()));
             }
+        }
+        let collected: u64 = sizes.values().sum();
+        if collected > cap {
+            text.push_str(&format!(
+                "\nThe bundle is still over the cap ({collected} bytes collected): only logs \
+                 are cut, and each keeps its last 4 KiB. Raise `--max-size` to keep it whole.\n"
+            ));
         }
     }
     if !failures.is_empty() {
@@ -649,6 +686,33 @@ mod tests {
     }
 
     #[test]
+    fn a_cap_below_what_cannot_be_cut_is_said_not_hidden() {
+        let out = tempfile::tempdir().unwrap();
+        let w = BundleWriter::create(out.path(), "tiny", vec![]).unwrap();
+        let healthy: String = (0..4000).map(|i| format!("healthy line {i}\n")).collect();
+        w.write_log(
+            &layout::log("fx", "ok", "app", false),
+            healthy.as_bytes(),
+            true,
+        )
+        .unwrap();
+        let bundle = w.finish(Some(1024)).unwrap();
+        // Cut down to its last 4 KiB (and the marker), no further.
+        let kept = fs::read_to_string(
+            bundle
+                .dir
+                .join("namespaces/fx/pods/ok/app/app/logs/current.log"),
+        )
+        .unwrap();
+        assert_eq!(kept.len(), TRIM_MARKER.len() + 4096);
+        let readme = fs::read_to_string(bundle.dir.join("README.md")).unwrap();
+        assert!(
+            readme.contains("The bundle is still over the cap"),
+            "{readme}"
+        );
+    }
+
+    #[test]
     fn size_cap_trims_healthy_logs_and_keeps_their_tails() {
         let out = tempfile::tempdir().unwrap();
         let w = BundleWriter::create(out.path(), "capped", vec![]).unwrap();
@@ -685,5 +749,20 @@ mod tests {
         assert_eq!(sick_kept, sick, "the failing pod's log is untouched");
         let logs_total = kept.len() + sick_kept.len();
         assert!(logs_total as u64 <= cap, "{logs_total} > {cap}");
+        // The whole bundle fits, its README and SHA256SUMS included.
+        let on_disk: u64 = file_sizes(&bundle.dir).unwrap().values().sum();
+        assert_eq!(on_disk, bundle.bytes);
+        assert!(bundle.bytes <= cap, "{} > {cap}", bundle.bytes);
+        let sums = fs::read_to_string(bundle.dir.join("SHA256SUMS")).unwrap();
+        assert_eq!(
+            sums.len() as u64,
+            checksums_len(
+                file_sizes(&bundle.dir)
+                    .unwrap()
+                    .keys()
+                    .map(PathBuf::as_path)
+                    .filter(|p| *p != Path::new("SHA256SUMS"))
+            )
+        );
     }
 }
