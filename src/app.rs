@@ -324,15 +324,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
             let project = load(global.config.as_deref(), &cwd, global.verbose)?;
             let lane = one_lane(&project, global.lane.as_deref())?;
             let (bus, output) = start_output(global.output, &lane.name, "gather");
-            let result = gather_now(
-                &project,
-                lane,
-                args.out.clone(),
-                args.since,
-                args.max_size,
-                &bus,
-            )
-            .await;
+            // An interrupt stops the gather; the unfinished bundle removes
+            // itself, so nothing half-written stays behind.
+            let mut interrupts = crate::pipeline::count_interrupts(|_| {})
+                .context("cannot listen for SIGINT/SIGTERM")?;
+            let result = tokio::select! {
+                result = gather_now(
+                    &project,
+                    lane,
+                    args.out.clone(),
+                    args.since,
+                    args.max_size,
+                    &bus,
+                ) => result,
+                _ = interrupts.wait_for(|n| *n > 0) => Err(crate::pipeline::StageFailure::new(
+                    Exit::Interrupted,
+                    anyhow::anyhow!("interrupted: no bundle was written"),
+                )),
+            };
             drop(bus);
             let _ = output.await;
             let bundle = result?;

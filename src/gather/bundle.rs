@@ -3,9 +3,11 @@
 //! Everything is written under `<out>/.<name>.partial/`. [`BundleWriter::finish`]
 //! applies the size cap, writes the README and `SHA256SUMS`, renames the
 //! directory to `<out>/<name>/` and archives it to `<out>/<name>.tar.gz`
-//! (through a `.partial` file renamed last). An interrupted gather leaves
-//! only the hidden partial directory behind: nothing under the final name is
-//! ever half-written.
+//! (through a `.partial` file renamed last). A gather that never finishes
+//! (cancelled by an interrupt or its budget) removes its partial directory
+//! when the writer is dropped; only a process killed outright leaves one,
+//! hidden, and the next gather of that name removes it. Nothing under the
+//! final name is ever half-written.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -271,8 +273,8 @@ impl BundleWriter {
             let path = path.to_path_buf();
             move |source| GatherError::Write { path, source }
         };
-        let logs = self.logs.into_inner().expect("log index lock");
-        let failures = self.failures.into_inner().expect("failure list lock");
+        let logs = std::mem::take(&mut *self.logs.lock().expect("log index lock"));
+        let failures = std::mem::take(&mut *self.failures.lock().expect("failure list lock"));
         // The collector errors first: the cap covers them too.
         if !failures.is_empty() {
             let text: String = failures
@@ -343,6 +345,17 @@ impl BundleWriter {
             trimmed,
             failures,
         })
+    }
+}
+
+/// A bundle that was never finished — its gather cancelled by an interrupt
+/// or its budget, or failed — leaves nothing behind: the staging directory
+/// goes with the writer. (After `finish`, it has been renamed away.)
+impl Drop for BundleWriter {
+    fn drop(&mut self) {
+        if self.staging.exists() {
+            let _ = fs::remove_dir_all(&self.staging);
+        }
     }
 }
 
@@ -676,6 +689,17 @@ mod tests {
         drop(w); // interrupted: finish never ran
         assert!(!out.path().join("run-2").exists());
         assert!(!out.path().join("run-2.tar.gz").exists());
+        assert!(
+            !out.path().join(".run-2.partial").exists(),
+            "an abandoned gather cleans up after itself"
+        );
+        // A process killed outright (SIGKILL) runs no destructor: its
+        // staging directory stays, and the next gather of that name starts over.
+        let w = BundleWriter::create(out.path(), "run-2", vec![]).unwrap();
+        w.write_text(Path::new("namespaces/fx/events.yaml"), "half")
+            .unwrap();
+        std::mem::forget(w);
+        assert!(out.path().join(".run-2.partial").is_dir());
         let w = BundleWriter::create(out.path(), "run-2", vec![]).unwrap();
         assert!(
             !w.staging_dir().join("namespaces").exists(),
