@@ -1196,14 +1196,16 @@ fn sigint_twice_against_a_silent_api_server_exits_130_without_a_bundle() {
     assert_eq!(done.outcomes()["gather"], "interrupted");
     let runs = dir.path().join(".harness/runs");
     for run in std::fs::read_dir(&runs).into_iter().flatten().flatten() {
-        for entry in std::fs::read_dir(run.path().join("gather"))
+        let left: Vec<_> = std::fs::read_dir(run.path().join("gather"))
             .into_iter()
             .flatten()
             .flatten()
-        {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            panic!("gather was cut short, yet {name} is left");
-        }
+            .map(|e| e.file_name())
+            .collect();
+        assert!(
+            left.is_empty(),
+            "gather was cut short, yet {left:?} is left"
+        );
     }
     // The run brought the lane up, so its state is forgotten (the existing
     // cluster itself is never deleted).
