@@ -32,8 +32,9 @@ use crate::suites::{CancelToken, Outcome, SuiteCommand, SuiteEvent, SuiteResult,
 pub const HARNESS_LANE: &str = "HARNESS_LANE";
 /// The lane file (what `harness --config` falls back to).
 pub const HARNESS_CONFIG: &str = "HARNESS_CONFIG";
-/// How the suites ended: `passed`, `failed` or `not-run` (up failed or was
-/// interrupted), so a hook can decide whether its work means anything.
+/// How the suites ended: `passed`, `failed` or `not-run` (up failed), so a
+/// hook can decide whether its work means anything. (An interrupted run
+/// runs no hooks.)
 pub const HARNESS_SUITES: &str = "HARNESS_SUITES";
 
 /// Whether a hook's `env:` may not set `name`: the harness's own contract
@@ -166,8 +167,8 @@ pub async fn run(
         .map(|h| command(h, ctx))
         .collect::<Result<Vec<_>, _>>()?;
     let mut results = Vec::with_capacity(commands.len());
-    // No cancellation: a second interrupt drops this future, and the
-    // runner's group guard then kills the running hook's process group.
+    // No cancellation: an interrupt drops this future, and the runner's
+    // group guard then kills the running hook's process group.
     let never = CancelToken::never();
     for cmd in &commands {
         results.push(run_suite(cmd, &events, &never).await);

@@ -733,15 +733,13 @@ pub async fn deploy(
     result
 }
 
-/// The names of the CRDs the lane's manifests define, and every object they
-/// declare, rendered as deploy renders them (placeholders filled, so a
-/// manifest with `{{image.x}}` parses).
-fn declared_objects(
-    project: &Project,
-    lane: &Lane,
-) -> (Vec<String>, Vec<crate::gather::kube::Declared>) {
-    let mut crds = Vec::new();
-    let mut declared = Vec::new();
+/// Every object the lane deploys, with its component, rendered as deploy
+/// renders them: placeholders filled (image references stand in), so names
+/// like `app-{{lane}}` come out as deployed and a manifest with an unquoted
+/// `{{image.x}}` still parses. A component whose manifests cannot be
+/// rendered is left out (deploy reports that).
+fn rendered_objects(project: &Project, lane: &Lane) -> Vec<(String, kube::api::DynamicObject)> {
+    let mut out = Vec::new();
     for name in crate::plan::closure(project, &lane.components) {
         let component = &project.components[name.as_str()];
         let images: indexmap::IndexMap<String, String> = component
@@ -749,22 +747,33 @@ fn declared_objects(
             .iter()
             .map(|i| (i.clone(), format!("image-{i}")))
             .collect();
-        let Ok(objects) = crate::deploy::manifests::render(component, lane, &images) else {
+        if let Ok(objects) = crate::deploy::manifests::render(component, lane, &images) {
+            out.extend(objects.into_iter().map(|o| (name.clone(), o)));
+        }
+    }
+    out
+}
+
+/// The names of the CRDs the lane's manifests define, and every object they
+/// declare.
+fn declared_objects(
+    project: &Project,
+    lane: &Lane,
+) -> (Vec<String>, Vec<crate::gather::kube::Declared>) {
+    let mut crds = Vec::new();
+    let mut declared = Vec::new();
+    for (_, object) in rendered_objects(project, lane) {
+        let (Some(types), Some(name)) = (&object.types, &object.metadata.name) else {
             continue;
         };
-        for object in objects {
-            let (Some(types), Some(name)) = (&object.types, &object.metadata.name) else {
-                continue;
-            };
-            if crate::deploy::manifests::is_crd(&object) {
-                crds.push(name.clone());
-            }
-            declared.push(crate::gather::kube::Declared {
-                api_version: types.api_version.clone(),
-                kind: types.kind.clone(),
-                name: name.clone(),
-            });
+        if crate::deploy::manifests::is_crd(&object) {
+            crds.push(name.clone());
         }
+        declared.push(crate::gather::kube::Declared {
+            api_version: types.api_version.clone(),
+            kind: types.kind.clone(),
+            name: name.clone(),
+        });
     }
     (crds, declared)
 }
@@ -1212,31 +1221,20 @@ pub async fn run_hooks(
 // ------------------------------------------------------------------ the infrastructure timeline
 
 /// Workload name → component, from the kinds of objects that own pods in
-/// each component's manifests (placeholders need no filling for names).
+/// each component's rendered manifests.
 pub fn workloads(project: &Project, lane: &Lane) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    for component in crate::plan::closure(project, &lane.components) {
-        for file in &project.components[component.as_str()].manifests {
-            let Ok(text) = std::fs::read_to_string(file) else {
-                continue;
-            };
-            for doc in crate::deploy::manifests::parse_documents(&text).unwrap_or_default() {
-                let kind = doc
-                    .types
-                    .as_ref()
-                    .map(|t| t.kind.as_str())
-                    .unwrap_or_default();
-                if matches!(
-                    kind,
+    rendered_objects(project, lane)
+        .into_iter()
+        .filter(|(_, object)| {
+            object.types.as_ref().is_some_and(|t| {
+                matches!(
+                    t.kind.as_str(),
                     "Deployment" | "StatefulSet" | "DaemonSet" | "Job" | "Pod"
-                ) && let Some(name) = doc.metadata.name
-                {
-                    out.insert(name, component.clone());
-                }
-            }
-        }
-    }
-    out
+                )
+            })
+        })
+        .filter_map(|(component, object)| Some((object.metadata.name?, component)))
+        .collect()
 }
 
 /// The component a pod belongs to: through its owner (a ReplicaSet's name
@@ -1321,6 +1319,28 @@ pub fn watch_infrastructure(
 #[cfg(test)]
 mod timeline_tests {
     use super::*;
+
+    #[test]
+    fn workload_names_are_read_as_deployed_placeholders_filled() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("web.yaml"),
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web-{{lane}}}\nspec:\n  template:\n    spec:\n      containers:\n      - name: web\n        image: {{image.web}}\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("harness.yaml"),
+            "images:\n  web: {pull: example.com/web:1}\ncomponents:\n  web: {manifests: [web.yaml], images: [web]}\nlanes:\n  audit: {components: [web]}\n",
+        )
+        .unwrap();
+        let project = crate::config::load(&dir.path().join("harness.yaml"))
+            .unwrap_or_else(|e| panic!("{}", e.rendered().unwrap_or_default()));
+        let map = workloads(&project, &project.lanes["audit"]);
+        assert_eq!(
+            map,
+            BTreeMap::from([("web-audit".to_owned(), "web".to_owned())])
+        );
+    }
 
     #[test]
     fn pods_map_to_components_through_their_owners() {
