@@ -167,7 +167,7 @@ async fn run_test(
     );
     let options = crate::pipeline::RunOptions {
         // An environment that was up before this run is never torn down by it.
-        preserve: preserve.preserve || existing.is_some(),
+        preserve: preserve_flag,
         gather: args.gather,
         has_hooks: !lane.after_suites.is_empty(),
         hooks_budget: crate::hooks::budget(&lane.after_suites, crate::stages::HOOK_GRACE),
@@ -193,10 +193,7 @@ async fn run_test(
             message: format!("{step}: {error:#}"),
         });
     }
-    bus.emit(crate::report::Event::Finished {
-        exit_code: result.exit.code(),
-        result: result.exit.meaning().to_owned(),
-    });
+    bus.emit(crate::report::Event::finished(result.exit));
     drop(stages);
     drop(bus);
     let report = report_task.await.unwrap_or_default();
@@ -284,10 +281,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
                 Some(Ok(_)) => Exit::Ok,
                 Some(Err(failure)) => failure.exit,
             };
-            bus.emit(crate::report::Event::Finished {
-                exit_code: exit.code(),
-                result: exit.meaning().to_owned(),
-            });
+            bus.emit(crate::report::Event::finished(exit));
             drop(bus);
             let _ = output.await;
             let Some(result) = result else {

@@ -239,7 +239,7 @@ pub async fn run<S: Stages>(
             continue;
         }
         // An interrupt asks for gather and teardown, not for the hooks.
-        if step == Step::Hooks && (result.interrupted || *interrupts.borrow() > 0) {
+        if step == Step::Hooks && *interrupts.borrow() > 0 {
             result.errors.push((
                 "hooks",
                 anyhow::anyhow!("hooks skipped: the run was interrupted"),

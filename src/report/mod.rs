@@ -157,6 +157,16 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// The last event of a run: how it ended.
+    pub fn finished(exit: crate::exit::Exit) -> Event {
+        Event::Finished {
+            exit_code: exit.code(),
+            result: exit.meaning().to_owned(),
+        }
+    }
+}
+
 /// An event with the time it happened.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Stamped {

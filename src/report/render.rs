@@ -202,10 +202,7 @@ mod tests {
         assert!(!text(&r).contains("result:"));
         r.record(&crate::report::Stamped {
             at: crate::report::tests::at("2026-11-22T14:30:00Z"),
-            event: Event::Finished {
-                exit_code: 130,
-                result: crate::exit::Exit::Interrupted.meaning().into(),
-            },
+            event: Event::finished(crate::exit::Exit::Interrupted),
         });
         assert!(
             text(&r).ends_with("\nresult: interrupted by SIGINT/SIGTERM (exit 130)\n"),
