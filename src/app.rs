@@ -15,6 +15,24 @@ use crate::exit::Exit;
 use crate::plan::{self, UnknownLane};
 use crate::preflight::{self, PreflightFailed};
 
+/// Runs `work` until it ends or SIGINT/SIGTERM arrives; an interrupt drops
+/// it (which kills what it runs and removes an unfinished bundle) and ends
+/// in exit 130, with `after` saying what state that leaves.
+async fn until_interrupted<T>(
+    work: impl std::future::Future<Output = Result<T, crate::pipeline::StageFailure>>,
+    after: &str,
+) -> anyhow::Result<Result<T, crate::pipeline::StageFailure>> {
+    let mut interrupts =
+        crate::pipeline::count_interrupts(|_| {}).context("cannot listen for SIGINT/SIGTERM")?;
+    Ok(tokio::select! {
+        result = work => result,
+        _ = interrupts.wait_for(|n| *n > 0) => Err(crate::pipeline::StageFailure::new(
+            Exit::Interrupted,
+            anyhow::anyhow!("interrupted: {after}"),
+        )),
+    })
+}
+
 /// Starts the live output for a command and the task that folds its report.
 fn start_output(
     output: OutputFormat,
@@ -300,15 +318,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
             let project = load(global.config.as_deref(), &cwd, global.verbose)?;
             let lane = one_lane(&project, global.lane.as_deref())?;
             let (bus, output) = start_output(global.output, &lane.name, "down");
-            let result = async {
+            let work = async {
                 if args.gather {
                     // Gather first: the bundle is the point, and a failed
                     // gather leaves the cluster in place to try again.
                     gather_now(&project, lane, None, None, None, &bus).await?;
                 }
                 crate::stages::tear_down(&project, &lane.name, &bus).await
-            }
-            .await;
+            };
+            let result = until_interrupted(
+                work,
+                "the lane's state is kept; run `harness down` again to finish",
+            )
+            .await?;
             drop(bus);
             let _ = output.await;
             result?;
@@ -318,24 +340,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
             let project = load(global.config.as_deref(), &cwd, global.verbose)?;
             let lane = one_lane(&project, global.lane.as_deref())?;
             let (bus, output) = start_output(global.output, &lane.name, "gather");
-            // An interrupt stops the gather; the unfinished bundle removes
-            // itself, so nothing half-written stays behind.
-            let mut interrupts = crate::pipeline::count_interrupts(|_| {})
-                .context("cannot listen for SIGINT/SIGTERM")?;
-            let result = tokio::select! {
-                result = gather_now(
+            // The unfinished bundle of an interrupted gather removes itself,
+            // so nothing half-written stays behind.
+            let result = until_interrupted(
+                gather_now(
                     &project,
                     lane,
                     args.out.clone(),
                     args.since,
                     args.max_size,
                     &bus,
-                ) => result,
-                _ = interrupts.wait_for(|n| *n > 0) => Err(crate::pipeline::StageFailure::new(
-                    Exit::Interrupted,
-                    anyhow::anyhow!("interrupted: no bundle was written"),
-                )),
-            };
+                ),
+                "no bundle was written",
+            )
+            .await?;
             drop(bus);
             let _ = output.await;
             let bundle = result?;

@@ -62,7 +62,7 @@ case "$verb" in
   get-kubeconfig) cat "$dir/kubeconfig" ;;
   delete-cluster)
     name=$(arg_after --name "$@")
-    bundles=$(ls "$STANDIN_PROJECT"/.harness/runs/*/gather/*.tar.gz 2>/dev/null | wc -l)
+    bundles=$(ls "$STANDIN_PROJECT"/.harness/runs/*/gather/*.tar.gz "$STANDIN_PROJECT"/.harness/gather/*.tar.gz 2>/dev/null | wc -l)
     echo "deleted $name with $bundles bundle(s) published" >> "$dir/deletions"
     echo "Deleting cluster \"$name\" ..." >&2
     grep -vx "$name" "$dir/clusters" > "$dir/clusters.new"; mv "$dir/clusters.new" "$dir/clusters" ;;
@@ -819,6 +819,55 @@ fn sigint_during_harness_gather_leaves_nothing_and_the_next_gather_publishes() {
         .collect();
     assert_eq!(archives.len(), 1);
     assert_complete(&archives[0]);
+}
+
+#[test]
+fn sigint_during_down_gather_keeps_the_cluster_for_the_next_down() {
+    if !engine_available() {
+        return;
+    }
+    let (_never, held) = oneshot::channel::<(u16, String)>();
+    let standin = StandIn::new(
+        Api {
+            held_log: Some(held),
+            ..Api::default()
+        },
+        NO_IMAGES,
+        "",
+        ONE_SUITE,
+    );
+    let up = standin.harness(&["up"]).finish();
+    assert_eq!(up.code, Some(0), "{}", up.stderr);
+    let mut run = standin.harness(&["down", "--gather"]);
+    run.wait_until("gather to ask for a log", || {
+        standin
+            .requests()
+            .iter()
+            .any(|r| r.path.ends_with("/log"))
+            .then_some(())
+    });
+    run.signal(Signal::SIGINT);
+    let done = run.finish();
+    assert_eq!(done.code, Some(130), "{}", done.stderr);
+    assert!(
+        done.stderr.contains("run `harness down` again"),
+        "{}",
+        done.stderr
+    );
+    // Neither a bundle (not even a hidden partial one) nor a deletion.
+    let gathered = standin.root().join(".harness/gather");
+    let left: Vec<_> = std::fs::read_dir(&gathered)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+    assert!(standin.deletions().is_empty());
+    assert!(standin.root().join(".harness/state/main.json").is_file());
+    // The next `down` (its gather now answered) finishes the job: the
+    // bundle first, then the deletion.
+    let again = standin.harness(&["down", "--gather"]).finish();
+    assert_eq!(again.code, Some(0), "{}", again.stderr);
+    assert_eq!(standin.deletions(), [standin.deleted_with(1)]);
+    assert!(!standin.root().join(".harness/state/main.json").exists());
 }
 
 /// A node of the stand-in cluster whose `ctr images import` never ends:
