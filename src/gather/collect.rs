@@ -95,7 +95,7 @@ async fn bounded<T>(
             .await
             .unwrap_or_else(|_| {
                 Err(format!(
-                    "no answer within {}",
+                    "not finished within {}; what arrived is kept",
                     humantime::format_duration(limit)
                 ))
             }),
