@@ -13,6 +13,8 @@
 //! daemon; they fail under HARNESS_REQUIRE_ENGINE=1 (CI) when there is none.
 
 mod fake_api;
+#[path = "support/node.rs"]
+mod node;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
@@ -269,6 +271,20 @@ impl StandIn {
         }
     }
 
+    /// A lane whose suite fails (so gather runs) and whose first log
+    /// request waits for `held`.
+    fn failing_with_held_log(held: oneshot::Receiver<(u16, String)>) -> StandIn {
+        StandIn::new(
+            Api {
+                held_log: Some(held),
+                ..Api::default()
+            },
+            NO_IMAGES,
+            "",
+            "      failing: { command: [\"false\"] }\n",
+        )
+    }
+
     fn root(&self) -> &Path {
         self.project.path()
     }
@@ -301,6 +317,14 @@ impl StandIn {
 
     fn deletions(&self) -> Vec<String> {
         read_lines(&self.kind_dir.join("deletions"))
+    }
+
+    /// `Some` once gather has asked for a log.
+    fn log_asked(&self) -> Option<()> {
+        self.requests()
+            .iter()
+            .any(|r| r.path.ends_with("/log"))
+            .then_some(())
     }
 
     fn requests(&self) -> Vec<Req> {
@@ -559,21 +583,6 @@ fn alive(pid: Pid) -> bool {
             .is_ok_and(|s| s.split_whitespace().nth(2) == Some("Z"))
 }
 
-fn engine_available() -> bool {
-    let up = Command::new("docker")
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !up {
-        assert!(
-            std::env::var("HARNESS_REQUIRE_ENGINE").as_deref() != Ok("1"),
-            "a Docker daemon is required (HARNESS_REQUIRE_ENGINE=1): run scripts/install-deps"
-        );
-        eprintln!("skipped: no Docker daemon here (scripts/install-deps provides one)");
-    }
-    up
-}
-
 /// Unpacks a bundle and checks it is complete: a README, and SHA256SUMS
 /// covering every other file.
 fn assert_complete(bundle: &Path) -> tempfile::TempDir {
@@ -630,7 +639,7 @@ const ONE_SUITE: &str = "      s: { command: [\"true\"] }\n";
 
 #[test]
 fn sigint_during_preflight_stops_before_anything_is_created() {
-    if !engine_available() {
+    if !node::engine_available() {
         return;
     }
     let standin = StandIn::new(Api::default(), NO_IMAGES, "", ONE_SUITE);
@@ -658,7 +667,7 @@ fn sigint_during_preflight_stops_before_anything_is_created() {
 
 #[test]
 fn sigterm_during_an_image_build_stops_the_build() {
-    if !engine_available() {
+    if !node::engine_available() {
         return;
     }
     // A build step that runs until stopped; the nonce finds its container.
@@ -703,7 +712,7 @@ fn sigterm_during_an_image_build_stops_the_build() {
 
 #[test]
 fn sigint_while_kind_creates_the_cluster_kills_it_and_deletes_what_it_made() {
-    if !engine_available() {
+    if !node::engine_available() {
         return;
     }
     let standin = StandIn::new(Api::default(), NO_IMAGES, "", ONE_SUITE);
@@ -730,7 +739,7 @@ fn sigint_while_kind_creates_the_cluster_kills_it_and_deletes_what_it_made() {
 
 #[test]
 fn sigint_while_kind_creates_a_preserved_cluster_keeps_it_for_harness_down() {
-    if !engine_available() {
+    if !node::engine_available() {
         return;
     }
     let standin = StandIn::new(Api::default(), NO_IMAGES, "", ONE_SUITE);
@@ -753,7 +762,7 @@ fn sigint_while_kind_creates_a_preserved_cluster_keeps_it_for_harness_down() {
 
 #[test]
 fn sigint_during_up_keeps_what_it_made_for_harness_down() {
-    if !engine_available() {
+    if !node::engine_available() {
         return;
     }
     let standin = StandIn::new(Api::default(), NO_IMAGES, "", ONE_SUITE);
@@ -776,7 +785,7 @@ fn sigint_during_up_keeps_what_it_made_for_harness_down() {
 
 #[test]
 fn sigint_during_harness_gather_leaves_nothing_and_the_next_gather_publishes() {
-    if !engine_available() {
+    if !node::engine_available() {
         return;
     }
     let (_never, held) = oneshot::channel::<(u16, String)>();
@@ -794,13 +803,7 @@ fn sigint_during_harness_gather_leaves_nothing_and_the_next_gather_publishes() {
     let out = standin.root().join("bundles");
     let out_arg = out.display().to_string();
     let mut run = standin.harness(&["gather", "--out", &out_arg]);
-    run.wait_until("gather to ask for a log", || {
-        standin
-            .requests()
-            .iter()
-            .any(|r| r.path.ends_with("/log"))
-            .then_some(())
-    });
+    run.wait_until("gather to ask for a log", || standin.log_asked());
     run.signal(Signal::SIGINT);
     let done = run.finish();
     assert_eq!(done.code, Some(130), "{}", done.stderr);
@@ -823,7 +826,7 @@ fn sigint_during_harness_gather_leaves_nothing_and_the_next_gather_publishes() {
 
 #[test]
 fn sigint_during_down_gather_keeps_the_cluster_for_the_next_down() {
-    if !engine_available() {
+    if !node::engine_available() {
         return;
     }
     let (_never, held) = oneshot::channel::<(u16, String)>();
@@ -839,13 +842,7 @@ fn sigint_during_down_gather_keeps_the_cluster_for_the_next_down() {
     let up = standin.harness(&["up"]).finish();
     assert_eq!(up.code, Some(0), "{}", up.stderr);
     let mut run = standin.harness(&["down", "--gather"]);
-    run.wait_until("gather to ask for a log", || {
-        standin
-            .requests()
-            .iter()
-            .any(|r| r.path.ends_with("/log"))
-            .then_some(())
-    });
+    run.wait_until("gather to ask for a log", || standin.log_asked());
     run.signal(Signal::SIGINT);
     let done = run.finish();
     assert_eq!(done.code, Some(130), "{}", done.stderr);
@@ -916,7 +913,7 @@ impl Drop for Node {
 
 #[test]
 fn sigint_during_load_gathers_a_complete_bundle_then_tears_down() {
-    if !engine_available() {
+    if !node::engine_available() {
         return;
     }
     let standin = StandIn::new(
@@ -962,7 +959,7 @@ fn sigint_during_load_gathers_a_complete_bundle_then_tears_down() {
 
 #[test]
 fn sigint_during_deploy_gathers_a_complete_bundle_then_tears_down() {
-    if !engine_available() {
+    if !node::engine_available() {
         return;
     }
     let standin = StandIn::new(
@@ -1031,7 +1028,7 @@ fn sigint_during_deploy_gathers_a_complete_bundle_then_tears_down() {
 
 #[test]
 fn sigterm_during_the_suites_stops_them_gathers_and_tears_down() {
-    if !engine_available() {
+    if !node::engine_available() {
         return;
     }
     let standin = StandIn::new(
@@ -1082,28 +1079,14 @@ fn sigterm_during_the_suites_stops_them_gathers_and_tears_down() {
 
 #[test]
 fn sigint_during_gather_lets_it_finish_then_tears_down() {
-    if !engine_available() {
+    if !node::engine_available() {
         return;
     }
     let (release, held) = oneshot::channel();
-    let standin = StandIn::new(
-        Api {
-            held_log: Some(held),
-            ..Api::default()
-        },
-        NO_IMAGES,
-        "",
-        "      failing: { command: [\"false\"] }\n",
-    );
+    let standin = StandIn::failing_with_held_log(held);
     let mut run = standin.start(&[]);
     run.wait_phase("gather");
-    wait_until("gather to ask for a log", || {
-        standin
-            .requests()
-            .iter()
-            .any(|r| r.path.ends_with("/log"))
-            .then_some(())
-    });
+    wait_until("gather to ask for a log", || standin.log_asked());
     run.interrupt(Signal::SIGINT);
     // The harness has the interrupt; gather still waits on this log.
     release.send((200, LOG_LINE.to_owned())).unwrap();
@@ -1118,7 +1101,7 @@ fn sigint_during_gather_lets_it_finish_then_tears_down() {
 
 #[test]
 fn the_deadline_stops_the_suites_in_time_to_gather_and_tear_down() {
-    if !engine_available() {
+    if !node::engine_available() {
         return;
     }
     let standin = StandIn::new(
@@ -1167,29 +1150,15 @@ fn the_deadline_stops_the_suites_in_time_to_gather_and_tear_down() {
 
 #[test]
 fn a_second_sigint_during_gather_skips_to_teardown_and_publishes_nothing() {
-    if !engine_available() {
+    if !node::engine_available() {
         return;
     }
     // The log request is never answered: gather would wait its whole budget.
     let (_never, held) = oneshot::channel::<(u16, String)>();
-    let standin = StandIn::new(
-        Api {
-            held_log: Some(held),
-            ..Api::default()
-        },
-        NO_IMAGES,
-        "",
-        "      failing: { command: [\"false\"] }\n",
-    );
+    let standin = StandIn::failing_with_held_log(held);
     let mut run = standin.start(&[]);
     run.wait_phase("gather");
-    wait_until("gather to ask for a log", || {
-        standin
-            .requests()
-            .iter()
-            .any(|r| r.path.ends_with("/log"))
-            .then_some(())
-    });
+    wait_until("gather to ask for a log", || standin.log_asked());
     run.interrupt(Signal::SIGINT);
     run.signal(Signal::SIGINT);
     let done = run.finish();
