@@ -285,6 +285,23 @@ impl StandIn {
         )
     }
 
+    /// An environment `harness up` brought up, whose first log request
+    /// (a later gather's) waits for `held`.
+    fn up_with_held_log(held: oneshot::Receiver<(u16, String)>) -> StandIn {
+        let standin = StandIn::new(
+            Api {
+                held_log: Some(held),
+                ..Api::default()
+            },
+            NO_IMAGES,
+            "",
+            ONE_SUITE,
+        );
+        let up = standin.harness(&["up"]).finish();
+        assert_eq!(up.code, Some(0), "{}", up.stderr);
+        standin
+    }
+
     fn root(&self) -> &Path {
         self.project.path()
     }
@@ -556,6 +573,13 @@ impl Finished {
     }
 }
 
+/// The names in `dir`; none when it does not exist.
+fn entries(dir: &Path) -> Vec<std::ffi::OsString> {
+    std::fs::read_dir(dir)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default()
+}
+
 fn read_lines(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
@@ -789,17 +813,7 @@ fn sigint_during_harness_gather_leaves_nothing_and_the_next_gather_publishes() {
         return;
     }
     let (_never, held) = oneshot::channel::<(u16, String)>();
-    let standin = StandIn::new(
-        Api {
-            held_log: Some(held),
-            ..Api::default()
-        },
-        NO_IMAGES,
-        "",
-        ONE_SUITE,
-    );
-    let up = standin.harness(&["up"]).finish();
-    assert_eq!(up.code, Some(0), "{}", up.stderr);
+    let standin = StandIn::up_with_held_log(held);
     let out = standin.root().join("bundles");
     let out_arg = out.display().to_string();
     let mut run = standin.harness(&["gather", "--out", &out_arg]);
@@ -807,9 +821,7 @@ fn sigint_during_harness_gather_leaves_nothing_and_the_next_gather_publishes() {
     run.signal(Signal::SIGINT);
     let done = run.finish();
     assert_eq!(done.code, Some(130), "{}", done.stderr);
-    let left: Vec<_> = std::fs::read_dir(&out)
-        .map(|d| d.flatten().map(|e| e.file_name()).collect())
-        .unwrap_or_default();
+    let left = entries(&out);
     assert!(left.is_empty(), "{left:?}");
     // The next gather (its log answers now) publishes a whole bundle.
     let again = standin.harness(&["gather", "--out", &out_arg]).finish();
@@ -830,17 +842,7 @@ fn sigint_during_down_gather_keeps_the_cluster_for_the_next_down() {
         return;
     }
     let (_never, held) = oneshot::channel::<(u16, String)>();
-    let standin = StandIn::new(
-        Api {
-            held_log: Some(held),
-            ..Api::default()
-        },
-        NO_IMAGES,
-        "",
-        ONE_SUITE,
-    );
-    let up = standin.harness(&["up"]).finish();
-    assert_eq!(up.code, Some(0), "{}", up.stderr);
+    let standin = StandIn::up_with_held_log(held);
     let mut run = standin.harness(&["down", "--gather"]);
     run.wait_until("gather to ask for a log", || standin.log_asked());
     run.signal(Signal::SIGINT);
@@ -853,9 +855,7 @@ fn sigint_during_down_gather_keeps_the_cluster_for_the_next_down() {
     );
     // Neither a bundle (not even a hidden partial one) nor a deletion.
     let gathered = standin.root().join(".harness/gather");
-    let left: Vec<_> = std::fs::read_dir(&gathered)
-        .map(|d| d.flatten().map(|e| e.file_name()).collect())
-        .unwrap_or_default();
+    let left = entries(&gathered);
     assert!(left.is_empty(), "{left:?}");
     assert!(standin.deletions().is_empty());
     assert!(standin.root().join(".harness/state/main.json").is_file());
@@ -1225,12 +1225,7 @@ fn sigint_twice_against_a_silent_api_server_exits_130_without_a_bundle() {
     assert_eq!(done.outcomes()["gather"], "interrupted");
     let runs = dir.path().join(".harness/runs");
     for run in std::fs::read_dir(&runs).into_iter().flatten().flatten() {
-        let left: Vec<_> = std::fs::read_dir(run.path().join("gather"))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.file_name())
-            .collect();
+        let left = entries(&run.path().join("gather"));
         assert!(
             left.is_empty(),
             "gather was cut short, yet {left:?} is left"

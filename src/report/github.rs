@@ -98,30 +98,16 @@ pub fn summary(report: &RunReport) -> String {
         "## {icon} harness: lane `{}` (run `{}`)\n\n",
         report.lane, report.run_id
     );
-    if !report.suites.is_empty() {
-        md.push_str("| suite | result | time |\n|---|---|---:|\n");
-        for s in &report.suites {
-            let mark = if s.passed { "✅" } else { "❌" };
-            let _ = writeln!(
-                md,
-                "| `{}` | {mark} {} | {:.0}s |",
-                s.suite, s.outcome, s.seconds
-            );
-        }
-        md.push('\n');
-    }
-    if !report.hooks.is_empty() {
-        md.push_str("| post-suite hook | result | time |\n|---|---|---:|\n");
-        for h in &report.hooks {
-            let mark = if h.ok { "✅" } else { "❌" };
-            let _ = writeln!(
-                md,
-                "| `{}` | {mark} {} | {:.0}s |",
-                h.hook, h.outcome, h.seconds
-            );
-        }
-        md.push('\n');
-    }
+    let suites = report
+        .suites
+        .iter()
+        .map(|s| (s.suite.as_str(), s.passed, s.outcome.as_str(), s.seconds));
+    results_table(&mut md, "suite", suites);
+    let hooks = report
+        .hooks
+        .iter()
+        .map(|h| (h.hook.as_str(), h.ok, h.outcome.as_str(), h.seconds));
+    results_table(&mut md, "post-suite hook", hooks);
     if !report.verdicts.is_empty() {
         md.push_str("### Readiness verdicts\n\n");
         for v in &report.verdicts {
@@ -181,6 +167,23 @@ pub fn summary(report: &RunReport) -> String {
         }
     }
     md
+}
+
+/// A markdown table of (name, passed, outcome, seconds); nothing when empty.
+fn results_table<'a>(
+    md: &mut String,
+    first_column: &str,
+    rows: impl ExactSizeIterator<Item = (&'a str, bool, &'a str, f64)>,
+) {
+    if rows.len() == 0 {
+        return;
+    }
+    let _ = writeln!(md, "| {first_column} | result | time |\n|---|---|---:|");
+    for (name, ok, outcome, seconds) in rows {
+        let mark = if ok { "✅" } else { "❌" };
+        let _ = writeln!(md, "| `{name}` | {mark} {outcome} | {seconds:.0}s |");
+    }
+    md.push('\n');
 }
 
 #[cfg(test)]

@@ -116,44 +116,22 @@ pub fn text(report: &RunReport) -> String {
             }
         }
     }
-    if !report.suites.is_empty() {
-        let failed = report.failed_suites().count();
-        let _ = writeln!(
-            out,
-            "\nsuites: {} passed, {failed} failed",
-            report.suites.len() - failed
-        );
-        for s in &report.suites {
-            let mark = if s.passed { "ok  " } else { "FAIL" };
-            let _ = writeln!(
-                out,
-                "  {mark} {:<20} {:>8}  {}  {}",
-                s.suite,
-                secs(s.seconds),
-                s.outcome,
-                s.log.display()
-            );
-        }
-    }
-    if !report.hooks.is_empty() {
-        let failed = report.failed_hooks().count();
-        let _ = writeln!(
-            out,
-            "\npost-suite hooks: {} passed, {failed} failed",
-            report.hooks.len() - failed
-        );
-        for h in &report.hooks {
-            let mark = if h.ok { "ok  " } else { "FAIL" };
-            let _ = writeln!(
-                out,
-                "  {mark} {:<20} {:>8}  {}  {}",
-                h.hook,
-                secs(h.seconds),
-                h.outcome,
-                h.log.display()
-            );
-        }
-    }
+    let suites = report.suites.iter().map(|s| Outcome {
+        name: &s.suite,
+        ok: s.passed,
+        outcome: &s.outcome,
+        seconds: s.seconds,
+        log: &s.log,
+    });
+    results(&mut out, "suites", suites);
+    let hooks = report.hooks.iter().map(|h| Outcome {
+        name: &h.hook,
+        ok: h.ok,
+        outcome: &h.outcome,
+        seconds: h.seconds,
+        log: &h.log,
+    });
+    results(&mut out, "post-suite hooks", hooks);
     if !report.artifacts.is_empty() {
         out.push_str("\nartifacts\n");
         for (what, path) in &report.artifacts {
@@ -164,6 +142,40 @@ pub fn text(report: &RunReport) -> String {
         let _ = writeln!(out, "\nresult: {result} (exit {code})");
     }
     out
+}
+
+/// One suite's or hook's result, as the report lists it.
+struct Outcome<'a> {
+    name: &'a str,
+    ok: bool,
+    outcome: &'a str,
+    seconds: f64,
+    log: &'a std::path::Path,
+}
+
+/// A titled list of results with its passed/failed count; nothing when empty.
+fn results<'a>(out: &mut String, title: &str, rows: impl Iterator<Item = Outcome<'a>>) {
+    let rows: Vec<Outcome> = rows.collect();
+    if rows.is_empty() {
+        return;
+    }
+    let failed = rows.iter().filter(|r| !r.ok).count();
+    let _ = writeln!(
+        out,
+        "\n{title}: {} passed, {failed} failed",
+        rows.len() - failed
+    );
+    for r in &rows {
+        let mark = if r.ok { "ok  " } else { "FAIL" };
+        let _ = writeln!(
+            out,
+            "  {mark} {:<20} {:>8}  {}  {}",
+            r.name,
+            secs(r.seconds),
+            r.outcome,
+            r.log.display()
+        );
+    }
 }
 
 #[cfg(test)]
