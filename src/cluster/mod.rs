@@ -262,6 +262,23 @@ pub trait Provider {
     ) -> impl Future<Output = Result<LoadReport, ClusterError>> + Send;
 }
 
+/// The variable that overrides the node image of every kind lane: a CI
+/// matrix over Kubernetes versions, or a node image built locally
+/// (`scripts/test-cluster`) where none can be pulled.
+pub const NODE_IMAGE_ENV: &str = "HARNESS_KIND_NODE_IMAGE";
+
+/// `spec` with its kind node image replaced by `image`, when one is given
+/// (an empty value counts as none).
+pub fn with_node_image(spec: &ClusterSpec, image: Option<&str>) -> ClusterSpec {
+    let mut spec = spec.clone();
+    if let (ClusterProvider::Kind(kind), Some(image)) = (&mut spec.provider, image) {
+        if !image.is_empty() {
+            kind.node_image = Some(image.to_owned());
+        }
+    }
+    spec
+}
+
 /// The provider a lane's `cluster:` asks for.
 #[derive(Clone, Debug)]
 pub enum AnyProvider {
@@ -271,10 +288,16 @@ pub enum AnyProvider {
 
 impl AnyProvider {
     /// Builds the provider for `spec` from this process's environment: kind's
-    /// kubeconfig goes to `$HOME/.kube/<cluster>-config`.
+    /// kubeconfig goes to `$HOME/.kube/<cluster>-config`, and
+    /// `$HARNESS_KIND_NODE_IMAGE` (when set) is the node image of every kind
+    /// lane, whatever the lane file says.
     pub fn from_env(spec: &ClusterSpec) -> Result<AnyProvider, ClusterError> {
         let home = std::env::var_os("HOME").filter(|h| !h.is_empty());
-        AnyProvider::from_spec(spec, home.as_deref().map(Path::new))
+        let image = std::env::var(NODE_IMAGE_ENV).ok();
+        AnyProvider::from_spec(
+            &with_node_image(spec, image.as_deref()),
+            home.as_deref().map(Path::new),
+        )
     }
 
     /// Builds the provider for `spec`; kind's kubeconfig goes to
@@ -403,6 +426,49 @@ mod tests {
         assert_eq!(p.engine(), None);
         assert_eq!(p.kubeconfig(), Path::new("/etc/ci.yaml"));
         assert_eq!(p.context(), Some("ci"));
+    }
+
+    #[test]
+    fn the_node_image_variable_overrides_kind_lanes_only() {
+        let kind = ClusterSpec {
+            name: "audit-e2e".into(),
+            provider: ClusterProvider::Kind(crate::config::KindSpec {
+                config: None,
+                node_image: Some("kindest/node:v1.33.1".into()),
+                engine: EngineKind::Docker,
+                min_version: semver::Version::new(0, 20, 0),
+            }),
+        };
+        let image_of = |spec: &ClusterSpec| match &spec.provider {
+            ClusterProvider::Kind(k) => k.node_image.clone(),
+            ClusterProvider::Existing(_) => None,
+        };
+        let local = "harness/kind-node:v1.20.2-0123";
+        assert_eq!(
+            image_of(&with_node_image(&kind, Some(local))).as_deref(),
+            Some(local)
+        );
+        assert_eq!(
+            image_of(&with_node_image(&kind, Some(""))).as_deref(),
+            Some("kindest/node:v1.33.1"),
+            "an empty variable is no override"
+        );
+        assert_eq!(
+            image_of(&with_node_image(&kind, None)).as_deref(),
+            Some("kindest/node:v1.33.1")
+        );
+        let existing = ClusterSpec {
+            name: "ci".into(),
+            provider: ClusterProvider::Existing(crate::config::ExistingSpec {
+                kubeconfig: None,
+                context: None,
+                load_command: None,
+            }),
+        };
+        assert!(matches!(
+            with_node_image(&existing, Some(local)).provider,
+            ClusterProvider::Existing(_)
+        ));
     }
 
     #[test]
