@@ -192,6 +192,7 @@ async fn run_test(
         deadline,
         gather_budget: crate::lifecycle::GATHER_BUDGET,
         teardown_budget: std::time::Duration::from_secs(120),
+        panicked: crate::panics::any,
     };
     let result = crate::pipeline::run(&mut stages, &options, interrupts).await;
     // Hooks never disturb a cluster that is kept (SPEC §6): say so.
@@ -211,6 +212,9 @@ async fn run_test(
             message: format!("{step}: {error:#}"),
         });
     }
+    for message in panic_notices(&result, lane, &project.root) {
+        bus.emit(crate::report::Event::Notice { message });
+    }
     bus.emit(crate::report::Event::finished(result.exit));
     drop(stages);
     drop(bus);
@@ -228,6 +232,36 @@ async fn run_test(
         Err(e) => eprintln!("harness: cannot write the GitHub step summary: {e}"),
     }
     Ok(result.exit)
+}
+
+/// What the report must say about panics beyond the stages' own errors:
+/// those in tasks no stage awaited (the run went on without them), and a
+/// cluster that a panicking teardown left behind.
+fn panic_notices(
+    result: &crate::pipeline::RunResult,
+    lane: &config::Lane,
+    root: &Path,
+) -> Vec<String> {
+    let mut notices: Vec<String> = crate::panics::unreported()
+        .iter()
+        .map(|p| {
+            format!(
+                "{p} [thread {}]; the run went on without that task",
+                p.thread
+            )
+        })
+        .collect();
+    let teardown_panicked = result
+        .errors
+        .iter()
+        .any(|(step, e)| *step == "teardown" && e.chain().any(|c| c.is::<crate::panics::Panic>()));
+    if teardown_panicked && crate::cluster::state::read(root, &lane.name).is_ok() {
+        notices.push(format!(
+            "cluster {} may still exist (teardown panicked before it finished): `harness down --lane {}` deletes it",
+            lane.cluster.name, lane.name
+        ));
+    }
+    notices
 }
 
 /// A command that acts on one lane was not told which.
@@ -547,6 +581,29 @@ pub fn report_error(error: &anyhow::Error, output: OutputFormat) -> Exit {
                 "kind": exit,
                 "help": help_for(error),
                 "diagnostics": diagnostics,
+            }
+        });
+        let _ = emit(&(json.to_string() + "\n"));
+    }
+    exit
+}
+
+/// Prints a panic that unwound out of the whole command (one that no stage
+/// caught) once, with what it means; returns [`Exit::Panicked`].
+pub fn report_panic(panic: &crate::panics::Panic, output: OutputFormat) -> Exit {
+    let exit = Exit::Panicked;
+    let help = "it happened outside the run's stages, so the report was not written and \
+                gather and teardown may not have run: if `harness up` or `harness test` \
+                created a cluster, `harness gather` collects it and `harness down` deletes it";
+    eprint!("error: {panic}\n  = note: {help}\n");
+    if output == OutputFormat::Json {
+        let json = serde_json::json!({
+            "error": {
+                "message": panic.to_string(),
+                "exit_code": exit.code(),
+                "kind": exit,
+                "help": help,
+                "diagnostics": null,
             }
         });
         let _ = emit(&(json.to_string() + "\n"));

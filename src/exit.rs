@@ -31,13 +31,18 @@ pub enum Exit {
     Gather,
     /// An unexpected error: a bug in `harness` or an I/O failure it cannot classify.
     Internal,
+    /// `harness` panicked (a bug). The report was still written and, once a
+    /// cluster existed, gather and teardown still ran, unless the report
+    /// says why they could not. Wins over every other code: what they would
+    /// say can no longer be trusted.
+    Panicked,
     /// Stopped by SIGINT or SIGTERM (after gathering and tearing down).
     Interrupted,
 }
 
 impl Exit {
     /// Every exit, in the order of the README's table.
-    pub const ALL: [Exit; 11] = [
+    pub const ALL: [Exit; 12] = [
         Exit::Ok,
         Exit::SuitesFailed,
         Exit::Usage,
@@ -48,6 +53,7 @@ impl Exit {
         Exit::Timeout,
         Exit::Gather,
         Exit::Internal,
+        Exit::Panicked,
         Exit::Interrupted,
     ];
 
@@ -64,6 +70,9 @@ impl Exit {
             Exit::Timeout => 7,
             Exit::Gather => 8,
             Exit::Internal => 70,
+            // Not 101, Rust's own code for a panic that nothing caught: 71
+            // says harness caught it and still reported (and cleaned up).
+            Exit::Panicked => 71,
             // 128 + SIGINT, as shells report a process killed by Ctrl-C.
             Exit::Interrupted => 130,
         }
@@ -82,6 +91,7 @@ impl Exit {
             Exit::Timeout => "a deadline ran out",
             Exit::Gather => "the must-gather bundle could not be written",
             Exit::Internal => "unexpected internal error",
+            Exit::Panicked => "harness panicked (a bug); the report, gather and teardown still ran",
             Exit::Interrupted => "interrupted by SIGINT/SIGTERM",
         }
     }
@@ -120,6 +130,8 @@ mod tests {
         assert_eq!(Exit::SuitesFailed.code(), 1);
         assert_eq!(Exit::Usage.code(), 2);
         assert_eq!(Exit::Interrupted.code(), 130);
+        // Not Rust's 101, which would mean nothing caught the panic.
+        assert_eq!(Exit::Panicked.code(), 71);
     }
 
     #[test]

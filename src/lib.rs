@@ -21,6 +21,7 @@ pub mod hooks;
 pub mod images;
 pub mod k8s;
 pub mod lifecycle;
+pub mod panics;
 pub mod pipeline;
 pub mod plan;
 pub mod preflight;

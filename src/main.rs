@@ -1,10 +1,14 @@
 //! The `harness` binary: parse the command line, run, exit with the
 //! documented code. Everything else lives in the library.
 
+use std::panic::AssertUnwindSafe;
+
 use clap::Parser;
-use harness::{app, cli::Cli, exit::Exit};
+use harness::{app, cli::Cli, exit::Exit, panics};
 
 fn main() -> std::process::ExitCode {
+    // First: every later panic, on any thread, is recorded and reported.
+    panics::install();
     let cli = Cli::parse();
     let output = cli.global.output;
     let runtime = match tokio::runtime::Runtime::new() {
@@ -14,9 +18,15 @@ fn main() -> std::process::ExitCode {
             return Exit::Internal.code().into();
         }
     };
-    let exit = match runtime.block_on(app::run(cli)) {
-        Ok(exit) => exit,
-        Err(error) => app::report_error(&error, output),
+    // A panic that unwinds out of the whole command (the pipeline catches
+    // those of its stages) still ends in a message and the documented code.
+    let exit = match std::panic::catch_unwind(AssertUnwindSafe(|| runtime.block_on(app::run(cli))))
+    {
+        Ok(Ok(exit)) => exit,
+        Ok(Err(error)) => app::report_error(&error, output),
+        Err(payload) => app::report_panic(&panics::caught(payload.as_ref()), output),
     };
+    // A panic in a task nobody awaited still means harness is broken.
+    let exit = if panics::any() { Exit::Panicked } else { exit };
     exit.code().into()
 }

@@ -8,12 +8,17 @@
 //! suites were stopped, with its own time budget, and only a second
 //! interrupt (or its budget) ends it early — then it leaves no partial
 //! bundle, because the bundle writer publishes only complete bundles. A
-//! preserved cluster is gathered but never disturbed.
+//! preserved cluster is gathered but never disturbed. A stage that panics
+//! has failed, with [`Exit::Panicked`]: the steps after it run as after any
+//! failure (see [`crate::panics`]), so a bug in deploy still leaves a
+//! bundle and no cluster behind.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use futures_util::FutureExt as _;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -63,6 +68,32 @@ pub trait Stages {
     fn hooks(&mut self) -> impl Future<Output = Result<(), StageFailure>>;
     /// Deletes what `up` created.
     fn teardown(&mut self) -> impl Future<Output = Result<(), StageFailure>>;
+    /// Whether there is a cluster to gather from and tear down, asked only
+    /// when `up` panicked (a failure that returns says so itself).
+    fn cluster_exists(&self) -> bool {
+        true
+    }
+}
+
+/// `work`, with a panic that unwinds out of it turned into the failure of
+/// `stage` (the stage's state is whatever the panic left: the steps after
+/// it only need to find out what exists).
+async fn guarded<T>(
+    stage: &'static str,
+    work: impl Future<Output = Result<T, StageFailure>>,
+) -> Result<T, StageFailure> {
+    AssertUnwindSafe(work)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|payload| Err(panicked(stage, payload.as_ref())))
+}
+
+fn panicked(stage: &str, payload: &(dyn std::any::Any + Send)) -> StageFailure {
+    let panic = crate::panics::caught(payload);
+    StageFailure::new(
+        Exit::Panicked,
+        anyhow::Error::new(panic).context(format!("{stage} stopped by a panic")),
+    )
 }
 
 /// `up` failed; `cluster_exists` says whether there is anything to gather
@@ -84,6 +115,10 @@ pub struct RunOptions {
     pub deadline: Option<Instant>,
     pub gather_budget: Duration,
     pub teardown_budget: Duration,
+    /// Whether harness has panicked anywhere so far, tasks that no stage
+    /// awaits included ([`crate::panics::any`]): such a run is gathered,
+    /// and ends with [`Exit::Panicked`].
+    pub panicked: fn() -> bool,
 }
 
 /// What happened, for the report and the exit code.
@@ -182,7 +217,27 @@ pub async fn run<S: Stages>(
     result.ran.push("up");
     let mut cluster_exists = true;
     let mut failed = false;
-    match cancellable!(stages.up(token.clone())) {
+    let mut panicked = false;
+    let up = match cancellable!(AssertUnwindSafe(stages.up(token.clone())).catch_unwind()) {
+        Ok(up) => up,
+        Err(payload) => {
+            let failure = self::panicked("up", payload.as_ref());
+            let cluster_exists = stages.cluster_exists();
+            if !cluster_exists {
+                result.errors.push((
+                    "gather",
+                    anyhow::anyhow!(
+                        "gather and teardown not run: harness panicked before a cluster existed, so there is nothing to collect or delete"
+                    ),
+                ));
+            }
+            Err(UpFailure {
+                failure,
+                cluster_exists,
+            })
+        }
+    };
+    match up {
         Ok(()) => {}
         Err(UpFailure {
             failure,
@@ -190,7 +245,8 @@ pub async fn run<S: Stages>(
         }) => {
             cluster_exists = exists;
             failed = true;
-            if stopped.is_none() {
+            panicked |= failure.exit == Exit::Panicked;
+            if stopped.is_none() || failure.exit == Exit::Panicked {
                 result.exit = failure.exit;
             }
             result.errors.push(("up", failure.error));
@@ -198,7 +254,7 @@ pub async fn run<S: Stages>(
     }
     if !failed && stopped.is_none() {
         result.ran.push("suites");
-        match cancellable!(stages.suites(token.clone())) {
+        match cancellable!(guarded("suites", stages.suites(token.clone()))) {
             Ok(true) => {}
             Ok(false) => {
                 failed = true;
@@ -206,6 +262,7 @@ pub async fn run<S: Stages>(
             }
             Err(failure) => {
                 failed = true;
+                panicked |= failure.exit == Exit::Panicked;
                 result.exit = failure.exit;
                 result.errors.push(("suites", failure.error));
             }
@@ -214,7 +271,9 @@ pub async fn run<S: Stages>(
     result.interrupted = stopped == Some(Stop::Interrupt);
     result.timed_out = stopped == Some(Stop::Deadline);
 
-    // Closing steps: no cancellation token; gather has its own budget.
+    // Closing steps: no cancellation token; gather has its own budget. A
+    // panic anywhere (a task nobody awaits included) is a failure to gather.
+    let failed = failed || (options.panicked)();
     let gather =
         cluster_exists && lifecycle::should_gather(options.gather, failed, stopped.is_some());
     let mut seen = *interrupts.borrow();
@@ -223,7 +282,7 @@ pub async fn run<S: Stages>(
         OnInterrupt::Abandon if seen > 0 => {
             result.exit = Exit::Interrupted;
             result.interrupted = true;
-            return result;
+            return abandoned(result, panicked || (options.panicked)());
         }
         OnInterrupt::SkipToTeardown => {
             result.interrupted = true;
@@ -232,7 +291,9 @@ pub async fn run<S: Stages>(
         _ => false,
     };
     for step in lifecycle::closing_steps(gather, options.preserve, options.has_hooks) {
-        if step == Step::Teardown && !cluster_exists {
+        // Without a cluster, hooks have nothing to act on and teardown
+        // nothing to delete.
+        if matches!(step, Step::Hooks | Step::Teardown) && !cluster_exists {
             continue;
         }
         if skip_to_teardown && step != Step::Teardown {
@@ -252,13 +313,13 @@ pub async fn run<S: Stages>(
             Step::Teardown => ("teardown", options.teardown_budget),
         };
         result.ran.push(name);
-        let work = async {
+        let work = guarded(name, async {
             match step {
                 Step::Gather => stages.gather().await.map(Some),
                 Step::Hooks => stages.hooks().await.map(|()| None),
                 Step::Teardown => stages.teardown().await.map(|()| None),
             }
-        };
+        });
         let work = tokio::time::timeout(budget, work);
         tokio::pin!(work);
         let outcome = loop {
@@ -287,7 +348,7 @@ pub async fn run<S: Stages>(
                         OnInterrupt::Abandon => {
                             result.exit = Exit::Interrupted;
                             result.errors.push((name, anyhow::anyhow!("abandoned by a third interrupt")));
-                            return result;
+                            return abandoned(result, panicked || (options.panicked)());
                         }
                     }
                 }
@@ -312,6 +373,7 @@ pub async fn run<S: Stages>(
                 }
             }
             Some(Ok(Err(failure))) => {
+                panicked |= failure.exit == Exit::Panicked;
                 if result.exit == Exit::Ok {
                     result.exit = failure.exit;
                 }
@@ -328,10 +390,21 @@ pub async fn run<S: Stages>(
     if *interrupts.borrow() > 0 {
         result.interrupted = true;
     }
-    if result.interrupted {
+    if panicked || (options.panicked)() {
+        // Whatever else the exit code would say, harness itself is broken.
+        result.exit = Exit::Panicked;
+    } else if result.interrupted {
         result.exit = Exit::Interrupted;
     } else if result.timed_out {
         result.exit = Exit::Timeout;
+    }
+    result
+}
+
+/// A run left at once by a third interrupt: 130, unless harness panicked.
+fn abandoned(mut result: RunResult, panicked: bool) -> RunResult {
+    if panicked {
+        result.exit = Exit::Panicked;
     }
     result
 }
@@ -377,6 +450,8 @@ mod tests {
         /// Finishes only after an interrupt arrived (a gather the user
         /// interrupts half-way).
         AfterInterrupt,
+        /// A bug: the stage panics.
+        Panic,
     }
 
     struct Fake {
@@ -388,6 +463,8 @@ mod tests {
         interrupts: Option<watch::Sender<u32>>,
         /// Send this many interrupts when the stage of this name starts.
         interrupt_at: Option<(&'static str, u32)>,
+        /// Whether a cluster exists after `up` failed (or panicked).
+        cluster_after_up: bool,
     }
 
     impl Fake {
@@ -400,6 +477,7 @@ mod tests {
                 log: Arc::default(),
                 interrupts: None,
                 interrupt_at: None,
+                cluster_after_up: true,
             }
         }
 
@@ -427,6 +505,7 @@ mod tests {
                     Ok(())
                 }
                 Act::Hang => std::future::pending().await,
+                Act::Panic => panic!("the fake {exit:?} stage panicked"),
                 Act::AfterInterrupt => {
                     let mut rx = self.interrupts.as_ref().expect("interrupts").subscribe();
                     rx.wait_for(|n| *n > 0).await.expect("sender alive");
@@ -447,7 +526,7 @@ mod tests {
                 .await
                 .map_err(|failure| UpFailure {
                     failure,
-                    cluster_exists: true,
+                    cluster_exists: self.cluster_after_up,
                 })
         }
         async fn suites(&mut self, cancel: CancelToken) -> Result<bool, StageFailure> {
@@ -474,6 +553,9 @@ mod tests {
             self.enter("teardown");
             self.act(self.teardown, None, Exit::Cluster).await
         }
+        fn cluster_exists(&self) -> bool {
+            self.cluster_after_up
+        }
     }
 
     fn options(preserve: bool, gather: GatherWhen) -> RunOptions {
@@ -485,7 +567,18 @@ mod tests {
             deadline: None,
             gather_budget: Duration::from_secs(300),
             teardown_budget: Duration::from_secs(120),
+            panicked: || false,
         }
+    }
+
+    /// The error a step recorded, as one line.
+    fn error_of(r: &RunResult, step: &str) -> String {
+        r.errors
+            .iter()
+            .filter(|(s, _)| *s == step)
+            .map(|(_, e)| format!("{e:#}"))
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 
     async fn go(fake: &mut Fake, opts: &RunOptions) -> (RunResult, Vec<String>) {
@@ -535,6 +628,16 @@ mod tests {
         let mut f = Fake::new(Act::Fail, Act::Ok, Act::Ok);
         let (r, log) = go(&mut f, &options(false, GatherWhen::OnFailure)).await;
         assert_eq!(log, ["up", "gather", "hooks", "teardown"]);
+        assert_eq!(r.exit, Exit::Deploy);
+    }
+
+    #[tokio::test]
+    async fn a_failed_up_that_made_no_cluster_runs_no_hooks() {
+        // A failed build: nothing to gather, no cluster for the hooks.
+        let mut f = Fake::new(Act::Fail, Act::Ok, Act::Ok);
+        f.cluster_after_up = false;
+        let (r, log) = go(&mut f, &options(false, GatherWhen::OnFailure)).await;
+        assert_eq!(log, ["up"]);
         assert_eq!(r.exit, Exit::Deploy);
     }
 
@@ -704,5 +807,84 @@ mod tests {
             Exit::Gather,
             "a green run whose bundle failed says so"
         );
+    }
+
+    #[tokio::test]
+    async fn a_panic_in_up_is_its_failure_and_is_still_gathered_and_torn_down() {
+        let mut f = Fake::new(Act::Panic, Act::Ok, Act::Ok);
+        let (r, log) = go(&mut f, &options(false, GatherWhen::OnFailure)).await;
+        assert_eq!(log, ["up", "gather", "hooks", "teardown"]);
+        assert_eq!(r.exit, Exit::Panicked);
+        assert_eq!(r.bundle, Some(PathBuf::from("bundle.tar.gz")));
+        let up = error_of(&r, "up");
+        assert!(
+            up.starts_with("up stopped by a panic: harness panicked")
+                && up.contains("the fake Deploy stage panicked"),
+            "{up}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_panic_before_any_cluster_says_there_is_nothing_to_gather() {
+        let mut f = Fake::new(Act::Panic, Act::Ok, Act::Ok);
+        f.cluster_after_up = false;
+        let (r, log) = go(&mut f, &options(false, GatherWhen::OnFailure)).await;
+        assert_eq!(log, ["up"]);
+        assert_eq!(r.exit, Exit::Panicked);
+        assert!(
+            error_of(&r, "gather").contains("before a cluster existed"),
+            "{:?}",
+            r.errors
+        );
+    }
+
+    #[tokio::test]
+    async fn a_panic_in_the_suites_is_gathered_then_torn_down() {
+        let mut f = Fake::new(Act::Ok, Act::Panic, Act::Ok);
+        let (r, log) = go(&mut f, &options(false, GatherWhen::OnFailure)).await;
+        assert_eq!(log, ["up", "suites", "gather", "hooks", "teardown"]);
+        assert_eq!(r.exit, Exit::Panicked);
+        assert!(error_of(&r, "suites").contains("suites stopped by a panic"));
+    }
+
+    #[tokio::test]
+    async fn a_panic_in_gather_still_tears_down_and_outranks_failed_suites() {
+        let mut f = Fake::new(Act::Ok, Act::Fail, Act::Panic);
+        let (r, log) = go(&mut f, &options(false, GatherWhen::OnFailure)).await;
+        assert_eq!(log, ["up", "suites", "gather", "hooks", "teardown"]);
+        assert_eq!(r.exit, Exit::Panicked);
+        assert!(r.bundle.is_none());
+        assert!(error_of(&r, "gather").contains("gather stopped by a panic"));
+    }
+
+    #[tokio::test]
+    async fn a_panic_in_teardown_is_reported() {
+        let mut f = Fake::new(Act::Ok, Act::Ok, Act::Ok);
+        f.teardown = Act::Panic;
+        let (r, log) = go(&mut f, &options(false, GatherWhen::OnFailure)).await;
+        assert_eq!(log, ["up", "suites", "hooks", "teardown"]);
+        assert_eq!(r.exit, Exit::Panicked);
+        assert!(error_of(&r, "teardown").contains("teardown stopped by a panic"));
+    }
+
+    #[tokio::test]
+    async fn a_panic_no_stage_saw_still_gathers_a_green_run_and_fails_it() {
+        // A spawned task (the pod watcher) panicked; the suites passed.
+        let mut f = Fake::new(Act::Ok, Act::Ok, Act::Ok);
+        let mut opts = options(false, GatherWhen::OnFailure);
+        opts.panicked = || true;
+        let (r, log) = go(&mut f, &opts).await;
+        assert_eq!(log, ["up", "suites", "gather", "hooks", "teardown"]);
+        assert_eq!(r.exit, Exit::Panicked);
+    }
+
+    #[tokio::test]
+    async fn a_panic_outranks_an_interrupt() {
+        let mut f = Fake::new(Act::Ok, Act::UntilCancelled, Act::Panic);
+        f.interrupt_at = Some(("suites", 1));
+        let (r, log) = go(&mut f, &options(false, GatherWhen::OnFailure)).await;
+        assert_eq!(log, ["up", "suites", "cancelled", "gather", "teardown"]);
+        assert!(r.interrupted);
+        assert_eq!(r.exit, Exit::Panicked);
     }
 }

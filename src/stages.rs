@@ -361,6 +361,9 @@ async fn phase<T, E: std::fmt::Display>(
         fn drop(&mut self) {
             let error = match self.outcome.take() {
                 Some(error) => error,
+                // Dropped half-way: by a panic unwinding through it, or by
+                // an interrupt cancelling the future.
+                None if std::thread::panicking() => Some("panicked".to_owned()),
                 None => Some("interrupted".to_owned()),
             };
             self.bus.emit(Event::PhaseFinished {
@@ -616,6 +619,7 @@ pub async fn tear_down(project: &Project, lane: &str, bus: &Bus) -> Result<(), S
         )
     })?;
     phase(bus, crate::report::Phase::Teardown, async {
+        crate::panics::inject("teardown");
         if recorded.created {
             let provider = AnyProvider::from_env(&lane_spec.cluster)
                 .map_err(|e| StageFailure::new(e.exit(), e))?;
@@ -682,6 +686,8 @@ pub async fn deploy(
     let forward = {
         let bus = bus.clone();
         tokio::spawn(async move {
+            // A task whose panic nobody sees: its handle's error is dropped.
+            crate::panics::inject("deploy-events");
             while let Some(event) = rx.recv().await {
                 let secs =
                     |t: Option<jiff::Timestamp>, from: Option<jiff::Timestamp>| match (t, from) {
@@ -717,6 +723,7 @@ pub async fn deploy(
         })
     };
     let result = phase(bus, crate::report::Phase::Deploy, async {
+        crate::panics::inject("deploy");
         crate::deploy::deploy_lane(client, project, lane, &env.images, tx, deadline)
             .await
             .map_err(|e| {
@@ -807,6 +814,8 @@ pub async fn gather(
     ];
     let mut writer = crate::gather::BundleWriter::create(out, &name, about)
         .map_err(|e| StageFailure::new(Exit::Gather, e))?;
+    // With the staging directory made: a panic must not leave it behind.
+    crate::panics::inject("gather");
     let (crds, mut declared) = declared_objects(project, lane);
     // The Namespace objects themselves (phase, finalizers, conditions).
     declared.extend(namespaces.iter().map(|ns| crate::gather::kube::Declared {
@@ -933,6 +942,14 @@ impl<'a> RealStages<'a> {
         }
     }
 
+    /// Whether a cluster exists (this run's, or one `up` left): the state
+    /// file is written before kind starts creating one.
+    fn any_cluster(&self) -> bool {
+        self.env.is_some()
+            || self.existing.is_some()
+            || crate::cluster::state::read(&self.project.root, &self.lane.name).is_ok()
+    }
+
     /// Whether the closing teardown may delete the cluster: only one this run made.
     pub fn owns_cluster(&self) -> bool {
         self.existing.is_none() && self.env.as_ref().is_some_and(|e| e.state.created)
@@ -985,7 +1002,7 @@ impl crate::pipeline::Stages for RealStages<'_> {
             result = work => result,
             () = cancel.cancelled() => Err(UpFailure {
                 failure: StageFailure::new(Exit::Interrupted, anyhow::anyhow!("interrupted while bringing the lane up")),
-                cluster_exists: self.env.is_some() || crate::cluster::state::read(&self.project.root, &self.lane.name).is_ok(),
+                cluster_exists: self.any_cluster(),
             }),
         }
     }
@@ -1064,11 +1081,20 @@ impl crate::pipeline::Stages for RealStages<'_> {
             )
         })?;
         let notes = self.failure_notes.join("\n\n");
-        let files = if notes.is_empty() {
+        let mut files = if notes.is_empty() {
             Vec::new()
         } else {
             vec![("diagnosis.txt".to_string(), notes)]
         };
+        // A bundle gathered after a panic says so, and where.
+        let panics = crate::panics::recorded();
+        if !panics.is_empty() {
+            let text = panics
+                .iter()
+                .map(|p| format!("{p} [thread {}]\n", p.thread))
+                .collect::<String>();
+            files.push(("panics.txt".to_string(), text));
+        }
         let out = self.run_dir.join("gather");
         let bundle = phase(
             &self.bus,
@@ -1135,6 +1161,10 @@ impl crate::pipeline::Stages for RealStages<'_> {
         // This run brought the lane up: forget it, and delete the cluster
         // only if this run created it (tear_down checks).
         tear_down(self.project, &self.lane.name, &self.bus).await
+    }
+
+    fn cluster_exists(&self) -> bool {
+        self.any_cluster()
     }
 }
 

@@ -259,6 +259,7 @@ async fn run(
         deadline: None,
         gather_budget: Duration::from_secs(60),
         teardown_budget: Duration::from_secs(60),
+        panicked: || false,
     };
     let mut stages = Recording {
         run_dir: dir.path().join(".harness/runs/r-0badc0de"),
@@ -423,6 +424,7 @@ async fn an_interrupt_during_a_hook_kills_its_group_and_goes_to_teardown() {
         deadline: None,
         gather_budget: Duration::from_secs(60),
         teardown_budget: Duration::from_secs(60),
+        panicked: || false,
     };
     let mut stages = Recording {
         run_dir: dir.path().join(".harness/runs/r-0badc0de"),

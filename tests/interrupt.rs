@@ -9,6 +9,12 @@
 //! signals it and checks what followed: gather before teardown, a complete
 //! bundle, what was stopped, and the exit code 130.
 //!
+//! The same stand-ins prove that a panic is no worse than an interrupt: the
+//! binary is made to panic at a named point (`HARNESS_TEST_PANIC`, which only
+//! builds with debug assertions honour) in deploy, in a task nobody awaits,
+//! in gather and in teardown, and must still report, gather a complete
+//! bundle, tear down (or say how to), and exit 71.
+//!
 //! Tests that build images or look for node containers need the Docker
 //! daemon; they fail under HARNESS_REQUIRE_ENGINE=1 (CI) when there is none.
 
@@ -357,6 +363,11 @@ impl StandIn {
 
     /// `harness --output json <args>`.
     fn harness(&self, args: &[&str]) -> Run {
+        self.harness_env(args, &[])
+    }
+
+    /// `harness --output json <args>` with more environment variables.
+    fn harness_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
         let path = format!(
             "{}:{}",
             self.bin.display(),
@@ -371,7 +382,9 @@ impl StandIn {
             .env("PATH", path)
             .env("HOME", &home)
             .env("STANDIN_KIND_DIR", &self.kind_dir)
-            .env("STANDIN_PROJECT", self.root());
+            .env("STANDIN_PROJECT", self.root())
+            .env_remove("HARNESS_TEST_PANIC")
+            .envs(env.iter().copied());
         Run::spawn(&mut command)
     }
 
@@ -570,6 +583,48 @@ impl Finished {
         for phase in &started {
             assert!(finished.contains_key(phase), "{phase} never finished");
         }
+    }
+}
+
+impl Finished {
+    /// Exit 71, the stream ending by saying so, and no phase left open.
+    fn assert_panicked(&self) {
+        assert_eq!(
+            self.code,
+            Some(71),
+            "exit code; stderr:\n{}\nevents: {:#?}",
+            self.stderr,
+            self.events
+        );
+        let last = self.events.last().expect("events");
+        assert_eq!(last["event"], "finished", "{last}");
+        assert_eq!(last["exit_code"], 71);
+        assert!(
+            last["result"]
+                .as_str()
+                .unwrap()
+                .starts_with("harness panicked"),
+            "{last}"
+        );
+        let finished = self.outcomes();
+        for phase in self.phases() {
+            assert!(finished.contains_key(&phase), "{phase} never finished");
+        }
+        // The hook said it at once, with where it happened.
+        assert!(
+            self.stderr.contains("harness panicked at src/stages.rs:"),
+            "{}",
+            self.stderr
+        );
+    }
+
+    /// The notices of the report, one per line.
+    fn notices(&self) -> Vec<&str> {
+        self.events
+            .iter()
+            .filter(|e| e["event"] == "notice")
+            .filter_map(|e| e["message"].as_str())
+            .collect()
     }
 }
 
@@ -1234,4 +1289,137 @@ fn sigint_twice_against_a_silent_api_server_exits_130_without_a_bundle() {
     // The run brought the lane up, so its state is forgotten (the existing
     // cluster itself is never deleted).
     assert!(!dir.path().join(".harness/state/main.json").exists());
+}
+
+// ------------------------------------------------------------------ panics
+
+const PANIC: &str = "HARNESS_TEST_PANIC";
+
+/// The bundle's record of the run's panics.
+fn panics_in(bundle: &Path) -> String {
+    let dir = assert_complete(bundle);
+    let file = files_under(dir.path())
+        .into_iter()
+        .find(|f| f.ends_with("harness/panics.txt"))
+        .unwrap_or_else(|| panic!("no harness/panics.txt in {:?}", files_under(dir.path())));
+    std::fs::read_to_string(dir.path().join(file)).unwrap()
+}
+
+#[test]
+fn a_panic_during_deploy_still_gathers_a_complete_bundle_then_tears_down() {
+    if !node::engine_available() {
+        return;
+    }
+    let standin = StandIn::new(Api::default(), NO_IMAGES, "", ONE_SUITE);
+    let done = standin
+        .harness_env(&["test"], &[(PANIC, "deploy")])
+        .finish();
+    done.assert_panicked();
+    assert_eq!(
+        done.phases(),
+        [
+            "preflight",
+            "images",
+            "cluster",
+            "load",
+            "deploy",
+            "gather",
+            "teardown"
+        ]
+    );
+    assert_eq!(done.outcomes()["deploy"], "panicked");
+    assert_eq!(done.outcomes()["gather"], "ok");
+    assert!(
+        done.notices().iter().any(|n| n
+            .starts_with("up: up stopped by a panic: harness panicked at src/stages.rs:")
+            && n.contains("injected panic at `deploy`")),
+        "{:?}",
+        done.notices()
+    );
+    let (published, partial) = standin.bundles();
+    assert_eq!(published.len(), 1, "{partial:?}");
+    assert!(partial.is_empty(), "{partial:?}");
+    assert!(panics_in(&published[0]).contains("injected panic at `deploy`"));
+    // Teardown came after the bundle was published.
+    assert_eq!(standin.deletions(), [standin.deleted_with(1)]);
+    assert!(!standin.root().join(".harness/state/main.json").exists());
+}
+
+#[test]
+fn a_panic_in_a_task_nobody_awaits_fails_a_green_run_and_is_gathered() {
+    if !node::engine_available() {
+        return;
+    }
+    // The task forwarding deploy's progress dies; deploy and the suites
+    // do not notice, the record does.
+    let standin = StandIn::new(Api::default(), NO_IMAGES, "", ONE_SUITE);
+    let done = standin
+        .harness_env(&["test"], &[(PANIC, "deploy-events")])
+        .finish();
+    done.assert_panicked();
+    let outcomes = done.outcomes();
+    assert_eq!(outcomes["deploy"], "ok");
+    assert_eq!(outcomes["suites"], "ok");
+    assert_eq!(outcomes["gather"], "ok", "a run with a panic is gathered");
+    assert!(
+        done.notices()
+            .iter()
+            .any(|n| n.contains("injected panic at `deploy-events`")
+                && n.ends_with("the run went on without that task")),
+        "{:?}",
+        done.notices()
+    );
+    let (published, _) = standin.bundles();
+    assert_eq!(published.len(), 1);
+    assert!(panics_in(&published[0]).contains("injected panic at `deploy-events`"));
+    assert_eq!(standin.deletions(), [standin.deleted_with(1)]);
+}
+
+#[test]
+fn a_panic_in_gather_leaves_no_partial_bundle_and_still_tears_down() {
+    if !node::engine_available() {
+        return;
+    }
+    let standin = StandIn::new(
+        Api::default(),
+        NO_IMAGES,
+        "",
+        "      failing: { command: [\"false\"] }\n",
+    );
+    let done = standin
+        .harness_env(&["test"], &[(PANIC, "gather")])
+        .finish();
+    done.assert_panicked();
+    assert_eq!(done.outcomes()["gather"], "panicked");
+    assert_eq!(done.phases().last().map(String::as_str), Some("teardown"));
+    // A bundle is there whole or not at all.
+    assert_eq!(standin.bundles(), (vec![], vec![]));
+    assert_eq!(standin.deletions(), [standin.deleted_with(0)]);
+}
+
+#[test]
+fn a_panic_in_teardown_says_the_cluster_is_left_and_down_deletes_it() {
+    if !node::engine_available() {
+        return;
+    }
+    let standin = StandIn::new(Api::default(), NO_IMAGES, "", ONE_SUITE);
+    let done = standin
+        .harness_env(&["test"], &[(PANIC, "teardown")])
+        .finish();
+    done.assert_panicked();
+    assert_eq!(done.outcomes()["teardown"], "panicked");
+    assert!(standin.deletions().is_empty());
+    assert!(
+        done.notices().iter().any(|n| n.starts_with(&format!(
+            "cluster {} may still exist (teardown panicked",
+            standin.cluster
+        )) && n.ends_with("`harness down --lane main` deletes it")),
+        "{:?}",
+        done.notices()
+    );
+    // The state file still knows the cluster: `down` finishes the job.
+    assert!(standin.root().join(".harness/state/main.json").is_file());
+    let down = standin.harness(&["down"]).finish();
+    assert_eq!(down.code, Some(0), "{}", down.stderr);
+    assert_eq!(standin.deletions(), [standin.deleted_with(0)]);
 }

@@ -5,6 +5,8 @@
 //! feeds the live sink and folds every event into the [`RunReport`] it
 //! returns when the last [`Bus`] handle is dropped.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -53,15 +55,29 @@ impl WeakBus {
 }
 
 /// Starts the output task; await the handle after dropping every `Bus` for the report.
-pub fn start(mut sink: Box<dyn Sink>, report: RunReport) -> (Bus, JoinHandle<RunReport>) {
+pub fn start(sink: Box<dyn Sink>, report: RunReport) -> (Bus, JoinHandle<RunReport>) {
     let (tx, mut rx) = mpsc::unbounded_channel::<Stamped>();
     let task = tokio::spawn(async move {
         let mut report = report;
+        // A sink that panics (a bug in how one event is drawn) loses the
+        // live output, not the report: it is dropped, and the report says so.
+        let mut live = Some(sink);
         while let Some(event) = rx.recv().await {
-            sink.emit(&event);
+            if let Some(sink) = live.as_mut()
+                && catch_unwind(AssertUnwindSafe(|| sink.emit(&event))).is_err()
+            {
+                live = None;
+                report.record(&Stamped::now(Event::Notice {
+                    message: "the live output stopped after a panic (a bug in harness); \
+                              the report below is complete"
+                        .into(),
+                }));
+            }
             report.record(&event);
         }
-        sink.finish();
+        if let Some(mut sink) = live {
+            let _ = catch_unwind(AssertUnwindSafe(|| sink.finish()));
+        }
         report
     });
     (Bus { tx }, task)
@@ -131,6 +147,43 @@ mod tests {
         assert_eq!(report.suites.len(), 1);
         assert_eq!(report.phases.len(), 1);
         assert_eq!(report.lane, "audit");
+    }
+
+    /// A sink that panics on its second event.
+    struct Fragile(Arc<Mutex<usize>>);
+    impl Sink for Fragile {
+        fn emit(&mut self, _: &Stamped) {
+            let count = {
+                let mut n = self.0.lock().unwrap();
+                *n += 1;
+                *n
+            };
+            assert!(count < 2, "the fragile sink breaks");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panicking_sink_loses_the_live_output_not_the_report() {
+        let seen = Arc::new(Mutex::new(0));
+        let (bus, task) = start(Box::new(Fragile(seen.clone())), RunReport::new("l", "r"));
+        for phase in [Phase::Deploy, Phase::Suites, Phase::Gather] {
+            bus.emit(Event::PhaseFinished {
+                phase,
+                seconds: 1.0,
+                ok: true,
+                error: None,
+            });
+        }
+        drop(bus);
+        let report = task.await.expect("the report task survives its sink");
+        assert_eq!(
+            *seen.lock().unwrap(),
+            2,
+            "the sink broke on its second event, then got none"
+        );
+        assert_eq!(report.phases.len(), 3, "every event is in the report");
+        assert_eq!(report.notices.len(), 1);
+        assert!(report.notices[0].contains("live output stopped"));
     }
 
     #[tokio::test]
