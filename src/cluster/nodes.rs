@@ -665,4 +665,43 @@ sha256:012ff3ef348ee3d771d93550bbd84d324315a1f68861c760e96a491f79bbc303         
         );
         assert!(!cmd.contains("--all-platforms"));
     }
+
+    /// What a real node of the 1.20 test cluster printed (containerd
+    /// 1.6.20; tests/fixtures/node/README.md): two names of one image, the
+    /// CRI's `sha256:` IDs, `import-` names, and the snapshotter.
+    #[test]
+    fn a_real_nodes_listing_and_configuration() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/node");
+        let listing = std::fs::read_to_string(dir.join("ctr-images-ls.txt")).unwrap();
+        let inv = parse_ctr_images(&listing);
+        assert_eq!(inv.images.len(), 10, "one per manifest digest");
+        assert!(
+            inv.images.iter().all(|i| i.id.is_some()),
+            "the CRI names each by its ID"
+        );
+        // The engine's ID of fixtures/app:v1 (`docker image inspect`).
+        let app = "sha256:8941c64f6aa5802479eb9e78b8b13a5f3c321a59490e602b01bb303d95e09a82";
+        let image = inv
+            .images
+            .iter()
+            .find(|i| i.id.as_deref() == Some(app))
+            .unwrap();
+        assert!(
+            image
+                .names
+                .contains(&"docker.io/fixtures/app:v1".to_owned())
+        );
+        assert!(
+            image
+                .names
+                .contains(&"docker.io/fixtures/app:latest".to_owned())
+        );
+        assert_eq!(decide("fixtures/app:v1", app, &inv), Decision::Present);
+        assert_eq!(
+            decide("fixtures/app:v2", app, &inv),
+            Decision::Tag { source: app.into() }
+        );
+        let dump = std::fs::read_to_string(dir.join("containerd-config-dump.toml")).unwrap();
+        assert_eq!(snapshotter_from_config(&dump).as_deref(), Some("overlayfs"));
+    }
 }

@@ -110,6 +110,13 @@ pub fn load(path: &Path) -> Result<Project, ConfigError> {
     validate::validate(path, &text)
 }
 
+/// Validates `text` as the lane file at `path`: [`load`] without reading
+/// the lane file itself. The files it names (manifests, kind configs,
+/// Dockerfiles) are still read from disk, relative to `path`'s directory.
+pub fn load_text(path: &Path, text: &str) -> Result<Project, ConfigError> {
+    validate::validate(path, text)
+}
+
 /// The message of a YAML error without the location prefix and snippet
 /// serde-saphyr adds: we print both ourselves.
 pub(crate) fn parse_message(error: &serde_saphyr::Error) -> String {
