@@ -18,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let objects = harness_fuzz::objects(text);
-    let typed = |kind: &str| {
+    let typed = |kind: &'static str| {
         objects
             .iter()
             .filter(move |o| harness_fuzz::kind_of(o) == Some(kind))
