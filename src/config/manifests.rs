@@ -10,6 +10,8 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
 use super::diag::{Diagnostic, SourceLoc};
 
 /// One `{{ ... }}` in a manifest.
@@ -158,7 +160,19 @@ pub fn check(
         )]
     })?;
     let mut facts = ManifestFacts::default();
-    for (index, doc) in documents.iter().enumerate() {
+    // Deploy applies a List's items one by one: each must be an object too.
+    let objects = documents.iter().enumerate().flat_map(|(index, doc)| {
+        let items = match doc.get("kind").and_then(|k| k.as_str()) {
+            Some("List") => doc
+                .get("items")
+                .and_then(|i| i.as_array())
+                .map(|items| items.iter().collect())
+                .unwrap_or_default(),
+            _ => vec![doc],
+        };
+        items.into_iter().map(move |item| (index, item))
+    });
+    for (index, doc) in objects {
         if doc.is_null() {
             continue; // an empty document between `---` separators
         }
@@ -186,7 +200,16 @@ pub fn check(
             );
             continue;
         };
-        if kind == "List" {
+        // Deploy decodes `metadata` as Kubernetes does: labels and
+        // annotations are maps of strings, and so on.
+        if let Err(e) = serde_json::from_value::<ObjectMeta>(doc["metadata"].clone()) {
+            problems.push(
+                Diagnostic::new(
+                    SourceLoc::new(file, 1, 1),
+                    format!("document {} (`{kind}` `{name}`) has invalid metadata: {e}", index + 1),
+                )
+                .help("label and annotation values are strings: quote numbers, booleans and empty values (\"1\", \"true\", \"\")"),
+            );
             continue;
         }
         if kind == "Namespace" {
@@ -268,6 +291,45 @@ metadata: {name: cfg, namespace: \"{{namespace}}\"}
         assert!(err[0].message.starts_with("invalid manifest"));
         let err = check(Path::new("m.yaml"), "just: a map\n", "ns", &[]).unwrap_err();
         assert!(err[0].message.contains("no apiVersion"));
+    }
+
+    /// Found by fuzzing (the `manifest` target): validation read a
+    /// document as any YAML while deploy decodes its metadata, so a label
+    /// that is not a string passed `harness plan` and failed at deploy.
+    #[test]
+    fn check_rejects_metadata_that_deploy_cannot_decode() {
+        // The minimized input: a flow mapping that ends up with a key and
+        // no value, i.e. a null label.
+        let fuzzed = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: stuck-rollout\n  labels: {app============{{ image.app }}uck-rollout}\n";
+        let err = check(Path::new("m.yaml"), fuzzed, "fx", &["app"]).unwrap_err();
+        assert!(
+            err[0].message.starts_with("document 1 (`Deployment` `stuck-rollout`) has invalid metadata: invalid type: null, expected a string"),
+            "{}",
+            err[0].message
+        );
+        // The everyday form of the same mistake.
+        let number = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, labels: {version: 1}}\n";
+        let err = check(Path::new("m.yaml"), number, "fx", &[]).unwrap_err();
+        assert!(err[0].message.contains("invalid type: integer `1`, expected a string"));
+        assert!(err[0].help.as_deref().unwrap().contains("quote numbers"));
+        // Quoted, it is fine, and deploy agrees.
+        let quoted = number.replace("version: 1", "version: \"1\"");
+        check(Path::new("m.yaml"), &quoted, "fx", &[]).unwrap();
+        crate::deploy::manifests::parse_documents(&quoted).unwrap();
+        crate::deploy::manifests::parse_documents(number).unwrap_err();
+    }
+
+    /// Deploy applies a List's items: each is checked like a document.
+    #[test]
+    fn check_looks_inside_lists() {
+        let text = "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: a, namespace: lists}}\n- {apiVersion: v1, kind: ConfigMap}\n";
+        let err = check(Path::new("m.yaml"), text, "fx", &[]).unwrap_err();
+        assert_eq!(err.len(), 1);
+        assert!(err[0].message.contains("has no apiVersion, kind or metadata.name"));
+        let ok = "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: a, namespace: lists}}\n";
+        let facts = check(Path::new("m.yaml"), ok, "fx", &[]).unwrap();
+        assert_eq!(facts.documents, 1);
+        assert!(facts.namespaces.contains("lists"));
     }
 
     #[test]
