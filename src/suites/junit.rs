@@ -104,6 +104,10 @@ pub fn assemble(run_name: &str, suites: &[SuiteReports]) -> Report {
             .filter_map(|(_, parsed)| parsed.as_ref().ok())
             .flat_map(|own| own.test_suites.iter().cloned())
             .map(|mut own| {
+                drop_colliding(&mut own.extra, SUITE_ATTRIBUTES);
+                for case in &mut own.test_cases {
+                    drop_colliding(&mut case.extra, CASE_ATTRIBUTES);
+                }
                 own.add_property(Property::new(SUITE_PROPERTY, suite.result.name.as_str()));
                 own
             })
@@ -131,6 +135,24 @@ pub fn assemble(run_name: &str, suites: &[SuiteReports]) -> Report {
         }
     }
     report
+}
+
+/// The attributes `quick-junit` writes itself on a `<testsuite>` and a
+/// `<testcase>`.
+const SUITE_ATTRIBUTES: &[&str] = &[
+    "name", "tests", "skipped", "errors", "failures", "disabled", "timestamp", "time",
+];
+const CASE_ATTRIBUTES: &[&str] = &["name", "classname", "assertions", "timestamp", "time"];
+
+/// Drops the unknown attributes kept from a suite's own report that would
+/// be written twice (or with no name): `quick-junit` strips control
+/// characters from names, so `skipped\u{4}` read as an unknown attribute is
+/// written as a second `skipped`, and CI would reject the whole report.
+fn drop_colliding(
+    extra: &mut indexmap::IndexMap<quick_junit::XmlString, quick_junit::XmlString>,
+    written: &[&str],
+) {
+    extra.retain(|name, _| !name.as_str().is_empty() && !written.contains(&name.as_str()));
 }
 
 /// A test suite with one test case standing for the suite's process.
@@ -407,6 +429,22 @@ mod tests {
     }
 
     const GREEN: &str = r#"<testsuites><testsuite name="green" tests="1"><testcase name="ok"/></testsuite></testsuites>"#;
+
+    /// Found by fuzzing (the `junit` target): an attribute name with a
+    /// control character survived the reading but was written as a second
+    /// `skipped`, so the run's junit.xml was not XML any more.
+    #[test]
+    fn an_own_attribute_never_repeats_one_the_writer_writes() {
+        let own = "<testsuites><testsuite name=\"s\" tests=\"1\" skipped\u{4}=\"1\" package=\"p\">\
+                   <testcase name=\"c\" time\u{1b}=\"2\" file=\"f.go\"/></testsuite></testsuites>";
+        let report = assemble("run", &[with_own("s", Outcome::Passed, own)]);
+        let written = report.to_string().unwrap();
+        let back = parse_junit(&written).unwrap_or_else(|e| panic!("{e}\n{written}"));
+        let suite = &back.test_suites[0];
+        assert_eq!(suite.test_cases.len(), 1);
+        // The attributes nobody else writes are kept.
+        assert!(written.contains("package=\"p\"") && written.contains("file=\"f.go\""), "{written}");
+    }
 
     #[test]
     fn parse_junit_accepts_what_common_writers_produce() {
