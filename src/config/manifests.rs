@@ -310,7 +310,11 @@ metadata: {name: cfg, namespace: \"{{namespace}}\"}
         // The everyday form of the same mistake.
         let number = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, labels: {version: 1}}\n";
         let err = check(Path::new("m.yaml"), number, "fx", &[]).unwrap_err();
-        assert!(err[0].message.contains("invalid type: integer `1`, expected a string"));
+        assert!(
+            err[0]
+                .message
+                .contains("invalid type: integer `1`, expected a string")
+        );
         assert!(err[0].help.as_deref().unwrap().contains("quote numbers"));
         // Quoted, it is fine, and deploy agrees.
         let quoted = number.replace("version: 1", "version: \"1\"");
@@ -325,7 +329,11 @@ metadata: {name: cfg, namespace: \"{{namespace}}\"}
         let text = "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: a, namespace: lists}}\n- {apiVersion: v1, kind: ConfigMap}\n";
         let err = check(Path::new("m.yaml"), text, "fx", &[]).unwrap_err();
         assert_eq!(err.len(), 1);
-        assert!(err[0].message.contains("has no apiVersion, kind or metadata.name"));
+        assert!(
+            err[0]
+                .message
+                .contains("has no apiVersion, kind or metadata.name")
+        );
         let ok = "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: a, namespace: lists}}\n";
         let facts = check(Path::new("m.yaml"), ok, "fx", &[]).unwrap();
         assert_eq!(facts.documents, 1);

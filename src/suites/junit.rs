@@ -140,7 +140,14 @@ pub fn assemble(run_name: &str, suites: &[SuiteReports]) -> Report {
 /// The attributes `quick-junit` writes itself on a `<testsuite>` and a
 /// `<testcase>`.
 const SUITE_ATTRIBUTES: &[&str] = &[
-    "name", "tests", "skipped", "errors", "failures", "disabled", "timestamp", "time",
+    "name",
+    "tests",
+    "skipped",
+    "errors",
+    "failures",
+    "disabled",
+    "timestamp",
+    "time",
 ];
 const CASE_ATTRIBUTES: &[&str] = &["name", "classname", "assertions", "timestamp", "time"];
 
@@ -443,7 +450,10 @@ mod tests {
         let suite = &back.test_suites[0];
         assert_eq!(suite.test_cases.len(), 1);
         // The attributes nobody else writes are kept.
-        assert!(written.contains("package=\"p\"") && written.contains("file=\"f.go\""), "{written}");
+        assert!(
+            written.contains("package=\"p\"") && written.contains("file=\"f.go\""),
+            "{written}"
+        );
     }
 
     #[test]
