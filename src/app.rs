@@ -278,6 +278,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
     match &cli.command {
         Command::Plan => {
             let project = load(global.config.as_deref(), &cwd, global.verbose)?;
+            // Outside every stage: main's last resort (tests/cli.rs).
+            crate::panics::inject("plan");
             let plan = plan::plan(&project, global.lane.as_deref())?;
             match global.output {
                 OutputFormat::Text => emit(&plan::render_text(&plan, &project))?,

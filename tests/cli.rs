@@ -718,3 +718,25 @@ fn plan_shows_each_lanes_hooks_in_order() {
         ])
     );
 }
+
+/// A panic that no stage catches (here in `plan`, made on purpose in this
+/// debug build) still ends with what it was, what it means, and exit 71.
+#[test]
+fn a_panic_outside_the_stages_says_what_and_exits_71() {
+    let env = [("HARNESS_TEST_PANIC", "plan")];
+    let out = harness_env(&repo(), &["plan"], &env);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(71), "{err}");
+    assert!(
+        err.contains("error: harness panicked at src/app.rs:")
+            && err.contains("injected panic at `plan`")
+            && err.contains("= note: it happened outside the run's stages"),
+        "{err}"
+    );
+    let out = harness_env(&repo(), &["--output", "json", "plan"], &env);
+    assert_eq!(out.status.code(), Some(71));
+    let last: serde_json::Value =
+        serde_json::from_str(stdout(&out).lines().last().expect("a JSON line")).unwrap();
+    assert_eq!(last["error"]["exit_code"], 71);
+    assert_eq!(last["error"]["kind"], "panicked");
+}
