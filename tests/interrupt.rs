@@ -12,6 +12,8 @@
 //! Tests that build images or look for node containers need the Docker
 //! daemon; they fail under HARNESS_REQUIRE_ENGINE=1 (CI) when there is none.
 
+#[path = "support/bundle.rs"]
+mod bundle;
 mod fake_api;
 #[path = "support/node.rs"]
 mod node;
@@ -607,55 +609,6 @@ fn alive(pid: Pid) -> bool {
             .is_ok_and(|s| s.split_whitespace().nth(2) == Some("Z"))
 }
 
-/// Unpacks a bundle and checks it is complete: a README, and SHA256SUMS
-/// covering every other file.
-fn assert_complete(bundle: &Path) -> tempfile::TempDir {
-    let out = tempfile::tempdir().unwrap();
-    let status = Command::new("tar")
-        .arg("-xzf")
-        .arg(bundle)
-        .arg("-C")
-        .arg(out.path())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let top: Vec<PathBuf> = std::fs::read_dir(out.path())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert_eq!(top.len(), 1, "one directory at the top: {top:?}");
-    let root = &top[0];
-    assert!(root.join("README.md").is_file() || root.join("README").is_file());
-    let check = Command::new("sha256sum")
-        .args(["--check", "--quiet", "SHA256SUMS"])
-        .current_dir(root)
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "SHA256SUMS: {}",
-        String::from_utf8_lossy(&check.stdout)
-    );
-    out
-}
-
-fn files_under(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                out.push(path.strip_prefix(dir).unwrap().display().to_string());
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 const NO_IMAGES: &str = "  {}\n";
 const ONE_SUITE: &str = "      s: { command: [\"true\"] }\n";
 
@@ -833,7 +786,7 @@ fn sigint_during_harness_gather_leaves_nothing_and_the_next_gather_publishes() {
         .filter(|p| p.to_string_lossy().ends_with(".tar.gz"))
         .collect();
     assert_eq!(archives.len(), 1);
-    assert_complete(&archives[0]);
+    bundle::assert_complete(&archives[0]);
 }
 
 #[test]
@@ -952,7 +905,7 @@ fn sigint_during_load_gathers_a_complete_bundle_then_tears_down() {
     let (published, partial) = standin.bundles();
     assert_eq!(published.len(), 1, "{partial:?}");
     assert!(partial.is_empty(), "{partial:?}");
-    assert_complete(&published[0]);
+    bundle::assert_complete(&published[0]);
     // Teardown came after the bundle was published.
     assert_eq!(standin.deletions(), [standin.deleted_with(1)]);
 }
@@ -998,8 +951,8 @@ fn sigint_during_deploy_gathers_a_complete_bundle_then_tears_down() {
     assert_eq!(done.outcomes()["gather"], "ok");
     let (published, partial) = standin.bundles();
     assert_eq!(published.len(), 1, "{partial:?}");
-    let unpacked = assert_complete(&published[0]);
-    let files = files_under(unpacked.path());
+    let unpacked = bundle::assert_complete(&published[0]);
+    let files = bundle::files_under(unpacked.path());
     // The lane's namespace, with the crash-looping pod's current and
     // previous logs, and the stand-in node's journal from `kind export logs`.
     for want in [
@@ -1065,9 +1018,9 @@ fn sigterm_during_the_suites_stops_them_gathers_and_tears_down() {
     assert_eq!(done.outcomes()["gather"], "ok");
     let (published, _) = standin.bundles();
     assert_eq!(published.len(), 1);
-    let unpacked = assert_complete(&published[0]);
+    let unpacked = bundle::assert_complete(&published[0]);
     // The suite's own namespace was gathered too.
-    let files = files_under(unpacked.path());
+    let files = bundle::files_under(unpacked.path());
     assert!(
         files
             .iter()
@@ -1095,7 +1048,7 @@ fn sigint_during_gather_lets_it_finish_then_tears_down() {
     assert_eq!(done.outcomes()["gather"], "ok");
     let (published, _) = standin.bundles();
     assert_eq!(published.len(), 1);
-    assert_complete(&published[0]);
+    bundle::assert_complete(&published[0]);
     assert_eq!(standin.deletions(), [standin.deleted_with(1)]);
 }
 
@@ -1142,7 +1095,7 @@ fn the_deadline_stops_the_suites_in_time_to_gather_and_tear_down() {
     assert_eq!(done.outcomes()["gather"], "ok");
     let (published, _) = standin.bundles();
     assert_eq!(published.len(), 1);
-    assert_complete(&published[0]);
+    bundle::assert_complete(&published[0]);
     assert_eq!(standin.deletions(), [standin.deleted_with(1)]);
 }
 

@@ -222,6 +222,7 @@ impl Applier {
         // would be rejected.
         object.metadata.managed_fields = None;
         object.metadata.resource_version = None;
+        super::defaults::fill(&types.kind, &mut object.data);
         let params = PatchParams::apply(FIELD_MANAGER).force();
         let applied = api
             .patch(&name, &params, &Patch::Apply(&object))

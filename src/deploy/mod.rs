@@ -15,6 +15,7 @@
 //! same judge once on the current cluster for `diagnose` and `status`.
 
 pub mod apply;
+pub mod defaults;
 pub mod health;
 pub mod judge;
 pub mod live;
