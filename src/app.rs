@@ -42,6 +42,47 @@ fn start_output(
     crate::report::bus::Bus,
     tokio::task::JoinHandle<crate::report::RunReport>,
 ) {
+    let (bus, task, _) = start_output_told(output, lane, run_id);
+    (bus, task)
+}
+
+/// The errors phases have already reported (`PhaseFinished`), as they
+/// were worded: an error is told once, so the run does not repeat them.
+type Told = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+/// A sink that remembers which errors the phases told, then passes every
+/// event on.
+struct Remember {
+    inner: Box<dyn crate::report::sink::Sink>,
+    told: Told,
+}
+
+impl crate::report::sink::Sink for Remember {
+    fn emit(&mut self, event: &crate::report::Stamped) {
+        if let crate::report::Event::PhaseFinished {
+            error: Some(error), ..
+        } = &event.event
+        {
+            self.told.lock().expect("not poisoned").push(error.clone());
+        }
+        self.inner.emit(event);
+    }
+
+    fn finish(&mut self) {
+        self.inner.finish();
+    }
+}
+
+/// [`start_output`], with the record of what the phases told.
+fn start_output_told(
+    output: OutputFormat,
+    lane: &str,
+    run_id: &str,
+) -> (
+    crate::report::bus::Bus,
+    tokio::task::JoinHandle<crate::report::RunReport>,
+    Told,
+) {
     use std::io::IsTerminal as _;
     let ci = crate::report::is_ci(|k| std::env::var(k).ok());
     let mode = crate::report::OutputMode::choose(
@@ -58,7 +99,13 @@ fn start_output(
         }
         crate::report::OutputMode::Progress => Box::new(crate::report::sink::ProgressSink::new()),
     };
-    crate::report::bus::start(sink, crate::report::RunReport::new(lane, run_id))
+    let told = Told::default();
+    let sink = Box::new(Remember {
+        inner: sink,
+        told: told.clone(),
+    });
+    let (bus, task) = crate::report::bus::start(sink, crate::report::RunReport::new(lane, run_id));
+    (bus, task, told)
 }
 
 /// Gathers the lane's environment now (the cluster `up` recorded).
@@ -144,7 +191,7 @@ async fn run_test(
     let existing = crate::cluster::state::read(&project.root, &lane.name).ok();
     let preserve_flag = preserve.preserve || existing.is_some();
     let run_id = crate::stages::new_run_id();
-    let (bus, report_task) = start_output(output, &lane.name, &run_id);
+    let (bus, report_task, told) = start_output_told(output, &lane.name, &run_id);
     for notice in &preserve.notices {
         bus.emit(crate::report::Event::Notice {
             message: notice.clone(),
@@ -206,10 +253,20 @@ async fn run_test(
     if cluster_remains && !preserve.preserve && result.exit != Exit::Interrupted {
         stages.delete_suite_namespaces().await;
     }
+    // Errors a phase already told (with their fix) are not told again;
+    // the others (a step past its budget, hooks skipped) are.
+    bus.flush().await;
     for (step, error) in &result.errors {
-        bus.emit(crate::report::Event::Notice {
-            message: format!("{step}: {error:#}"),
-        });
+        let causes = crate::failure::causes(error);
+        let text = crate::failure::text(&causes);
+        if told_already(&told, &text) || result.interrupted && is_interruption(error) {
+            continue;
+        }
+        let message = match crate::failure::fix(&causes) {
+            Some(fix) => format!("{step}: {text}; fix: {fix}"),
+            None => format!("{step}: {text}"),
+        };
+        bus.emit(crate::report::Event::Notice { message });
     }
     bus.emit(crate::report::Event::finished(result.exit));
     drop(stages);
@@ -228,6 +285,47 @@ async fn run_test(
         Err(e) => eprintln!("harness: cannot write the GitHub step summary: {e}"),
     }
     Ok(result.exit)
+}
+
+/// What `down` says when nothing is up for the lane; it names a kind
+/// cluster of the lane's name that exists anyway (made by hand, or by a
+/// `up` whose state was lost), without touching it.
+async fn nothing_up(lane: &config::Lane, gather: bool) -> String {
+    use crate::cluster::Provider as _;
+    let what = if gather {
+        "nothing to gather or tear down"
+    } else {
+        "nothing to tear down"
+    };
+    let mut message = format!(
+        "nothing is up for lane {} (no state file): {what}",
+        lane.name
+    );
+    if let Ok(provider @ crate::cluster::AnyProvider::Kind(_)) =
+        crate::cluster::AnyProvider::from_env(&lane.cluster)
+        && let Ok(Ok(true)) =
+            tokio::time::timeout(std::time::Duration::from_secs(20), provider.exists()).await
+    {
+        message.push_str(&format!(
+            "; a kind cluster named {0} exists, but harness up did not record making it: `kind delete cluster --name {0}` deletes it if it is yours",
+            lane.cluster.name
+        ));
+    }
+    message
+}
+
+/// Whether a phase already told this error (flush the bus first: its
+/// events reach the sink on another task).
+fn told_already(told: &Told, text: &str) -> bool {
+    told.lock().expect("not poisoned").iter().any(|t| t == text)
+}
+
+/// The error an interrupted `up` returns: the interrupt was announced.
+fn is_interruption(error: &anyhow::Error) -> bool {
+    crate::failure::causes(error).iter().any(|c| {
+        c.downcast_ref::<crate::pipeline::StageFailure>()
+            .is_some_and(|f| f.exit == Exit::Interrupted)
+    }) || error.to_string().starts_with("interrupted")
 }
 
 /// A command that acts on one lane was not told which.
@@ -436,95 +534,89 @@ fn emit(text: &str) -> anyhow::Result<()> {
 
 /// The exit code for an error: the first error in the chain we know.
 pub fn exit_for(error: &anyhow::Error) -> Exit {
+    // A stage failure knows its exit code: it wins over what is inside it.
     for cause in error.chain() {
-        if cause.is::<ConfigError>()
-            || cause.is::<UnknownLane>()
-            || cause.is::<LaneRequired>()
-            || cause.is::<crate::stages::UnknownSuite>()
-        {
-            return Exit::Usage;
-        }
-        if cause.is::<PreflightFailed>() {
-            return Exit::Preflight;
-        }
         if let Some(failure) = cause.downcast_ref::<crate::pipeline::StageFailure>() {
             return failure.exit;
         }
-        if let Some(e) = cause.downcast_ref::<crate::cluster::state::StateError>() {
-            return match e {
-                crate::cluster::state::StateError::Missing { .. } => Exit::Usage,
-                _ => Exit::Internal,
-            };
-        }
-        if let Some(e) = cause.downcast_ref::<crate::deploy::DeployError>() {
-            return if e.is_timeout() {
-                Exit::Timeout
-            } else {
-                Exit::Deploy
-            };
-        }
-        if cause.is::<live::Doomed>() {
-            return Exit::Deploy;
-        }
-        if cause.is::<live::UnknownComponent>() {
-            return Exit::Usage;
-        }
-        if cause.is::<crate::k8s::access::NoCluster>()
-            || cause.is::<crate::k8s::ClientError>()
-            || cause.is::<crate::deploy::live::LiveError>()
-        {
-            return Exit::Cluster;
-        }
-        if let Some(e) = cause.downcast_ref::<crate::suites::NamespaceError>() {
-            return match e {
-                crate::suites::NamespaceError::InvalidPrefix { .. } => Exit::Usage,
-                _ => Exit::Cluster,
-            };
+        if let Some(exit) = exit_of(cause) {
+            return exit;
         }
     }
     Exit::Internal
 }
 
-/// How to fix it, when the error knows.
-fn help_for(error: &anyhow::Error) -> Option<String> {
-    error.chain().find_map(|cause| {
-        if let Some(e) = cause.downcast_ref::<ConfigError>() {
-            e.help()
-        } else if let Some(e) = cause.downcast_ref::<UnknownLane>() {
-            Some(e.help())
-        } else if let Some(e) = cause.downcast_ref::<crate::stages::UnknownSuite>() {
-            Some(format!(
-                "suites of lane {}: {}",
-                e.lane,
-                e.suites.join(", ")
-            ))
-        } else if let Some(e) = cause.downcast_ref::<crate::k8s::access::NoCluster>() {
-            Some(e.help())
+fn exit_of(cause: &(dyn std::error::Error + 'static)) -> Option<Exit> {
+    if cause.is::<ConfigError>()
+        || cause.is::<UnknownLane>()
+        || cause.is::<LaneRequired>()
+        || cause.is::<crate::stages::UnknownSuite>()
+        || cause.is::<live::UnknownComponent>()
+    {
+        return Some(Exit::Usage);
+    }
+    if cause.is::<PreflightFailed>() {
+        return Some(Exit::Preflight);
+    }
+    if let Some(e) = cause.downcast_ref::<crate::cluster::state::StateError>() {
+        return Some(match e {
+            crate::cluster::state::StateError::Missing { .. } => Exit::NotUp,
+            _ => Exit::Internal,
+        });
+    }
+    if cause.is::<crate::k8s::access::NoCluster>() || cause.is::<crate::k8s::access::NotUp>() {
+        return Some(Exit::NotUp);
+    }
+    if let Some(e) = cause.downcast_ref::<crate::deploy::DeployError>() {
+        return Some(if e.is_timeout() {
+            Exit::Timeout
         } else {
-            cause
-                .downcast_ref::<LaneRequired>()
-                .map(|e| format!("lanes defined: {}", e.lanes.join(", ")))
-        }
-    })
+            Exit::Deploy
+        });
+    }
+    if cause.is::<live::Doomed>() {
+        return Some(Exit::Deploy);
+    }
+    if cause.is::<crate::k8s::ClientError>()
+        || cause.is::<crate::deploy::live::LiveError>()
+        || cause.is::<live::Unreachable>()
+    {
+        return Some(Exit::Cluster);
+    }
+    if let Some(e) = cause.downcast_ref::<crate::suites::NamespaceError>() {
+        return Some(match e {
+            crate::suites::NamespaceError::InvalidPrefix { .. } => Exit::Usage,
+            _ => Exit::Cluster,
+        });
+    }
+    None
+}
+
+/// How to fix it, when an error in the chain knows.
+#[cfg(test)]
+fn help_for(error: &anyhow::Error) -> Option<String> {
+    crate::failure::fix(&crate::failure::causes(error))
 }
 
 /// Prints an error once, as a chain, with its fix; returns the exit code.
 pub fn report_error(error: &anyhow::Error, output: OutputFormat) -> Exit {
     let exit = exit_for(error);
+    let causes = crate::failure::causes(error);
+    let message = crate::failure::text(&causes);
+    let help = crate::failure::fix(&causes);
     let mut text = String::new();
-    let config = error.chain().find_map(|c| c.downcast_ref::<ConfigError>());
+    let config = causes.iter().find_map(|c| c.downcast_ref::<ConfigError>());
     if let Some(rendered) = config.and_then(ConfigError::rendered) {
         text.push_str(&rendered);
         text.push_str(&format!("\nharness: {error}; nothing was started\n"));
     } else {
-        let chain: Vec<String> = error.chain().map(ToString::to_string).collect();
-        text.push_str(&format!("error: {}\n", chain.join(": ")));
-        if let Some(help) = help_for(error) {
+        text.push_str(&format!("error: {message}\n"));
+        if let Some(help) = &help {
             text.push_str(&format!("  = help: {help}\n"));
         }
     }
-    if let Some(d) = error
-        .chain()
+    if let Some(d) = causes
+        .iter()
         .find_map(|c| c.downcast_ref::<crate::deploy::DeployError>())
         .and_then(crate::deploy::DeployError::diagnosis)
     {
@@ -542,10 +634,10 @@ pub fn report_error(error: &anyhow::Error, output: OutputFormat) -> Exit {
         };
         let json = serde_json::json!({
             "error": {
-                "message": error.chain().map(ToString::to_string).collect::<Vec<_>>().join(": "),
+                "message": message,
                 "exit_code": exit.code(),
                 "kind": exit,
-                "help": help_for(error),
+                "help": help,
                 "diagnostics": diagnostics,
             }
         });

@@ -39,6 +39,22 @@ pub struct Check {
 }
 
 impl Check {
+    /// One line: `preflight ports: FAIL: 28090/TCP is in use; fix: ...`.
+    pub fn line(&self) -> String {
+        let status = match self.status {
+            Status::Pass => "ok",
+            Status::Fail => "FAIL",
+            Status::Skip => "skip",
+        };
+        match &self.fix {
+            Some(fix) => format!(
+                "preflight {}: {status}: {}; fix: {fix}",
+                self.name, self.summary
+            ),
+            None => format!("preflight {}: {status}: {}", self.name, self.summary),
+        }
+    }
+
     fn pass(name: &'static str, summary: impl Into<String>) -> Self {
         Self {
             name,

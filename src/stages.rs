@@ -345,8 +345,10 @@ pub struct Environment {
 
 /// Runs one phase with its start/finish events. A phase dropped half-way
 /// (an interrupt cancels `up`) still reports that it finished, failed and
-/// why, so a reader of the event stream never sees a phase left open.
-async fn phase<T, E: std::fmt::Display>(
+/// why, so a reader of the event stream never sees a phase left open. A
+/// failure carries its whole cause chain and its fix, worded as
+/// [`crate::failure`] words them everywhere else.
+async fn phase<T, E: std::error::Error + 'static>(
     bus: &Bus,
     phase: crate::report::Phase,
     work: impl std::future::Future<Output = Result<T, E>>,
@@ -355,19 +357,24 @@ async fn phase<T, E: std::fmt::Display>(
         bus: &'a Bus,
         phase: crate::report::Phase,
         started: std::time::Instant,
-        outcome: Option<Option<String>>,
+        outcome: Option<Option<(String, Option<String>)>>,
     }
     impl Drop for Open<'_> {
         fn drop(&mut self) {
             let error = match self.outcome.take() {
                 Some(error) => error,
-                None => Some("interrupted".to_owned()),
+                None => Some(("interrupted".to_owned(), None)),
+            };
+            let (error, fix) = match error {
+                Some((error, fix)) => (Some(error), fix),
+                None => (None, None),
             };
             self.bus.emit(Event::PhaseFinished {
                 phase: self.phase,
                 seconds: self.started.elapsed().as_secs_f64(),
                 ok: error.is_none(),
                 error,
+                fix,
             });
         }
     }
@@ -379,7 +386,10 @@ async fn phase<T, E: std::fmt::Display>(
         outcome: None,
     };
     let result = work.await;
-    open.outcome = Some(result.as_ref().err().map(ToString::to_string));
+    open.outcome = Some(result.as_ref().err().map(|e| {
+        let causes = crate::failure::causes_of(e);
+        (crate::failure::text(&causes), crate::failure::fix(&causes))
+    }));
     drop(open);
     result
 }
@@ -416,12 +426,11 @@ pub async fn bring_up(
                 check.fix = None;
             }
         }
+        // Each check once, a failure with its fix (the error that ends
+        // `up` only names the checks).
         for check in &report.checks {
             bus.emit(Event::Notice {
-                message: format!(
-                    "preflight {}: {:?}: {}",
-                    check.name, check.status, check.summary
-                ),
+                message: check.line(),
             });
         }
         if report.passed() {
@@ -486,18 +495,8 @@ pub async fn bring_up(
         let outcomes = crate::images::ensure(&docker, project, &wanted, &build, &tx).await;
         drop(tx);
         let _ = forward.await;
-        let outcomes = outcomes.map_err(|e| {
-            let exit = e.exit();
-            let help = e.help();
-            let error = anyhow::Error::new(e);
-            StageFailure::new(
-                exit,
-                match help {
-                    Some(h) => error.context(format!("fix: {h}")),
-                    None => error,
-                },
-            )
-        })?;
+        // The fix is the error's own (`crate::failure::fix` finds it).
+        let outcomes = outcomes.map_err(|e| StageFailure::new(e.exit(), e))?;
         Ok::<_, StageFailure>((docker, outcomes))
     })
     .await

@@ -124,7 +124,7 @@ pub enum ClusterError {
         #[source]
         source: std::io::Error,
     },
-    #[error("`{command}` failed ({status}): {}", last_lines(.stderr, 8))]
+    #[error("`{command}` failed ({status}): {}", kind_words(.stderr))]
     Kind {
         command: String,
         status: String,
@@ -218,6 +218,21 @@ impl ClusterError {
                 "fix cluster.existing.load_command in the lane file: it must read one image archive (docker save format) on stdin and exit 0".into()
             }
         }
+    }
+}
+
+/// What kind said went wrong, once: from its first `ERROR:` line to the end
+/// (kind's own words, `Command Output:` included), without the progress
+/// lines before it; the last 8 lines when it printed no `ERROR:`.
+pub(crate) fn kind_words(stderr: &str) -> String {
+    let lines: Vec<&str> = stderr
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty())
+        .collect();
+    match lines.iter().position(|l| l.starts_with("ERROR:")) {
+        Some(first) => lines[first..].join("\n"),
+        None => last_lines(stderr, 8),
     }
 }
 
@@ -384,6 +399,23 @@ pub const DEFAULT_CONTROL_PLANE_WAIT: Duration = Duration::from_secs(120);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kind_is_quoted_from_its_error_on() {
+        let pulled =
+            include_str!("../../tests/fixtures/k8s/kind-cli/create-cluster-pull-failed.stderr.txt");
+        let words = kind_words(pulled);
+        assert!(
+            words.starts_with(
+                "ERROR: failed to create cluster: failed to pull image \"kindest/node:v1.33.1\""
+            ),
+            "{words}"
+        );
+        assert!(words.ends_with("no such host"), "{words}");
+        // The progress lines that name the image again are left out.
+        assert!(!words.contains("Ensuring node image"), "{words}");
+        assert_eq!(kind_words("a\nb\n"), "a\nb");
+    }
 
     #[test]
     fn last_lines_keeps_the_tail_without_blank_lines() {
