@@ -118,8 +118,13 @@ async fn gather_now(
     bus: &crate::report::bus::Bus,
 ) -> Result<crate::gather::Bundle, crate::pipeline::StageFailure> {
     use crate::pipeline::StageFailure;
-    let state = crate::cluster::state::read(&project.root, &lane.name)
-        .map_err(|e| StageFailure::new(Exit::Usage, e))?;
+    let state = crate::cluster::state::read(&project.root, &lane.name).map_err(|e| {
+        let exit = match &e {
+            crate::cluster::state::StateError::Missing { .. } => Exit::NotUp,
+            _ => Exit::Internal,
+        };
+        StageFailure::new(exit, e)
+    })?;
     let client = crate::stages::client_for(&state).await?;
     let out = out.unwrap_or_else(|| project.root.join(".harness").join("gather"));
     let bundle = tokio::time::timeout(
@@ -416,6 +421,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
             let project = load(global.config.as_deref(), &cwd, global.verbose)?;
             let lane = one_lane(&project, global.lane.as_deref())?;
             let (bus, output) = start_output(global.output, &lane.name, "down");
+            // Nothing up is not a failure: a CI cleanup step that always
+            // runs `harness down` must pass when the job never got that far.
+            if let Err(crate::cluster::state::StateError::Missing { .. }) =
+                crate::cluster::state::read(&project.root, &lane.name)
+            {
+                bus.emit(crate::report::Event::Notice {
+                    message: nothing_up(lane, args.gather).await,
+                });
+                drop(bus);
+                let _ = output.await;
+                return Ok(Exit::Ok);
+            }
             let work = async {
                 if args.gather {
                     // Gather first: the bundle is the point, and a failed
@@ -646,6 +663,8 @@ pub fn report_error(error: &anyhow::Error, output: OutputFormat) -> Exit {
     exit
 }
 
+pub use live::Unreachable;
+
 /// `diagnose`, `status` and `namespace create`: the commands that act on
 /// the lane's running cluster.
 mod live {
@@ -693,7 +712,56 @@ mod live {
             eprintln!("harness: cluster from {source}");
         }
         let client = k8s::connect(&access).await?;
-        Ok((project, lane, client))
+        // Ask the cluster before anything else: a kubeconfig left behind by
+        // an old cluster (kind's, $KUBECONFIG) is not an environment that
+        // is up, and one `up` recorded that does not answer is a cluster
+        // problem, not a manifest one.
+        let recorded =
+            global.kubeconfig.is_some() || access::state_file(&project.root, &lane).is_file();
+        let answer = tokio::time::timeout(PROBE_TIMEOUT, client.apiserver_version()).await;
+        let silent = match answer {
+            Ok(Ok(_)) | Ok(Err(kube::Error::Api(_))) => None,
+            Ok(Err(e)) => Some(crate::failure::text(&crate::failure::causes_of(&e))),
+            Err(_) => Some(format!("no answer within {}s", PROBE_TIMEOUT.as_secs())),
+        };
+        match silent {
+            None => Ok((project, lane, client)),
+            Some(detail) if recorded => Err(Unreachable {
+                lane,
+                found_in: source,
+                detail,
+            }
+            .into()),
+            Some(detail) => Err(access::NotUp {
+                detail: format!(
+                    "harness up recorded none, and the cluster in the {source} does not answer ({detail})"
+                ),
+                lane,
+            }
+            .into()),
+        }
+    }
+
+    /// How long the first request may take before the cluster counts as silent.
+    const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+    /// The cluster `up` recorded (or `--kubeconfig` named) does not answer.
+    #[derive(Debug, thiserror::Error)]
+    #[error("the cluster of lane {lane} ({found_in}) does not answer: {detail}")]
+    pub struct Unreachable {
+        pub lane: String,
+        /// Where its kubeconfig came from.
+        pub found_in: String,
+        pub detail: String,
+    }
+
+    impl Unreachable {
+        pub fn help(&self) -> String {
+            format!(
+                "check that it still runs (`kind get clusters`, `docker ps`); `harness down --lane {0}` removes what is left, `harness up --lane {0}` brings the lane up again",
+                self.lane
+            )
+        }
     }
 
     pub async fn diagnose(global: &Global, cwd: &Path, names: &[String]) -> anyhow::Result<Exit> {
