@@ -364,6 +364,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
             let lane = one_lane(&project, global.lane.as_deref())?;
             let run_id = crate::stages::new_run_id();
             let (bus, output) = start_output(global.output, &lane.name, &run_id);
+            if let Some(message) =
+                crate::lifecycle::up_preserve_notice(args.preserve, |k| std::env::var(k).ok())
+            {
+                bus.emit(crate::report::Event::Notice { message });
+            }
             let options = crate::stages::UpOptions {
                 reuse: args.reuse,
                 rebuild: args.rebuild,

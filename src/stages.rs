@@ -414,8 +414,30 @@ pub async fn bring_up(
     let provider =
         AnyProvider::from_env(&lane.cluster).map_err(|e| fail(e.exit(), e.into(), false))?;
 
+    // `up` again on a lane that is up reuses its cluster without --reuse,
+    // and what an earlier `up` created stays this lane's to delete.
+    let previous = state::read(&project.root, &lane.name)
+        .ok()
+        .filter(|s| s.cluster == lane.cluster.name && s.provider == provider.kind_name());
+    let ours = previous.as_ref().is_some_and(|s| s.created);
+    let reuse = options.reuse || previous.is_some();
     // Preflight. A reused cluster holds its own host ports: not a conflict.
-    let reusing = options.reuse && provider.exists().await.unwrap_or(false);
+    let reusing = reuse && provider.exists().await.unwrap_or(false);
+    if reusing && previous.is_some() {
+        bus.emit(Event::Notice {
+            message: if ours {
+                format!(
+                    "reusing cluster {}, which harness up created for lane {} (harness down deletes it)",
+                    lane.cluster.name, lane.name
+                )
+            } else {
+                format!(
+                    "reusing cluster {}, which harness did not create (harness down leaves it running)",
+                    lane.cluster.name
+                )
+            },
+        });
+    }
     let state_dir = project.root.clone();
     phase(bus, Phase::Preflight, async {
         let mut report = crate::preflight::run(project, lane, &state_dir).await;
@@ -545,7 +567,7 @@ pub async fn bring_up(
             state::write(&project.root, &lane_state)
                 .map_err(|e| StageFailure::new(Exit::Internal, e))?;
         }
-        let ensured = provider.ensure(options.reuse).await;
+        let ensured = provider.ensure(reuse).await;
         if ensured.is_err() && creates {
             // kind removed its half-made cluster itself; forget it too.
             let _ = state::remove(&project.root, &lane.name);
@@ -559,7 +581,7 @@ pub async fn bring_up(
     })?;
     lane_state.kubeconfig = ensured.kubeconfig.clone();
     lane_state.context = ensured.context.clone();
-    lane_state.created = ensured.created;
+    lane_state.created = ensured.created || ours;
     state::write(&project.root, &lane_state).map_err(|e| fail(Exit::Internal, e.into(), true))?;
 
     // Load.

@@ -141,6 +141,8 @@ pub enum ClusterError {
     },
     #[error("cannot tell where to write the kubeconfig: $HOME is not set")]
     NoHome,
+    #[error("the kubeconfig of existing cluster `{cluster}` does not exist: {}", .path.display())]
+    KubeconfigMissing { cluster: String, path: PathBuf },
     #[error(
         "no node containers of kind cluster `{cluster}` (label io.x-k8s.kind.cluster={cluster})"
     )]
@@ -202,6 +204,9 @@ impl ClusterError {
                 path.parent().unwrap_or(Path::new("/")).display()
             ),
             ClusterError::NoHome => "set HOME".into(),
+            ClusterError::KubeconfigMissing { .. } => {
+                "point cluster.existing.kubeconfig in the lane file (or $KUBECONFIG) at the cluster's kubeconfig".into()
+            }
             ClusterError::NoNodes { cluster } => format!(
                 "the cluster is gone or was made with another engine: check `kind get nodes --name {cluster}`, or run harness up again"
             ),
