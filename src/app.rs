@@ -349,7 +349,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
             let project = load(global.config.as_deref(), &cwd, global.verbose)?;
             let plan = plan::plan(&project, global.lane.as_deref())?;
             match global.output {
-                OutputFormat::Text => emit(&plan::render_text(&plan, &project))?,
+                OutputFormat::Text => {
+                    emit(&plan::render_text(&plan, &project))?;
+                    if let Some(warning) = plan::sharing_warning(&plan) {
+                        eprintln!("warning: {warning}");
+                    }
+                }
                 OutputFormat::Json => emit(&(serde_json::to_string_pretty(&plan)? + "\n"))?,
             }
             Ok(Exit::Ok)

@@ -59,6 +59,10 @@ pub struct SuitePlan {
 #[derive(Clone, Debug, Serialize)]
 pub struct Plan {
     pub lanes: Vec<LanePlan>,
+    /// Host ports that a selected lane shares with other lanes (every
+    /// sharer listed): lanes sharing one cannot run on one machine at the
+    /// same time; as separate CI jobs on separate runners they can.
+    pub shared_host_ports: Vec<crate::config::SharedPort>,
 }
 
 /// The lane named on the command line does not exist.
@@ -107,11 +111,23 @@ pub fn select<'p>(
 
 /// Plans the selected lanes (all when `lane` is `None`).
 pub fn plan(project: &Project, lane: Option<&str>) -> Result<Plan, UnknownLane> {
+    let lanes: Vec<LanePlan> = select(project, lane)?
+        .into_iter()
+        .map(|l| plan_lane(project, l))
+        .collect();
+    let shared_host_ports = project
+        .shared_ports
+        .iter()
+        .filter(|s| {
+            s.claims
+                .iter()
+                .any(|c| lanes.iter().any(|l| l.lane == c.lane))
+        })
+        .cloned()
+        .collect();
     Ok(Plan {
-        lanes: select(project, lane)?
-            .into_iter()
-            .map(|l| plan_lane(project, l))
-            .collect(),
+        lanes,
+        shared_host_ports,
     })
 }
 
@@ -223,7 +239,26 @@ fn plan_lane(project: &Project, lane: &crate::config::Lane) -> LanePlan {
         endpoints,
         suites,
         hooks,
+        host_builds,
     }
+}
+
+/// One line about shared host ports, for the plan's stderr; `None` when
+/// no selected lane shares one.
+pub fn sharing_warning(plan: &Plan) -> Option<String> {
+    let n = plan.shared_host_ports.len();
+    (n > 0).then(|| {
+        let ports = plan
+            .shared_host_ports
+            .iter()
+            .map(|s| format!("{}/{}", s.port, s.protocol))
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!(
+            "{n} host port{} shared between lanes ({ports}; see \"shared host ports\" in the matrix): run lanes that share one on separate machines, or one after the other",
+            if n == 1 { " is" } else { "s are" }
+        )
+    })
 }
 
 /// A command as one might type it: arguments with spaces or quotes quoted.
@@ -325,6 +360,23 @@ pub fn render_text(plan: &Plan, project: &Project) -> String {
         ]);
     }
     let _ = writeln!(out, "{}\n", indent(&lanes_table.to_string()));
+    if !plan.shared_host_ports.is_empty() {
+        let _ = writeln!(
+            out,
+            "  shared host ports: lanes sharing one cannot run on one machine at the same time (separate CI runners can)"
+        );
+        let mut shared = table(["PORT", "LANES"].map(String::from).to_vec());
+        for s in &plan.shared_host_ports {
+            let claims = s
+                .claims
+                .iter()
+                .map(|c| format!("{} ({})", c.lane, c.at))
+                .collect::<Vec<_>>()
+                .join(", ");
+            shared.add_row(vec![format!("{}/{}", s.port, s.protocol), claims]);
+        }
+        let _ = writeln!(out, "{}\n", indent(&shared.to_string()));
+    }
     // Components and images × lanes: the wave number, or "·" when unused.
     let mut header = vec!["COMPONENT".to_string()];
     header.extend(plan.lanes.iter().map(|l| l.lane.clone()));

@@ -38,9 +38,14 @@ pub struct Project {
     /// Its directory: relative paths in it are relative to this.
     pub root: PathBuf,
     pub preflight: PreflightSettings,
+    /// Commands run on the host before images are built (`host_builds:`).
+    pub host_builds: IndexMap<String, HostBuild>,
     pub images: IndexMap<String, Image>,
     pub components: IndexMap<String, Component>,
     pub lanes: IndexMap<String, Lane>,
+    /// Host ports several lanes claim: fine for lanes that never run on
+    /// one machine at once (the plan reports them, preflight checks them).
+    pub shared_ports: Vec<super::ports::SharedPort>,
 }
 
 #[derive(Clone, Debug, Serialize)]

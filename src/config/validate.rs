@@ -1,7 +1,7 @@
 //! Turns the lane file as written into a [`Project`], or into every problem
 //! found in it.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -9,7 +9,6 @@ use indexmap::IndexMap;
 use serde_saphyr::{Location, Spanned};
 
 use super::diag::{Diagnostic, SourceLoc, Sources, did_you_mean};
-use super::kind::HostPort;
 use super::model::*;
 use super::{ConfigError, kind, manifests, parse_message, raw};
 use crate::suites::namespace::is_dns1123_label;
@@ -225,12 +224,14 @@ impl Validator {
             None => defaults::NAMESPACE.to_owned(),
         };
         let preflight = self.preflight(raw.preflight.as_ref());
-        let images = self.images(&raw.images);
+        let host_builds = self.host_builds(&raw.host_builds);
+        let images = self.images(&raw.images, &raw.host_builds);
         let components = self.components(&raw.components, &raw.images);
         self.cycles(&raw.components);
         let cluster_defaults = raw.cluster.clone().unwrap_or_default();
         let lanes = self.lanes(&raw, &cluster_defaults, &namespace);
         self.port_collisions(&lanes);
+        let shared_ports = super::ports::shared(lanes.values());
         self.url_ports(&raw, &components, &lanes);
         if raw.lanes.is_empty() {
             self.problems.push(
@@ -243,9 +244,11 @@ impl Validator {
             file: self.file.clone(),
             root: self.root.clone(),
             preflight,
+            host_builds,
             images,
             components,
             lanes,
+            shared_ports,
         }
     }
 
@@ -879,56 +882,31 @@ impl Validator {
         }
     }
 
-    /// Two lanes whose kind configs map the same host port cannot run on one
-    /// machine: report each contested port once, naming every lane that
-    /// claims it and where.
+    /// A lane whose kind config maps one host port twice can never start:
+    /// an error, naming each mapping. Ports shared *between* lanes are not
+    /// checked here — lanes that run as separate jobs may share them (see
+    /// [`super::ports`]); the plan reports them and preflight checks that
+    /// nothing holds a port when a lane is about to run.
     fn port_collisions(&mut self, lanes: &IndexMap<String, Lane>) {
-        let mut by_port: BTreeMap<(u16, kind::Protocol), Vec<(&str, &HostPort)>> = BTreeMap::new();
         for lane in lanes.values() {
-            for p in &lane.host_ports {
-                by_port
-                    .entry((p.port, p.protocol))
-                    .or_default()
-                    .push((&lane.name, p));
-            }
-        }
-        for ((port, protocol), claims) in by_port {
-            let clashing: Vec<&(&str, &HostPort)> = claims
-                .iter()
-                .filter(|(lane, p)| {
-                    claims.iter().any(|(other, q)| {
-                        (other != lane || !std::ptr::eq(*p, *q)) && p.clashes_with(q)
-                    })
-                })
-                .collect();
-            if clashing.len() < 2 {
-                continue;
-            }
-            let mut lane_names: Vec<&str> = clashing.iter().map(|(l, _)| *l).collect();
-            lane_names.dedup();
-            let (first_lane, first) = clashing[0];
-            let message = if lane_names.len() == 1 {
-                format!("host port {port}/{protocol} is mapped twice in lane `{first_lane}`")
-            } else {
-                format!(
-                    "host port {port}/{protocol} is claimed by lanes {}",
-                    lane_names
-                        .iter()
-                        .map(|l| format!("`{l}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+            for clash in super::ports::clashes([lane]) {
+                let (first, rest) = clash.claims.split_first().expect("a clash has two claims");
+                let mut d = Diagnostic::new(
+                    first.at.clone(),
+                    format!(
+                        "host port {}/{} is mapped twice in lane `{}`",
+                        clash.port, clash.protocol, lane.name
+                    ),
                 )
-            };
-            let mut d = Diagnostic::new(first.at.clone(), message).help(
-                "give each lane its own hostPort in its kind config (or use hostPort: 0 for a random one); lanes that share a host port cannot run on one machine",
-            );
-            for (lane, p) in &clashing[1..] {
-                d = d.note(
-                    p.at.clone(),
-                    format!("also claimed by lane `{lane}`, {}", p.node),
-                );
+                .help("map each host port once in the lane's kind config (or use hostPort: 0 for a random one)");
+                for claim in rest {
+                    d = d.note(
+                        claim.at.clone(),
+                        format!("mapped again here, {}", claim.node),
+                    );
+                }
+                self.problems.push(d);
             }
-            self.problems.push(d);
         }
     }
 }
