@@ -556,6 +556,12 @@ pub async fn bring_up(
                 )
             })
             .collect(),
+        // What an earlier `up` created in a cluster it did not make is
+        // still to be removed by `down`.
+        created_objects: previous
+            .as_ref()
+            .map(|p| p.created_objects.clone())
+            .unwrap_or_default(),
         run_id: run_id.to_owned(),
         created_at: state::LaneState::now(),
     };
@@ -645,16 +651,57 @@ pub async fn tear_down(project: &Project, lane: &str, bus: &Bus) -> Result<(), S
                 .await
                 .map_err(|e| StageFailure::new(e.exit(), e))?;
         } else {
-            bus.emit(Event::Notice {
-                message: format!(
-                    "cluster {} was not created by harness up; leaving it running",
-                    recorded.cluster
-                ),
-            });
+            remove_created(&recorded, bus).await?;
         }
         state::remove(&project.root, lane).map_err(|e| StageFailure::new(Exit::Internal, e))
     })
     .await
+}
+
+/// In a cluster `up` did not create: deletes what the run created there
+/// (the state file's record) and leaves the cluster and everything that
+/// was there before. A failure keeps the state, so `harness down` can try
+/// again.
+async fn remove_created(
+    recorded: &crate::cluster::state::LaneState,
+    bus: &Bus,
+) -> Result<(), StageFailure> {
+    use crate::cluster::created;
+    let mut message = format!(
+        "cluster {} was not created by harness; leaving it running",
+        recorded.cluster
+    );
+    if recorded.created_objects.is_empty() {
+        bus.emit(Event::Notice { message });
+        return Ok(());
+    }
+    let client = client_for(recorded).await?;
+    let removed = created::remove(&client, &recorded.created_objects, &recorded.run_id).await;
+    if !removed.deleted.is_empty() {
+        let names: Vec<String> = removed.deleted.iter().map(ToString::to_string).collect();
+        message.push_str(&format!(
+            ", and deleted what the run created in it: {}",
+            names.join(", ")
+        ));
+    }
+    bus.emit(Event::Notice { message });
+    if removed.failed.is_empty() {
+        return Ok(());
+    }
+    let failed: Vec<String> = removed
+        .failed
+        .iter()
+        .map(|(r, why)| format!("{r} ({why})"))
+        .collect();
+    Err(StageFailure::new(
+        Exit::Cluster,
+        anyhow::anyhow!(
+            "could not delete what the run created in cluster {}: {}; run `harness down --lane {}` to try again",
+            recorded.cluster,
+            failed.join("; "),
+            recorded.lane
+        ),
+    ))
 }
 
 // ------------------------------------------------------------------ deploy, gather, the whole run
@@ -738,6 +785,9 @@ pub async fn deploy(
         })
     };
     let result = phase(bus, crate::report::Phase::Deploy, async {
+        if !env.state.created {
+            record_created(client, project, lane, env).await;
+        }
         crate::deploy::deploy_lane(client, project, lane, &env.images, tx, deadline)
             .await
             .map_err(|e| {
@@ -752,6 +802,35 @@ pub async fn deploy(
     .await;
     let _ = forward.await;
     result
+}
+
+/// On a cluster `up` did not create: records in the state file, before
+/// anything is applied, which of the lane's objects and namespaces do not
+/// exist yet, so that teardown removes what this run creates and nothing
+/// that was there before (see [`crate::cluster::created`]).
+async fn record_created(client: &kube::Client, project: &Project, lane: &Lane, env: &Environment) {
+    use crate::cluster::{created, state};
+    let mut objects: Vec<(kube::api::DynamicObject, String)> = Vec::new();
+    let namespaces = crate::plan::plan(project, Some(&lane.name))
+        .map(|p| p.lanes[0].namespaces.clone())
+        .unwrap_or_default();
+    objects.extend(created::namespaces(&namespaces));
+    for name in crate::plan::closure(project, &lane.components) {
+        let component = &project.components[name.as_str()];
+        let namespace = lane.namespace_of(component).to_owned();
+        // A manifest that cannot be rendered is deploy's to report.
+        let Ok(rendered) = crate::deploy::manifests::render(component, lane, &env.images) else {
+            continue;
+        };
+        let (crds, rest) = crate::deploy::manifests::crds_first(rendered);
+        objects.extend(crds.into_iter().chain(rest).map(|o| (o, namespace.clone())));
+    }
+    let found = created::not_there(client, objects).await;
+    let mut recorded = state::read(&project.root, &lane.name).unwrap_or_else(|_| env.state.clone());
+    recorded.created_objects = created::merge(&recorded.created_objects, found);
+    // Best effort: without it, teardown leaves the run's objects behind,
+    // which is what happened before this record existed.
+    let _ = state::write(&project.root, &recorded);
 }
 
 /// Every object the lane deploys, with its component, rendered as deploy

@@ -21,6 +21,7 @@
 //! operation returns data (a [`LoadReport`]) or a typed [`ClusterError`]
 //! carrying kind's stderr and a fix.
 
+pub mod created;
 pub mod existing;
 pub mod kind;
 pub mod nodes;

@@ -35,6 +35,10 @@ pub struct LaneState {
     /// Whether `up` created the cluster (and so `down` may delete it).
     pub created: bool,
     pub images: IndexMap<String, StateImage>,
+    /// In a cluster `up` did not create: the objects it created there (and
+    /// that did not exist before), which teardown deletes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub created_objects: Vec<super::created::ObjectRef>,
     pub run_id: String,
     /// RFC 3339, UTC.
     pub created_at: String,
@@ -179,6 +183,7 @@ mod tests {
                     },
                 ),
             ]),
+            created_objects: vec![],
             run_id: "r-1234".into(),
             created_at: "2026-11-22T15:00:00Z".into(),
         }
