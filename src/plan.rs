@@ -36,6 +36,16 @@ pub struct LanePlan {
     /// Post-suite hooks in the order they run (after gather, before
     /// teardown, never on a preserved cluster).
     pub hooks: Vec<HookPlan>,
+    /// Host builds in the order they run, before the images.
+    pub host_builds: Vec<HostBuildPlan>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct HostBuildPlan {
+    pub name: String,
+    pub command: Vec<String>,
+    /// Whether it can be skipped (it declares inputs).
+    pub skippable: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -224,6 +234,15 @@ fn plan_lane(project: &Project, lane: &crate::config::Lane) -> LanePlan {
             timeout: humantime::format_duration(h.timeout).to_string(),
         })
         .collect();
+    let host_builds = crate::images::host::lane_builds(project, lane)
+        .into_iter()
+        .filter_map(|name| project.host_builds.get(&name))
+        .map(|b| HostBuildPlan {
+            name: b.name.clone(),
+            command: b.command.clone(),
+            skippable: !b.inputs.is_empty(),
+        })
+        .collect();
     let provider = match &lane.cluster.provider {
         ClusterProvider::Kind(k) => format!("kind ({})", k.engine.as_str()),
         ClusterProvider::Existing(_) => "existing".to_owned(),
@@ -307,6 +326,19 @@ pub fn render_text(plan: &Plan, project: &Project) -> String {
             "lane {}  (cluster {}, {})",
             lane.lane, lane.cluster, lane.provider
         );
+        for b in &lane.host_builds {
+            let when = if b.skippable {
+                "before the images; skipped while its inputs are unchanged"
+            } else {
+                "before the images, every run"
+            };
+            let _ = writeln!(
+                out,
+                "  host build {}  ({when}): {}",
+                b.name,
+                shell_words(&b.command)
+            );
+        }
         for (i, wave) in lane.waves.iter().enumerate() {
             let _ = writeln!(out, "  wave {}  {}", i + 1, wave.join(", "));
         }

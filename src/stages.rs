@@ -483,6 +483,8 @@ pub async fn bring_up(
             bollard::Docker::connect_with_host(&endpoint.host)
                 .map_err(|e| StageFailure::new(Exit::Preflight, e))?
         };
+        // What the images copy from the host is built first.
+        host_builds(project, lane, options.rebuild, bus).await?;
         let mut build = crate::images::BuildOptions::for_project(project);
         build.rebuild = options.rebuild;
         let (tx, mut rx) = mpsc::channel(64);
@@ -628,6 +630,52 @@ pub async fn bring_up(
         provider,
         images: references,
     })
+}
+
+/// Runs the lane's host builds (`host_builds:`), each unless its inputs
+/// are unchanged, telling the bus as image builds do.
+async fn host_builds(
+    project: &Project,
+    lane: &Lane,
+    rebuild: bool,
+    bus: &Bus,
+) -> Result<(), StageFailure> {
+    use crate::images::host::{self, HostEvent};
+    let names = host::lane_builds(project, lane);
+    if names.is_empty() {
+        return Ok(());
+    }
+    let mut opts = host::HostOptions::for_project(project);
+    opts.rebuild = rebuild;
+    let (tx, mut rx) = mpsc::channel(16);
+    let forward = {
+        let bus = bus.clone();
+        tokio::spawn(async move {
+            while let Some(event) = rx.recv().await {
+                bus.emit(match event {
+                    HostEvent::Started { name, command, log } => Event::Notice {
+                        message: format!(
+                            "host build {name}: running `{command}` (log {})",
+                            log.display()
+                        ),
+                    },
+                    HostEvent::Done(o) => Event::Image {
+                        image: format!("host build {}", o.name),
+                        outcome: if o.ran {
+                            "ran".to_owned()
+                        } else {
+                            "skipped (inputs unchanged, outputs present)".to_owned()
+                        },
+                        seconds: o.seconds,
+                    },
+                });
+            }
+        })
+    };
+    let result = host::run(project, &names, &opts, &tx).await;
+    drop(tx);
+    let _ = forward.await;
+    result.map(drop).map_err(|e| StageFailure::new(e.exit(), e))
 }
 
 /// Deletes what `up` created: the cluster when `up` made it (a reused or

@@ -1,8 +1,9 @@
-//! The whole demo stack on a real kind cluster: build the demo binaries,
-//! then `harness test --lane audit` (images, cluster, deploy, readiness,
-//! the audit and load suites). Needs kind with a pullable node image, so it
-//! is ignored here; run it with
-//! `cargo test --test demo_stack -- --ignored` (see the README).
+//! The whole demo stack on a real kind cluster, from a fresh clone, in one
+//! command: `harness test --lane audit` (the host build of the demo
+//! binaries, images, cluster, deploy, readiness, the audit and load
+//! suites). Needs kind with a node image it can use, so it is ignored
+//! here; run it with `cargo test --test demo_stack -- --ignored` (see the
+//! README).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -11,18 +12,8 @@ use std::process::Command;
 #[ignore = "needs cluster"]
 fn audit_lane_passes_on_kind() {
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    // The images package host-built binaries from target/release/ (the
-    // build context is the repository), whatever CARGO_TARGET_DIR says.
-    let build = Command::new(env!("CARGO"))
-        .current_dir(&repo)
-        .args(["build", "--release", "-p", "harness-demo"])
-        .env("CARGO_TARGET_DIR", repo.join("target"))
-        .status()
-        .unwrap();
-    assert!(
-        build.success(),
-        "cargo build --release -p harness-demo failed"
-    );
+    // Nothing before it: the lane file's host build makes the binaries
+    // the images package.
     let out = Command::new(env!("CARGO_BIN_EXE_harness"))
         .current_dir(&repo)
         .args(["test", "--lane", "audit"])

@@ -270,9 +270,58 @@ impl Validator {
         PreflightSettings { min_free_disk }
     }
 
-    fn images(&mut self, raw: &IndexMap<raw::Name, raw::Image>) -> IndexMap<String, Image> {
+    /// `host_builds:`: commands not empty, inputs and workdirs that exist.
+    /// Outputs need not exist yet: the command makes them.
+    fn host_builds(
+        &mut self,
+        raw: &IndexMap<raw::Name, raw::HostBuild>,
+    ) -> IndexMap<String, HostBuild> {
+        let mut builds = IndexMap::new();
+        for (name, b) in raw {
+            self.dns_label(name, "host build");
+            if b.command.value.is_empty() || b.command.value[0].trim().is_empty() {
+                self.problem(
+                    &b.command.referenced,
+                    format!("host build `{}` has an empty command", name.value),
+                    "write the command as a list, e.g. [cargo, build, --release]",
+                );
+            }
+            let inputs = b
+                .inputs
+                .iter()
+                .map(|i| self.existing_path(i, "host build input", None))
+                .collect();
+            let outputs = b.outputs.iter().map(|o| self.path(&o.value)).collect();
+            builds.insert(
+                name.value.clone(),
+                HostBuild {
+                    name: name.value.clone(),
+                    command: b.command.value.clone(),
+                    inputs,
+                    outputs,
+                    timeout: self.duration(b.timeout.as_ref(), defaults::IMAGE_BUILD_TIMEOUT),
+                    env: b.env.clone(),
+                    workdir: match &b.workdir {
+                        Some(w) => self.existing_path(w, "host build workdir", Some(true)),
+                        None => self.root.clone(),
+                    },
+                },
+            );
+        }
+        builds
+    }
+
+    fn images(
+        &mut self,
+        raw: &IndexMap<raw::Name, raw::Image>,
+        raw_builds: &IndexMap<raw::Name, raw::HostBuild>,
+    ) -> IndexMap<String, Image> {
+        let build_names: Vec<&str> = raw_builds.keys().map(|k| k.value.as_str()).collect();
         let mut images = IndexMap::new();
         for (name, image) in raw {
+            for b in &image.host_builds {
+                self.reference(b, &build_names, "host build", "host_builds");
+            }
             let source = match (&image.pull, &image.dockerfile) {
                 (Some(_), Some(dockerfile)) => {
                     self.problem(
@@ -334,6 +383,7 @@ impl Validator {
                 Image {
                     name: name.value.clone(),
                     source,
+                    host_builds: image.host_builds.iter().map(|b| b.value.clone()).collect(),
                 },
             );
         }
@@ -536,9 +586,13 @@ impl Validator {
         namespace: &str,
     ) -> IndexMap<String, Lane> {
         let component_names: Vec<&str> = raw.components.keys().map(|k| k.value.as_str()).collect();
+        let build_names: Vec<&str> = raw.host_builds.keys().map(|k| k.value.as_str()).collect();
         let mut lanes = IndexMap::new();
         for (name, lane) in &raw.lanes {
             self.dns_label(name, "lane");
+            for b in &lane.host_builds {
+                self.reference(b, &build_names, "host build", "host_builds");
+            }
             for c in &lane.components {
                 self.reference(c, &component_names, "component", "components");
             }
@@ -593,6 +647,7 @@ impl Validator {
                     components: lane.components.iter().map(|c| c.value.clone()).collect(),
                     suites,
                     after_suites,
+                    host_builds: lane.host_builds.iter().map(|b| b.value.clone()).collect(),
                     host_ports,
                 },
             );
