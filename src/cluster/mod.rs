@@ -292,10 +292,10 @@ pub const NODE_IMAGE_ENV: &str = "HARNESS_KIND_NODE_IMAGE";
 /// (an empty value counts as none).
 pub fn with_node_image(spec: &ClusterSpec, image: Option<&str>) -> ClusterSpec {
     let mut spec = spec.clone();
-    if let (ClusterProvider::Kind(kind), Some(image)) = (&mut spec.provider, image) {
-        if !image.is_empty() {
-            kind.node_image = Some(image.to_owned());
-        }
+    if let (ClusterProvider::Kind(kind), Some(image)) = (&mut spec.provider, image)
+        && !image.is_empty()
+    {
+        kind.node_image = Some(image.to_owned());
     }
     spec
 }
