@@ -77,8 +77,8 @@ pub enum Command {
     /// Build images, create the cluster, load images, deploy and wait until Ready
     #[command(after_help = "\
 Examples:
-  harness up --lane audit                 bring the lane up, leave it running
-  harness up --lane audit --reuse         pick up a preserved cluster of the same name
+  harness up --lane audit                 bring the lane up, leave it running (again: reuses its cluster)
+  harness up --lane audit --reuse         pick up a running cluster of the same name that harness did not make
   harness up --lane audit --rebuild       rebuild images even when their content is unchanged")]
     Up(UpArgs),
 
@@ -138,9 +138,12 @@ Examples:
 
 #[derive(Debug, Args)]
 pub struct UpArgs {
-    /// Reuse a running cluster of exactly the lane's cluster name
+    /// Reuse a running cluster of exactly the lane's cluster name that harness did not create (one `up` created is reused without it)
     #[arg(long)]
     pub reuse: bool,
+    /// Accepted for `harness test --preserve` habits: `up` always keeps the cluster
+    #[arg(long)]
+    pub preserve: bool,
     /// Rebuild every image even when its content tag already exists
     #[arg(long)]
     pub rebuild: bool,
@@ -243,6 +246,15 @@ mod tests {
         assert_eq!(args.shard.map(|s| (s.index(), s.count())), Some((2, 4)));
         let err = Cli::try_parse_from(["harness", "test", "--shard", "5/4"]).unwrap_err();
         assert!(err.to_string().contains("must be between 1 and 4"), "{err}");
+    }
+
+    #[test]
+    fn up_accepts_preserve() {
+        let cli = Cli::try_parse_from(["harness", "up", "--preserve", "--lane", "audit"]).unwrap();
+        let Command::Up(args) = cli.command else {
+            panic!("not up")
+        };
+        assert!(args.preserve && !args.reuse);
     }
 
     #[test]

@@ -29,6 +29,9 @@ pub enum Exit {
     Timeout,
     /// The must-gather bundle could not be written.
     Gather,
+    /// A command that acts on a running environment (`status`, `diagnose`,
+    /// `gather`, `namespace create`) found none up for the lane.
+    NotUp,
     /// An unexpected error: a bug in `harness` or an I/O failure it cannot classify.
     Internal,
     /// Stopped by SIGINT or SIGTERM (after gathering and tearing down).
@@ -37,7 +40,7 @@ pub enum Exit {
 
 impl Exit {
     /// Every exit, in the order of the README's table.
-    pub const ALL: [Exit; 11] = [
+    pub const ALL: [Exit; 12] = [
         Exit::Ok,
         Exit::SuitesFailed,
         Exit::Usage,
@@ -47,6 +50,7 @@ impl Exit {
         Exit::Deploy,
         Exit::Timeout,
         Exit::Gather,
+        Exit::NotUp,
         Exit::Internal,
         Exit::Interrupted,
     ];
@@ -63,6 +67,7 @@ impl Exit {
             Exit::Deploy => 6,
             Exit::Timeout => 7,
             Exit::Gather => 8,
+            Exit::NotUp => 9,
             Exit::Internal => 70,
             // 128 + SIGINT, as shells report a process killed by Ctrl-C.
             Exit::Interrupted => 130,
@@ -81,6 +86,7 @@ impl Exit {
             Exit::Deploy => "a component failed to deploy or is doomed (readiness verdict)",
             Exit::Timeout => "a deadline ran out",
             Exit::Gather => "the must-gather bundle could not be written",
+            Exit::NotUp => "no environment is up for the lane (bring it up with harness up)",
             Exit::Internal => "unexpected internal error",
             Exit::Interrupted => "interrupted by SIGINT/SIGTERM",
         }
@@ -119,6 +125,9 @@ mod tests {
         assert_eq!(Exit::Ok.code(), 0);
         assert_eq!(Exit::SuitesFailed.code(), 1);
         assert_eq!(Exit::Usage.code(), 2);
+        // Added after 0-8 were published: the existing codes did not move.
+        assert_eq!(Exit::Gather.code(), 8);
+        assert_eq!(Exit::NotUp.code(), 9);
         assert_eq!(Exit::Interrupted.code(), 130);
     }
 

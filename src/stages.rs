@@ -345,8 +345,10 @@ pub struct Environment {
 
 /// Runs one phase with its start/finish events. A phase dropped half-way
 /// (an interrupt cancels `up`) still reports that it finished, failed and
-/// why, so a reader of the event stream never sees a phase left open.
-async fn phase<T, E: std::fmt::Display>(
+/// why, so a reader of the event stream never sees a phase left open. A
+/// failure carries its whole cause chain and its fix, worded as
+/// [`crate::failure`] words them everywhere else.
+async fn phase<T, E: std::error::Error + 'static>(
     bus: &Bus,
     phase: crate::report::Phase,
     work: impl std::future::Future<Output = Result<T, E>>,
@@ -355,19 +357,24 @@ async fn phase<T, E: std::fmt::Display>(
         bus: &'a Bus,
         phase: crate::report::Phase,
         started: std::time::Instant,
-        outcome: Option<Option<String>>,
+        outcome: Option<Option<(String, Option<String>)>>,
     }
     impl Drop for Open<'_> {
         fn drop(&mut self) {
             let error = match self.outcome.take() {
                 Some(error) => error,
-                None => Some("interrupted".to_owned()),
+                None => Some(("interrupted".to_owned(), None)),
+            };
+            let (error, fix) = match error {
+                Some((error, fix)) => (Some(error), fix),
+                None => (None, None),
             };
             self.bus.emit(Event::PhaseFinished {
                 phase: self.phase,
                 seconds: self.started.elapsed().as_secs_f64(),
                 ok: error.is_none(),
                 error,
+                fix,
             });
         }
     }
@@ -379,7 +386,10 @@ async fn phase<T, E: std::fmt::Display>(
         outcome: None,
     };
     let result = work.await;
-    open.outcome = Some(result.as_ref().err().map(ToString::to_string));
+    open.outcome = Some(result.as_ref().err().map(|e| {
+        let causes = crate::failure::causes_of(e);
+        (crate::failure::text(&causes), crate::failure::fix(&causes))
+    }));
     drop(open);
     result
 }
@@ -404,8 +414,30 @@ pub async fn bring_up(
     let provider =
         AnyProvider::from_env(&lane.cluster).map_err(|e| fail(e.exit(), e.into(), false))?;
 
+    // `up` again on a lane that is up reuses its cluster without --reuse,
+    // and what an earlier `up` created stays this lane's to delete.
+    let previous = state::read(&project.root, &lane.name)
+        .ok()
+        .filter(|s| s.cluster == lane.cluster.name && s.provider == provider.kind_name());
+    let ours = previous.as_ref().is_some_and(|s| s.created);
+    let reuse = options.reuse || previous.is_some();
     // Preflight. A reused cluster holds its own host ports: not a conflict.
-    let reusing = options.reuse && provider.exists().await.unwrap_or(false);
+    let reusing = reuse && provider.exists().await.unwrap_or(false);
+    if reusing && previous.is_some() {
+        bus.emit(Event::Notice {
+            message: if ours {
+                format!(
+                    "reusing cluster {}, which harness up created for lane {} (harness down deletes it)",
+                    lane.cluster.name, lane.name
+                )
+            } else {
+                format!(
+                    "reusing cluster {}, which harness did not create (harness down leaves it running)",
+                    lane.cluster.name
+                )
+            },
+        });
+    }
     let state_dir = project.root.clone();
     phase(bus, Phase::Preflight, async {
         let mut report = crate::preflight::run(project, lane, &state_dir).await;
@@ -416,12 +448,11 @@ pub async fn bring_up(
                 check.fix = None;
             }
         }
+        // Each check once, a failure with its fix (the error that ends
+        // `up` only names the checks).
         for check in &report.checks {
             bus.emit(Event::Notice {
-                message: format!(
-                    "preflight {}: {:?}: {}",
-                    check.name, check.status, check.summary
-                ),
+                message: check.line(),
             });
         }
         if report.passed() {
@@ -452,6 +483,8 @@ pub async fn bring_up(
             bollard::Docker::connect_with_host(&endpoint.host)
                 .map_err(|e| StageFailure::new(Exit::Preflight, e))?
         };
+        // What the images copy from the host is built first.
+        host_builds(project, lane, options.rebuild, bus).await?;
         let mut build = crate::images::BuildOptions::for_project(project);
         build.rebuild = options.rebuild;
         let (tx, mut rx) = mpsc::channel(64);
@@ -486,18 +519,8 @@ pub async fn bring_up(
         let outcomes = crate::images::ensure(&docker, project, &wanted, &build, &tx).await;
         drop(tx);
         let _ = forward.await;
-        let outcomes = outcomes.map_err(|e| {
-            let exit = e.exit();
-            let help = e.help();
-            let error = anyhow::Error::new(e);
-            StageFailure::new(
-                exit,
-                match help {
-                    Some(h) => error.context(format!("fix: {h}")),
-                    None => error,
-                },
-            )
-        })?;
+        // The fix is the error's own (`crate::failure::fix` finds it).
+        let outcomes = outcomes.map_err(|e| StageFailure::new(e.exit(), e))?;
         Ok::<_, StageFailure>((docker, outcomes))
     })
     .await
@@ -535,6 +558,12 @@ pub async fn bring_up(
                 )
             })
             .collect(),
+        // What an earlier `up` created in a cluster it did not make is
+        // still to be removed by `down`.
+        created_objects: previous
+            .as_ref()
+            .map(|p| p.created_objects.clone())
+            .unwrap_or_default(),
         run_id: run_id.to_owned(),
         created_at: state::LaneState::now(),
     };
@@ -546,7 +575,7 @@ pub async fn bring_up(
             state::write(&project.root, &lane_state)
                 .map_err(|e| StageFailure::new(Exit::Internal, e))?;
         }
-        let ensured = provider.ensure(options.reuse).await;
+        let ensured = provider.ensure(reuse).await;
         if ensured.is_err() && creates {
             // kind removed its half-made cluster itself; forget it too.
             let _ = state::remove(&project.root, &lane.name);
@@ -560,7 +589,7 @@ pub async fn bring_up(
     })?;
     lane_state.kubeconfig = ensured.kubeconfig.clone();
     lane_state.context = ensured.context.clone();
-    lane_state.created = ensured.created;
+    lane_state.created = ensured.created || ours;
     state::write(&project.root, &lane_state).map_err(|e| fail(Exit::Internal, e.into(), true))?;
 
     // Load.
@@ -603,6 +632,52 @@ pub async fn bring_up(
     })
 }
 
+/// Runs the lane's host builds (`host_builds:`), each unless its inputs
+/// are unchanged, telling the bus as image builds do.
+async fn host_builds(
+    project: &Project,
+    lane: &Lane,
+    rebuild: bool,
+    bus: &Bus,
+) -> Result<(), StageFailure> {
+    use crate::images::host::{self, HostEvent};
+    let names = host::lane_builds(project, lane);
+    if names.is_empty() {
+        return Ok(());
+    }
+    let mut opts = host::HostOptions::for_project(project);
+    opts.rebuild = rebuild;
+    let (tx, mut rx) = mpsc::channel(16);
+    let forward = {
+        let bus = bus.clone();
+        tokio::spawn(async move {
+            while let Some(event) = rx.recv().await {
+                bus.emit(match event {
+                    HostEvent::Started { name, command, log } => Event::Notice {
+                        message: format!(
+                            "host build {name}: running `{command}` (log {})",
+                            log.display()
+                        ),
+                    },
+                    HostEvent::Done(o) => Event::Image {
+                        image: format!("host build {}", o.name),
+                        outcome: if o.ran {
+                            "ran".to_owned()
+                        } else {
+                            "skipped (inputs unchanged, outputs present)".to_owned()
+                        },
+                        seconds: o.seconds,
+                    },
+                });
+            }
+        })
+    };
+    let result = host::run(project, &names, &opts, &tx).await;
+    drop(tx);
+    let _ = forward.await;
+    result.map(drop).map_err(|e| StageFailure::new(e.exit(), e))
+}
+
 /// Deletes what `up` created: the cluster when `up` made it (a reused or
 /// existing cluster is left alone), then the state file.
 pub async fn tear_down(project: &Project, lane: &str, bus: &Bus) -> Result<(), StageFailure> {
@@ -624,16 +699,57 @@ pub async fn tear_down(project: &Project, lane: &str, bus: &Bus) -> Result<(), S
                 .await
                 .map_err(|e| StageFailure::new(e.exit(), e))?;
         } else {
-            bus.emit(Event::Notice {
-                message: format!(
-                    "cluster {} was not created by harness up; leaving it running",
-                    recorded.cluster
-                ),
-            });
+            remove_created(&recorded, bus).await?;
         }
         state::remove(&project.root, lane).map_err(|e| StageFailure::new(Exit::Internal, e))
     })
     .await
+}
+
+/// In a cluster `up` did not create: deletes what the run created there
+/// (the state file's record) and leaves the cluster and everything that
+/// was there before. A failure keeps the state, so `harness down` can try
+/// again.
+async fn remove_created(
+    recorded: &crate::cluster::state::LaneState,
+    bus: &Bus,
+) -> Result<(), StageFailure> {
+    use crate::cluster::created;
+    let mut message = format!(
+        "cluster {} was not created by harness; leaving it running",
+        recorded.cluster
+    );
+    if recorded.created_objects.is_empty() {
+        bus.emit(Event::Notice { message });
+        return Ok(());
+    }
+    let client = client_for(recorded).await?;
+    let removed = created::remove(&client, &recorded.created_objects, &recorded.run_id).await;
+    if !removed.deleted.is_empty() {
+        let names: Vec<String> = removed.deleted.iter().map(ToString::to_string).collect();
+        message.push_str(&format!(
+            ", and deleted what the run created in it: {}",
+            names.join(", ")
+        ));
+    }
+    bus.emit(Event::Notice { message });
+    if removed.failed.is_empty() {
+        return Ok(());
+    }
+    let failed: Vec<String> = removed
+        .failed
+        .iter()
+        .map(|(r, why)| format!("{r} ({why})"))
+        .collect();
+    Err(StageFailure::new(
+        Exit::Cluster,
+        anyhow::anyhow!(
+            "could not delete what the run created in cluster {}: {}; run `harness down --lane {}` to try again",
+            recorded.cluster,
+            failed.join("; "),
+            recorded.lane
+        ),
+    ))
 }
 
 // ------------------------------------------------------------------ deploy, gather, the whole run
@@ -717,6 +833,9 @@ pub async fn deploy(
         })
     };
     let result = phase(bus, crate::report::Phase::Deploy, async {
+        if !env.state.created {
+            record_created(client, project, lane, env).await;
+        }
         crate::deploy::deploy_lane(client, project, lane, &env.images, tx, deadline)
             .await
             .map_err(|e| {
@@ -731,6 +850,35 @@ pub async fn deploy(
     .await;
     let _ = forward.await;
     result
+}
+
+/// On a cluster `up` did not create: records in the state file, before
+/// anything is applied, which of the lane's objects and namespaces do not
+/// exist yet, so that teardown removes what this run creates and nothing
+/// that was there before (see [`crate::cluster::created`]).
+async fn record_created(client: &kube::Client, project: &Project, lane: &Lane, env: &Environment) {
+    use crate::cluster::{created, state};
+    let mut objects: Vec<(kube::api::DynamicObject, String)> = Vec::new();
+    let namespaces = crate::plan::plan(project, Some(&lane.name))
+        .map(|p| p.lanes[0].namespaces.clone())
+        .unwrap_or_default();
+    objects.extend(created::namespaces(&namespaces));
+    for name in crate::plan::closure(project, &lane.components) {
+        let component = &project.components[name.as_str()];
+        let namespace = lane.namespace_of(component).to_owned();
+        // A manifest that cannot be rendered is deploy's to report.
+        let Ok(rendered) = crate::deploy::manifests::render(component, lane, &env.images) else {
+            continue;
+        };
+        let (crds, rest) = crate::deploy::manifests::crds_first(rendered);
+        objects.extend(crds.into_iter().chain(rest).map(|o| (o, namespace.clone())));
+    }
+    let found = created::not_there(client, objects).await;
+    let mut recorded = state::read(&project.root, &lane.name).unwrap_or_else(|_| env.state.clone());
+    recorded.created_objects = created::merge(&recorded.created_objects, found);
+    // Best effort: without it, teardown leaves the run's objects behind,
+    // which is what happened before this record existed.
+    let _ = state::write(&project.root, &recorded);
 }
 
 /// Every object the lane deploys, with its component, rendered as deploy

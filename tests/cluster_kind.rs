@@ -383,9 +383,19 @@ async fn real_kind_accepts_every_create_flag_and_reports_an_unpullable_node_imag
         "{stderr}"
     );
     assert!(
-        fix.starts_with("the node image cannot be pulled here"),
+        fix.starts_with(
+            "harness-test/no-such-node:1 cannot be pulled here: load it into the docker engine"
+        ),
         "{fix}"
     );
+    assert!(
+        fix.contains("cluster.kind.node_image / HARNESS_KIND_NODE_IMAGE"),
+        "{fix}"
+    );
+    // kind's words once, from its ERROR: line, without its progress lines.
+    let text = err.to_string();
+    assert!(!text.contains("Ensuring node image"), "{text}");
+    assert_eq!(text.matches("failed to pull image").count(), 1, "{text}");
     // kind cleaned up after the failed create; deleting again is fine.
     assert!(!p.exists().await.unwrap());
     p.delete().await.unwrap();

@@ -364,6 +364,7 @@ async fn real_stages_run_the_lanes_hooks_against_the_recorded_environment() {
         context: None,
         created: true,
         images: Default::default(),
+        created_objects: Vec::new(),
         run_id: "r-up".into(),
         created_at: harness::cluster::state::LaneState::now(),
     };

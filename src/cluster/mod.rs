@@ -21,6 +21,7 @@
 //! operation returns data (a [`LoadReport`]) or a typed [`ClusterError`]
 //! carrying kind's stderr and a fix.
 
+pub mod created;
 pub mod existing;
 pub mod kind;
 pub mod nodes;
@@ -124,7 +125,7 @@ pub enum ClusterError {
         #[source]
         source: std::io::Error,
     },
-    #[error("`{command}` failed ({status}): {}", last_lines(.stderr, 8))]
+    #[error("`{command}` failed ({status}): {}", kind_words(.stderr))]
     Kind {
         command: String,
         status: String,
@@ -141,6 +142,8 @@ pub enum ClusterError {
     },
     #[error("cannot tell where to write the kubeconfig: $HOME is not set")]
     NoHome,
+    #[error("the kubeconfig of existing cluster `{cluster}` does not exist: {}", .path.display())]
+    KubeconfigMissing { cluster: String, path: PathBuf },
     #[error(
         "no node containers of kind cluster `{cluster}` (label io.x-k8s.kind.cluster={cluster})"
     )]
@@ -202,6 +205,9 @@ impl ClusterError {
                 path.parent().unwrap_or(Path::new("/")).display()
             ),
             ClusterError::NoHome => "set HOME".into(),
+            ClusterError::KubeconfigMissing { .. } => {
+                "point cluster.existing.kubeconfig in the lane file (or $KUBECONFIG) at the cluster's kubeconfig".into()
+            }
             ClusterError::NoNodes { cluster } => format!(
                 "the cluster is gone or was made with another engine: check `kind get nodes --name {cluster}`, or run harness up again"
             ),
@@ -218,6 +224,21 @@ impl ClusterError {
                 "fix cluster.existing.load_command in the lane file: it must read one image archive (docker save format) on stdin and exit 0".into()
             }
         }
+    }
+}
+
+/// What kind said went wrong, once: from its first `ERROR:` line to the end
+/// (kind's own words, `Command Output:` included), without the progress
+/// lines before it; the last 8 lines when it printed no `ERROR:`.
+pub(crate) fn kind_words(stderr: &str) -> String {
+    let lines: Vec<&str> = stderr
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty())
+        .collect();
+    match lines.iter().position(|l| l.starts_with("ERROR:")) {
+        Some(first) => lines[first..].join("\n"),
+        None => last_lines(stderr, 8),
     }
 }
 
@@ -384,6 +405,23 @@ pub const DEFAULT_CONTROL_PLANE_WAIT: Duration = Duration::from_secs(120);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kind_is_quoted_from_its_error_on() {
+        let pulled =
+            include_str!("../../tests/fixtures/k8s/kind-cli/create-cluster-pull-failed.stderr.txt");
+        let words = kind_words(pulled);
+        assert!(
+            words.starts_with(
+                "ERROR: failed to create cluster: failed to pull image \"kindest/node:v1.33.1\""
+            ),
+            "{words}"
+        );
+        assert!(words.ends_with("no such host"), "{words}");
+        // The progress lines that name the image again are left out.
+        assert!(!words.contains("Ensuring node image"), "{words}");
+        assert_eq!(kind_words("a\nb\n"), "a\nb");
+    }
 
     #[test]
     fn last_lines_keeps_the_tail_without_blank_lines() {

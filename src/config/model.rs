@@ -38,9 +38,14 @@ pub struct Project {
     /// Its directory: relative paths in it are relative to this.
     pub root: PathBuf,
     pub preflight: PreflightSettings,
+    /// Commands run on the host before images are built (`host_builds:`).
+    pub host_builds: IndexMap<String, HostBuild>,
     pub images: IndexMap<String, Image>,
     pub components: IndexMap<String, Component>,
     pub lanes: IndexMap<String, Lane>,
+    /// Host ports several lanes claim: fine for lanes that never run on
+    /// one machine at once (the plan reports them, preflight checks them).
+    pub shared_ports: Vec<super::ports::SharedPort>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -53,6 +58,26 @@ pub struct PreflightSettings {
 pub struct Image {
     pub name: String,
     pub source: ImageSource,
+    /// Host builds that must have run before it is built.
+    pub host_builds: Vec<String>,
+}
+
+/// A command run on the host before images are built (a `cargo build` or
+/// `go build` whose output an image copies), skipped when its inputs and
+/// command are unchanged and its outputs exist.
+#[derive(Clone, Debug, Serialize)]
+pub struct HostBuild {
+    pub name: String,
+    pub command: Vec<String>,
+    /// Absolute paths (files or directories) whose content decides whether
+    /// it runs again; none: it runs every time.
+    pub inputs: Vec<PathBuf>,
+    /// Absolute paths it makes; one missing means it runs again.
+    pub outputs: Vec<PathBuf>,
+    #[serde(with = "humantime_serde_compat")]
+    pub timeout: Duration,
+    pub env: IndexMap<String, String>,
+    pub workdir: PathBuf,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -124,6 +149,8 @@ pub struct Lane {
     /// Post-suite hooks (`after_suites:`), in the order they run: after the
     /// suites and gather, before teardown, never on a preserved cluster.
     pub after_suites: Vec<Hook>,
+    /// Host builds the lane asks for itself (its images add theirs).
+    pub host_builds: Vec<String>,
     /// Fixed host ports claimed by the lane's kind config.
     pub host_ports: Vec<HostPort>,
 }

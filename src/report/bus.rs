@@ -5,21 +5,38 @@
 //! feeds the live sink and folds every event into the [`RunReport`] it
 //! returns when the last [`Bus`] handle is dropped.
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::sink::Sink;
 use super::{Event, RunReport, Stamped};
 
+/// What travels to the output task: an event, or a request to say when
+/// every event sent before it has reached the sink.
+#[derive(Debug)]
+enum Msg {
+    Event(Stamped),
+    Flush(oneshot::Sender<()>),
+}
+
 /// A cheap, cloneable handle for emitting events.
 #[derive(Clone, Debug)]
 pub struct Bus {
-    tx: mpsc::UnboundedSender<Stamped>,
+    tx: mpsc::UnboundedSender<Msg>,
 }
 
 impl Bus {
     pub fn emit(&self, event: Event) {
-        let _ = self.tx.send(Stamped::now(event));
+        let _ = self.tx.send(Msg::Event(Stamped::now(event)));
+    }
+
+    /// Returns once every event emitted before the call has reached the
+    /// sink (at once when the output task is gone).
+    pub async fn flush(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Msg::Flush(done)).is_ok() {
+            let _ = wait.await;
+        }
     }
 
     /// A handle that does not keep the output task waiting: for emitters
@@ -41,25 +58,32 @@ impl Bus {
 /// See [`Bus::weak`].
 #[derive(Clone, Debug)]
 pub struct WeakBus {
-    tx: mpsc::WeakUnboundedSender<Stamped>,
+    tx: mpsc::WeakUnboundedSender<Msg>,
 }
 
 impl WeakBus {
     pub fn emit(&self, event: Event) {
         if let Some(tx) = self.tx.upgrade() {
-            let _ = tx.send(Stamped::now(event));
+            let _ = tx.send(Msg::Event(Stamped::now(event)));
         }
     }
 }
 
 /// Starts the output task; await the handle after dropping every `Bus` for the report.
 pub fn start(mut sink: Box<dyn Sink>, report: RunReport) -> (Bus, JoinHandle<RunReport>) {
-    let (tx, mut rx) = mpsc::unbounded_channel::<Stamped>();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
     let task = tokio::spawn(async move {
         let mut report = report;
-        while let Some(event) = rx.recv().await {
-            sink.emit(&event);
-            report.record(&event);
+        while let Some(msg) = rx.recv().await {
+            match msg {
+                Msg::Event(event) => {
+                    sink.emit(&event);
+                    report.record(&event);
+                }
+                Msg::Flush(done) => {
+                    let _ = done.send(());
+                }
+            }
         }
         sink.finish();
         report
@@ -124,6 +148,7 @@ mod tests {
             seconds: 1.0,
             ok: false,
             error: None,
+            fix: None,
         });
         drop((bus, other));
         let report = task.await.unwrap();
@@ -131,6 +156,23 @@ mod tests {
         assert_eq!(report.suites.len(), 1);
         assert_eq!(report.phases.len(), 1);
         assert_eq!(report.lane, "audit");
+    }
+
+    #[tokio::test]
+    async fn flush_returns_once_earlier_events_reached_the_sink() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (bus, task) = start(Box::new(Shared(seen.clone())), RunReport::default());
+        for i in 0..100 {
+            bus.emit(Event::Notice {
+                message: i.to_string(),
+            });
+        }
+        bus.flush().await;
+        assert_eq!(seen.lock().unwrap().len(), 100);
+        drop(bus);
+        task.await.unwrap();
+        // With the task gone, a flush does not wait for anything.
+        Bus::discard().flush().await;
     }
 
     #[tokio::test]

@@ -62,8 +62,12 @@ pub enum Event {
         phase: Phase,
         seconds: f64,
         ok: bool,
+        /// What went wrong: the whole cause chain, once.
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<String>,
+        /// How to fix it, when the error knows.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fix: Option<String>,
     },
     /// An image was built, found cached, found present or pulled.
     Image {
@@ -247,6 +251,7 @@ pub struct PhaseRecord {
     pub seconds: f64,
     pub ok: bool,
     pub error: Option<String>,
+    pub fix: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -334,11 +339,13 @@ impl RunReport {
                 seconds,
                 ok,
                 error,
+                fix,
             } => self.phases.push(PhaseRecord {
                 phase: *phase,
                 seconds: *seconds,
                 ok: *ok,
                 error: error.clone(),
+                fix: fix.clone(),
             }),
             Event::Image {
                 image,
@@ -486,6 +493,7 @@ mod tests {
                     seconds: 12.5,
                     ok: true,
                     error: None,
+                    fix: None,
                 },
             ),
             (
@@ -503,6 +511,7 @@ mod tests {
                     seconds: 40.0,
                     ok: true,
                     error: None,
+                    fix: None,
                 },
             ),
             (

@@ -38,6 +38,9 @@ pub fn text(report: &RunReport) -> String {
             if let Some(e) = &p.error {
                 let _ = writeln!(out, "  {:<10} {e}", "");
             }
+            if let Some(fix) = &p.fix {
+                let _ = writeln!(out, "  {:<10} fix: {fix}", "");
+            }
         }
     }
     if !report.images.is_empty() {

@@ -18,15 +18,20 @@ pub trait Sink: Send {
 pub fn line(event: &Event) -> Option<String> {
     Some(match event {
         Event::PhaseStarted { phase } => format!("{:<9} started", phase.name()),
+        // The error (and its fix) is told once, at the end (`error:` or the
+        // report's phases); an interrupted phase says so here.
         Event::PhaseFinished {
             phase,
             seconds,
             ok,
             error,
-        } => match (ok, error) {
+            ..
+        } => match (ok, error.as_deref()) {
             (true, _) => format!("{:<9} done in {seconds:.1}s", phase.name()),
-            (false, Some(e)) => format!("{:<9} FAILED after {seconds:.1}s: {e}", phase.name()),
-            (false, None) => format!("{:<9} FAILED after {seconds:.1}s", phase.name()),
+            (false, Some("interrupted")) => {
+                format!("{:<9} interrupted after {seconds:.1}s", phase.name())
+            }
+            (false, _) => format!("{:<9} FAILED after {seconds:.1}s", phase.name()),
         },
         Event::Image {
             image,
@@ -215,6 +220,7 @@ mod tests {
             seconds: 3.25,
             ok: true,
             error: None,
+            fix: None,
         }));
         sink.emit(&stamped(Event::PodTimeline {
             component: "c".into(),
