@@ -7,6 +7,8 @@ mod node;
 
 use std::time::Duration;
 
+use futures_util::StreamExt as _;
+
 use harness::cluster::nodes::{self, CtrInventory};
 use harness::cluster::{
     ClusterError, ImageRef, KindCli, KindProvider, LoadOutcome, NodeLoad, Provider, no_progress,
@@ -196,13 +198,194 @@ async fn a_failing_import_carries_ctr_stderr() {
     let node = node::Node::start();
     let docker = docker().await;
     let nodes = nodes::kind_nodes(&docker, &node.cluster).await.unwrap();
+    let id = nodes::engine_image_id(&docker, BUSYBOX).await.unwrap();
     // A snapshotter containerd does not have makes the real ctr fail.
-    let err = nodes::stream_into_node(&docker, &nodes[0], BUSYBOX, "no-such-snapshotter")
-        .await
-        .unwrap_err();
+    let err = nodes::import_images(
+        &docker,
+        &nodes[0],
+        &[(BUSYBOX, id.as_str())],
+        "no-such-snapshotter",
+    )
+    .await
+    .unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, ClusterError::NodeLoad { .. }), "{err:?}");
-    assert!(msg.contains(&node.name) && msg.contains("exited"), "{msg}");
+    assert!(
+        msg.contains(&node.name) && msg.contains("exited") && msg.contains(BUSYBOX),
+        "{msg}"
+    );
+}
+
+/// Bytes of the engine's export of `references`, together in one archive.
+async fn export_len(docker: &bollard::Docker, references: &[&str]) -> u64 {
+    let mut stream = std::pin::pin!(docker.export_images(references));
+    let mut n = 0;
+    while let Some(chunk) = stream.next().await {
+        n += chunk.unwrap().len() as u64;
+    }
+    n
+}
+
+fn loaded_bytes(line: &NodeLoad) -> u64 {
+    match line.outcome {
+        LoadOutcome::Loaded { bytes, .. } => bytes,
+        ref other => panic!("{} was not loaded: {other:?}", line.reference),
+    }
+}
+
+#[tokio::test]
+async fn images_sharing_a_base_arrive_in_one_import_each_layer_once() {
+    if !node::engine_available() {
+        return;
+    }
+    let node = node::Node::start();
+    node.record_ctr_calls();
+    // Two images FROM busybox (~2 MB), each with a 300 kB top layer of its own.
+    let a = node::Derived::build(BUSYBOX, 300_000);
+    let b = node::Derived::build(BUSYBOX, 300_000);
+    let docker = docker().await;
+    let images = [
+        image("busybox", BUSYBOX),
+        image("a", &a.0),
+        image("b", &b.0),
+    ];
+    let report = provider(&node.cluster)
+        .deliver(&docker, &images, &no_progress)
+        .await
+        .unwrap();
+
+    let imports: Vec<String> = node
+        .ctr_calls()
+        .into_iter()
+        .filter(|c| c.contains("images import"))
+        .collect();
+    assert_eq!(
+        imports.len(),
+        1,
+        "one import for the three images: {imports:?}"
+    );
+    for reference in [BUSYBOX, &a.0, &b.0] {
+        let name = nodes::normalize_reference(reference);
+        assert!(
+            node.image_complete(&name),
+            "{name} is not complete in the node"
+        );
+    }
+
+    // Shared bytes count once: with busybox, which comes first.
+    let bytes: Vec<u64> = report.loads.iter().map(loaded_bytes).collect();
+    let together = export_len(&docker, &[BUSYBOX, &a.0, &b.0]).await;
+    assert_eq!(
+        bytes.iter().sum::<u64>(),
+        together,
+        "the lines add up to the stream"
+    );
+    let alone = export_len(&docker, &[BUSYBOX]).await;
+    assert!(
+        bytes[0] >= alone - 4096 && bytes[0] <= alone + 4096,
+        "{bytes:?} vs busybox alone {alone}"
+    );
+    for own in &bytes[1..] {
+        assert!(
+            (300_000..330_000).contains(own),
+            "a top layer's share: {bytes:?}"
+        );
+    }
+    // Each layer once: far less than three separate exports.
+    let separate = alone + export_len(&docker, &[&a.0]).await + export_len(&docker, &[&b.0]).await;
+    assert!(
+        together < separate - 2 * 1_900_000,
+        "{together} vs {separate}"
+    );
+    // One import: one time for all its images.
+    let seconds: Vec<f64> = report
+        .loads
+        .iter()
+        .map(|l| match l.outcome {
+            LoadOutcome::Loaded { seconds, .. } => seconds,
+            _ => unreachable!(),
+        })
+        .collect();
+    assert!(seconds.iter().all(|s| *s == seconds[0]), "{seconds:?}");
+
+    // Again: everything is there by content; nothing is exported or imported.
+    let again = provider(&node.cluster)
+        .deliver(&docker, &images, &no_progress)
+        .await
+        .unwrap();
+    assert!(
+        again
+            .loads
+            .iter()
+            .all(|l| l.outcome == LoadOutcome::Skipped),
+        "{again:?}"
+    );
+    let imports = node
+        .ctr_calls()
+        .iter()
+        .filter(|c| c.contains("images import"))
+        .count();
+    assert_eq!(imports, 1);
+}
+
+#[tokio::test]
+async fn what_the_node_holds_is_reported_before_the_rest_is_imported() {
+    if !node::engine_available() {
+        return;
+    }
+    let node = node::Node::start();
+    let docker = docker().await;
+    let kind = provider(&node.cluster);
+    kind.deliver(&docker, &[image("busybox", BUSYBOX)], &no_progress)
+        .await
+        .unwrap();
+    node.record_ctr_calls();
+    let derived = node::Derived::build(BUSYBOX, 100_000);
+    let alias = node::Alias::of(BUSYBOX);
+    // Progress hears each line as it is settled, and what ctr had been asked by then.
+    let heard = std::sync::Mutex::new(Vec::<(NodeLoad, usize)>::new());
+    let report = kind
+        .deliver(
+            &docker,
+            &[
+                image("derived", &derived.0),
+                image("busybox", BUSYBOX),
+                image("alias", &alias.0),
+            ],
+            &|load: &NodeLoad| {
+                let imports = node
+                    .ctr_calls()
+                    .iter()
+                    .filter(|c| c.contains("images import"))
+                    .count();
+                heard.lock().unwrap().push((load.clone(), imports));
+            },
+        )
+        .await
+        .unwrap();
+    let heard = heard.into_inner().unwrap();
+    let order: Vec<(&str, &LoadOutcome, usize)> = heard
+        .iter()
+        .map(|(l, imports)| (l.image.as_str(), &l.outcome, *imports))
+        .collect();
+    // busybox (held) and its alias (a tag of held content) come first,
+    // before any import; then the one import brings the derived image.
+    assert_eq!(order[0], ("busybox", &LoadOutcome::Skipped, 0), "{order:?}");
+    assert_eq!(order[1], ("alias", &LoadOutcome::Tagged, 0), "{order:?}");
+    assert_eq!(order[2].0, "derived");
+    assert!(
+        matches!(order[2].1, LoadOutcome::Loaded { .. }),
+        "{order:?}"
+    );
+    assert_eq!(order[2].2, 1);
+    // The report keeps the order the images were asked for.
+    let names: Vec<&str> = report.loads.iter().map(|l| l.image.as_str()).collect();
+    assert_eq!(names, ["derived", "busybox", "alias"]);
+    // The one image imported has the whole archive: the engine's export of
+    // an image always carries all its layers, busybox's included.
+    let bytes = loaded_bytes(&report.loads[0]);
+    assert_eq!(bytes, export_len(&docker, &[&derived.0]).await);
+    assert!(node.image_complete(&nodes::normalize_reference(&derived.0)));
 }
 
 #[tokio::test]

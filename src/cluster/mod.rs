@@ -11,9 +11,10 @@
 //! user command (k3d, minikube, a node's containerd) or to nobody (registry
 //! images). Loading into kind nodes bypasses `kind load`: [`nodes`] finds the
 //! node containers by label, asks each node's containerd what it already
-//! holds (by content: the image ID), and streams the engine's export of each
-//! missing image straight into `ctr images import` in the node, nodes in
-//! parallel, with no temp file. What decides — cluster-name matching, banner
+//! holds (by content: the image ID), and streams one export of everything
+//! the node lacks straight into one `ctr images import` in the node (the
+//! engine writes each shared layer once; [`archive`] splits the bytes per
+//! image), nodes in parallel, with no temp file. What decides — cluster-name matching, banner
 //! stripping, which errors are transient, present/retag/load per image per
 //! node — is pure and tested with tables; the process and engine calls are
 //! thin shells around it. [`state`] records what `up` made so that `down`,
@@ -21,6 +22,7 @@
 //! operation returns data (a [`LoadReport`]) or a typed [`ClusterError`]
 //! carrying kind's stderr and a fix.
 
+pub mod archive;
 pub mod existing;
 pub mod kind;
 pub mod nodes;
@@ -67,7 +69,13 @@ pub enum LoadOutcome {
     Skipped,
     /// The node held the content under another name: only a tag was added.
     Tagged,
-    /// The archive was streamed into the node.
+    /// The archive was streamed into the node. Images a node lacks arrive
+    /// together, in one archive and one import: `bytes` are this image's
+    /// share of it — a layer shared by several of them counts once, with
+    /// the first image (in the lane's order) that has it, and the archive's
+    /// own metadata with the first image, so a node's lines add up to the
+    /// bytes streamed into it — and `seconds` is that whole import's time,
+    /// the same for each image in it (none can be used before it ends).
     Loaded { bytes: u64, seconds: f64 },
     /// Nothing to do: the cluster pulls this image from a registry.
     NotDelivered,
@@ -271,10 +279,10 @@ pub const NODE_IMAGE_ENV: &str = "HARNESS_KIND_NODE_IMAGE";
 /// (an empty value counts as none).
 pub fn with_node_image(spec: &ClusterSpec, image: Option<&str>) -> ClusterSpec {
     let mut spec = spec.clone();
-    if let (ClusterProvider::Kind(kind), Some(image)) = (&mut spec.provider, image) {
-        if !image.is_empty() {
-            kind.node_image = Some(image.to_owned());
-        }
+    if let (ClusterProvider::Kind(kind), Some(image)) = (&mut spec.provider, image)
+        && !image.is_empty()
+    {
+        kind.node_image = Some(image.to_owned());
     }
     spec
 }

@@ -1,19 +1,24 @@
 //! Loading images into kind nodes without `kind load`'s waste.
 //!
 //! `kind load docker-image` saves every requested image into one temp tar and
-//! re-imports it into every node whose `crictl inspecti` fails — and the node
-//! images the fixtures were captured on ship no `crictl`, so it re-imports
-//! every time. Here, per node: an [`InventorySource`] says which images the
-//! node already holds, by content (the image ID, i.e. the config digest, which
-//! containerd's CRI plugin records as a `sha256:<id>` reference); [`decide`]
-//! picks skip / tag / load for each wanted image; missing images are streamed
-//! from the engine's export (`GET /images/{name}/get`) straight into
-//! `ctr --namespace=k8s.io images import --digests --snapshotter=<s> -` over an
-//! exec with stdin attached — no temp file, and no `--all-platforms`, which
-//! fails with "content digest not found" when the engine uses the containerd
-//! image store (kind #3795). Nodes load in parallel; images within a node one
-//! after another, since one containerd unpacks them anyway. The inventory is
-//! a trait so a Kubernetes `node.status.images` source can be plugged in.
+//! re-imports it into every node whose `crictl inspecti` fails — and node
+//! images without `crictl` (like the offline test cluster's) re-import every
+//! time. Here, per node: an [`InventorySource`] says which images the node
+//! already holds, by content (the image ID, i.e. the config digest, which
+//! containerd's CRI plugin records as a `sha256:<id>` reference);
+//! [`plan_node`] picks skip / tag / load for each wanted image; everything
+//! the node lacks is streamed from **one** engine export
+//! (`GET /images/get?names=a&names=b`, which writes each layer once however
+//! many images share it) straight into **one**
+//! `ctr --namespace=k8s.io images import --digests --snapshotter=<s> -`
+//! over an exec with stdin attached — no temp file, and no
+//! `--all-platforms`, which fails with "content digest not found" when the
+//! engine uses the containerd image store (kind #3795). The tar headers are
+//! counted as they pass ([`super::archive`]) to report bytes per image.
+//! Skips and tags of content the node holds are reported before the import
+//! starts, so the deploy can go ahead with them. Nodes load in parallel.
+//! The inventory is a trait so a Kubernetes `node.status.images` source can
+//! be plugged in.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -26,6 +31,7 @@ use futures_util::{Stream, StreamExt as _, TryStreamExt as _};
 use serde::Serialize;
 use tokio::io::AsyncWriteExt as _;
 
+use super::archive::Tally;
 use super::{ClusterError, ImageRef, LoadOutcome, LoadReport, NodeLoad, Progress};
 
 /// The label kind puts on its node containers.
@@ -66,6 +72,9 @@ pub enum Decision {
     Tag { source: String },
     /// The node lacks the content.
     Load,
+    /// The node lacks the content, and an earlier image of the same load
+    /// brings it: tag `source` (that image's name) once it is in.
+    TagLoaded { source: String },
 }
 
 /// Decides by content: only an entry whose ID equals the engine's image ID
@@ -434,21 +443,39 @@ pub async fn node_snapshotter(
     Ok(snapshotter_from_config(&out.stdout).unwrap_or_else(|| "overlayfs".into()))
 }
 
-/// Streams the engine's export of `reference` into `node`'s containerd.
-pub async fn stream_into_node(
+/// What one import into a node moved.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Imported {
+    /// Per image, in the order given, the bytes attributed to it (see
+    /// [`super::archive::attribute`]); they sum to `total`.
+    pub bytes: Vec<u64>,
+    /// Bytes streamed into the node's `ctr import`.
+    pub total: u64,
+    /// From the export's first request to the import's exit.
+    pub seconds: f64,
+}
+
+/// Streams one export of all `images` (reference, engine image ID) from
+/// the engine into `node`'s containerd, in one `ctr import`: the engine
+/// sends each layer once, however many of the images share it.
+pub async fn import_images(
     docker: &Docker,
     node: &NodeContainer,
-    reference: &str,
+    images: &[(&str, &str)],
     snapshotter: &str,
-) -> Result<LoadOutcome, ClusterError> {
+) -> Result<Imported, ClusterError> {
     let started = Instant::now();
     let cmd = import_command(snapshotter);
     let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
-    let export = docker.export_image(reference);
+    let references: Vec<&str> = images.iter().map(|(r, _)| *r).collect();
+    let tally = std::sync::Mutex::new(Tally::new());
+    let export = docker
+        .export_images(&references)
+        .inspect_ok(|chunk| tally.lock().expect("tally lock").feed(chunk));
     let out = exec_with_stdin(docker, &node.name, &cmd, Some(export)).await?;
     if out.exit_code != 0 {
         return Err(ClusterError::NodeLoad {
-            reference: reference.to_owned(),
+            reference: references.join(", "),
             node: node.name.clone(),
             detail: format!(
                 "`{}` exited {}: {}",
@@ -458,10 +485,38 @@ pub async fn stream_into_node(
             ),
         });
     }
-    Ok(LoadOutcome::Loaded {
-        bytes: out.stdin_bytes,
+    let tally = tally.into_inner().expect("tally lock");
+    let total = tally.total();
+    let (entries, loose, manifest) = tally.finish();
+    let ids: Vec<&str> = images.iter().map(|(_, id)| *id).collect();
+    Ok(Imported {
+        bytes: super::archive::attribute(&entries, loose, manifest.as_deref(), &ids),
+        total,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// What to do for each wanted image (reference, engine image ID) on one
+/// node, in order: [`decide`] against what the node holds, and a second
+/// name for content this load brings is a tag once it is in
+/// ([`Decision::TagLoaded`]), so each content is exported once.
+pub fn plan_node(wanted: &[(&str, &str)], inventory: &ImageInventory) -> Vec<Decision> {
+    let mut loading: Vec<(&str, &str)> = Vec::new();
+    wanted
+        .iter()
+        .map(|&(reference, id)| match decide(reference, id, inventory) {
+            Decision::Load => match loading.iter().find(|(_, i)| *i == id) {
+                Some((first, _)) => Decision::TagLoaded {
+                    source: normalize_reference(first),
+                },
+                None => {
+                    loading.push((reference, id));
+                    Decision::Load
+                }
+            },
+            held => held,
+        })
+        .collect()
 }
 
 /// Puts every image into every node that lacks it, nodes in parallel.
@@ -488,6 +543,10 @@ pub async fn load_into_nodes(
     Ok(report)
 }
 
+/// One node: what it holds is reported at once (skips, and tags of content
+/// it has), then everything it lacks arrives in one export and one import,
+/// then second names of that content are tagged. Lines come back in the
+/// order of `wanted`; `progress` hears each as it is settled.
 async fn load_node(
     docker: &Docker,
     node: &NodeContainer,
@@ -495,64 +554,94 @@ async fn load_node(
     source: &impl InventorySource,
     progress: Progress<'_>,
 ) -> Result<Vec<NodeLoad>, ClusterError> {
-    let mut inventory = source.inventory(docker, node).await?;
-    let mut snapshotter = None;
-    let mut loads = Vec::with_capacity(wanted.len());
-    for (image, id) in wanted {
-        let outcome = match decide(&image.reference, id, &inventory) {
-            Decision::Present => LoadOutcome::Skipped,
-            Decision::Tag { source } => {
-                let target = normalize_reference(&image.reference);
-                let out = exec(
-                    docker,
-                    &node.name,
-                    &[
-                        "ctr",
-                        "--namespace=k8s.io",
-                        "images",
-                        "tag",
-                        "--force",
-                        &source,
-                        &target,
-                    ],
-                )
-                .await?;
-                if out.exit_code != 0 {
-                    return Err(ClusterError::NodeLoad {
-                        reference: image.reference.clone(),
-                        node: node.name.clone(),
-                        detail: format!(
-                            "ctr images tag exited {}: {}",
-                            out.exit_code,
-                            out.stderr.trim()
-                        ),
-                    });
-                }
-                LoadOutcome::Tagged
-            }
-            Decision::Load => {
-                if snapshotter.is_none() {
-                    snapshotter = Some(node_snapshotter(docker, node).await?);
-                }
-                let s = snapshotter.as_deref().unwrap_or("overlayfs");
-                stream_into_node(docker, node, &image.reference, s).await?
-            }
-        };
-        // The node now holds it: a second name for the same image is a tag, not a load.
-        inventory.images.push(NodeImage {
-            names: vec![normalize_reference(&image.reference)],
-            id: Some(id.clone()),
-        });
-        let load = NodeLoad {
+    let inventory = source.inventory(docker, node).await?;
+    let pairs: Vec<(&str, &str)> = wanted
+        .iter()
+        .map(|(image, id)| (image.reference.as_str(), id.as_str()))
+        .collect();
+    let decisions = plan_node(&pairs, &inventory);
+    let mut lines: Vec<Option<NodeLoad>> = vec![None; wanted.len()];
+    let mut settle = |i: usize, outcome: LoadOutcome| {
+        let image = wanted[i].0;
+        let line = NodeLoad {
             image: image.name.clone(),
             reference: image.reference.clone(),
             node: node.name.clone(),
             outcome,
         };
-        progress(&load);
-        loads.push(load);
+        progress(&line);
+        lines[i] = Some(line);
+    };
+    for (i, decision) in decisions.iter().enumerate() {
+        match decision {
+            Decision::Present => settle(i, LoadOutcome::Skipped),
+            Decision::Tag { source } => {
+                tag(docker, node, &wanted[i].0.reference, source).await?;
+                settle(i, LoadOutcome::Tagged);
+            }
+            Decision::Load | Decision::TagLoaded { .. } => {}
+        }
     }
-    Ok(loads)
+    let load: Vec<usize> = (0..wanted.len())
+        .filter(|&i| decisions[i] == Decision::Load)
+        .collect();
+    if !load.is_empty() {
+        let snapshotter = node_snapshotter(docker, node).await?;
+        let images: Vec<(&str, &str)> = load.iter().map(|&i| pairs[i]).collect();
+        let imported = import_images(docker, node, &images, &snapshotter).await?;
+        for (k, &i) in load.iter().enumerate() {
+            settle(
+                i,
+                LoadOutcome::Loaded {
+                    bytes: imported.bytes[k],
+                    seconds: imported.seconds,
+                },
+            );
+        }
+    }
+    for (i, decision) in decisions.iter().enumerate() {
+        if let Decision::TagLoaded { source } = decision {
+            tag(docker, node, &wanted[i].0.reference, source).await?;
+            settle(i, LoadOutcome::Tagged);
+        }
+    }
+    Ok(lines.into_iter().flatten().collect())
+}
+
+/// Names content the node holds (`source`: an image ID or another name) `reference`.
+async fn tag(
+    docker: &Docker,
+    node: &NodeContainer,
+    reference: &str,
+    source: &str,
+) -> Result<(), ClusterError> {
+    let target = normalize_reference(reference);
+    let out = exec(
+        docker,
+        &node.name,
+        &[
+            "ctr",
+            "--namespace=k8s.io",
+            "images",
+            "tag",
+            "--force",
+            source,
+            &target,
+        ],
+    )
+    .await?;
+    if out.exit_code != 0 {
+        return Err(ClusterError::NodeLoad {
+            reference: reference.to_owned(),
+            node: node.name.clone(),
+            detail: format!(
+                "ctr images tag exited {}: {}",
+                out.exit_code,
+                out.stderr.trim()
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// The engine's export of `reference`, as a byte stream (for load commands).
@@ -622,6 +711,38 @@ sha256:012ff3ef348ee3d771d93550bbd84d324315a1f68861c760e96a491f79bbc303         
             }],
         };
         assert_eq!(decide("harness/busybox:1", ID, &names_only), Decision::Load);
+    }
+
+    #[test]
+    fn a_load_exports_each_content_once() {
+        let inv = parse_ctr_images(CTR_LS);
+        let new = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+        let other = "sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc";
+        let plan = plan_node(
+            &[
+                ("harness/app:1", new),
+                ("harness/busybox:1", ID),
+                ("harness/app:alias", new),
+                ("harness/busybox:2", ID),
+                ("harness/db:1", other),
+            ],
+            &inv,
+        );
+        assert_eq!(
+            plan,
+            [
+                Decision::Load,
+                Decision::Present,
+                // Same content as the first line: a tag once it is in, by name.
+                Decision::TagLoaded {
+                    source: "docker.io/harness/app:1".into()
+                },
+                // Same content as the node holds: a tag now, by ID.
+                Decision::Tag { source: ID.into() },
+                Decision::Load,
+            ]
+        );
+        assert!(plan_node(&[], &inv).is_empty());
     }
 
     #[test]
