@@ -7,7 +7,7 @@ mod node;
 
 use std::time::Duration;
 
-use futures_util::StreamExt as _;
+use futures_util::{FutureExt as _, StreamExt as _};
 
 use harness::cluster::nodes::{self, CtrInventory};
 use harness::cluster::{
@@ -433,4 +433,188 @@ async fn an_existing_clusters_load_command_gets_the_archive_on_stdin() {
         .await
         .unwrap();
     assert_eq!(report.loads[0].outcome, LoadOutcome::NotDelivered);
+}
+
+// ------------------------------------------------------------------ on a real cluster
+
+/// The test cluster's kubeconfig (`$HARNESS_TEST_KUBECONFIG`), or `None`
+/// with a notice; a failure when `HARNESS_REQUIRE_CLUSTER=1`.
+fn test_cluster() -> Option<std::path::PathBuf> {
+    match std::env::var_os("HARNESS_TEST_KUBECONFIG").filter(|v| !v.is_empty()) {
+        Some(path) => Some(path.into()),
+        None => {
+            assert!(
+                std::env::var("HARNESS_REQUIRE_CLUSTER").as_deref() != Ok("1"),
+                "a test cluster is required (HARNESS_REQUIRE_CLUSTER=1): set HARNESS_TEST_KUBECONFIG \
+                 to the kubeconfig of a kind cluster (scripts/test-cluster makes one)"
+            );
+            eprintln!("skipped: HARNESS_TEST_KUBECONFIG is not set (no test cluster)");
+            None
+        }
+    }
+}
+
+/// Removes the images from the nodes' containerd, by every name they have.
+async fn forget(docker: &bollard::Docker, nodes: &[nodes::NodeContainer], ids: &[String]) {
+    use harness::cluster::nodes::InventorySource as _;
+    for node in nodes {
+        let Ok(inventory) = CtrInventory.inventory(docker, node).await else {
+            continue;
+        };
+        let mut cmd = vec!["ctr", "--namespace=k8s.io", "images", "rm"];
+        for image in &inventory.images {
+            if image.id.as_ref().is_some_and(|id| ids.contains(id)) {
+                cmd.extend(image.names.iter().map(String::as_str));
+                cmd.extend(image.id.iter().map(String::as_str));
+            }
+        }
+        if cmd.len() > 4 {
+            let _ = nodes::exec(docker, &node.name, &cmd).await;
+        }
+    }
+}
+
+/// Creates `pod`, again when the API server says to retry (Kubernetes < 1.24
+/// refuses pods until the new namespace's service account has its token,
+/// and says when to come back), within a deadline.
+async fn create_when_admitted(
+    pods: &kube::Api<k8s_openapi::api::core::v1::Pod>,
+    pod: &k8s_openapi::api::core::v1::Pod,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match pods.create(&Default::default(), pod).await {
+            Ok(_) => return,
+            Err(kube::Error::Api(status))
+                if status.reason == "ServerTimeout" && tokio::time::Instant::now() < deadline =>
+            {
+                let after = status
+                    .details
+                    .as_ref()
+                    .map(|d| d.retry_after_seconds)
+                    .unwrap_or(1)
+                    .max(1);
+                tokio::time::sleep(Duration::from_secs(after.into())).await;
+            }
+            Err(e) => panic!("creating the pod: {e}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn images_loaded_together_run_in_a_real_cluster() {
+    use harness::suites::{NamespaceProvisioner as _, OsRandom, namespace::namespace_name};
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::Api;
+
+    if !node::engine_available() {
+        return;
+    }
+    let Some(kubeconfig) = test_cluster() else {
+        return;
+    };
+    let client = harness::k8s::connect(&harness::k8s::ClusterAccess {
+        kubeconfig,
+        context: None,
+    })
+    .await
+    .expect("a client for $HARNESS_TEST_KUBECONFIG");
+    let docker = docker().await;
+    // On kind, a node's name is its container's.
+    let node_list = Api::<k8s_openapi::api::core::v1::Node>::all(client.clone())
+        .list(&Default::default())
+        .await
+        .unwrap();
+    let targets: Vec<nodes::NodeContainer> = node_list
+        .items
+        .iter()
+        .filter_map(|n| n.metadata.name.clone())
+        .map(|name| nodes::NodeContainer {
+            name,
+            id: String::new(),
+            role: None,
+        })
+        .collect();
+    assert!(!targets.is_empty());
+
+    let a = node::Derived::build(BUSYBOX, 200_000);
+    let b = node::Derived::build(BUSYBOX, 200_000);
+    let images = [image("a", &a.0), image("b", &b.0)];
+    let ids = [
+        nodes::engine_image_id(&docker, &a.0).await.unwrap(),
+        nodes::engine_image_id(&docker, &b.0).await.unwrap(),
+    ];
+    let outcome = std::panic::AssertUnwindSafe(async {
+        let report =
+            nodes::load_into_nodes(&docker, &targets, &images, &CtrInventory, &no_progress)
+                .await
+                .unwrap();
+        assert_eq!(report.loads.len(), 2 * targets.len());
+        for line in &report.loads {
+            assert!(
+                matches!(line.outcome, LoadOutcome::Loaded { .. }),
+                "{line:?}"
+            );
+        }
+        // The node's containerd now holds them by content.
+        let again = nodes::load_into_nodes(&docker, &targets, &images, &CtrInventory, &no_progress)
+            .await
+            .unwrap();
+        assert!(
+            again
+                .loads
+                .iter()
+                .all(|l| l.outcome == LoadOutcome::Skipped),
+            "{again:?}"
+        );
+
+        // The kubelet runs them without pulling: both images' top layers are there.
+        let namespaces = harness::k8s::KubeNamespaces::new(client.clone(), "load-test");
+        let ns = namespace_name("load-test", 1, &mut OsRandom).unwrap();
+        namespaces.create(&ns).await.unwrap();
+        let container = |name: &str, image: &str| {
+            serde_json::json!({
+                "name": name, "image": image, "imagePullPolicy": "Never",
+                "command": ["sh", "-c", "test -s /blob"],
+            })
+        };
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "loaded"},
+            "spec": {
+                "restartPolicy": "Never",
+                "containers": [container("a", &a.0), container("b", &b.0)],
+            }
+        }))
+        .unwrap();
+        let pods = Api::<Pod>::namespaced(client.clone(), &ns);
+        create_when_admitted(&pods, &pod).await;
+        let done = tokio::time::timeout(
+            Duration::from_secs(90),
+            kube::runtime::wait::await_condition(pods.clone(), "loaded", |p: Option<&Pod>| {
+                p.and_then(|p| p.status.as_ref()?.phase.as_deref())
+                    .is_some_and(|phase| phase == "Succeeded" || phase == "Failed")
+            }),
+        )
+        .await;
+        let last = pods.get("loaded").await.ok();
+        // Asked to go, not waited on: the test's verdict is the pod's.
+        let _ = Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone())
+            .delete(&ns, &Default::default())
+            .await;
+        done.expect("the pod finished within 90 s").unwrap();
+        let phase = last.as_ref().and_then(|p| p.status.as_ref()?.phase.clone());
+        assert_eq!(
+            phase.as_deref(),
+            Some("Succeeded"),
+            "{:?}",
+            last.and_then(|p| p.status)
+        );
+    })
+    .catch_unwind()
+    .await;
+    // Pass or fail, the nodes forget the test's images.
+    forget(&docker, &targets, &ids).await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
 }

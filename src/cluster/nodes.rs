@@ -554,7 +554,13 @@ async fn load_node(
     source: &impl InventorySource,
     progress: Progress<'_>,
 ) -> Result<Vec<NodeLoad>, ClusterError> {
-    let inventory = source.inventory(docker, node).await?;
+    // The snapshotter is asked at the same time: one round trip less
+    // before the import, when there is one.
+    let (inventory, snapshotter) = tokio::join!(
+        source.inventory(docker, node),
+        node_snapshotter(docker, node)
+    );
+    let inventory = inventory?;
     let pairs: Vec<(&str, &str)> = wanted
         .iter()
         .map(|(image, id)| (image.reference.as_str(), id.as_str()))
@@ -586,7 +592,7 @@ async fn load_node(
         .filter(|&i| decisions[i] == Decision::Load)
         .collect();
     if !load.is_empty() {
-        let snapshotter = node_snapshotter(docker, node).await?;
+        let snapshotter = snapshotter?;
         let images: Vec<(&str, &str)> = load.iter().map(|&i| pairs[i]).collect();
         let imported = import_images(docker, node, &images, &snapshotter).await?;
         for (k, &i) in load.iter().enumerate() {
