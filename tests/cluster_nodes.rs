@@ -116,16 +116,49 @@ async fn same_content_under_a_new_name_is_tagged_not_loaded() {
     assert!(node.image_refs().contains(&want), "{want} not in the node");
 }
 
+/// The engine's `save` events for image `id` since `since` (Unix seconds).
+fn saves_of(id: &str, since: u64) -> usize {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1;
+    let out = std::process::Command::new("docker")
+        .args([
+            "events",
+            "--since",
+            &since.to_string(),
+            "--until",
+            &now.to_string(),
+        ])
+        .args(["--filter", "type=image", "--filter", "event=save"])
+        .args(["--format", "{{.ID}}"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.trim() == id)
+        .count()
+}
+
 #[tokio::test]
-async fn every_node_of_the_cluster_is_loaded() {
+async fn every_node_of_the_cluster_is_loaded_from_one_export() {
     if !node::engine_available() {
         return;
     }
     let a = node::Node::start();
     let b = node::Node::start_in(&a.cluster);
+    a.record_ctr_calls();
+    b.record_ctr_calls();
+    let derived = node::Derived::build(BUSYBOX, 100_000);
     let docker = docker().await;
+    let id = nodes::engine_image_id(&docker, &derived.0).await.unwrap();
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let report = provider(&a.cluster)
-        .deliver(&docker, &[image("busybox", BUSYBOX)], &no_progress)
+        .deliver(&docker, &[image("derived", &derived.0)], &no_progress)
         .await
         .unwrap();
     let mut loaded: Vec<&str> = report
@@ -138,12 +171,22 @@ async fn every_node_of_the_cluster_is_loaded() {
     let mut want = vec![a.name.as_str(), b.name.as_str()];
     want.sort();
     assert_eq!(loaded, want);
+    let name = nodes::normalize_reference(&derived.0);
     for n in [&a, &b] {
         assert!(
-            n.image_refs()
-                .contains(&"docker.io/harness/busybox:1".to_owned())
+            n.image_complete(&name),
+            "{name} is not complete in {}",
+            n.name
         );
+        let imports = n
+            .ctr_calls()
+            .iter()
+            .filter(|c| c.contains("images import"))
+            .count();
+        assert_eq!(imports, 1, "{}", n.name);
     }
+    // Both nodes lacked the same image: the engine exported it once.
+    assert_eq!(saves_of(&id, since), 1, "exports of {id}");
 }
 
 #[tokio::test]

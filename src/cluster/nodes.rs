@@ -16,7 +16,10 @@
 //! engine uses the containerd image store (kind #3795). The tar headers are
 //! counted as they pass ([`super::archive`]) to report bytes per image.
 //! Skips and tags of content the node holds are reported before the import
-//! starts, so the deploy can go ahead with them. Nodes load in parallel.
+//! starts, so the deploy can go ahead with them. Nodes load in parallel, and
+//! nodes that lack the same images share one export, each chunk going to
+//! every node's import ([`import_into`]): the engine builds the archive
+//! once, as `kind load` does with its temp file.
 //! The inventory is a trait so a Kubernetes `node.status.images` source can
 //! be plugged in.
 
@@ -464,36 +467,98 @@ pub async fn import_images(
     images: &[(&str, &str)],
     snapshotter: &str,
 ) -> Result<Imported, ClusterError> {
+    import_into(docker, &[(node, snapshotter)], images)
+        .await
+        .remove(0)
+}
+
+/// [`import_images`] into several nodes (each with its snapshotter) from
+/// one export: the engine makes the archive once — Docker writes all of it
+/// out before it sends the first byte — and every chunk goes to each
+/// node's import, at the pace of the slowest. One result per node.
+pub async fn import_into(
+    docker: &Docker,
+    targets: &[(&NodeContainer, &str)],
+    images: &[(&str, &str)],
+) -> Vec<Result<Imported, ClusterError>> {
     let started = Instant::now();
-    let cmd = import_command(snapshotter);
-    let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
     let references: Vec<&str> = images.iter().map(|(r, _)| *r).collect();
-    let tally = std::sync::Mutex::new(Tally::new());
-    let export = docker
-        .export_images(&references)
-        .inspect_ok(|chunk| tally.lock().expect("tally lock").feed(chunk));
-    let out = exec_with_stdin(docker, &node.name, &cmd, Some(export)).await?;
-    if out.exit_code != 0 {
-        return Err(ClusterError::NodeLoad {
-            reference: references.join(", "),
-            node: node.name.clone(),
-            detail: format!(
-                "`{}` exited {}: {}",
-                cmd.join(" "),
-                out.exit_code,
-                super::last_lines(&out.stderr, 6)
-            ),
+    let mut tally = Tally::new();
+    let (senders, receivers): (Vec<_>, Vec<_>) = targets
+        .iter()
+        .map(|_| tokio::sync::mpsc::channel::<bytes::Bytes>(16))
+        .unzip();
+    let pump = async {
+        let mut senders: Vec<Option<_>> = senders.into_iter().map(Some).collect();
+        let mut export = std::pin::pin!(docker.export_images(&references));
+        while let Some(chunk) = export.next().await {
+            let chunk = chunk.map_err(|e| e.to_string())?;
+            tally.feed(&chunk);
+            for slot in senders.iter_mut() {
+                // An import that stopped reading is left out; its own
+                // result says why.
+                if let Some(tx) = slot
+                    && tx.send(chunk.clone()).await.is_err()
+                {
+                    *slot = None;
+                }
+            }
+            if senders.iter().all(Option::is_none) {
+                break;
+            }
+        }
+        // The senders go here: each import sees the end of its input.
+        Ok::<_, String>(())
+    };
+    let imports = targets
+        .iter()
+        .zip(receivers)
+        .map(|(&(node, snapshotter), rx)| async move {
+            let cmd = import_command(snapshotter);
+            let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
+            let stdin = futures_util::stream::unfold(rx, |mut rx| async move {
+                rx.recv()
+                    .await
+                    .map(|chunk| (Ok::<_, std::convert::Infallible>(chunk), rx))
+            });
+            let out = exec_with_stdin(docker, &node.name, &cmd, Some(stdin)).await;
+            (out, cmd.join(" "), started.elapsed().as_secs_f64())
         });
-    }
-    let tally = tally.into_inner().expect("tally lock");
+    let (pumped, outs) = tokio::join!(pump, futures_util::future::join_all(imports));
     let total = tally.total();
     let (entries, loose, manifest) = tally.finish();
     let ids: Vec<&str> = images.iter().map(|(_, id)| *id).collect();
-    Ok(Imported {
-        bytes: super::archive::attribute(&entries, loose, manifest.as_deref(), &ids),
-        total,
-        seconds: started.elapsed().as_secs_f64(),
-    })
+    let bytes = super::archive::attribute(&entries, loose, manifest.as_deref(), &ids);
+    targets
+        .iter()
+        .zip(outs)
+        .map(|(&(node, _), (out, cmd, seconds))| {
+            let out = out?;
+            let failure = match (&pumped, out.exit_code) {
+                (Ok(()), 0) => None,
+                (Ok(()), code) => Some(format!(
+                    "`{cmd}` exited {code}: {}",
+                    super::last_lines(&out.stderr, 6)
+                )),
+                (Err(export), code) => Some(format!(
+                    "the engine's export failed: {export} (`{cmd}` exited {code}: {})",
+                    super::last_lines(&out.stderr, 6)
+                )),
+            };
+            if let Some(detail) = failure {
+                return Err(ClusterError::NodeLoad {
+                    reference: references.join(", "),
+                    node: node.name.clone(),
+                    detail,
+                });
+            }
+            Ok(Imported {
+                bytes: bytes.clone(),
+                total,
+                seconds,
+            })
+        })
+        .collect()
 }
 
 /// What to do for each wanted image (reference, engine image ID) on one
@@ -519,7 +584,29 @@ pub fn plan_node(wanted: &[(&str, &str)], inventory: &ImageInventory) -> Vec<Dec
         .collect()
 }
 
-/// Puts every image into every node that lacks it, nodes in parallel.
+/// Nodes lacking the same images, by the indices of those images: one
+/// export serves each group.
+pub fn group_by_load(needs: &[Vec<usize>]) -> Vec<(Vec<usize>, Vec<usize>)> {
+    let mut groups: Vec<(Vec<usize>, Vec<usize>)> = Vec::new();
+    for (node, load) in needs.iter().enumerate() {
+        if load.is_empty() {
+            continue;
+        }
+        match groups.iter_mut().find(|(l, _)| l == load) {
+            Some((_, nodes)) => nodes.push(node),
+            None => groups.push((load.clone(), vec![node])),
+        }
+    }
+    groups
+}
+
+/// Puts every image into every node that lacks it. All nodes are asked at
+/// once what they hold, and what they hold is reported straight away
+/// (skips, and tags of held content: the deploy can go ahead with them);
+/// then nodes lacking the same images get them from one export, streamed
+/// into each node's one `ctr import` in parallel; then second names of
+/// what arrived are tagged. `progress` hears each line as it is settled;
+/// the report has them node by node, in the order of `images`.
 pub async fn load_into_nodes(
     docker: &Docker,
     nodes: &[NodeContainer],
@@ -532,86 +619,115 @@ pub async fn load_into_nodes(
     for image in images {
         wanted.push((image, engine_image_id(docker, &image.reference).await?));
     }
-    let per_node = nodes
-        .iter()
-        .map(|node| load_node(docker, node, &wanted, source, progress));
-    let results = futures_util::future::join_all(per_node).await;
-    let mut report = LoadReport::default();
-    for result in results {
-        report.loads.extend(result?);
-    }
-    Ok(report)
-}
-
-/// One node: what it holds is reported at once (skips, and tags of content
-/// it has), then everything it lacks arrives in one export and one import,
-/// then second names of that content are tagged. Lines come back in the
-/// order of `wanted`; `progress` hears each as it is settled.
-async fn load_node(
-    docker: &Docker,
-    node: &NodeContainer,
-    wanted: &[(&ImageRef, String)],
-    source: &impl InventorySource,
-    progress: Progress<'_>,
-) -> Result<Vec<NodeLoad>, ClusterError> {
-    // The snapshotter is asked at the same time: one round trip less
-    // before the import, when there is one.
-    let (inventory, snapshotter) = tokio::join!(
-        source.inventory(docker, node),
-        node_snapshotter(docker, node)
-    );
-    let inventory = inventory?;
     let pairs: Vec<(&str, &str)> = wanted
         .iter()
         .map(|(image, id)| (image.reference.as_str(), id.as_str()))
         .collect();
-    let decisions = plan_node(&pairs, &inventory);
-    let mut lines: Vec<Option<NodeLoad>> = vec![None; wanted.len()];
-    let mut settle = |i: usize, outcome: LoadOutcome| {
-        let image = wanted[i].0;
+    let line = |node: &NodeContainer, i: usize, outcome: LoadOutcome| {
         let line = NodeLoad {
-            image: image.name.clone(),
-            reference: image.reference.clone(),
+            image: wanted[i].0.name.clone(),
+            reference: wanted[i].0.reference.clone(),
             node: node.name.clone(),
             outcome,
         };
         progress(&line);
-        lines[i] = Some(line);
+        line
     };
-    for (i, decision) in decisions.iter().enumerate() {
-        match decision {
-            Decision::Present => settle(i, LoadOutcome::Skipped),
-            Decision::Tag { source } => {
-                tag(docker, node, &wanted[i].0.reference, source).await?;
-                settle(i, LoadOutcome::Tagged);
+
+    // What each node holds, and what it does not.
+    let planned = futures_util::future::join_all(nodes.iter().map(|node| async {
+        // The snapshotter is asked at the same time: one round trip less
+        // before the import, when there is one.
+        let (inventory, snapshotter) = tokio::join!(
+            source.inventory(docker, node),
+            node_snapshotter(docker, node)
+        );
+        let decisions = plan_node(&pairs, &inventory?);
+        let mut lines: Vec<Option<NodeLoad>> = vec![None; wanted.len()];
+        for (i, decision) in decisions.iter().enumerate() {
+            match decision {
+                Decision::Present => lines[i] = Some(line(node, i, LoadOutcome::Skipped)),
+                Decision::Tag { source } => {
+                    tag(docker, node, &wanted[i].0.reference, source).await?;
+                    lines[i] = Some(line(node, i, LoadOutcome::Tagged));
+                }
+                Decision::Load | Decision::TagLoaded { .. } => {}
             }
-            Decision::Load | Decision::TagLoaded { .. } => {}
         }
+        Ok::<_, ClusterError>((decisions, lines, snapshotter))
+    }))
+    .await;
+    let mut states = Vec::with_capacity(nodes.len());
+    for state in planned {
+        states.push(state?);
     }
-    let load: Vec<usize> = (0..wanted.len())
-        .filter(|&i| decisions[i] == Decision::Load)
+
+    // What they lack: one export per set of missing images.
+    let needs: Vec<Vec<usize>> = states
+        .iter()
+        .map(|(decisions, _, _)| {
+            (0..wanted.len())
+                .filter(|&i| decisions[i] == Decision::Load)
+                .collect()
+        })
         .collect();
-    if !load.is_empty() {
-        let snapshotter = snapshotter?;
+    let mut snapshotters = Vec::with_capacity(nodes.len());
+    for (n, (_, _, snapshotter)) in states.iter_mut().enumerate() {
+        let s = match (
+            needs[n].is_empty(),
+            std::mem::replace(snapshotter, Ok(String::new())),
+        ) {
+            (true, _) => String::new(),
+            (false, s) => s?,
+        };
+        snapshotters.push(s);
+    }
+    let groups = group_by_load(&needs);
+    let imports = groups.iter().map(|(load, members)| {
+        let targets: Vec<(&NodeContainer, &str)> = members
+            .iter()
+            .map(|&n| (&nodes[n], snapshotters[n].as_str()))
+            .collect();
         let images: Vec<(&str, &str)> = load.iter().map(|&i| pairs[i]).collect();
-        let imported = import_images(docker, node, &images, &snapshotter).await?;
-        for (k, &i) in load.iter().enumerate() {
-            settle(
-                i,
-                LoadOutcome::Loaded {
+        async move { import_into(docker, &targets, &images).await }
+    });
+    let imported = futures_util::future::join_all(imports).await;
+    for ((load, members), results) in groups.iter().zip(imported) {
+        for (&n, result) in members.iter().zip(results) {
+            let imported = result?;
+            for (k, &i) in load.iter().enumerate() {
+                let outcome = LoadOutcome::Loaded {
                     bytes: imported.bytes[k],
                     seconds: imported.seconds,
-                },
-            );
+                };
+                states[n].1[i] = Some(line(&nodes[n], i, outcome));
+            }
         }
     }
-    for (i, decision) in decisions.iter().enumerate() {
-        if let Decision::TagLoaded { source } = decision {
-            tag(docker, node, &wanted[i].0.reference, source).await?;
-            settle(i, LoadOutcome::Tagged);
+
+    // Second names of what arrived.
+    let wanted = &wanted;
+    let tagged = futures_util::future::join_all(nodes.iter().zip(&states).map(
+        |(node, (decisions, _, _))| async move {
+            let mut done = Vec::new();
+            for (i, decision) in decisions.iter().enumerate() {
+                if let Decision::TagLoaded { source } = decision {
+                    tag(docker, node, &wanted[i].0.reference, source).await?;
+                    done.push(i);
+                }
+            }
+            Ok::<_, ClusterError>(done)
+        },
+    ))
+    .await;
+    let mut report = LoadReport::default();
+    for ((node, (_, mut lines, _)), done) in nodes.iter().zip(states).zip(tagged) {
+        for i in done? {
+            lines[i] = Some(line(node, i, LoadOutcome::Tagged));
         }
+        report.loads.extend(lines.into_iter().flatten());
     }
-    Ok(lines.into_iter().flatten().collect())
+    Ok(report)
 }
 
 /// Names content the node holds (`source`: an image ID or another name) `reference`.
@@ -749,6 +865,16 @@ sha256:012ff3ef348ee3d771d93550bbd84d324315a1f68861c760e96a491f79bbc303         
             ]
         );
         assert!(plan_node(&[], &inv).is_empty());
+    }
+
+    #[test]
+    fn nodes_lacking_the_same_images_share_an_export() {
+        let needs = vec![vec![0, 2], vec![], vec![0, 2], vec![1], vec![0, 2]];
+        assert_eq!(
+            group_by_load(&needs),
+            [(vec![0, 2], vec![0, 2, 4]), (vec![1], vec![3])]
+        );
+        assert!(group_by_load(&[vec![], vec![]]).is_empty());
     }
 
     #[test]
