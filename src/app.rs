@@ -400,7 +400,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
                     .await
                     .map_err(|f| f.failure)?;
                 let client = crate::stages::client_for(&env.state).await?;
-                crate::stages::deploy(&client, &project, lane, &env, deadline, &bus).await?;
+                crate::stages::load_and_deploy(&client, &project, lane, &env, deadline, &bus)
+                    .await?;
                 Ok::<_, crate::pipeline::StageFailure>(env)
             };
             let result = tokio::select! {

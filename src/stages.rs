@@ -341,6 +341,8 @@ pub struct Environment {
     pub provider: crate::cluster::AnyProvider,
     /// Image name → reference, for `{{image.<name>}}`.
     pub images: indexmap::IndexMap<String, String>,
+    /// The engine the images are in, which the load exports them from.
+    pub docker: bollard::Docker,
 }
 
 /// Runs one phase with its start/finish events. A phase dropped half-way
@@ -394,9 +396,10 @@ async fn phase<T, E: std::error::Error + 'static>(
     result
 }
 
-/// Preflight, images, cluster, load: everything before deploy. The state
-/// file is written as soon as a cluster exists, so that `down` can remove
-/// it even when a later step fails.
+/// Preflight, images, cluster: everything before the load and the deploy,
+/// which [`load_and_deploy`] overlaps. The state file is written as soon
+/// as a cluster exists, so that `down` can remove it even when a later
+/// step fails.
 pub async fn bring_up(
     project: &Project,
     lane: &Lane,
@@ -404,7 +407,7 @@ pub async fn bring_up(
     run_id: &str,
     bus: &Bus,
 ) -> Result<Environment, crate::pipeline::UpFailure> {
-    use crate::cluster::{AnyProvider, ImageRef, NodeLoad, Provider, state};
+    use crate::cluster::{AnyProvider, Provider, state};
     use crate::pipeline::UpFailure;
     use crate::report::Phase;
     let fail = |exit: Exit, error: anyhow::Error, cluster_exists: bool| UpFailure {
@@ -592,43 +595,12 @@ pub async fn bring_up(
     lane_state.created = ensured.created || ours;
     state::write(&project.root, &lane_state).map_err(|e| fail(Exit::Internal, e.into(), true))?;
 
-    // Load.
-    let refs: Vec<ImageRef> = outcomes
-        .iter()
-        .map(|o| ImageRef {
-            name: o.image.clone(),
-            reference: o.reference.clone(),
-        })
-        .collect();
-    let progress_bus = bus.clone();
-    let progress = move |load: &NodeLoad| {
-        use crate::cluster::LoadOutcome;
-        let (skipped, bytes, seconds) = match load.outcome {
-            LoadOutcome::Loaded { bytes, seconds } => (false, bytes, seconds),
-            LoadOutcome::Skipped | LoadOutcome::Tagged | LoadOutcome::NotDelivered => {
-                (true, 0, 0.0)
-            }
-        };
-        progress_bus.emit(Event::Load {
-            image: load.image.clone(),
-            node: load.node.clone(),
-            skipped,
-            bytes,
-            seconds,
-        });
-    };
-    phase(
-        bus,
-        Phase::Load,
-        provider.deliver(&docker, &refs, &progress),
-    )
-    .await
-    .map_err(|e| fail(e.exit(), e.into(), true))?;
     lane_state.created_at = state::LaneState::now();
     Ok(Environment {
         state: lane_state,
         provider,
         images: references,
+        docker,
     })
 }
 
@@ -784,14 +756,116 @@ pub async fn client_for(
         .map_err(|e| StageFailure::new(Exit::Cluster, e))
 }
 
-/// Deploys the lane into the environment, forwarding progress to the bus.
-pub async fn deploy(
+/// Loads the lane's images into the cluster and deploys the lane, the two
+/// overlapped. A component is applied once its dependencies are Ready (the
+/// wave order, as always) and every image it runs is in every node: at
+/// once for components without images (CRDs) and for images the nodes
+/// already held, which the load reports before it streams anything; when
+/// the load has finished for the rest. The deploy phase starts when its
+/// first component can. A failed load stops the deploy (and exits as an
+/// image failure), a failed deploy the load.
+pub async fn load_and_deploy(
     client: &kube::Client,
     project: &Project,
     lane: &Lane,
     env: &Environment,
     deadline: tokio::time::Instant,
     bus: &Bus,
+) -> Result<crate::deploy::DeployReport, StageFailure> {
+    use crate::cluster::{Arrivals, ImageRef, LoadOutcome, NodeLoad, Provider};
+    let refs: Vec<ImageRef> = env
+        .images
+        .iter()
+        .map(|(name, reference)| ImageRef {
+            name: name.clone(),
+            reference: reference.clone(),
+        })
+        .collect();
+    // The nodes the load reports on. Not knowing them only holds every
+    // image-running component until the load has finished.
+    let nodes = match refs.is_empty() {
+        true => Vec::new(),
+        false => env.provider.nodes(&env.docker).await.unwrap_or_default(),
+    };
+    let (arrived, arrivals) =
+        tokio::sync::watch::channel(Arrivals::new(nodes.into_iter().map(|n| n.name)));
+    let progress = |load: &NodeLoad| {
+        let (skipped, bytes, seconds) = match load.outcome {
+            LoadOutcome::Loaded { bytes, seconds } => (false, bytes, seconds),
+            LoadOutcome::Skipped | LoadOutcome::Tagged | LoadOutcome::NotDelivered => {
+                (true, 0, 0.0)
+            }
+        };
+        bus.emit(Event::Load {
+            image: load.image.clone(),
+            node: load.node.clone(),
+            skipped,
+            bytes,
+            seconds,
+        });
+        arrived.send_modify(|a| a.heard(load));
+    };
+    let load = async {
+        phase(
+            bus,
+            crate::report::Phase::Load,
+            env.provider.deliver(&env.docker, &refs, &progress),
+        )
+        .await
+        .map_err(|e| StageFailure::new(e.exit(), e))?;
+        arrived.send_modify(Arrivals::finish);
+        Ok::<_, StageFailure>(())
+    };
+    let can_start = |images: &[String]| {
+        let mut arrivals = arrivals.clone();
+        let images = images.to_vec();
+        async move {
+            // The sender outlives both halves; should it go, wait forever
+            // rather than deploy without the images.
+            if arrivals
+                .wait_for(|a| a.has_all(images.iter()))
+                .await
+                .is_err()
+            {
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    let deploy = async {
+        // The deploy phase opens when its first component can start.
+        let components = crate::plan::closure(project, &lane.components);
+        let first_wave = crate::plan::waves(project, &components)
+            .into_iter()
+            .next()
+            .unwrap_or_default();
+        let _ = arrivals
+            .clone()
+            .wait_for(|a| {
+                first_wave.is_empty()
+                    || first_wave
+                        .iter()
+                        .any(|c| a.has_all(project.components[c.as_str()].images.iter()))
+            })
+            .await;
+        deploy(client, project, lane, env, deadline, bus, |c| {
+            can_start(&c.images)
+        })
+        .await
+    };
+    let ((), report) = tokio::try_join!(load, deploy)?;
+    Ok(report)
+}
+
+/// Deploys the lane into the environment, each component once `ready`
+/// says so, forwarding progress to the bus.
+async fn deploy<F: std::future::Future<Output = ()>>(
+    client: &kube::Client,
+    project: &Project,
+    lane: &Lane,
+    env: &Environment,
+    deadline: tokio::time::Instant,
+    bus: &Bus,
+    ready: impl Fn(&crate::config::Component) -> F,
 ) -> Result<crate::deploy::DeployReport, StageFailure> {
     use crate::deploy::DeployEvent;
     let (tx, mut rx) = mpsc::unbounded_channel();
@@ -836,7 +910,7 @@ pub async fn deploy(
         if !env.state.created {
             record_created(client, project, lane, env).await;
         }
-        crate::deploy::deploy_lane(client, project, lane, &env.images, tx, deadline)
+        crate::deploy::deploy_lane_when(client, project, lane, &env.images, tx, deadline, ready)
             .await
             .map_err(|e| {
                 let exit = if e.is_timeout() {
@@ -1114,7 +1188,7 @@ impl crate::pipeline::Stages for RealStages<'_> {
             self.env = Some(env);
             self.client = Some(client.clone());
             let env = self.env.as_ref().expect("set above");
-            deploy(
+            load_and_deploy(
                 &client,
                 self.project,
                 self.lane,

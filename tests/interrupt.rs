@@ -911,6 +911,86 @@ fn sigint_during_load_gathers_a_complete_bundle_then_tears_down() {
 }
 
 #[test]
+fn components_needing_no_loading_deploy_while_the_load_runs() {
+    if !node::engine_available() {
+        return;
+    }
+    let standin = StandIn::new(
+        Api::default(),
+        "  app: { dockerfile: Dockerfile, context: . }\n",
+        ", images: [app]",
+        ONE_SUITE,
+    );
+    std::fs::write(
+        standin.root().join("Dockerfile"),
+        "FROM harness/busybox:1\nLABEL purpose=standin-overlap\n",
+    )
+    .unwrap();
+    // Beside `app` (wave 1, its image being loaded): `settings` (wave 1,
+    // no image) and `later` (no image, but wave 2: it depends on `app`).
+    let lane_file = standin.root().join("harness.yaml");
+    let text = std::fs::read_to_string(&lane_file).unwrap();
+    let text = text
+        .replace(
+            "components:\n  app:",
+            "components:\n  settings: { manifests: [settings.yaml] }\n  later: { manifests: [later.yaml], depends_on: [app] }\n  app:",
+        )
+        .replace("components: [app]", "components: [later, settings]");
+    std::fs::write(&lane_file, text).unwrap();
+    for name in ["settings", "later"] {
+        std::fs::write(
+            standin.root().join(format!("{name}.yaml")),
+            format!(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}}}\ndata: {{k: v}}\n"
+            ),
+        )
+        .unwrap();
+    }
+    let node = Node::start(&standin.cluster);
+    let mut run = standin.start(&[]);
+    run.wait_phase("load");
+    // The import never ends; meanwhile `settings` is applied...
+    run.wait_until("ctr import to start in the node", || {
+        node.exec(&["test", "-e", "/import.pid"]).then_some(())
+    });
+    let applied = |name: &str| {
+        standin
+            .requests()
+            .iter()
+            .any(|r| r.method == "PATCH" && r.path.ends_with(&format!("/configmaps/{name}")))
+    };
+    run.wait_until("settings to be applied during the load", || {
+        applied("settings").then_some(())
+    });
+    // ...and neither `app`, whose image is not in, nor `later`, which
+    // waits for `app` to be Ready.
+    assert!(
+        node.exec(&["test", "-e", "/import.pid"]),
+        "the import still runs"
+    );
+    assert!(!applied("app"), "app was applied before its image was in");
+    assert!(!applied("later"), "later was applied before app was Ready");
+    run.interrupt(Signal::SIGINT);
+    let done = run.finish();
+    done.assert_interrupted();
+    assert_eq!(
+        done.phases(),
+        [
+            "preflight",
+            "images",
+            "cluster",
+            "load",
+            "deploy",
+            "gather",
+            "teardown"
+        ]
+    );
+    assert_eq!(done.outcomes()["load"], "interrupted");
+    assert_eq!(done.outcomes()["deploy"], "interrupted");
+    assert!(!applied("app") && !applied("later"));
+}
+
+#[test]
 fn sigint_during_deploy_gathers_a_complete_bundle_then_tears_down() {
     if !node::engine_available() {
         return;

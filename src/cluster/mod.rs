@@ -11,9 +11,10 @@
 //! user command (k3d, minikube, a node's containerd) or to nobody (registry
 //! images). Loading into kind nodes bypasses `kind load`: [`nodes`] finds the
 //! node containers by label, asks each node's containerd what it already
-//! holds (by content: the image ID), and streams the engine's export of each
-//! missing image straight into `ctr images import` in the node, nodes in
-//! parallel, with no temp file. What decides — cluster-name matching, banner
+//! holds (by content: the image ID), and streams one export of everything
+//! the node lacks straight into one `ctr images import` in the node (the
+//! engine writes each shared layer once; [`archive`] splits the bytes per
+//! image), nodes in parallel, with no temp file. What decides — cluster-name matching, banner
 //! stripping, which errors are transient, present/retag/load per image per
 //! node — is pure and tested with tables; the process and engine calls are
 //! thin shells around it. [`state`] records what `up` made so that `down`,
@@ -21,6 +22,7 @@
 //! operation returns data (a [`LoadReport`]) or a typed [`ClusterError`]
 //! carrying kind's stderr and a fix.
 
+pub mod archive;
 pub mod created;
 pub mod existing;
 pub mod kind;
@@ -68,7 +70,13 @@ pub enum LoadOutcome {
     Skipped,
     /// The node held the content under another name: only a tag was added.
     Tagged,
-    /// The archive was streamed into the node.
+    /// The archive was streamed into the node. Images a node lacks arrive
+    /// together, in one archive and one import: `bytes` are this image's
+    /// share of it — a layer shared by several of them counts once, with
+    /// the first image (in the lane's order) that has it, and the archive's
+    /// own metadata with the first image, so a node's lines add up to the
+    /// bytes streamed into it — and `seconds` is that whole import's time,
+    /// the same for each image in it (none can be used before it ends).
     Loaded { bytes: u64, seconds: f64 },
     /// Nothing to do: the cluster pulls this image from a registry.
     NotDelivered,
@@ -113,6 +121,58 @@ impl LoadReport {
                 _ => 0,
             })
             .sum()
+    }
+}
+
+/// Which images are in the cluster yet, from a load's progress lines: an
+/// image is in once every node has reported it (skipped, tagged or loaded),
+/// and everything is in once the load has finished. So what a deploy may
+/// start early is exactly what the nodes already held — with no known
+/// nodes (a provider that loads through a command, or none), nothing is in
+/// before the end.
+#[derive(Clone, Debug, Default)]
+pub struct Arrivals {
+    nodes: std::collections::BTreeSet<String>,
+    heard: std::collections::HashMap<String, std::collections::BTreeSet<String>>,
+    finished: bool,
+}
+
+impl Arrivals {
+    /// A load into these nodes (the node names the progress lines carry).
+    pub fn new(nodes: impl IntoIterator<Item = String>) -> Arrivals {
+        Arrivals {
+            nodes: nodes.into_iter().collect(),
+            ..Arrivals::default()
+        }
+    }
+
+    /// One progress line.
+    pub fn heard(&mut self, line: &NodeLoad) {
+        if line.outcome != LoadOutcome::NotDelivered {
+            self.heard
+                .entry(line.image.clone())
+                .or_default()
+                .insert(line.node.clone());
+        }
+    }
+
+    /// The load finished without error.
+    pub fn finish(&mut self) {
+        self.finished = true;
+    }
+
+    /// Whether every one of `images` (lane file names) is in the cluster
+    /// (none at all always is).
+    pub fn has_all<'a>(&self, images: impl Iterator<Item = &'a String>) -> bool {
+        let mut images = images.peekable();
+        images.peek().is_none()
+            || self.finished
+            || (!self.nodes.is_empty()
+                && images.all(|i| {
+                    self.heard
+                        .get(i)
+                        .is_some_and(|nodes| self.nodes.is_subset(nodes))
+                }))
     }
 }
 
@@ -519,6 +579,55 @@ mod tests {
         assert_eq!(load.exit(), Exit::ImageBuild);
         let kind = ClusterError::AlreadyExists { name: "x".into() };
         assert_eq!(kind.exit(), Exit::Cluster);
+    }
+
+    #[test]
+    fn an_image_is_in_once_every_node_has_it() {
+        let line = |image: &str, node: &str, outcome| NodeLoad {
+            image: image.into(),
+            reference: format!("{image}:1"),
+            node: node.into(),
+            outcome,
+        };
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let mut a = Arrivals::new(names(&["n1", "n2"]));
+        let (pg, redis, none) = (names(&["pg"]), names(&["pg", "redis"]), names(&[]));
+        assert!(
+            a.has_all(none.iter()),
+            "a component without images is in at once"
+        );
+        assert!(!a.has_all(pg.iter()));
+        a.heard(&line("pg", "n1", LoadOutcome::Skipped));
+        assert!(!a.has_all(pg.iter()), "n2 has not reported pg");
+        a.heard(&line("pg", "n2", LoadOutcome::Tagged));
+        assert!(a.has_all(pg.iter()));
+        assert!(!a.has_all(redis.iter()));
+        a.heard(&line(
+            "redis",
+            "n1",
+            LoadOutcome::Loaded {
+                bytes: 1,
+                seconds: 0.1,
+            },
+        ));
+        assert!(!a.has_all(redis.iter()));
+        a.finish();
+        assert!(
+            a.has_all(redis.iter()),
+            "a finished load has brought everything"
+        );
+
+        // Without known nodes (a load command, a registry), only the end counts.
+        let mut b = Arrivals::new(Vec::new());
+        b.heard(&line("pg", "kubectl", LoadOutcome::Skipped));
+        b.heard(&line("redis", "registry", LoadOutcome::NotDelivered));
+        assert!(!b.has_all(pg.iter()));
+        assert!(
+            b.has_all(none.iter()),
+            "needing no image, nothing to wait for"
+        );
+        b.finish();
+        assert!(b.has_all(redis.iter()));
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub mod manifests;
 pub mod report;
 pub mod wait;
 
+use std::future::Future;
 use std::time::Duration;
 
 use indexmap::IndexMap;
@@ -219,6 +220,23 @@ pub async fn deploy_lane(
     events: UnboundedSender<DeployEvent>,
     deadline: Instant,
 ) -> Result<DeployReport, DeployError> {
+    let now = |_: &Component| std::future::ready(());
+    deploy_lane_when(client, project, lane, images, events, deadline, now).await
+}
+
+/// [`deploy_lane`], where each component also waits for `ready(component)`
+/// before its first apply (its images being in the cluster, say): the wave
+/// order holds as before, and the component's own `timeout` starts after
+/// the wait.
+pub async fn deploy_lane_when<F: Future<Output = ()>>(
+    client: &Client,
+    project: &Project,
+    lane: &Lane,
+    images: &IndexMap<String, String>,
+    events: UnboundedSender<DeployEvent>,
+    deadline: Instant,
+    ready: impl Fn(&Component) -> F,
+) -> Result<DeployReport, DeployError> {
     let applier = Applier::new(client.clone());
     let components = crate::plan::closure(project, &lane.components);
     let waves = crate::plan::waves(project, &components);
@@ -232,15 +250,12 @@ pub async fn deploy_lane(
             },
         );
         let runs = wave.iter().map(|name| {
-            deploy_component(
-                client,
-                &applier,
-                lane,
-                &project.components[name.as_str()],
-                images,
-                &events,
-                deadline,
-            )
+            let component = &project.components[name.as_str()];
+            let (applier, events, ready) = (&applier, &events, &ready);
+            async move {
+                ready(component).await;
+                deploy_component(client, applier, lane, component, images, events, deadline).await
+            }
         });
         report
             .components
