@@ -107,3 +107,30 @@ async fn the_demo_crd_becomes_established() {
         end.judgement.rows
     );
 }
+
+/// A suite namespace takes a pod at once: on 1.20 the `default`
+/// ServiceAccount exists a moment before its token, and a pod created in
+/// between is refused ("no API token found").
+#[tokio::test]
+async fn a_new_suite_namespace_takes_a_pod_at_once() {
+    let Some(kubeconfig) = cluster::kubeconfig() else {
+        return;
+    };
+    let client = cluster::client(&kubeconfig).await;
+    let namespaces = KubeNamespaces::new(client.clone(), "cluster-apply-test");
+    for process in 1..=3 {
+        let ns = namespace_name("pod-at-once", process, &mut OsRandom).unwrap();
+        namespaces.create(&ns).await.unwrap();
+        let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), &ns);
+        let pod = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "first"},
+            "spec": {"containers": [{"name": "c", "image": "fixtures/app:v1"}]}
+        }))
+        .unwrap();
+        let created = pods.create(&kube::api::PostParams::default(), &pod).await;
+        cluster::delete_namespace(&client, &ns).await;
+        if let Err(e) = created {
+            panic!("a pod in the new namespace {ns} was refused: {e}");
+        }
+    }
+}
