@@ -115,6 +115,8 @@ fn status(code: u16, reason: &str, message: &str) -> Reply {
 enum LogReply {
     Text(String),
     Fail(u16),
+    /// A status with this code and message.
+    Status(u16, String),
     /// Never answered; the waiter is told when the request arrives.
     Hold,
 }
@@ -415,6 +417,7 @@ impl Cluster {
             Some(LogReply::Fail(code)) => {
                 status(*code, "InternalError", "unable to retrieve container logs")
             }
+            Some(LogReply::Status(code, message)) => status(*code, "BadRequest", message),
             Some(LogReply::Hold) => {
                 if let Some(tx) = &self.held {
                     let _ = tx.send(format!("{pod}/{container}/{previous}"));
@@ -786,6 +789,72 @@ async fn logs_are_asked_per_container_with_previous_only_where_it_restarted() {
             .all(|r| r.query.contains("container=") && !r.query.contains("follow")),
         "{raw:?}"
     );
+}
+
+#[tokio::test]
+async fn a_previous_log_the_kubelet_no_longer_keeps_is_no_collector_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::captured();
+    // A Job pod that restarted once in place, captured on Kubernetes 1.20:
+    // its kubelet answers the previous log with a note, status 200.
+    let mut retried = fixture_json("job-retried/pod.flaky-76mhz.json");
+    retried["metadata"]["namespace"] = NS.into();
+    // The same pod once its status lost `lastState` as well: the previous
+    // log is refused with 400.
+    let mut forgotten = retried.clone();
+    forgotten["metadata"]["name"] = "flaky-gc".into();
+    forgotten["status"]["containerStatuses"][0]["lastState"] = json!({});
+    let pods = format!("/api/v1/namespaces/{NS}/pods");
+    cluster
+        .objects
+        .get_mut(&pods)
+        .unwrap()
+        .extend([retried, forgotten]);
+    let current = fixture("job-retried/logs.current.txt");
+    for pod in ["flaky-76mhz", "flaky-gc"] {
+        cluster.logs.insert(
+            (pod.into(), "migrate".into(), false),
+            LogReply::Text(current.clone()),
+        );
+    }
+    cluster.logs.insert(
+        ("flaky-76mhz".into(), "migrate".into(), true),
+        LogReply::Text(fixture("job-retried/logs.previous.txt")),
+    );
+    cluster.logs.insert(
+        ("flaky-gc".into(), "migrate".into(), true),
+        LogReply::Status(
+            400,
+            "previous terminated container \"migrate\" in pod \"flaky-gc\" not found".into(),
+        ),
+    );
+    let (client, log) = cluster.serve();
+    let bundle = gather(&client, dir.path(), Gather::default())
+        .await
+        .unwrap();
+    // Both were asked for (the pods count a restart) and neither is an error.
+    let asked = log_requests(&log);
+    for pod in ["flaky-76mhz", "flaky-gc"] {
+        assert!(
+            asked.contains(&(pod.to_owned(), "migrate".to_owned(), true, None)),
+            "{asked:?}"
+        );
+    }
+    assert!(bundle.failures.is_empty(), "{:?}", bundle.failures);
+    let files = files(&bundle.dir);
+    assert!(!files.contains_key("harness/collector-errors.txt"));
+    for pod in ["flaky-76mhz", "flaky-gc"] {
+        let logs = format!("namespaces/fx/pods/{pod}/migrate/migrate/logs");
+        assert_eq!(text(&files, &format!("{logs}/current.log")), current);
+        // No previous log rather than a file holding the kubelet's note.
+        assert!(
+            !files.contains_key(&format!("{logs}/previous.log")),
+            "{pod}: {:?}",
+            files
+                .get(&format!("{logs}/previous.log"))
+                .map(|b| String::from_utf8_lossy(b))
+        );
+    }
 }
 
 #[tokio::test]
