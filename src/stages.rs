@@ -158,20 +158,35 @@ pub async fn run_suites<P: NamespaceProvisioner + 'static>(
     let forward = {
         let bus = bus.clone();
         tokio::spawn(async move {
+            // When each suite's process ran: its failed test cases are placed in it.
+            let mut windows = crate::suites::junit::Windows::default();
             while let Some(event) = rx.recv().await {
+                windows.observe(&event, jiff::Timestamp::now());
                 bus.emit(translate(event));
             }
+            windows
         })
     };
     let mut random = OsRandom;
     let summary = crate::suites::run_suites(specs, &config, provisioner, &mut random, tx, cancel)
         .await
         .map_err(|e| StageFailure::new(Exit::Usage, e))?;
-    let _ = forward.await;
+    let windows = forward.await.unwrap_or_default();
     let junit = run_dir.join("junit.xml");
-    let report = crate::suites::junit::build_report(&format!("harness {}", lane.name), &summary);
+    let suites = crate::suites::junit::read_suites(&summary);
+    let report =
+        crate::suites::junit::report_of(&format!("harness {}", lane.name), &summary, &suites);
     crate::suites::junit::write_report(&report, &junit)
         .map_err(|e| StageFailure::new(Exit::Internal, e))?;
+    let procs = |suite: &str| {
+        lane.suites
+            .iter()
+            .find(|s| s.name == suite)
+            .map(|s| s.procs)
+    };
+    for case in windows.failed_cases(&suites, procs, &jiff::tz::TimeZone::system()) {
+        bus.emit(case.into());
+    }
     bus.emit(Event::Artifact {
         what: "junit".into(),
         path: junit,
