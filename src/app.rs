@@ -34,10 +34,13 @@ async fn until_interrupted<T>(
 }
 
 /// Starts the live output for a command and the task that folds its report.
+/// A run (`up`, `test`) also records its events in `record` and opens its
+/// stream with [`crate::report::Event::RunStarted`].
 fn start_output(
     output: OutputFormat,
     lane: &str,
     run_id: &str,
+    record: Option<PathBuf>,
 ) -> (
     crate::report::bus::Bus,
     tokio::task::JoinHandle<crate::report::RunReport>,
@@ -58,7 +61,24 @@ fn start_output(
         }
         crate::report::OutputMode::Progress => Box::new(crate::report::sink::ProgressSink::new()),
     };
-    crate::report::bus::start(sink, crate::report::RunReport::new(lane, run_id))
+    let run = record.is_some();
+    let (bus, task) = crate::report::bus::start_recording(
+        sink,
+        crate::report::RunReport::new(lane, run_id),
+        record,
+    );
+    if run {
+        bus.emit(crate::report::Event::RunStarted {
+            lane: lane.to_owned(),
+            run_id: run_id.to_owned(),
+        });
+    }
+    (bus, task)
+}
+
+/// Where a run records its events: `.harness/runs/<run>/events.jsonl`.
+fn events_file(project: &Project, run_id: &str) -> PathBuf {
+    crate::stages::run_dir(project, run_id).join("events.jsonl")
 }
 
 /// Gathers the lane's environment now (the cluster `up` recorded).
@@ -75,6 +95,9 @@ async fn gather_now(
         .map_err(|e| StageFailure::new(Exit::Usage, e))?;
     let client = crate::stages::client_for(&state).await?;
     let out = out.unwrap_or_else(|| project.root.join(".harness").join("gather"));
+    // The story of the `harness up` that brought the environment up, when
+    // it was recorded: its deploy timeline and verdicts belong in the bundle.
+    let story = crate::gather::story::Story::recorded(&events_file(project, &state.run_id));
     let bundle = tokio::time::timeout(
         crate::lifecycle::GATHER_BUDGET,
         crate::stages::gather(
@@ -85,6 +108,7 @@ async fn gather_now(
             &crate::stages::new_run_id(),
             Vec::new(),
             Vec::new(),
+            story.as_ref(),
             since,
             max_size,
         ),
@@ -144,7 +168,12 @@ async fn run_test(
     let existing = crate::cluster::state::read(&project.root, &lane.name).ok();
     let preserve_flag = preserve.preserve || existing.is_some();
     let run_id = crate::stages::new_run_id();
-    let (bus, report_task) = start_output(output, &lane.name, &run_id);
+    let (bus, report_task) = start_output(
+        output,
+        &lane.name,
+        &run_id,
+        Some(events_file(project, &run_id)),
+    );
     for notice in &preserve.notices {
         bus.emit(crate::report::Event::Notice {
             message: notice.clone(),
@@ -260,7 +289,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
             let project = load(global.config.as_deref(), &cwd, global.verbose)?;
             let lane = one_lane(&project, global.lane.as_deref())?;
             let run_id = crate::stages::new_run_id();
-            let (bus, output) = start_output(global.output, &lane.name, &run_id);
+            let (bus, output) = start_output(
+                global.output,
+                &lane.name,
+                &run_id,
+                Some(events_file(&project, &run_id)),
+            );
             let options = crate::stages::UpOptions {
                 reuse: args.reuse,
                 rebuild: args.rebuild,
@@ -317,7 +351,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Down(args) => {
             let project = load(global.config.as_deref(), &cwd, global.verbose)?;
             let lane = one_lane(&project, global.lane.as_deref())?;
-            let (bus, output) = start_output(global.output, &lane.name, "down");
+            let (bus, output) = start_output(global.output, &lane.name, "down", None);
             let work = async {
                 if args.gather {
                     // Gather first: the bundle is the point, and a failed
@@ -339,7 +373,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Gather(args) => {
             let project = load(global.config.as_deref(), &cwd, global.verbose)?;
             let lane = one_lane(&project, global.lane.as_deref())?;
-            let (bus, output) = start_output(global.output, &lane.name, "gather");
+            let (bus, output) = start_output(global.output, &lane.name, "gather", None);
             // The unfinished bundle of an interrupted gather removes itself,
             // so nothing half-written stays behind.
             let result = until_interrupted(
@@ -362,6 +396,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
                 bundle.archive.display(),
                 bundle.dir.display()
             );
+            Ok(Exit::Ok)
+        }
+        Command::Report(args) => {
+            let replayed = crate::report::replay::open(&args.bundle)?;
+            match global.output {
+                OutputFormat::Text => emit(&replayed.text())?,
+                OutputFormat::Json => emit(&(replayed.json().to_string() + "\n"))?,
+            }
             Ok(Exit::Ok)
         }
         Command::Diagnose(args) => live::diagnose(global, &cwd, &args.components).await,
@@ -466,7 +508,8 @@ pub fn exit_for(error: &anyhow::Error) -> Exit {
         if cause.is::<live::Doomed>() {
             return Exit::Deploy;
         }
-        if cause.is::<live::UnknownComponent>() {
+        if cause.is::<live::UnknownComponent>() || cause.is::<crate::report::replay::ReplayError>()
+        {
             return Exit::Usage;
         }
         if cause.is::<crate::k8s::access::NoCluster>()
@@ -563,7 +606,7 @@ mod live {
 
     use super::{emit, load, one_lane};
     use crate::cli::{Global, OutputFormat};
-    use crate::deploy::{Applier, Outcome, live::component_state};
+    use crate::deploy::{Applier, live::component_state};
     use crate::exit::Exit;
     use crate::k8s::{self, access};
     use crate::suites::{NamespaceProvisioner, OsRandom, namespace::namespace_name};
@@ -626,25 +669,16 @@ mod live {
         let mut doomed = Vec::new();
         let mut out = String::new();
         let mut json = Vec::new();
+        // The same diagnosis a bundle carries in harness/diagnosis.{txt,json}.
         for name in chosen {
-            let state =
-                component_state(&client, &applier, lane, &project.components[name.as_str()])
+            let diagnosed =
+                crate::gather::diagnosis::component(&client, &applier, &project, lane, name)
                     .await?;
-            match state.judgement.outcome {
-                Outcome::Ready => {
-                    out.push_str(&format!("component {name}: Ready\n"));
-                    json.push(serde_json::json!({"component": name, "ready": true}));
-                }
-                outcome => {
-                    if outcome == Outcome::Failed {
-                        doomed.push(name.clone());
-                    }
-                    let diagnosis = state.diagnosis(&client).await;
-                    out.push_str(&diagnosis.render());
-                    out.push('\n');
-                    json.push(diagnosis.to_json());
-                }
+            if diagnosed.doomed {
+                doomed.push(name.clone());
             }
+            out.push_str(&diagnosed.text);
+            json.push(diagnosed.json);
         }
         match global.output {
             OutputFormat::Text => emit(&out)?,

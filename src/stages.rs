@@ -793,7 +793,8 @@ fn declared_objects(
     (crds, declared)
 }
 
-/// Writes the must-gather bundle of a lane's environment.
+/// Writes the must-gather bundle of a lane's environment: what the cluster
+/// holds, and — when `story` is given — how the run went.
 #[allow(clippy::too_many_arguments)]
 pub async fn gather(
     client: &kube::Client,
@@ -803,6 +804,7 @@ pub async fn gather(
     run_id: &str,
     extra_namespaces: Vec<String>,
     harness_files: Vec<(String, String)>,
+    story: Option<&crate::gather::story::Story>,
     since: Option<Duration>,
     max_size: Option<u64>,
 ) -> Result<crate::gather::Bundle, StageFailure> {
@@ -839,7 +841,8 @@ pub async fn gather(
         // that never answers costs its collector, not the bundle.
         collector_timeout: Some(Duration::from_secs(30)),
     };
-    crate::gather::collect::collect(&source, &request, &mut writer).await;
+    crate::gather::story::collect(client, project, lane, &source, &request, &mut writer, story)
+        .await;
     if let crate::config::ClusterProvider::Kind(kind) = &lane.cluster.provider {
         kind_node_logs(kind.engine, &lane.cluster.name, &writer).await;
     }
@@ -992,7 +995,18 @@ impl crate::pipeline::Stages for RealStages<'_> {
             .await
             .map(drop)
             .map_err(|failure| {
-                self.failure_notes.push(failure.to_string());
+                // The error, and the table and evidence it carries.
+                let mut note = failure.to_string();
+                if let Some(d) = failure
+                    .error
+                    .chain()
+                    .find_map(|c| c.downcast_ref::<crate::deploy::DeployError>())
+                    .and_then(crate::deploy::DeployError::diagnosis)
+                {
+                    note.push_str("\n\n");
+                    note.push_str(&d.render());
+                }
+                self.failure_notes.push(note);
                 exists(failure)
             })
         };
@@ -1061,7 +1075,7 @@ impl crate::pipeline::Stages for RealStages<'_> {
         result
     }
 
-    async fn gather(&mut self) -> Result<PathBuf, StageFailure> {
+    async fn gather(&mut self, so_far: Exit) -> Result<PathBuf, StageFailure> {
         // `up` interrupted after the cluster came up but before it made a
         // client: the state file knows how to reach the cluster.
         if self.client.is_none()
@@ -1079,15 +1093,17 @@ impl crate::pipeline::Stages for RealStages<'_> {
             )
         })?;
         let notes = self.failure_notes.join("\n\n");
-        let files = if notes.is_empty() {
-            Vec::new()
-        } else {
-            vec![("diagnosis.txt".to_string(), notes)]
-        };
         let out = self.run_dir.join("gather");
-        let bundle = phase(
-            &self.bus,
-            crate::report::Phase::Gather,
+        let bus = self.bus.clone();
+        let bundle = phase(&self.bus, crate::report::Phase::Gather, async {
+            // Everything the run reported up to here, the gather's start included.
+            let mut story = bus
+                .checkpoint()
+                .await
+                .map(|c| crate::gather::story::Story::at_gather(c, so_far));
+            if let Some(story) = story.as_mut().filter(|_| !notes.is_empty()) {
+                story.files.push(("deploy-failure.txt".into(), notes));
+            }
             gather(
                 &client,
                 self.project,
@@ -1095,11 +1111,13 @@ impl crate::pipeline::Stages for RealStages<'_> {
                 &out,
                 &self.run_id,
                 self.suite_namespaces.clone(),
-                files,
+                Vec::new(),
+                story.as_ref(),
                 None,
                 None,
-            ),
-        )
+            )
+            .await
+        })
         .await?;
         self.bus.emit(Event::Artifact {
             what: "bundle".into(),
