@@ -34,15 +34,18 @@ async fn until_interrupted<T>(
 }
 
 /// Starts the live output for a command and the task that folds its report.
+/// A run (`up`, `test`) also records its events in `record` and opens its
+/// stream with [`crate::report::Event::RunStarted`].
 fn start_output(
     output: OutputFormat,
     lane: &str,
     run_id: &str,
+    record: Option<PathBuf>,
 ) -> (
     crate::report::bus::Bus,
     tokio::task::JoinHandle<crate::report::RunReport>,
 ) {
-    let (bus, task, _) = start_output_told(output, lane, run_id);
+    let (bus, task, _) = start_output_told(output, lane, run_id, record);
     (bus, task)
 }
 
@@ -78,6 +81,7 @@ fn start_output_told(
     output: OutputFormat,
     lane: &str,
     run_id: &str,
+    record: Option<PathBuf>,
 ) -> (
     crate::report::bus::Bus,
     tokio::task::JoinHandle<crate::report::RunReport>,
@@ -104,8 +108,24 @@ fn start_output_told(
         inner: sink,
         told: told.clone(),
     });
-    let (bus, task) = crate::report::bus::start(sink, crate::report::RunReport::new(lane, run_id));
+    let run = record.is_some();
+    let (bus, task) = crate::report::bus::start_recording(
+        sink,
+        crate::report::RunReport::new(lane, run_id),
+        record,
+    );
+    if run {
+        bus.emit(crate::report::Event::RunStarted {
+            lane: lane.to_owned(),
+            run_id: run_id.to_owned(),
+        });
+    }
     (bus, task, told)
+}
+
+/// Where a run records its events: `.harness/runs/<run>/events.jsonl`.
+fn events_file(project: &Project, run_id: &str) -> PathBuf {
+    crate::stages::run_dir(project, run_id).join("events.jsonl")
 }
 
 /// Gathers the lane's environment now (the cluster `up` recorded).
@@ -127,6 +147,9 @@ async fn gather_now(
     })?;
     let client = crate::stages::client_for(&state).await?;
     let out = out.unwrap_or_else(|| project.root.join(".harness").join("gather"));
+    // The story of the `harness up` that brought the environment up, when
+    // it was recorded: its deploy timeline and verdicts belong in the bundle.
+    let story = crate::gather::story::Story::recorded(&events_file(project, &state.run_id));
     let bundle = tokio::time::timeout(
         crate::lifecycle::GATHER_BUDGET,
         crate::stages::gather(
@@ -137,6 +160,7 @@ async fn gather_now(
             &crate::stages::new_run_id(),
             Vec::new(),
             Vec::new(),
+            story.as_ref(),
             since,
             max_size,
         ),
@@ -196,7 +220,12 @@ async fn run_test(
     let existing = crate::cluster::state::read(&project.root, &lane.name).ok();
     let preserve_flag = preserve.preserve || existing.is_some();
     let run_id = crate::stages::new_run_id();
-    let (bus, report_task, told) = start_output_told(output, &lane.name, &run_id);
+    let (bus, report_task, told) = start_output_told(
+        output,
+        &lane.name,
+        &run_id,
+        Some(events_file(project, &run_id)),
+    );
     for notice in &preserve.notices {
         bus.emit(crate::report::Event::Notice {
             message: notice.clone(),
@@ -368,7 +397,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
             let project = load(global.config.as_deref(), &cwd, global.verbose)?;
             let lane = one_lane(&project, global.lane.as_deref())?;
             let run_id = crate::stages::new_run_id();
-            let (bus, output) = start_output(global.output, &lane.name, &run_id);
+            let (bus, output) = start_output(
+                global.output,
+                &lane.name,
+                &run_id,
+                Some(events_file(&project, &run_id)),
+            );
             if let Some(message) =
                 crate::lifecycle::up_preserve_notice(args.preserve, |k| std::env::var(k).ok())
             {
@@ -431,7 +465,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Down(args) => {
             let project = load(global.config.as_deref(), &cwd, global.verbose)?;
             let lane = one_lane(&project, global.lane.as_deref())?;
-            let (bus, output) = start_output(global.output, &lane.name, "down");
+            let (bus, output) = start_output(global.output, &lane.name, "down", None);
             // Nothing up is not a failure: a CI cleanup step that always
             // runs `harness down` must pass when the job never got that far.
             if let Err(crate::cluster::state::StateError::Missing { .. }) =
@@ -465,7 +499,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Gather(args) => {
             let project = load(global.config.as_deref(), &cwd, global.verbose)?;
             let lane = one_lane(&project, global.lane.as_deref())?;
-            let (bus, output) = start_output(global.output, &lane.name, "gather");
+            let (bus, output) = start_output(global.output, &lane.name, "gather", None);
             // The unfinished bundle of an interrupted gather removes itself,
             // so nothing half-written stays behind.
             let result = until_interrupted(
@@ -488,6 +522,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
                 bundle.archive.display(),
                 bundle.dir.display()
             );
+            Ok(Exit::Ok)
+        }
+        Command::Report(args) => {
+            let replayed = crate::report::replay::open(&args.bundle)?;
+            match global.output {
+                OutputFormat::Text => emit(&replayed.text())?,
+                OutputFormat::Json => emit(&(replayed.json().to_string() + "\n"))?,
+            }
             Ok(Exit::Ok)
         }
         Command::Diagnose(args) => live::diagnose(global, &cwd, &args.components).await,
@@ -580,6 +622,7 @@ fn exit_of(cause: &(dyn std::error::Error + 'static)) -> Option<Exit> {
         || cause.is::<LaneRequired>()
         || cause.is::<crate::stages::UnknownSuite>()
         || cause.is::<live::UnknownComponent>()
+        || cause.is::<crate::report::replay::ReplayError>()
     {
         return Some(Exit::Usage);
     }
@@ -685,7 +728,7 @@ mod live {
 
     use super::{emit, load, one_lane};
     use crate::cli::{Global, OutputFormat};
-    use crate::deploy::{Applier, Outcome, live::component_state};
+    use crate::deploy::{Applier, live::component_state};
     use crate::exit::Exit;
     use crate::k8s::{self, access};
     use crate::suites::{NamespaceProvisioner, OsRandom, namespace::namespace_name};
@@ -797,25 +840,16 @@ mod live {
         let mut doomed = Vec::new();
         let mut out = String::new();
         let mut json = Vec::new();
+        // The same diagnosis a bundle carries in harness/diagnosis.{txt,json}.
         for name in chosen {
-            let state =
-                component_state(&client, &applier, lane, &project.components[name.as_str()])
+            let diagnosed =
+                crate::gather::diagnosis::component(&client, &applier, &project, lane, name)
                     .await?;
-            match state.judgement.outcome {
-                Outcome::Ready => {
-                    out.push_str(&format!("component {name}: Ready\n"));
-                    json.push(serde_json::json!({"component": name, "ready": true}));
-                }
-                outcome => {
-                    if outcome == Outcome::Failed {
-                        doomed.push(name.clone());
-                    }
-                    let diagnosis = state.diagnosis(&client).await;
-                    out.push_str(&diagnosis.render());
-                    out.push('\n');
-                    json.push(diagnosis.to_json());
-                }
+            if diagnosed.doomed {
+                doomed.push(name.clone());
             }
+            out.push_str(&diagnosed.text);
+            json.push(diagnosed.json);
         }
         match global.output {
             OutputFormat::Text => emit(&out)?,

@@ -106,6 +106,18 @@ Examples:
   harness gather --lane audit --out /tmp/bundle --since 30m")]
     Gather(GatherArgs),
 
+    /// Print a run's report again from its must-gather bundle
+    #[command(after_help = "\
+Examples:
+  harness report .harness/runs/r-1a2b3c4d/gather/must-gather-audit-r-1a2b3c4d.tar.gz
+  harness report must-gather-audit-r-1a2b3c4d/              an unpacked bundle (the CI artifact)
+  harness report must-gather-audit-r-1a2b3c4d.tar.gz --output json   the same, as JSON
+
+The report is the one the run printed, as it stood when the bundle was
+gathered: the gather itself, post-suite hooks and teardown came later.
+No lane file or cluster is needed.")]
+    Report(ReportArgs),
+
     /// Explain why components are not Ready: verdicts ranked, with evidence
     #[command(after_help = "\
 Examples:
@@ -202,6 +214,13 @@ fn parse_size(s: &str) -> Result<u64, String> {
         .parse::<bytesize::ByteSize>()
         .map(|b| b.as_u64())
         .map_err(|e| format!("{e} (write e.g. 200MiB or 1GiB)"))
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The bundle: its .tar.gz, or its directory
+    #[arg(value_name = "BUNDLE")]
+    pub bundle: PathBuf,
 }
 
 #[derive(Debug, Args)]

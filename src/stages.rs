@@ -158,20 +158,35 @@ pub async fn run_suites<P: NamespaceProvisioner + 'static>(
     let forward = {
         let bus = bus.clone();
         tokio::spawn(async move {
+            // When each suite's process ran: its failed test cases are placed in it.
+            let mut windows = crate::suites::junit::Windows::default();
             while let Some(event) = rx.recv().await {
+                windows.observe(&event, jiff::Timestamp::now());
                 bus.emit(translate(event));
             }
+            windows
         })
     };
     let mut random = OsRandom;
     let summary = crate::suites::run_suites(specs, &config, provisioner, &mut random, tx, cancel)
         .await
         .map_err(|e| StageFailure::new(Exit::Usage, e))?;
-    let _ = forward.await;
+    let windows = forward.await.unwrap_or_default();
     let junit = run_dir.join("junit.xml");
-    let report = crate::suites::junit::build_report(&format!("harness {}", lane.name), &summary);
+    let suites = crate::suites::junit::read_suites(&summary);
+    let report =
+        crate::suites::junit::report_of(&format!("harness {}", lane.name), &summary, &suites);
     crate::suites::junit::write_report(&report, &junit)
         .map_err(|e| StageFailure::new(Exit::Internal, e))?;
+    let procs = |suite: &str| {
+        lane.suites
+            .iter()
+            .find(|s| s.name == suite)
+            .map(|s| s.procs)
+    };
+    for case in windows.failed_cases(&suites, procs, &jiff::tz::TimeZone::system()) {
+        bus.emit(case.into());
+    }
     bus.emit(Event::Artifact {
         what: "junit".into(),
         path: junit,
@@ -1000,7 +1015,8 @@ fn declared_objects(
     (crds, declared)
 }
 
-/// Writes the must-gather bundle of a lane's environment.
+/// Writes the must-gather bundle of a lane's environment: what the cluster
+/// holds, and — when `story` is given — how the run went.
 #[allow(clippy::too_many_arguments)]
 pub async fn gather(
     client: &kube::Client,
@@ -1010,6 +1026,7 @@ pub async fn gather(
     run_id: &str,
     extra_namespaces: Vec<String>,
     harness_files: Vec<(String, String)>,
+    story: Option<&crate::gather::story::Story>,
     since: Option<Duration>,
     max_size: Option<u64>,
 ) -> Result<crate::gather::Bundle, StageFailure> {
@@ -1046,7 +1063,8 @@ pub async fn gather(
         // that never answers costs its collector, not the bundle.
         collector_timeout: Some(Duration::from_secs(30)),
     };
-    crate::gather::collect::collect(&source, &request, &mut writer).await;
+    crate::gather::story::collect(client, project, lane, &source, &request, &mut writer, story)
+        .await;
     if let crate::config::ClusterProvider::Kind(kind) = &lane.cluster.provider {
         kind_node_logs(kind.engine, &lane.cluster.name, &writer).await;
     }
@@ -1199,7 +1217,18 @@ impl crate::pipeline::Stages for RealStages<'_> {
             .await
             .map(drop)
             .map_err(|failure| {
-                self.failure_notes.push(failure.to_string());
+                // The error, and the table and evidence it carries.
+                let mut note = failure.to_string();
+                if let Some(d) = failure
+                    .error
+                    .chain()
+                    .find_map(|c| c.downcast_ref::<crate::deploy::DeployError>())
+                    .and_then(crate::deploy::DeployError::diagnosis)
+                {
+                    note.push_str("\n\n");
+                    note.push_str(&d.render());
+                }
+                self.failure_notes.push(note);
                 exists(failure)
             })
         };
@@ -1268,7 +1297,7 @@ impl crate::pipeline::Stages for RealStages<'_> {
         result
     }
 
-    async fn gather(&mut self) -> Result<PathBuf, StageFailure> {
+    async fn gather(&mut self, so_far: Exit) -> Result<PathBuf, StageFailure> {
         // `up` interrupted after the cluster came up but before it made a
         // client: the state file knows how to reach the cluster.
         if self.client.is_none()
@@ -1286,15 +1315,17 @@ impl crate::pipeline::Stages for RealStages<'_> {
             )
         })?;
         let notes = self.failure_notes.join("\n\n");
-        let files = if notes.is_empty() {
-            Vec::new()
-        } else {
-            vec![("diagnosis.txt".to_string(), notes)]
-        };
         let out = self.run_dir.join("gather");
-        let bundle = phase(
-            &self.bus,
-            crate::report::Phase::Gather,
+        let bus = self.bus.clone();
+        let bundle = phase(&self.bus, crate::report::Phase::Gather, async {
+            // Everything the run reported up to here, the gather's start included.
+            let mut story = bus
+                .checkpoint()
+                .await
+                .map(|c| crate::gather::story::Story::at_gather(c, so_far));
+            if let Some(story) = story.as_mut().filter(|_| !notes.is_empty()) {
+                story.files.push(("deploy-failure.txt".into(), notes));
+            }
             gather(
                 &client,
                 self.project,
@@ -1302,11 +1333,13 @@ impl crate::pipeline::Stages for RealStages<'_> {
                 &out,
                 &self.run_id,
                 self.suite_namespaces.clone(),
-                files,
+                Vec::new(),
+                story.as_ref(),
                 None,
                 None,
-            ),
-        )
+            )
+            .await
+        })
         .await?;
         self.bus.emit(Event::Artifact {
             what: "bundle".into(),

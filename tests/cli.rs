@@ -867,3 +867,31 @@ fn plan_shows_each_lanes_hooks_in_order() {
         ])
     );
 }
+
+#[test]
+fn report_is_listed_with_examples_and_refuses_what_is_not_a_bundle() {
+    let out = harness(&repo(), &["--help"]);
+    assert!(stdout(&out).contains("\n  report "), "{}", stdout(&out));
+    let out = harness(&repo(), &["report", "--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let help = stdout(&out);
+    assert!(help.contains("harness report .harness/runs/"), "{help}");
+    assert!(help.contains("--output json"), "{help}");
+    // Neither a lane file nor a cluster is needed; a directory that holds
+    // no bundle is a usage error that says what to give instead.
+    let dir = tempfile::tempdir().unwrap();
+    let out = harness(dir.path(), &["report", "."]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is not a harness bundle: it has no harness/events.jsonl (give the bundle's directory or its .tar.gz"),
+        "{}",
+        stderr(&out)
+    );
+    let out = harness(dir.path(), &["report", "missing.tar.gz"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with("error: cannot read missing.tar.gz: No such file or directory"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -356,4 +356,29 @@ fn sigterm_during_the_suites_gathers_then_deletes_the_cluster() {
             .any(|n| n.contains("web") && n.ends_with("current.log")),
         "the bundle has the component's log: {names:?}"
     );
+    // And the run's story: its events up to the gather, the diagnosis of
+    // the lane as the suite left it, and a README that says how it went.
+    let root = std::fs::read_dir(unpacked.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let events = std::fs::read_to_string(root.join("harness/events.jsonl")).unwrap();
+    assert!(
+        events.starts_with("{\"at\":") && events.contains("\"event\":\"run_started\""),
+        "{events}"
+    );
+    let diagnosis = std::fs::read_to_string(root.join("harness/diagnosis.txt")).unwrap();
+    assert!(diagnosis.contains("component web: Ready"), "{diagnosis}");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    assert!(
+        readme.contains(
+            "- **result**: interrupted by SIGINT/SIGTERM (exit code 130, as of the gather)"
+        ),
+        "{readme}"
+    );
+    if let Ok(errors) = std::fs::read_to_string(root.join("harness/collector-errors.txt")) {
+        eprintln!("collectors that failed:\n{errors}");
+    }
 }

@@ -229,7 +229,7 @@ impl Stages for Recording {
         self.append("suites");
         Ok(true)
     }
-    async fn gather(&mut self) -> Result<PathBuf, StageFailure> {
+    async fn gather(&mut self, _so_far: Exit) -> Result<PathBuf, StageFailure> {
         self.append("gather");
         Ok(self.run_dir.join("bundle.tar.gz"))
     }

@@ -7,7 +7,7 @@
 
 use std::fmt::Write as _;
 
-use super::render::clock;
+use super::render::{case_clock, clock};
 use super::{RunReport, VerdictRecord};
 
 /// Escapes the message part of a workflow command.
@@ -48,6 +48,7 @@ pub fn annotations(report: &RunReport) -> Vec<String> {
             s.seconds,
             s.log.display()
         );
+        let own_cases = report.cases_of(&s.suite).count();
         for c in correlations
             .iter()
             .filter(|c| c.failures_after.contains(&s.suite))
@@ -60,6 +61,13 @@ pub fn annotations(report: &RunReport) -> Vec<String> {
                 clock(&c.at),
                 c.detail
             );
+            if own_cases > 0 {
+                let after = c.cases_after.iter().filter(|k| k.suite == s.suite).count();
+                let _ = write!(
+                    message,
+                    ": {after} of its {own_cases} failed test cases started after it"
+                );
+            }
         }
         lines.push(format!(
             "::error title={}::{}",
@@ -130,19 +138,46 @@ pub fn summary(report: &RunReport) -> String {
     if !correlations.is_empty() {
         md.push_str("### Infrastructure timeline\n\n");
         for c in &correlations {
+            let (after, total) = c.failures();
             let _ = writeln!(
                 md,
-                "- {} **{}** {} ({}) — {} failure(s) after this point{}",
-                clock(&c.at),
+                "- **{}** {} {} ({}) — {after} of {total} failure{} after it",
                 c.component,
                 c.what,
+                clock(&c.at),
                 c.detail,
-                c.failures_after.len(),
-                if c.failures_after.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {}", c.failures_after.join(", "))
-                }
+                if total == 1 { "" } else { "s" },
+            );
+            for case in &c.cases_after {
+                let _ = writeln!(
+                    md,
+                    "  - {} `{}`: {}",
+                    case_clock(&case.started, case.placed),
+                    case.suite,
+                    case.case
+                );
+            }
+            for suite in &c.suites_after {
+                let _ = writeln!(md, "  - suite `{suite}` (no test cases reported)");
+            }
+        }
+        md.push('\n');
+    }
+    if !report.cases.is_empty() {
+        let _ = writeln!(md, "### Failed test cases ({})\n", report.cases.len());
+        let mut cases: Vec<_> = report.cases.iter().collect();
+        cases.sort_by_key(|c| c.started);
+        for case in cases {
+            let _ = writeln!(
+                md,
+                "- {} `{}`: {}{}",
+                case_clock(&case.started, case.placed),
+                case.suite,
+                case.case,
+                case.message
+                    .as_deref()
+                    .map(|m| format!(" — {m}"))
+                    .unwrap_or_default()
             );
         }
         md.push('\n');

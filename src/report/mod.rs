@@ -7,20 +7,29 @@
 //! summary, the GitHub Actions step summary and its `::error` annotations.
 //! The infrastructure timeline is part of the report: a component that
 //! restarts or is OOMKilled while suites run is shown next to the failures
-//! that came after it.
+//! that came after it — the failed test cases read from the suites' own
+//! JUnit reports, each placed at the time it started (see
+//! [`crate::suites::junit::failed_cases`] for how), and the failed suites
+//! that reported no test cases of their own.
+//!
+//! The stream is also recorded, as the same JSON lines `--output json`
+//! prints, in the run's directory (see [`bus::start_recording`]); the
+//! must-gather bundle carries it, and `harness report` folds it back into
+//! this report ([`replay`]).
 
 pub mod bus;
 pub mod github;
 pub mod render;
+pub mod replay;
 pub mod sink;
 
 use std::path::PathBuf;
 
 use jiff::Timestamp;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A stage of the pipeline, in the order they run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     Preflight,
@@ -51,10 +60,33 @@ impl Phase {
     }
 }
 
+/// How a failed test case's start was placed on the run's clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Placed {
+    /// The test case's own `timestamp` in the JUnit report.
+    Timestamp,
+    /// The first `> Enter [...] ... @ <time>` line of the spec's timeline,
+    /// which Ginkgo v2 writes into each test case's `system-err`.
+    Timeline,
+    /// The start of its test suite plus the times of the test cases before
+    /// it in report order (divided by the suite's `procs` when it ran them
+    /// in parallel): an estimate, shown with `~`.
+    Estimated,
+}
+
 /// Something that happened.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+///
+/// Events are written and read back (`harness report` folds a bundle's
+/// recorded stream): a field added later must be optional or defaulted.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
+    /// A run began: the first event of `harness up` and `harness test`.
+    RunStarted {
+        lane: String,
+        run_id: String,
+    },
     PhaseStarted {
         phase: Phase,
     },
@@ -129,6 +161,26 @@ pub enum Event {
         seconds: f64,
         log: PathBuf,
     },
+    /// A failed test case, read from a suite's own JUnit report when the
+    /// suites are over.
+    TestCaseFailed {
+        /// The harness suite whose report it is in.
+        suite: String,
+        /// The test case's name (`[It] Gateway audits a signal [audit]`).
+        case: String,
+        /// Its `classname`, when the report gives one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        classname: Option<String>,
+        /// When it started, placed as `placed` says.
+        started: Timestamp,
+        placed: Placed,
+        /// Its `time`, when the report gives one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seconds: Option<f64>,
+        /// The first line of its failure message.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
     /// A post-suite hook started; its output goes to `log`.
     HookStarted {
         hook: String,
@@ -172,7 +224,7 @@ impl Event {
 }
 
 /// An event with the time it happened.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Stamped {
     pub at: Timestamp,
     #[serde(flatten)]
@@ -238,6 +290,9 @@ pub struct RunReport {
     pub verdicts: Vec<VerdictRecord>,
     pub infra: Vec<InfraRecord>,
     pub suites: Vec<SuiteRecord>,
+    /// Failed test cases from the suites' own JUnit reports, in the order
+    /// they were reported.
+    pub cases: Vec<CaseRecord>,
     pub hooks: Vec<HookRecord>,
     pub artifacts: Vec<(String, PathBuf)>,
     pub notices: Vec<String>,
@@ -284,6 +339,17 @@ pub struct SuiteRecord {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CaseRecord {
+    pub suite: String,
+    pub case: String,
+    pub classname: Option<String>,
+    pub started: Timestamp,
+    pub placed: Placed,
+    pub seconds: Option<f64>,
+    pub message: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct HookRecord {
     pub hook: String,
     pub ok: bool,
@@ -292,7 +358,7 @@ pub struct HookRecord {
     pub log: PathBuf,
 }
 
-/// An infrastructure event and the suite failures that followed it.
+/// An infrastructure event and the failures that followed it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Correlation {
     pub at: Timestamp,
@@ -302,6 +368,27 @@ pub struct Correlation {
     pub detail: String,
     /// Failed suites that finished after it, in finishing order.
     pub failures_after: Vec<String>,
+    /// Failed test cases that started after it, in the order they started.
+    pub cases_after: Vec<CaseRecord>,
+    /// Every failed test case of the run: the "of M" in "N of M".
+    pub cases_total: usize,
+    /// Failed suites without a failed test case of their own (no JUnit
+    /// report, or one that hides the failure of the process) that finished
+    /// after it.
+    pub suites_after: Vec<String>,
+    /// Every such suite of the run.
+    pub suites_total: usize,
+}
+
+impl Correlation {
+    /// Failures after it (test cases, and suites that reported none) and
+    /// failures in all: "15 of 15 failures after it".
+    pub fn failures(&self) -> (usize, usize) {
+        (
+            self.cases_after.len() + self.suites_after.len(),
+            self.cases_total + self.suites_total,
+        )
+    }
 }
 
 impl RunReport {
@@ -316,6 +403,27 @@ impl RunReport {
     /// Adds one event. Output lines are not kept: they are in the suites' logs.
     pub fn record(&mut self, stamped: &Stamped) {
         match &stamped.event {
+            Event::RunStarted { lane, run_id } => {
+                self.lane = lane.clone();
+                self.run_id = run_id.clone();
+            }
+            Event::TestCaseFailed {
+                suite,
+                case,
+                classname,
+                started,
+                placed,
+                seconds,
+                message,
+            } => self.cases.push(CaseRecord {
+                suite: suite.clone(),
+                case: case.clone(),
+                classname: classname.clone(),
+                started: *started,
+                placed: *placed,
+                seconds: *seconds,
+                message: message.clone(),
+            }),
             Event::PhaseStarted { .. }
             | Event::SuiteStarted { .. }
             | Event::SuiteOutput { .. }
@@ -420,9 +528,28 @@ impl RunReport {
         self.suites.iter().filter(|s| !s.passed)
     }
 
-    /// Each infrastructure event with the failed suites that finished after
-    /// it: "datastorage OOMKilled at 14:22:40; 15 failures after this point".
+    /// The failed test cases of one suite, in report order.
+    pub fn cases_of<'a>(&'a self, suite: &'a str) -> impl Iterator<Item = &'a CaseRecord> {
+        self.cases.iter().filter(move |c| c.suite == suite)
+    }
+
+    /// Failed suites that reported no failed test case of their own: each
+    /// counts as one failure of its own.
+    pub fn caseless_failed_suites(&self) -> impl Iterator<Item = &SuiteRecord> {
+        self.failed_suites()
+            .filter(|s| self.cases_of(&s.suite).next().is_none())
+    }
+
+    /// Each infrastructure event with the failures that followed it: the
+    /// failed test cases that *started* after it ("15 of 15 failed test
+    /// cases started after this incident"), and the failed suites without
+    /// test cases that *finished* after it. A case that started before the
+    /// incident is not counted, even if it failed after it: it was already
+    /// running, and may have failed for its own reasons.
     pub fn correlate(&self) -> Vec<Correlation> {
+        let mut cases: Vec<&CaseRecord> = self.cases.iter().collect();
+        cases.sort_by_key(|c| c.started);
+        let caseless: Vec<&SuiteRecord> = self.caseless_failed_suites().collect();
         self.infra
             .iter()
             .map(|i| Correlation {
@@ -436,6 +563,18 @@ impl RunReport {
                     .filter(|f| f.finished >= i.at)
                     .map(|f| f.suite.clone())
                     .collect(),
+                cases_after: cases
+                    .iter()
+                    .filter(|c| c.started >= i.at)
+                    .map(|c| (*c).clone())
+                    .collect(),
+                cases_total: cases.len(),
+                suites_after: caseless
+                    .iter()
+                    .filter(|s| s.finished >= i.at)
+                    .map(|s| s.suite.clone())
+                    .collect(),
+                suites_total: caseless.len(),
             })
             .collect()
     }
@@ -543,6 +682,44 @@ mod tests {
                     log: "logs/audit.log".into(),
                 },
             ),
+            // Read from audit's JUnit once the suites were over: one case
+            // that started before the OOM kill, two after.
+            (
+                "2026-11-22T14:24:01Z",
+                Event::TestCaseFailed {
+                    suite: "audit".into(),
+                    case: "[It] Audit pages through 75 events [audit]".into(),
+                    classname: Some("Audit E2E Suite".into()),
+                    started: at("2026-11-22T14:22:30Z"),
+                    placed: Placed::Timeline,
+                    seconds: Some(12.0),
+                    message: Some("Expected 75, got 74".into()),
+                },
+            ),
+            (
+                "2026-11-22T14:24:01Z",
+                Event::TestCaseFailed {
+                    suite: "audit".into(),
+                    case: "[It] Audit stores a batch [audit]".into(),
+                    classname: Some("Audit E2E Suite".into()),
+                    started: at("2026-11-22T14:22:45Z"),
+                    placed: Placed::Timeline,
+                    seconds: Some(2.0),
+                    message: Some("connection refused".into()),
+                },
+            ),
+            (
+                "2026-11-22T14:24:01Z",
+                Event::TestCaseFailed {
+                    suite: "audit".into(),
+                    case: "[It] Audit filters by type [audit]".into(),
+                    classname: None,
+                    started: at("2026-11-22T14:22:50Z"),
+                    placed: Placed::Estimated,
+                    seconds: None,
+                    message: None,
+                },
+            ),
             (
                 "2026-11-22T14:23:05Z",
                 Event::SuiteFinished {
@@ -583,6 +760,93 @@ mod tests {
         assert_eq!(
             c[0].failures_after,
             vec!["audit".to_string(), "load".to_string()]
+        );
+        // audit's failed test cases speak for it: two of its three started
+        // after the kill; `load` reported none and finished after it.
+        let names: Vec<&str> = c[0].cases_after.iter().map(|c| c.case.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "[It] Audit stores a batch [audit]",
+                "[It] Audit filters by type [audit]"
+            ]
+        );
+        assert_eq!(c[0].cases_total, 3);
+        assert_eq!(c[0].suites_after, ["load"]);
+        assert_eq!(c[0].suites_total, 2, "early and load");
+        assert_eq!(c[0].failures(), (3, 5));
+    }
+
+    /// The incident this feature exists for: a high-load spec crashed
+    /// DataStorage, and the 15 specs after it failed. Read from a Ginkgo v2
+    /// JUnit report as `--junit-report` writes it.
+    #[test]
+    fn a_cascade_is_attributed_per_test_case_from_a_ginkgo_junit_report() {
+        use crate::suites::junit::{OwnReport, SuiteReports, Window, failed_cases};
+        use crate::suites::runner::{Exit, Outcome, SuiteResult};
+        let xml = include_str!("../../tests/fixtures/junit/ginkgo-cascade.xml");
+        let suite = SuiteReports {
+            result: SuiteResult {
+                name: "audit".into(),
+                outcome: Outcome::Failed(Exit::Code(1)),
+                duration: std::time::Duration::from_secs(242),
+                log_path: "logs/audit.log".into(),
+                artifacts_dir: "artifacts/audit".into(),
+                namespace: None,
+            },
+            own: vec![OwnReport::parse("junit-audit.xml".into(), xml)],
+            log_tail: String::new(),
+        };
+        let window = Window {
+            start: at("2026-11-22T14:19:58Z"),
+            end: at("2026-11-22T14:24:00Z"),
+        };
+        let mut r = RunReport::new("audit", "r-1a2b3c4d");
+        let mut record = |t: &str, event: Event| r.record(&Stamped { at: at(t), event });
+        record(
+            "2026-11-22T14:22:40Z",
+            Event::Infra {
+                component: "datastorage".into(),
+                pod: "datastorage-7d9f-x2".into(),
+                what: "OOMKilled".into(),
+                detail: "container app: limit 512Mi; restarts 1".into(),
+            },
+        );
+        record(
+            "2026-11-22T14:24:00Z",
+            Event::SuiteFinished {
+                suite: "audit".into(),
+                passed: false,
+                outcome: "failed (exit code 1)".into(),
+                seconds: 242.0,
+                log: "logs/audit.log".into(),
+            },
+        );
+        for case in failed_cases(&suite, window, 1, &jiff::tz::TimeZone::UTC) {
+            record("2026-11-22T14:24:00Z", case.into());
+        }
+        let c = r.correlate();
+        assert_eq!((c[0].cases_after.len(), c[0].cases_total), (15, 15));
+        assert_eq!(c[0].suites_total, 0, "audit reported its failures itself");
+        let text = render::text(&r);
+        assert!(
+            text.contains(
+                "  14:22:40 datastorage OOMKilled (datastorage-7d9f-x2; container app: limit 512Mi; restarts 1)\n    15 of 15 failed test cases started after this incident:\n      14:22:41 audit: [It] Audit stores a batch of 150 events [audit]\n      14:22:43 audit: [It] Audit pages through 75 events [audit]\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "      14:23:13 audit: [It] Audit stores events of two controllers [audit]\n"
+            ),
+            "{text}"
+        );
+        let md = github::summary(&r);
+        assert!(
+            md.contains(
+                "- **datastorage** OOMKilled 14:22:40 (container app: limit 512Mi; restarts 1) — 15 of 15 failures after it\n  - 14:22:41 `audit`: [It] Audit stores a batch of 150 events [audit]\n"
+            ),
+            "{md}"
         );
     }
 

@@ -17,6 +17,17 @@ pub trait Sink: Send {
 /// only matter to the report.
 pub fn line(event: &Event) -> Option<String> {
     Some(match event {
+        Event::RunStarted { lane, run_id } => format!("run       {run_id} (lane {lane})"),
+        Event::TestCaseFailed {
+            suite,
+            case,
+            started,
+            placed,
+            ..
+        } => format!(
+            "suites    {suite}: test case failed: {case} (started {})",
+            super::render::case_clock(started, *placed)
+        ),
         Event::PhaseStarted { phase } => format!("{:<9} started", phase.name()),
         // The error (and its fix) is told once, at the end (`error:` or the
         // report's phases); an interrupted phase says so here.
