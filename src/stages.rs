@@ -900,6 +900,23 @@ async fn deploy<F: std::future::Future<Output = ()>>(
                     DeployEvent::Healthy { component, url } => Event::Notice {
                         message: format!("{component} healthy at {url}"),
                     },
+                    DeployEvent::Unsettled { component, what } => Event::Notice {
+                        message: format!("{component}: readiness did not hold: {what}"),
+                    },
+                    DeployEvent::WatchFailing { component, message } => Event::Notice {
+                        message: format!("{component}: {message}"),
+                    },
+                    DeployEvent::Verdict {
+                        component,
+                        standing,
+                        summary,
+                        diagnosis,
+                    } => Event::Verdict {
+                        component,
+                        standing,
+                        summary,
+                        diagnosis,
+                    },
                     DeployEvent::Applied { .. } | DeployEvent::Waiting { .. } => continue,
                 };
                 bus.emit(event);
@@ -1199,7 +1216,16 @@ impl crate::pipeline::Stages for RealStages<'_> {
             .await
             .map(drop)
             .map_err(|failure| {
-                self.failure_notes.push(failure.to_string());
+                // The bundle's diagnosis.txt: the error, then every failed
+                // component's table and evidence.
+                let mut note = failure.to_string();
+                if let Some(e) = failure.error.downcast_ref::<crate::deploy::DeployError>() {
+                    for d in e.diagnoses() {
+                        note.push_str("\n\n");
+                        note.push_str(&d.render());
+                    }
+                }
+                self.failure_notes.push(note);
                 exists(failure)
             })
         };

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use harness::deploy::Applier;
 use harness::deploy::judge::Outcome;
-use harness::deploy::wait::wait_ready;
+use harness::deploy::wait::{WaitSpec, wait_ready};
 use harness::k8s::{ClusterAccess, KubeNamespaces};
 use harness::readiness::classify::Tolerance;
 use harness::suites::{NamespaceProvisioner, OsRandom, namespace::namespace_name};
@@ -44,7 +44,7 @@ async fn verdicts_of(case: &str, timeout: Duration) -> Vec<String> {
         applied.push(applier.apply(object, &ns).await.unwrap());
     }
     let deadline = tokio::time::Instant::now() + timeout;
-    let end = wait_ready(&client, &applied, &Tolerance::default(), deadline, |_| {}).await;
+    let end = wait_ready(&client, &applied, WaitSpec::new(Tolerance::default()), deadline, |_| {}).await;
     // Deletion runs in the background: the verdict is the result.
     let cleanup = namespaces.clone();
     tokio::spawn(async move { cleanup.delete(&ns).await });

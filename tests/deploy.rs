@@ -10,7 +10,7 @@ use std::time::Duration;
 use fake_api::{Reply, fixture, list, not_found, resources, spawn};
 use harness::deploy::apply::Applier;
 use harness::deploy::judge::Outcome;
-use harness::deploy::wait::wait_ready;
+use harness::deploy::wait::{WaitSpec, wait_ready};
 use harness::readiness::classify::Tolerance;
 use kube::api::DynamicObject;
 use serde_json::{Value, json};
@@ -170,11 +170,11 @@ async fn a_wait_resolves_on_the_modified_event_that_makes_the_pod_ready() {
     let applied = [applied_pod("watch/deployment.watch.ndjson", pod)];
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut seen = Vec::new();
-    let end = wait_ready(&client, &applied, &Tolerance::default(), deadline, |j| {
+    let end = wait_ready(&client, &applied, WaitSpec::new(Tolerance::default()), deadline, |j| {
         seen.push(j.outcome)
     })
     .await;
-    assert!(!end.deadline, "{:?}", end.judgement.rows);
+    assert!(!end.deadline(), "{:?}", end.judgement.rows);
     assert_eq!(end.judgement.outcome, Outcome::Ready);
     // Ready came from the captured MODIFIED event (resourceVersion 974), not the ADDED one.
     let rv =
@@ -225,8 +225,8 @@ async fn a_crash_looping_pod_fails_fast_with_its_verdict_and_evidence() {
     let applied = [applied_pod("watch/crashloop.watch.ndjson", pod)];
     let deadline = Instant::now() + Duration::from_secs(20);
     let started = Instant::now();
-    let end = wait_ready(&client, &applied, &Tolerance::default(), deadline, |_| {}).await;
-    assert!(!end.deadline);
+    let end = wait_ready(&client, &applied, WaitSpec::new(Tolerance::default()), deadline, |_| {}).await;
+    assert!(!end.deadline());
     assert_eq!(
         end.judgement.outcome,
         Outcome::Failed,
@@ -243,7 +243,7 @@ async fn a_crash_looping_pod_fails_fast_with_its_verdict_and_evidence() {
     assert_eq!(rv, "931");
 
     let diagnosis =
-        harness::deploy::diagnose(&client, "crash", &end.judgement, &end.snapshot, None).await;
+        harness::deploy::diagnose(&client, "crash", &end.judgement, &end.snapshot).await;
     let text = diagnosis.render();
     assert!(text.contains("CrashLoopBackOff"), "{text}");
     assert!(text.contains("| boom"), "{text}");
@@ -327,7 +327,7 @@ async fn evidence_of_a_restarted_container_includes_its_previous_log() {
     let previous: Vec<_> = evidence.logs.iter().filter(|l| l.previous).collect();
     assert_eq!(previous.len(), 1, "{:?}", evidence.logs);
     assert_eq!(
-        previous[0].text.as_deref().unwrap(),
+        previous[0].text.text().unwrap(),
         fixture("pod-crashloop/logs.previous.txt")
     );
     let requests = log.lock().unwrap().clone();
@@ -368,11 +368,11 @@ async fn a_deadline_produces_the_unready_table() {
     });
     let applied = [applied_pod("watch/deployment.watch.ndjson", pod)];
     let deadline = Instant::now() + Duration::from_millis(500);
-    let end = wait_ready(&client, &applied, &Tolerance::default(), deadline, |_| {}).await;
-    assert!(end.deadline);
+    let end = wait_ready(&client, &applied, WaitSpec::new(Tolerance::default()), deadline, |_| {}).await;
+    assert!(end.deadline());
     assert_eq!(end.judgement.rows.len(), 1);
     let diagnosis =
-        harness::deploy::diagnose(&client, "web", &end.judgement, &end.snapshot, None).await;
+        harness::deploy::diagnose(&client, "web", &end.judgement, &end.snapshot).await;
     let text = diagnosis.render();
     assert!(text.contains("RESOURCE"), "{text}");
     assert!(text.contains(&format!("Pod/fx/{pod}")), "{text}");
@@ -555,8 +555,8 @@ async fn a_workloads_pods_are_watched_by_its_selector_and_doom_it() {
         object: serde_json::from_value(deployment).unwrap(),
     }];
     let deadline = Instant::now() + Duration::from_secs(20);
-    let end = wait_ready(&client, &applied, &Tolerance::default(), deadline, |_| {}).await;
-    assert!(!end.deadline);
+    let end = wait_ready(&client, &applied, WaitSpec::new(Tolerance::default()), deadline, |_| {}).await;
+    assert!(!end.deadline());
     assert_eq!(end.judgement.outcome, Outcome::Failed);
     assert_eq!(end.judgement.verdicts[0].owner, 0);
     assert_eq!(end.judgement.rows[0].resource, "Deployment/fx/crash");

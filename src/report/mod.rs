@@ -96,13 +96,17 @@ pub enum Event {
         initialized: Option<f64>,
         ready: Option<f64>,
     },
-    /// A readiness verdict: why a component is not (and will not be) Ready.
+    /// The deploy failed: where one component of the failed wave (or one
+    /// that went down after Ready) stands, with the same evidence as
+    /// `harness diagnose`. Every component of that wave gets one.
     Verdict {
         component: String,
-        resource: String,
-        verdict: String,
-        message: String,
-        hint: String,
+        standing: crate::deploy::Standing,
+        /// One line: the verdict, deadline or error (or `Ready after 3.2s`).
+        summary: String,
+        /// The unready table and each verdict with its evidence.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        diagnosis: Option<Box<crate::deploy::Diagnosis>>,
     },
     /// Something the infrastructure did while suites ran: a restart, an
     /// OOM kill, an eviction, a readiness flap.
@@ -254,14 +258,44 @@ pub struct PhaseRecord {
     pub fix: Option<String>,
 }
 
+/// Where a component stood when the deploy failed.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct VerdictRecord {
     pub at: Timestamp,
     pub component: String,
-    pub resource: String,
-    pub verdict: String,
-    pub message: String,
-    pub hint: String,
+    pub standing: crate::deploy::Standing,
+    pub summary: String,
+    pub diagnosis: Option<Box<crate::deploy::Diagnosis>>,
+}
+
+impl VerdictRecord {
+    /// Whether the component was Ready (listed for completeness).
+    pub fn ready(&self) -> bool {
+        self.standing == crate::deploy::Standing::Ready
+    }
+
+    /// The name of its top verdict (`OOMKilled`), else its standing in words.
+    pub fn title(&self) -> String {
+        self.diagnosis
+            .as_ref()
+            .and_then(|d| d.findings.iter().find_map(|f| f.verdict.as_ref()))
+            .map(|v| v.kind.name().to_owned())
+            .or_else(|| {
+                self.diagnosis
+                    .as_ref()
+                    .and_then(|d| d.rows.first())
+                    .map(|r| r.reason.clone())
+            })
+            .unwrap_or_else(|| self.standing.describe().to_owned())
+    }
+
+    /// The hint of its top verdict, if it has one.
+    pub fn hint(&self) -> Option<&str> {
+        self.diagnosis
+            .as_ref()
+            .and_then(|d| d.findings.iter().find_map(|f| f.verdict.as_ref()))
+            .map(|v| v.hint.as_str())
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -366,17 +400,15 @@ impl RunReport {
             }
             Event::Verdict {
                 component,
-                resource,
-                verdict,
-                message,
-                hint,
+                standing,
+                summary,
+                diagnosis,
             } => self.verdicts.push(VerdictRecord {
                 at: stamped.at,
                 component: component.clone(),
-                resource: resource.clone(),
-                verdict: verdict.clone(),
-                message: message.clone(),
-                hint: hint.clone(),
+                standing: *standing,
+                summary: summary.clone(),
+                diagnosis: diagnosis.clone(),
             }),
             Event::Infra {
                 component,
@@ -414,6 +446,11 @@ impl RunReport {
 
     pub fn failed_hooks(&self) -> impl Iterator<Item = &HookRecord> {
         self.hooks.iter().filter(|h| !h.ok)
+    }
+
+    /// The components that were not Ready when the deploy failed.
+    pub fn unready(&self) -> impl Iterator<Item = &VerdictRecord> {
+        self.verdicts.iter().filter(|v| !v.ready())
     }
 
     pub fn failed_suites(&self) -> impl Iterator<Item = &SuiteRecord> {
@@ -481,6 +518,62 @@ mod tests {
 
     pub(crate) fn at(s: &str) -> Timestamp {
         s.parse().unwrap()
+    }
+
+    /// A doomed component's diagnosis, as the deploy stage reports it.
+    pub(crate) fn oom_diagnosis() -> crate::deploy::Diagnosis {
+        use crate::deploy::{Diagnosis, Finding, Standing};
+        use crate::k8s::evidence::{LogTail, LogText, PodEvidence};
+        use crate::readiness::classify::{ContainerRef, Verdict, VerdictKind};
+        use crate::readiness::evidence::Evidence;
+        use crate::readiness::table::UnreadyRow;
+        let verdict = Verdict {
+            kind: VerdictKind::OomKilled {
+                memory_limit: Some("512Mi".into()),
+            },
+            container: Some(ContainerRef {
+                name: "datastorage".into(),
+                init: false,
+            }),
+            message: "container datastorage was OOMKilled (exit 137) after 2 restarts; memory limit 512Mi".into(),
+            hint: "raise resources.limits.memory".into(),
+        };
+        let log = |previous: bool, text: LogText| LogTail {
+            container: "datastorage".into(),
+            init: false,
+            previous,
+            text,
+        };
+        Diagnosis {
+            component: "datastorage".into(),
+            standing: Standing::Doomed,
+            rows: vec![UnreadyRow {
+                resource: "Deployment/harness-demo/datastorage".into(),
+                state: crate::readiness::State::Failed,
+                reason: "OOMKilled".into(),
+                evidence: verdict.message.clone(),
+                waiting: None,
+            }],
+            findings: vec![Finding {
+                pod: "harness-demo/datastorage-7d9f-x2".into(),
+                verdict: Some(verdict),
+                waiting: None,
+                evidence: PodEvidence {
+                    pod: "harness-demo/datastorage-7d9f-x2".into(),
+                    evidence: Evidence {
+                        events: vec![],
+                        terminations: vec![],
+                        logs: vec![],
+                    },
+                    logs: vec![
+                        log(false, LogText::Text("starting\n".into())),
+                        log(true, LogText::Missing("not kept by the kubelet".into())),
+                    ],
+                },
+            }],
+            flaps: vec!["Ready for 2.1s, then container datastorage restarted (restarts 0 → 1; last exit 137, OOMKilled)".into()],
+            ..Diagnosis::default()
+        }
     }
 
     pub(crate) fn sample() -> RunReport {

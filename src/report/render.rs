@@ -2,7 +2,20 @@
 
 use std::fmt::Write as _;
 
-use super::{Event, RunReport, VerdictRecord};
+use super::{Event, RunReport};
+
+/// Every line of `text` with `prefix` in front.
+pub fn indented(text: &str, prefix: &str) -> String {
+    text.lines()
+        .map(|l| {
+            if l.is_empty() {
+                "\n".to_owned()
+            } else {
+                format!("{prefix}{l}\n")
+            }
+        })
+        .collect()
+}
 
 /// `14:22:40` in UTC.
 pub fn clock(at: &jiff::Timestamp) -> String {
@@ -79,18 +92,16 @@ pub fn text(report: &RunReport) -> String {
         }
     }
     if !report.verdicts.is_empty() {
-        out.push_str("\nverdicts\n");
+        out.push_str("\nverdicts (every component of the wave that failed)\n");
         for v in &report.verdicts {
-            let VerdictRecord {
-                component,
-                resource,
-                verdict,
-                message,
-                hint,
-                ..
-            } = v;
-            let _ = writeln!(out, "  {component}: {verdict} — {resource}: {message}");
-            let _ = writeln!(out, "    hint: {hint}");
+            if v.ready() {
+                let _ = writeln!(out, "  {}: {}", v.component, v.summary);
+                continue;
+            }
+            let _ = writeln!(out, "  {}: {}", v.component, v.summary);
+            if let Some(d) = &v.diagnosis {
+                out.push_str(&indented(&d.render(), "    "));
+            }
         }
     }
     let correlations = report.correlate();

@@ -62,10 +62,20 @@ pub fn line(event: &Event) -> Option<String> {
         Event::PodTimeline { .. } => return None,
         Event::Verdict {
             component,
-            verdict,
-            message,
+            standing: crate::deploy::Standing::Ready,
+            summary,
             ..
-        } => format!("deploy    {component}: {verdict}: {message}"),
+        } => format!("deploy    {component}: {summary}"),
+        Event::Verdict {
+            summary, diagnosis, ..
+        } => {
+            let mut text = format!("deploy    {summary}");
+            if let Some(d) = diagnosis {
+                text.push('\n');
+                text.push_str(super::render::indented(&d.render(), "  ").trim_end());
+            }
+            text
+        }
         Event::Infra {
             component,
             pod,
