@@ -64,6 +64,74 @@ async fn create_waits_for_the_default_service_account() {
 }
 
 #[tokio::test]
+async fn before_1_24_create_also_waits_for_the_accounts_token() {
+    // Kubernetes 1.20 refuses pods until the token controller has added a
+    // Secret to the `default` account: the account alone is not enough.
+    let ns = "e2e-p3-0a0b0c0d";
+    let account = |secrets: serde_json::Value, rv: &str| {
+        json!({"type": "MODIFIED", "object": {
+            "apiVersion": "v1", "kind": "ServiceAccount", "secrets": secrets,
+            "metadata": {"name": "default", "namespace": ns, "uid": "u2", "resourceVersion": rv}}})
+        .to_string()
+    };
+    let stream = account(json!(null), "720")
+        + "\n"
+        + &account(json!([{"name": "default-token-x7k2p"}]), "721")
+        + "\n";
+    let mut sa_watches = 0;
+    let (client, log) = spawn(move |req| match (req.method.as_str(), req.path.as_str()) {
+        ("GET", "/version") => Reply::Json(
+            200,
+            json!({"major": "1", "minor": "20", "gitVersion": "v1.20.2"}).to_string(),
+        ),
+        ("POST", "/api/v1/namespaces") => Reply::Json(201, namespace(ns, "Active").to_string()),
+        ("GET", "/api/v1/namespaces") if req.is_watch() => Reply::Hold,
+        ("GET", "/api/v1/namespaces") => {
+            Reply::Json(200, list("NamespaceList", &[namespace(ns, "Active")]))
+        }
+        ("GET", p) if p.ends_with("/serviceaccounts") && req.is_watch() => {
+            sa_watches += 1;
+            if sa_watches > 1 {
+                Reply::Hold
+            } else {
+                Reply::Json(200, stream.clone())
+            }
+        }
+        ("GET", p) if p.ends_with("/serviceaccounts") => {
+            Reply::Json(200, list("ServiceAccountList", &[]))
+        }
+        _ => not_found(&req.path),
+    });
+    let provisioner = KubeNamespaces::new(client, "run-1")
+        .with_timeouts(Duration::from_secs(10), Duration::from_secs(10));
+    provisioner.create(ns).await.unwrap();
+    assert!(log.lock().unwrap().iter().any(|r| r.path == "/version"));
+
+    // The same stream without the token never makes the namespace usable.
+    let ns = "e2e-p4-0a0b0c0d";
+    let (client, _log) = spawn(move |req| match (req.method.as_str(), req.path.as_str()) {
+        ("GET", "/version") => Reply::Json(200, json!({"major": "1", "minor": "20+"}).to_string()),
+        ("POST", _) => Reply::Json(201, namespace(ns, "Active").to_string()),
+        (_, _) if req.is_watch() => Reply::Hold,
+        ("GET", "/api/v1/namespaces") => {
+            Reply::Json(200, list("NamespaceList", &[namespace(ns, "Active")]))
+        }
+        ("GET", _) => Reply::Json(
+            200,
+            list(
+                "ServiceAccountList",
+                &[json!({"metadata": {"name": "default", "namespace": ns, "uid": "u2"}})],
+            ),
+        ),
+        _ => not_found(&req.path),
+    });
+    let provisioner = KubeNamespaces::new(client, "run-1")
+        .with_timeouts(Duration::from_millis(300), Duration::from_secs(1));
+    let err = provisioner.create(ns).await.unwrap_err();
+    assert!(err.to_string().contains("and its token"), "{err}");
+}
+
+#[tokio::test]
 async fn create_times_out_without_the_service_account() {
     let ns = "e2e-p2-0a0b0c0d";
     let (client, _log) = spawn(move |req| match (req.method.as_str(), req.path.as_str()) {

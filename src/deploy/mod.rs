@@ -49,11 +49,16 @@ use crate::readiness::{human, rules};
 pub use apply::{AppliedObject, Applier, ApplyError, FIELD_MANAGER};
 pub use judge::{Judgement, Outcome, Snapshot};
 pub use report::{Diagnosis, Finding, Standing};
-use wait::{Clock, CutOff, CutOffHandle, EndpointSource, Ended, WaitEnd, WaitProgress, WaitSpec, Waiter};
+use wait::{
+    Clock, CutOff, CutOffHandle, Ended, EndpointSource, WaitEnd, WaitProgress, WaitSpec, Waiter,
+};
 
 /// Evidence is fetched for at most this many verdicts (and, when there are
 /// none, this many unready pods): enough to explain, short enough to read.
 pub const MAX_FINDINGS: usize = 6;
+
+/// How long a fresh namespace may take to accept pods.
+const NAMESPACE_WAIT: Duration = Duration::from_secs(30);
 
 /// When a component of a wave fails, how long the others may still take to
 /// reach their own verdict before they are reported as they stand: long
@@ -336,6 +341,7 @@ struct Ctx<'a> {
     events: &'a UnboundedSender<DeployEvent>,
     deadline: Instant,
     endpoints: EndpointSource,
+    clock: Clock,
 }
 
 /// A component that is Ready and still watched.
@@ -365,7 +371,31 @@ pub async fn deploy_lane(
     events: UnboundedSender<DeployEvent>,
     deadline: Instant,
 ) -> Result<DeployReport, DeployError> {
+    deploy_lane_at(
+        client,
+        project,
+        lane,
+        images,
+        events,
+        deadline,
+        Clock::system(),
+    )
+    .await
+}
+
+/// [`deploy_lane`], judging by `clock` (a replay of captured watch streams
+/// is judged at the time it was captured).
+pub async fn deploy_lane_at(
+    client: &Client,
+    project: &Project,
+    lane: &Lane,
+    images: &IndexMap<String, String>,
+    events: UnboundedSender<DeployEvent>,
+    deadline: Instant,
+    clock: Clock,
+) -> Result<DeployReport, DeployError> {
     let ctx = Ctx {
+        clock,
         client,
         applier: Applier::new(client.clone()),
         lane,
@@ -461,7 +491,9 @@ pub async fn deploy_lane(
                 _ => DeployError::Deadline {
                     component: name.clone(),
                     after: deadline.saturating_duration_since(Instant::now()),
-                    diagnosis: Box::new(diagnose_end(client, &name, &end, Standing::TimedOut).await),
+                    diagnosis: Box::new(
+                        diagnose_end(client, &name, &end, Standing::TimedOut).await,
+                    ),
                 },
             };
             report_verdict(&events, &name, &Err(&error));
@@ -478,7 +510,11 @@ fn report_verdict(
     result: &Result<Duration, &DeployError>,
 ) {
     let (standing, summary, diagnosis) = match result {
-        Ok(elapsed) => (Standing::Ready, format!("Ready after {}", human(*elapsed)), None),
+        Ok(elapsed) => (
+            Standing::Ready,
+            format!("Ready after {}", human(*elapsed)),
+            None,
+        ),
         Err(e) => (
             e.standing(),
             error_chain(*e),
@@ -565,7 +601,11 @@ async fn run_wave(
     }
     wave.iter()
         .cloned()
-        .zip(results.into_iter().map(|r| r.expect("every component ends")))
+        .zip(
+            results
+                .into_iter()
+                .map(|r| r.expect("every component ends")),
+        )
         .collect()
 }
 
@@ -628,11 +668,21 @@ async fn deploy_component(
         tolerance: tolerance(component),
         settle: component.settle,
         endpoints: ctx.endpoints,
-        clock: Clock::system(),
+        clock: ctx.clock,
     };
     let mut applied = Vec::new();
     if !rest.is_empty() {
         ensure_namespace(&ctx.applier, &name, &namespace).await?;
+        // A bare Pod is refused until the namespace's `default` account (and,
+        // before 1.24, its token) exists; controllers retry by themselves.
+        // Should it not come, the apply says why.
+        let bare_pods = rest
+            .iter()
+            .any(|o| o.types.as_ref().is_some_and(|t| t.kind == "Pod"));
+        if bare_pods {
+            let _ =
+                crate::k8s::namespaces::wait_usable(ctx.client, &namespace, NAMESPACE_WAIT).await;
+        }
     }
     let mut pods = Vec::new();
     let mut waiters = Vec::new();
@@ -695,7 +745,10 @@ async fn deploy_component(
         tokio::pin!(healthy);
         let down = async {
             match waiters.last_mut() {
-                Some(w) => w.until_doomed(|p| forward_progress(events, &name, &p)).await,
+                Some(w) => {
+                    w.until_doomed(|p| forward_progress(events, &name, &p))
+                        .await
+                }
                 None => std::future::pending().await,
             }
         };
@@ -824,7 +877,7 @@ pub async fn diagnose_end(
     end: &WaitEnd,
     standing: Standing,
 ) -> Diagnosis {
-    let mut d = diagnose(client, component, &end.judgement, &end.snapshot).await;
+    let mut d = diagnose_at(client, component, &end.judgement, &end.snapshot, end.at).await;
     d.standing = standing;
     d.flaps = end.flaps.iter().map(|f| f.describe()).collect();
     d.holding = end.holding.map(human);
@@ -841,6 +894,24 @@ pub async fn diagnose(
     judgement: &Judgement,
     snapshot: &Snapshot,
 ) -> Diagnosis {
+    diagnose_at(
+        client,
+        component,
+        judgement,
+        snapshot,
+        crate::readiness::Timestamp::now(),
+    )
+    .await
+}
+
+/// [`diagnose`], with the time the judgement was made at.
+pub async fn diagnose_at(
+    client: &Client,
+    component: &str,
+    judgement: &Judgement,
+    snapshot: &Snapshot,
+    now: crate::readiness::Timestamp,
+) -> Diagnosis {
     let mut findings = Vec::new();
     for v in judgement.verdicts.iter().take(MAX_FINDINGS) {
         let evidence = fetch_pod_evidence(client, &v.pod, Some(&v.verdict)).await;
@@ -853,46 +924,42 @@ pub async fn diagnose(
     }
     let mut rows = judgement.rows.clone();
     if findings.is_empty() {
-        let now = crate::readiness::Timestamp::now();
         let unready = snapshot
             .objects
             .iter()
             .zip(&judgement.statuses)
-            .enumerate()
-            .filter(|(_, (_, s))| !s.is_ready())
-            .flat_map(|(i, (t, _))| t.pods.iter().map(move |p| (i, t, p)))
-            .filter(|(_, _, p)| !rules::pod(p).is_ready() && !rules::is_job_pod(p));
-        for (index, tracked, pod) in unready.take(MAX_FINDINGS) {
-            let wait = crate::readiness::waiting::waiting_on(pod, now);
+            .filter(|(_, s)| !s.is_ready())
+            .flat_map(|(t, _)| t.pods.iter().map(move |p| (t, p)))
+            .filter(|(_, p)| !rules::pod(p).is_ready() && !rules::is_job_pod(p));
+        for (tracked, pod) in unready.take(MAX_FINDINGS) {
             let evidence = fetch_pod_evidence(client, pod, None).await;
-            let waiting = wait.map(|w| {
-                let line = w.container.as_ref().and_then(|c| last_log_line(&evidence, c));
+            let wait = crate::readiness::waiting::waiting_on(pod, now);
+            let waiting = wait.as_ref().map(|w| {
+                let line = w
+                    .container
+                    .as_ref()
+                    .and_then(|c| last_log_line(&evidence, c));
                 match line {
                     Some(line) => format!("{} (log: {line})", w.what),
-                    None => w.what,
+                    None => w.what.clone(),
                 }
             });
-            // The row names the step too, with the log line now that it is known.
-            if let Some(w) = &waiting {
-                let resource = tracked.resource.to_string();
+            // The row names the same step: give it the log line too.
+            if let (Some(w), Some(with_log)) = (&wait, &waiting) {
                 let prefix = if tracked.resource.kind == "Pod" {
                     String::new()
                 } else {
                     format!("pod {}: ", pod.metadata.name.as_deref().unwrap_or_default())
                 };
-                if let Some(row) = rows.iter_mut().find(|r| r.resource == resource)
-                    && row.waiting.as_deref().is_some_and(|rw| w.starts_with(rw.trim_start_matches(&prefix)))
-                {
-                    let status_message = row.evidence.split("; waiting on ").next().unwrap_or_default().to_owned();
-                    *row = crate::readiness::table::UnreadyRow {
-                        evidence: status_message,
-                        waiting: None,
-                        ..row.clone()
+                let resource = tracked.resource.to_string();
+                let plain = format!("{prefix}{}", w.what);
+                for row in rows.iter_mut().filter(|r| r.resource == resource) {
+                    if row.waiting.as_deref() == Some(plain.as_str()) {
+                        row.evidence = row.evidence.replace(&plain, &format!("{prefix}{with_log}"));
+                        row.waiting = Some(format!("{prefix}{with_log}"));
                     }
-                    .waiting_on(format!("{prefix}{w}"));
                 }
             }
-            let _ = index;
             findings.push(Finding {
                 pod: pod_name(pod),
                 verdict: None,
