@@ -67,7 +67,9 @@ async fn round(file: &str, pod: &'static str, decisive: Value, want: Outcome) ->
     }];
     let waiter = tokio::spawn(async move {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        let end = wait_ready(&client, &applied, WaitSpec::new(Tolerance::default()), deadline, |_| {}).await;
+        // From the event to the judgement, without the settle window.
+        let spec = WaitSpec::new(Tolerance::default()).settle(Duration::ZERO);
+        let end = wait_ready(&client, &applied, spec, deadline, |_| {}).await;
         (Instant::now(), end.judgement.outcome)
     });
     let tx = watching_rx.recv().await.unwrap();

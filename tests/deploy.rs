@@ -170,10 +170,9 @@ async fn a_wait_resolves_on_the_modified_event_that_makes_the_pod_ready() {
     let applied = [applied_pod("watch/deployment.watch.ndjson", pod)];
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut seen = Vec::new();
-    let end = wait_ready(&client, &applied, WaitSpec::new(Tolerance::default()), deadline, |j| {
-        seen.push(j.outcome)
-    })
-    .await;
+    // No settle window: Ready on the event itself (tests/replay.rs times the window).
+    let spec = WaitSpec::new(Tolerance::default()).settle(Duration::ZERO);
+    let end = wait_ready(&client, &applied, spec, deadline, |j| seen.push(j.outcome)).await;
     assert!(!end.deadline(), "{:?}", end.judgement.rows);
     assert_eq!(end.judgement.outcome, Outcome::Ready);
     // Ready came from the captured MODIFIED event (resourceVersion 974), not the ADDED one.
@@ -225,7 +224,14 @@ async fn a_crash_looping_pod_fails_fast_with_its_verdict_and_evidence() {
     let applied = [applied_pod("watch/crashloop.watch.ndjson", pod)];
     let deadline = Instant::now() + Duration::from_secs(20);
     let started = Instant::now();
-    let end = wait_ready(&client, &applied, WaitSpec::new(Tolerance::default()), deadline, |_| {}).await;
+    let end = wait_ready(
+        &client,
+        &applied,
+        WaitSpec::new(Tolerance::default()),
+        deadline,
+        |_| {},
+    )
+    .await;
     assert!(!end.deadline());
     assert_eq!(
         end.judgement.outcome,
@@ -368,11 +374,17 @@ async fn a_deadline_produces_the_unready_table() {
     });
     let applied = [applied_pod("watch/deployment.watch.ndjson", pod)];
     let deadline = Instant::now() + Duration::from_millis(500);
-    let end = wait_ready(&client, &applied, WaitSpec::new(Tolerance::default()), deadline, |_| {}).await;
+    let end = wait_ready(
+        &client,
+        &applied,
+        WaitSpec::new(Tolerance::default()),
+        deadline,
+        |_| {},
+    )
+    .await;
     assert!(end.deadline());
     assert_eq!(end.judgement.rows.len(), 1);
-    let diagnosis =
-        harness::deploy::diagnose(&client, "web", &end.judgement, &end.snapshot).await;
+    let diagnosis = harness::deploy::diagnose(&client, "web", &end.judgement, &end.snapshot).await;
     let text = diagnosis.render();
     assert!(text.contains("RESOURCE"), "{text}");
     assert!(text.contains(&format!("Pod/fx/{pod}")), "{text}");
@@ -555,7 +567,14 @@ async fn a_workloads_pods_are_watched_by_its_selector_and_doom_it() {
         object: serde_json::from_value(deployment).unwrap(),
     }];
     let deadline = Instant::now() + Duration::from_secs(20);
-    let end = wait_ready(&client, &applied, WaitSpec::new(Tolerance::default()), deadline, |_| {}).await;
+    let end = wait_ready(
+        &client,
+        &applied,
+        WaitSpec::new(Tolerance::default()),
+        deadline,
+        |_| {},
+    )
+    .await;
     assert!(!end.deadline());
     assert_eq!(end.judgement.outcome, Outcome::Failed);
     assert_eq!(end.judgement.verdicts[0].owner, 0);

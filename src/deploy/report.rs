@@ -199,10 +199,8 @@ impl Diagnosis {
                         }
                     }
                     LogText::Failed(e) => {
-                        let _ = writeln!(
-                            out,
-                            "    log of {container} ({which}): not available: {e}"
-                        );
+                        let _ =
+                            writeln!(out, "    log of {container} ({which}): not available: {e}");
                     }
                 }
             }

@@ -165,12 +165,12 @@ pub struct WaitSpec {
 }
 
 impl WaitSpec {
-    /// A spec with `tolerance`, no settle window, EndpointSlices v1 and the
-    /// system clock.
+    /// A spec with `tolerance`, the default settle window, EndpointSlices
+    /// v1 and the system clock.
     pub fn new(tolerance: Tolerance) -> Self {
         Self {
             tolerance,
-            settle: Duration::ZERO,
+            settle: crate::config::defaults::SETTLE,
             endpoints: EndpointSource::SlicesV1,
             clock: Clock::system(),
         }
@@ -252,6 +252,8 @@ pub struct WaitEnd {
     pub holding: Option<Duration>,
     /// Watches that failed while waiting.
     pub watch_failures: Vec<WatchFailure>,
+    /// When it ended, by the wait's clock.
+    pub at: Timestamp,
 }
 
 impl WaitEnd {
@@ -388,7 +390,10 @@ impl<K: Resource> Cache<K> {
 }
 
 /// The same watch event about another type.
-fn map_event<A, B>(event: watcher::Event<A>, f: impl Fn(A) -> Option<B>) -> Option<watcher::Event<B>> {
+fn map_event<A, B>(
+    event: watcher::Event<A>,
+    f: impl Fn(A) -> Option<B>,
+) -> Option<watcher::Event<B>> {
     Some(match event {
         watcher::Event::Init => watcher::Event::Init,
         watcher::Event::InitDone => watcher::Event::InitDone,
@@ -547,9 +552,8 @@ impl Waiter {
         }
         for ns in namespaces {
             let events: Api<Event> = Api::namespaced(client.clone(), &ns);
-            let stream =
-                watcher::watcher(events, watch_config().fields("involvedObject.kind=Pod"))
-                    .default_backoff();
+            let stream = watcher::watcher(events, watch_config().fields("involvedObject.kind=Pod"))
+                .default_backoff();
             waiter.watch(format!("pod events in {ns}"), stream, Change::Events);
         }
         waiter
@@ -585,7 +589,8 @@ impl Waiter {
         match source {
             EndpointSource::SlicesV1 => {
                 let api: Api<EndpointSlice> = Api::namespaced(client.clone(), ns);
-                let stream = watcher::watcher(api, watch_config().labels(&labels)).default_backoff();
+                let stream =
+                    watcher::watcher(api, watch_config().labels(&labels)).default_backoff();
                 self.watch(what, stream, Change::Slices);
             }
             EndpointSource::SlicesV1beta1 => {
@@ -604,7 +609,8 @@ impl Waiter {
             EndpointSource::Endpoints => {
                 let api: Api<Endpoints> = Api::namespaced(client.clone(), ns);
                 let fields = format!("metadata.name={service}");
-                let stream = watcher::watcher(api, watch_config().fields(&fields)).default_backoff();
+                let stream =
+                    watcher::watcher(api, watch_config().fields(&fields)).default_backoff();
                 self.watch(what, stream, Change::Endpoints);
             }
         }
@@ -727,6 +733,7 @@ impl Waiter {
                 _ => self.holding.as_ref().map(|(since, _)| since.elapsed()),
             },
             watch_failures: self.failures(),
+            at: self.spec.clock.now(),
         }
     }
 
@@ -998,7 +1005,10 @@ mod tests {
         }))
         .unwrap();
         let slice = slice_from_v1beta1(&object).expect("read as v1");
-        assert_eq!(slice.endpoints[0].conditions.as_ref().unwrap().ready, Some(true));
+        assert_eq!(
+            slice.endpoints[0].conditions.as_ref().unwrap().ready,
+            Some(true)
+        );
         assert_eq!(
             slice.metadata.labels.unwrap()["kubernetes.io/service-name"],
             "db"

@@ -396,14 +396,23 @@ pub fn classify_pod_restarted(
         .init_container_statuses
         .as_deref()
         .unwrap_or_default();
-    let was_restarted = |name: &str, init: bool| {
-        restarted.iter().any(|c| c.name == name && c.init == init)
-    };
+    let was_restarted =
+        |name: &str, init: bool| restarted.iter().any(|c| c.name == name && c.init == init);
     for cs in init_statuses {
-        verdicts.extend(container_verdict(&ctx, cs, true, was_restarted(&cs.name, true)));
+        verdicts.extend(container_verdict(
+            &ctx,
+            cs,
+            true,
+            was_restarted(&cs.name, true),
+        ));
     }
     for cs in status.container_statuses.as_deref().unwrap_or_default() {
-        verdicts.extend(container_verdict(&ctx, cs, false, was_restarted(&cs.name, false)));
+        verdicts.extend(container_verdict(
+            &ctx,
+            cs,
+            false,
+            was_restarted(&cs.name, false),
+        ));
     }
     if let Some(v) = sandbox(&ctx) {
         verdicts.push(v);
@@ -577,7 +586,14 @@ fn container_verdict(
                 .unwrap_or_else(|| "Error".to_owned());
             let exit_code = last.map(|t| t.exit_code);
             let ran = last
-                .and_then(|t| Some(t.finished_at.as_ref()?.0.duration_since(t.started_at.as_ref()?.0)))
+                .and_then(|t| {
+                    Some(
+                        t.finished_at
+                            .as_ref()?
+                            .0
+                            .duration_since(t.started_at.as_ref()?.0),
+                    )
+                })
                 .and_then(|d| Duration::try_from(d).ok())
                 .map(|d| format!(" {} after it started,", super::human(d)))
                 .unwrap_or_default();

@@ -118,12 +118,8 @@ fn seen(cs: &ContainerStatus) -> ContainerSeen {
     let last = cs.last_state.as_ref().and_then(|s| s.terminated.as_ref());
     ContainerSeen {
         restarts: cs.restart_count,
-        last_terminated: last.map(|t| {
-            (
-                t.container_id.clone(),
-                t.finished_at.as_ref().map(|f| f.0),
-            )
-        }),
+        last_terminated: last
+            .map(|t| (t.container_id.clone(), t.finished_at.as_ref().map(|f| f.0))),
         terminated_now: cs.state.as_ref().is_some_and(|s| s.terminated.is_some()),
     }
 }
@@ -158,22 +154,25 @@ impl Baseline {
         let now: BTreeMap<String, &Pod> = pods.into_iter().map(|p| (pod_key(p), p)).collect();
         let mut out = Vec::new();
         for (uid, before) in &self.pods {
-            let disturbance = |container: Option<ContainerRef>, restarted: bool, what: String| {
-                Disturbance {
+            let disturbance =
+                |container: Option<ContainerRef>, restarted: bool, what: String| Disturbance {
                     pod_uid: uid.clone(),
                     pod: before.name.clone(),
                     container,
                     restarted,
                     what,
-                }
-            };
+                };
             let Some(pod) = now.get(uid).filter(|p| is_live(p)) else {
                 let why = match now.get(uid) {
                     Some(p) if p.metadata.deletion_timestamp.is_some() => "is being deleted",
                     Some(_) => "ended",
                     None => "went away",
                 };
-                out.push(disturbance(None, false, format!("pod {} {why}", before.name)));
+                out.push(disturbance(
+                    None,
+                    false,
+                    format!("pod {} {why}", before.name),
+                ));
                 continue;
             };
             let mut restarted_any = false;
@@ -221,10 +220,13 @@ impl Baseline {
                     out.push(disturbance(
                         Some(cref),
                         true,
-                        format!("{} terminated ({how})", ContainerRef {
-                            name: cs.name.clone(),
-                            init,
-                        }),
+                        format!(
+                            "{} terminated ({how})",
+                            ContainerRef {
+                                name: cs.name.clone(),
+                                init,
+                            }
+                        ),
                     ));
                 }
             }

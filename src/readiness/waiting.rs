@@ -69,9 +69,8 @@ fn container_wait(
                 || " (it has no readiness probe)".to_owned(),
                 |p| format!(" (readiness probe {p})"),
             );
-            let running = since.map_or_else(String::new, |t| {
-                format!(" for {}", human(elapsed(t, now)))
-            });
+            let running =
+                since.map_or_else(String::new, |t| format!(" for {}", human(elapsed(t, now))));
             format!("{cref} running{running} but not Ready{probe}")
         }
     } else if cs.ready {
@@ -124,7 +123,11 @@ pub fn waiting_on(pod: &Pod, now: Timestamp) -> Option<Wait> {
     let init_specs = spec
         .and_then(|s| s.init_containers.as_deref())
         .unwrap_or_default();
-    for cs in status.init_container_statuses.as_deref().unwrap_or_default() {
+    for cs in status
+        .init_container_statuses
+        .as_deref()
+        .unwrap_or_default()
+    {
         // A restartable init container (a native sidecar) runs all along.
         let sidecar = init_specs
             .iter()
@@ -147,13 +150,11 @@ pub fn waiting_on(pod: &Pod, now: Timestamp) -> Option<Wait> {
     }
     match conditions::find(conds, "Ready") {
         Some(c) if c.status() == "True" => None,
-        Some(c) => pod_level(format!(
-            "pod not Ready: {} {}",
-            c.reason(),
-            c.message()
-        )
-        .trim_end()
-        .to_owned()),
+        Some(c) => pod_level(
+            format!("pod not Ready: {} {}", c.reason(), c.message())
+                .trim_end()
+                .to_owned(),
+        ),
         None => pod_level(format!("pod {phase}, not Ready yet")),
     }
 }

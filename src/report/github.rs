@@ -7,8 +7,8 @@
 
 use std::fmt::Write as _;
 
-use super::render::clock;
 use super::RunReport;
+use super::render::clock;
 
 /// Escapes the message part of a workflow command.
 pub fn escape_data(s: &str) -> String {
