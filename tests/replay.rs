@@ -153,6 +153,29 @@ async fn crash_after_3s_without_tolerance_fails_at_the_first_exit() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn crash_after_3s_with_no_restart_forgiven_fails_at_the_first_restart() {
+    // The first exit is within the grace; the restart that follows is one
+    // too many, though the container is running and Ready again.
+    let tolerance = Tolerance {
+        restarts: 0,
+        ..lane_default()
+    };
+    let r = replay("k8s-1.28/crash-after-3s", tolerance, Duration::from_secs(5)).await;
+    assert_eq!(r.end.ended, Ended::Failed);
+    let v = top_verdict(&r);
+    assert!(
+        v.message.contains("went down after the pod was Ready"),
+        "{}",
+        v.message
+    );
+    assert!(
+        r.took > Duration::from_secs(3) && r.took < Duration::from_secs(6),
+        "{:?}",
+        r.took
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn oom_after_3s_is_oomkilled_with_its_limit() {
     let r = replay(
         "k8s-1.28/oom-after-3s",

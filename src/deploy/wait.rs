@@ -340,6 +340,9 @@ enum Change {
 /// One item of one watch: which watch, and what it said.
 struct Update {
     watch: usize,
+    /// The watcher's `Init`: it starts every (re)list, so it says nothing
+    /// about whether the last attempt worked.
+    init: bool,
     change: Result<Change, watcher::Error>,
 }
 
@@ -464,8 +467,12 @@ pub struct Waiter {
     endpoints: Cache<Endpoints>,
     events: Cache<Event>,
     flaps: Vec<Flap>,
-    /// Since when readiness holds, and the pods at that moment.
-    holding: Option<(Instant, Baseline)>,
+    /// Since when readiness holds (`None` while it does not).
+    holding: Option<Instant>,
+    /// The pods when readiness last started: restarts since count as
+    /// restarts after Ready, also once the window they broke has ended
+    /// (the kubelet reports the exit and the restart in separate updates).
+    baseline: Option<Baseline>,
     clock: tokio::time::Interval,
 }
 
@@ -516,6 +523,7 @@ impl Waiter {
             events: Cache::new(),
             flaps: Vec::new(),
             holding: None,
+            baseline: None,
             clock,
         };
         let mut namespaces = std::collections::BTreeSet::new();
@@ -577,6 +585,7 @@ impl Waiter {
         });
         let stream = stream.map(move |e| Update {
             watch,
+            init: matches!(e, Ok(watcher::Event::Init)),
             change: e.map(&change),
         });
         self.streams.push(stream.boxed());
@@ -638,7 +647,9 @@ impl Waiter {
         let state = &mut self.watches[update.watch];
         let change = match update.change {
             Ok(change) => {
-                state.consecutive = 0;
+                if !update.init {
+                    state.consecutive = 0;
+                }
                 change
             }
             Err(e) => {
@@ -730,7 +741,7 @@ impl Waiter {
             flaps: self.flaps.clone(),
             holding: match ended {
                 Ended::Ready => None,
-                _ => self.holding.as_ref().map(|(since, _)| since.elapsed()),
+                _ => self.holding.map(|since| since.elapsed()),
             },
             watch_failures: self.failures(),
             at: self.spec.clock.now(),
@@ -741,7 +752,7 @@ impl Waiter {
         let after = self
             .holding
             .take()
-            .map_or(Duration::ZERO, |(since, _)| since.elapsed());
+            .map_or(Duration::ZERO, |since| since.elapsed());
         let flap = Flap {
             at: self.spec.clock.now(),
             after,
@@ -754,9 +765,9 @@ impl Waiter {
     /// Judges the snapshot now, with the restarts since readiness started.
     fn judge_now(&self) -> (Judgement, Vec<settle::Disturbance>) {
         let changes = self
-            .holding
+            .baseline
             .as_ref()
-            .map(|(_, b)| b.changes(self.snapshot.workload_pods()))
+            .map(|b| b.changes(self.snapshot.workload_pods()))
             .unwrap_or_default();
         let judgement = judge_restarted(
             &self.snapshot,
@@ -805,13 +816,10 @@ impl Waiter {
                 if !self.settles() {
                     return self.end(judgement, Ended::Ready);
                 }
-                let baseline = Baseline::of(self.snapshot.workload_pods());
-                self.holding = Some((Instant::now(), baseline));
+                self.baseline = Some(Baseline::of(self.snapshot.workload_pods()));
+                self.holding = Some(Instant::now());
             }
-            let settled_at = self
-                .holding
-                .as_ref()
-                .map(|(since, _)| *since + self.spec.settle);
+            let settled_at = self.holding.map(|since| since + self.spec.settle);
             if settled_at.is_some_and(|at| Instant::now() >= at) {
                 return self.end(judgement, Ended::Ready);
             }
@@ -847,8 +855,9 @@ impl Waiter {
     /// tolerance forgives is recorded and becomes the new baseline, so only
     /// a later one counts. Never returns otherwise: drop the future to stop.
     pub async fn until_doomed(&mut self, mut progress: impl FnMut(WaitProgress<'_>)) -> WaitEnd {
-        if self.holding.is_none() {
-            self.holding = Some((Instant::now(), Baseline::of(self.snapshot.workload_pods())));
+        if self.holding.is_none() || self.baseline.is_none() {
+            self.holding = Some(Instant::now());
+            self.baseline = Some(Baseline::of(self.snapshot.workload_pods()));
         }
         loop {
             tokio::select! {
@@ -866,7 +875,8 @@ impl Waiter {
             if let Some(change) = changes.first() {
                 let what = change.what.clone();
                 self.flapped(what, &mut progress);
-                self.holding = Some((Instant::now(), Baseline::of(self.snapshot.workload_pods())));
+                self.holding = Some(Instant::now());
+                self.baseline = Some(Baseline::of(self.snapshot.workload_pods()));
             }
         }
     }
