@@ -67,7 +67,7 @@ pub async fn component_state(
             .await
             .map_err(|source| DeployError::Apply {
                 component: component.name.clone(),
-                source,
+                source: Box::new(source),
             })?;
         located.push(a);
     }

@@ -175,9 +175,9 @@ pub enum DeployError {
     Apply {
         /// The component.
         component: String,
-        /// What went wrong.
+        /// What went wrong (boxed: it is large, and errors travel by value).
         #[source]
-        source: ApplyError,
+        source: Box<ApplyError>,
     },
     /// An object failed or a pod is doomed: waiting will not help.
     #[error("component `{component}` will not become Ready: {}", .diagnosis.summary())]
@@ -625,7 +625,7 @@ async fn ensure_namespace(
         .await
         .map_err(|source| DeployError::Apply {
             component: component.to_owned(),
-            source,
+            source: Box::new(source),
         })
 }
 
@@ -698,7 +698,7 @@ async fn deploy_component(
                 .await
                 .map_err(|source| DeployError::Apply {
                     component: name.clone(),
-                    source,
+                    source: Box::new(source),
                 })?;
             send(
                 events,

@@ -103,15 +103,24 @@ impl Diagnosis {
         }
     }
 
-    /// The table and the findings as text.
+    /// The table and the findings as text, under a headline.
     pub fn render(&self) -> String {
-        let mut out = String::new();
         let headline = match self.standing {
             // Also `diagnose` on a live cluster, where nothing else is known.
             Standing::InProgress => "not Ready",
             other => other.describe(),
         };
-        let _ = writeln!(out, "component {}: {headline}", self.component);
+        format!(
+            "component {}: {headline}\n{}",
+            self.component,
+            self.render_details()
+        )
+    }
+
+    /// [`Diagnosis::render`] without its headline, for a caller that has
+    /// just said what the component is.
+    pub fn render_details(&self) -> String {
+        let mut out = String::new();
         out.push_str(&indent(&table::render(&self.rows), "  "));
         if !self.flaps.is_empty() {
             let _ = writeln!(out, "  readiness did not hold:");

@@ -51,7 +51,7 @@ pub fn human(d: std::time::Duration) -> String {
     }
     if ms < 10_000 {
         let tenths = (ms + 50) / 100;
-        return if tenths % 10 == 0 {
+        return if tenths.is_multiple_of(10) {
             format!("{}s", tenths / 10)
         } else {
             format!("{}.{}s", tenths / 10, tenths % 10)

@@ -126,7 +126,7 @@ pub fn summary(report: &RunReport) -> String {
                 let _ = writeln!(
                     md,
                     "\n  <details><summary>evidence</summary>\n\n  ```text\n{}  ```\n\n  </details>\n",
-                    super::render::indented(&d.render().replace("```", "'''"), "  ")
+                    super::render::indented(&d.render_details().replace("```", "'''"), "  ")
                 );
             }
         }

@@ -98,9 +98,9 @@ pub fn text(report: &RunReport) -> String {
                 let _ = writeln!(out, "  {}: {}", v.component, v.summary);
                 continue;
             }
-            let _ = writeln!(out, "  {}: {}", v.component, v.summary);
+            let _ = writeln!(out, "  {}", v.summary);
             if let Some(d) = &v.diagnosis {
-                out.push_str(&indented(&d.render(), "    "));
+                out.push_str(&indented(&d.render_details(), "  "));
             }
         }
     }
@@ -219,6 +219,32 @@ mod tests {
             });
         }
         r.artifacts.push(("junit".into(), "out/junit.xml".into()));
+        insta::assert_snapshot!(text(&r));
+    }
+
+    #[test]
+    fn a_failed_wave_is_reported_component_by_component_with_evidence() {
+        let mut r = crate::report::RunReport::new("audit", "r-1a2b3c4d");
+        for event in [
+            Event::Verdict {
+                component: "datastorage".into(),
+                standing: crate::deploy::Standing::Doomed,
+                summary: "component `datastorage` will not become Ready: Deployment/harness-demo/datastorage is Failed (OOMKilled)".into(),
+                diagnosis: Some(Box::new(crate::report::tests::oom_diagnosis())),
+            },
+            Event::Verdict {
+                component: "redis".into(),
+                standing: crate::deploy::Standing::Ready,
+                summary: "Ready after 3.2s".into(),
+                diagnosis: None,
+            },
+            Event::finished(crate::exit::Exit::Deploy),
+        ] {
+            r.record(&crate::report::Stamped {
+                at: crate::report::tests::at("2026-11-22T14:21:00Z"),
+                event,
+            });
+        }
         insta::assert_snapshot!(text(&r));
     }
 
