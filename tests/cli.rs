@@ -867,3 +867,22 @@ fn plan_shows_each_lanes_hooks_in_order() {
         ])
     );
 }
+
+#[test]
+fn settle_windows_must_be_durations_shorter_than_the_timeout() {
+    // `0s` is allowed: readiness counts at once.
+    let err = assert_invalid(
+        "bad-settle",
+        &[
+            (
+                "harness.yaml:2:64: settle `1m` is not shorter than the component's timeout (1m)",
+                "shorten `settle:` or lengthen `timeout:`",
+            ),
+            (
+                "harness.yaml:3:51: invalid duration `soon`",
+                "0s: Ready counts at once",
+            ),
+        ],
+    );
+    assert!(err.contains("2 problems"), "{err}");
+}
