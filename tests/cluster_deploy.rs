@@ -36,7 +36,13 @@ async fn verdicts_of(case: &str, timeout: Duration) -> Option<Vec<String>> {
     let mut applied = Vec::new();
     for mut object in harness::deploy::manifests::parse_documents(&text).unwrap() {
         object.metadata.namespace = None;
-        applied.push(applier.apply(object, &ns).await.unwrap());
+        match applier.apply(object, &ns).await {
+            Ok(a) => applied.push(a),
+            Err(e) => {
+                cluster::delete_namespace(&client, &ns).await;
+                panic!("{case}: {e:?}");
+            }
+        }
     }
     let deadline = tokio::time::Instant::now() + timeout;
     let end = wait_ready(

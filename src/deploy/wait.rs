@@ -794,6 +794,11 @@ impl Waiter {
             let (judgement, changes) = self.judge_now();
             progress(WaitProgress::Judged(&judgement));
             if judgement.outcome == Outcome::Failed {
+                // Doomed by what ended the window: say so, with how long it held.
+                if let (Some(_), Some(change)) = (self.holding, changes.first()) {
+                    let what = change.what.clone();
+                    self.flapped(what, &mut progress);
+                }
                 return self.end(judgement, Ended::Failed);
             }
             let ready = self.all_ready(&judgement);

@@ -122,6 +122,10 @@ fn healthy(pod: &Pod) -> bool {
             .all(|c| c.restart_count == 0)
 }
 
+/// The longest answer that may be the kubelet's "unable to retrieve
+/// container logs for containerd://<64 hex>" rather than a log.
+const KUBELET_NOTE_MAX: usize = 512;
+
 enum Job {
     Objects(String),
     Events(String),
@@ -282,11 +286,35 @@ async fn run<S: Source>(
                 .log(&namespace, &pod, &container, previous, request.since)
                 .await
                 .map_err(|e| (what.clone(), e))?;
+            // The kubelet answers for a previous container it no longer
+            // keeps with its own one-line error text (and a 200): that is no
+            // log, so no file is written for it.
+            let mut head = Vec::new();
+            let mut ended = false;
+            while head.len() <= KUBELET_NOTE_MAX {
+                match stream.next().await {
+                    Some(chunk) => {
+                        head.extend_from_slice(&chunk.map_err(|e| (what.clone(), e.to_string()))?)
+                    }
+                    None => {
+                        ended = true;
+                        break;
+                    }
+                }
+            }
+            if ended
+                && crate::readiness::evidence::missing_log(&String::from_utf8_lossy(&head))
+                    .is_some()
+            {
+                return Ok(());
+            }
             let mut file = writer
                 .open_log(
                     &layout::log(&namespace, &pod, &container, previous),
                     healthy,
                 )
+                .map_err(|e| (what.clone(), e.to_string()))?;
+            file.write(&head)
                 .map_err(|e| (what.clone(), e.to_string()))?;
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk.map_err(|e| (what.clone(), e.to_string()))?;
@@ -533,6 +561,24 @@ mod tests {
             readme.contains("objects in fx: the server is currently unable to handle the request"),
             "{readme}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_previous_log_the_kubelet_no_longer_keeps_is_no_file_and_no_failure() {
+        let out = tempfile::tempdir().unwrap();
+        let mut source = Captured::new();
+        // What a 1.20 kubelet answered, with a 200, once the old container was gone.
+        source.logs.insert(
+            ("crashloop".into(), "app".into(), true),
+            fixture("pod-crashloop/logs.previous.while-terminated.txt"),
+        );
+        let mut writer = BundleWriter::create(out.path(), "b", vec![]).unwrap();
+        collect(&source, &request(), &mut writer).await;
+        let bundle = writer.finish(None).unwrap();
+        let logs = bundle.dir.join("namespaces/fx/pods/crashloop/app/app/logs");
+        assert!(logs.join("current.log").is_file());
+        assert!(!logs.join("previous.log").exists());
+        assert!(bundle.failures.is_empty(), "{:?}", bundle.failures);
     }
 
     #[tokio::test]
