@@ -404,6 +404,7 @@ pub async fn deploy_lane_at(
         deadline,
         endpoints: EndpointSource::discover(client).await,
     };
+    let started = Instant::now();
     let components = crate::plan::closure(project, &lane.components);
     let waves = crate::plan::waves(project, &components);
     let mut report = DeployReport::default();
@@ -490,7 +491,7 @@ pub async fn deploy_lane_at(
                 Ended::Failed => after_ready(client, &name, &end).await,
                 _ => DeployError::Deadline {
                     component: name.clone(),
-                    after: deadline.saturating_duration_since(Instant::now()),
+                    after: started.elapsed(),
                     diagnosis: Box::new(
                         diagnose_end(client, &name, &end, Standing::TimedOut).await,
                     ),
@@ -761,7 +762,13 @@ async fn deploy_component(
                     diagnosis: Box::new(Diagnosis {
                         component: name.clone(),
                         standing: Standing::InProgress,
-                        flaps: vec![format!("Ready; its health URL {url} had not answered 2xx yet")],
+                        rows: vec![crate::readiness::table::UnreadyRow {
+                            resource: url.clone(),
+                            state: crate::readiness::State::InProgress,
+                            reason: "NotHealthy".into(),
+                            evidence: "its objects are Ready; the health URL had not answered 2xx yet".into(),
+                            waiting: None,
+                        }],
                         ..Diagnosis::default()
                     }),
                 });

@@ -316,7 +316,7 @@ async fn run<S: Source>(
                 .map_err(|e| (what.clone(), e.to_string()))?;
             file.write(&head)
                 .map_err(|e| (what.clone(), e.to_string()))?;
-            while let Some(chunk) = stream.next().await {
+            while !ended && let Some(chunk) = stream.next().await {
                 let chunk = chunk.map_err(|e| (what.clone(), e.to_string()))?;
                 file.write(&chunk)
                     .map_err(|e| (what.clone(), e.to_string()))?;
