@@ -30,6 +30,7 @@ pub mod manifests;
 pub mod report;
 pub mod wait;
 
+use std::future::Future;
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
@@ -371,7 +372,8 @@ pub async fn deploy_lane(
     events: UnboundedSender<DeployEvent>,
     deadline: Instant,
 ) -> Result<DeployReport, DeployError> {
-    deploy_lane_at(
+    let now = |_: &Component| std::future::ready(());
+    deploy_lane_with(
         client,
         project,
         lane,
@@ -379,6 +381,33 @@ pub async fn deploy_lane(
         events,
         deadline,
         Clock::system(),
+        now,
+    )
+    .await
+}
+
+/// [`deploy_lane`], where each component also waits for `ready(component)`
+/// before its first apply (its images being in the cluster, say): the wave
+/// order holds as before, and the component's own `timeout` starts after
+/// the wait.
+pub async fn deploy_lane_when<F: Future<Output = ()>>(
+    client: &Client,
+    project: &Project,
+    lane: &Lane,
+    images: &IndexMap<String, String>,
+    events: UnboundedSender<DeployEvent>,
+    deadline: Instant,
+    ready: impl Fn(&Component) -> F,
+) -> Result<DeployReport, DeployError> {
+    deploy_lane_with(
+        client,
+        project,
+        lane,
+        images,
+        events,
+        deadline,
+        Clock::system(),
+        ready,
     )
     .await
 }
@@ -393,6 +422,21 @@ pub async fn deploy_lane_at(
     events: UnboundedSender<DeployEvent>,
     deadline: Instant,
     clock: Clock,
+) -> Result<DeployReport, DeployError> {
+    let now = |_: &Component| std::future::ready(());
+    deploy_lane_with(client, project, lane, images, events, deadline, clock, now).await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn deploy_lane_with<F: Future<Output = ()>>(
+    client: &Client,
+    project: &Project,
+    lane: &Lane,
+    images: &IndexMap<String, String>,
+    events: UnboundedSender<DeployEvent>,
+    deadline: Instant,
+    clock: Clock,
+    ready: impl Fn(&Component) -> F,
 ) -> Result<DeployReport, DeployError> {
     let ctx = Ctx {
         clock,
@@ -418,7 +462,7 @@ pub async fn deploy_lane_at(
             },
         );
         let (cut, cutoff) = CutOff::pair();
-        let run = run_wave(&ctx, project, wave, &cut, &cutoff);
+        let run = run_wave(&ctx, project, wave, &cut, &cutoff, &ready);
         tokio::pin!(run);
         // The earlier waves' components are watched while this one deploys.
         let mut went_down = None;
@@ -576,12 +620,13 @@ async fn after_ready(client: &Client, component: &str, end: &WaitEnd) -> DeployE
 /// Runs the components of one wave in parallel. When one fails the others
 /// get [`VERDICT_WINDOW`] to reach theirs (`cut`); every result is returned,
 /// in the wave's order.
-async fn run_wave(
+async fn run_wave<F: Future<Output = ()>>(
     ctx: &Ctx<'_>,
     project: &Project,
     wave: &[String],
     cut: &CutOffHandle,
     cutoff: &CutOff,
+    ready: &impl Fn(&Component) -> F,
 ) -> Vec<(String, Result<Deployed, DeployError>)> {
     let mut running: FuturesUnordered<_> = wave
         .iter()
@@ -589,7 +634,7 @@ async fn run_wave(
         .map(|(i, name)| {
             let cutoff = cutoff.clone();
             let component = &project.components[name.as_str()];
-            async move { (i, deploy_component(ctx, component, cutoff).await) }
+            async move { (i, deploy_component(ctx, component, cutoff, ready).await) }
         })
         .collect();
     let mut results: Vec<Option<Result<Deployed, DeployError>>> =
@@ -650,13 +695,35 @@ fn forward_progress(events: &UnboundedSender<DeployEvent>, component: &str, p: &
     }
 }
 
-/// Applies one component and waits until it is Ready and that held (then
-/// healthy). The waiters are returned to keep watching it.
-async fn deploy_component(
+/// Applies one component once `ready(component)` is, and waits until it is
+/// Ready and that held (then healthy). The waiters are returned to keep
+/// watching it.
+async fn deploy_component<F: Future<Output = ()>>(
     ctx: &Ctx<'_>,
     component: &Component,
     mut cutoff: CutOff,
+    ready: &impl Fn(&Component) -> F,
 ) -> Result<Deployed, DeployError> {
+    tokio::select! {
+        () = ready(component) => {}
+        () = cutoff.reached() => {
+            return Err(DeployError::Stopped {
+                component: component.name.clone(),
+                diagnosis: Box::new(Diagnosis {
+                    component: component.name.clone(),
+                    standing: Standing::InProgress,
+                    rows: vec![crate::readiness::table::UnreadyRow {
+                        resource: format!("component {}", component.name),
+                        state: crate::readiness::State::InProgress,
+                        reason: "NotApplied".into(),
+                        evidence: "not applied yet: its images were still being loaded".into(),
+                        waiting: None,
+                    }],
+                    ..Diagnosis::default()
+                }),
+            });
+        }
+    }
     let start = Instant::now();
     let deadline = ctx.deadline.min(start + component.timeout);
     let name = component.name.clone();
