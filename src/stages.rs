@@ -915,6 +915,24 @@ async fn deploy<F: std::future::Future<Output = ()>>(
                     DeployEvent::Healthy { component, url } => Event::Notice {
                         message: format!("{component} healthy at {url}"),
                     },
+                    DeployEvent::Unsettled { component, what } => Event::Notice {
+                        message: format!("{component}: readiness did not hold: {what}"),
+                    },
+                    DeployEvent::WatchFailing { component, message } => Event::Notice {
+                        message: format!("{component}: {message}"),
+                    },
+                    DeployEvent::Verdict {
+                        component,
+                        standing,
+                        summary,
+                        diagnosis,
+                    } => Event::Verdict {
+                        component,
+                        standing,
+                        summary,
+                        diagnosis: diagnosis
+                            .map(|d| Box::new(crate::report::ReportedDiagnosis::new(&d))),
+                    },
                     DeployEvent::Applied { .. } | DeployEvent::Waiting { .. } => continue,
                 };
                 bus.emit(event);
@@ -1217,16 +1235,18 @@ impl crate::pipeline::Stages for RealStages<'_> {
             .await
             .map(drop)
             .map_err(|failure| {
-                // The error, and the table and evidence it carries.
+                // The bundle's diagnosis.txt: the error, then every failed
+                // component's table and evidence.
                 let mut note = failure.to_string();
-                if let Some(d) = failure
+                if let Some(e) = failure
                     .error
                     .chain()
                     .find_map(|c| c.downcast_ref::<crate::deploy::DeployError>())
-                    .and_then(crate::deploy::DeployError::diagnosis)
                 {
-                    note.push_str("\n\n");
-                    note.push_str(&d.render());
+                    for d in e.diagnoses() {
+                        note.push_str("\n\n");
+                        note.push_str(&d.render());
+                    }
                 }
                 self.failure_notes.push(note);
                 exists(failure)

@@ -619,9 +619,11 @@ fn preflight_reports_every_failure_with_its_fix() {
         format!("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: control-plane\n  extraPortMappings:\n  - containerPort: 30080\n    hostPort: {port}\n"),
     )
     .unwrap();
+    // Disk is not one of the failures: the machine running this may have
+    // little of it.
     project(
         dir.path(),
-        "components:\n  app: { manifests: [app.yaml] }\nlanes:\n  main:\n    cluster: { kind: { config: kind.yaml } }\n    components: [app]\n",
+        "preflight: { min_free_disk: 1MiB }\ncomponents:\n  app: { manifests: [app.yaml] }\nlanes:\n  main:\n    cluster: { kind: { config: kind.yaml } }\n    components: [app]\n",
     );
     let empty_path = tempfile::tempdir().unwrap();
     let socket = format!("unix://{}/docker.sock", dir.path().display());
@@ -894,4 +896,23 @@ fn report_is_listed_with_examples_and_refuses_what_is_not_a_bundle() {
         "{}",
         stderr(&out)
     );
+}
+
+#[test]
+fn settle_windows_must_be_durations_shorter_than_the_timeout() {
+    // `0s` is allowed: readiness counts at once.
+    let err = assert_invalid(
+        "bad-settle",
+        &[
+            (
+                "harness.yaml:2:64: settle `1m` is not shorter than the component's timeout (1m)",
+                "shorten `settle:` or lengthen `timeout:`",
+            ),
+            (
+                "harness.yaml:3:51: invalid duration `soon`",
+                "0s: Ready counts at once",
+            ),
+        ],
+    );
+    assert!(err.contains("2 problems"), "{err}");
 }

@@ -95,7 +95,7 @@ async fn the_demo_crd_becomes_established() {
     let end = harness::deploy::wait::wait_ready(
         &client,
         &applied,
-        &harness::readiness::classify::Tolerance::default(),
+        harness::deploy::wait::WaitSpec::new(harness::readiness::classify::Tolerance::default()),
         deadline,
         |_| {},
     )

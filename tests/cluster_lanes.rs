@@ -248,6 +248,7 @@ fn base64_of(s: &str) -> String {
 }
 
 const SIG_LANE: &str = r#"namespace: sig
+preflight: { min_free_disk: 1GiB }
 cluster:
   provider: kind
   kind: { engine: docker }

@@ -906,10 +906,18 @@ fn recorded_run(dir: &Path) -> (PathBuf, String) {
             "2026-11-22T14:20:31Z",
             Event::Verdict {
                 component: "app".into(),
-                resource: "Pod/fx/crashloop".into(),
-                verdict: "CrashLoopBackOff".into(),
-                message: format!("env DB_PASSWORD={SECRET}"),
-                hint: "look".into(),
+                standing: harness::deploy::Standing::Doomed,
+                summary: format!(
+                    "component `app` will not become Ready: Pod/fx/crashloop is Failed (CrashLoopBackOff): env DB_PASSWORD={SECRET}"
+                ),
+                diagnosis: Some(Box::new(harness::report::ReportedDiagnosis {
+                    json: serde_json::json!({"findings": [{"pod": "fx/crashloop", "verdict": {
+                        "name": "CrashLoopBackOff",
+                        "message": format!("env DB_PASSWORD={SECRET}"),
+                        "hint": "look",
+                    }}]}),
+                    text: format!("crashloop: CrashLoopBackOff: env DB_PASSWORD={SECRET}\n"),
+                })),
             },
         ),
         (
@@ -1043,7 +1051,7 @@ async fn the_harness_folder_tells_the_runs_story_redacted() {
     let readme = text(&files, "README.md");
     assert!(
         readme.starts_with(
-            "# harness must-gather bundle\n\n## Summary\n\n- **result**: one or more suites (or post-suite hooks) failed or timed out (exit code 1, as of the gather)\n- **verdicts**:\n  - app: CrashLoopBackOff — `Pod/fx/crashloop`: env DB_PASSWORD=<redacted>\n- **incidents** while the suites ran:\n  - app OOMKilled 14:22:40 (container app: limit 32Mi; restarts 5) — 1 of 1 failure after it\n- **failed suites**: audit\n- **failed test cases** (1):\n  - ~14:22:41 `audit`: posts\n- **components at gather time**: crds Ready, app "
+            "# harness must-gather bundle\n\n## Summary\n\n- **result**: one or more suites (or post-suite hooks) failed or timed out (exit code 1, as of the gather)\n- **verdicts**:\n  - app: CrashLoopBackOff — component `app` will not become Ready: Pod/fx/crashloop is Failed (CrashLoopBackOff): env DB_PASSWORD=<redacted>\n- **incidents** while the suites ran:\n  - app OOMKilled 14:22:40 (container app: limit 32Mi; restarts 5) — 1 of 1 failure after it\n- **failed suites**: audit\n- **failed test cases** (1):\n  - ~14:22:41 `audit`: posts\n- **components at gather time**: crds Ready, app "
         ),
         "{readme}"
     );

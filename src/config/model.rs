@@ -26,6 +26,10 @@ pub mod defaults {
     pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(60);
     pub const TOLERATE_RESTARTS: u32 = 1;
     pub const TOLERATE_GRACE: Duration = Duration::from_secs(15);
+    /// How long a component's readiness must hold before it counts: longer
+    /// than the few seconds in which a container that crashes at start-up
+    /// (after its first Ready) usually goes down.
+    pub const SETTLE: Duration = Duration::from_secs(5);
     pub const SUITE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
     pub const HOOK_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 }
@@ -115,6 +119,10 @@ pub struct Component {
     pub endpoint: Option<String>,
     pub health: Option<Health>,
     pub tolerate: Tolerance,
+    /// How long readiness must hold, with no restart and no Ready → NotReady
+    /// flip, before the component counts as Ready (zero: at once).
+    #[serde(with = "humantime_serde_compat")]
+    pub settle: Duration,
     #[serde(with = "humantime_serde_compat")]
     pub timeout: Duration,
     #[serde(skip)]

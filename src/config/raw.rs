@@ -122,6 +122,7 @@ pub struct Component {
     pub endpoint: Option<Spanned<String>>,
     pub health: Option<Health>,
     pub tolerate: Option<Tolerate>,
+    pub settle: Option<Spanned<String>>,
     pub timeout: Option<Spanned<String>>,
 }
 

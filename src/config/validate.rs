@@ -178,6 +178,38 @@ impl Validator {
         }
     }
 
+    /// A component's `settle:`: zero is allowed (Ready counts at once), but
+    /// not a window as long as the component's timeout, which could never end
+    /// in Ready.
+    fn settle(&mut self, value: Option<&Spanned<String>>, timeout: Duration) -> Duration {
+        let Some(value) = value else {
+            return defaults::SETTLE.min(timeout / 2);
+        };
+        let settle = match humantime::parse_duration(value.value.trim()) {
+            Ok(d) => d,
+            Err(e) => {
+                self.problem(
+                    &value.referenced,
+                    format!("invalid duration `{}`: {e}", value.value),
+                    "write a duration like 5s or 30s (0s: Ready counts at once)",
+                );
+                return defaults::SETTLE.min(timeout / 2);
+            }
+        };
+        if settle >= timeout {
+            self.problem(
+                &value.referenced,
+                format!(
+                    "settle `{}` is not shorter than the component's timeout ({})",
+                    value.value,
+                    humantime::format_duration(timeout)
+                ),
+                "readiness must hold for the settle window before the timeout: shorten `settle:` or lengthen `timeout:`",
+            );
+        }
+        settle
+    }
+
     fn dns_label(&mut self, name: &Spanned<String>, what: &str) {
         if !is_dns1123_label(&name.value) {
             self.problem(
@@ -490,6 +522,8 @@ impl Validator {
             if let Some(ns) = &c.namespace {
                 self.dns_label(ns, "namespace");
             }
+            let timeout = self.duration(c.timeout.as_ref(), defaults::COMPONENT_TIMEOUT);
+            let settle = self.settle(c.settle.as_ref(), timeout);
             components.insert(
                 name.value.clone(),
                 Component {
@@ -502,7 +536,8 @@ impl Validator {
                     endpoint,
                     health,
                     tolerate,
-                    timeout: self.duration(c.timeout.as_ref(), defaults::COMPONENT_TIMEOUT),
+                    settle,
+                    timeout,
                     at: self.at(&name.referenced),
                 },
             );

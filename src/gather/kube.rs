@@ -459,10 +459,11 @@ fn previous_not_kept(status: &kube::core::Status) -> bool {
 
 /// What a Kubernetes 1.20 kubelet sends, with status 200, as the previous
 /// log of a container whose dead instance it has removed:
-/// `unable to retrieve container logs for containerd://<id>`.
+/// `unable to retrieve container logs for containerd://<id>` — the same
+/// note the diagnosis's evidence reads as "not kept by the kubelet".
 fn is_previous_gone_note(first: &[u8]) -> bool {
-    const NOTE: &[u8] = b"unable to retrieve container logs for ";
-    first.len() < 256 && first.starts_with(NOTE) && !first[NOTE.len()..].contains(&b'\n')
+    first.len() < 512
+        && crate::readiness::evidence::missing_log(&String::from_utf8_lossy(first)).is_some()
 }
 
 #[cfg(test)]

@@ -299,11 +299,11 @@ fn verdicts(md: &mut String, verdicts: &[VerdictRecord]) {
     }
     md.push_str("- **verdicts**:\n");
     for v in verdicts {
-        let _ = writeln!(
-            md,
-            "  - {}: {} — `{}`: {}",
-            v.component, v.verdict, v.resource, v.message
-        );
+        if v.ready() {
+            let _ = writeln!(md, "  - {}: {}", v.component, v.summary);
+        } else {
+            let _ = writeln!(md, "  - {}: {} — {}", v.component, v.title(), v.summary);
+        }
     }
 }
 

@@ -153,6 +153,31 @@ impl KubeNamespaces {
     }
 }
 
+/// Waits (by watch, up to `timeout`) until namespace `name` accepts pods:
+/// Active, with its `default` ServiceAccount (and, before 1.24, that
+/// account's token). For namespaces the harness did not make as suite
+/// namespaces: the deploy stage applies bare Pods only once this holds.
+pub async fn wait_usable(client: &Client, name: &str, timeout: Duration) -> Result<(), String> {
+    let legacy = client
+        .apiserver_version()
+        .await
+        .is_ok_and(|v| minor_before(&v.major, &v.minor, 24));
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), name);
+    let active = await_condition(namespaces, name, is_active);
+    let account = await_condition(accounts, "default", move |sa: Option<&ServiceAccount>| {
+        account_usable(sa, legacy)
+    });
+    match tokio::time::timeout(timeout, futures_util::future::try_join(active, account)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(format!("watching it failed: {e}")),
+        Err(_) => Err(format!(
+            "namespace {name} was not Active with a usable `default` ServiceAccount within {}",
+            humantime::format_duration(timeout)
+        )),
+    }
+}
+
 /// Whether pods can use the ServiceAccount: it exists, and where the server
 /// mounts token Secrets (`legacy_tokens`), its token is there.
 fn account_usable(sa: Option<&ServiceAccount>, legacy_tokens: bool) -> bool {

@@ -7,8 +7,8 @@
 
 use std::fmt::Write as _;
 
+use super::RunReport;
 use super::render::{case_clock, clock};
-use super::{RunReport, VerdictRecord};
 
 /// Escapes the message part of a workflow command.
 pub fn escape_data(s: &str) -> String {
@@ -25,19 +25,15 @@ pub fn escape_property(s: &str) -> String {
 /// One `::error` line per failed suite and per verdict.
 pub fn annotations(report: &RunReport) -> Vec<String> {
     let mut lines = Vec::new();
-    for v in &report.verdicts {
-        let VerdictRecord {
-            component,
-            resource,
-            verdict,
-            message,
-            hint,
-            ..
-        } = v;
+    for v in report.unready() {
+        let mut message = v.summary.clone();
+        if let Some(hint) = v.hint() {
+            let _ = write!(message, "\nhint: {hint}");
+        }
         lines.push(format!(
             "::error title={}::{}",
-            escape_property(&format!("{component}: {verdict}")),
-            escape_data(&format!("{resource}: {message}\nhint: {hint}"))
+            escape_property(&format!("{}: {}", v.component, v.title())),
+            escape_data(&message)
         ));
     }
     let correlations = report.correlate();
@@ -95,7 +91,7 @@ pub fn summary(report: &RunReport) -> String {
     let failed = report.failed_suites().count();
     let icon = if failed == 0
         && report.failed_hooks().count() == 0
-        && report.verdicts.is_empty()
+        && report.unready().next().is_none()
         && report.phases.iter().all(|p| p.ok)
     {
         "✅"
@@ -119,18 +115,28 @@ pub fn summary(report: &RunReport) -> String {
     if !report.verdicts.is_empty() {
         md.push_str("### Readiness verdicts\n\n");
         for v in &report.verdicts {
-            let VerdictRecord {
-                component,
-                resource,
-                verdict,
-                message,
-                hint,
-                ..
-            } = v;
+            if v.ready() {
+                let _ = writeln!(md, "- **{}**: ✅ {}", v.component, v.summary);
+                continue;
+            }
             let _ = writeln!(
                 md,
-                "- **{component}**: {verdict} — `{resource}`: {message}  \n  _hint_: {hint}"
+                "- **{}**: ❌ {} — {}",
+                v.component,
+                v.title(),
+                v.summary
             );
+            if let Some(hint) = v.hint() {
+                let _ = writeln!(md, "  _hint_: {hint}");
+            }
+            if let Some(d) = &v.diagnosis {
+                // The evidence, folded: events, terminations, log tails.
+                let _ = writeln!(
+                    md,
+                    "\n  <details><summary>evidence</summary>\n\n  ```text\n{}  ```\n\n  </details>\n",
+                    super::render::indented(&d.text.replace("```", "'''"), "  ")
+                );
+            }
         }
         md.push('\n');
     }
@@ -240,17 +246,35 @@ mod tests {
             at: at("2026-11-22T14:21:30Z"),
             event: Event::Verdict {
                 component: "datastorage".into(),
-                resource: "Pod/datastorage-7d9f-x2".into(),
-                verdict: "OOMKilled".into(),
-                message: "container datastorage was OOMKilled (limit 512Mi)".into(),
-                hint: "raise resources.limits.memory".into(),
+                standing: crate::deploy::Standing::Doomed,
+                summary: "component `datastorage` will not become Ready: Deployment/harness-demo/datastorage is Failed (OOMKilled)".into(),
+                diagnosis: Some(Box::new(crate::report::ReportedDiagnosis::new(
+                &crate::report::tests::oom_diagnosis(),
+            ))),
+            },
+        });
+        // A Ready component of the same wave is listed, not annotated.
+        r.record(&Stamped {
+            at: at("2026-11-22T14:21:30Z"),
+            event: Event::Verdict {
+                component: "redis".into(),
+                standing: crate::deploy::Standing::Ready,
+                summary: "Ready after 3.2s".into(),
+                diagnosis: None,
             },
         });
         let lines = annotations(&r);
         assert_eq!(lines.len(), 4, "{lines:#?}");
         assert_eq!(
             lines[0],
-            "::error title=datastorage%3A OOMKilled::Pod/datastorage-7d9f-x2: container datastorage was OOMKilled (limit 512Mi)%0Ahint: raise resources.limits.memory"
+            "::error title=datastorage%3A OOMKilled::component `datastorage` will not become Ready: Deployment/harness-demo/datastorage is Failed (OOMKilled)%0Ahint: raise resources.limits.memory"
+        );
+        let md = summary(&r);
+        assert!(md.contains("- **redis**: ✅ Ready after 3.2s"), "{md}");
+        assert!(md.contains("<details><summary>evidence</summary>"), "{md}");
+        assert!(
+            md.contains("log of container datastorage (previous): none (not kept by the kubelet)"),
+            "{md}"
         );
         assert!(
             lines[2]

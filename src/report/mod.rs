@@ -128,13 +128,17 @@ pub enum Event {
         initialized: Option<f64>,
         ready: Option<f64>,
     },
-    /// A readiness verdict: why a component is not (and will not be) Ready.
+    /// The deploy failed: where one component of the failed wave (or one
+    /// that went down after Ready) stands, with the same evidence as
+    /// `harness diagnose`. Every component of that wave gets one.
     Verdict {
         component: String,
-        resource: String,
-        verdict: String,
-        message: String,
-        hint: String,
+        standing: crate::deploy::Standing,
+        /// One line: the verdict, deadline or error (or `Ready after 3.2s`).
+        summary: String,
+        /// The unready table and each verdict with its evidence.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        diagnosis: Option<Box<ReportedDiagnosis>>,
     },
     /// Something the infrastructure did while suites ran: a restart, an
     /// OOM kill, an eviction, a readiness flap.
@@ -309,14 +313,100 @@ pub struct PhaseRecord {
     pub fix: Option<String>,
 }
 
+/// Where a component stood when the deploy failed.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct VerdictRecord {
     pub at: Timestamp,
     pub component: String,
-    pub resource: String,
-    pub verdict: String,
-    pub message: String,
-    pub hint: String,
+    pub standing: crate::deploy::Standing,
+    pub summary: String,
+    pub diagnosis: Option<Box<ReportedDiagnosis>>,
+}
+
+impl VerdictRecord {
+    /// Whether the component was Ready (listed for completeness).
+    pub fn ready(&self) -> bool {
+        self.standing == crate::deploy::Standing::Ready
+    }
+
+    /// The name of its top verdict (`OOMKilled`), else its standing in words.
+    pub fn title(&self) -> String {
+        self.diagnosis
+            .as_ref()
+            .and_then(|d| d.title())
+            .unwrap_or_else(|| self.standing.describe().to_owned())
+    }
+
+    /// The hint of its top verdict, if it has one.
+    pub fn hint(&self) -> Option<&str> {
+        self.diagnosis.as_ref().and_then(|d| d.hint())
+    }
+}
+
+/// A diagnosis as events carry it: the JSON form `harness diagnose --output
+/// json` prints, and its table and evidence as the text the report shows
+/// (in JSON, one more member: `text`). Both are made from the
+/// [`crate::deploy::Diagnosis`] when the deploy reports it, so a bundle's
+/// recorded events replay the same report.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReportedDiagnosis {
+    /// [`crate::deploy::Diagnosis::to_json`].
+    pub json: serde_json::Value,
+    /// [`crate::deploy::Diagnosis::render_details`].
+    pub text: String,
+}
+
+impl ReportedDiagnosis {
+    pub fn new(diagnosis: &crate::deploy::Diagnosis) -> Self {
+        Self {
+            json: diagnosis.to_json(),
+            text: diagnosis.render_details(),
+        }
+    }
+
+    fn top_verdict(&self) -> Option<&serde_json::Value> {
+        self.json["findings"]
+            .as_array()?
+            .iter()
+            .map(|f| &f["verdict"])
+            .find(|v| v.is_object())
+    }
+
+    /// The name of the top verdict (`OOMKilled`), else the first unready
+    /// row's reason.
+    pub fn title(&self) -> Option<String> {
+        self.top_verdict()
+            .and_then(|v| v["name"].as_str())
+            .or_else(|| self.json["rows"][0]["reason"].as_str())
+            .map(str::to_owned)
+    }
+
+    /// The top verdict's hint.
+    pub fn hint(&self) -> Option<&str> {
+        self.top_verdict()?["hint"].as_str()
+    }
+}
+
+impl Serialize for ReportedDiagnosis {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut json = self.json.clone();
+        if let Some(object) = json.as_object_mut() {
+            object.insert("text".into(), serde_json::Value::String(self.text.clone()));
+        }
+        json.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for ReportedDiagnosis {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let mut json = serde_json::Value::deserialize(deserializer)?;
+        let text = json
+            .as_object_mut()
+            .and_then(|o| o.remove("text"))
+            .and_then(|t| t.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        Ok(Self { json, text })
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -474,17 +564,15 @@ impl RunReport {
             }
             Event::Verdict {
                 component,
-                resource,
-                verdict,
-                message,
-                hint,
+                standing,
+                summary,
+                diagnosis,
             } => self.verdicts.push(VerdictRecord {
                 at: stamped.at,
                 component: component.clone(),
-                resource: resource.clone(),
-                verdict: verdict.clone(),
-                message: message.clone(),
-                hint: hint.clone(),
+                standing: *standing,
+                summary: summary.clone(),
+                diagnosis: diagnosis.clone(),
             }),
             Event::Infra {
                 component,
@@ -522,6 +610,11 @@ impl RunReport {
 
     pub fn failed_hooks(&self) -> impl Iterator<Item = &HookRecord> {
         self.hooks.iter().filter(|h| !h.ok)
+    }
+
+    /// The components that were not Ready when the deploy failed.
+    pub fn unready(&self) -> impl Iterator<Item = &VerdictRecord> {
+        self.verdicts.iter().filter(|v| !v.ready())
     }
 
     pub fn failed_suites(&self) -> impl Iterator<Item = &SuiteRecord> {
@@ -620,6 +713,62 @@ mod tests {
 
     pub(crate) fn at(s: &str) -> Timestamp {
         s.parse().unwrap()
+    }
+
+    /// A doomed component's diagnosis, as the deploy stage reports it.
+    pub(crate) fn oom_diagnosis() -> crate::deploy::Diagnosis {
+        use crate::deploy::{Diagnosis, Finding, Standing};
+        use crate::k8s::evidence::{LogTail, LogText, PodEvidence};
+        use crate::readiness::classify::{ContainerRef, Verdict, VerdictKind};
+        use crate::readiness::evidence::Evidence;
+        use crate::readiness::table::UnreadyRow;
+        let verdict = Verdict {
+            kind: VerdictKind::OomKilled {
+                memory_limit: Some("512Mi".into()),
+            },
+            container: Some(ContainerRef {
+                name: "datastorage".into(),
+                init: false,
+            }),
+            message: "container datastorage was OOMKilled (exit 137) after 2 restarts; memory limit 512Mi".into(),
+            hint: "raise resources.limits.memory".into(),
+        };
+        let log = |previous: bool, text: LogText| LogTail {
+            container: "datastorage".into(),
+            init: false,
+            previous,
+            text,
+        };
+        Diagnosis {
+            component: "datastorage".into(),
+            standing: Standing::Doomed,
+            rows: vec![UnreadyRow {
+                resource: "Deployment/harness-demo/datastorage".into(),
+                state: crate::readiness::State::Failed,
+                reason: "OOMKilled".into(),
+                evidence: verdict.message.clone(),
+                waiting: None,
+            }],
+            findings: vec![Finding {
+                pod: "harness-demo/datastorage-7d9f-x2".into(),
+                verdict: Some(verdict),
+                waiting: None,
+                evidence: PodEvidence {
+                    pod: "harness-demo/datastorage-7d9f-x2".into(),
+                    evidence: Evidence {
+                        events: vec![],
+                        terminations: vec![],
+                        logs: vec![],
+                    },
+                    logs: vec![
+                        log(false, LogText::Text("starting\n".into())),
+                        log(true, LogText::Missing("not kept by the kubelet".into())),
+                    ],
+                },
+            }],
+            flaps: vec!["Ready for 2.1s, then container datastorage restarted (restarts 0 → 1; last exit 137, OOMKilled)".into()],
+            ..Diagnosis::default()
+        }
     }
 
     pub(crate) fn sample() -> RunReport {
@@ -848,6 +997,32 @@ mod tests {
             ),
             "{md}"
         );
+    }
+
+    #[test]
+    fn a_verdict_reads_back_from_its_json_line_as_it_was_emitted() {
+        let diagnosis = ReportedDiagnosis::new(&oom_diagnosis());
+        assert_eq!(diagnosis.title().as_deref(), Some("OOMKilled"));
+        assert!(diagnosis.hint().is_some_and(|h| !h.is_empty()));
+        let event = Stamped {
+            at: at("2026-11-22T14:22:40Z"),
+            event: Event::Verdict {
+                component: "datastorage".into(),
+                standing: crate::deploy::Standing::Doomed,
+                summary: "component `datastorage` will not become Ready".into(),
+                diagnosis: Some(Box::new(diagnosis.clone())),
+            },
+        };
+        let line = serde_json::to_string(&event).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&line).unwrap();
+        // `diagnose --output json`'s shape, and the text the report shows.
+        assert_eq!(
+            json["diagnosis"]["findings"][0]["verdict"]["name"],
+            "OOMKilled"
+        );
+        assert_eq!(json["diagnosis"]["text"], diagnosis.text.as_str());
+        let back: Stamped = serde_json::from_str(&line).unwrap();
+        assert_eq!(back, event);
     }
 
     #[test]

@@ -2,7 +2,20 @@
 
 use std::fmt::Write as _;
 
-use super::{Event, Placed, RunReport, VerdictRecord};
+use super::{Event, Placed, RunReport};
+
+/// Every line of `text` with `prefix` in front.
+pub fn indented(text: &str, prefix: &str) -> String {
+    text.lines()
+        .map(|l| {
+            if l.is_empty() {
+                "\n".to_owned()
+            } else {
+                format!("{prefix}{l}\n")
+            }
+        })
+        .collect()
+}
 
 /// `14:22:40` in UTC.
 pub fn clock(at: &jiff::Timestamp) -> String {
@@ -122,18 +135,16 @@ pub fn deploy_timeline(report: &RunReport) -> String {
 pub fn verdicts(report: &RunReport) -> String {
     let mut out = String::new();
     if !report.verdicts.is_empty() {
-        out.push_str("\nverdicts\n");
+        out.push_str("\nverdicts (every component of the wave that failed)\n");
         for v in &report.verdicts {
-            let VerdictRecord {
-                component,
-                resource,
-                verdict,
-                message,
-                hint,
-                ..
-            } = v;
-            let _ = writeln!(out, "  {component}: {verdict} — {resource}: {message}");
-            let _ = writeln!(out, "    hint: {hint}");
+            if v.ready() {
+                let _ = writeln!(out, "  {}: {}", v.component, v.summary);
+                continue;
+            }
+            let _ = writeln!(out, "  {}", v.summary);
+            if let Some(d) = &v.diagnosis {
+                out.push_str(&indented(&d.text, "  "));
+            }
         }
     }
     out
@@ -326,6 +337,34 @@ mod tests {
             });
         }
         r.artifacts.push(("junit".into(), "out/junit.xml".into()));
+        insta::assert_snapshot!(text(&r));
+    }
+
+    #[test]
+    fn a_failed_wave_is_reported_component_by_component_with_evidence() {
+        let mut r = crate::report::RunReport::new("audit", "r-1a2b3c4d");
+        for event in [
+            Event::Verdict {
+                component: "datastorage".into(),
+                standing: crate::deploy::Standing::Doomed,
+                summary: "component `datastorage` will not become Ready: Deployment/harness-demo/datastorage is Failed (OOMKilled)".into(),
+                diagnosis: Some(Box::new(crate::report::ReportedDiagnosis::new(
+                &crate::report::tests::oom_diagnosis(),
+            ))),
+            },
+            Event::Verdict {
+                component: "redis".into(),
+                standing: crate::deploy::Standing::Ready,
+                summary: "Ready after 3.2s".into(),
+                diagnosis: None,
+            },
+            Event::finished(crate::exit::Exit::Deploy),
+        ] {
+            r.record(&crate::report::Stamped {
+                at: crate::report::tests::at("2026-11-22T14:21:00Z"),
+                event,
+            });
+        }
         insta::assert_snapshot!(text(&r));
     }
 

@@ -302,10 +302,11 @@ mod tests {
             },
             Event::Verdict {
                 component: "ds".into(),
-                resource: "Pod/p".into(),
-                verdict: "OOMKilled".into(),
-                message: "m".into(),
-                hint: "h".into(),
+                standing: crate::deploy::Standing::Doomed,
+                summary: "component ds will not become Ready: OOMKilled".into(),
+                diagnosis: Some(Box::new(crate::report::ReportedDiagnosis::new(
+                    &crate::report::tests::oom_diagnosis(),
+                ))),
             },
             Event::Infra {
                 component: "ds".into(),
