@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use fake_api::{Reply, fixture, list, not_found, spawn};
 use harness::deploy::judge::Outcome;
-use harness::deploy::wait::{CLOCK, wait_ready};
+use harness::deploy::wait::{CLOCK, WaitSpec, wait_ready};
 use harness::readiness::classify::Tolerance;
 use harness::readiness::{Timestamp, classify_pod};
 use k8s_openapi::api::core::v1::{Event, Pod};
@@ -67,7 +67,9 @@ async fn round(file: &str, pod: &'static str, decisive: Value, want: Outcome) ->
     }];
     let waiter = tokio::spawn(async move {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        let end = wait_ready(&client, &applied, &Tolerance::default(), deadline, |_| {}).await;
+        // From the event to the judgement, without the settle window.
+        let spec = WaitSpec::new(Tolerance::default()).settle(Duration::ZERO);
+        let end = wait_ready(&client, &applied, spec, deadline, |_| {}).await;
         (Instant::now(), end.judgement.outcome)
     });
     let tx = watching_rx.recv().await.unwrap();

@@ -34,13 +34,58 @@ async fn until_interrupted<T>(
 }
 
 /// Starts the live output for a command and the task that folds its report.
+/// A run (`up`, `test`) also records its events in `record` and opens its
+/// stream with [`crate::report::Event::RunStarted`].
 fn start_output(
     output: OutputFormat,
     lane: &str,
     run_id: &str,
+    record: Option<PathBuf>,
 ) -> (
     crate::report::bus::Bus,
     tokio::task::JoinHandle<crate::report::RunReport>,
+) {
+    let (bus, task, _) = start_output_told(output, lane, run_id, record);
+    (bus, task)
+}
+
+/// The errors phases have already reported (`PhaseFinished`), as they
+/// were worded: an error is told once, so the run does not repeat them.
+type Told = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+/// A sink that remembers which errors the phases told, then passes every
+/// event on.
+struct Remember {
+    inner: Box<dyn crate::report::sink::Sink>,
+    told: Told,
+}
+
+impl crate::report::sink::Sink for Remember {
+    fn emit(&mut self, event: &crate::report::Stamped) {
+        if let crate::report::Event::PhaseFinished {
+            error: Some(error), ..
+        } = &event.event
+        {
+            self.told.lock().expect("not poisoned").push(error.clone());
+        }
+        self.inner.emit(event);
+    }
+
+    fn finish(&mut self) {
+        self.inner.finish();
+    }
+}
+
+/// [`start_output`], with the record of what the phases told.
+fn start_output_told(
+    output: OutputFormat,
+    lane: &str,
+    run_id: &str,
+    record: Option<PathBuf>,
+) -> (
+    crate::report::bus::Bus,
+    tokio::task::JoinHandle<crate::report::RunReport>,
+    Told,
 ) {
     use std::io::IsTerminal as _;
     let ci = crate::report::is_ci(|k| std::env::var(k).ok());
@@ -58,7 +103,29 @@ fn start_output(
         }
         crate::report::OutputMode::Progress => Box::new(crate::report::sink::ProgressSink::new()),
     };
-    crate::report::bus::start(sink, crate::report::RunReport::new(lane, run_id))
+    let told = Told::default();
+    let sink = Box::new(Remember {
+        inner: sink,
+        told: told.clone(),
+    });
+    let run = record.is_some();
+    let (bus, task) = crate::report::bus::start_recording(
+        sink,
+        crate::report::RunReport::new(lane, run_id),
+        record,
+    );
+    if run {
+        bus.emit(crate::report::Event::RunStarted {
+            lane: lane.to_owned(),
+            run_id: run_id.to_owned(),
+        });
+    }
+    (bus, task, told)
+}
+
+/// Where a run records its events: `.harness/runs/<run>/events.jsonl`.
+fn events_file(project: &Project, run_id: &str) -> PathBuf {
+    crate::stages::run_dir(project, run_id).join("events.jsonl")
 }
 
 /// Gathers the lane's environment now (the cluster `up` recorded).
@@ -71,10 +138,18 @@ async fn gather_now(
     bus: &crate::report::bus::Bus,
 ) -> Result<crate::gather::Bundle, crate::pipeline::StageFailure> {
     use crate::pipeline::StageFailure;
-    let state = crate::cluster::state::read(&project.root, &lane.name)
-        .map_err(|e| StageFailure::new(Exit::Usage, e))?;
+    let state = crate::cluster::state::read(&project.root, &lane.name).map_err(|e| {
+        let exit = match &e {
+            crate::cluster::state::StateError::Missing { .. } => Exit::NotUp,
+            _ => Exit::Internal,
+        };
+        StageFailure::new(exit, e)
+    })?;
     let client = crate::stages::client_for(&state).await?;
     let out = out.unwrap_or_else(|| project.root.join(".harness").join("gather"));
+    // The story of the `harness up` that brought the environment up, when
+    // it was recorded: its deploy timeline and verdicts belong in the bundle.
+    let story = crate::gather::story::Story::recorded(&events_file(project, &state.run_id));
     let bundle = tokio::time::timeout(
         crate::lifecycle::GATHER_BUDGET,
         crate::stages::gather(
@@ -85,6 +160,7 @@ async fn gather_now(
             &crate::stages::new_run_id(),
             Vec::new(),
             Vec::new(),
+            story.as_ref(),
             since,
             max_size,
         ),
@@ -144,7 +220,12 @@ async fn run_test(
     let existing = crate::cluster::state::read(&project.root, &lane.name).ok();
     let preserve_flag = preserve.preserve || existing.is_some();
     let run_id = crate::stages::new_run_id();
-    let (bus, report_task) = start_output(output, &lane.name, &run_id);
+    let (bus, report_task, told) = start_output_told(
+        output,
+        &lane.name,
+        &run_id,
+        Some(events_file(project, &run_id)),
+    );
     for notice in &preserve.notices {
         bus.emit(crate::report::Event::Notice {
             message: notice.clone(),
@@ -207,10 +288,20 @@ async fn run_test(
     if cluster_remains && !preserve.preserve && result.exit != Exit::Interrupted {
         stages.delete_suite_namespaces().await;
     }
+    // Errors a phase already told (with their fix) are not told again;
+    // the others (a step past its budget, hooks skipped) are.
+    bus.flush().await;
     for (step, error) in &result.errors {
-        bus.emit(crate::report::Event::Notice {
-            message: format!("{step}: {error:#}"),
-        });
+        let causes = crate::failure::causes(error);
+        let text = crate::failure::text(&causes);
+        if told_already(&told, &text) || result.interrupted && is_interruption(error) {
+            continue;
+        }
+        let message = match crate::failure::fix(&causes) {
+            Some(fix) => format!("{step}: {text}; fix: {fix}"),
+            None => format!("{step}: {text}"),
+        };
+        bus.emit(crate::report::Event::Notice { message });
     }
     for message in panic_notices(&result, lane, &project.root) {
         bus.emit(crate::report::Event::Notice { message });
@@ -264,6 +355,47 @@ fn panic_notices(
     notices
 }
 
+/// What `down` says when nothing is up for the lane; it names a kind
+/// cluster of the lane's name that exists anyway (made by hand, or by a
+/// `up` whose state was lost), without touching it.
+async fn nothing_up(lane: &config::Lane, gather: bool) -> String {
+    use crate::cluster::Provider as _;
+    let what = if gather {
+        "nothing to gather or tear down"
+    } else {
+        "nothing to tear down"
+    };
+    let mut message = format!(
+        "nothing is up for lane {} (no state file): {what}",
+        lane.name
+    );
+    if let Ok(provider @ crate::cluster::AnyProvider::Kind(_)) =
+        crate::cluster::AnyProvider::from_env(&lane.cluster)
+        && let Ok(Ok(true)) =
+            tokio::time::timeout(std::time::Duration::from_secs(20), provider.exists()).await
+    {
+        message.push_str(&format!(
+            "; a kind cluster named {0} exists, but harness up did not record making it: `kind delete cluster --name {0}` deletes it if it is yours",
+            lane.cluster.name
+        ));
+    }
+    message
+}
+
+/// Whether a phase already told this error (flush the bus first: its
+/// events reach the sink on another task).
+fn told_already(told: &Told, text: &str) -> bool {
+    told.lock().expect("not poisoned").iter().any(|t| t == text)
+}
+
+/// The error an interrupted `up` returns: the interrupt was announced.
+fn is_interruption(error: &anyhow::Error) -> bool {
+    crate::failure::causes(error).iter().any(|c| {
+        c.downcast_ref::<crate::pipeline::StageFailure>()
+            .is_some_and(|f| f.exit == Exit::Interrupted)
+    }) || error.to_string().starts_with("interrupted")
+}
+
 /// A command that acts on one lane was not told which.
 #[derive(Debug, thiserror::Error)]
 #[error("the lane file defines {} lanes; say which with --lane", .lanes.len())]
@@ -282,7 +414,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
             crate::panics::inject("plan");
             let plan = plan::plan(&project, global.lane.as_deref())?;
             match global.output {
-                OutputFormat::Text => emit(&plan::render_text(&plan, &project))?,
+                OutputFormat::Text => {
+                    emit(&plan::render_text(&plan, &project))?;
+                    if let Some(warning) = plan::sharing_warning(&plan) {
+                        eprintln!("warning: {warning}");
+                    }
+                }
                 OutputFormat::Json => emit(&(serde_json::to_string_pretty(&plan)? + "\n"))?,
             }
             Ok(Exit::Ok)
@@ -296,7 +433,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
             let project = load(global.config.as_deref(), &cwd, global.verbose)?;
             let lane = one_lane(&project, global.lane.as_deref())?;
             let run_id = crate::stages::new_run_id();
-            let (bus, output) = start_output(global.output, &lane.name, &run_id);
+            let (bus, output) = start_output(
+                global.output,
+                &lane.name,
+                &run_id,
+                Some(events_file(&project, &run_id)),
+            );
+            if let Some(message) =
+                crate::lifecycle::up_preserve_notice(args.preserve, |k| std::env::var(k).ok())
+            {
+                bus.emit(crate::report::Event::Notice { message });
+            }
             let options = crate::stages::UpOptions {
                 reuse: args.reuse,
                 rebuild: args.rebuild,
@@ -323,7 +470,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
                     .await
                     .map_err(|f| f.failure)?;
                 let client = crate::stages::client_for(&env.state).await?;
-                crate::stages::deploy(&client, &project, lane, &env, deadline, &bus).await?;
+                crate::stages::load_and_deploy(&client, &project, lane, &env, deadline, &bus)
+                    .await?;
                 Ok::<_, crate::pipeline::StageFailure>(env)
             };
             let result = tokio::select! {
@@ -353,7 +501,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Down(args) => {
             let project = load(global.config.as_deref(), &cwd, global.verbose)?;
             let lane = one_lane(&project, global.lane.as_deref())?;
-            let (bus, output) = start_output(global.output, &lane.name, "down");
+            let (bus, output) = start_output(global.output, &lane.name, "down", None);
+            // Nothing up is not a failure: a CI cleanup step that always
+            // runs `harness down` must pass when the job never got that far.
+            if let Err(crate::cluster::state::StateError::Missing { .. }) =
+                crate::cluster::state::read(&project.root, &lane.name)
+            {
+                bus.emit(crate::report::Event::Notice {
+                    message: nothing_up(lane, args.gather).await,
+                });
+                drop(bus);
+                let _ = output.await;
+                return Ok(Exit::Ok);
+            }
             let work = async {
                 if args.gather {
                     // Gather first: the bundle is the point, and a failed
@@ -375,7 +535,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Gather(args) => {
             let project = load(global.config.as_deref(), &cwd, global.verbose)?;
             let lane = one_lane(&project, global.lane.as_deref())?;
-            let (bus, output) = start_output(global.output, &lane.name, "gather");
+            let (bus, output) = start_output(global.output, &lane.name, "gather", None);
             // The unfinished bundle of an interrupted gather removes itself,
             // so nothing half-written stays behind.
             let result = until_interrupted(
@@ -398,6 +558,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
                 bundle.archive.display(),
                 bundle.dir.display()
             );
+            Ok(Exit::Ok)
+        }
+        Command::Report(args) => {
+            let replayed = crate::report::replay::open(&args.bundle)?;
+            match global.output {
+                OutputFormat::Text => emit(&replayed.text())?,
+                OutputFormat::Json => emit(&(replayed.json().to_string() + "\n"))?,
+            }
             Ok(Exit::Ok)
         }
         Command::Diagnose(args) => live::diagnose(global, &cwd, &args.components).await,
@@ -472,95 +640,90 @@ fn emit(text: &str) -> anyhow::Result<()> {
 
 /// The exit code for an error: the first error in the chain we know.
 pub fn exit_for(error: &anyhow::Error) -> Exit {
+    // A stage failure knows its exit code: it wins over what is inside it.
     for cause in error.chain() {
-        if cause.is::<ConfigError>()
-            || cause.is::<UnknownLane>()
-            || cause.is::<LaneRequired>()
-            || cause.is::<crate::stages::UnknownSuite>()
-        {
-            return Exit::Usage;
-        }
-        if cause.is::<PreflightFailed>() {
-            return Exit::Preflight;
-        }
         if let Some(failure) = cause.downcast_ref::<crate::pipeline::StageFailure>() {
             return failure.exit;
         }
-        if let Some(e) = cause.downcast_ref::<crate::cluster::state::StateError>() {
-            return match e {
-                crate::cluster::state::StateError::Missing { .. } => Exit::Usage,
-                _ => Exit::Internal,
-            };
-        }
-        if let Some(e) = cause.downcast_ref::<crate::deploy::DeployError>() {
-            return if e.is_timeout() {
-                Exit::Timeout
-            } else {
-                Exit::Deploy
-            };
-        }
-        if cause.is::<live::Doomed>() {
-            return Exit::Deploy;
-        }
-        if cause.is::<live::UnknownComponent>() {
-            return Exit::Usage;
-        }
-        if cause.is::<crate::k8s::access::NoCluster>()
-            || cause.is::<crate::k8s::ClientError>()
-            || cause.is::<crate::deploy::live::LiveError>()
-        {
-            return Exit::Cluster;
-        }
-        if let Some(e) = cause.downcast_ref::<crate::suites::NamespaceError>() {
-            return match e {
-                crate::suites::NamespaceError::InvalidPrefix { .. } => Exit::Usage,
-                _ => Exit::Cluster,
-            };
+        if let Some(exit) = exit_of(cause) {
+            return exit;
         }
     }
     Exit::Internal
 }
 
-/// How to fix it, when the error knows.
-fn help_for(error: &anyhow::Error) -> Option<String> {
-    error.chain().find_map(|cause| {
-        if let Some(e) = cause.downcast_ref::<ConfigError>() {
-            e.help()
-        } else if let Some(e) = cause.downcast_ref::<UnknownLane>() {
-            Some(e.help())
-        } else if let Some(e) = cause.downcast_ref::<crate::stages::UnknownSuite>() {
-            Some(format!(
-                "suites of lane {}: {}",
-                e.lane,
-                e.suites.join(", ")
-            ))
-        } else if let Some(e) = cause.downcast_ref::<crate::k8s::access::NoCluster>() {
-            Some(e.help())
+fn exit_of(cause: &(dyn std::error::Error + 'static)) -> Option<Exit> {
+    if cause.is::<ConfigError>()
+        || cause.is::<UnknownLane>()
+        || cause.is::<LaneRequired>()
+        || cause.is::<crate::stages::UnknownSuite>()
+        || cause.is::<live::UnknownComponent>()
+        || cause.is::<crate::report::replay::ReplayError>()
+    {
+        return Some(Exit::Usage);
+    }
+    if cause.is::<PreflightFailed>() {
+        return Some(Exit::Preflight);
+    }
+    if let Some(e) = cause.downcast_ref::<crate::cluster::state::StateError>() {
+        return Some(match e {
+            crate::cluster::state::StateError::Missing { .. } => Exit::NotUp,
+            _ => Exit::Internal,
+        });
+    }
+    if cause.is::<crate::k8s::access::NoCluster>() || cause.is::<crate::k8s::access::NotUp>() {
+        return Some(Exit::NotUp);
+    }
+    if let Some(e) = cause.downcast_ref::<crate::deploy::DeployError>() {
+        return Some(if e.is_timeout() {
+            Exit::Timeout
         } else {
-            cause
-                .downcast_ref::<LaneRequired>()
-                .map(|e| format!("lanes defined: {}", e.lanes.join(", ")))
-        }
-    })
+            Exit::Deploy
+        });
+    }
+    if cause.is::<live::Doomed>() {
+        return Some(Exit::Deploy);
+    }
+    if cause.is::<crate::k8s::ClientError>()
+        || cause.is::<crate::deploy::live::LiveError>()
+        || cause.is::<live::Unreachable>()
+    {
+        return Some(Exit::Cluster);
+    }
+    if let Some(e) = cause.downcast_ref::<crate::suites::NamespaceError>() {
+        return Some(match e {
+            crate::suites::NamespaceError::InvalidPrefix { .. } => Exit::Usage,
+            _ => Exit::Cluster,
+        });
+    }
+    None
+}
+
+/// How to fix it, when an error in the chain knows.
+#[cfg(test)]
+fn help_for(error: &anyhow::Error) -> Option<String> {
+    crate::failure::fix(&crate::failure::causes(error))
 }
 
 /// Prints an error once, as a chain, with its fix; returns the exit code.
 pub fn report_error(error: &anyhow::Error, output: OutputFormat) -> Exit {
     let exit = exit_for(error);
+    let causes = crate::failure::causes(error);
+    let message = crate::failure::text(&causes);
+    let help = crate::failure::fix(&causes);
     let mut text = String::new();
-    let config = error.chain().find_map(|c| c.downcast_ref::<ConfigError>());
+    let config = causes.iter().find_map(|c| c.downcast_ref::<ConfigError>());
     if let Some(rendered) = config.and_then(ConfigError::rendered) {
         text.push_str(&rendered);
         text.push_str(&format!("\nharness: {error}; nothing was started\n"));
     } else {
-        let chain: Vec<String> = error.chain().map(ToString::to_string).collect();
-        text.push_str(&format!("error: {}\n", chain.join(": ")));
-        if let Some(help) = help_for(error) {
+        text.push_str(&format!("error: {message}\n"));
+        if let Some(help) = &help {
             text.push_str(&format!("  = help: {help}\n"));
         }
     }
-    if let Some(d) = error
-        .chain()
+    if let Some(d) = causes
+        .iter()
         .find_map(|c| c.downcast_ref::<crate::deploy::DeployError>())
         .and_then(crate::deploy::DeployError::diagnosis)
     {
@@ -578,10 +741,10 @@ pub fn report_error(error: &anyhow::Error, output: OutputFormat) -> Exit {
         };
         let json = serde_json::json!({
             "error": {
-                "message": error.chain().map(ToString::to_string).collect::<Vec<_>>().join(": "),
+                "message": message,
                 "exit_code": exit.code(),
                 "kind": exit,
-                "help": help_for(error),
+                "help": help,
                 "diagnostics": diagnostics,
             }
         });
@@ -613,6 +776,8 @@ pub fn report_panic(panic: &crate::panics::Panic, output: OutputFormat) -> Exit 
     exit
 }
 
+pub use live::Unreachable;
+
 /// `diagnose`, `status` and `namespace create`: the commands that act on
 /// the lane's running cluster.
 mod live {
@@ -622,7 +787,7 @@ mod live {
 
     use super::{emit, load, one_lane};
     use crate::cli::{Global, OutputFormat};
-    use crate::deploy::{Applier, Outcome, live::component_state};
+    use crate::deploy::{Applier, live::component_state};
     use crate::exit::Exit;
     use crate::k8s::{self, access};
     use crate::suites::{NamespaceProvisioner, OsRandom, namespace::namespace_name};
@@ -660,7 +825,56 @@ mod live {
             eprintln!("harness: cluster from {source}");
         }
         let client = k8s::connect(&access).await?;
-        Ok((project, lane, client))
+        // Ask the cluster before anything else: a kubeconfig left behind by
+        // an old cluster (kind's, $KUBECONFIG) is not an environment that
+        // is up, and one `up` recorded that does not answer is a cluster
+        // problem, not a manifest one.
+        let recorded =
+            global.kubeconfig.is_some() || access::state_file(&project.root, &lane).is_file();
+        let answer = tokio::time::timeout(PROBE_TIMEOUT, client.apiserver_version()).await;
+        let silent = match answer {
+            Ok(Ok(_)) | Ok(Err(kube::Error::Api(_))) => None,
+            Ok(Err(e)) => Some(crate::failure::text(&crate::failure::causes_of(&e))),
+            Err(_) => Some(format!("no answer within {}s", PROBE_TIMEOUT.as_secs())),
+        };
+        match silent {
+            None => Ok((project, lane, client)),
+            Some(detail) if recorded => Err(Unreachable {
+                lane,
+                found_in: source,
+                detail,
+            }
+            .into()),
+            Some(detail) => Err(access::NotUp {
+                detail: format!(
+                    "harness up recorded none, and the cluster in the {source} does not answer ({detail})"
+                ),
+                lane,
+            }
+            .into()),
+        }
+    }
+
+    /// How long the first request may take before the cluster counts as silent.
+    const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+    /// The cluster `up` recorded (or `--kubeconfig` named) does not answer.
+    #[derive(Debug, thiserror::Error)]
+    #[error("the cluster of lane {lane} ({found_in}) does not answer: {detail}")]
+    pub struct Unreachable {
+        pub lane: String,
+        /// Where its kubeconfig came from.
+        pub found_in: String,
+        pub detail: String,
+    }
+
+    impl Unreachable {
+        pub fn help(&self) -> String {
+            format!(
+                "check that it still runs (`kind get clusters`, `docker ps`); `harness down --lane {0}` removes what is left, `harness up --lane {0}` brings the lane up again",
+                self.lane
+            )
+        }
     }
 
     pub async fn diagnose(global: &Global, cwd: &Path, names: &[String]) -> anyhow::Result<Exit> {
@@ -685,25 +899,16 @@ mod live {
         let mut doomed = Vec::new();
         let mut out = String::new();
         let mut json = Vec::new();
+        // The same diagnosis a bundle carries in harness/diagnosis.{txt,json}.
         for name in chosen {
-            let state =
-                component_state(&client, &applier, lane, &project.components[name.as_str()])
+            let diagnosed =
+                crate::gather::diagnosis::component(&client, &applier, &project, lane, name)
                     .await?;
-            match state.judgement.outcome {
-                Outcome::Ready => {
-                    out.push_str(&format!("component {name}: Ready\n"));
-                    json.push(serde_json::json!({"component": name, "ready": true}));
-                }
-                outcome => {
-                    if outcome == Outcome::Failed {
-                        doomed.push(name.clone());
-                    }
-                    let diagnosis = state.diagnosis(&client).await;
-                    out.push_str(&diagnosis.render());
-                    out.push('\n');
-                    json.push(diagnosis.to_json());
-                }
+            if diagnosed.doomed {
+                doomed.push(name.clone());
             }
+            out.push_str(&diagnosed.text);
+            json.push(diagnosed.json);
         }
         match global.output {
             OutputFormat::Text => emit(&out)?,

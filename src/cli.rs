@@ -77,8 +77,8 @@ pub enum Command {
     /// Build images, create the cluster, load images, deploy and wait until Ready
     #[command(after_help = "\
 Examples:
-  harness up --lane audit                 bring the lane up, leave it running
-  harness up --lane audit --reuse         pick up a preserved cluster of the same name
+  harness up --lane audit                 bring the lane up, leave it running (again: reuses its cluster)
+  harness up --lane audit --reuse         pick up a running cluster of the same name that harness did not make
   harness up --lane audit --rebuild       rebuild images even when their content is unchanged")]
     Up(UpArgs),
 
@@ -105,6 +105,18 @@ Examples:
   harness gather --lane audit
   harness gather --lane audit --out /tmp/bundle --since 30m")]
     Gather(GatherArgs),
+
+    /// Print a run's report again from its must-gather bundle
+    #[command(after_help = "\
+Examples:
+  harness report .harness/runs/r-1a2b3c4d/gather/must-gather-audit-r-1a2b3c4d.tar.gz
+  harness report must-gather-audit-r-1a2b3c4d/              an unpacked bundle (the CI artifact)
+  harness report must-gather-audit-r-1a2b3c4d.tar.gz --output json   the same, as JSON
+
+The report is the one the run printed, as it stood when the bundle was
+gathered: the gather itself, post-suite hooks and teardown came later.
+No lane file or cluster is needed.")]
+    Report(ReportArgs),
 
     /// Explain why components are not Ready: verdicts ranked, with evidence
     #[command(after_help = "\
@@ -138,9 +150,12 @@ Examples:
 
 #[derive(Debug, Args)]
 pub struct UpArgs {
-    /// Reuse a running cluster of exactly the lane's cluster name
+    /// Reuse a running cluster of exactly the lane's cluster name that harness did not create (one `up` created is reused without it)
     #[arg(long)]
     pub reuse: bool,
+    /// Accepted for `harness test --preserve` habits: `up` always keeps the cluster
+    #[arg(long)]
+    pub preserve: bool,
     /// Rebuild every image even when its content tag already exists
     #[arg(long)]
     pub rebuild: bool,
@@ -202,6 +217,13 @@ fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 #[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The bundle: its .tar.gz, or its directory
+    #[arg(value_name = "BUNDLE")]
+    pub bundle: PathBuf,
+}
+
+#[derive(Debug, Args)]
 pub struct DiagnoseArgs {
     /// Components to diagnose [default: all of the lane's]
     #[arg(value_name = "COMPONENT")]
@@ -243,6 +265,15 @@ mod tests {
         assert_eq!(args.shard.map(|s| (s.index(), s.count())), Some((2, 4)));
         let err = Cli::try_parse_from(["harness", "test", "--shard", "5/4"]).unwrap_err();
         assert!(err.to_string().contains("must be between 1 and 4"), "{err}");
+    }
+
+    #[test]
+    fn up_accepts_preserve() {
+        let cli = Cli::try_parse_from(["harness", "up", "--preserve", "--lane", "audit"]).unwrap();
+        let Command::Up(args) = cli.command else {
+            panic!("not up")
+        };
+        assert!(args.preserve && !args.reuse);
     }
 
     #[test]

@@ -90,6 +90,18 @@ pub enum EngineError {
 }
 
 impl EngineError {
+    /// The engine that could not be reached.
+    pub fn engine_kind(&self) -> EngineKind {
+        let (EngineError::Scheme { engine, .. }
+        | EngineError::Unreachable { engine, .. }
+        | EngineError::Timeout { engine, .. }) = self;
+        if *engine == EngineKind::Podman.as_str() {
+            EngineKind::Podman
+        } else {
+            EngineKind::Docker
+        }
+    }
+
     /// What to do about it.
     pub fn help(&self, engine: EngineKind) -> String {
         match (self, engine) {

@@ -29,6 +29,9 @@ pub enum Exit {
     Timeout,
     /// The must-gather bundle could not be written.
     Gather,
+    /// A command that acts on a running environment (`status`, `diagnose`,
+    /// `gather`, `namespace create`) found none up for the lane.
+    NotUp,
     /// An unexpected error: a bug in `harness` or an I/O failure it cannot classify.
     Internal,
     /// `harness` panicked (a bug). The report was still written and, once a
@@ -42,7 +45,7 @@ pub enum Exit {
 
 impl Exit {
     /// Every exit, in the order of the README's table.
-    pub const ALL: [Exit; 12] = [
+    pub const ALL: [Exit; 13] = [
         Exit::Ok,
         Exit::SuitesFailed,
         Exit::Usage,
@@ -52,6 +55,7 @@ impl Exit {
         Exit::Deploy,
         Exit::Timeout,
         Exit::Gather,
+        Exit::NotUp,
         Exit::Internal,
         Exit::Panicked,
         Exit::Interrupted,
@@ -69,6 +73,7 @@ impl Exit {
             Exit::Deploy => 6,
             Exit::Timeout => 7,
             Exit::Gather => 8,
+            Exit::NotUp => 9,
             Exit::Internal => 70,
             // Not 101, Rust's own code for a panic that nothing caught: 71
             // says harness caught it and still reported (and cleaned up).
@@ -90,6 +95,7 @@ impl Exit {
             Exit::Deploy => "a component failed to deploy or is doomed (readiness verdict)",
             Exit::Timeout => "a deadline ran out",
             Exit::Gather => "the must-gather bundle could not be written",
+            Exit::NotUp => "no environment is up for the lane (bring it up with harness up)",
             Exit::Internal => "unexpected internal error",
             Exit::Panicked => "harness panicked (a bug); the report, gather and teardown still ran",
             Exit::Interrupted => "interrupted by SIGINT/SIGTERM",
@@ -129,6 +135,9 @@ mod tests {
         assert_eq!(Exit::Ok.code(), 0);
         assert_eq!(Exit::SuitesFailed.code(), 1);
         assert_eq!(Exit::Usage.code(), 2);
+        // Added after 0-8 were published: the existing codes did not move.
+        assert_eq!(Exit::Gather.code(), 8);
+        assert_eq!(Exit::NotUp.code(), 9);
         assert_eq!(Exit::Interrupted.code(), 130);
         // Not Rust's 101, which would mean nothing caught the panic.
         assert_eq!(Exit::Panicked.code(), 71);

@@ -16,6 +16,7 @@ pub mod deploy;
 pub mod digest;
 pub mod engine;
 pub mod exit;
+pub mod failure;
 pub mod gather;
 pub mod hooks;
 pub mod images;

@@ -49,6 +49,27 @@ pub fn preserve(flag: bool, env: impl Fn(&str) -> Option<String>) -> Preserve {
     Preserve { preserve, notices }
 }
 
+/// What `up` says about `--preserve` or an alias: one line, since `up`
+/// always keeps the cluster; `None` when neither was given.
+pub fn up_preserve_notice(flag: bool, env: impl Fn(&str) -> Option<String>) -> Option<String> {
+    let mut given: Vec<String> = Vec::new();
+    if flag {
+        given.push("--preserve".into());
+    }
+    for name in PRESERVE_ALIASES {
+        if env(name).as_deref().and_then(truthy) == Some(true) {
+            given.push(name.to_owned());
+        }
+    }
+    (!given.is_empty()).then(|| {
+        let verb = if given.len() == 1 { "changes" } else { "change" };
+        format!(
+            "{} {verb} nothing for `harness up`: up always keeps the cluster (`harness down` deletes it)",
+            given.join(" and ")
+        )
+    })
+}
+
 /// Whether to gather after the suites.
 pub fn should_gather(when: GatherWhen, failed: bool, interrupted: bool) -> bool {
     match when {
@@ -177,6 +198,26 @@ mod tests {
         let odd = preserve(false, env(&[("SKIP_CLEANUP", "maybe")]));
         assert!(!odd.preserve);
         assert!(odd.notices[0].contains("was ignored"));
+    }
+
+    #[test]
+    fn up_says_once_that_preserve_changes_nothing() {
+        assert_eq!(up_preserve_notice(false, env(&[])), None);
+        assert_eq!(
+            up_preserve_notice(false, env(&[("KEEP_CLUSTER", "0")])),
+            None
+        );
+        assert_eq!(
+            up_preserve_notice(true, env(&[])).as_deref(),
+            Some(
+                "--preserve changes nothing for `harness up`: up always keeps the cluster (`harness down` deletes it)"
+            )
+        );
+        let both = up_preserve_notice(true, env(&[("PRESERVE_E2E_CLUSTER", "yes")])).unwrap();
+        assert!(
+            both.starts_with("--preserve and PRESERVE_E2E_CLUSTER change nothing"),
+            "{both}"
+        );
     }
 
     #[test]

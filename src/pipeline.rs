@@ -62,8 +62,9 @@ pub trait Stages {
     fn up(&mut self, cancel: CancelToken) -> impl Future<Output = Result<(), UpFailure>>;
     /// Runs the suites; `Ok(true)` when every one passed.
     fn suites(&mut self, cancel: CancelToken) -> impl Future<Output = Result<bool, StageFailure>>;
-    /// Writes the must-gather bundle; returns its path.
-    fn gather(&mut self) -> impl Future<Output = Result<PathBuf, StageFailure>>;
+    /// Writes the must-gather bundle; returns its path. `so_far` is the
+    /// exit code as known when the gather begins, for the bundle's summary.
+    fn gather(&mut self, so_far: Exit) -> impl Future<Output = Result<PathBuf, StageFailure>>;
     /// Post-suite hooks that disturb the cluster (coverage collection…).
     fn hooks(&mut self) -> impl Future<Output = Result<(), StageFailure>>;
     /// Deletes what `up` created.
@@ -313,9 +314,16 @@ pub async fn run<S: Stages>(
             Step::Teardown => ("teardown", options.teardown_budget),
         };
         result.ran.push(name);
+        let so_far = if result.interrupted {
+            Exit::Interrupted
+        } else if result.timed_out {
+            Exit::Timeout
+        } else {
+            result.exit
+        };
         let work = guarded(name, async {
             match step {
-                Step::Gather => stages.gather().await.map(Some),
+                Step::Gather => stages.gather(so_far).await.map(Some),
                 Step::Hooks => stages.hooks().await.map(|()| None),
                 Step::Teardown => stages.teardown().await.map(|()| None),
             }
@@ -460,6 +468,8 @@ mod tests {
         gather: Act,
         teardown: Act,
         log: Arc<Mutex<Vec<String>>>,
+        /// The exit code each gather was told the run stood at.
+        gathered_as: Arc<Mutex<Vec<Exit>>>,
         interrupts: Option<watch::Sender<u32>>,
         /// Send this many interrupts when the stage of this name starts.
         interrupt_at: Option<(&'static str, u32)>,
@@ -475,6 +485,7 @@ mod tests {
                 gather,
                 teardown: Act::Ok,
                 log: Arc::default(),
+                gathered_as: Arc::default(),
                 interrupts: None,
                 interrupt_at: None,
                 cluster_after_up: true,
@@ -539,8 +550,9 @@ mod tests {
                     .map(|()| true),
             }
         }
-        async fn gather(&mut self) -> Result<PathBuf, StageFailure> {
+        async fn gather(&mut self, so_far: Exit) -> Result<PathBuf, StageFailure> {
             self.enter("gather");
+            self.gathered_as.lock().unwrap().push(so_far);
             self.act(self.gather, None, Exit::Gather)
                 .await
                 .map(|()| PathBuf::from("bundle.tar.gz"))
@@ -621,6 +633,7 @@ mod tests {
         assert_eq!(log, ["up", "suites", "gather", "hooks", "teardown"]);
         assert_eq!(r.exit, Exit::SuitesFailed);
         assert_eq!(r.bundle, Some(PathBuf::from("bundle.tar.gz")));
+        assert_eq!(*f.gathered_as.lock().unwrap(), [Exit::SuitesFailed]);
     }
 
     #[tokio::test]
@@ -659,6 +672,8 @@ mod tests {
         assert_eq!(log, ["up", "suites", "cancelled", "gather", "teardown"]);
         assert_eq!(r.exit, Exit::Interrupted);
         assert_eq!(r.bundle, Some(PathBuf::from("bundle.tar.gz")));
+        // The bundle is told the run was interrupted, before teardown says so.
+        assert_eq!(*f.gathered_as.lock().unwrap(), [Exit::Interrupted]);
     }
 
     #[tokio::test]
@@ -780,6 +795,7 @@ mod tests {
         );
         assert_eq!(r.exit, Exit::Timeout);
         assert!(r.timed_out);
+        assert_eq!(*f.gathered_as.lock().unwrap(), [Exit::Timeout]);
         // Cancelled at 55m less the gather (5m), hooks (1m) and teardown (2m) budgets.
         assert_eq!(started.elapsed().as_secs() / 60, 47);
     }

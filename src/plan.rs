@@ -36,6 +36,16 @@ pub struct LanePlan {
     /// Post-suite hooks in the order they run (after gather, before
     /// teardown, never on a preserved cluster).
     pub hooks: Vec<HookPlan>,
+    /// Host builds in the order they run, before the images.
+    pub host_builds: Vec<HostBuildPlan>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct HostBuildPlan {
+    pub name: String,
+    pub command: Vec<String>,
+    /// Whether it can be skipped (it declares inputs).
+    pub skippable: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -59,6 +69,10 @@ pub struct SuitePlan {
 #[derive(Clone, Debug, Serialize)]
 pub struct Plan {
     pub lanes: Vec<LanePlan>,
+    /// Host ports that a selected lane shares with other lanes (every
+    /// sharer listed): lanes sharing one cannot run on one machine at the
+    /// same time; as separate CI jobs on separate runners they can.
+    pub shared_host_ports: Vec<crate::config::SharedPort>,
 }
 
 /// The lane named on the command line does not exist.
@@ -107,11 +121,23 @@ pub fn select<'p>(
 
 /// Plans the selected lanes (all when `lane` is `None`).
 pub fn plan(project: &Project, lane: Option<&str>) -> Result<Plan, UnknownLane> {
+    let lanes: Vec<LanePlan> = select(project, lane)?
+        .into_iter()
+        .map(|l| plan_lane(project, l))
+        .collect();
+    let shared_host_ports = project
+        .shared_ports
+        .iter()
+        .filter(|s| {
+            s.claims
+                .iter()
+                .any(|c| lanes.iter().any(|l| l.lane == c.lane))
+        })
+        .cloned()
+        .collect();
     Ok(Plan {
-        lanes: select(project, lane)?
-            .into_iter()
-            .map(|l| plan_lane(project, l))
-            .collect(),
+        lanes,
+        shared_host_ports,
     })
 }
 
@@ -208,6 +234,15 @@ fn plan_lane(project: &Project, lane: &crate::config::Lane) -> LanePlan {
             timeout: humantime::format_duration(h.timeout).to_string(),
         })
         .collect();
+    let host_builds = crate::images::host::lane_builds(project, lane)
+        .into_iter()
+        .filter_map(|name| project.host_builds.get(&name))
+        .map(|b| HostBuildPlan {
+            name: b.name.clone(),
+            command: b.command.clone(),
+            skippable: !b.inputs.is_empty(),
+        })
+        .collect();
     let provider = match &lane.cluster.provider {
         ClusterProvider::Kind(k) => format!("kind ({})", k.engine.as_str()),
         ClusterProvider::Existing(_) => "existing".to_owned(),
@@ -223,7 +258,26 @@ fn plan_lane(project: &Project, lane: &crate::config::Lane) -> LanePlan {
         endpoints,
         suites,
         hooks,
+        host_builds,
     }
+}
+
+/// One line about shared host ports, for the plan's stderr; `None` when
+/// no selected lane shares one.
+pub fn sharing_warning(plan: &Plan) -> Option<String> {
+    let n = plan.shared_host_ports.len();
+    (n > 0).then(|| {
+        let ports = plan
+            .shared_host_ports
+            .iter()
+            .map(|s| format!("{}/{}", s.port, s.protocol))
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!(
+            "{n} host port{} shared between lanes ({ports}; see \"shared host ports\" in the matrix): run lanes that share one on separate machines, or one after the other",
+            if n == 1 { " is" } else { "s are" }
+        )
+    })
 }
 
 /// A command as one might type it: arguments with spaces or quotes quoted.
@@ -272,6 +326,19 @@ pub fn render_text(plan: &Plan, project: &Project) -> String {
             "lane {}  (cluster {}, {})",
             lane.lane, lane.cluster, lane.provider
         );
+        for b in &lane.host_builds {
+            let when = if b.skippable {
+                "before the images; skipped while its inputs are unchanged"
+            } else {
+                "before the images, every run"
+            };
+            let _ = writeln!(
+                out,
+                "  host build {}  ({when}): {}",
+                b.name,
+                shell_words(&b.command)
+            );
+        }
         for (i, wave) in lane.waves.iter().enumerate() {
             let _ = writeln!(out, "  wave {}  {}", i + 1, wave.join(", "));
         }
@@ -325,6 +392,23 @@ pub fn render_text(plan: &Plan, project: &Project) -> String {
         ]);
     }
     let _ = writeln!(out, "{}\n", indent(&lanes_table.to_string()));
+    if !plan.shared_host_ports.is_empty() {
+        let _ = writeln!(
+            out,
+            "  shared host ports: lanes sharing one cannot run on one machine at the same time (separate CI runners can)"
+        );
+        let mut shared = table(["PORT", "LANES"].map(String::from).to_vec());
+        for s in &plan.shared_host_ports {
+            let claims = s
+                .claims
+                .iter()
+                .map(|c| format!("{} ({})", c.lane, c.at))
+                .collect::<Vec<_>>()
+                .join(", ");
+            shared.add_row(vec![format!("{}/{}", s.port, s.protocol), claims]);
+        }
+        let _ = writeln!(out, "{}\n", indent(&shared.to_string()));
+    }
     // Components and images × lanes: the wave number, or "·" when unused.
     let mut header = vec!["COMPONENT".to_string()];
     header.extend(plan.lanes.iter().map(|l| l.lane.clone()));

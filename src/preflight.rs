@@ -39,6 +39,22 @@ pub struct Check {
 }
 
 impl Check {
+    /// One line: `preflight ports: FAIL: 28090/TCP is in use; fix: ...`.
+    pub fn line(&self) -> String {
+        let status = match self.status {
+            Status::Pass => "ok",
+            Status::Fail => "FAIL",
+            Status::Skip => "skip",
+        };
+        match &self.fix {
+            Some(fix) => format!(
+                "preflight {}: {status}: {}; fix: {fix}",
+                self.name, self.summary
+            ),
+            None => format!("preflight {}: {status}: {}", self.name, self.summary),
+        }
+    }
+
     fn pass(name: &'static str, summary: impl Into<String>) -> Self {
         Self {
             name,
@@ -243,41 +259,288 @@ fn try_bind(port: &HostPort) -> io::Result<()> {
     }
 }
 
-/// Judges the bind attempts of every host port.
-pub fn judge_ports(results: &[(&HostPort, io::Result<()>)]) -> Check {
-    if results.is_empty() {
+/// What holds a host port, as far as this machine can tell.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Holder {
+    /// A container of the engine publishes it; `cluster` when it is a kind
+    /// node (its `io.x-k8s.kind.cluster` label).
+    Container {
+        name: String,
+        cluster: Option<String>,
+    },
+    /// A process listens on it.
+    Process { pid: u32, command: String },
+}
+
+/// A port an engine container publishes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Published {
+    pub container: String,
+    pub cluster: Option<String>,
+    /// The host address it is published on; `None` or empty for every address.
+    pub ip: Option<String>,
+    pub port: u16,
+    pub protocol: Protocol,
+}
+
+/// The container publishing `port`, if any (same port and protocol,
+/// overlapping addresses).
+pub fn publisher<'a>(port: &HostPort, published: &'a [Published]) -> Option<&'a Published> {
+    published.iter().find(|p| {
+        p.port == port.port
+            && p.protocol == port.protocol
+            && match p.ip.as_deref() {
+                None | Some("") | Some("0.0.0.0") | Some("::") => true,
+                Some(ip) => {
+                    matches!(port.listen_address.as_str(), "" | "0.0.0.0" | "::" | "[::]")
+                        || port.listen_address.trim_matches(['[', ']']) == ip
+                }
+            }
+    })
+}
+
+/// The ports the engine's running containers publish.
+async fn published_ports(docker: &bollard::Docker) -> Vec<Published> {
+    use bollard::models::PortSummaryTypeEnum as Type;
+    let Ok(containers) = docker
+        .list_containers(None::<bollard::query_parameters::ListContainersOptions>)
+        .await
+    else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for c in containers {
+        let name = c
+            .names
+            .as_ref()
+            .and_then(|n| n.first())
+            .map(|n| n.trim_start_matches('/').to_owned())
+            .unwrap_or_else(|| c.id.clone().unwrap_or_default());
+        let cluster = c
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(crate::cluster::nodes::CLUSTER_LABEL).cloned());
+        for p in c.ports.iter().flatten() {
+            let Some(port) = p.public_port else { continue };
+            let protocol = match p.typ {
+                Some(Type::UDP) => Protocol::Udp,
+                Some(Type::SCTP) => Protocol::Sctp,
+                _ => Protocol::Tcp,
+            };
+            out.push(Published {
+                container: name.clone(),
+                cluster: cluster.clone(),
+                ip: p.ip.clone(),
+                port,
+                protocol,
+            });
+        }
+    }
+    out
+}
+
+/// The socket inodes listening on each port in a `/proc/net/{tcp,udp}[6]`
+/// table: `(port, inode)`. TCP counts in state LISTEN (`0A`), UDP in any
+/// state (a bound UDP socket is `07`).
+pub fn parse_proc_net(text: &str, protocol: Protocol) -> Vec<(u16, u64)> {
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let local = fields.get(1)?;
+            let state = fields.get(3)?;
+            let inode: u64 = fields.get(9)?.parse().ok()?;
+            if protocol == Protocol::Tcp && *state != "0A" {
+                return None;
+            }
+            let port = u16::from_str_radix(local.rsplit_once(':')?.1, 16).ok()?;
+            (inode != 0).then_some((port, inode))
+        })
+        .collect()
+}
+
+/// The inode in a `/proc/<pid>/fd/<n>` link to a socket (`socket:[1234]`).
+pub fn socket_inode(link: &str) -> Option<u64> {
+    link.strip_prefix("socket:[")?
+        .strip_suffix(']')?
+        .parse()
+        .ok()
+}
+
+/// The process listening on `port`, from `/proc`: the socket's inode in
+/// `/proc/net`, then the process with a descriptor on it. `None` when no
+/// table lists the port or the process cannot be seen (another user's,
+/// without root).
+fn listening_process(port: &HostPort) -> Option<Holder> {
+    let tables: &[&str] = match port.protocol {
+        Protocol::Tcp => &["/proc/net/tcp", "/proc/net/tcp6"],
+        Protocol::Udp => &["/proc/net/udp", "/proc/net/udp6"],
+        Protocol::Sctp => return None,
+    };
+    let inodes: Vec<u64> = tables
+        .iter()
+        .filter_map(|t| std::fs::read_to_string(t).ok())
+        .flat_map(|text| parse_proc_net(&text, port.protocol))
+        .filter(|(p, _)| *p == port.port)
+        .map(|(_, inode)| inode)
+        .collect();
+    if inodes.is_empty() {
+        return None;
+    }
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+            continue;
+        };
+        let holds = fds.flatten().any(|fd| {
+            std::fs::read_link(fd.path())
+                .ok()
+                .and_then(|l| socket_inode(&l.to_string_lossy()))
+                .is_some_and(|i| inodes.contains(&i))
+        });
+        if holds {
+            let command = std::fs::read(entry.path().join("cmdline"))
+                .map(|raw| {
+                    raw.split(|b| *b == 0)
+                        .filter(|a| !a.is_empty())
+                        .map(|a| String::from_utf8_lossy(a).into_owned())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .unwrap_or_default();
+            return Some(Holder::Process { pid, command });
+        }
+    }
+    None
+}
+
+/// One host port's preflight facts: whether it could be bound, and what
+/// holds it.
+pub struct PortProbe<'a> {
+    pub port: &'a HostPort,
+    pub bind: io::Result<()>,
+    pub holder: Option<Holder>,
+}
+
+/// Judges every host port of `lane`: a port is taken when it cannot be
+/// bound or a container publishes it (kind's ports may be published by
+/// the engine's firewall rules alone, with nothing to bind). The holder
+/// is named where it can be found — a kind cluster and the lane it
+/// belongs to, another container, a process — with the fix for each.
+/// `lanes_of` gives the lanes of this lane file whose cluster has a name;
+/// `shared` the ports this lane shares with others.
+pub fn judge_ports(
+    lane: &str,
+    probes: &[PortProbe<'_>],
+    lanes_of: &dyn Fn(&str) -> Vec<String>,
+    shared: &[crate::config::SharedPort],
+) -> Check {
+    if probes.is_empty() {
         return Check::skip("ports", "the lane maps no fixed host ports");
     }
     let mut busy = Vec::new();
     let mut fixes = Vec::new();
-    for (port, result) in results {
-        let Err(e) = result else { continue };
+    for probe in probes {
+        let port = probe.port;
         let what = format!("{}/{} ({})", port.port, port.protocol, port.at);
-        match e.kind() {
-            io::ErrorKind::AddrInUse => {
-                busy.push(format!("{what} is in use"));
-                fixes.push(format!("free port {} (`ss -lntup 'sport = :{}'` shows who holds it; an old cluster? `kind get clusters`)", port.port, port.port));
+        let sharers: Vec<String> = shared
+            .iter()
+            .filter(|s| s.port == port.port && s.protocol == port.protocol)
+            .flat_map(|s| s.lanes().into_iter().map(str::to_owned))
+            .filter(|l| l != lane)
+            .collect();
+        match (&probe.holder, &probe.bind) {
+            (
+                Some(Holder::Container {
+                    name,
+                    cluster: Some(cluster),
+                }),
+                _,
+            ) => {
+                let owners = lanes_of(cluster);
+                let of_lane = match owners.as_slice() {
+                    [] => String::new(),
+                    [one] if one == lane => " (this lane's own cluster: it is up)".to_owned(),
+                    many => format!(" of lane {}", many.join(", ")),
+                };
+                busy.push(format!(
+                    "{what} is held by kind cluster {cluster}{of_lane} (container {name})"
+                ));
+                fixes.push(match owners.as_slice() {
+                    [one] if one == lane => format!(
+                        "it is up already: `harness up --lane {lane}` reuses it, `harness down --lane {lane}` frees the port"
+                    ),
+                    [] => format!("delete that cluster (`kind delete cluster --name {cluster}`) or run this lane on another machine"),
+                    many => format!(
+                        "tear that lane down first (`harness down --lane {}`): lanes that share a host port run one after the other, or on separate machines",
+                        many[0]
+                    ),
+                });
             }
-            io::ErrorKind::PermissionDenied => {
-                busy.push(format!("{what} needs privileges to bind"));
+            (
+                Some(Holder::Container {
+                    name,
+                    cluster: None,
+                }),
+                _,
+            ) => {
+                busy.push(format!("{what} is published by container {name}"));
                 fixes.push(format!(
-                    "use a hostPort of 1024 or more instead of {} in {}",
-                    port.port, port.at
+                    "stop it (`docker stop {name}`) or give the lane another hostPort at {}",
+                    port.at
                 ));
             }
-            _ => {
-                busy.push(format!("{what} cannot be bound: {e}"));
+            (Some(Holder::Process { pid, command }), _) => {
+                let command = if command.is_empty() { "?" } else { command };
+                busy.push(format!("{what} is held by process {pid} ({command})"));
                 fixes.push(format!(
-                    "check listenAddress `{}` at {}",
-                    port.listen_address, port.at
+                    "stop process {pid}, or give the lane another hostPort at {}",
+                    port.at
                 ));
             }
+            (None, Ok(())) => continue,
+            (None, Err(e)) => match e.kind() {
+                io::ErrorKind::AddrInUse => {
+                    busy.push(format!("{what} is in use"));
+                    fixes.push(format!(
+                        "free port {0} (`ss -lntup 'sport = :{0}'` as root shows who holds it)",
+                        port.port
+                    ));
+                }
+                io::ErrorKind::PermissionDenied => {
+                    busy.push(format!("{what} needs privileges to bind"));
+                    fixes.push(format!(
+                        "use a hostPort of 1024 or more instead of {} in {}",
+                        port.port, port.at
+                    ));
+                }
+                _ => {
+                    busy.push(format!("{what} cannot be bound: {e}"));
+                    fixes.push(format!(
+                        "check listenAddress `{}` at {}",
+                        port.listen_address, port.at
+                    ));
+                }
+            },
+        }
+        if !sharers.is_empty() {
+            let last = busy.last_mut().expect("pushed above");
+            last.push_str(&match sharers.as_slice() {
+                [one] => format!("; lane {one} shares this port"),
+                many => format!("; lanes {} share this port", many.join(", ")),
+            });
         }
     }
     if busy.is_empty() {
-        let list = results
+        let list = probes
             .iter()
-            .map(|(p, _)| format!("{}/{}", p.port, p.protocol))
+            .map(|p| format!("{}/{}", p.port.port, p.port.protocol))
             .collect::<Vec<_>>()
             .join(", ");
         Check::pass("ports", format!("{list} free"))
@@ -285,6 +548,34 @@ pub fn judge_ports(results: &[(&HostPort, io::Result<()>)]) -> Check {
         fixes.dedup();
         Check::fail("ports", busy.join("; "), fixes.join("; "))
     }
+}
+
+/// Probes every host port of `lane`: binds it, and looks for what holds
+/// it among the engine's containers (when there is an engine) and this
+/// machine's processes.
+pub async fn probe_ports<'a>(
+    lane: &'a Lane,
+    docker: Option<&bollard::Docker>,
+) -> Vec<PortProbe<'a>> {
+    let published = match docker {
+        Some(d) if !lane.host_ports.is_empty() => published_ports(d).await,
+        _ => Vec::new(),
+    };
+    lane.host_ports
+        .iter()
+        .map(|port| {
+            let bind = try_bind(port);
+            let holder = match publisher(port, &published) {
+                Some(p) => Some(Holder::Container {
+                    name: p.container.clone(),
+                    cluster: p.cluster.clone(),
+                }),
+                None if bind.is_err() => listening_process(port),
+                None => None,
+            };
+            PortProbe { port, bind, holder }
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------------- engine
@@ -336,11 +627,15 @@ pub async fn run(project: &Project, lane: &Lane, state_dir: &Path) -> Report {
     let needs_engine = kind.is_some() || lane_images > 0;
     let engine_kind = kind.map_or(EngineKind::Docker, |k| k.engine);
     let mut engine_root = None;
+    let mut docker = None;
     if needs_engine {
         let endpoint = engine::endpoint_from_env(engine_kind);
         let result = engine::connect(&endpoint, Duration::from_secs(10))
             .await
-            .map(|(_, info)| info);
+            .map(|(d, info)| {
+                docker = Some(d);
+                info
+            });
         if let Ok(info) = &result {
             engine_root = info.root_dir.clone().map(PathBuf::from);
         }
@@ -366,9 +661,21 @@ pub async fn run(project: &Project, lane: &Lane, state_dir: &Path) -> Report {
         })
         .collect();
     checks.push(judge_disk(&free, project.preflight.min_free_disk));
-    let binds: Vec<(&HostPort, io::Result<()>)> =
-        lane.host_ports.iter().map(|p| (p, try_bind(p))).collect();
-    checks.push(judge_ports(&binds));
+    let probes = probe_ports(lane, docker.as_ref()).await;
+    let lanes_of = |cluster: &str| -> Vec<String> {
+        project
+            .lanes
+            .values()
+            .filter(|l| l.cluster.name == cluster)
+            .map(|l| l.name.clone())
+            .collect()
+    };
+    checks.push(judge_ports(
+        &lane.name,
+        &probes,
+        &lanes_of,
+        &project.shared_ports,
+    ));
     Report {
         lane: lane.name.clone(),
         checks,
@@ -483,8 +790,20 @@ mod tests {
         }
     }
 
+    fn no_lanes(_: &str) -> Vec<String> {
+        Vec::new()
+    }
+
+    fn probe<'a>(port: &'a HostPort, holder: Option<Holder>) -> PortProbe<'a> {
+        PortProbe {
+            port,
+            bind: try_bind(port),
+            holder,
+        }
+    }
+
     #[test]
-    fn a_port_held_by_another_process_fails_with_its_location() {
+    fn a_port_held_by_a_process_names_the_process() {
         let holder = TcpListener::bind(("127.0.0.1", 0)).unwrap();
         let taken = holder.local_addr().unwrap().port();
         let busy = host_port(taken, "127.0.0.1");
@@ -493,12 +812,24 @@ mod tests {
             l.local_addr().unwrap().port()
         };
         let free = host_port(free_port, "127.0.0.1");
-        let check = judge_ports(&[(&busy, try_bind(&busy)), (&free, try_bind(&free))]);
+        // The real /proc: this test process holds the socket.
+        let found = listening_process(&busy);
+        assert_eq!(
+            found.as_ref().map(|h| match h {
+                Holder::Process { pid, .. } => *pid,
+                Holder::Container { .. } => 0,
+            }),
+            Some(std::process::id()),
+            "{found:?}"
+        );
+        let probes = [probe(&busy, found), probe(&free, None)];
+        let check = judge_ports("a", &probes, &no_lanes, &[]);
         assert_eq!(check.status, Status::Fail);
         assert!(
-            check
-                .summary
-                .contains(&format!("{taken}/TCP (kind-a.yaml:8:15) is in use")),
+            check.summary.contains(&format!(
+                "{taken}/TCP (kind-a.yaml:8:15) is held by process {}",
+                std::process::id()
+            )),
             "{}",
             check.summary
         );
@@ -507,17 +838,121 @@ mod tests {
             "{}",
             check.summary
         );
-        assert!(check.fix.unwrap().contains(&format!("free port {taken}")));
+        assert!(
+            check
+                .fix
+                .unwrap()
+                .contains(&format!("stop process {}", std::process::id()))
+        );
         drop(holder);
+        let probes = [probe(&busy, None)];
         assert_eq!(
-            judge_ports(&[(&busy, try_bind(&busy))]).status,
+            judge_ports("a", &probes, &no_lanes, &[]).status,
             Status::Pass
         );
     }
 
     #[test]
+    fn an_unknown_holder_still_fails_with_a_way_to_find_it() {
+        let holder = TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        let busy = host_port(holder.local_addr().unwrap().port(), "127.0.0.1");
+        let check = judge_ports("a", &[probe(&busy, None)], &no_lanes, &[]);
+        assert_eq!(check.status, Status::Fail);
+        assert!(check.summary.ends_with("is in use"), "{}", check.summary);
+        assert!(check.fix.unwrap().contains("ss -lntup"));
+    }
+
+    #[test]
+    fn a_port_a_sibling_lanes_cluster_publishes_names_that_lane() {
+        // Published by the engine's firewall rules: nothing to bind, the
+        // bind succeeds, and the port is still taken.
+        let port = {
+            let l = TcpListener::bind(("127.0.0.1", 0)).unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let mine = host_port(port, "0.0.0.0");
+        let published = vec![Published {
+            container: "gateway-e2e-control-plane".into(),
+            cluster: Some("gateway-e2e".into()),
+            ip: Some("0.0.0.0".into()),
+            port,
+            protocol: Protocol::Tcp,
+        }];
+        let holder = publisher(&mine, &published).map(|p| Holder::Container {
+            name: p.container.clone(),
+            cluster: p.cluster.clone(),
+        });
+        let lanes_of = |cluster: &str| -> Vec<String> {
+            if cluster == "gateway-e2e" {
+                vec!["gateway".into()]
+            } else {
+                Vec::new()
+            }
+        };
+        let shared = vec![crate::config::SharedPort {
+            port,
+            protocol: Protocol::Tcp,
+            claims: ["gateway", "notification"]
+                .iter()
+                .map(|l| crate::config::PortClaim {
+                    lane: (*l).into(),
+                    at: SourceLoc::new("kind-a.yaml", 8, 15),
+                    node: "node 0 (control-plane)".into(),
+                })
+                .collect(),
+        }];
+        let check = judge_ports("notification", &[probe(&mine, holder)], &lanes_of, &shared);
+        assert_eq!(check.status, Status::Fail);
+        assert_eq!(
+            check.summary,
+            format!(
+                "{port}/TCP (kind-a.yaml:8:15) is held by kind cluster gateway-e2e of lane gateway (container gateway-e2e-control-plane); lane gateway shares this port"
+            )
+        );
+        assert!(
+            check
+                .fix
+                .as_deref()
+                .unwrap()
+                .starts_with("tear that lane down first (`harness down --lane gateway`)"),
+            "{:?}",
+            check.fix
+        );
+        // Another address, another protocol: not the same port.
+        let other = HostPort {
+            listen_address: "127.0.0.2".into(),
+            ..mine.clone()
+        };
+        let on_one = vec![Published {
+            ip: Some("127.0.0.1".into()),
+            ..published[0].clone()
+        }];
+        assert!(publisher(&other, &on_one).is_none());
+        let udp = HostPort {
+            protocol: Protocol::Udp,
+            ..mine.clone()
+        };
+        assert!(publisher(&udp, &published).is_none());
+    }
+
+    #[test]
+    fn proc_net_tables_are_read_for_listeners_only() {
+        // Captured from /proc/net/tcp on this machine: a listener on
+        // 127.0.0.1:42181 (0A), one on 0.0.0.0:2024, and an established
+        // connection (06) that must not count.
+        let tcp = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 0100007F:A4C5 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 75690 1 000000009a49b05a 100 0 0 10 0\n   1: 00000000:07E8 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1496 1 000000007d4e53ca 100 0 0 10 0\n   3: 0100007F:9383 0100007F:DCEA 06 00000000:00000000 03:000007C2 00000000     0        0 0 3 00000000582f9bbd\n";
+        assert_eq!(
+            parse_proc_net(tcp, Protocol::Tcp),
+            vec![(42181, 75690), (2024, 1496)]
+        );
+        assert_eq!(socket_inode("socket:[75690]"), Some(75690));
+        assert_eq!(socket_inode("pipe:[384004]"), None);
+        assert_eq!(socket_inode("/dev/null"), None);
+    }
+
+    #[test]
     fn no_ports_is_a_skip() {
-        assert_eq!(judge_ports(&[]).status, Status::Skip);
+        assert_eq!(judge_ports("a", &[], &no_lanes, &[]).status, Status::Skip);
     }
 
     #[test]

@@ -158,20 +158,35 @@ pub async fn run_suites<P: NamespaceProvisioner + 'static>(
     let forward = {
         let bus = bus.clone();
         tokio::spawn(async move {
+            // When each suite's process ran: its failed test cases are placed in it.
+            let mut windows = crate::suites::junit::Windows::default();
             while let Some(event) = rx.recv().await {
+                windows.observe(&event, jiff::Timestamp::now());
                 bus.emit(translate(event));
             }
+            windows
         })
     };
     let mut random = OsRandom;
     let summary = crate::suites::run_suites(specs, &config, provisioner, &mut random, tx, cancel)
         .await
         .map_err(|e| StageFailure::new(Exit::Usage, e))?;
-    let _ = forward.await;
+    let windows = forward.await.unwrap_or_default();
     let junit = run_dir.join("junit.xml");
-    let report = crate::suites::junit::build_report(&format!("harness {}", lane.name), &summary);
+    let suites = crate::suites::junit::read_suites(&summary);
+    let report =
+        crate::suites::junit::report_of(&format!("harness {}", lane.name), &summary, &suites);
     crate::suites::junit::write_report(&report, &junit)
         .map_err(|e| StageFailure::new(Exit::Internal, e))?;
+    let procs = |suite: &str| {
+        lane.suites
+            .iter()
+            .find(|s| s.name == suite)
+            .map(|s| s.procs)
+    };
+    for case in windows.failed_cases(&suites, procs, &jiff::tz::TimeZone::system()) {
+        bus.emit(case.into());
+    }
     bus.emit(Event::Artifact {
         what: "junit".into(),
         path: junit,
@@ -341,12 +356,16 @@ pub struct Environment {
     pub provider: crate::cluster::AnyProvider,
     /// Image name → reference, for `{{image.<name>}}`.
     pub images: indexmap::IndexMap<String, String>,
+    /// The engine the images are in, which the load exports them from.
+    pub docker: bollard::Docker,
 }
 
 /// Runs one phase with its start/finish events. A phase dropped half-way
 /// (an interrupt cancels `up`) still reports that it finished, failed and
-/// why, so a reader of the event stream never sees a phase left open.
-async fn phase<T, E: std::fmt::Display>(
+/// why, so a reader of the event stream never sees a phase left open. A
+/// failure carries its whole cause chain and its fix, worded as
+/// [`crate::failure`] words them everywhere else.
+async fn phase<T, E: std::error::Error + 'static>(
     bus: &Bus,
     phase: crate::report::Phase,
     work: impl std::future::Future<Output = Result<T, E>>,
@@ -355,7 +374,7 @@ async fn phase<T, E: std::fmt::Display>(
         bus: &'a Bus,
         phase: crate::report::Phase,
         started: std::time::Instant,
-        outcome: Option<Option<String>>,
+        outcome: Option<Option<(String, Option<String>)>>,
     }
     impl Drop for Open<'_> {
         fn drop(&mut self) {
@@ -363,14 +382,19 @@ async fn phase<T, E: std::fmt::Display>(
                 Some(error) => error,
                 // Dropped half-way: by a panic unwinding through it, or by
                 // an interrupt cancelling the future.
-                None if std::thread::panicking() => Some("panicked".to_owned()),
-                None => Some("interrupted".to_owned()),
+                None if std::thread::panicking() => Some(("panicked".to_owned(), None)),
+                None => Some(("interrupted".to_owned(), None)),
+            };
+            let (error, fix) = match error {
+                Some((error, fix)) => (Some(error), fix),
+                None => (None, None),
             };
             self.bus.emit(Event::PhaseFinished {
                 phase: self.phase,
                 seconds: self.started.elapsed().as_secs_f64(),
                 ok: error.is_none(),
                 error,
+                fix,
             });
         }
     }
@@ -382,14 +406,18 @@ async fn phase<T, E: std::fmt::Display>(
         outcome: None,
     };
     let result = work.await;
-    open.outcome = Some(result.as_ref().err().map(ToString::to_string));
+    open.outcome = Some(result.as_ref().err().map(|e| {
+        let causes = crate::failure::causes_of(e);
+        (crate::failure::text(&causes), crate::failure::fix(&causes))
+    }));
     drop(open);
     result
 }
 
-/// Preflight, images, cluster, load: everything before deploy. The state
-/// file is written as soon as a cluster exists, so that `down` can remove
-/// it even when a later step fails.
+/// Preflight, images, cluster: everything before the load and the deploy,
+/// which [`load_and_deploy`] overlaps. The state file is written as soon
+/// as a cluster exists, so that `down` can remove it even when a later
+/// step fails.
 pub async fn bring_up(
     project: &Project,
     lane: &Lane,
@@ -397,7 +425,7 @@ pub async fn bring_up(
     run_id: &str,
     bus: &Bus,
 ) -> Result<Environment, crate::pipeline::UpFailure> {
-    use crate::cluster::{AnyProvider, ImageRef, NodeLoad, Provider, state};
+    use crate::cluster::{AnyProvider, Provider, state};
     use crate::pipeline::UpFailure;
     use crate::report::Phase;
     let fail = |exit: Exit, error: anyhow::Error, cluster_exists: bool| UpFailure {
@@ -407,8 +435,30 @@ pub async fn bring_up(
     let provider =
         AnyProvider::from_env(&lane.cluster).map_err(|e| fail(e.exit(), e.into(), false))?;
 
+    // `up` again on a lane that is up reuses its cluster without --reuse,
+    // and what an earlier `up` created stays this lane's to delete.
+    let previous = state::read(&project.root, &lane.name)
+        .ok()
+        .filter(|s| s.cluster == lane.cluster.name && s.provider == provider.kind_name());
+    let ours = previous.as_ref().is_some_and(|s| s.created);
+    let reuse = options.reuse || previous.is_some();
     // Preflight. A reused cluster holds its own host ports: not a conflict.
-    let reusing = options.reuse && provider.exists().await.unwrap_or(false);
+    let reusing = reuse && provider.exists().await.unwrap_or(false);
+    if reusing && previous.is_some() {
+        bus.emit(Event::Notice {
+            message: if ours {
+                format!(
+                    "reusing cluster {}, which harness up created for lane {} (harness down deletes it)",
+                    lane.cluster.name, lane.name
+                )
+            } else {
+                format!(
+                    "reusing cluster {}, which harness did not create (harness down leaves it running)",
+                    lane.cluster.name
+                )
+            },
+        });
+    }
     let state_dir = project.root.clone();
     phase(bus, Phase::Preflight, async {
         let mut report = crate::preflight::run(project, lane, &state_dir).await;
@@ -419,12 +469,11 @@ pub async fn bring_up(
                 check.fix = None;
             }
         }
+        // Each check once, a failure with its fix (the error that ends
+        // `up` only names the checks).
         for check in &report.checks {
             bus.emit(Event::Notice {
-                message: format!(
-                    "preflight {}: {:?}: {}",
-                    check.name, check.status, check.summary
-                ),
+                message: check.line(),
             });
         }
         if report.passed() {
@@ -455,6 +504,8 @@ pub async fn bring_up(
             bollard::Docker::connect_with_host(&endpoint.host)
                 .map_err(|e| StageFailure::new(Exit::Preflight, e))?
         };
+        // What the images copy from the host is built first.
+        host_builds(project, lane, options.rebuild, bus).await?;
         let mut build = crate::images::BuildOptions::for_project(project);
         build.rebuild = options.rebuild;
         let (tx, mut rx) = mpsc::channel(64);
@@ -489,18 +540,8 @@ pub async fn bring_up(
         let outcomes = crate::images::ensure(&docker, project, &wanted, &build, &tx).await;
         drop(tx);
         let _ = forward.await;
-        let outcomes = outcomes.map_err(|e| {
-            let exit = e.exit();
-            let help = e.help();
-            let error = anyhow::Error::new(e);
-            StageFailure::new(
-                exit,
-                match help {
-                    Some(h) => error.context(format!("fix: {h}")),
-                    None => error,
-                },
-            )
-        })?;
+        // The fix is the error's own (`crate::failure::fix` finds it).
+        let outcomes = outcomes.map_err(|e| StageFailure::new(e.exit(), e))?;
         Ok::<_, StageFailure>((docker, outcomes))
     })
     .await
@@ -538,6 +579,12 @@ pub async fn bring_up(
                 )
             })
             .collect(),
+        // What an earlier `up` created in a cluster it did not make is
+        // still to be removed by `down`.
+        created_objects: previous
+            .as_ref()
+            .map(|p| p.created_objects.clone())
+            .unwrap_or_default(),
         run_id: run_id.to_owned(),
         created_at: state::LaneState::now(),
     };
@@ -549,7 +596,7 @@ pub async fn bring_up(
             state::write(&project.root, &lane_state)
                 .map_err(|e| StageFailure::new(Exit::Internal, e))?;
         }
-        let ensured = provider.ensure(options.reuse).await;
+        let ensured = provider.ensure(reuse).await;
         if ensured.is_err() && creates {
             // kind removed its half-made cluster itself; forget it too.
             let _ = state::remove(&project.root, &lane.name);
@@ -563,47 +610,62 @@ pub async fn bring_up(
     })?;
     lane_state.kubeconfig = ensured.kubeconfig.clone();
     lane_state.context = ensured.context.clone();
-    lane_state.created = ensured.created;
+    lane_state.created = ensured.created || ours;
     state::write(&project.root, &lane_state).map_err(|e| fail(Exit::Internal, e.into(), true))?;
 
-    // Load.
-    let refs: Vec<ImageRef> = outcomes
-        .iter()
-        .map(|o| ImageRef {
-            name: o.image.clone(),
-            reference: o.reference.clone(),
-        })
-        .collect();
-    let progress_bus = bus.clone();
-    let progress = move |load: &NodeLoad| {
-        use crate::cluster::LoadOutcome;
-        let (skipped, bytes, seconds) = match load.outcome {
-            LoadOutcome::Loaded { bytes, seconds } => (false, bytes, seconds),
-            LoadOutcome::Skipped | LoadOutcome::Tagged | LoadOutcome::NotDelivered => {
-                (true, 0, 0.0)
-            }
-        };
-        progress_bus.emit(Event::Load {
-            image: load.image.clone(),
-            node: load.node.clone(),
-            skipped,
-            bytes,
-            seconds,
-        });
-    };
-    phase(
-        bus,
-        Phase::Load,
-        provider.deliver(&docker, &refs, &progress),
-    )
-    .await
-    .map_err(|e| fail(e.exit(), e.into(), true))?;
     lane_state.created_at = state::LaneState::now();
     Ok(Environment {
         state: lane_state,
         provider,
         images: references,
+        docker,
     })
+}
+
+/// Runs the lane's host builds (`host_builds:`), each unless its inputs
+/// are unchanged, telling the bus as image builds do.
+async fn host_builds(
+    project: &Project,
+    lane: &Lane,
+    rebuild: bool,
+    bus: &Bus,
+) -> Result<(), StageFailure> {
+    use crate::images::host::{self, HostEvent};
+    let names = host::lane_builds(project, lane);
+    if names.is_empty() {
+        return Ok(());
+    }
+    let mut opts = host::HostOptions::for_project(project);
+    opts.rebuild = rebuild;
+    let (tx, mut rx) = mpsc::channel(16);
+    let forward = {
+        let bus = bus.clone();
+        tokio::spawn(async move {
+            while let Some(event) = rx.recv().await {
+                bus.emit(match event {
+                    HostEvent::Started { name, command, log } => Event::Notice {
+                        message: format!(
+                            "host build {name}: running `{command}` (log {})",
+                            log.display()
+                        ),
+                    },
+                    HostEvent::Done(o) => Event::Image {
+                        image: format!("host build {}", o.name),
+                        outcome: if o.ran {
+                            "ran".to_owned()
+                        } else {
+                            "skipped (inputs unchanged, outputs present)".to_owned()
+                        },
+                        seconds: o.seconds,
+                    },
+                });
+            }
+        })
+    };
+    let result = host::run(project, &names, &opts, &tx).await;
+    drop(tx);
+    let _ = forward.await;
+    result.map(drop).map_err(|e| StageFailure::new(e.exit(), e))
 }
 
 /// Deletes what `up` created: the cluster when `up` made it (a reused or
@@ -628,16 +690,57 @@ pub async fn tear_down(project: &Project, lane: &str, bus: &Bus) -> Result<(), S
                 .await
                 .map_err(|e| StageFailure::new(e.exit(), e))?;
         } else {
-            bus.emit(Event::Notice {
-                message: format!(
-                    "cluster {} was not created by harness up; leaving it running",
-                    recorded.cluster
-                ),
-            });
+            remove_created(&recorded, bus).await?;
         }
         state::remove(&project.root, lane).map_err(|e| StageFailure::new(Exit::Internal, e))
     })
     .await
+}
+
+/// In a cluster `up` did not create: deletes what the run created there
+/// (the state file's record) and leaves the cluster and everything that
+/// was there before. A failure keeps the state, so `harness down` can try
+/// again.
+async fn remove_created(
+    recorded: &crate::cluster::state::LaneState,
+    bus: &Bus,
+) -> Result<(), StageFailure> {
+    use crate::cluster::created;
+    let mut message = format!(
+        "cluster {} was not created by harness; leaving it running",
+        recorded.cluster
+    );
+    if recorded.created_objects.is_empty() {
+        bus.emit(Event::Notice { message });
+        return Ok(());
+    }
+    let client = client_for(recorded).await?;
+    let removed = created::remove(&client, &recorded.created_objects, &recorded.run_id).await;
+    if !removed.deleted.is_empty() {
+        let names: Vec<String> = removed.deleted.iter().map(ToString::to_string).collect();
+        message.push_str(&format!(
+            ", and deleted what the run created in it: {}",
+            names.join(", ")
+        ));
+    }
+    bus.emit(Event::Notice { message });
+    if removed.failed.is_empty() {
+        return Ok(());
+    }
+    let failed: Vec<String> = removed
+        .failed
+        .iter()
+        .map(|(r, why)| format!("{r} ({why})"))
+        .collect();
+    Err(StageFailure::new(
+        Exit::Cluster,
+        anyhow::anyhow!(
+            "could not delete what the run created in cluster {}: {}; run `harness down --lane {}` to try again",
+            recorded.cluster,
+            failed.join("; "),
+            recorded.lane
+        ),
+    ))
 }
 
 // ------------------------------------------------------------------ deploy, gather, the whole run
@@ -672,14 +775,116 @@ pub async fn client_for(
         .map_err(|e| StageFailure::new(Exit::Cluster, e))
 }
 
-/// Deploys the lane into the environment, forwarding progress to the bus.
-pub async fn deploy(
+/// Loads the lane's images into the cluster and deploys the lane, the two
+/// overlapped. A component is applied once its dependencies are Ready (the
+/// wave order, as always) and every image it runs is in every node: at
+/// once for components without images (CRDs) and for images the nodes
+/// already held, which the load reports before it streams anything; when
+/// the load has finished for the rest. The deploy phase starts when its
+/// first component can. A failed load stops the deploy (and exits as an
+/// image failure), a failed deploy the load.
+pub async fn load_and_deploy(
     client: &kube::Client,
     project: &Project,
     lane: &Lane,
     env: &Environment,
     deadline: tokio::time::Instant,
     bus: &Bus,
+) -> Result<crate::deploy::DeployReport, StageFailure> {
+    use crate::cluster::{Arrivals, ImageRef, LoadOutcome, NodeLoad, Provider};
+    let refs: Vec<ImageRef> = env
+        .images
+        .iter()
+        .map(|(name, reference)| ImageRef {
+            name: name.clone(),
+            reference: reference.clone(),
+        })
+        .collect();
+    // The nodes the load reports on. Not knowing them only holds every
+    // image-running component until the load has finished.
+    let nodes = match refs.is_empty() {
+        true => Vec::new(),
+        false => env.provider.nodes(&env.docker).await.unwrap_or_default(),
+    };
+    let (arrived, arrivals) =
+        tokio::sync::watch::channel(Arrivals::new(nodes.into_iter().map(|n| n.name)));
+    let progress = |load: &NodeLoad| {
+        let (skipped, bytes, seconds) = match load.outcome {
+            LoadOutcome::Loaded { bytes, seconds } => (false, bytes, seconds),
+            LoadOutcome::Skipped | LoadOutcome::Tagged | LoadOutcome::NotDelivered => {
+                (true, 0, 0.0)
+            }
+        };
+        bus.emit(Event::Load {
+            image: load.image.clone(),
+            node: load.node.clone(),
+            skipped,
+            bytes,
+            seconds,
+        });
+        arrived.send_modify(|a| a.heard(load));
+    };
+    let load = async {
+        phase(
+            bus,
+            crate::report::Phase::Load,
+            env.provider.deliver(&env.docker, &refs, &progress),
+        )
+        .await
+        .map_err(|e| StageFailure::new(e.exit(), e))?;
+        arrived.send_modify(Arrivals::finish);
+        Ok::<_, StageFailure>(())
+    };
+    let can_start = |images: &[String]| {
+        let mut arrivals = arrivals.clone();
+        let images = images.to_vec();
+        async move {
+            // The sender outlives both halves; should it go, wait forever
+            // rather than deploy without the images.
+            if arrivals
+                .wait_for(|a| a.has_all(images.iter()))
+                .await
+                .is_err()
+            {
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    let deploy = async {
+        // The deploy phase opens when its first component can start.
+        let components = crate::plan::closure(project, &lane.components);
+        let first_wave = crate::plan::waves(project, &components)
+            .into_iter()
+            .next()
+            .unwrap_or_default();
+        let _ = arrivals
+            .clone()
+            .wait_for(|a| {
+                first_wave.is_empty()
+                    || first_wave
+                        .iter()
+                        .any(|c| a.has_all(project.components[c.as_str()].images.iter()))
+            })
+            .await;
+        deploy(client, project, lane, env, deadline, bus, |c| {
+            can_start(&c.images)
+        })
+        .await
+    };
+    let ((), report) = tokio::try_join!(load, deploy)?;
+    Ok(report)
+}
+
+/// Deploys the lane into the environment, each component once `ready`
+/// says so, forwarding progress to the bus.
+async fn deploy<F: std::future::Future<Output = ()>>(
+    client: &kube::Client,
+    project: &Project,
+    lane: &Lane,
+    env: &Environment,
+    deadline: tokio::time::Instant,
+    bus: &Bus,
+    ready: impl Fn(&crate::config::Component) -> F,
 ) -> Result<crate::deploy::DeployReport, StageFailure> {
     use crate::deploy::DeployEvent;
     let (tx, mut rx) = mpsc::unbounded_channel();
@@ -716,6 +921,24 @@ pub async fn deploy(
                     DeployEvent::Healthy { component, url } => Event::Notice {
                         message: format!("{component} healthy at {url}"),
                     },
+                    DeployEvent::Unsettled { component, what } => Event::Notice {
+                        message: format!("{component}: readiness did not hold: {what}"),
+                    },
+                    DeployEvent::WatchFailing { component, message } => Event::Notice {
+                        message: format!("{component}: {message}"),
+                    },
+                    DeployEvent::Verdict {
+                        component,
+                        standing,
+                        summary,
+                        diagnosis,
+                    } => Event::Verdict {
+                        component,
+                        standing,
+                        summary,
+                        diagnosis: diagnosis
+                            .map(|d| Box::new(crate::report::ReportedDiagnosis::new(&d))),
+                    },
                     DeployEvent::Applied { .. } | DeployEvent::Waiting { .. } => continue,
                 };
                 bus.emit(event);
@@ -724,7 +947,10 @@ pub async fn deploy(
     };
     let result = phase(bus, crate::report::Phase::Deploy, async {
         crate::panics::inject("deploy");
-        crate::deploy::deploy_lane(client, project, lane, &env.images, tx, deadline)
+        if !env.state.created {
+            record_created(client, project, lane, env).await;
+        }
+        crate::deploy::deploy_lane_when(client, project, lane, &env.images, tx, deadline, ready)
             .await
             .map_err(|e| {
                 let exit = if e.is_timeout() {
@@ -738,6 +964,35 @@ pub async fn deploy(
     .await;
     let _ = forward.await;
     result
+}
+
+/// On a cluster `up` did not create: records in the state file, before
+/// anything is applied, which of the lane's objects and namespaces do not
+/// exist yet, so that teardown removes what this run creates and nothing
+/// that was there before (see [`crate::cluster::created`]).
+async fn record_created(client: &kube::Client, project: &Project, lane: &Lane, env: &Environment) {
+    use crate::cluster::{created, state};
+    let mut objects: Vec<(kube::api::DynamicObject, String)> = Vec::new();
+    let namespaces = crate::plan::plan(project, Some(&lane.name))
+        .map(|p| p.lanes[0].namespaces.clone())
+        .unwrap_or_default();
+    objects.extend(created::namespaces(&namespaces));
+    for name in crate::plan::closure(project, &lane.components) {
+        let component = &project.components[name.as_str()];
+        let namespace = lane.namespace_of(component).to_owned();
+        // A manifest that cannot be rendered is deploy's to report.
+        let Ok(rendered) = crate::deploy::manifests::render(component, lane, &env.images) else {
+            continue;
+        };
+        let (crds, rest) = crate::deploy::manifests::crds_first(rendered);
+        objects.extend(crds.into_iter().chain(rest).map(|o| (o, namespace.clone())));
+    }
+    let found = created::not_there(client, objects).await;
+    let mut recorded = state::read(&project.root, &lane.name).unwrap_or_else(|_| env.state.clone());
+    recorded.created_objects = created::merge(&recorded.created_objects, found);
+    // Best effort: without it, teardown leaves the run's objects behind,
+    // which is what happened before this record existed.
+    let _ = state::write(&project.root, &recorded);
 }
 
 /// Every object the lane deploys, with its component, rendered as deploy
@@ -785,7 +1040,8 @@ fn declared_objects(
     (crds, declared)
 }
 
-/// Writes the must-gather bundle of a lane's environment.
+/// Writes the must-gather bundle of a lane's environment: what the cluster
+/// holds, and — when `story` is given — how the run went.
 #[allow(clippy::too_many_arguments)]
 pub async fn gather(
     client: &kube::Client,
@@ -795,6 +1051,7 @@ pub async fn gather(
     run_id: &str,
     extra_namespaces: Vec<String>,
     harness_files: Vec<(String, String)>,
+    story: Option<&crate::gather::story::Story>,
     since: Option<Duration>,
     max_size: Option<u64>,
 ) -> Result<crate::gather::Bundle, StageFailure> {
@@ -833,7 +1090,8 @@ pub async fn gather(
         // that never answers costs its collector, not the bundle.
         collector_timeout: Some(Duration::from_secs(30)),
     };
-    crate::gather::collect::collect(&source, &request, &mut writer).await;
+    crate::gather::story::collect(client, project, lane, &source, &request, &mut writer, story)
+        .await;
     if let crate::config::ClusterProvider::Kind(kind) = &lane.cluster.provider {
         kind_node_logs(kind.engine, &lane.cluster.name, &writer).await;
     }
@@ -983,7 +1241,7 @@ impl crate::pipeline::Stages for RealStages<'_> {
             self.env = Some(env);
             self.client = Some(client.clone());
             let env = self.env.as_ref().expect("set above");
-            deploy(
+            load_and_deploy(
                 &client,
                 self.project,
                 self.lane,
@@ -994,7 +1252,20 @@ impl crate::pipeline::Stages for RealStages<'_> {
             .await
             .map(drop)
             .map_err(|failure| {
-                self.failure_notes.push(failure.to_string());
+                // The bundle's diagnosis.txt: the error, then every failed
+                // component's table and evidence.
+                let mut note = failure.to_string();
+                if let Some(e) = failure
+                    .error
+                    .chain()
+                    .find_map(|c| c.downcast_ref::<crate::deploy::DeployError>())
+                {
+                    for d in e.diagnoses() {
+                        note.push_str("\n\n");
+                        note.push_str(&d.render());
+                    }
+                }
+                self.failure_notes.push(note);
                 exists(failure)
             })
         };
@@ -1063,7 +1334,7 @@ impl crate::pipeline::Stages for RealStages<'_> {
         result
     }
 
-    async fn gather(&mut self) -> Result<PathBuf, StageFailure> {
+    async fn gather(&mut self, so_far: Exit) -> Result<PathBuf, StageFailure> {
         // `up` interrupted after the cluster came up but before it made a
         // client: the state file knows how to reach the cluster.
         if self.client.is_none()
@@ -1081,24 +1352,28 @@ impl crate::pipeline::Stages for RealStages<'_> {
             )
         })?;
         let notes = self.failure_notes.join("\n\n");
-        let mut files = if notes.is_empty() {
-            Vec::new()
-        } else {
-            vec![("diagnosis.txt".to_string(), notes)]
-        };
-        // A bundle gathered after a panic says so, and where.
-        let panics = crate::panics::recorded();
-        if !panics.is_empty() {
-            let text = panics
-                .iter()
-                .map(|p| format!("{p} [thread {}]\n", p.thread))
-                .collect::<String>();
-            files.push(("panics.txt".to_string(), text));
-        }
         let out = self.run_dir.join("gather");
-        let bundle = phase(
-            &self.bus,
-            crate::report::Phase::Gather,
+        let bus = self.bus.clone();
+        let bundle = phase(&self.bus, crate::report::Phase::Gather, async {
+            // Everything the run reported up to here, the gather's start included.
+            let mut story = bus
+                .checkpoint()
+                .await
+                .map(|c| crate::gather::story::Story::at_gather(c, so_far));
+            if let Some(story) = story.as_mut() {
+                if !notes.is_empty() {
+                    story.files.push(("deploy-failure.txt".into(), notes));
+                }
+                // A bundle gathered after a panic says so, and where.
+                let panics = crate::panics::recorded();
+                if !panics.is_empty() {
+                    let text = panics
+                        .iter()
+                        .map(|p| format!("{p} [thread {}]\n", p.thread))
+                        .collect::<String>();
+                    story.files.push(("panics.txt".into(), text));
+                }
+            }
             gather(
                 &client,
                 self.project,
@@ -1106,11 +1381,13 @@ impl crate::pipeline::Stages for RealStages<'_> {
                 &out,
                 &self.run_id,
                 self.suite_namespaces.clone(),
-                files,
+                Vec::new(),
+                story.as_ref(),
                 None,
                 None,
-            ),
-        )
+            )
+            .await
+        })
         .await?;
         self.bus.emit(Event::Artifact {
             what: "bundle".into(),

@@ -1,11 +1,14 @@
 //! The kind provider against a stand-in `kind`: a shell script that records
 //! each call's arguments and `KIND_EXPERIMENTAL_PROVIDER`, and answers with
 //! the REAL output captured from kind v0.27 (tests/fixtures/k8s/kind-cli).
-//! Tests marked `needs kind` run the real CLI against a real engine that can
-//! create clusters.
+//! The last test runs the real CLI on a real cluster from the test
+//! cluster's node image (`HARNESS_KIND_NODE_IMAGE`, set by scripts/test).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+#[path = "support/cluster.rs"]
+mod cluster;
 
 use harness::cluster::{ClusterError, KindCli, KindProvider, Provider, RetryPolicy};
 use harness::config::{EngineKind, KindSpec};
@@ -380,20 +383,30 @@ async fn real_kind_accepts_every_create_flag_and_reports_an_unpullable_node_imag
         "{stderr}"
     );
     assert!(
-        fix.starts_with("the node image cannot be pulled here"),
+        fix.starts_with(
+            "harness-test/no-such-node:1 cannot be pulled here: load it into the docker engine"
+        ),
         "{fix}"
     );
+    assert!(
+        fix.contains("cluster.kind.node_image / HARNESS_KIND_NODE_IMAGE"),
+        "{fix}"
+    );
+    // kind's words once, from its ERROR: line, without its progress lines.
+    let text = err.to_string();
+    assert!(!text.contains("Ensuring node image"), "{text}");
+    assert_eq!(text.matches("failed to pull image").count(), 1, "{text}");
     // kind cleaned up after the failed create; deleting again is fine.
     assert!(!p.exists().await.unwrap());
     p.delete().await.unwrap();
 }
 
-// ---- the real kind CLI with a real cluster (needs pullable node images) ----
+// ---- the real kind CLI with a real cluster (the test cluster's node image) ----
 
-fn real_provider(name: &str, home: &Path) -> KindProvider {
+fn real_provider(name: &str, home: &Path, node_image: &str) -> KindProvider {
     let spec = KindSpec {
         config: None,
-        node_image: std::env::var("HARNESS_KIND_NODE_IMAGE").ok(),
+        node_image: Some(node_image.to_owned()),
         engine: EngineKind::Docker,
         min_version: semver::Version::new(0, 20, 0),
     };
@@ -406,10 +419,12 @@ fn real_provider(name: &str, home: &Path) -> KindProvider {
 }
 
 #[tokio::test]
-#[ignore = "needs kind"]
 async fn real_kind_create_reuse_load_delete() {
+    let Some(image) = cluster::node_image() else {
+        return;
+    };
     let home = tempfile::tempdir().unwrap();
-    let p = real_provider("harness-real-test", home.path());
+    let p = real_provider(&unique_name(), home.path(), &image);
     let ensured = p.ensure(false).await.unwrap();
     assert!(ensured.created);
     assert!(p.exists().await.unwrap());

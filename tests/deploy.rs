@@ -10,7 +10,7 @@ use std::time::Duration;
 use fake_api::{Reply, fixture, list, not_found, resources, spawn};
 use harness::deploy::apply::Applier;
 use harness::deploy::judge::Outcome;
-use harness::deploy::wait::wait_ready;
+use harness::deploy::wait::{WaitSpec, wait_ready};
 use harness::readiness::classify::Tolerance;
 use kube::api::DynamicObject;
 use serde_json::{Value, json};
@@ -170,11 +170,10 @@ async fn a_wait_resolves_on_the_modified_event_that_makes_the_pod_ready() {
     let applied = [applied_pod("watch/deployment.watch.ndjson", pod)];
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut seen = Vec::new();
-    let end = wait_ready(&client, &applied, &Tolerance::default(), deadline, |j| {
-        seen.push(j.outcome)
-    })
-    .await;
-    assert!(!end.deadline, "{:?}", end.judgement.rows);
+    // No settle window: Ready on the event itself (tests/replay.rs times the window).
+    let spec = WaitSpec::new(Tolerance::default()).settle(Duration::ZERO);
+    let end = wait_ready(&client, &applied, spec, deadline, |j| seen.push(j.outcome)).await;
+    assert!(!end.deadline(), "{:?}", end.judgement.rows);
     assert_eq!(end.judgement.outcome, Outcome::Ready);
     // Ready came from the captured MODIFIED event (resourceVersion 974), not the ADDED one.
     let rv =
@@ -225,8 +224,15 @@ async fn a_crash_looping_pod_fails_fast_with_its_verdict_and_evidence() {
     let applied = [applied_pod("watch/crashloop.watch.ndjson", pod)];
     let deadline = Instant::now() + Duration::from_secs(20);
     let started = Instant::now();
-    let end = wait_ready(&client, &applied, &Tolerance::default(), deadline, |_| {}).await;
-    assert!(!end.deadline);
+    let end = wait_ready(
+        &client,
+        &applied,
+        WaitSpec::new(Tolerance::default()),
+        deadline,
+        |_| {},
+    )
+    .await;
+    assert!(!end.deadline());
     assert_eq!(
         end.judgement.outcome,
         Outcome::Failed,
@@ -243,7 +249,7 @@ async fn a_crash_looping_pod_fails_fast_with_its_verdict_and_evidence() {
     assert_eq!(rv, "931");
 
     let diagnosis =
-        harness::deploy::diagnose(&client, "crash", &end.judgement, &end.snapshot, None).await;
+        harness::deploy::diagnose(&client, "crash", &end.judgement, &end.snapshot).await;
     let text = diagnosis.render();
     assert!(text.contains("CrashLoopBackOff"), "{text}");
     assert!(text.contains("| boom"), "{text}");
@@ -327,7 +333,7 @@ async fn evidence_of_a_restarted_container_includes_its_previous_log() {
     let previous: Vec<_> = evidence.logs.iter().filter(|l| l.previous).collect();
     assert_eq!(previous.len(), 1, "{:?}", evidence.logs);
     assert_eq!(
-        previous[0].text.as_deref().unwrap(),
+        previous[0].text.text().unwrap(),
         fixture("pod-crashloop/logs.previous.txt")
     );
     let requests = log.lock().unwrap().clone();
@@ -368,11 +374,17 @@ async fn a_deadline_produces_the_unready_table() {
     });
     let applied = [applied_pod("watch/deployment.watch.ndjson", pod)];
     let deadline = Instant::now() + Duration::from_millis(500);
-    let end = wait_ready(&client, &applied, &Tolerance::default(), deadline, |_| {}).await;
-    assert!(end.deadline);
+    let end = wait_ready(
+        &client,
+        &applied,
+        WaitSpec::new(Tolerance::default()),
+        deadline,
+        |_| {},
+    )
+    .await;
+    assert!(end.deadline());
     assert_eq!(end.judgement.rows.len(), 1);
-    let diagnosis =
-        harness::deploy::diagnose(&client, "web", &end.judgement, &end.snapshot, None).await;
+    let diagnosis = harness::deploy::diagnose(&client, "web", &end.judgement, &end.snapshot).await;
     let text = diagnosis.render();
     assert!(text.contains("RESOURCE"), "{text}");
     assert!(text.contains(&format!("Pod/fx/{pod}")), "{text}");
@@ -555,8 +567,15 @@ async fn a_workloads_pods_are_watched_by_its_selector_and_doom_it() {
         object: serde_json::from_value(deployment).unwrap(),
     }];
     let deadline = Instant::now() + Duration::from_secs(20);
-    let end = wait_ready(&client, &applied, &Tolerance::default(), deadline, |_| {}).await;
-    assert!(!end.deadline);
+    let end = wait_ready(
+        &client,
+        &applied,
+        WaitSpec::new(Tolerance::default()),
+        deadline,
+        |_| {},
+    )
+    .await;
+    assert!(!end.deadline());
     assert_eq!(end.judgement.outcome, Outcome::Failed);
     assert_eq!(end.judgement.verdicts[0].owner, 0);
     assert_eq!(end.judgement.rows[0].resource, "Deployment/fx/crash");
@@ -568,4 +587,318 @@ async fn a_workloads_pods_are_watched_by_its_selector_and_doom_it() {
             .any(|r| r.path == "/apis/apps/v1/namespaces/fx/deployments"
                 && r.param("fieldSelector").as_deref() == Some("metadata.name=crash"))
     );
+}
+
+/// A lane with one wave of three components: `doomed` (a Pod whose image is
+/// not on the node), `config` (a ConfigMap) and `slow` (a Deployment that
+/// never becomes Ready).
+fn one_wave_project(dir: &std::path::Path) -> harness::config::Project {
+    std::fs::write(dir.join("kubeconfig"), "apiVersion: v1\nkind: Config\n").unwrap();
+    std::fs::write(
+        dir.join("doomed.yaml"),
+        fixture("pod-err-image-never-pull/manifest.yaml"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("config.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: config}\ndata: {a: b}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("slow.yaml"),
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: slow}\nspec:\n  selector: {matchLabels: {app: slow}}\n  template:\n    metadata: {labels: {app: slow}}\n    spec: {containers: [{name: app, image: fixtures/app:v1}]}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("harness.yaml"),
+        "\
+namespace: fx
+cluster:
+  provider: existing
+  existing: {kubeconfig: kubeconfig}
+components:
+  doomed: {manifests: [doomed.yaml]}
+  config: {manifests: [config.yaml]}
+  slow: {manifests: [slow.yaml]}
+lanes:
+  l: {components: [doomed, config, slow]}
+",
+    )
+    .unwrap();
+    harness::config::load(&dir.join("harness.yaml")).unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_wave_reports_every_component_with_its_evidence() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = one_wave_project(dir.path());
+    let doomed = json(&fixture(
+        "pod-err-image-never-pull/pod.never-pull.state-Pending_waiting-ErrImageNeverPull.json",
+    ));
+    let events = fixture("pod-err-image-never-pull/events.pod.never-pull.json");
+    let (client, _log) = spawn(move |req| {
+        let path = req.path.as_str();
+        match (req.method.as_str(), path) {
+            ("GET", "/api/v1") => Reply::Json(
+                200,
+                resources(
+                    "v1",
+                    &[
+                        ("namespaces", "Namespace", false),
+                        ("pods", "Pod", true),
+                        ("configmaps", "ConfigMap", true),
+                    ],
+                ),
+            ),
+            ("GET", "/apis/apps/v1") => Reply::Json(
+                200,
+                resources("apps/v1", &[("deployments", "Deployment", true)]),
+            ),
+            ("PATCH", "/api/v1/namespaces/fx/pods/never-pull") => Reply::Json(
+                200,
+                fixture(
+                    "pod-err-image-never-pull/pod.never-pull.state-Pending_waiting-ContainerCreating.json",
+                ),
+            ),
+            ("PATCH", p) if p.ends_with("/deployments/slow") => {
+                let mut body = json(&req.body);
+                body["metadata"]["uid"] = "slow-uid".into();
+                body["metadata"]["generation"] = 1.into();
+                body["status"] =
+                    json!({"observedGeneration": 1, "replicas": 1, "unavailableReplicas": 1});
+                Reply::Json(200, body.to_string())
+            }
+            ("PATCH", _) => {
+                let mut body = json(&req.body);
+                body["metadata"]["uid"] = "u".into();
+                body["status"] = json!({"phase": "Active"});
+                Reply::Json(200, body.to_string())
+            }
+            // The namespace's default account exists.
+            ("GET", "/api/v1/namespaces/fx/serviceaccounts") if req.is_watch() => Reply::Hold,
+            ("GET", "/api/v1/namespaces/fx/serviceaccounts") => Reply::Json(
+                200,
+                list(
+                    "ServiceAccountList",
+                    &[json!({"metadata": {"name": "default", "namespace": "fx", "uid": "sa"}})],
+                ),
+            ),
+            ("GET", "/api/v1/namespaces") if req.is_watch() => Reply::Hold,
+            ("GET", "/api/v1/namespaces") => Reply::Json(
+                200,
+                list(
+                    "NamespaceList",
+                    &[
+                        json!({"metadata": {"name": "fx", "uid": "ns"}, "status": {"phase": "Active"}}),
+                    ],
+                ),
+            ),
+            ("GET", "/api/v1/namespaces/fx/pods") if req.is_watch() => Reply::Hold,
+            ("GET", "/api/v1/namespaces/fx/pods")
+                if req.param("fieldSelector").as_deref() == Some("metadata.name=never-pull") =>
+            {
+                Reply::Json(200, list("PodList", std::slice::from_ref(&doomed)))
+            }
+            ("GET", "/api/v1/namespaces/fx/pods") => Reply::Json(200, list("PodList", &[])),
+            ("GET", "/api/v1/namespaces/fx/events")
+                if !req.is_watch()
+                    && req
+                        .param("fieldSelector")
+                        .is_some_and(|f| f.starts_with("involvedObject.uid=")) =>
+            {
+                Reply::Json(200, events.clone())
+            }
+            ("GET", "/api/v1/namespaces/fx/events") if req.is_watch() => Reply::Hold,
+            ("GET", "/api/v1/namespaces/fx/events") => Reply::Json(200, list("EventList", &[])),
+            ("GET", "/apis/apps/v1/namespaces/fx/deployments") if req.is_watch() => Reply::Hold,
+            ("GET", "/apis/apps/v1/namespaces/fx/deployments") => {
+                Reply::Json(200, list("DeploymentList", &[]))
+            }
+            _ => not_found(path),
+        }
+    });
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let start = Instant::now();
+    let error = harness::deploy::deploy_lane(
+        &client,
+        &project,
+        &project.lanes["l"],
+        &indexmap::IndexMap::new(),
+        tx,
+        start + Duration::from_secs(600),
+    )
+    .await
+    .expect_err("one component is doomed");
+    // The others had the verdict window, not their 5 m timeouts.
+    let took = start.elapsed();
+    assert!(
+        took >= harness::deploy::VERDICT_WINDOW && took < Duration::from_secs(30),
+        "{took:?}"
+    );
+    assert!(
+        !error.is_timeout(),
+        "a verdict in the wave is exit 6: {error}"
+    );
+    let message = error.to_string();
+    assert!(
+        message
+            .starts_with("wave 1: 2 components failed (1 Ready): doomed (ErrImageNeverPull), slow"),
+        "{message}"
+    );
+    let mut verdicts = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        if let harness::deploy::DeployEvent::Verdict {
+            component,
+            standing,
+            diagnosis,
+            ..
+        } = e
+        {
+            verdicts.push((component, standing, diagnosis));
+        }
+    }
+    let standings: Vec<(&str, harness::deploy::Standing)> =
+        verdicts.iter().map(|(c, s, _)| (c.as_str(), *s)).collect();
+    use harness::deploy::Standing::*;
+    assert_eq!(
+        standings,
+        [("doomed", Doomed), ("config", Ready), ("slow", InProgress)]
+    );
+    let doomed_text = verdicts[0].2.as_ref().unwrap().render();
+    assert!(doomed_text.contains("ErrImageNeverPull"), "{doomed_text}");
+    assert!(doomed_text.contains("warning events:"), "{doomed_text}");
+    let slow = verdicts[2].2.as_ref().unwrap();
+    assert_eq!(slow.rows[0].resource, "Deployment/fx/slow", "{slow:?}");
+}
+
+fn applied_service() -> harness::deploy::AppliedObject {
+    let service = json(&fixture("deploy-healthy/service.web.json"));
+    harness::deploy::AppliedObject {
+        api_version: "v1".into(),
+        kind: "Service".into(),
+        namespace: Some("fx".into()),
+        name: "web".into(),
+        uid: service["metadata"]["uid"].as_str().map(str::to_owned),
+        resource: kube::api::ApiResource::erase::<k8s_openapi::api::core::v1::Service>(&()),
+        object: serde_json::from_value(service).unwrap(),
+    }
+}
+
+/// The `web` EndpointSlice as a 1.20 server serves it: `discovery.k8s.io/v1beta1`.
+fn v1beta1_web_slice() -> Value {
+    let slices = json(&fixture("endpoints/endpointslices.fx.json"));
+    let mut web = slices["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["metadata"]["name"] == "web-bssmq")
+        .unwrap()
+        .clone();
+    web["apiVersion"] = "discovery.k8s.io/v1beta1".into();
+    web
+}
+
+#[tokio::test]
+async fn a_server_without_v1_endpointslices_is_read_through_v1beta1() {
+    let web = v1beta1_web_slice();
+    let (client, log) = spawn(move |req| match req.path.as_str() {
+        // Kubernetes 1.20: only v1beta1.
+        "/apis/discovery.k8s.io/v1beta1" => Reply::Json(
+            200,
+            resources(
+                "discovery.k8s.io/v1beta1",
+                &[("endpointslices", "EndpointSlice", true)],
+            ),
+        ),
+        "/apis/discovery.k8s.io/v1beta1/namespaces/fx/endpointslices" if req.is_watch() => {
+            Reply::Hold
+        }
+        "/apis/discovery.k8s.io/v1beta1/namespaces/fx/endpointslices" => {
+            assert_eq!(
+                req.param("labelSelector").as_deref(),
+                Some("kubernetes.io/service-name=web")
+            );
+            Reply::Json(200, list("EndpointSliceList", std::slice::from_ref(&web)))
+        }
+        "/api/v1/namespaces/fx/services" if req.is_watch() => Reply::Hold,
+        "/api/v1/namespaces/fx/services" => Reply::Json(200, list("ServiceList", &[])),
+        _ => not_found(&req.path),
+    });
+    let source = harness::deploy::wait::EndpointSource::discover(&client).await;
+    assert_eq!(source, harness::deploy::wait::EndpointSource::SlicesV1beta1);
+    let spec = WaitSpec {
+        endpoints: source,
+        ..WaitSpec::new(Tolerance::default())
+    };
+    let end = wait_ready(
+        &client,
+        &[applied_service()],
+        spec,
+        Instant::now() + Duration::from_secs(20),
+        |_| {},
+    )
+    .await;
+    assert_eq!(
+        end.judgement.outcome,
+        Outcome::Ready,
+        "{:?}",
+        end.judgement.rows
+    );
+    assert!(end.watch_failures.is_empty(), "{:?}", end.watch_failures);
+    assert!(
+        !log.lock()
+            .unwrap()
+            .iter()
+            .any(|r| r.path.starts_with("/apis/discovery.k8s.io/v1/")),
+        "v1 is never watched where it is not served"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_watch_that_keeps_failing_is_reported_and_in_the_diagnosis() {
+    // The EndpointSlice watch of a server that refuses it (as 1.20 refused
+    // v1): said while waiting, and kept for the deadline's diagnosis.
+    let (client, _log) = spawn(move |req| match req.path.as_str() {
+        "/api/v1/namespaces/fx/services" if req.is_watch() => Reply::Hold,
+        "/api/v1/namespaces/fx/services" => Reply::Json(200, list("ServiceList", &[])),
+        _ => not_found(&req.path),
+    });
+    let mut reported = Vec::new();
+    let mut waiter = harness::deploy::wait::Waiter::start(
+        &client,
+        &[applied_service()],
+        WaitSpec::new(Tolerance::default()),
+    );
+    let end = waiter
+        .until_ready(
+            Instant::now() + Duration::from_secs(60),
+            &mut harness::deploy::wait::CutOff::never(),
+            |p| {
+                if let harness::deploy::wait::WaitProgress::WatchFailing(w) = p {
+                    reported.push(w.describe());
+                }
+            },
+        )
+        .await;
+    assert!(end.deadline());
+    assert!(
+        reported.first().is_some_and(|r| r.starts_with(
+            "watch of EndpointSlices (discovery.k8s.io/v1) of Service fx/web failed 3 times"
+        )),
+        "{reported:?}"
+    );
+    assert_eq!(
+        reported.len(),
+        1,
+        "said once while the error stays the same"
+    );
+    let diagnosis =
+        harness::deploy::diagnose_end(&client, "web", &end, harness::deploy::Standing::TimedOut)
+            .await;
+    let text = diagnosis.render();
+    assert!(
+        text.contains("watch of EndpointSlices (discovery.k8s.io/v1) of Service fx/web failed"),
+        "{text}"
+    );
+    assert!(text.contains("404"), "{text}");
 }

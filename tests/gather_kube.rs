@@ -115,6 +115,8 @@ fn status(code: u16, reason: &str, message: &str) -> Reply {
 enum LogReply {
     Text(String),
     Fail(u16),
+    /// A status with this code and message.
+    Status(u16, String),
     /// Never answered; the waiter is told when the request arrives.
     Hold,
 }
@@ -415,6 +417,7 @@ impl Cluster {
             Some(LogReply::Fail(code)) => {
                 status(*code, "InternalError", "unable to retrieve container logs")
             }
+            Some(LogReply::Status(code, message)) => status(*code, "BadRequest", message),
             Some(LogReply::Hold) => {
                 if let Some(tx) = &self.held {
                     let _ = tx.send(format!("{pod}/{container}/{previous}"));
@@ -516,6 +519,8 @@ struct Gather {
     since: Option<Duration>,
     cap: Option<u64>,
     run_id: &'static str,
+    /// What the run knew about itself.
+    story: Option<harness::gather::story::Story>,
 }
 
 impl Default for Gather {
@@ -525,6 +530,7 @@ impl Default for Gather {
             since: None,
             cap: None,
             run_id: "run1",
+            story: None,
         }
     }
 }
@@ -546,7 +552,8 @@ async fn gather(
         &dir.join("out"),
         how.run_id,
         how.extra,
-        vec![("diagnosis.txt".into(), diagnosis)],
+        vec![("deploy-failure.txt".into(), diagnosis)],
+        how.story.as_ref(),
         how.since,
         how.cap,
     )
@@ -657,7 +664,7 @@ async fn the_bundle_is_laid_out_like_oc_adm_inspect_and_crust_gather() {
         "cluster/rbac.authorization.k8s.io/v1/clusterrole/app-reader.yaml",
         "cluster/v1/namespace/fx.yaml",
         "namespaces/fx/events.yaml",
-        "harness/diagnosis.txt",
+        "harness/deploy-failure.txt",
         "README.md",
         "SHA256SUMS",
     ] {
@@ -789,6 +796,315 @@ async fn logs_are_asked_per_container_with_previous_only_where_it_restarted() {
 }
 
 #[tokio::test]
+async fn a_previous_log_the_kubelet_no_longer_keeps_is_no_collector_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::captured();
+    // A Job pod that restarted once in place, captured on Kubernetes 1.20:
+    // its kubelet answers the previous log with a note, status 200.
+    let mut retried = fixture_json("job-retried/pod.flaky-76mhz.json");
+    retried["metadata"]["namespace"] = NS.into();
+    // The same pod once its status lost `lastState` as well: the previous
+    // log is refused with 400.
+    let mut forgotten = retried.clone();
+    forgotten["metadata"]["name"] = "flaky-gc".into();
+    forgotten["status"]["containerStatuses"][0]["lastState"] = json!({});
+    let pods = format!("/api/v1/namespaces/{NS}/pods");
+    cluster
+        .objects
+        .get_mut(&pods)
+        .unwrap()
+        .extend([retried, forgotten]);
+    let current = fixture("job-retried/logs.current.txt");
+    for pod in ["flaky-76mhz", "flaky-gc"] {
+        cluster.logs.insert(
+            (pod.into(), "migrate".into(), false),
+            LogReply::Text(current.clone()),
+        );
+    }
+    cluster.logs.insert(
+        ("flaky-76mhz".into(), "migrate".into(), true),
+        LogReply::Text(fixture("job-retried/logs.previous.txt")),
+    );
+    cluster.logs.insert(
+        ("flaky-gc".into(), "migrate".into(), true),
+        LogReply::Status(
+            400,
+            "previous terminated container \"migrate\" in pod \"flaky-gc\" not found".into(),
+        ),
+    );
+    let (client, log) = cluster.serve();
+    let bundle = gather(&client, dir.path(), Gather::default())
+        .await
+        .unwrap();
+    // Both were asked for (the pods count a restart) and neither is an error.
+    let asked = log_requests(&log);
+    for pod in ["flaky-76mhz", "flaky-gc"] {
+        assert!(
+            asked.contains(&(pod.to_owned(), "migrate".to_owned(), true, None)),
+            "{asked:?}"
+        );
+    }
+    assert!(bundle.failures.is_empty(), "{:?}", bundle.failures);
+    let files = files(&bundle.dir);
+    assert!(!files.contains_key("harness/collector-errors.txt"));
+    for pod in ["flaky-76mhz", "flaky-gc"] {
+        let logs = format!("namespaces/fx/pods/{pod}/migrate/migrate/logs");
+        assert_eq!(text(&files, &format!("{logs}/current.log")), current);
+        // No previous log rather than a file holding the kubelet's note.
+        assert!(
+            !files.contains_key(&format!("{logs}/previous.log")),
+            "{pod}: {:?}",
+            files
+                .get(&format!("{logs}/previous.log"))
+                .map(|b| String::from_utf8_lossy(b))
+        );
+    }
+}
+
+/// A run's recorded events, one JSON line each, as `--output json` prints
+/// them: a verdict and a suite's output that quote the Secret's value (the
+/// second as a JSON string escapes it), an OOM kill, the failed suite and
+/// the test case that started after the kill.
+fn recorded_run(dir: &Path) -> (PathBuf, String) {
+    use harness::report::{Event, Phase, Placed, Stamped};
+    let junit = dir.join("run-junit.xml");
+    std::fs::write(
+        &junit,
+        format!("<testsuites><testsuite name=\"audit\"><testcase name=\"posts\"><failure message=\"password {SECRET} refused\"/></testcase></testsuite></testsuites>\n"),
+    )
+    .unwrap();
+    let at = |t: &str| t.parse::<k8s_openapi::jiff::Timestamp>().unwrap();
+    let events = [
+        (
+            "2026-11-22T14:20:00Z",
+            Event::RunStarted {
+                lane: "l".into(),
+                run_id: "run1".into(),
+            },
+        ),
+        (
+            "2026-11-22T14:20:30Z",
+            Event::PhaseFinished {
+                phase: Phase::Deploy,
+                seconds: 30.0,
+                ok: true,
+                error: None,
+                fix: None,
+            },
+        ),
+        (
+            "2026-11-22T14:20:30Z",
+            Event::PodTimeline {
+                component: "app".into(),
+                pod: "fx/web-57f64b4f4d-5bqnc".into(),
+                scheduled: Some(0.1),
+                initialized: Some(0.9),
+                ready: Some(4.5),
+            },
+        ),
+        (
+            "2026-11-22T14:20:31Z",
+            Event::Verdict {
+                component: "app".into(),
+                standing: harness::deploy::Standing::Doomed,
+                summary: format!(
+                    "component `app` will not become Ready: Pod/fx/crashloop is Failed (CrashLoopBackOff): env DB_PASSWORD={SECRET}"
+                ),
+                diagnosis: Some(Box::new(harness::report::ReportedDiagnosis {
+                    json: serde_json::json!({"findings": [{"pod": "fx/crashloop", "verdict": {
+                        "name": "CrashLoopBackOff",
+                        "message": format!("env DB_PASSWORD={SECRET}"),
+                        "hint": "look",
+                    }}]}),
+                    text: format!("crashloop: CrashLoopBackOff: env DB_PASSWORD={SECRET}\n"),
+                })),
+            },
+        ),
+        (
+            "2026-11-22T14:21:00Z",
+            Event::PhaseStarted {
+                phase: Phase::Suites,
+            },
+        ),
+        (
+            "2026-11-22T14:21:05Z",
+            Event::SuiteOutput {
+                suite: "audit".into(),
+                line: format!("config {{\"password\": \"{SECRET}\"}}"),
+            },
+        ),
+        (
+            "2026-11-22T14:22:40Z",
+            Event::Infra {
+                component: "app".into(),
+                pod: "crashloop".into(),
+                what: "OOMKilled".into(),
+                detail: "container app: limit 32Mi; restarts 5".into(),
+            },
+        ),
+        (
+            "2026-11-22T14:23:00Z",
+            Event::SuiteFinished {
+                suite: "audit".into(),
+                passed: false,
+                outcome: "failed (exit code 1)".into(),
+                seconds: 120.0,
+                log: "audit.log".into(),
+            },
+        ),
+        (
+            "2026-11-22T14:23:00Z",
+            Event::TestCaseFailed {
+                suite: "audit".into(),
+                case: "posts".into(),
+                classname: None,
+                started: at("2026-11-22T14:22:41Z"),
+                placed: Placed::Estimated,
+                seconds: None,
+                message: Some(format!("password {SECRET} refused")),
+            },
+        ),
+        (
+            "2026-11-22T14:23:00Z",
+            Event::Artifact {
+                what: "junit".into(),
+                path: junit.clone(),
+            },
+        ),
+        (
+            "2026-11-22T14:23:01Z",
+            Event::PhaseFinished {
+                phase: Phase::Suites,
+                seconds: 121.0,
+                ok: true,
+                error: None,
+                fix: None,
+            },
+        ),
+        (
+            "2026-11-22T14:23:01Z",
+            Event::PhaseStarted {
+                phase: Phase::Gather,
+            },
+        ),
+    ];
+    let mut text = String::new();
+    for (t, event) in events {
+        text.push_str(&serde_json::to_string(&Stamped { at: at(t), event }).unwrap());
+        text.push('\n');
+    }
+    let path = dir.join("events.jsonl");
+    std::fs::write(&path, &text).unwrap();
+    (path, text)
+}
+
+#[tokio::test]
+async fn the_harness_folder_tells_the_runs_story_redacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (events, text_written) = recorded_run(dir.path());
+    // What the run's own recording holds once a line more was written
+    // after the gather began: only the part before it is the run's story.
+    std::fs::write(
+        &events,
+        format!("{text_written}{{\"at\":\"2026-11-22T14:23:30Z\",\"event\":\"notice\",\"message\":\"after\"}}\n"),
+    )
+    .unwrap();
+    let (report, _) = harness::report::replay::fold(text_written.as_bytes()).unwrap();
+    let story = harness::gather::story::Story {
+        report,
+        events: Some(harness::report::bus::Recorded {
+            path: events.clone(),
+            bytes: text_written.len() as u64,
+            error: None,
+        }),
+        outcome: Some(harness::report::replay::Outcome::at_gather(
+            harness::exit::Exit::SuitesFailed,
+        )),
+        files: vec![("deploy-failure.txt".into(), "nothing failed".into())],
+    };
+    let (client, _) = Cluster::captured().serve();
+    let how = Gather {
+        story: Some(story),
+        ..Gather::default()
+    };
+    let bundle = gather(&client, dir.path(), how).await.unwrap();
+    assert!(bundle.failures.is_empty(), "{:?}", bundle.failures);
+    let files = files(&bundle.dir);
+    for (path, bytes) in &files {
+        assert!(
+            !String::from_utf8_lossy(bytes).contains(SECRET),
+            "{path} holds the secret"
+        );
+    }
+    // The event stream up to the gather, scrubbed, as it was recorded.
+    let escaped = serde_json::to_string(SECRET).unwrap();
+    assert_eq!(
+        text(&files, "harness/events.jsonl"),
+        text_written
+            .replace(&escaped[1..escaped.len() - 1], "<redacted>")
+            .replace(SECRET, "<redacted>")
+    );
+    assert!(
+        text(&files, "harness/events.jsonl").contains(r#"config {\"password\": \"<redacted>\"}"#)
+    );
+    // The README opens with how the run went.
+    let readme = text(&files, "README.md");
+    assert!(
+        readme.starts_with(
+            "# harness must-gather bundle\n\n## Summary\n\n- **result**: one or more suites (or post-suite hooks) failed or timed out (exit code 1, as of the gather)\n- **verdicts**:\n  - app: CrashLoopBackOff — component `app` will not become Ready: Pod/fx/crashloop is Failed (CrashLoopBackOff): env DB_PASSWORD=<redacted>\n- **incidents** while the suites ran:\n  - app OOMKilled 14:22:40 (container app: limit 32Mi; restarts 5) — 1 of 1 failure after it\n- **failed suites**: audit\n- **failed test cases** (1):\n  - ~14:22:41 `audit`: posts\n- **components at gather time**: crds Ready, app "
+        ),
+        "{readme}"
+    );
+    // Its timelines, results, JUnit and report, each where a reader looks.
+    assert_eq!(
+        text(&files, "harness/infrastructure-timeline.txt"),
+        "infrastructure timeline\n  14:22:40 app OOMKilled (crashloop; container app: limit 32Mi; restarts 5)\n    1 of 1 failed test case started after this incident:\n      ~14:22:41 audit: posts\n"
+    );
+    assert_eq!(
+        text(&files, "harness/deploy-timeline.txt"),
+        "deploy timeline (seconds after creation: scheduled / initialized / ready)\n    fx/web-57f64b4f4d-5bqnc (app): 0.1 / 0.9 / 4.5\n"
+    );
+    assert!(
+        text(&files, "harness/suites.txt").starts_with("suites: 0 passed, 1 failed\n  FAIL audit")
+    );
+    assert!(text(&files, "harness/junit.xml").contains("password <redacted> refused"));
+    assert_eq!(text(&files, "harness/deploy-failure.txt"), "nothing failed");
+    let summary: Value = serde_json::from_str(&text(&files, "harness/summary.json")).unwrap();
+    assert_eq!(summary["outcome"]["exit_code"], 1);
+    assert_eq!(summary["outcome"]["as_of"], "gather");
+    assert_eq!(summary["incidents"][0]["cases_after"][0]["case"], "posts");
+    // The diagnosis at gather time, as `harness diagnose` prints it.
+    let diagnosis = text(&files, "harness/diagnosis.txt");
+    assert!(
+        diagnosis.starts_with("# harness diagnose --lane l, at "),
+        "{diagnosis}"
+    );
+    assert!(diagnosis.contains("component crds: Ready\n"), "{diagnosis}");
+    assert!(
+        diagnosis.contains("component app: not Ready\n"),
+        "{diagnosis}"
+    );
+    let json: Value = serde_json::from_str(&text(&files, "harness/diagnosis.json")).unwrap();
+    assert_eq!(json["lane"], "l");
+    let names: Vec<&str> = json["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["component"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["crds", "app"]);
+
+    // `harness report` over the bundle, unpacked or archived, prints the
+    // report the bundle carries.
+    let report = text(&files, "harness/report.txt");
+    assert!(report.contains("\nresult: one or more suites (or post-suite hooks) failed or timed out (exit 1)\n(as of the gather:"), "{report}");
+    for path in [&bundle.dir, &bundle.archive, &dir.path().join("out")] {
+        let replayed = harness::report::replay::open(path).unwrap();
+        assert_eq!(replayed.text(), report, "{}", path.display());
+    }
+}
+
+#[tokio::test]
 async fn since_is_sent_as_since_seconds_on_every_log_request() {
     let dir = tempfile::tempdir().unwrap();
     let (client, log) = Cluster::captured().serve();
@@ -846,7 +1162,7 @@ async fn the_secret_value_appears_nowhere_in_the_bundle_or_its_archive() {
     assert!(
         text(&files, "namespaces/fx/v1/configmap/pasted.yaml").contains("password: <redacted>")
     );
-    assert!(text(&files, "harness/diagnosis.txt").contains("DB_PASSWORD=<redacted>"));
+    assert!(text(&files, "harness/deploy-failure.txt").contains("DB_PASSWORD=<redacted>"));
     // The pod keeps the reference (not a value): it says where the value came from.
     let pod = text(&files, "namespaces/fx/v1/pod/crashloop.yaml");
     assert!(pod.contains("secretKeyRef"), "{pod}");

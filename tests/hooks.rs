@@ -229,7 +229,7 @@ impl Stages for Recording {
         self.append("suites");
         Ok(true)
     }
-    async fn gather(&mut self) -> Result<PathBuf, StageFailure> {
+    async fn gather(&mut self, _so_far: Exit) -> Result<PathBuf, StageFailure> {
         self.append("gather");
         Ok(self.run_dir.join("bundle.tar.gz"))
     }
@@ -365,6 +365,7 @@ async fn real_stages_run_the_lanes_hooks_against_the_recorded_environment() {
         context: None,
         created: true,
         images: Default::default(),
+        created_objects: Vec::new(),
         run_id: "r-up".into(),
         created_at: harness::cluster::state::LaneState::now(),
     };

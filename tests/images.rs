@@ -71,9 +71,11 @@ impl Scene {
             file: root.join("harness.yaml"),
             root: root.clone(),
             preflight: PreflightSettings { min_free_disk: 0 },
+            host_builds: IndexMap::new(),
             images: IndexMap::new(),
             components: IndexMap::new(),
             lanes: IndexMap::new(),
+            shared_ports: Vec::new(),
         };
         let opts = BuildOptions::for_project(&project);
         Scene { dir, project, opts }
@@ -114,6 +116,7 @@ impl Scene {
                     target: target.map(str::to_owned),
                     timeout: Duration::from_secs(120),
                 },
+                host_builds: Vec::new(),
             },
         );
     }
@@ -132,6 +135,7 @@ impl Scene {
                 source: ImageSource::Pull {
                     reference: reference.to_owned(),
                 },
+                host_builds: Vec::new(),
             },
         );
     }

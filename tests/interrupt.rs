@@ -18,6 +18,8 @@
 //! Tests that build images or look for node containers need the Docker
 //! daemon; they fail under HARNESS_REQUIRE_ENGINE=1 (CI) when there is none.
 
+#[path = "support/bundle.rs"]
+mod bundle;
 mod fake_api;
 #[path = "support/node.rs"]
 mod node;
@@ -89,6 +91,9 @@ struct Api {
     hold_apply: bool,
     /// Hold the first log request until the test sends the reply.
     held_log: Option<oneshot::Receiver<(u16, String)>>,
+    /// Answer the first watch of the lane's pods (the infrastructure
+    /// watcher's) when the test sends a watch event.
+    pod_watch: Option<oneshot::Receiver<(u16, String)>>,
 }
 
 fn meta_object(mut object: Value) -> Value {
@@ -159,6 +164,13 @@ impl Api {
             );
         }
         if req.is_watch() {
+            let lane_pods = format!("/api/v1/namespaces/{LANE_NAMESPACE}/pods");
+            if req.path == lane_pods
+                && req.param("labelSelector").is_none()
+                && let Some(rx) = self.pod_watch.take()
+            {
+                return Reply::Later(rx);
+            }
             return Reply::Hold;
         }
         match parts.as_slice() {
@@ -368,6 +380,23 @@ impl StandIn {
 
     /// `harness --output json <args>` with more environment variables.
     fn harness_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut command = self.command();
+        command
+            .args(["--output", "json"])
+            .args(args)
+            .envs(env.iter().copied());
+        Run::spawn(&mut command)
+    }
+
+    /// `harness <args>` with its text output, and `TZ` set to `tz`.
+    fn harness_text(&self, args: &[&str], tz: &str) -> TextRun {
+        let mut command = self.command();
+        command.args(args).env("TZ", tz);
+        TextRun::spawn(&mut command)
+    }
+
+    /// The harness, in the project, with the stand-in kind first on PATH.
+    fn command(&self) -> Command {
         let path = format!(
             "{}:{}",
             self.bin.display(),
@@ -377,15 +406,12 @@ impl StandIn {
         let mut command = Command::new(env!("CARGO_BIN_EXE_harness"));
         command
             .current_dir(self.root())
-            .args(["--output", "json"])
-            .args(args)
             .env("PATH", path)
             .env("HOME", &home)
             .env("STANDIN_KIND_DIR", &self.kind_dir)
             .env("STANDIN_PROJECT", self.root())
-            .env_remove("HARNESS_TEST_PANIC")
-            .envs(env.iter().copied());
-        Run::spawn(&mut command)
+            .env_remove("HARNESS_TEST_PANIC");
+        command
     }
 
     /// Published bundles (`*.tar.gz`) and staging dirs left behind.
@@ -532,6 +558,102 @@ impl Run {
     }
 }
 
+/// A harness run with its text output: plain lines on stderr (it is not
+/// a terminal), read line by line, then the report.
+struct TextRun {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl TextRun {
+    fn spawn(command: &mut Command) -> TextRun {
+        let mut child = command
+            .env_remove("HARNESS_CONFIG")
+            .env_remove("HARNESS_LANE")
+            .env_remove("KUBECONFIG")
+            .env_remove("GITHUB_ACTIONS")
+            .env_remove("GITHUB_STEP_SUMMARY")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        TextRun {
+            child,
+            lines: rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits (with a deadline) for a line of stderr that matches.
+    fn wait_for(&mut self, what: &str, want: impl Fn(&str) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok(line) = self.lines.recv_timeout(left) else {
+                panic!("{what}: not seen; stderr so far:\n{}", self.seen.join("\n"));
+            };
+            let hit = want(&line);
+            self.seen.push(line);
+            if hit {
+                return;
+            }
+        }
+    }
+
+    /// Like [`wait_until`], but a failure shows what the harness printed.
+    fn wait_until<T>(&mut self, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(v) = probe() {
+                return v;
+            }
+            self.seen.extend(self.lines.try_iter());
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; stderr:\n{}",
+                self.seen.join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits for the exit; the exit code, stdout and all of stderr.
+    fn finish(mut self) -> (Option<i32>, String, String) {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("harness did not exit; stderr:\n{}", self.seen.join("\n"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        // The reader thread ends at EOF: everything printed is in the channel.
+        self.seen.extend(self.lines.iter());
+        let mut stdout = String::new();
+        self.child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut stdout)
+            .unwrap();
+        let mut stderr = self.seen.join("\n");
+        stderr.push('\n');
+        (status.code(), stdout, stderr)
+    }
+}
+
 struct Finished {
     code: Option<i32>,
     stderr: String,
@@ -662,53 +784,60 @@ fn alive(pid: Pid) -> bool {
             .is_ok_and(|s| s.split_whitespace().nth(2) == Some("Z"))
 }
 
-/// Unpacks a bundle and checks it is complete: a README, and SHA256SUMS
-/// covering every other file.
-fn assert_complete(bundle: &Path) -> tempfile::TempDir {
-    let out = tempfile::tempdir().unwrap();
-    let status = Command::new("tar")
-        .arg("-xzf")
-        .arg(bundle)
-        .arg("-C")
-        .arg(out.path())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let top: Vec<PathBuf> = std::fs::read_dir(out.path())
+/// Every file of the run's story that a bundle of `harness test` carries
+/// under `harness/`, with the README's summary first; returns the bundle's
+/// root (inside `unpacked`).
+fn assert_story(unpacked: &Path) -> PathBuf {
+    let root = std::fs::read_dir(unpacked)
         .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert_eq!(top.len(), 1, "one directory at the top: {top:?}");
-    let root = &top[0];
-    assert!(root.join("README.md").is_file() || root.join("README").is_file());
-    let check = Command::new("sha256sum")
-        .args(["--check", "--quiet", "SHA256SUMS"])
-        .current_dir(root)
-        .output()
-        .unwrap();
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let files = bundle::files_under(&root);
+    for want in [
+        "harness/events.jsonl",
+        "harness/summary.json",
+        "harness/report.txt",
+        "harness/diagnosis.txt",
+        "harness/diagnosis.json",
+        "harness/infrastructure-timeline.txt",
+        "harness/deploy-timeline.txt",
+        "harness/suites.txt",
+        "harness/junit.xml",
+    ] {
+        assert!(
+            files.iter().any(|f| f == want),
+            "{want} missing from {files:#?}"
+        );
+    }
+    // Only real collector errors: every collector of the stand-in answered.
     assert!(
-        check.status.success(),
-        "SHA256SUMS: {}",
-        String::from_utf8_lossy(&check.stdout)
+        !files.iter().any(|f| f.ends_with("collector-errors.txt")),
+        "{}",
+        std::fs::read_to_string(root.join("harness/collector-errors.txt")).unwrap_or_default()
     );
-    out
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    assert!(
+        readme.starts_with("# harness must-gather bundle\n\n## Summary\n\n- **result**: "),
+        "{readme}"
+    );
+    let diagnosis: Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("harness/diagnosis.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(diagnosis["lane"], "main");
+    assert_eq!(diagnosis["components"][0]["component"], "app");
+    root
 }
 
-fn files_under(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                out.push(path.strip_prefix(dir).unwrap().display().to_string());
-            }
-        }
-    }
-    out.sort();
-    out
+/// The recorded events of a bundle, one JSON value per line.
+fn recorded_events(root: &Path) -> Vec<Value> {
+    std::fs::read_to_string(root.join("harness/events.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 const NO_IMAGES: &str = "  {}\n";
@@ -888,7 +1017,31 @@ fn sigint_during_harness_gather_leaves_nothing_and_the_next_gather_publishes() {
         .filter(|p| p.to_string_lossy().ends_with(".tar.gz"))
         .collect();
     assert_eq!(archives.len(), 1);
-    assert_complete(&archives[0]);
+    let unpacked = bundle::assert_complete(&archives[0]);
+    // Gathered outside a run, the bundle carries the story of the `harness
+    // up` that made the environment: its recorded events, how it ended.
+    let root = std::fs::read_dir(unpacked.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let recorded = recorded_events(&root);
+    let state: Value = serde_json::from_str(
+        &std::fs::read_to_string(standin.root().join(".harness/state/main.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(recorded[0]["event"], "run_started");
+    assert_eq!(recorded[0]["run_id"], state["run_id"]);
+    assert_eq!(recorded.last().unwrap()["event"], "finished");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    assert!(
+        readme.contains(
+            "## Summary\n\n- **result**: success (exit code 0)\n- **verdicts**: none\n- **suites**: none ran\n"
+        ),
+        "{readme}"
+    );
+    assert!(root.join("harness/diagnosis.txt").is_file());
 }
 
 #[test]
@@ -1007,9 +1160,89 @@ fn sigint_during_load_gathers_a_complete_bundle_then_tears_down() {
     let (published, partial) = standin.bundles();
     assert_eq!(published.len(), 1, "{partial:?}");
     assert!(partial.is_empty(), "{partial:?}");
-    assert_complete(&published[0]);
+    bundle::assert_complete(&published[0]);
     // Teardown came after the bundle was published.
     assert_eq!(standin.deletions(), [standin.deleted_with(1)]);
+}
+
+#[test]
+fn components_needing_no_loading_deploy_while_the_load_runs() {
+    if !node::engine_available() {
+        return;
+    }
+    let standin = StandIn::new(
+        Api::default(),
+        "  app: { dockerfile: Dockerfile, context: . }\n",
+        ", images: [app]",
+        ONE_SUITE,
+    );
+    std::fs::write(
+        standin.root().join("Dockerfile"),
+        "FROM harness/busybox:1\nLABEL purpose=standin-overlap\n",
+    )
+    .unwrap();
+    // Beside `app` (wave 1, its image being loaded): `settings` (wave 1,
+    // no image) and `later` (no image, but wave 2: it depends on `app`).
+    let lane_file = standin.root().join("harness.yaml");
+    let text = std::fs::read_to_string(&lane_file).unwrap();
+    let text = text
+        .replace(
+            "components:\n  app:",
+            "components:\n  settings: { manifests: [settings.yaml] }\n  later: { manifests: [later.yaml], depends_on: [app] }\n  app:",
+        )
+        .replace("components: [app]", "components: [later, settings]");
+    std::fs::write(&lane_file, text).unwrap();
+    for name in ["settings", "later"] {
+        std::fs::write(
+            standin.root().join(format!("{name}.yaml")),
+            format!(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}}}\ndata: {{k: v}}\n"
+            ),
+        )
+        .unwrap();
+    }
+    let node = Node::start(&standin.cluster);
+    let mut run = standin.start(&[]);
+    run.wait_phase("load");
+    // The import never ends; meanwhile `settings` is applied...
+    run.wait_until("ctr import to start in the node", || {
+        node.exec(&["test", "-e", "/import.pid"]).then_some(())
+    });
+    let applied = |name: &str| {
+        standin
+            .requests()
+            .iter()
+            .any(|r| r.method == "PATCH" && r.path.ends_with(&format!("/configmaps/{name}")))
+    };
+    run.wait_until("settings to be applied during the load", || {
+        applied("settings").then_some(())
+    });
+    // ...and neither `app`, whose image is not in, nor `later`, which
+    // waits for `app` to be Ready.
+    assert!(
+        node.exec(&["test", "-e", "/import.pid"]),
+        "the import still runs"
+    );
+    assert!(!applied("app"), "app was applied before its image was in");
+    assert!(!applied("later"), "later was applied before app was Ready");
+    run.interrupt(Signal::SIGINT);
+    let done = run.finish();
+    done.assert_interrupted();
+    assert_eq!(
+        done.phases(),
+        [
+            "preflight",
+            "images",
+            "cluster",
+            "load",
+            "deploy",
+            "gather",
+            "teardown"
+        ]
+    );
+    assert_eq!(done.outcomes()["load"], "interrupted");
+    assert_eq!(done.outcomes()["deploy"], "interrupted");
+    assert!(!applied("app") && !applied("later"));
 }
 
 #[test]
@@ -1053,8 +1286,8 @@ fn sigint_during_deploy_gathers_a_complete_bundle_then_tears_down() {
     assert_eq!(done.outcomes()["gather"], "ok");
     let (published, partial) = standin.bundles();
     assert_eq!(published.len(), 1, "{partial:?}");
-    let unpacked = assert_complete(&published[0]);
-    let files = files_under(unpacked.path());
+    let unpacked = bundle::assert_complete(&published[0]);
+    let files = bundle::files_under(unpacked.path());
     // The lane's namespace, with the crash-looping pod's current and
     // previous logs, and the stand-in node's journal from `kind export logs`.
     for want in [
@@ -1120,9 +1353,9 @@ fn sigterm_during_the_suites_stops_them_gathers_and_tears_down() {
     assert_eq!(done.outcomes()["gather"], "ok");
     let (published, _) = standin.bundles();
     assert_eq!(published.len(), 1);
-    let unpacked = assert_complete(&published[0]);
+    let unpacked = bundle::assert_complete(&published[0]);
     // The suite's own namespace was gathered too.
-    let files = files_under(unpacked.path());
+    let files = bundle::files_under(unpacked.path());
     assert!(
         files
             .iter()
@@ -1130,6 +1363,37 @@ fn sigterm_during_the_suites_stops_them_gathers_and_tears_down() {
         "{files:#?}"
     );
     assert_eq!(standin.deletions(), [standin.deleted_with(1)]);
+
+    // The run's story is in the bundle: its whole event stream up to the
+    // gather, exactly as --output json printed it, the interrupt included.
+    let root = assert_story(unpacked.path());
+    let recorded = recorded_events(&root);
+    let gather_at = done
+        .events
+        .iter()
+        .position(|e| e["event"] == "phase_started" && e["phase"] == "gather")
+        .unwrap();
+    assert_eq!(recorded, done.events[..=gather_at]);
+    assert_eq!(recorded[0]["event"], "run_started");
+    assert!(recorded.iter().any(|e| {
+        e["event"] == "notice"
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("interrupted"))
+    }));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    assert!(
+        readme.contains(
+            "- **result**: interrupted by SIGINT/SIGTERM (exit code 130, as of the gather)\n"
+        ),
+        "{readme}"
+    );
+    assert!(readme.contains("- **failed suites**: long\n"), "{readme}");
+    let suites = std::fs::read_to_string(root.join("harness/suites.txt")).unwrap();
+    assert!(suites.contains("FAIL long"), "{suites}");
+    assert!(suites.contains("interrupted"), "{suites}");
+    let junit = std::fs::read_to_string(root.join("harness/junit.xml")).unwrap();
+    assert!(junit.contains("<testsuite name=\"long\""), "{junit}");
 }
 
 #[test]
@@ -1150,7 +1414,7 @@ fn sigint_during_gather_lets_it_finish_then_tears_down() {
     assert_eq!(done.outcomes()["gather"], "ok");
     let (published, _) = standin.bundles();
     assert_eq!(published.len(), 1);
-    assert_complete(&published[0]);
+    bundle::assert_complete(&published[0]);
     assert_eq!(standin.deletions(), [standin.deleted_with(1)]);
 }
 
@@ -1197,8 +1461,227 @@ fn the_deadline_stops_the_suites_in_time_to_gather_and_tear_down() {
     assert_eq!(done.outcomes()["gather"], "ok");
     let (published, _) = standin.bundles();
     assert_eq!(published.len(), 1);
-    assert_complete(&published[0]);
+    bundle::assert_complete(&published[0]);
     assert_eq!(standin.deletions(), [standin.deleted_with(1)]);
+}
+
+/// A suite in the shape of a Ginkgo run: one spec fails before an
+/// infrastructure incident and two after it, and it writes its JUnit report
+/// as Ginkgo v2's `--junit-report` does — local times without an offset, a
+/// spec timeline in each test case's `system-err`. It waits for the file
+/// `go` (the test creates it once the harness has reported the incident).
+const GINKGO_SUITE: &str = r#"#!/bin/sh
+clock() { date '+%m/%d/%y %H:%M:%S.%3N'; }
+suite_start=$(date '+%Y-%m-%dT%H:%M:%S')
+before=$(clock)
+touch started
+i=0
+while [ ! -e go ]; do
+  i=$((i + 1)); [ "$i" -gt 1200 ] && { echo "never told to go on" >&2; exit 3; }
+  sleep 0.05
+done
+after=$(clock)
+spec() { # name line enter
+  cat <<XML
+          <testcase name="[It] Audit $1 [audit]" classname="Audit E2E Suite" status="failed" time="0.2">
+              <failure message="Post &#34;http://localhost:28090/api/v1/audit/events&#34;: connection refused" type="failed">[FAILED] Post &#34;http://localhost:28090/api/v1/audit/events&#34;: connection refused&#xA;In [It] at: /work/test/e2e/audit/audit_test.go:$2 @ $3&#xA;</failure>
+              <system-err>&gt; Enter [It] $1 - /work/test/e2e/audit/audit_test.go:$2 @ $3&#xA;[FAILED] Post &#34;http://localhost:28090/api/v1/audit/events&#34;: connection refused&#xA;&lt; Exit [It] $1 - /work/test/e2e/audit/audit_test.go:$2 @ $3 (200ms)&#xA;</system-err>
+          </testcase>
+XML
+}
+{
+  echo '<?xml version="1.0" encoding="UTF-8"?>'
+  echo '  <testsuites tests="3" disabled="0" errors="0" failures="3" time="0.6">'
+  echo "      <testsuite name=\"Audit E2E Suite\" package=\"/work/test/e2e/audit\" tests=\"3\" disabled=\"0\" skipped=\"0\" errors=\"0\" failures=\"3\" time=\"0.6\" timestamp=\"$suite_start\">"
+  echo '          <properties>'
+  echo '              <property name="SuiteSucceeded" value="false"></property>'
+  echo '              <property name="ParallelTotal" value="1"></property>'
+  echo '          </properties>'
+  spec "stores an event before the crash" 30 "$before"
+  spec "stores a batch after the crash" 42 "$after"
+  spec "pages through events after the crash" 54 "$after"
+  echo '      </testsuite>'
+  echo '  </testsuites>'
+} > "$HARNESS_ARTIFACTS/junit-audit.xml"
+echo "0 passed, 3 failed"
+exit 1
+"#;
+
+/// The Ginkgo timeline time of the spec named `name` in `junit`, written in
+/// the zone UTC+05:30 (the `TZ` of the run), as a UTC timestamp.
+fn enter_time(junit: &str, name: &str) -> String {
+    let marker = format!("&gt; Enter [It] {name} - ");
+    let at = junit.find(&marker).unwrap() + marker.len();
+    let rest = &junit[at..];
+    let when = &rest[rest.find(" @ ").unwrap() + 3..][..21];
+    let local = jiff::civil::DateTime::strptime("%m/%d/%y %H:%M:%S%.f", when).unwrap();
+    let zone = jiff::tz::TimeZone::fixed(jiff::tz::Offset::from_seconds(5 * 3600 + 1800).unwrap());
+    zone.to_timestamp(local).unwrap().to_string()
+}
+
+#[test]
+fn a_failed_run_tells_its_story_and_harness_report_prints_its_report_again() {
+    if !node::engine_available() {
+        return;
+    }
+    let (send_watch_event, pod_watch) = oneshot::channel();
+    let standin = StandIn::new(
+        Api {
+            pod_watch: Some(pod_watch),
+            ..Api::default()
+        },
+        NO_IMAGES,
+        "",
+        "      audit: { command: [sh, ginkgo-suite.sh] }\n",
+    );
+    std::fs::write(standin.root().join("ginkgo-suite.sh"), GINKGO_SUITE).unwrap();
+    // Local times a long way from UTC, to see them read in the right zone.
+    let mut run = standin.harness_text(&["test"], "XST-5:30");
+    run.wait_until("the suite's first spec", || {
+        standin.root().join("started").exists().then_some(())
+    });
+    run.wait_until("the pod watch of the suites' phase", || {
+        standin
+            .requests()
+            .iter()
+            .any(|r| r.is_watch() && r.path == "/api/v1/namespaces/fx/pods")
+            .then_some(())
+    });
+    // A pod is OOMKilled while the suite runs.
+    let mut pod: Value =
+        serde_json::from_str(&fake_api::fixture("pod-oomkilled/pod.oom.json")).unwrap();
+    pod["metadata"]["resourceVersion"] = json!("7");
+    let event = json!({"type": "MODIFIED", "object": pod}).to_string() + "\n";
+    send_watch_event.send((200, event)).unwrap();
+    run.wait_for("the incident", |l| {
+        l.contains("infra     - OOMKilled (oom;")
+    });
+    std::fs::write(standin.root().join("go"), "").unwrap();
+    let (code, stdout, stderr) = run.finish();
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(stdout, "");
+    let printed = &stderr[stderr.rfind("\nharness run ").expect("the report") + 1..];
+
+    let (published, _) = standin.bundles();
+    assert_eq!(published.len(), 1);
+    let unpacked = bundle::assert_complete(&published[0]);
+    let root = assert_story(unpacked.path());
+    // The test cases were read from the suite's own JUnit, placed by their
+    // Ginkgo timelines read in the run's zone, and attributed to the incident.
+    let junit = std::fs::read_to_string(root.join("harness/junit.xml")).unwrap();
+    let cases: Vec<Value> = recorded_events(&root)
+        .into_iter()
+        .filter(|e| e["event"] == "test_case_failed")
+        .collect();
+    let placed: Vec<(&str, &str, &str)> = cases
+        .iter()
+        .map(|c| {
+            (
+                c["case"].as_str().unwrap(),
+                c["placed"].as_str().unwrap(),
+                c["started"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let before = enter_time(&junit, "stores an event before the crash");
+    let after = enter_time(&junit, "stores a batch after the crash");
+    assert_eq!(
+        placed,
+        [
+            (
+                "[It] Audit stores an event before the crash [audit]",
+                "timeline",
+                before.as_str()
+            ),
+            (
+                "[It] Audit stores a batch after the crash [audit]",
+                "timeline",
+                after.as_str()
+            ),
+            (
+                "[It] Audit pages through events after the crash [audit]",
+                "timeline",
+                after.as_str()
+            ),
+        ]
+    );
+    let timeline =
+        std::fs::read_to_string(root.join("harness/infrastructure-timeline.txt")).unwrap();
+    assert!(
+        timeline.contains("    2 of 3 failed test cases started after this incident:\n")
+            && timeline.contains("audit: [It] Audit stores a batch after the crash [audit]\n")
+            && timeline
+                .contains("audit: [It] Audit pages through events after the crash [audit]\n")
+            && !timeline.contains("before the crash"),
+        "{timeline}"
+    );
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    for want in [
+        "- **result**: one or more suites (or post-suite hooks) failed or timed out (exit code 1, as of the gather)\n",
+        " — 2 of 3 failures after it\n",
+        "- **failed suites**: audit\n",
+        "- **failed test cases** (3):\n",
+        "`audit`: [It] Audit stores an event before the crash [audit]\n",
+    ] {
+        assert!(readme.contains(want), "{want:?} not in {readme}");
+    }
+
+    // `harness report` over the bundle prints what the run printed, except
+    // what came after the gather began: the gather and teardown phases, the
+    // bundle's own path, and a note that says so.
+    let report = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .arg("report")
+        .arg(&published[0])
+        .env_remove("HARNESS_CONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        report.status.success(),
+        "{}",
+        String::from_utf8_lossy(&report.stderr)
+    );
+    let reprinted = String::from_utf8(report.stdout).unwrap();
+    let known: String = printed
+        .lines()
+        .filter(|l| {
+            !l.starts_with("  gather ")
+                && !l.starts_with("  teardown ")
+                && !l.starts_with("  bundle ")
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let note = "(as of the gather: the gather itself, post-suite hooks and teardown came after it and are not in the bundle)\n";
+    assert_eq!(
+        reprinted,
+        format!("{known}{note}"),
+        "printed by the run:\n{printed}"
+    );
+    assert!(printed.contains("\n  bundle "), "{printed}");
+    assert!(
+        printed.contains("    2 of 3 failed test cases started after this incident:\n"),
+        "{printed}"
+    );
+    // The same as JSON, from the unpacked bundle.
+    let json = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["report", "--output", "json"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert!(json.status.success());
+    let json: Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(
+        json["outcome"],
+        json!({"exit_code": 1, "result": "one or more suites (or post-suite hooks) failed or timed out", "as_of": "gather"})
+    );
+    assert_eq!(json["incidents"][0]["what"], "OOMKilled");
+    assert_eq!(
+        json["incidents"][0]["cases_after"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(json["cases"].as_array().unwrap().len(), 3);
 }
 
 // ------------------------------------------------------------------ twice
@@ -1297,11 +1780,16 @@ const PANIC: &str = "HARNESS_TEST_PANIC";
 
 /// The bundle's record of the run's panics.
 fn panics_in(bundle: &Path) -> String {
-    let dir = assert_complete(bundle);
-    let file = files_under(dir.path())
+    let dir = bundle::assert_complete(bundle);
+    let file = bundle::files_under(dir.path())
         .into_iter()
         .find(|f| f.ends_with("harness/panics.txt"))
-        .unwrap_or_else(|| panic!("no harness/panics.txt in {:?}", files_under(dir.path())));
+        .unwrap_or_else(|| {
+            panic!(
+                "no harness/panics.txt in {:?}",
+                bundle::files_under(dir.path())
+            )
+        });
     std::fs::read_to_string(dir.path().join(file)).unwrap()
 }
 

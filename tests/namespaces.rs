@@ -103,3 +103,54 @@ async fn a_namespace_stuck_on_finalizers_is_reported() {
     assert!(text.contains("example.com/cleanup"), "{text}");
     assert!(text.contains("finalizers [kubernetes]"), "{text}");
 }
+
+/// A fake server of version `minor` whose `default` ServiceAccount appears
+/// without its token Secret (as the ServiceAccount controller makes it,
+/// before the token controller adds the Secret).
+fn tokenless_account_server(ns: &'static str, minor: &'static str) -> kube::Client {
+    let mut sa_watches = 0;
+    let (client, _log) = spawn(move |req| match (req.method.as_str(), req.path.as_str()) {
+        ("GET", "/version") => Reply::Json(
+            200,
+            json!({"major": "1", "minor": minor, "gitVersion": format!("v1.{minor}.2")})
+                .to_string(),
+        ),
+        ("POST", "/api/v1/namespaces") => Reply::Json(201, namespace(ns, "Active").to_string()),
+        ("GET", "/api/v1/namespaces") if req.is_watch() => Reply::Hold,
+        ("GET", "/api/v1/namespaces") => {
+            Reply::Json(200, list("NamespaceList", &[namespace(ns, "Active")]))
+        }
+        ("GET", p) if p.ends_with("/serviceaccounts") && !req.is_watch() => {
+            Reply::Json(200, list("ServiceAccountList", &[]))
+        }
+        ("GET", p) if p.ends_with("/serviceaccounts") => {
+            sa_watches += 1;
+            if sa_watches > 1 {
+                return Reply::Hold;
+            }
+            let sa = json!({"type": "ADDED", "object": {
+                "apiVersion": "v1", "kind": "ServiceAccount",
+                "metadata": {"name": "default", "namespace": ns, "uid": "u2", "resourceVersion": "720"}}});
+            Reply::Json(200, sa.to_string() + "\n")
+        }
+        _ => not_found(&req.path),
+    });
+    client
+}
+
+#[tokio::test]
+async fn before_1_24_a_namespace_waits_for_its_service_account_token() {
+    let ns = "e2e-p3-0a0b0c0d";
+    let provisioner = KubeNamespaces::new(tokenless_account_server(ns, "20"), "run-1")
+        .with_timeouts(Duration::from_millis(500), Duration::from_secs(1));
+    let err = provisioner.create(ns).await.unwrap_err();
+    assert!(matches!(err, NamespaceError::Create { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn from_1_24_the_service_account_alone_is_enough() {
+    let ns = "e2e-p4-0a0b0c0d";
+    let provisioner = KubeNamespaces::new(tokenless_account_server(ns, "33"), "run-1")
+        .with_timeouts(Duration::from_secs(10), Duration::from_secs(1));
+    provisioner.create(ns).await.unwrap();
+}

@@ -161,12 +161,9 @@ impl Provider for ExistingProvider {
         // Nothing to create: the cluster is the user's. Reaching it is the
         // deploy stage's first call, which reports an unreachable API server.
         if !self.kubeconfig.is_file() {
-            return Err(ClusterError::Kubeconfig {
+            return Err(ClusterError::KubeconfigMissing {
+                cluster: self.name.clone(),
                 path: self.kubeconfig.clone(),
-                source: std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    "the kubeconfig of the existing cluster is missing",
-                ),
             });
         }
         Ok(Ensured {
@@ -311,10 +308,16 @@ mod tests {
             load_command: None,
         };
         let p = ExistingProvider::new("ci", &spec);
-        assert!(matches!(
-            p.ensure(false).await,
-            Err(ClusterError::Kubeconfig { .. })
-        ));
+        let missing = p.ensure(false).await.unwrap_err();
+        assert!(
+            matches!(missing, ClusterError::KubeconfigMissing { .. }),
+            "{missing:?}"
+        );
+        assert!(
+            missing
+                .to_string()
+                .ends_with(&format!("does not exist: {}", kc.display()))
+        );
         std::fs::write(&kc, "apiVersion: v1\n").unwrap();
         let ensured = p.ensure(false).await.unwrap();
         assert!(!ensured.created);

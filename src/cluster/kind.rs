@@ -74,7 +74,11 @@ pub fn fix_for(args: &[String], stderr: &str, engine: EngineKind, cluster: &str)
     {
         format!("start {engine} (harness preflight checks it)")
     } else if stderr.contains("failed to pull image") || stderr.contains("pull access denied") {
-        "the node image cannot be pulled here: pull or load it into the engine first, or set cluster.kind.node_image to one the engine has".into()
+        let image = pulled_image(stderr).unwrap_or("the node image");
+        format!(
+            "{image} cannot be pulled here: load it into the {engine} engine (docker load -i on an archive of it), or set cluster.kind.node_image / {} to a node image the engine has",
+            super::NODE_IMAGE_ENV
+        )
     } else if stderr.contains("no space left on device") {
         "free disk space (docker system prune), then run harness up again".into()
     } else if stderr.contains("address already in use")
@@ -83,11 +87,17 @@ pub fn fix_for(args: &[String], stderr: &str, engine: EngineKind, cluster: &str)
         "a host port of the kind config is taken: free it (harness preflight shows which)".into()
     } else if args.first().map(String::as_str) == Some("create") {
         format!(
-            "read kind's output above; `kind create cluster --retain --name {cluster}` keeps the nodes for `kind export logs`"
+            "run `kind create cluster --retain --name {cluster}` by hand to keep the nodes, then `kind export logs --name {cluster}` shows why they failed"
         )
     } else {
-        "read kind's output above".into()
+        "run the same kind command by hand with `-v 3` to see more".into()
     }
+}
+
+/// The image in kind's `failed to pull image "X"`.
+fn pulled_image(stderr: &str) -> Option<&str> {
+    let rest = stderr.split_once("failed to pull image \"")?.1;
+    rest.split_once('"').map(|(image, _)| image)
 }
 
 /// How often and how patiently transient failures are retried.
@@ -482,7 +492,13 @@ mod tests {
             .contains("kind delete cluster --name x")
         );
         assert!(fix_for(&create, "weird", e, "x").contains("--retain"));
-        assert_eq!(fix_for(&get, "weird", e, "x"), "read kind's output above");
+        let pulled =
+            include_str!("../../tests/fixtures/k8s/kind-cli/create-cluster-pull-failed.stderr.txt");
+        assert_eq!(
+            fix_for(&create, pulled, EngineKind::Docker, "x"),
+            "kindest/node:v1.33.1 cannot be pulled here: load it into the docker engine (docker load -i on an archive of it), or set cluster.kind.node_image / HARNESS_KIND_NODE_IMAGE to a node image the engine has"
+        );
+        assert!(fix_for(&get, "weird", e, "x").contains("-v 3"));
     }
 
     #[test]

@@ -11,9 +11,10 @@
 //! user command (k3d, minikube, a node's containerd) or to nobody (registry
 //! images). Loading into kind nodes bypasses `kind load`: [`nodes`] finds the
 //! node containers by label, asks each node's containerd what it already
-//! holds (by content: the image ID), and streams the engine's export of each
-//! missing image straight into `ctr images import` in the node, nodes in
-//! parallel, with no temp file. What decides — cluster-name matching, banner
+//! holds (by content: the image ID), and streams one export of everything
+//! the node lacks straight into one `ctr images import` in the node (the
+//! engine writes each shared layer once; [`archive`] splits the bytes per
+//! image), nodes in parallel, with no temp file. What decides — cluster-name matching, banner
 //! stripping, which errors are transient, present/retag/load per image per
 //! node — is pure and tested with tables; the process and engine calls are
 //! thin shells around it. [`state`] records what `up` made so that `down`,
@@ -21,6 +22,8 @@
 //! operation returns data (a [`LoadReport`]) or a typed [`ClusterError`]
 //! carrying kind's stderr and a fix.
 
+pub mod archive;
+pub mod created;
 pub mod existing;
 pub mod kind;
 pub mod nodes;
@@ -67,7 +70,13 @@ pub enum LoadOutcome {
     Skipped,
     /// The node held the content under another name: only a tag was added.
     Tagged,
-    /// The archive was streamed into the node.
+    /// The archive was streamed into the node. Images a node lacks arrive
+    /// together, in one archive and one import: `bytes` are this image's
+    /// share of it — a layer shared by several of them counts once, with
+    /// the first image (in the lane's order) that has it, and the archive's
+    /// own metadata with the first image, so a node's lines add up to the
+    /// bytes streamed into it — and `seconds` is that whole import's time,
+    /// the same for each image in it (none can be used before it ends).
     Loaded { bytes: u64, seconds: f64 },
     /// Nothing to do: the cluster pulls this image from a registry.
     NotDelivered,
@@ -115,6 +124,58 @@ impl LoadReport {
     }
 }
 
+/// Which images are in the cluster yet, from a load's progress lines: an
+/// image is in once every node has reported it (skipped, tagged or loaded),
+/// and everything is in once the load has finished. So what a deploy may
+/// start early is exactly what the nodes already held — with no known
+/// nodes (a provider that loads through a command, or none), nothing is in
+/// before the end.
+#[derive(Clone, Debug, Default)]
+pub struct Arrivals {
+    nodes: std::collections::BTreeSet<String>,
+    heard: std::collections::HashMap<String, std::collections::BTreeSet<String>>,
+    finished: bool,
+}
+
+impl Arrivals {
+    /// A load into these nodes (the node names the progress lines carry).
+    pub fn new(nodes: impl IntoIterator<Item = String>) -> Arrivals {
+        Arrivals {
+            nodes: nodes.into_iter().collect(),
+            ..Arrivals::default()
+        }
+    }
+
+    /// One progress line.
+    pub fn heard(&mut self, line: &NodeLoad) {
+        if line.outcome != LoadOutcome::NotDelivered {
+            self.heard
+                .entry(line.image.clone())
+                .or_default()
+                .insert(line.node.clone());
+        }
+    }
+
+    /// The load finished without error.
+    pub fn finish(&mut self) {
+        self.finished = true;
+    }
+
+    /// Whether every one of `images` (lane file names) is in the cluster
+    /// (none at all always is).
+    pub fn has_all<'a>(&self, images: impl Iterator<Item = &'a String>) -> bool {
+        let mut images = images.peekable();
+        images.peek().is_none()
+            || self.finished
+            || (!self.nodes.is_empty()
+                && images.all(|i| {
+                    self.heard
+                        .get(i)
+                        .is_some_and(|nodes| self.nodes.is_subset(nodes))
+                }))
+    }
+}
+
 /// What went wrong in the cluster stage, in the user's terms.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
@@ -124,7 +185,7 @@ pub enum ClusterError {
         #[source]
         source: std::io::Error,
     },
-    #[error("`{command}` failed ({status}): {}", last_lines(.stderr, 8))]
+    #[error("`{command}` failed ({status}): {}", kind_words(.stderr))]
     Kind {
         command: String,
         status: String,
@@ -141,6 +202,8 @@ pub enum ClusterError {
     },
     #[error("cannot tell where to write the kubeconfig: $HOME is not set")]
     NoHome,
+    #[error("the kubeconfig of existing cluster `{cluster}` does not exist: {}", .path.display())]
+    KubeconfigMissing { cluster: String, path: PathBuf },
     #[error(
         "no node containers of kind cluster `{cluster}` (label io.x-k8s.kind.cluster={cluster})"
     )]
@@ -202,6 +265,9 @@ impl ClusterError {
                 path.parent().unwrap_or(Path::new("/")).display()
             ),
             ClusterError::NoHome => "set HOME".into(),
+            ClusterError::KubeconfigMissing { .. } => {
+                "point cluster.existing.kubeconfig in the lane file (or $KUBECONFIG) at the cluster's kubeconfig".into()
+            }
             ClusterError::NoNodes { cluster } => format!(
                 "the cluster is gone or was made with another engine: check `kind get nodes --name {cluster}`, or run harness up again"
             ),
@@ -218,6 +284,21 @@ impl ClusterError {
                 "fix cluster.existing.load_command in the lane file: it must read one image archive (docker save format) on stdin and exit 0".into()
             }
         }
+    }
+}
+
+/// What kind said went wrong, once: from its first `ERROR:` line to the end
+/// (kind's own words, `Command Output:` included), without the progress
+/// lines before it; the last 8 lines when it printed no `ERROR:`.
+pub(crate) fn kind_words(stderr: &str) -> String {
+    let lines: Vec<&str> = stderr
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty())
+        .collect();
+    match lines.iter().position(|l| l.starts_with("ERROR:")) {
+        Some(first) => lines[first..].join("\n"),
+        None => last_lines(stderr, 8),
     }
 }
 
@@ -271,10 +352,10 @@ pub const NODE_IMAGE_ENV: &str = "HARNESS_KIND_NODE_IMAGE";
 /// (an empty value counts as none).
 pub fn with_node_image(spec: &ClusterSpec, image: Option<&str>) -> ClusterSpec {
     let mut spec = spec.clone();
-    if let (ClusterProvider::Kind(kind), Some(image)) = (&mut spec.provider, image) {
-        if !image.is_empty() {
-            kind.node_image = Some(image.to_owned());
-        }
+    if let (ClusterProvider::Kind(kind), Some(image)) = (&mut spec.provider, image)
+        && !image.is_empty()
+    {
+        kind.node_image = Some(image.to_owned());
     }
     spec
 }
@@ -386,6 +467,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn kind_is_quoted_from_its_error_on() {
+        let pulled =
+            include_str!("../../tests/fixtures/k8s/kind-cli/create-cluster-pull-failed.stderr.txt");
+        let words = kind_words(pulled);
+        assert!(
+            words.starts_with(
+                "ERROR: failed to create cluster: failed to pull image \"kindest/node:v1.33.1\""
+            ),
+            "{words}"
+        );
+        assert!(words.ends_with("no such host"), "{words}");
+        // The progress lines that name the image again are left out.
+        assert!(!words.contains("Ensuring node image"), "{words}");
+        assert_eq!(kind_words("a\nb\n"), "a\nb");
+    }
+
+    #[test]
     fn last_lines_keeps_the_tail_without_blank_lines() {
         assert_eq!(last_lines("a\n\nb\nc\n\n", 2), "b\nc");
         assert_eq!(last_lines("only\n", 5), "only");
@@ -481,6 +579,55 @@ mod tests {
         assert_eq!(load.exit(), Exit::ImageBuild);
         let kind = ClusterError::AlreadyExists { name: "x".into() };
         assert_eq!(kind.exit(), Exit::Cluster);
+    }
+
+    #[test]
+    fn an_image_is_in_once_every_node_has_it() {
+        let line = |image: &str, node: &str, outcome| NodeLoad {
+            image: image.into(),
+            reference: format!("{image}:1"),
+            node: node.into(),
+            outcome,
+        };
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let mut a = Arrivals::new(names(&["n1", "n2"]));
+        let (pg, redis, none) = (names(&["pg"]), names(&["pg", "redis"]), names(&[]));
+        assert!(
+            a.has_all(none.iter()),
+            "a component without images is in at once"
+        );
+        assert!(!a.has_all(pg.iter()));
+        a.heard(&line("pg", "n1", LoadOutcome::Skipped));
+        assert!(!a.has_all(pg.iter()), "n2 has not reported pg");
+        a.heard(&line("pg", "n2", LoadOutcome::Tagged));
+        assert!(a.has_all(pg.iter()));
+        assert!(!a.has_all(redis.iter()));
+        a.heard(&line(
+            "redis",
+            "n1",
+            LoadOutcome::Loaded {
+                bytes: 1,
+                seconds: 0.1,
+            },
+        ));
+        assert!(!a.has_all(redis.iter()));
+        a.finish();
+        assert!(
+            a.has_all(redis.iter()),
+            "a finished load has brought everything"
+        );
+
+        // Without known nodes (a load command, a registry), only the end counts.
+        let mut b = Arrivals::new(Vec::new());
+        b.heard(&line("pg", "kubectl", LoadOutcome::Skipped));
+        b.heard(&line("redis", "registry", LoadOutcome::NotDelivered));
+        assert!(!b.has_all(pg.iter()));
+        assert!(
+            b.has_all(none.iter()),
+            "needing no image, nothing to wait for"
+        );
+        b.finish();
+        assert!(b.has_all(redis.iter()));
     }
 
     #[test]

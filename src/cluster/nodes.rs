@@ -1,19 +1,27 @@
 //! Loading images into kind nodes without `kind load`'s waste.
 //!
 //! `kind load docker-image` saves every requested image into one temp tar and
-//! re-imports it into every node whose `crictl inspecti` fails — and the node
-//! images the fixtures were captured on ship no `crictl`, so it re-imports
-//! every time. Here, per node: an [`InventorySource`] says which images the
-//! node already holds, by content (the image ID, i.e. the config digest, which
-//! containerd's CRI plugin records as a `sha256:<id>` reference); [`decide`]
-//! picks skip / tag / load for each wanted image; missing images are streamed
-//! from the engine's export (`GET /images/{name}/get`) straight into
-//! `ctr --namespace=k8s.io images import --digests --snapshotter=<s> -` over an
-//! exec with stdin attached — no temp file, and no `--all-platforms`, which
-//! fails with "content digest not found" when the engine uses the containerd
-//! image store (kind #3795). Nodes load in parallel; images within a node one
-//! after another, since one containerd unpacks them anyway. The inventory is
-//! a trait so a Kubernetes `node.status.images` source can be plugged in.
+//! re-imports it into every node whose `crictl inspecti` fails — and node
+//! images without `crictl` (like the offline test cluster's) re-import every
+//! time. Here, per node: an [`InventorySource`] says which images the node
+//! already holds, by content (the image ID, i.e. the config digest, which
+//! containerd's CRI plugin records as a `sha256:<id>` reference);
+//! [`plan_node`] picks skip / tag / load for each wanted image; everything
+//! the node lacks is streamed from **one** engine export
+//! (`GET /images/get?names=a&names=b`, which writes each layer once however
+//! many images share it) straight into **one**
+//! `ctr --namespace=k8s.io images import --digests --snapshotter=<s> -`
+//! over an exec with stdin attached — no temp file, and no
+//! `--all-platforms`, which fails with "content digest not found" when the
+//! engine uses the containerd image store (kind #3795). The tar headers are
+//! counted as they pass ([`super::archive`]) to report bytes per image.
+//! Skips and tags of content the node holds are reported before the import
+//! starts, so the deploy can go ahead with them. Nodes load in parallel, and
+//! nodes that lack the same images share one export, each chunk going to
+//! every node's import ([`import_into`]): the engine builds the archive
+//! once, as `kind load` does with its temp file.
+//! The inventory is a trait so a Kubernetes `node.status.images` source can
+//! be plugged in.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -26,6 +34,7 @@ use futures_util::{Stream, StreamExt as _, TryStreamExt as _};
 use serde::Serialize;
 use tokio::io::AsyncWriteExt as _;
 
+use super::archive::Tally;
 use super::{ClusterError, ImageRef, LoadOutcome, LoadReport, NodeLoad, Progress};
 
 /// The label kind puts on its node containers.
@@ -66,6 +75,9 @@ pub enum Decision {
     Tag { source: String },
     /// The node lacks the content.
     Load,
+    /// The node lacks the content, and an earlier image of the same load
+    /// brings it: tag `source` (that image's name) once it is in.
+    TagLoaded { source: String },
 }
 
 /// Decides by content: only an entry whose ID equals the engine's image ID
@@ -434,37 +446,167 @@ pub async fn node_snapshotter(
     Ok(snapshotter_from_config(&out.stdout).unwrap_or_else(|| "overlayfs".into()))
 }
 
-/// Streams the engine's export of `reference` into `node`'s containerd.
-pub async fn stream_into_node(
-    docker: &Docker,
-    node: &NodeContainer,
-    reference: &str,
-    snapshotter: &str,
-) -> Result<LoadOutcome, ClusterError> {
-    let started = Instant::now();
-    let cmd = import_command(snapshotter);
-    let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
-    let export = docker.export_image(reference);
-    let out = exec_with_stdin(docker, &node.name, &cmd, Some(export)).await?;
-    if out.exit_code != 0 {
-        return Err(ClusterError::NodeLoad {
-            reference: reference.to_owned(),
-            node: node.name.clone(),
-            detail: format!(
-                "`{}` exited {}: {}",
-                cmd.join(" "),
-                out.exit_code,
-                super::last_lines(&out.stderr, 6)
-            ),
-        });
-    }
-    Ok(LoadOutcome::Loaded {
-        bytes: out.stdin_bytes,
-        seconds: started.elapsed().as_secs_f64(),
-    })
+/// What one import into a node moved.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Imported {
+    /// Per image, in the order given, the bytes attributed to it (see
+    /// [`super::archive::attribute`]); they sum to `total`.
+    pub bytes: Vec<u64>,
+    /// Bytes streamed into the node's `ctr import`.
+    pub total: u64,
+    /// From the export's first request to the import's exit.
+    pub seconds: f64,
 }
 
-/// Puts every image into every node that lacks it, nodes in parallel.
+/// Streams one export of all `images` (reference, engine image ID) from
+/// the engine into `node`'s containerd, in one `ctr import`: the engine
+/// sends each layer once, however many of the images share it.
+pub async fn import_images(
+    docker: &Docker,
+    node: &NodeContainer,
+    images: &[(&str, &str)],
+    snapshotter: &str,
+) -> Result<Imported, ClusterError> {
+    import_into(docker, &[(node, snapshotter)], images)
+        .await
+        .remove(0)
+}
+
+/// [`import_images`] into several nodes (each with its snapshotter) from
+/// one export: the engine makes the archive once — Docker writes all of it
+/// out before it sends the first byte — and every chunk goes to each
+/// node's import, at the pace of the slowest. One result per node.
+pub async fn import_into(
+    docker: &Docker,
+    targets: &[(&NodeContainer, &str)],
+    images: &[(&str, &str)],
+) -> Vec<Result<Imported, ClusterError>> {
+    let started = Instant::now();
+    let references: Vec<&str> = images.iter().map(|(r, _)| *r).collect();
+    let mut tally = Tally::new();
+    let (senders, receivers): (Vec<_>, Vec<_>) = targets
+        .iter()
+        .map(|_| tokio::sync::mpsc::channel::<bytes::Bytes>(16))
+        .unzip();
+    let pump = async {
+        let mut senders: Vec<Option<_>> = senders.into_iter().map(Some).collect();
+        let mut export = std::pin::pin!(docker.export_images(&references));
+        while let Some(chunk) = export.next().await {
+            let chunk = chunk.map_err(|e| e.to_string())?;
+            tally.feed(&chunk);
+            for slot in senders.iter_mut() {
+                // An import that stopped reading is left out; its own
+                // result says why.
+                if let Some(tx) = slot
+                    && tx.send(chunk.clone()).await.is_err()
+                {
+                    *slot = None;
+                }
+            }
+            if senders.iter().all(Option::is_none) {
+                break;
+            }
+        }
+        // The senders go here: each import sees the end of its input.
+        Ok::<_, String>(())
+    };
+    let imports = targets
+        .iter()
+        .zip(receivers)
+        .map(|(&(node, snapshotter), rx)| async move {
+            let cmd = import_command(snapshotter);
+            let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
+            let stdin = futures_util::stream::unfold(rx, |mut rx| async move {
+                rx.recv()
+                    .await
+                    .map(|chunk| (Ok::<_, std::convert::Infallible>(chunk), rx))
+            });
+            let out = exec_with_stdin(docker, &node.name, &cmd, Some(stdin)).await;
+            (out, cmd.join(" "), started.elapsed().as_secs_f64())
+        });
+    let (pumped, outs) = tokio::join!(pump, futures_util::future::join_all(imports));
+    let total = tally.total();
+    let (entries, loose, manifest) = tally.finish();
+    let ids: Vec<&str> = images.iter().map(|(_, id)| *id).collect();
+    let bytes = super::archive::attribute(&entries, loose, manifest.as_deref(), &ids);
+    targets
+        .iter()
+        .zip(outs)
+        .map(|(&(node, _), (out, cmd, seconds))| {
+            let out = out?;
+            let failure = match (&pumped, out.exit_code) {
+                (Ok(()), 0) => None,
+                (Ok(()), code) => Some(format!(
+                    "`{cmd}` exited {code}: {}",
+                    super::last_lines(&out.stderr, 6)
+                )),
+                (Err(export), code) => Some(format!(
+                    "the engine's export failed: {export} (`{cmd}` exited {code}: {})",
+                    super::last_lines(&out.stderr, 6)
+                )),
+            };
+            if let Some(detail) = failure {
+                return Err(ClusterError::NodeLoad {
+                    reference: references.join(", "),
+                    node: node.name.clone(),
+                    detail,
+                });
+            }
+            Ok(Imported {
+                bytes: bytes.clone(),
+                total,
+                seconds,
+            })
+        })
+        .collect()
+}
+
+/// What to do for each wanted image (reference, engine image ID) on one
+/// node, in order: [`decide`] against what the node holds, and a second
+/// name for content this load brings is a tag once it is in
+/// ([`Decision::TagLoaded`]), so each content is exported once.
+pub fn plan_node(wanted: &[(&str, &str)], inventory: &ImageInventory) -> Vec<Decision> {
+    let mut loading: Vec<(&str, &str)> = Vec::new();
+    wanted
+        .iter()
+        .map(|&(reference, id)| match decide(reference, id, inventory) {
+            Decision::Load => match loading.iter().find(|(_, i)| *i == id) {
+                Some((first, _)) => Decision::TagLoaded {
+                    source: normalize_reference(first),
+                },
+                None => {
+                    loading.push((reference, id));
+                    Decision::Load
+                }
+            },
+            held => held,
+        })
+        .collect()
+}
+
+/// Nodes lacking the same images, by the indices of those images: one
+/// export serves each group.
+pub fn group_by_load(needs: &[Vec<usize>]) -> Vec<(Vec<usize>, Vec<usize>)> {
+    let mut groups: Vec<(Vec<usize>, Vec<usize>)> = Vec::new();
+    for (node, load) in needs.iter().enumerate() {
+        if load.is_empty() {
+            continue;
+        }
+        match groups.iter_mut().find(|(l, _)| l == load) {
+            Some((_, nodes)) => nodes.push(node),
+            None => groups.push((load.clone(), vec![node])),
+        }
+    }
+    groups
+}
+
+/// Puts every image into every node that lacks it. All nodes are asked at
+/// once what they hold, and what they hold is reported straight away
+/// (skips, and tags of held content: the deploy can go ahead with them);
+/// then nodes lacking the same images get them from one export, streamed
+/// into each node's one `ctr import` in parallel; then second names of
+/// what arrived are tagged. `progress` hears each line as it is settled;
+/// the report has them node by node, in the order of `images`.
 pub async fn load_into_nodes(
     docker: &Docker,
     nodes: &[NodeContainer],
@@ -477,82 +619,151 @@ pub async fn load_into_nodes(
     for image in images {
         wanted.push((image, engine_image_id(docker, &image.reference).await?));
     }
-    let per_node = nodes
+    let pairs: Vec<(&str, &str)> = wanted
         .iter()
-        .map(|node| load_node(docker, node, &wanted, source, progress));
-    let results = futures_util::future::join_all(per_node).await;
+        .map(|(image, id)| (image.reference.as_str(), id.as_str()))
+        .collect();
+    let line = |node: &NodeContainer, i: usize, outcome: LoadOutcome| {
+        let line = NodeLoad {
+            image: wanted[i].0.name.clone(),
+            reference: wanted[i].0.reference.clone(),
+            node: node.name.clone(),
+            outcome,
+        };
+        progress(&line);
+        line
+    };
+
+    // What each node holds, and what it does not.
+    let planned = futures_util::future::join_all(nodes.iter().map(|node| async {
+        // The snapshotter is asked at the same time: one round trip less
+        // before the import, when there is one.
+        let (inventory, snapshotter) = tokio::join!(
+            source.inventory(docker, node),
+            node_snapshotter(docker, node)
+        );
+        let decisions = plan_node(&pairs, &inventory?);
+        let mut lines: Vec<Option<NodeLoad>> = vec![None; wanted.len()];
+        for (i, decision) in decisions.iter().enumerate() {
+            match decision {
+                Decision::Present => lines[i] = Some(line(node, i, LoadOutcome::Skipped)),
+                Decision::Tag { source } => {
+                    tag(docker, node, &wanted[i].0.reference, source).await?;
+                    lines[i] = Some(line(node, i, LoadOutcome::Tagged));
+                }
+                Decision::Load | Decision::TagLoaded { .. } => {}
+            }
+        }
+        Ok::<_, ClusterError>((decisions, lines, snapshotter))
+    }))
+    .await;
+    let mut states = Vec::with_capacity(nodes.len());
+    for state in planned {
+        states.push(state?);
+    }
+
+    // What they lack: one export per set of missing images.
+    let needs: Vec<Vec<usize>> = states
+        .iter()
+        .map(|(decisions, _, _)| {
+            (0..wanted.len())
+                .filter(|&i| decisions[i] == Decision::Load)
+                .collect()
+        })
+        .collect();
+    let mut snapshotters = Vec::with_capacity(nodes.len());
+    for (n, (_, _, snapshotter)) in states.iter_mut().enumerate() {
+        let s = match (
+            needs[n].is_empty(),
+            std::mem::replace(snapshotter, Ok(String::new())),
+        ) {
+            (true, _) => String::new(),
+            (false, s) => s?,
+        };
+        snapshotters.push(s);
+    }
+    let groups = group_by_load(&needs);
+    let imports = groups.iter().map(|(load, members)| {
+        let targets: Vec<(&NodeContainer, &str)> = members
+            .iter()
+            .map(|&n| (&nodes[n], snapshotters[n].as_str()))
+            .collect();
+        let images: Vec<(&str, &str)> = load.iter().map(|&i| pairs[i]).collect();
+        async move { import_into(docker, &targets, &images).await }
+    });
+    let imported = futures_util::future::join_all(imports).await;
+    for ((load, members), results) in groups.iter().zip(imported) {
+        for (&n, result) in members.iter().zip(results) {
+            let imported = result?;
+            for (k, &i) in load.iter().enumerate() {
+                let outcome = LoadOutcome::Loaded {
+                    bytes: imported.bytes[k],
+                    seconds: imported.seconds,
+                };
+                states[n].1[i] = Some(line(&nodes[n], i, outcome));
+            }
+        }
+    }
+
+    // Second names of what arrived.
+    let wanted = &wanted;
+    let tagged = futures_util::future::join_all(nodes.iter().zip(&states).map(
+        |(node, (decisions, _, _))| async move {
+            let mut done = Vec::new();
+            for (i, decision) in decisions.iter().enumerate() {
+                if let Decision::TagLoaded { source } = decision {
+                    tag(docker, node, &wanted[i].0.reference, source).await?;
+                    done.push(i);
+                }
+            }
+            Ok::<_, ClusterError>(done)
+        },
+    ))
+    .await;
     let mut report = LoadReport::default();
-    for result in results {
-        report.loads.extend(result?);
+    for ((node, (_, mut lines, _)), done) in nodes.iter().zip(states).zip(tagged) {
+        for i in done? {
+            lines[i] = Some(line(node, i, LoadOutcome::Tagged));
+        }
+        report.loads.extend(lines.into_iter().flatten());
     }
     Ok(report)
 }
 
-async fn load_node(
+/// Names content the node holds (`source`: an image ID or another name) `reference`.
+async fn tag(
     docker: &Docker,
     node: &NodeContainer,
-    wanted: &[(&ImageRef, String)],
-    source: &impl InventorySource,
-    progress: Progress<'_>,
-) -> Result<Vec<NodeLoad>, ClusterError> {
-    let mut inventory = source.inventory(docker, node).await?;
-    let mut snapshotter = None;
-    let mut loads = Vec::with_capacity(wanted.len());
-    for (image, id) in wanted {
-        let outcome = match decide(&image.reference, id, &inventory) {
-            Decision::Present => LoadOutcome::Skipped,
-            Decision::Tag { source } => {
-                let target = normalize_reference(&image.reference);
-                let out = exec(
-                    docker,
-                    &node.name,
-                    &[
-                        "ctr",
-                        "--namespace=k8s.io",
-                        "images",
-                        "tag",
-                        "--force",
-                        &source,
-                        &target,
-                    ],
-                )
-                .await?;
-                if out.exit_code != 0 {
-                    return Err(ClusterError::NodeLoad {
-                        reference: image.reference.clone(),
-                        node: node.name.clone(),
-                        detail: format!(
-                            "ctr images tag exited {}: {}",
-                            out.exit_code,
-                            out.stderr.trim()
-                        ),
-                    });
-                }
-                LoadOutcome::Tagged
-            }
-            Decision::Load => {
-                if snapshotter.is_none() {
-                    snapshotter = Some(node_snapshotter(docker, node).await?);
-                }
-                let s = snapshotter.as_deref().unwrap_or("overlayfs");
-                stream_into_node(docker, node, &image.reference, s).await?
-            }
-        };
-        // The node now holds it: a second name for the same image is a tag, not a load.
-        inventory.images.push(NodeImage {
-            names: vec![normalize_reference(&image.reference)],
-            id: Some(id.clone()),
-        });
-        let load = NodeLoad {
-            image: image.name.clone(),
-            reference: image.reference.clone(),
+    reference: &str,
+    source: &str,
+) -> Result<(), ClusterError> {
+    let target = normalize_reference(reference);
+    let out = exec(
+        docker,
+        &node.name,
+        &[
+            "ctr",
+            "--namespace=k8s.io",
+            "images",
+            "tag",
+            "--force",
+            source,
+            &target,
+        ],
+    )
+    .await?;
+    if out.exit_code != 0 {
+        return Err(ClusterError::NodeLoad {
+            reference: reference.to_owned(),
             node: node.name.clone(),
-            outcome,
-        };
-        progress(&load);
-        loads.push(load);
+            detail: format!(
+                "ctr images tag exited {}: {}",
+                out.exit_code,
+                out.stderr.trim()
+            ),
+        });
     }
-    Ok(loads)
+    Ok(())
 }
 
 /// The engine's export of `reference`, as a byte stream (for load commands).
@@ -622,6 +833,48 @@ sha256:012ff3ef348ee3d771d93550bbd84d324315a1f68861c760e96a491f79bbc303         
             }],
         };
         assert_eq!(decide("harness/busybox:1", ID, &names_only), Decision::Load);
+    }
+
+    #[test]
+    fn a_load_exports_each_content_once() {
+        let inv = parse_ctr_images(CTR_LS);
+        let new = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+        let other = "sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc";
+        let plan = plan_node(
+            &[
+                ("harness/app:1", new),
+                ("harness/busybox:1", ID),
+                ("harness/app:alias", new),
+                ("harness/busybox:2", ID),
+                ("harness/db:1", other),
+            ],
+            &inv,
+        );
+        assert_eq!(
+            plan,
+            [
+                Decision::Load,
+                Decision::Present,
+                // Same content as the first line: a tag once it is in, by name.
+                Decision::TagLoaded {
+                    source: "docker.io/harness/app:1".into()
+                },
+                // Same content as the node holds: a tag now, by ID.
+                Decision::Tag { source: ID.into() },
+                Decision::Load,
+            ]
+        );
+        assert!(plan_node(&[], &inv).is_empty());
+    }
+
+    #[test]
+    fn nodes_lacking_the_same_images_share_an_export() {
+        let needs = vec![vec![0, 2], vec![], vec![0, 2], vec![1], vec![0, 2]];
+        assert_eq!(
+            group_by_load(&needs),
+            [(vec![0, 2], vec![0, 2, 4]), (vec![1], vec![3])]
+        );
+        assert!(group_by_load(&[vec![], vec![]]).is_empty());
     }
 
     #[test]

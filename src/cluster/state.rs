@@ -35,6 +35,10 @@ pub struct LaneState {
     /// Whether `up` created the cluster (and so `down` may delete it).
     pub created: bool,
     pub images: IndexMap<String, StateImage>,
+    /// In a cluster `up` did not create: the objects it created there (and
+    /// that did not exist before), which teardown deletes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub created_objects: Vec<super::created::ObjectRef>,
     pub run_id: String,
     /// RFC 3339, UTC.
     pub created_at: String,
@@ -50,7 +54,7 @@ impl LaneState {
 /// Why the state could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    #[error("no environment is up for lane {lane}: run harness up --lane {lane}")]
+    #[error("no environment is up for lane {lane} (no state file {})", .path.display())]
     Missing { lane: String, path: PathBuf },
     #[error("cannot read the state file {}", .path.display())]
     Read {
@@ -75,7 +79,9 @@ pub enum StateError {
 impl StateError {
     pub fn help(&self) -> String {
         match self {
-            StateError::Missing { lane, .. } => format!("run harness up --lane {lane}"),
+            StateError::Missing { lane, .. } => {
+                format!("bring it up with `harness up --lane {lane}`")
+            }
             StateError::Read { path, .. } | StateError::Write { path, .. } => format!(
                 "check the permissions of {}",
                 path.parent().unwrap_or(Path::new(".")).display()
@@ -177,6 +183,7 @@ mod tests {
                     },
                 ),
             ]),
+            created_objects: vec![],
             run_id: "r-1234".into(),
             created_at: "2026-11-22T15:00:00Z".into(),
         }
@@ -212,8 +219,12 @@ mod tests {
         let err = read(dir.path(), "gateway").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "no environment is up for lane gateway: run harness up --lane gateway"
+            format!(
+                "no environment is up for lane gateway (no state file {})",
+                dir.path().join(".harness/state/gateway.json").display()
+            )
         );
+        assert_eq!(err.help(), "bring it up with `harness up --lane gateway`");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //!
 //! Loading is two steps. [`raw`] is the YAML as written, with source spans;
 //! [`validate`] checks it as a whole (paths exist, every reference is
-//! defined, no dependency cycles, no host port claimed by two lanes) and
+//! defined, no dependency cycles, no host port mapped twice in one lane) and
 //! builds the [`Project`] the rest of the program works from. Validation
 //! collects every problem it can find rather than stopping at the first, and
 //! each one names the file, line and column and says how to fix it.
@@ -11,6 +11,7 @@ pub mod diag;
 pub mod kind;
 pub mod manifests;
 mod model;
+pub mod ports;
 mod raw;
 mod validate;
 
@@ -19,6 +20,7 @@ use std::path::{Path, PathBuf};
 pub use diag::{Diagnostic, SourceLoc, Sources};
 pub use kind::{HostPort, Protocol};
 pub use model::*;
+pub use ports::{PortClaim, SharedPort};
 
 /// The lane file's name, looked for in the current directory and its parents.
 pub const FILE_NAME: &str = "harness.yaml";

@@ -26,6 +26,10 @@ pub mod defaults {
     pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(60);
     pub const TOLERATE_RESTARTS: u32 = 1;
     pub const TOLERATE_GRACE: Duration = Duration::from_secs(15);
+    /// How long a component's readiness must hold before it counts: longer
+    /// than the few seconds in which a container that crashes at start-up
+    /// (after its first Ready) usually goes down.
+    pub const SETTLE: Duration = Duration::from_secs(5);
     pub const SUITE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
     pub const HOOK_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 }
@@ -38,9 +42,14 @@ pub struct Project {
     /// Its directory: relative paths in it are relative to this.
     pub root: PathBuf,
     pub preflight: PreflightSettings,
+    /// Commands run on the host before images are built (`host_builds:`).
+    pub host_builds: IndexMap<String, HostBuild>,
     pub images: IndexMap<String, Image>,
     pub components: IndexMap<String, Component>,
     pub lanes: IndexMap<String, Lane>,
+    /// Host ports several lanes claim: fine for lanes that never run on
+    /// one machine at once (the plan reports them, preflight checks them).
+    pub shared_ports: Vec<super::ports::SharedPort>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -53,6 +62,26 @@ pub struct PreflightSettings {
 pub struct Image {
     pub name: String,
     pub source: ImageSource,
+    /// Host builds that must have run before it is built.
+    pub host_builds: Vec<String>,
+}
+
+/// A command run on the host before images are built (a `cargo build` or
+/// `go build` whose output an image copies), skipped when its inputs and
+/// command are unchanged and its outputs exist.
+#[derive(Clone, Debug, Serialize)]
+pub struct HostBuild {
+    pub name: String,
+    pub command: Vec<String>,
+    /// Absolute paths (files or directories) whose content decides whether
+    /// it runs again; none: it runs every time.
+    pub inputs: Vec<PathBuf>,
+    /// Absolute paths it makes; one missing means it runs again.
+    pub outputs: Vec<PathBuf>,
+    #[serde(with = "humantime_serde_compat")]
+    pub timeout: Duration,
+    pub env: IndexMap<String, String>,
+    pub workdir: PathBuf,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -90,6 +119,10 @@ pub struct Component {
     pub endpoint: Option<String>,
     pub health: Option<Health>,
     pub tolerate: Tolerance,
+    /// How long readiness must hold, with no restart and no Ready → NotReady
+    /// flip, before the component counts as Ready (zero: at once).
+    #[serde(with = "humantime_serde_compat")]
+    pub settle: Duration,
     #[serde(with = "humantime_serde_compat")]
     pub timeout: Duration,
     #[serde(skip)]
@@ -124,6 +157,8 @@ pub struct Lane {
     /// Post-suite hooks (`after_suites:`), in the order they run: after the
     /// suites and gather, before teardown, never on a preserved cluster.
     pub after_suites: Vec<Hook>,
+    /// Host builds the lane asks for itself (its images add theirs).
+    pub host_builds: Vec<String>,
     /// Fixed host ports claimed by the lane's kind config.
     pub host_ports: Vec<HostPort>,
 }

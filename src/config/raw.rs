@@ -20,6 +20,10 @@ pub struct LaneFile {
     pub cluster: Option<Cluster>,
     #[serde(default)]
     pub preflight: Option<Preflight>,
+    /// Commands run on the host before images are built (named, so that
+    /// images and lanes can share one).
+    #[serde(default)]
+    pub host_builds: IndexMap<Name, HostBuild>,
     #[serde(default)]
     pub images: IndexMap<Name, Image>,
     #[serde(default)]
@@ -84,6 +88,25 @@ pub struct Image {
     pub target: Option<String>,
     pub pull: Option<Spanned<String>>,
     pub timeout: Option<Spanned<String>>,
+    /// Host builds this image's context needs (binaries it copies).
+    #[serde(default)]
+    pub host_builds: Vec<Name>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostBuild {
+    pub command: Spanned<Vec<String>>,
+    /// Files and directories whose content decides whether to run again.
+    #[serde(default)]
+    pub inputs: Vec<Spanned<String>>,
+    /// Files it makes; a missing one means running again.
+    #[serde(default)]
+    pub outputs: Vec<Spanned<String>>,
+    pub timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    pub env: IndexMap<String, String>,
+    pub workdir: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -99,6 +122,7 @@ pub struct Component {
     pub endpoint: Option<Spanned<String>>,
     pub health: Option<Health>,
     pub tolerate: Option<Tolerate>,
+    pub settle: Option<Spanned<String>>,
     pub timeout: Option<Spanned<String>>,
 }
 
@@ -129,6 +153,9 @@ pub struct Lane {
     /// is part of the meaning, and YAML tools may reorder a map's keys.
     #[serde(default)]
     pub after_suites: Vec<Hook>,
+    /// Host builds the lane needs besides its images' (a test binary...).
+    #[serde(default)]
+    pub host_builds: Vec<Name>,
 }
 
 #[derive(Debug, Deserialize)]

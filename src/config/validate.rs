@@ -1,7 +1,7 @@
 //! Turns the lane file as written into a [`Project`], or into every problem
 //! found in it.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -9,7 +9,6 @@ use indexmap::IndexMap;
 use serde_saphyr::{Location, Spanned};
 
 use super::diag::{Diagnostic, SourceLoc, Sources, did_you_mean};
-use super::kind::HostPort;
 use super::model::*;
 use super::{ConfigError, kind, manifests, parse_message, raw};
 use crate::suites::namespace::is_dns1123_label;
@@ -179,6 +178,38 @@ impl Validator {
         }
     }
 
+    /// A component's `settle:`: zero is allowed (Ready counts at once), but
+    /// not a window as long as the component's timeout, which could never end
+    /// in Ready.
+    fn settle(&mut self, value: Option<&Spanned<String>>, timeout: Duration) -> Duration {
+        let Some(value) = value else {
+            return defaults::SETTLE.min(timeout / 2);
+        };
+        let settle = match humantime::parse_duration(value.value.trim()) {
+            Ok(d) => d,
+            Err(e) => {
+                self.problem(
+                    &value.referenced,
+                    format!("invalid duration `{}`: {e}", value.value),
+                    "write a duration like 5s or 30s (0s: Ready counts at once)",
+                );
+                return defaults::SETTLE.min(timeout / 2);
+            }
+        };
+        if settle >= timeout {
+            self.problem(
+                &value.referenced,
+                format!(
+                    "settle `{}` is not shorter than the component's timeout ({})",
+                    value.value,
+                    humantime::format_duration(timeout)
+                ),
+                "readiness must hold for the settle window before the timeout: shorten `settle:` or lengthen `timeout:`",
+            );
+        }
+        settle
+    }
+
     fn dns_label(&mut self, name: &Spanned<String>, what: &str) {
         if !is_dns1123_label(&name.value) {
             self.problem(
@@ -225,12 +256,14 @@ impl Validator {
             None => defaults::NAMESPACE.to_owned(),
         };
         let preflight = self.preflight(raw.preflight.as_ref());
-        let images = self.images(&raw.images);
+        let host_builds = self.host_builds(&raw.host_builds);
+        let images = self.images(&raw.images, &raw.host_builds);
         let components = self.components(&raw.components, &raw.images);
         self.cycles(&raw.components);
         let cluster_defaults = raw.cluster.clone().unwrap_or_default();
         let lanes = self.lanes(&raw, &cluster_defaults, &namespace);
         self.port_collisions(&lanes);
+        let shared_ports = super::ports::shared(lanes.values());
         self.url_ports(&raw, &components, &lanes);
         if raw.lanes.is_empty() {
             self.problems.push(
@@ -243,9 +276,11 @@ impl Validator {
             file: self.file.clone(),
             root: self.root.clone(),
             preflight,
+            host_builds,
             images,
             components,
             lanes,
+            shared_ports,
         }
     }
 
@@ -267,9 +302,58 @@ impl Validator {
         PreflightSettings { min_free_disk }
     }
 
-    fn images(&mut self, raw: &IndexMap<raw::Name, raw::Image>) -> IndexMap<String, Image> {
+    /// `host_builds:`: commands not empty, inputs and workdirs that exist.
+    /// Outputs need not exist yet: the command makes them.
+    fn host_builds(
+        &mut self,
+        raw: &IndexMap<raw::Name, raw::HostBuild>,
+    ) -> IndexMap<String, HostBuild> {
+        let mut builds = IndexMap::new();
+        for (name, b) in raw {
+            self.dns_label(name, "host build");
+            if b.command.value.is_empty() || b.command.value[0].trim().is_empty() {
+                self.problem(
+                    &b.command.referenced,
+                    format!("host build `{}` has an empty command", name.value),
+                    "write the command as a list, e.g. [cargo, build, --release]",
+                );
+            }
+            let inputs = b
+                .inputs
+                .iter()
+                .map(|i| self.existing_path(i, "host build input", None))
+                .collect();
+            let outputs = b.outputs.iter().map(|o| self.path(&o.value)).collect();
+            builds.insert(
+                name.value.clone(),
+                HostBuild {
+                    name: name.value.clone(),
+                    command: b.command.value.clone(),
+                    inputs,
+                    outputs,
+                    timeout: self.duration(b.timeout.as_ref(), defaults::IMAGE_BUILD_TIMEOUT),
+                    env: b.env.clone(),
+                    workdir: match &b.workdir {
+                        Some(w) => self.existing_path(w, "host build workdir", Some(true)),
+                        None => self.root.clone(),
+                    },
+                },
+            );
+        }
+        builds
+    }
+
+    fn images(
+        &mut self,
+        raw: &IndexMap<raw::Name, raw::Image>,
+        raw_builds: &IndexMap<raw::Name, raw::HostBuild>,
+    ) -> IndexMap<String, Image> {
+        let build_names: Vec<&str> = raw_builds.keys().map(|k| k.value.as_str()).collect();
         let mut images = IndexMap::new();
         for (name, image) in raw {
+            for b in &image.host_builds {
+                self.reference(b, &build_names, "host build", "host_builds");
+            }
             let source = match (&image.pull, &image.dockerfile) {
                 (Some(_), Some(dockerfile)) => {
                     self.problem(
@@ -331,6 +415,7 @@ impl Validator {
                 Image {
                     name: name.value.clone(),
                     source,
+                    host_builds: image.host_builds.iter().map(|b| b.value.clone()).collect(),
                 },
             );
         }
@@ -437,6 +522,8 @@ impl Validator {
             if let Some(ns) = &c.namespace {
                 self.dns_label(ns, "namespace");
             }
+            let timeout = self.duration(c.timeout.as_ref(), defaults::COMPONENT_TIMEOUT);
+            let settle = self.settle(c.settle.as_ref(), timeout);
             components.insert(
                 name.value.clone(),
                 Component {
@@ -449,7 +536,8 @@ impl Validator {
                     endpoint,
                     health,
                     tolerate,
-                    timeout: self.duration(c.timeout.as_ref(), defaults::COMPONENT_TIMEOUT),
+                    settle,
+                    timeout,
                     at: self.at(&name.referenced),
                 },
             );
@@ -533,9 +621,13 @@ impl Validator {
         namespace: &str,
     ) -> IndexMap<String, Lane> {
         let component_names: Vec<&str> = raw.components.keys().map(|k| k.value.as_str()).collect();
+        let build_names: Vec<&str> = raw.host_builds.keys().map(|k| k.value.as_str()).collect();
         let mut lanes = IndexMap::new();
         for (name, lane) in &raw.lanes {
             self.dns_label(name, "lane");
+            for b in &lane.host_builds {
+                self.reference(b, &build_names, "host build", "host_builds");
+            }
             for c in &lane.components {
                 self.reference(c, &component_names, "component", "components");
             }
@@ -590,6 +682,7 @@ impl Validator {
                     components: lane.components.iter().map(|c| c.value.clone()).collect(),
                     suites,
                     after_suites,
+                    host_builds: lane.host_builds.iter().map(|b| b.value.clone()).collect(),
                     host_ports,
                 },
             );
@@ -879,56 +972,31 @@ impl Validator {
         }
     }
 
-    /// Two lanes whose kind configs map the same host port cannot run on one
-    /// machine: report each contested port once, naming every lane that
-    /// claims it and where.
+    /// A lane whose kind config maps one host port twice can never start:
+    /// an error, naming each mapping. Ports shared *between* lanes are not
+    /// checked here — lanes that run as separate jobs may share them (see
+    /// [`super::ports`]); the plan reports them and preflight checks that
+    /// nothing holds a port when a lane is about to run.
     fn port_collisions(&mut self, lanes: &IndexMap<String, Lane>) {
-        let mut by_port: BTreeMap<(u16, kind::Protocol), Vec<(&str, &HostPort)>> = BTreeMap::new();
         for lane in lanes.values() {
-            for p in &lane.host_ports {
-                by_port
-                    .entry((p.port, p.protocol))
-                    .or_default()
-                    .push((&lane.name, p));
-            }
-        }
-        for ((port, protocol), claims) in by_port {
-            let clashing: Vec<&(&str, &HostPort)> = claims
-                .iter()
-                .filter(|(lane, p)| {
-                    claims.iter().any(|(other, q)| {
-                        (other != lane || !std::ptr::eq(*p, *q)) && p.clashes_with(q)
-                    })
-                })
-                .collect();
-            if clashing.len() < 2 {
-                continue;
-            }
-            let mut lane_names: Vec<&str> = clashing.iter().map(|(l, _)| *l).collect();
-            lane_names.dedup();
-            let (first_lane, first) = clashing[0];
-            let message = if lane_names.len() == 1 {
-                format!("host port {port}/{protocol} is mapped twice in lane `{first_lane}`")
-            } else {
-                format!(
-                    "host port {port}/{protocol} is claimed by lanes {}",
-                    lane_names
-                        .iter()
-                        .map(|l| format!("`{l}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+            for clash in super::ports::clashes([lane]) {
+                let (first, rest) = clash.claims.split_first().expect("a clash has two claims");
+                let mut d = Diagnostic::new(
+                    first.at.clone(),
+                    format!(
+                        "host port {}/{} is mapped twice in lane `{}`",
+                        clash.port, clash.protocol, lane.name
+                    ),
                 )
-            };
-            let mut d = Diagnostic::new(first.at.clone(), message).help(
-                "give each lane its own hostPort in its kind config (or use hostPort: 0 for a random one); lanes that share a host port cannot run on one machine",
-            );
-            for (lane, p) in &clashing[1..] {
-                d = d.note(
-                    p.at.clone(),
-                    format!("also claimed by lane `{lane}`, {}", p.node),
-                );
+                .help("map each host port once in the lane's kind config (or use hostPort: 0 for a random one)");
+                for claim in rest {
+                    d = d.note(
+                        claim.at.clone(),
+                        format!("mapped again here, {}", claim.node),
+                    );
+                }
+                self.problems.push(d);
             }
-            self.problems.push(d);
         }
     }
 }

@@ -62,21 +62,33 @@ impl AppliedObject {
     }
 }
 
-/// Why an object could not be applied.
+/// The cluster's Kubernetes version as messages name it: `Kubernetes
+/// v1.20.2`, or nothing when it could not be asked.
+fn on(server: &Option<String>) -> String {
+    match server {
+        Some(v) => format!(" (Kubernetes {v})"),
+        None => String::new(),
+    }
+}
+
+/// Why an object could not be applied. Refusals of the API server carry
+/// its own message (never kube's `Debug` dump of the Status), the object
+/// and the server's version, so version skew — a field or a kind newer
+/// than the cluster — reads as such and gets its own fix.
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
-    /// The cluster does not serve this kind.
-    #[error(
-        "the cluster does not serve {kind} ({api_version}); if a CRD defines it, put the CRD in this component or one it depends on"
-    )]
+    /// The cluster does not serve this kind in this API version.
+    #[error("the cluster{} does not serve {kind} in {api_version}: {}", on(.server), unserved(.api_version, .served))]
     UnknownKind {
         /// The object's apiVersion.
         api_version: String,
         /// The object's kind.
         kind: String,
-        /// What discovery answered.
-        #[source]
-        source: Option<kube::Error>,
+        /// The versions of the object's API group the cluster does serve
+        /// (`discovery.k8s.io/v1beta1`); empty when it serves none.
+        served: Vec<String>,
+        /// The cluster's version (`v1.20.2`), when known.
+        server: Option<String>,
     },
     /// Discovery failed for another reason (unreachable, forbidden...).
     #[error("cannot discover {api_version} on the cluster")]
@@ -87,14 +99,32 @@ pub enum ApplyError {
         #[source]
         source: kube::Error,
     },
-    /// The API server refused the apply.
-    #[error("server-side apply of {kind} {name} was refused")]
+    /// The API server refused the apply; `message` is its own words.
+    #[error("the cluster{} refused {kind} {name}: {}", on(.server), refusal(.message, .unknown_field.as_deref(), *.code, .reason))]
+    Refused {
+        /// The object's kind.
+        kind: String,
+        /// `namespace/name` or `name`.
+        name: String,
+        /// The server's message.
+        message: String,
+        /// The HTTP status.
+        code: u16,
+        /// The Status reason (`Invalid`, `Forbidden`...), may be empty.
+        reason: String,
+        /// A field the server's schema does not have (`.spec.versions[0].selectableFields`).
+        unknown_field: Option<String>,
+        /// The cluster's version (`v1.20.2`), when known.
+        server: Option<String>,
+    },
+    /// The apply request itself failed (the server never answered it).
+    #[error("cannot apply {kind} {name}")]
     Patch {
         /// The object's kind.
         kind: String,
         /// `namespace/name` or `name`.
         name: String,
-        /// kube's error (the server's Status message).
+        /// kube's error.
         #[source]
         source: kube::Error,
     },
@@ -103,12 +133,88 @@ pub enum ApplyError {
     Untyped,
 }
 
+fn unserved(_api_version: &str, served: &[String]) -> String {
+    match served {
+        [] => "neither a built-in API nor an established CRD defines it".to_owned(),
+        _ => format!("its API group is served only as {} here", served.join(", ")),
+    }
+}
+
+fn refusal(message: &str, unknown_field: Option<&str>, code: u16, reason: &str) -> String {
+    match unknown_field {
+        Some(field) => format!("its schema has no field {field}"),
+        None => {
+            let status = match (code, reason) {
+                (0, "") => String::new(),
+                (code, "") => format!(" (HTTP {code})"),
+                (code, reason) => format!(" (HTTP {code} {reason})"),
+            };
+            format!("{}{status}", message.trim())
+        }
+    }
+}
+
+/// The field a server-side apply names as missing from the server's
+/// schema: `.spec.versions[0].selectableFields` in `failed to create typed
+/// patch object (...): .spec.versions[0].selectableFields: field not
+/// declared in schema`. `None` for any other refusal.
+pub fn unknown_field(message: &str) -> Option<String> {
+    let head = message.split(": field not declared in schema").next()?;
+    if head.len() == message.len() {
+        return None;
+    }
+    let field = head.rsplit(": ").next()?.trim();
+    field.starts_with('.').then(|| field.to_owned())
+}
+
+impl ApplyError {
+    /// What to do about it.
+    pub fn help(&self) -> Option<String> {
+        const NEWER: &str = "a node image of a newer Kubernetes (cluster.kind.node_image, or HARNESS_KIND_NODE_IMAGE for every kind lane)";
+        Some(match self {
+            ApplyError::UnknownKind { served, .. } if !served.is_empty() => format!(
+                "write the manifest for a version the cluster serves ({}), or use {NEWER}",
+                served.join(", ")
+            ),
+            ApplyError::UnknownKind { .. } => format!(
+                "if a CRD defines it, put the CRD in this component or in one it depends on; if newer Kubernetes has it built in, use {NEWER}"
+            ),
+            ApplyError::Refused {
+                unknown_field: Some(field),
+                ..
+            } => format!(
+                "{field} is newer than the cluster's Kubernetes: use {NEWER}, or leave the field out of the manifest"
+            ),
+            ApplyError::Refused { message, .. }
+                if message.contains("omits key field \"protocol\"") =>
+            {
+                "give every port a `protocol` (e.g. `protocol: TCP`): servers before Kubernetes 1.22 need it for server-side apply".to_owned()
+            }
+            ApplyError::Refused { code: 403, .. } => {
+                "give the kubeconfig's user the right to apply this object (RBAC), or use a kubeconfig that has it".to_owned()
+            }
+            ApplyError::Refused { code: 422, .. } => {
+                "fix the object in the component's manifests: the server names what it rejects".to_owned()
+            }
+            ApplyError::Refused { .. } => return None,
+            ApplyError::Discovery { .. } | ApplyError::Patch { .. } => {
+                "check that the cluster answers (`harness status` shows whether it does)".to_owned()
+            }
+            ApplyError::Untyped => {
+                "give every object in the manifests an `apiVersion` and a `kind`".to_owned()
+            }
+        })
+    }
+}
+
 type Resolved = (ApiResource, ApiCapabilities);
 
 /// Applies objects, resolving their kinds through a per-run discovery cache.
 pub struct Applier {
     client: Client,
     cache: Mutex<HashMap<String, Vec<Resolved>>>,
+    /// The server's version, asked for the first time an error needs it.
+    server: tokio::sync::OnceCell<Option<String>>,
 }
 
 impl Applier {
@@ -117,6 +223,56 @@ impl Applier {
         Self {
             client,
             cache: Mutex::new(HashMap::new()),
+            server: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// The cluster's `gitVersion` (`v1.20.2`), asked once; `None` when the
+    /// server does not say. Only errors ask: a run that succeeds never does.
+    async fn server_version(&self) -> Option<String> {
+        self.server
+            .get_or_init(|| async {
+                self.client
+                    .apiserver_version()
+                    .await
+                    .ok()
+                    .map(|info| info.git_version)
+                    .filter(|v| !v.is_empty())
+            })
+            .await
+            .clone()
+    }
+
+    /// The versions of `group` the cluster serves (`group/version`), for
+    /// telling "not served in this version" from "not served at all".
+    async fn served_versions(&self, group: &str) -> Vec<String> {
+        if group.is_empty() {
+            return vec!["v1".to_owned()];
+        }
+        match self.client.list_api_groups().await {
+            Ok(list) => list
+                .groups
+                .into_iter()
+                .filter(|g| g.name == group)
+                .flat_map(|g| g.versions.into_iter().map(|v| v.group_version))
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// [`ApplyError::UnknownKind`] with what the cluster serves instead.
+    async fn unknown_kind(&self, api_version: &str, group: &str, kind: &str) -> ApplyError {
+        let served = self
+            .served_versions(group)
+            .await
+            .into_iter()
+            .filter(|v| v != api_version)
+            .collect();
+        ApplyError::UnknownKind {
+            api_version: api_version.to_owned(),
+            kind: kind.to_owned(),
+            served,
+            server: self.server_version().await,
         }
     }
 
@@ -144,16 +300,11 @@ impl Applier {
         {
             return Ok(found);
         }
-        let unknown = |source| ApplyError::UnknownKind {
-            api_version: api_version.to_owned(),
-            kind: kind.to_owned(),
-            source,
-        };
         let list = match self.query(&gvk).await {
             Ok(list) => list,
             // A group that does not exist (yet) answers 404.
             Err(kube::Error::Api(s)) if s.code == 404 => {
-                return Err(unknown(Some(kube::Error::Api(s))));
+                return Err(self.unknown_kind(api_version, group, kind).await);
             }
             Err(source) => {
                 return Err(ApplyError::Discovery {
@@ -164,7 +315,10 @@ impl Applier {
         };
         let found = find(&list);
         self.cache.lock().await.insert(api_version.to_owned(), list);
-        found.ok_or_else(|| unknown(None))
+        match found {
+            Some(found) => Ok(found),
+            None => Err(self.unknown_kind(api_version, group, kind).await),
+        }
     }
 
     /// Where `object` would be applied, without applying it: its resource
@@ -222,18 +376,33 @@ impl Applier {
         // would be rejected.
         object.metadata.managed_fields = None;
         object.metadata.resource_version = None;
+        super::defaults::fill(&types.kind, &mut object.data);
         let params = PatchParams::apply(FIELD_MANAGER).force();
-        let applied = api
-            .patch(&name, &params, &Patch::Apply(&object))
-            .await
-            .map_err(|source| ApplyError::Patch {
-                kind: types.kind.clone(),
-                name: match &ns {
-                    Some(ns) => format!("{ns}/{name}"),
-                    None => name.clone(),
-                },
-                source,
-            })?;
+        let shown = match &ns {
+            Some(ns) => format!("{ns}/{name}"),
+            None => name.clone(),
+        };
+        let applied = match api.patch(&name, &params, &Patch::Apply(&object)).await {
+            Ok(applied) => applied,
+            Err(kube::Error::Api(status)) => {
+                return Err(ApplyError::Refused {
+                    kind: types.kind.clone(),
+                    name: shown,
+                    unknown_field: unknown_field(&status.message),
+                    message: status.message,
+                    code: status.code,
+                    reason: status.reason,
+                    server: self.server_version().await,
+                });
+            }
+            Err(source) => {
+                return Err(ApplyError::Patch {
+                    kind: types.kind.clone(),
+                    name: shown,
+                    source,
+                });
+            }
+        };
         Ok(AppliedObject {
             api_version: types.api_version,
             kind: types.kind,
@@ -243,5 +412,136 @@ impl Applier {
             resource,
             object: applied,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The message of a Status captured from the 1.20 test cluster.
+    fn message(file: &str) -> String {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/k8s/apply-refusals")
+            .join(file);
+        let status: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        status["message"].as_str().unwrap().to_owned()
+    }
+
+    #[test]
+    fn the_unknown_field_is_read_from_the_servers_message() {
+        assert_eq!(
+            unknown_field(&message("crd-selectablefields.response.json")).as_deref(),
+            Some(".spec.versions[0].selectableFields")
+        );
+        assert_eq!(
+            unknown_field(&message("deployment-resizepolicy.response.json")).as_deref(),
+            Some(".spec.template.spec.containers[name=\"app\"].resizePolicy")
+        );
+        // Newer servers name the type in parentheses before the path.
+        assert_eq!(
+            unknown_field("failed to create typed patch object (apiextensions.k8s.io/v1, Kind=CustomResourceDefinition): .spec.versions[0].selectableFields: field not declared in schema").as_deref(),
+            Some(".spec.versions[0].selectableFields")
+        );
+        assert_eq!(
+            unknown_field(&message("deployment-invalid.response.json")),
+            None
+        );
+        assert_eq!(
+            unknown_field(&message("service-port-protocol.response.json")),
+            None
+        );
+    }
+
+    fn refused(file: &str, kind: &str, name: &str, code: u16, reason: &str) -> ApplyError {
+        let message = message(file);
+        ApplyError::Refused {
+            kind: kind.into(),
+            name: name.into(),
+            unknown_field: unknown_field(&message),
+            message,
+            code,
+            reason: reason.into(),
+            server: Some("v1.20.2".into()),
+        }
+    }
+
+    #[test]
+    fn version_skew_names_object_field_and_version_once_with_its_own_fix() {
+        let e = refused(
+            "crd-selectablefields.response.json",
+            "CustomResourceDefinition",
+            "widgets.adopt.example.com",
+            500,
+            "",
+        );
+        let text = e.to_string();
+        assert_eq!(
+            text,
+            "the cluster (Kubernetes v1.20.2) refused CustomResourceDefinition widgets.adopt.example.com: its schema has no field .spec.versions[0].selectableFields"
+        );
+        assert_eq!(text.matches("selectableFields").count(), 1);
+        let help = e.help().unwrap();
+        assert!(help.contains("cluster.kind.node_image"), "{help}");
+        assert!(help.contains("HARNESS_KIND_NODE_IMAGE"), "{help}");
+    }
+
+    #[test]
+    fn other_refusals_keep_the_servers_words_and_status() {
+        let e = refused(
+            "deployment-invalid.response.json",
+            "Deployment",
+            "default/bad",
+            422,
+            "Invalid",
+        );
+        let text = e.to_string();
+        assert!(
+            text.starts_with("the cluster (Kubernetes v1.20.2) refused Deployment default/bad: Deployment.apps \"bad\" is invalid: ["),
+            "{text}"
+        );
+        assert!(text.ends_with("(HTTP 422 Invalid)"), "{text}");
+        assert!(e.help().unwrap().starts_with("fix the object"));
+        let e = refused(
+            "service-port-protocol.response.json",
+            "Service",
+            "default/noproto",
+            500,
+            "",
+        );
+        assert!(
+            e.help().unwrap().contains("protocol: TCP"),
+            "{:?}",
+            e.help()
+        );
+    }
+
+    #[test]
+    fn a_kind_not_served_says_what_is() {
+        let e = ApplyError::UnknownKind {
+            api_version: "discovery.k8s.io/v1".into(),
+            kind: "EndpointSlice".into(),
+            served: vec!["discovery.k8s.io/v1beta1".into()],
+            server: Some("v1.20.2".into()),
+        };
+        assert_eq!(
+            e.to_string(),
+            "the cluster (Kubernetes v1.20.2) does not serve EndpointSlice in discovery.k8s.io/v1: its API group is served only as discovery.k8s.io/v1beta1 here"
+        );
+        assert!(e.help().unwrap().starts_with(
+            "write the manifest for a version the cluster serves (discovery.k8s.io/v1beta1)"
+        ));
+        let crd = ApplyError::UnknownKind {
+            api_version: "example.com/v1".into(),
+            kind: "Widget".into(),
+            served: vec![],
+            server: None,
+        };
+        assert_eq!(
+            crd.to_string(),
+            "the cluster does not serve Widget in example.com/v1: neither a built-in API nor an established CRD defines it"
+        );
+        assert!(crd.help().unwrap().starts_with("if a CRD defines it"));
     }
 }

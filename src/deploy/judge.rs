@@ -8,16 +8,30 @@
 //! [`readiness::classify::classify_pod`] with the component's tolerance. A
 //! failed object or a doomed pod fails the component at once; a Job's pod
 //! that merely exited does not (the Job retries until its backoff limit, and
-//! the Job rule says when it gave up).
+//! the Job rule says when it gave up). Containers seen to restart since the
+//! component was Ready ([`crate::readiness::settle`]) are classified even
+//! when their object still reports Ready, so a restart the tolerance no
+//! longer forgives dooms the component however briefly it was down. An
+//! unready object without a verdict gets the step its pods wait on in its
+//! row ([`crate::readiness::waiting`]).
 
-use k8s_openapi::api::core::v1::{Event, Pod};
+use std::collections::BTreeSet;
+
+use k8s_openapi::api::core::v1::{Endpoints, Event, Pod};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde_json::Value;
 
-use crate::readiness::classify::{Tolerance, Verdict, VerdictKind, classify_pod};
+use crate::readiness::classify::{
+    ContainerRef, Tolerance, Verdict, VerdictKind, classify_pod_restarted,
+};
 use crate::readiness::rules::{self, Related, State, Status};
 use crate::readiness::table::{ResourceRef, UnreadyRow, unready_row};
+use crate::readiness::waiting::waiting_on;
 use crate::readiness::{Timestamp, rules::is_job_pod};
+
+/// Containers that restarted since the component was Ready: `(pod uid,
+/// container)`.
+pub type Restarted = BTreeSet<(String, ContainerRef)>;
 
 /// One object the component is waiting on, with its pods.
 #[derive(Clone, Debug)]
@@ -40,6 +54,20 @@ pub struct Snapshot {
     pub events: Vec<Event>,
     /// EndpointSlices of the component's Services.
     pub endpoint_slices: Vec<EndpointSlice>,
+    /// The Services' Endpoints objects, where the server serves no
+    /// EndpointSlices.
+    pub endpoints: Vec<Endpoints>,
+}
+
+impl Snapshot {
+    /// The pods of every tracked object that is not a Job (a Job's pods
+    /// finish by design): those whose readiness must hold.
+    pub fn workload_pods(&self) -> impl Iterator<Item = &Pod> {
+        self.objects
+            .iter()
+            .filter(|t| t.resource.kind != "Job")
+            .flat_map(|t| &t.pods)
+    }
 }
 
 /// A verdict on one pod of one tracked object.
@@ -90,15 +118,31 @@ fn dooms(owner_kind: &str, pod: &Pod, verdict: &Verdict) -> bool {
 
 /// Judges a snapshot at `now` with the component's tolerance.
 pub fn judge(snapshot: &Snapshot, now: Timestamp, tolerance: &Tolerance) -> Judgement {
-    let related = Related {
-        endpoints: None,
-        endpoint_slices: &snapshot.endpoint_slices,
-    };
+    judge_restarted(snapshot, now, tolerance, &Restarted::new())
+}
+
+/// [`judge`], knowing which containers restarted since the component was
+/// Ready.
+pub fn judge_restarted(
+    snapshot: &Snapshot,
+    now: Timestamp,
+    tolerance: &Tolerance,
+    restarted: &Restarted,
+) -> Judgement {
     let mut statuses = Vec::new();
     let mut verdicts = Vec::new();
     let mut rows = Vec::new();
     let mut failed = false;
     for (index, tracked) in snapshot.objects.iter().enumerate() {
+        let endpoints = snapshot.endpoints.iter().find(|e| {
+            tracked.resource.kind == "Service"
+                && e.metadata.name.as_deref() == Some(tracked.resource.name.as_str())
+                && e.metadata.namespace == tracked.resource.namespace
+        });
+        let related = Related {
+            endpoints,
+            endpoint_slices: &snapshot.endpoint_slices,
+        };
         let status = match &tracked.object {
             None => Status {
                 state: State::InProgress,
@@ -111,32 +155,63 @@ pub fn judge(snapshot: &Snapshot, now: Timestamp, tolerance: &Tolerance) -> Judg
                 message: e.to_string(),
             }),
         };
-        if !status.is_ready() {
-            let mut own = Vec::new();
-            for pod in &tracked.pods {
-                for verdict in classify_pod(pod, &snapshot.events, now, tolerance) {
-                    if dooms(&tracked.resource.kind, pod, &verdict) {
-                        failed = true;
-                    }
-                    own.push(verdict.clone());
-                    verdicts.push(PodVerdict {
-                        owner: index,
-                        pod: pod.clone(),
-                        verdict,
+        let mut own = Vec::new();
+        for pod in &tracked.pods {
+            let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+            let restarted: Vec<ContainerRef> = restarted
+                .iter()
+                .filter(|(u, _)| u == uid)
+                .map(|(_, c)| c.clone())
+                .collect();
+            // A Ready object's pods are asked only about restarts since
+            // Ready: their older history was judged before.
+            if status.is_ready() && (restarted.is_empty() || tracked.resource.kind == "Job") {
+                continue;
+            }
+            for verdict in classify_pod_restarted(pod, &snapshot.events, now, tolerance, &restarted)
+            {
+                if dooms(&tracked.resource.kind, pod, &verdict) {
+                    failed = true;
+                }
+                own.push(verdict.clone());
+                verdicts.push(PodVerdict {
+                    owner: index,
+                    pod: pod.clone(),
+                    verdict,
+                });
+            }
+        }
+        if status.state == State::Failed {
+            failed = true;
+        }
+        if !status.is_ready() || !own.is_empty() {
+            let mut row = unready_row(&tracked.resource, &status, &own);
+            if own.is_empty() {
+                let wait = tracked
+                    .pods
+                    .iter()
+                    .filter(|p| !rules::pod(p).is_ready() && !is_job_pod(p))
+                    .find_map(|p| {
+                        let w = waiting_on(p, now)?;
+                        let name = p.metadata.name.as_deref().unwrap_or_default();
+                        Some(if tracked.resource.kind == "Pod" {
+                            w.what
+                        } else {
+                            format!("pod {name}: {}", w.what)
+                        })
                     });
+                if let Some(wait) = wait {
+                    row = row.waiting_on(wait);
                 }
             }
-            if status.state == State::Failed {
-                failed = true;
-            }
-            rows.push(unready_row(&tracked.resource, &status, &own));
+            rows.push(row);
         }
         statuses.push(status);
     }
     verdicts.sort_by_key(|v| v.verdict.rank());
     let outcome = if failed {
         Outcome::Failed
-    } else if statuses.iter().all(Status::is_ready) {
+    } else if statuses.iter().all(Status::is_ready) && rows.is_empty() {
         Outcome::Ready
     } else {
         Outcome::Pending

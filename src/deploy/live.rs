@@ -67,11 +67,12 @@ pub async fn component_state(
             .await
             .map_err(|source| DeployError::Apply {
                 component: component.name.clone(),
-                source,
+                source: Box::new(source),
             })?;
         located.push(a);
     }
-    let snapshot = wait::snapshot_once(client, &located)
+    let endpoints = wait::EndpointSource::discover(client).await;
+    let snapshot = wait::snapshot_once(client, &located, endpoints)
         .await
         .map_err(|source| LiveError::Read {
             component: component.name.clone(),
@@ -135,6 +136,6 @@ impl ComponentState {
     /// Fetches evidence and builds the diagnosis (verdicts ranked most
     /// likely first).
     pub async fn diagnosis(&self, client: &Client) -> Diagnosis {
-        super::diagnose(client, &self.name, &self.judgement, &self.snapshot, None).await
+        super::diagnose(client, &self.name, &self.judgement, &self.snapshot).await
     }
 }

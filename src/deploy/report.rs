@@ -1,46 +1,138 @@
 //! A diagnosis: the unready table, then each verdict with its evidence.
 //! Built from a judgement plus fetched evidence; rendered as plain text
-//! (CI logs are read long after the terminal is gone).
+//! (CI logs are read long after the terminal is gone) and as JSON (the same
+//! facts, for `--output json` and `diagnose`).
 
 use std::fmt::Write as _;
 
-use crate::k8s::evidence::PodEvidence;
+use serde::Serialize;
+
+use crate::k8s::evidence::{LogText, PodEvidence};
 use crate::readiness::classify::Verdict;
 use crate::readiness::evidence::Which;
 use crate::readiness::table::{self, UnreadyRow};
 
+/// Where a component stands when its wave failed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Standing {
+    /// Ready (and it held).
+    Ready,
+    /// A verdict says it will not become Ready.
+    Doomed,
+    /// It was Ready, then a verdict came before the suites started.
+    DoomedAfterReady,
+    /// Its deadline ran out.
+    TimedOut,
+    /// Still on its way when its wave was stopped.
+    #[default]
+    InProgress,
+    /// It could not be deployed at all (manifests, apply, health URL).
+    Failed,
+}
+
+impl Standing {
+    /// In words, after the component's name.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Standing::Ready => "Ready",
+            Standing::Doomed => "will not become Ready",
+            Standing::DoomedAfterReady => "was Ready, then went down",
+            Standing::TimedOut => "not Ready by its deadline",
+            Standing::InProgress => "still in progress",
+            Standing::Failed => "could not be deployed",
+        }
+    }
+}
+
 /// One verdict on one pod, with what shows it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Finding {
     /// `namespace/name` of the pod.
     pub pod: String,
     /// The verdict; `None` for an unready pod without one (evidence only).
     pub verdict: Option<Verdict>,
+    /// Without a verdict: the step the pod is in, with its container's last
+    /// log line, e.g. `init container wait-for-db still running after 1m
+    /// (log: waiting for db:5432)`.
+    pub waiting: Option<String>,
     /// Events, terminations and logs.
     pub evidence: PodEvidence,
 }
 
 /// Why a component is not Ready.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Diagnosis {
     /// The component.
     pub component: String,
+    /// Where it stands (the headline of the text).
+    pub standing: Standing,
     /// One row per object that is not Ready.
     pub rows: Vec<UnreadyRow>,
     /// Verdicts (most likely first) and evidence.
     pub findings: Vec<Finding>,
-    /// A watch error seen while waiting, if any.
-    pub watch_error: Option<String>,
+    /// Times its readiness did not hold, oldest first (`Ready for 2.3s, then
+    /// container app restarted ...`).
+    pub flaps: Vec<String>,
+    /// How long readiness had held when the wait ended, if it was holding.
+    pub holding: Option<String>,
+    /// Watches that failed while waiting, each with its last error.
+    pub watch_failures: Vec<String>,
 }
 
 impl Diagnosis {
-    /// The table and the findings as text.
+    /// One line: what the first unready object is and why, and how many more.
+    pub fn summary(&self) -> String {
+        let first = match self.rows.first() {
+            Some(r) => {
+                let mut s = format!("{} is {} ({})", r.resource, r.state, r.reason);
+                if let Some(w) = &r.waiting {
+                    let _ = write!(s, ": waiting on {w}");
+                }
+                s
+            }
+            None => match (&self.holding, self.flaps.last()) {
+                (Some(held), _) => format!("Ready, but only for {held} of its settle window"),
+                (None, Some(flap)) => flap.clone(),
+                (None, None) => "no unready object recorded".to_owned(),
+            },
+        };
+        match self.rows.len() {
+            0 | 1 => first,
+            n => format!("{first}, and {} more unready", n - 1),
+        }
+    }
+
+    /// The table and the findings as text, under a headline.
     pub fn render(&self) -> String {
+        let headline = match self.standing {
+            // Also `diagnose` on a live cluster, where nothing else is known.
+            Standing::InProgress => "not Ready",
+            other => other.describe(),
+        };
+        format!(
+            "component {}: {headline}\n{}",
+            self.component,
+            self.render_details()
+        )
+    }
+
+    /// [`Diagnosis::render`] without its headline, for a caller that has
+    /// just said what the component is.
+    pub fn render_details(&self) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "component {}: not Ready", self.component);
         out.push_str(&indent(&table::render(&self.rows), "  "));
-        if let Some(e) = &self.watch_error {
-            let _ = writeln!(out, "  (watching failed at some point: {e})");
+        if !self.flaps.is_empty() {
+            let _ = writeln!(out, "  readiness did not hold:");
+            for f in &self.flaps {
+                let _ = writeln!(out, "    {f}");
+            }
+        }
+        if let Some(held) = &self.holding {
+            let _ = writeln!(out, "  readiness had held for {held} of its settle window");
+        }
+        for e in &self.watch_failures {
+            let _ = writeln!(out, "  {e}");
         }
         for f in &self.findings {
             out.push('\n');
@@ -55,9 +147,14 @@ impl Diagnosis {
                     let _ = writeln!(out, "    {}", v.message);
                     let _ = writeln!(out, "    hint: {}", v.hint);
                 }
-                None => {
-                    let _ = writeln!(out, "  pod {}: not Ready", f.pod);
-                }
+                None => match &f.waiting {
+                    Some(w) => {
+                        let _ = writeln!(out, "  pod {}: not Ready: waiting on {w}", f.pod);
+                    }
+                    None => {
+                        let _ = writeln!(out, "  pod {}: not Ready", f.pod);
+                    }
+                },
             }
             let ev = &f.evidence.evidence;
             if !ev.events.is_empty() {
@@ -91,23 +188,28 @@ impl Diagnosis {
             for log in &f.evidence.logs {
                 let which = if log.previous { "previous" } else { "current" };
                 if log.container.is_empty() {
-                    if let Err(e) = &log.text {
+                    if let LogText::Failed(e) = &log.text {
                         let _ = writeln!(out, "    {e}");
                     }
                     continue;
                 }
-                let _ = writeln!(out, "    log of {} ({which}):", log.container_ref());
+                let container = log.container_ref();
                 match &log.text {
-                    Ok(text) if text.trim().is_empty() => {
-                        let _ = writeln!(out, "      (empty)");
+                    LogText::Missing(why) => {
+                        let _ = writeln!(out, "    log of {container} ({which}): none ({why})");
                     }
-                    Ok(text) => {
+                    LogText::Text(text) if text.trim().is_empty() => {
+                        let _ = writeln!(out, "    log of {container} ({which}): (empty)");
+                    }
+                    LogText::Text(text) => {
+                        let _ = writeln!(out, "    log of {container} ({which}):");
                         for line in text.lines() {
                             let _ = writeln!(out, "      | {line}");
                         }
                     }
-                    Err(e) => {
-                        let _ = writeln!(out, "      (not available: {e})");
+                    LogText::Failed(e) => {
+                        let _ =
+                            writeln!(out, "    log of {container} ({which}): not available: {e}");
                     }
                 }
             }
@@ -118,7 +220,7 @@ impl Diagnosis {
 
 impl Diagnosis {
     /// The same as [`Diagnosis::render`], as JSON for tools
-    /// (`harness diagnose --output json`).
+    /// (`harness diagnose --output json`, the `component_verdict` event).
     pub fn to_json(&self) -> serde_json::Value {
         use serde_json::json;
         let rows: Vec<_> = self
@@ -127,7 +229,7 @@ impl Diagnosis {
             .map(|r| {
                 json!({
                     "resource": r.resource, "state": r.state.to_string(),
-                    "reason": r.reason, "evidence": r.evidence,
+                    "reason": r.reason, "evidence": r.evidence, "waiting": r.waiting,
                 })
             })
             .collect();
@@ -162,13 +264,14 @@ impl Diagnosis {
                     .logs
                     .iter()
                     .map(|l| {
-                        let (text, error) = match &l.text {
-                            Ok(t) => (Some(t.as_str()), None),
-                            Err(e) => (None, Some(e.as_str())),
+                        let (text, missing, error) = match &l.text {
+                            LogText::Text(t) => (Some(t.as_str()), None, None),
+                            LogText::Missing(why) => (None, Some(why.as_str()), None),
+                            LogText::Failed(e) => (None, None, Some(e.as_str())),
                         };
                         json!({
                             "container": l.container, "init": l.init, "previous": l.previous,
-                            "text": text, "error": error,
+                            "text": text, "missing": missing, "error": error,
                         })
                     })
                     .collect();
@@ -179,14 +282,25 @@ impl Diagnosis {
                         "container": v.container.as_ref().map(|c| c.name.clone()),
                         "message": v.message, "hint": v.hint,
                     })),
+                    "waiting": f.waiting,
                     "events": events, "terminations": terminations, "logs": logs,
                 })
             })
             .collect();
         json!({
-            "component": self.component, "ready": false, "rows": rows,
-            "findings": findings, "watch_error": self.watch_error,
+            "component": self.component, "ready": false, "standing": self.standing,
+            "summary": self.summary(), "rows": rows, "findings": findings,
+            "flaps": self.flaps, "holding": self.holding,
+            "watch_failures": self.watch_failures,
         })
+    }
+}
+
+/// The JSON form ([`Diagnosis::to_json`]) is its serialization, so a
+/// diagnosis in an event reads the same as one from `diagnose`.
+impl Serialize for Diagnosis {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.to_json().serialize(serializer)
     }
 }
 

@@ -107,6 +107,8 @@ pub struct BundleWriter {
     failures: Mutex<Vec<CollectorFailure>>,
     /// Lines for the README's header (lane, run id, when).
     about: Vec<String>,
+    /// Markdown that opens the README: how the run went.
+    summary: Option<String>,
 }
 
 impl BundleWriter {
@@ -136,7 +138,13 @@ impl BundleWriter {
             logs: Mutex::new(BTreeMap::new()),
             failures: Mutex::new(Vec::new()),
             about,
+            summary: None,
         })
+    }
+
+    /// The summary that opens the README (scrubbed like every file).
+    pub fn set_summary(&mut self, markdown: String) {
+        self.summary = Some(markdown);
     }
 
     /// Secret values to scrub from everything written after this call.
@@ -197,6 +205,21 @@ impl BundleWriter {
         })?;
         self.write_text(&rel, &yaml)?;
         Ok(rel)
+    }
+
+    /// Streams `reader` into the bundle at `rel`, scrubbing as it goes; not
+    /// a log, so the size cap never cuts it.
+    pub fn write_stream(&self, rel: &Path, reader: impl Read) -> Result<u64, GatherError> {
+        let err = |source| GatherError::Write {
+            path: rel.to_path_buf(),
+            source,
+        };
+        let (_, file) = self.open(rel)?;
+        let mut writer = self.redactor.writer(BufWriter::new(file));
+        let mut reader = reader;
+        let bytes = io::copy(&mut reader, &mut writer).map_err(err)?;
+        writer.finish().map_err(err)?;
+        Ok(bytes)
     }
 
     /// Streams a log into the bundle, scrubbing as it goes.
@@ -281,6 +304,7 @@ impl BundleWriter {
                 .iter()
                 .map(|f| format!("{}: {}\n", f.collector, f.error))
                 .collect();
+            let text = self.redactor.text(&text);
             let rel = Path::new(layout::HARNESS_DIR).join("collector-errors.txt");
             fs::create_dir_all(self.staging.join(layout::HARNESS_DIR)).map_err(write_err(&rel))?;
             fs::write(self.staging.join(&rel), text).map_err(write_err(&rel))?;
@@ -293,7 +317,7 @@ impl BundleWriter {
         if let Some(cap) = cap {
             for _ in 0..4 {
                 let sizes = file_sizes(&self.staging).map_err(write_err(&self.staging))?;
-                let readme = readme(&self.about, &self.staging, &trimmed, &failures, Some(cap))
+                let readme = readme(&self.head(), &self.staging, &trimmed, &failures, Some(cap))
                     .map_err(write_err(Path::new("README.md")))?;
                 let total = sizes.values().sum::<u64>()
                     + readme.len() as u64
@@ -316,7 +340,7 @@ impl BundleWriter {
                 }
             }
         }
-        let readme = readme(&self.about, &self.staging, &trimmed, &failures, cap)
+        let readme = readme(&self.head(), &self.staging, &trimmed, &failures, cap)
             .map_err(write_err(Path::new("README.md")))?;
         fs::write(self.staging.join("README.md"), readme)
             .map_err(write_err(Path::new("README.md")))?;
@@ -346,6 +370,22 @@ impl BundleWriter {
             failures,
         })
     }
+}
+
+impl BundleWriter {
+    /// The README's opening: the about lines and the summary, scrubbed.
+    fn head(&self) -> Head {
+        Head {
+            about: self.about.iter().map(|l| self.redactor.text(l)).collect(),
+            summary: self.summary.as_deref().map(|s| self.redactor.text(s)),
+        }
+    }
+}
+
+/// What opens the README.
+struct Head {
+    about: Vec<String>,
+    summary: Option<String>,
 }
 
 /// A bundle that was never finished — its gather cancelled by an interrupt
@@ -453,7 +493,7 @@ fn checksums(root: &Path) -> io::Result<String> {
 }
 
 fn readme(
-    about: &[String],
+    head: &Head,
     root: &Path,
     trimmed: &[(PathBuf, u64)],
     failures: &[CollectorFailure],
@@ -482,7 +522,11 @@ fn readme(
         entry.1 += size;
     }
     let mut text = String::from("# harness must-gather bundle\n\n");
-    for line in about {
+    if let Some(summary) = &head.summary {
+        text.push_str(summary);
+        text.push_str("\n## Collected\n\n");
+    }
+    for line in &head.about {
         text.push_str(&format!("- {line}\n"));
     }
     text.push_str(
@@ -491,7 +535,10 @@ fn readme(
          - `namespaces/<ns>/events.yaml`: the namespace's events\n\
          - `namespaces/<ns>/pods/<pod>/<container>/<container>/logs/{current,previous}.log`: container logs, init containers included (oc adm inspect layout)\n\
          - `cluster/<apiVersion>/<kind>/<name>.yaml`: cluster-scoped objects (nodes, CRDs, what the lane applied)\n\
-         - `harness/`: the harness's own diagnosis, timeline and collector errors\n\
+         - `harness/`: the run's story: its event stream (`events.jsonl`, the JSON lines of `--output json`, up to the gather), \
+         the report as it stood then (`report.txt`, `summary.json`; `harness report <bundle>` prints it again), \
+         the infrastructure and deploy timelines, the suites' results and merged JUnit, the diagnosis of every component \
+         at gather time (`diagnosis.txt`, `diagnosis.json`) and the collectors that failed\n\
          - `kind/`: the kind node logs (journal, kubelet, containerd), as `kind export logs` collects them\n\
          - `SHA256SUMS`: checksums of every other file (`sha256sum -c SHA256SUMS`)\n\n\
          Secret values are replaced by `<redacted>`, and known secret values are scrubbed from every file, logs included.\n\

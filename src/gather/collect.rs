@@ -57,6 +57,10 @@ pub trait Source: Sync {
     fn pods(&self, namespace: &str) -> impl Future<Output = Result<Vec<Pod>, String>> + Send;
     /// Cluster-scoped objects worth keeping: nodes, CRDs, what the lane applied.
     fn cluster_objects(&self) -> impl Future<Output = Result<Listed, String>> + Send;
+    /// A container's log; `Ok(None)` when there is none to collect and
+    /// that is no failure: the kubelet no longer keeps the previous
+    /// instance of a container that restarted (it removes dead containers
+    /// of a pod that completed, and then answers that it has none).
     fn log(
         &self,
         namespace: &str,
@@ -64,7 +68,7 @@ pub trait Source: Sync {
         container: &str,
         previous: bool,
         since: Option<Duration>,
-    ) -> impl Future<Output = Result<LogStream, String>> + Send;
+    ) -> impl Future<Output = Result<Option<LogStream>, String>> + Send;
 }
 
 /// What to collect.
@@ -278,10 +282,13 @@ async fn run<S: Source>(
                 "{} log of {namespace}/{pod}/{container}",
                 if previous { "previous" } else { "current" }
             );
-            let mut stream = source
+            let Some(mut stream) = source
                 .log(&namespace, &pod, &container, previous, request.since)
                 .await
-                .map_err(|e| (what.clone(), e))?;
+                .map_err(|e| (what.clone(), e))?
+            else {
+                return Ok(());
+            };
             let mut file = writer
                 .open_log(
                     &layout::log(&namespace, &pod, &container, previous),
@@ -419,7 +426,7 @@ mod tests {
             container: &str,
             previous: bool,
             _: Option<Duration>,
-        ) -> Result<LogStream, String> {
+        ) -> Result<Option<LogStream>, String> {
             self.log_calls
                 .lock()
                 .unwrap()
@@ -432,7 +439,7 @@ mod tests {
             // Two chunks, to exercise the streaming path.
             let (a, b) = text.split_at(text.len() / 2);
             let chunks = vec![Ok(Bytes::from(a.to_owned())), Ok(Bytes::from(b.to_owned()))];
-            Ok(Box::pin(stream::iter(chunks)))
+            Ok(Some(Box::pin(stream::iter(chunks))))
         }
     }
 

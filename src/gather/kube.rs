@@ -407,7 +407,7 @@ impl Source for KubeSource {
         container: &str,
         previous: bool,
         since: Option<Duration>,
-    ) -> Result<LogStream, String> {
+    ) -> Result<Option<LogStream>, String> {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         let params = LogParams {
             container: Some(container.to_owned()),
@@ -415,12 +415,25 @@ impl Source for KubeSource {
             since_seconds: since.map(|s| s.as_secs().max(1) as i64),
             ..LogParams::default()
         };
-        let reader = Box::pin(
-            api.log_stream(pod, &params)
-                .await
-                .map_err(|e| e.to_string())?,
-        );
-        Ok(Box::pin(stream::unfold(reader, |mut reader| async move {
+        let mut reader = Box::pin(match api.log_stream(pod, &params).await {
+            Ok(reader) => reader,
+            Err(kube::Error::Api(status)) if previous && previous_not_kept(&status) => {
+                return Ok(None);
+            }
+            Err(e) => return Err(e.to_string()),
+        });
+        // The first chunk, to see whether it is the kubelet's note that the
+        // previous instance is gone, which some kubelets send as the log.
+        let first = match reader.fill_buf().await {
+            Ok(buf) => Bytes::copy_from_slice(buf),
+            Err(e) => return Err(e.to_string()),
+        };
+        reader.consume_unpin(first.len());
+        if previous && is_previous_gone_note(&first) {
+            return Ok(None);
+        }
+        let first = stream::iter((!first.is_empty()).then_some(Ok(first)));
+        let rest = stream::unfold(reader, |mut reader| async move {
             let chunk = match reader.fill_buf().await {
                 Ok([]) => return None,
                 Ok(buf) => Bytes::copy_from_slice(buf),
@@ -428,8 +441,29 @@ impl Source for KubeSource {
             };
             reader.consume_unpin(chunk.len());
             Some((Ok(chunk), reader))
-        })))
+        });
+        Ok(Some(Box::pin(first.chain(rest))))
     }
+}
+
+/// The API server's answer when a pod's status still counts restarts but
+/// the kubelet has no terminated instance left to read: 400 `previous
+/// terminated container "migrate" in pod "audit-migrations-x" not found`
+/// (after the kubelet removed the dead container of a completed pod).
+/// There is no previous log to collect, which is not a failure.
+fn previous_not_kept(status: &kube::core::Status) -> bool {
+    status.code == 400
+        && status.message.contains("previous terminated container")
+        && status.message.ends_with("not found")
+}
+
+/// What a Kubernetes 1.20 kubelet sends, with status 200, as the previous
+/// log of a container whose dead instance it has removed:
+/// `unable to retrieve container logs for containerd://<id>` — the same
+/// note the diagnosis's evidence reads as "not kept by the kubelet".
+fn is_previous_gone_note(first: &[u8]) -> bool {
+    first.len() < 512
+        && crate::readiness::evidence::missing_log(&String::from_utf8_lossy(first)).is_some()
 }
 
 #[cfg(test)]
@@ -577,5 +611,42 @@ mod tests {
             false,
             &["create"]
         )));
+    }
+
+    #[test]
+    fn a_previous_log_the_kubelet_no_longer_keeps_is_told_apart_from_a_failure() {
+        let status = |code: u16, message: &str| kube::core::Status {
+            code,
+            message: message.into(),
+            ..kube::core::Status::default()
+        };
+        // Kubelet wording (pkg/kubelet/kubelet_pods.go, validateContainerLogStatus).
+        assert!(previous_not_kept(&status(
+            400,
+            "previous terminated container \"migrate\" in pod \"audit-migrations-2x7fq\" not found"
+        )));
+        for other in [
+            status(
+                400,
+                "container \"app\" in pod \"web\" is waiting to start: PodInitializing",
+            ),
+            status(404, "pods \"web\" not found"),
+            status(
+                500,
+                "previous terminated container \"a\" in pod \"b\" not found",
+            ),
+        ] {
+            assert!(!previous_not_kept(&other), "{}", other.message);
+        }
+        // As a 1.20 kubelet answered on the test cluster, for a Job pod whose
+        // first attempt failed and whose second completed.
+        assert!(is_previous_gone_note(
+            b"unable to retrieve container logs for containerd://1e98a9ae75219ff66807c790b19b5479d1e8f9858e30fed34f37c90f543d56d7"
+        ));
+        assert!(!is_previous_gone_note(
+            b"unable to retrieve container logs for x\nbut then a real log line\n"
+        ));
+        assert!(!is_previous_gone_note(b"app starting at 14:18:14\n"));
+        assert!(!is_previous_gone_note(b""));
     }
 }

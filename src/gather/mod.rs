@@ -10,13 +10,17 @@
 //! `SHA256SUMS`, then an atomic rename and a `.tar.gz` — so a bundle under
 //! its final name is always whole. Collectors that read the cluster feed
 //! these; one failing collector is recorded in the bundle and never stops
-//! the others.
+//! the others. [`story`] adds what the run knew about itself (its event
+//! stream, report, timelines, suites) and [`diagnosis`] the state of every
+//! component at gather time, under `harness/`.
 
 pub mod bundle;
 pub mod collect;
+pub mod diagnosis;
 pub mod kube;
 pub mod layout;
 pub mod redact;
+pub mod story;
 
 pub use bundle::{Bundle, BundleWriter, GatherError};
 pub use redact::Redactor;

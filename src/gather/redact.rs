@@ -23,8 +23,16 @@ pub const REDACTED: &str = "<redacted>";
 /// Values shorter than this are redacted structurally only.
 pub const MIN_SCRUB_LEN: usize = 6;
 
+/// Keys of a service account token Secret whose values are public: the
+/// cluster's CA certificate and the Secret's own namespace. Scrubbing them
+/// from every file would replace the namespace's name everywhere (clusters
+/// before 1.24 make one such Secret per service account).
+const PUBLIC_TOKEN_KEYS: [&str; 2] = ["ca.crt", "namespace"];
+
 /// Removes `metadata.managedFields` and, for Secrets, every value.
-/// Returns the secret values found (decoded), for [`Redactor::new`].
+/// Returns the secret values found (decoded), for [`Redactor::new`]: all of
+/// them but the public ones of a service account token, and any equal to
+/// the Secret's own namespace, which is a name, not a secret.
 pub fn sanitize(object: &mut Value) -> Vec<String> {
     let mut secrets = Vec::new();
     if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
@@ -33,21 +41,36 @@ pub fn sanitize(object: &mut Value) -> Vec<String> {
     if object.get("kind").and_then(Value::as_str) != Some("Secret") {
         return secrets;
     }
+    let token =
+        object.get("type").and_then(Value::as_str) == Some("kubernetes.io/service-account-token");
+    let namespace = object
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let public = |key: &str, value: &str| {
+        (token && PUBLIC_TOKEN_KEYS.contains(&key)) || namespace.as_deref() == Some(value)
+    };
     if let Some(data) = object.get_mut("data").and_then(Value::as_object_mut) {
-        for value in data.values_mut() {
+        for (key, value) in data.iter_mut() {
             if let Some(encoded) = value.as_str() {
-                if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(encoded) {
-                    secrets.push(String::from_utf8_lossy(&bytes).into_owned());
+                let decoded = base64::engine::general_purpose::STANDARD
+                    .decode(encoded)
+                    .ok()
+                    .map(|bytes| String::from_utf8_lossy(&bytes).into_owned());
+                if !decoded.as_deref().is_some_and(|d| public(key, d)) {
+                    secrets.extend(decoded);
+                    // The encoded form can leak too (e.g. a manifest in a ConfigMap).
+                    secrets.push(encoded.to_owned());
                 }
-                // The encoded form can leak too (e.g. a manifest in a ConfigMap).
-                secrets.push(encoded.to_owned());
             }
             *value = Value::String(REDACTED.into());
         }
     }
     if let Some(data) = object.get_mut("stringData").and_then(Value::as_object_mut) {
-        for value in data.values_mut() {
-            if let Some(plain) = value.as_str() {
+        for (key, value) in data.iter_mut() {
+            if let Some(plain) = value.as_str()
+                && !public(key, plain)
+            {
                 secrets.push(plain.to_owned());
             }
             *value = Value::String(REDACTED.into());
@@ -63,6 +86,26 @@ pub fn sanitize(object: &mut Value) -> Vec<String> {
     secrets
 }
 
+/// `value` as a JSON string with every non-ASCII character escaped
+/// (`\u00e9`), as some writers (Go's `encoding/json` with `SetEscapeHTML`,
+/// Python's `json.dumps`) write it.
+fn ascii_escaped(value: &str) -> String {
+    let quoted = serde_json::to_string(value).unwrap_or_default();
+    let inner = &quoted[1..quoted.len().saturating_sub(1).max(1)];
+    let mut out = String::with_capacity(inner.len());
+    for c in inner.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    out
+}
+
 /// Scrubs known secret values from text and streams.
 #[derive(Clone, Debug)]
 pub struct Redactor {
@@ -71,11 +114,22 @@ pub struct Redactor {
 }
 
 impl Redactor {
-    /// A redactor for these values (short ones are ignored, see the module doc).
+    /// A redactor for these values (short ones are ignored, see the module
+    /// doc). Each value is also looked for as a JSON (or YAML double-quoted)
+    /// string writes it, escapes and all: the harness's own records — the
+    /// event stream, the diagnosis — are JSON, and `pa"ss\word` appears
+    /// there as `pa\"ss\\word`.
     pub fn new<I: IntoIterator<Item = String>>(values: I) -> Self {
         let values: BTreeSet<String> = values
             .into_iter()
             .filter(|v| v.chars().count() >= MIN_SCRUB_LEN)
+            .flat_map(|v| {
+                let quoted = serde_json::to_string(&v).unwrap_or_default();
+                let escaped = quoted[1..quoted.len().saturating_sub(1).max(1)].to_owned();
+                let ascii = ascii_escaped(&v);
+                [Some(v), Some(escaped), Some(ascii)]
+            })
+            .flatten()
             .collect();
         let count = values.len();
         // Leftmost-longest: a value that contains another is replaced whole.
@@ -212,6 +266,36 @@ mod tests {
     }
 
     #[test]
+    fn a_service_account_tokens_public_values_are_not_scrubbed_elsewhere() {
+        // Captured on the 1.20 test cluster (its token value replaced).
+        let mut secret = fixture("secret-sa-token/secret.default-token-dwtfr.json");
+        let found = sanitize(&mut secret);
+        for key in ["ca.crt", "namespace", "token"] {
+            assert_eq!(secret["data"][key], REDACTED, "{key}");
+        }
+        // Only the token is a secret: the namespace's name and the CA stay
+        // readable in every other file.
+        assert_eq!(
+            found,
+            [
+                "REDACTED-service-account-token".to_string(),
+                "UkVEQUNURUQtc2VydmljZS1hY2NvdW50LXRva2Vu".to_string()
+            ]
+        );
+        let r = Redactor::new(found);
+        assert_eq!(
+            r.text("namespace: story-lane\ntoken: REDACTED-service-account-token\n"),
+            "namespace: story-lane\ntoken: <redacted>\n"
+        );
+        // Any Secret's value that is its own namespace is a name, not a secret.
+        let mut opaque = serde_json::json!({"kind": "Secret", "type": "Opaque",
+            "metadata": {"name": "s", "namespace": "story-lane"},
+            "stringData": {"ns": "story-lane", "password": "hunter2hunter2"}});
+        assert_eq!(sanitize(&mut opaque), ["hunter2hunter2".to_string()]);
+        assert_eq!(opaque["stringData"]["ns"], REDACTED);
+    }
+
+    #[test]
     fn managed_fields_and_last_applied_are_removed() {
         let mut obj = serde_json::json!({
             "kind": "Secret",
@@ -282,5 +366,24 @@ mod tests {
         let mut w = none.writer(Vec::new());
         w.write_all(b"as is").unwrap();
         assert_eq!(w.finish().unwrap(), b"as is");
+    }
+
+    #[test]
+    fn values_are_found_as_json_writes_them_too() {
+        let r = Redactor::new(["pa\"ss\\wörd\n1".to_string()]);
+        let event = serde_json::json!({"event": "suite_output", "line": "pw=pa\"ss\\wörd\n1"});
+        let json = serde_json::to_string(&event).unwrap();
+        assert!(json.contains(r#"pa\"ss\\wörd\n1"#), "{json}");
+        assert_eq!(
+            r.text(&json),
+            r#"{"event":"suite_output","line":"pw=<redacted>"}"#
+        );
+        // With non-ASCII escaped, as Python and some Go writers do.
+        assert_eq!(
+            r.text(r#"{"line":"pa\"ss\\w\u00f6rd\n1"}"#),
+            r#"{"line":"<redacted>"}"#
+        );
+        // A plain value has one form only.
+        assert_eq!(Redactor::new(["plain-value".to_string()]).len(), 1);
     }
 }

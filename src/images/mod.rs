@@ -22,6 +22,7 @@
 pub mod context;
 pub mod dockerfile;
 mod engine;
+pub mod host;
 pub mod ignore;
 pub mod reference;
 
@@ -216,13 +217,12 @@ impl ImageError {
             ImageError::Context { .. } => {
                 "check the image's `context:` and `.dockerignore`".to_owned()
             }
-            ImageError::Build { log, .. } => format!(
-                "fix the failing step (the daemon's full output is in {}), then run again",
-                log.display()
-            ),
-            ImageError::Timeout { image, log, .. } => format!(
-                "find the step that hangs in {}, or raise `images.{image}.timeout` in the lane file",
-                log.display()
+            // The log is named in the message already.
+            ImageError::Build { .. } => {
+                "fix that step of the Dockerfile (or the files it uses), then run again".to_owned()
+            }
+            ImageError::Timeout { image, .. } => format!(
+                "find the step that hangs (the log ends with it), or raise `images.{image}.timeout` in the lane file"
             ),
             ImageError::Pull { reference, .. } | ImageError::PullTimeout { reference, .. } => {
                 format!(

@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use super::client::ClusterAccess;
 use crate::config::{ClusterProvider, Lane};
 
-/// No kubeconfig could be found for the lane.
+/// No kubeconfig could be found for the lane: nothing is up.
 #[derive(Debug, thiserror::Error)]
-#[error("no kubeconfig for lane `{lane}`: tried {}", .tried.join(", "))]
+#[error("no environment is up for lane {lane}: no kubeconfig found (tried {})", .tried.join(", "))]
 pub struct NoCluster {
     /// The lane.
     pub lane: String,
@@ -27,9 +27,27 @@ impl NoCluster {
     /// How to fix it.
     pub fn help(&self) -> String {
         format!(
-            "bring the lane up with `harness up --lane {}`, or pass --kubeconfig PATH",
+            "bring it up with `harness up --lane {}`, or pass --kubeconfig PATH for a cluster harness did not make",
             self.lane
         )
+    }
+}
+
+/// No environment is up for the lane: `up` recorded none, and the cluster
+/// a leftover kubeconfig points at does not answer.
+#[derive(Debug, thiserror::Error)]
+#[error("no environment is up for lane {lane}: {detail}")]
+pub struct NotUp {
+    /// The lane.
+    pub lane: String,
+    /// What was found instead.
+    pub detail: String,
+}
+
+impl NotUp {
+    /// How to fix it.
+    pub fn help(&self) -> String {
+        format!("bring it up with `harness up --lane {}`", self.lane)
     }
 }
 

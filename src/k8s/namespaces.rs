@@ -3,7 +3,10 @@
 //!
 //! A namespace is usable only when it is `Active` *and* its `default`
 //! ServiceAccount exists (the ServiceAccount controller creates it a moment
-//! later; pods created before are rejected). Both are awaited with watches
+//! later; pods created before are rejected) — and, on servers before 1.24,
+//! holds its token Secret, which the token controller adds a moment later
+//! still (until then the admission plugin rejects pods with "no API token
+//! found for service account"). All are awaited with watches
 //! under one deadline, never with sleeps. Every namespace is labelled with
 //! the run id so that a crashed run's namespaces can be found and removed.
 //! Deletion sends the DELETE and then waits, with its own timeout, for the
@@ -36,6 +39,7 @@ pub struct KubeNamespaces {
     run_id: String,
     create_timeout: Duration,
     delete_timeout: Duration,
+    legacy_tokens: std::sync::Arc<tokio::sync::OnceCell<bool>>,
 }
 
 impl KubeNamespaces {
@@ -46,7 +50,23 @@ impl KubeNamespaces {
             run_id: run_id.into(),
             create_timeout: CREATE_TIMEOUT,
             delete_timeout: DELETE_TIMEOUT,
+            legacy_tokens: Default::default(),
         }
+    }
+
+    /// Whether the server gives ServiceAccounts token Secrets that pods
+    /// need (before 1.24), asked once. A server whose version cannot be read
+    /// is taken as a current one: the wait then ends with the ServiceAccount.
+    async fn legacy_tokens(&self) -> bool {
+        *self
+            .legacy_tokens
+            .get_or_init(|| async {
+                self.client
+                    .apiserver_version()
+                    .await
+                    .is_ok_and(|v| minor_before(&v.major, &v.minor, 24))
+            })
+            .await
     }
 
     /// Overrides the creation and deletion timeouts.
@@ -83,8 +103,9 @@ impl KubeNamespaces {
             .map_err(|e| err(e.to_string()))?;
         let accounts: Api<ServiceAccount> = Api::namespaced(self.client.clone(), name);
         let active = await_condition(namespaces, name, is_active);
-        let account = await_condition(accounts, "default", |sa: Option<&ServiceAccount>| {
-            sa.is_some()
+        let legacy = self.legacy_tokens().await;
+        let account = await_condition(accounts, "default", move |sa: Option<&ServiceAccount>| {
+            account_usable(sa, legacy)
         });
         let both = futures_util::future::try_join(active, account);
         match tokio::time::timeout(self.create_timeout, both).await {
@@ -130,6 +151,50 @@ impl KubeNamespaces {
             }
         }
     }
+}
+
+/// Waits (by watch, up to `timeout`) until namespace `name` accepts pods:
+/// Active, with its `default` ServiceAccount (and, before 1.24, that
+/// account's token). For namespaces the harness did not make as suite
+/// namespaces: the deploy stage applies bare Pods only once this holds.
+pub async fn wait_usable(client: &Client, name: &str, timeout: Duration) -> Result<(), String> {
+    let legacy = client
+        .apiserver_version()
+        .await
+        .is_ok_and(|v| minor_before(&v.major, &v.minor, 24));
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), name);
+    let active = await_condition(namespaces, name, is_active);
+    let account = await_condition(accounts, "default", move |sa: Option<&ServiceAccount>| {
+        account_usable(sa, legacy)
+    });
+    match tokio::time::timeout(timeout, futures_util::future::try_join(active, account)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(format!("watching it failed: {e}")),
+        Err(_) => Err(format!(
+            "namespace {name} was not Active with a usable `default` ServiceAccount within {}",
+            humantime::format_duration(timeout)
+        )),
+    }
+}
+
+/// Whether pods can use the ServiceAccount: it exists, and where the server
+/// mounts token Secrets (`legacy_tokens`), its token is there.
+fn account_usable(sa: Option<&ServiceAccount>, legacy_tokens: bool) -> bool {
+    sa.is_some_and(|sa| !legacy_tokens || sa.secrets.as_ref().is_some_and(|s| !s.is_empty()))
+}
+
+/// Whether `major.minor` (as `/version` gives them: `"1"`, `"20+"`) is
+/// before `1.before`.
+fn minor_before(major: &str, minor: &str, before: u32) -> bool {
+    let number = |s: &str| {
+        s.chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse::<u32>()
+            .ok()
+    };
+    matches!((number(major), number(minor)), (Some(1), Some(m)) if m < before)
 }
 
 fn is_active(ns: Option<&Namespace>) -> bool {
@@ -199,5 +264,33 @@ mod tests {
         assert!(reason.contains("finalizers [kubernetes]"), "{reason}");
         assert!(reason.contains("example.com/cleanup"), "{reason}");
         assert!(!reason.contains("DiscoveryFailure"), "{reason}");
+    }
+
+    #[test]
+    fn a_service_account_is_usable_with_its_token_where_the_server_needs_one() {
+        let bare: ServiceAccount =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": "default"}})).unwrap();
+        let with_token: ServiceAccount = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "default"},
+            "secrets": [{"name": "default-token-x2v9q"}]
+        }))
+        .unwrap();
+        assert!(!account_usable(None, false));
+        assert!(account_usable(Some(&bare), false));
+        assert!(!account_usable(Some(&bare), true), "1.20: no token yet");
+        assert!(account_usable(Some(&with_token), true));
+    }
+
+    #[test]
+    fn server_versions_before_1_24() {
+        assert!(minor_before("1", "20", 24));
+        assert!(minor_before("1", "23+", 24), "GKE and EKS append a +");
+        assert!(!minor_before("1", "24", 24));
+        assert!(!minor_before("1", "33", 24));
+        assert!(!minor_before("2", "0", 24));
+        assert!(
+            !minor_before("", "", 24),
+            "an unreadable version is a current one"
+        );
     }
 }

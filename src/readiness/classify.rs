@@ -59,7 +59,7 @@ pub struct Tolerance {
 }
 
 /// Which container a verdict is about.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ContainerRef {
     /// The container's name.
     pub name: String,
@@ -354,6 +354,21 @@ pub fn classify_pod(
     now: Timestamp,
     tolerance: &Tolerance,
 ) -> Vec<Verdict> {
+    classify_pod_restarted(pod, events, now, tolerance, &[])
+}
+
+/// [`classify_pod`], where `restarted` names containers seen to restart
+/// since the component was Ready (see [`super::settle`]). Such a container
+/// is judged by its last termination even when it is running and Ready
+/// again: a restart the tolerance no longer forgives is a crash loop (or an
+/// OOM kill) however briefly the watch saw it down.
+pub fn classify_pod_restarted(
+    pod: &Pod,
+    events: &[Event],
+    now: Timestamp,
+    tolerance: &Tolerance,
+    restarted: &[ContainerRef],
+) -> Vec<Verdict> {
     if pod.metadata.deletion_timestamp.is_some() {
         return Vec::new();
     }
@@ -381,11 +396,23 @@ pub fn classify_pod(
         .init_container_statuses
         .as_deref()
         .unwrap_or_default();
+    let was_restarted =
+        |name: &str, init: bool| restarted.iter().any(|c| c.name == name && c.init == init);
     for cs in init_statuses {
-        verdicts.extend(container_verdict(&ctx, cs, true));
+        verdicts.extend(container_verdict(
+            &ctx,
+            cs,
+            true,
+            was_restarted(&cs.name, true),
+        ));
     }
     for cs in status.container_statuses.as_deref().unwrap_or_default() {
-        verdicts.extend(container_verdict(&ctx, cs, false));
+        verdicts.extend(container_verdict(
+            &ctx,
+            cs,
+            false,
+            was_restarted(&cs.name, false),
+        ));
     }
     if let Some(v) = sandbox(&ctx) {
         verdicts.push(v);
@@ -455,7 +482,12 @@ fn spec_container<'a>(pod: &'a Pod, name: &str, init: bool) -> Option<&'a Contai
     list.iter().find(|c| c.name == name)
 }
 
-fn container_verdict(ctx: &Ctx<'_>, cs: &ContainerStatus, init: bool) -> Option<Verdict> {
+fn container_verdict(
+    ctx: &Ctx<'_>,
+    cs: &ContainerStatus,
+    init: bool,
+    restarted: bool,
+) -> Option<Verdict> {
     let cref = ContainerRef {
         name: cs.name.clone(),
         init,
@@ -545,8 +577,43 @@ fn container_verdict(ctx: &Ctx<'_>, cs: &ContainerStatus, init: bool) -> Option<
             );
         }
     }
-    if cs.ready {
-        return None;
+    if cs.ready || (restarted && state.running.is_some()) {
+        // Back up after a restart seen since the component was Ready: the
+        // restart itself is the crash, once the tolerance no longer forgives it.
+        if restarted && !ctx.tolerated(cs.restart_count) {
+            let reason = last
+                .and_then(|t| t.reason.clone())
+                .unwrap_or_else(|| "Error".to_owned());
+            let exit_code = last.map(|t| t.exit_code);
+            let ran = last
+                .and_then(|t| {
+                    Some(
+                        t.finished_at
+                            .as_ref()?
+                            .0
+                            .duration_since(t.started_at.as_ref()?.0),
+                    )
+                })
+                .and_then(|d| Duration::try_from(d).ok())
+                .map(|d| format!(" {} after it started,", super::human(d)))
+                .unwrap_or_default();
+            return verdict(
+                VerdictKind::CrashLoop {
+                    reason: reason.clone(),
+                    exit_code,
+                },
+                format!(
+                    "{cref} went down after the pod was Ready: it exited with code {} ({reason}){ran} and has restarted {} times{}",
+                    exit_code.map_or_else(|| "?".to_owned(), |c| c.to_string()),
+                    cs.restart_count,
+                    term_detail(last)
+                ),
+                "read the previous container log: it is running now, but it crashed and will again; raise the component's tolerance if it waits for a dependency",
+            );
+        }
+        if cs.ready {
+            return None;
+        }
     }
 
     // Init containers block the pod while they run or crash.

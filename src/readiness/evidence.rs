@@ -253,3 +253,25 @@ pub fn verdict_evidence(
             .collect(),
     }
 }
+
+/// Whether a log answer (a body, or the API server's error) says there is
+/// no such log rather than being one, and why. The kubelet answers a
+/// `--previous` call for a container it no longer keeps with the text
+/// `unable to retrieve container logs for containerd://<id>` (as the body
+/// of a 200), or refuses it with `previous terminated container "app" in
+/// pod "p" not found`; a container that has not started is `waiting to
+/// start`.
+pub fn missing_log(answer: &str) -> Option<&'static str> {
+    let answer = answer.trim();
+    let single_line = !answer.contains('\n');
+    if single_line && answer.starts_with("unable to retrieve container logs for ") {
+        return Some("not kept by the kubelet");
+    }
+    if answer.contains("previous terminated container") && answer.contains("not found") {
+        return Some("not kept by the kubelet");
+    }
+    if answer.contains("is waiting to start") {
+        return Some("the container has not started");
+    }
+    None
+}

@@ -22,8 +22,10 @@
 pub mod classify;
 pub mod evidence;
 pub mod rules;
+pub mod settle;
 pub mod table;
 pub mod timeline;
+pub mod waiting;
 
 mod conditions;
 
@@ -33,3 +35,57 @@ pub use rules::{State, Status};
 /// The instant type used throughout: the one `k8s-openapi` stores in
 /// `meta::v1::Time`, re-exported so callers need no direct `jiff` dependency.
 pub use k8s_openapi::jiff::Timestamp;
+
+/// A duration as a person writes it: `1m`, `1m30s`, `15s`, `2.5s`, `350ms`.
+/// Whole seconds from ten seconds up (a deadline of `1m` that ran out after
+/// 1 m 2 ms is reported as `1m`), one decimal below, milliseconds below a
+/// second.
+pub fn human(d: std::time::Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        return if ms == 0 {
+            "0s".to_owned()
+        } else {
+            format!("{ms}ms")
+        };
+    }
+    if ms < 10_000 {
+        let tenths = (ms + 50) / 100;
+        return if tenths.is_multiple_of(10) {
+            format!("{}s", tenths / 10)
+        } else {
+            format!("{}.{}s", tenths / 10, tenths % 10)
+        };
+    }
+    let secs = (ms + 500) / 1000;
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    let mut out = String::new();
+    for (n, unit) in [(h, "h"), (m, "m"), (s, "s")] {
+        if n > 0 {
+            out.push_str(&format!("{n}{unit}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    #[test]
+    fn durations_read_as_people_write_them() {
+        let cases = [
+            (Duration::ZERO, "0s"),
+            (Duration::from_millis(350), "350ms"),
+            (Duration::from_millis(2_540), "2.5s"),
+            (Duration::from_millis(3_000), "3s"),
+            (Duration::from_millis(15_200), "15s"),
+            (Duration::from_nanos(60_002_646_201), "1m"),
+            (Duration::from_secs(90), "1m30s"),
+            (Duration::from_secs(3_600 + 5 * 60), "1h5m"),
+        ];
+        for (d, want) in cases {
+            assert_eq!(super::human(d), want, "{d:?}");
+        }
+    }
+}

@@ -42,8 +42,26 @@ pub struct UnreadyRow {
     /// The reason: the top verdict's name, else the status reason.
     pub reason: String,
     /// One line of evidence: the top verdict's facts (and how many more
-    /// verdicts there are), else the status message.
+    /// verdicts there are), else the status message and what it waits on.
     pub evidence: String,
+    /// Without a verdict: the step its pods are in (see
+    /// [`super::waiting`]), e.g. `init container wait-for-db still running
+    /// after 1m`.
+    pub waiting: Option<String>,
+}
+
+impl UnreadyRow {
+    /// The row with what its pods wait on added to its evidence.
+    pub fn waiting_on(mut self, what: impl Into<String>) -> Self {
+        let what = what.into();
+        self.evidence = if self.evidence.is_empty() {
+            format!("waiting on {what}")
+        } else {
+            format!("{}; waiting on {what}", self.evidence)
+        };
+        self.waiting = Some(what);
+        self
+    }
 }
 
 /// Builds the row for `resource`. `verdicts` are those of the resource's
@@ -76,6 +94,7 @@ pub fn unready_row(resource: &ResourceRef, status: &Status, verdicts: &[Verdict]
         state,
         reason,
         evidence,
+        waiting: None,
     }
 }
 

@@ -7,8 +7,8 @@
 
 use std::fmt::Write as _;
 
-use super::render::clock;
-use super::{RunReport, VerdictRecord};
+use super::RunReport;
+use super::render::{case_clock, clock};
 
 /// Escapes the message part of a workflow command.
 pub fn escape_data(s: &str) -> String {
@@ -25,19 +25,15 @@ pub fn escape_property(s: &str) -> String {
 /// One `::error` line per failed suite and per verdict.
 pub fn annotations(report: &RunReport) -> Vec<String> {
     let mut lines = Vec::new();
-    for v in &report.verdicts {
-        let VerdictRecord {
-            component,
-            resource,
-            verdict,
-            message,
-            hint,
-            ..
-        } = v;
+    for v in report.unready() {
+        let mut message = v.summary.clone();
+        if let Some(hint) = v.hint() {
+            let _ = write!(message, "\nhint: {hint}");
+        }
         lines.push(format!(
             "::error title={}::{}",
-            escape_property(&format!("{component}: {verdict}")),
-            escape_data(&format!("{resource}: {message}\nhint: {hint}"))
+            escape_property(&format!("{}: {}", v.component, v.title())),
+            escape_data(&message)
         ));
     }
     let correlations = report.correlate();
@@ -48,6 +44,7 @@ pub fn annotations(report: &RunReport) -> Vec<String> {
             s.seconds,
             s.log.display()
         );
+        let own_cases = report.cases_of(&s.suite).count();
         for c in correlations
             .iter()
             .filter(|c| c.failures_after.contains(&s.suite))
@@ -60,6 +57,13 @@ pub fn annotations(report: &RunReport) -> Vec<String> {
                 clock(&c.at),
                 c.detail
             );
+            if own_cases > 0 {
+                let after = c.cases_after.iter().filter(|k| k.suite == s.suite).count();
+                let _ = write!(
+                    message,
+                    ": {after} of its {own_cases} failed test cases started after it"
+                );
+            }
         }
         lines.push(format!(
             "::error title={}::{}",
@@ -87,7 +91,7 @@ pub fn summary(report: &RunReport) -> String {
     let failed = report.failed_suites().count();
     let icon = if failed == 0
         && report.failed_hooks().count() == 0
-        && report.verdicts.is_empty()
+        && report.unready().next().is_none()
         && report.phases.iter().all(|p| p.ok)
     {
         "✅"
@@ -111,18 +115,28 @@ pub fn summary(report: &RunReport) -> String {
     if !report.verdicts.is_empty() {
         md.push_str("### Readiness verdicts\n\n");
         for v in &report.verdicts {
-            let VerdictRecord {
-                component,
-                resource,
-                verdict,
-                message,
-                hint,
-                ..
-            } = v;
+            if v.ready() {
+                let _ = writeln!(md, "- **{}**: ✅ {}", v.component, v.summary);
+                continue;
+            }
             let _ = writeln!(
                 md,
-                "- **{component}**: {verdict} — `{resource}`: {message}  \n  _hint_: {hint}"
+                "- **{}**: ❌ {} — {}",
+                v.component,
+                v.title(),
+                v.summary
             );
+            if let Some(hint) = v.hint() {
+                let _ = writeln!(md, "  _hint_: {hint}");
+            }
+            if let Some(d) = &v.diagnosis {
+                // The evidence, folded: events, terminations, log tails.
+                let _ = writeln!(
+                    md,
+                    "\n  <details><summary>evidence</summary>\n\n  ```text\n{}  ```\n\n  </details>\n",
+                    super::render::indented(&d.text.replace("```", "'''"), "  ")
+                );
+            }
         }
         md.push('\n');
     }
@@ -130,19 +144,46 @@ pub fn summary(report: &RunReport) -> String {
     if !correlations.is_empty() {
         md.push_str("### Infrastructure timeline\n\n");
         for c in &correlations {
+            let (after, total) = c.failures();
             let _ = writeln!(
                 md,
-                "- {} **{}** {} ({}) — {} failure(s) after this point{}",
-                clock(&c.at),
+                "- **{}** {} {} ({}) — {after} of {total} failure{} after it",
                 c.component,
                 c.what,
+                clock(&c.at),
                 c.detail,
-                c.failures_after.len(),
-                if c.failures_after.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {}", c.failures_after.join(", "))
-                }
+                if total == 1 { "" } else { "s" },
+            );
+            for case in &c.cases_after {
+                let _ = writeln!(
+                    md,
+                    "  - {} `{}`: {}",
+                    case_clock(&case.started, case.placed),
+                    case.suite,
+                    case.case
+                );
+            }
+            for suite in &c.suites_after {
+                let _ = writeln!(md, "  - suite `{suite}` (no test cases reported)");
+            }
+        }
+        md.push('\n');
+    }
+    if !report.cases.is_empty() {
+        let _ = writeln!(md, "### Failed test cases ({})\n", report.cases.len());
+        let mut cases: Vec<_> = report.cases.iter().collect();
+        cases.sort_by_key(|c| c.started);
+        for case in cases {
+            let _ = writeln!(
+                md,
+                "- {} `{}`: {}{}",
+                case_clock(&case.started, case.placed),
+                case.suite,
+                case.case,
+                case.message
+                    .as_deref()
+                    .map(|m| format!(" — {m}"))
+                    .unwrap_or_default()
             );
         }
         md.push('\n');
@@ -205,17 +246,35 @@ mod tests {
             at: at("2026-11-22T14:21:30Z"),
             event: Event::Verdict {
                 component: "datastorage".into(),
-                resource: "Pod/datastorage-7d9f-x2".into(),
-                verdict: "OOMKilled".into(),
-                message: "container datastorage was OOMKilled (limit 512Mi)".into(),
-                hint: "raise resources.limits.memory".into(),
+                standing: crate::deploy::Standing::Doomed,
+                summary: "component `datastorage` will not become Ready: Deployment/harness-demo/datastorage is Failed (OOMKilled)".into(),
+                diagnosis: Some(Box::new(crate::report::ReportedDiagnosis::new(
+                &crate::report::tests::oom_diagnosis(),
+            ))),
+            },
+        });
+        // A Ready component of the same wave is listed, not annotated.
+        r.record(&Stamped {
+            at: at("2026-11-22T14:21:30Z"),
+            event: Event::Verdict {
+                component: "redis".into(),
+                standing: crate::deploy::Standing::Ready,
+                summary: "Ready after 3.2s".into(),
+                diagnosis: None,
             },
         });
         let lines = annotations(&r);
         assert_eq!(lines.len(), 4, "{lines:#?}");
         assert_eq!(
             lines[0],
-            "::error title=datastorage%3A OOMKilled::Pod/datastorage-7d9f-x2: container datastorage was OOMKilled (limit 512Mi)%0Ahint: raise resources.limits.memory"
+            "::error title=datastorage%3A OOMKilled::component `datastorage` will not become Ready: Deployment/harness-demo/datastorage is Failed (OOMKilled)%0Ahint: raise resources.limits.memory"
+        );
+        let md = summary(&r);
+        assert!(md.contains("- **redis**: ✅ Ready after 3.2s"), "{md}");
+        assert!(md.contains("<details><summary>evidence</summary>"), "{md}");
+        assert!(
+            md.contains("log of container datastorage (previous): none (not kept by the kubelet)"),
+            "{md}"
         );
         assert!(
             lines[2]

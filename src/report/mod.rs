@@ -7,20 +7,29 @@
 //! summary, the GitHub Actions step summary and its `::error` annotations.
 //! The infrastructure timeline is part of the report: a component that
 //! restarts or is OOMKilled while suites run is shown next to the failures
-//! that came after it.
+//! that came after it — the failed test cases read from the suites' own
+//! JUnit reports, each placed at the time it started (see
+//! [`crate::suites::junit::failed_cases`] for how), and the failed suites
+//! that reported no test cases of their own.
+//!
+//! The stream is also recorded, as the same JSON lines `--output json`
+//! prints, in the run's directory (see [`bus::start_recording`]); the
+//! must-gather bundle carries it, and `harness report` folds it back into
+//! this report ([`replay`]).
 
 pub mod bus;
 pub mod github;
 pub mod render;
+pub mod replay;
 pub mod sink;
 
 use std::path::PathBuf;
 
 use jiff::Timestamp;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A stage of the pipeline, in the order they run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     Preflight,
@@ -51,10 +60,33 @@ impl Phase {
     }
 }
 
+/// How a failed test case's start was placed on the run's clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Placed {
+    /// The test case's own `timestamp` in the JUnit report.
+    Timestamp,
+    /// The first `> Enter [...] ... @ <time>` line of the spec's timeline,
+    /// which Ginkgo v2 writes into each test case's `system-err`.
+    Timeline,
+    /// The start of its test suite plus the times of the test cases before
+    /// it in report order (divided by the suite's `procs` when it ran them
+    /// in parallel): an estimate, shown with `~`.
+    Estimated,
+}
+
 /// Something that happened.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+///
+/// Events are written and read back (`harness report` folds a bundle's
+/// recorded stream): a field added later must be optional or defaulted.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
+    /// A run began: the first event of `harness up` and `harness test`.
+    RunStarted {
+        lane: String,
+        run_id: String,
+    },
     PhaseStarted {
         phase: Phase,
     },
@@ -62,8 +94,12 @@ pub enum Event {
         phase: Phase,
         seconds: f64,
         ok: bool,
+        /// What went wrong: the whole cause chain, once.
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<String>,
+        /// How to fix it, when the error knows.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fix: Option<String>,
     },
     /// An image was built, found cached, found present or pulled.
     Image {
@@ -92,13 +128,17 @@ pub enum Event {
         initialized: Option<f64>,
         ready: Option<f64>,
     },
-    /// A readiness verdict: why a component is not (and will not be) Ready.
+    /// The deploy failed: where one component of the failed wave (or one
+    /// that went down after Ready) stands, with the same evidence as
+    /// `harness diagnose`. Every component of that wave gets one.
     Verdict {
         component: String,
-        resource: String,
-        verdict: String,
-        message: String,
-        hint: String,
+        standing: crate::deploy::Standing,
+        /// One line: the verdict, deadline or error (or `Ready after 3.2s`).
+        summary: String,
+        /// The unready table and each verdict with its evidence.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        diagnosis: Option<Box<ReportedDiagnosis>>,
     },
     /// Something the infrastructure did while suites ran: a restart, an
     /// OOM kill, an eviction, a readiness flap.
@@ -124,6 +164,26 @@ pub enum Event {
         outcome: String,
         seconds: f64,
         log: PathBuf,
+    },
+    /// A failed test case, read from a suite's own JUnit report when the
+    /// suites are over.
+    TestCaseFailed {
+        /// The harness suite whose report it is in.
+        suite: String,
+        /// The test case's name (`[It] Gateway audits a signal [audit]`).
+        case: String,
+        /// Its `classname`, when the report gives one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        classname: Option<String>,
+        /// When it started, placed as `placed` says.
+        started: Timestamp,
+        placed: Placed,
+        /// Its `time`, when the report gives one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seconds: Option<f64>,
+        /// The first line of its failure message.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
     },
     /// A post-suite hook started; its output goes to `log`.
     HookStarted {
@@ -168,7 +228,7 @@ impl Event {
 }
 
 /// An event with the time it happened.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Stamped {
     pub at: Timestamp,
     #[serde(flatten)]
@@ -234,6 +294,9 @@ pub struct RunReport {
     pub verdicts: Vec<VerdictRecord>,
     pub infra: Vec<InfraRecord>,
     pub suites: Vec<SuiteRecord>,
+    /// Failed test cases from the suites' own JUnit reports, in the order
+    /// they were reported.
+    pub cases: Vec<CaseRecord>,
     pub hooks: Vec<HookRecord>,
     pub artifacts: Vec<(String, PathBuf)>,
     pub notices: Vec<String>,
@@ -247,16 +310,103 @@ pub struct PhaseRecord {
     pub seconds: f64,
     pub ok: bool,
     pub error: Option<String>,
+    pub fix: Option<String>,
 }
 
+/// Where a component stood when the deploy failed.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct VerdictRecord {
     pub at: Timestamp,
     pub component: String,
-    pub resource: String,
-    pub verdict: String,
-    pub message: String,
-    pub hint: String,
+    pub standing: crate::deploy::Standing,
+    pub summary: String,
+    pub diagnosis: Option<Box<ReportedDiagnosis>>,
+}
+
+impl VerdictRecord {
+    /// Whether the component was Ready (listed for completeness).
+    pub fn ready(&self) -> bool {
+        self.standing == crate::deploy::Standing::Ready
+    }
+
+    /// The name of its top verdict (`OOMKilled`), else its standing in words.
+    pub fn title(&self) -> String {
+        self.diagnosis
+            .as_ref()
+            .and_then(|d| d.title())
+            .unwrap_or_else(|| self.standing.describe().to_owned())
+    }
+
+    /// The hint of its top verdict, if it has one.
+    pub fn hint(&self) -> Option<&str> {
+        self.diagnosis.as_ref().and_then(|d| d.hint())
+    }
+}
+
+/// A diagnosis as events carry it: the JSON form `harness diagnose --output
+/// json` prints, and its table and evidence as the text the report shows
+/// (in JSON, one more member: `text`). Both are made from the
+/// [`crate::deploy::Diagnosis`] when the deploy reports it, so a bundle's
+/// recorded events replay the same report.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReportedDiagnosis {
+    /// [`crate::deploy::Diagnosis::to_json`].
+    pub json: serde_json::Value,
+    /// [`crate::deploy::Diagnosis::render_details`].
+    pub text: String,
+}
+
+impl ReportedDiagnosis {
+    pub fn new(diagnosis: &crate::deploy::Diagnosis) -> Self {
+        Self {
+            json: diagnosis.to_json(),
+            text: diagnosis.render_details(),
+        }
+    }
+
+    fn top_verdict(&self) -> Option<&serde_json::Value> {
+        self.json["findings"]
+            .as_array()?
+            .iter()
+            .map(|f| &f["verdict"])
+            .find(|v| v.is_object())
+    }
+
+    /// The name of the top verdict (`OOMKilled`), else the first unready
+    /// row's reason.
+    pub fn title(&self) -> Option<String> {
+        self.top_verdict()
+            .and_then(|v| v["name"].as_str())
+            .or_else(|| self.json["rows"][0]["reason"].as_str())
+            .map(str::to_owned)
+    }
+
+    /// The top verdict's hint.
+    pub fn hint(&self) -> Option<&str> {
+        self.top_verdict()?["hint"].as_str()
+    }
+}
+
+impl Serialize for ReportedDiagnosis {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut json = self.json.clone();
+        if let Some(object) = json.as_object_mut() {
+            object.insert("text".into(), serde_json::Value::String(self.text.clone()));
+        }
+        json.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for ReportedDiagnosis {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let mut json = serde_json::Value::deserialize(deserializer)?;
+        let text = json
+            .as_object_mut()
+            .and_then(|o| o.remove("text"))
+            .and_then(|t| t.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        Ok(Self { json, text })
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -279,6 +429,17 @@ pub struct SuiteRecord {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CaseRecord {
+    pub suite: String,
+    pub case: String,
+    pub classname: Option<String>,
+    pub started: Timestamp,
+    pub placed: Placed,
+    pub seconds: Option<f64>,
+    pub message: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct HookRecord {
     pub hook: String,
     pub ok: bool,
@@ -287,7 +448,7 @@ pub struct HookRecord {
     pub log: PathBuf,
 }
 
-/// An infrastructure event and the suite failures that followed it.
+/// An infrastructure event and the failures that followed it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Correlation {
     pub at: Timestamp,
@@ -297,6 +458,27 @@ pub struct Correlation {
     pub detail: String,
     /// Failed suites that finished after it, in finishing order.
     pub failures_after: Vec<String>,
+    /// Failed test cases that started after it, in the order they started.
+    pub cases_after: Vec<CaseRecord>,
+    /// Every failed test case of the run: the "of M" in "N of M".
+    pub cases_total: usize,
+    /// Failed suites without a failed test case of their own (no JUnit
+    /// report, or one that hides the failure of the process) that finished
+    /// after it.
+    pub suites_after: Vec<String>,
+    /// Every such suite of the run.
+    pub suites_total: usize,
+}
+
+impl Correlation {
+    /// Failures after it (test cases, and suites that reported none) and
+    /// failures in all: "15 of 15 failures after it".
+    pub fn failures(&self) -> (usize, usize) {
+        (
+            self.cases_after.len() + self.suites_after.len(),
+            self.cases_total + self.suites_total,
+        )
+    }
 }
 
 impl RunReport {
@@ -311,6 +493,27 @@ impl RunReport {
     /// Adds one event. Output lines are not kept: they are in the suites' logs.
     pub fn record(&mut self, stamped: &Stamped) {
         match &stamped.event {
+            Event::RunStarted { lane, run_id } => {
+                self.lane = lane.clone();
+                self.run_id = run_id.clone();
+            }
+            Event::TestCaseFailed {
+                suite,
+                case,
+                classname,
+                started,
+                placed,
+                seconds,
+                message,
+            } => self.cases.push(CaseRecord {
+                suite: suite.clone(),
+                case: case.clone(),
+                classname: classname.clone(),
+                started: *started,
+                placed: *placed,
+                seconds: *seconds,
+                message: message.clone(),
+            }),
             Event::PhaseStarted { .. }
             | Event::SuiteStarted { .. }
             | Event::SuiteOutput { .. }
@@ -334,11 +537,13 @@ impl RunReport {
                 seconds,
                 ok,
                 error,
+                fix,
             } => self.phases.push(PhaseRecord {
                 phase: *phase,
                 seconds: *seconds,
                 ok: *ok,
                 error: error.clone(),
+                fix: fix.clone(),
             }),
             Event::Image {
                 image,
@@ -359,17 +564,15 @@ impl RunReport {
             }
             Event::Verdict {
                 component,
-                resource,
-                verdict,
-                message,
-                hint,
+                standing,
+                summary,
+                diagnosis,
             } => self.verdicts.push(VerdictRecord {
                 at: stamped.at,
                 component: component.clone(),
-                resource: resource.clone(),
-                verdict: verdict.clone(),
-                message: message.clone(),
-                hint: hint.clone(),
+                standing: *standing,
+                summary: summary.clone(),
+                diagnosis: diagnosis.clone(),
             }),
             Event::Infra {
                 component,
@@ -409,13 +612,37 @@ impl RunReport {
         self.hooks.iter().filter(|h| !h.ok)
     }
 
+    /// The components that were not Ready when the deploy failed.
+    pub fn unready(&self) -> impl Iterator<Item = &VerdictRecord> {
+        self.verdicts.iter().filter(|v| !v.ready())
+    }
+
     pub fn failed_suites(&self) -> impl Iterator<Item = &SuiteRecord> {
         self.suites.iter().filter(|s| !s.passed)
     }
 
-    /// Each infrastructure event with the failed suites that finished after
-    /// it: "datastorage OOMKilled at 14:22:40; 15 failures after this point".
+    /// The failed test cases of one suite, in report order.
+    pub fn cases_of<'a>(&'a self, suite: &'a str) -> impl Iterator<Item = &'a CaseRecord> {
+        self.cases.iter().filter(move |c| c.suite == suite)
+    }
+
+    /// Failed suites that reported no failed test case of their own: each
+    /// counts as one failure of its own.
+    pub fn caseless_failed_suites(&self) -> impl Iterator<Item = &SuiteRecord> {
+        self.failed_suites()
+            .filter(|s| self.cases_of(&s.suite).next().is_none())
+    }
+
+    /// Each infrastructure event with the failures that followed it: the
+    /// failed test cases that *started* after it ("15 of 15 failed test
+    /// cases started after this incident"), and the failed suites without
+    /// test cases that *finished* after it. A case that started before the
+    /// incident is not counted, even if it failed after it: it was already
+    /// running, and may have failed for its own reasons.
     pub fn correlate(&self) -> Vec<Correlation> {
+        let mut cases: Vec<&CaseRecord> = self.cases.iter().collect();
+        cases.sort_by_key(|c| c.started);
+        let caseless: Vec<&SuiteRecord> = self.caseless_failed_suites().collect();
         self.infra
             .iter()
             .map(|i| Correlation {
@@ -429,6 +656,18 @@ impl RunReport {
                     .filter(|f| f.finished >= i.at)
                     .map(|f| f.suite.clone())
                     .collect(),
+                cases_after: cases
+                    .iter()
+                    .filter(|c| c.started >= i.at)
+                    .map(|c| (*c).clone())
+                    .collect(),
+                cases_total: cases.len(),
+                suites_after: caseless
+                    .iter()
+                    .filter(|s| s.finished >= i.at)
+                    .map(|s| s.suite.clone())
+                    .collect(),
+                suites_total: caseless.len(),
             })
             .collect()
     }
@@ -476,6 +715,62 @@ mod tests {
         s.parse().unwrap()
     }
 
+    /// A doomed component's diagnosis, as the deploy stage reports it.
+    pub(crate) fn oom_diagnosis() -> crate::deploy::Diagnosis {
+        use crate::deploy::{Diagnosis, Finding, Standing};
+        use crate::k8s::evidence::{LogTail, LogText, PodEvidence};
+        use crate::readiness::classify::{ContainerRef, Verdict, VerdictKind};
+        use crate::readiness::evidence::Evidence;
+        use crate::readiness::table::UnreadyRow;
+        let verdict = Verdict {
+            kind: VerdictKind::OomKilled {
+                memory_limit: Some("512Mi".into()),
+            },
+            container: Some(ContainerRef {
+                name: "datastorage".into(),
+                init: false,
+            }),
+            message: "container datastorage was OOMKilled (exit 137) after 2 restarts; memory limit 512Mi".into(),
+            hint: "raise resources.limits.memory".into(),
+        };
+        let log = |previous: bool, text: LogText| LogTail {
+            container: "datastorage".into(),
+            init: false,
+            previous,
+            text,
+        };
+        Diagnosis {
+            component: "datastorage".into(),
+            standing: Standing::Doomed,
+            rows: vec![UnreadyRow {
+                resource: "Deployment/harness-demo/datastorage".into(),
+                state: crate::readiness::State::Failed,
+                reason: "OOMKilled".into(),
+                evidence: verdict.message.clone(),
+                waiting: None,
+            }],
+            findings: vec![Finding {
+                pod: "harness-demo/datastorage-7d9f-x2".into(),
+                verdict: Some(verdict),
+                waiting: None,
+                evidence: PodEvidence {
+                    pod: "harness-demo/datastorage-7d9f-x2".into(),
+                    evidence: Evidence {
+                        events: vec![],
+                        terminations: vec![],
+                        logs: vec![],
+                    },
+                    logs: vec![
+                        log(false, LogText::Text("starting\n".into())),
+                        log(true, LogText::Missing("not kept by the kubelet".into())),
+                    ],
+                },
+            }],
+            flaps: vec!["Ready for 2.1s, then container datastorage restarted (restarts 0 → 1; last exit 137, OOMKilled)".into()],
+            ..Diagnosis::default()
+        }
+    }
+
     pub(crate) fn sample() -> RunReport {
         let mut r = RunReport::new("audit", "r-1a2b3c4d");
         let events = [
@@ -486,6 +781,7 @@ mod tests {
                     seconds: 12.5,
                     ok: true,
                     error: None,
+                    fix: None,
                 },
             ),
             (
@@ -503,6 +799,7 @@ mod tests {
                     seconds: 40.0,
                     ok: true,
                     error: None,
+                    fix: None,
                 },
             ),
             (
@@ -532,6 +829,44 @@ mod tests {
                     outcome: "failed (exit code 1)".into(),
                     seconds: 90.0,
                     log: "logs/audit.log".into(),
+                },
+            ),
+            // Read from audit's JUnit once the suites were over: one case
+            // that started before the OOM kill, two after.
+            (
+                "2026-11-22T14:24:01Z",
+                Event::TestCaseFailed {
+                    suite: "audit".into(),
+                    case: "[It] Audit pages through 75 events [audit]".into(),
+                    classname: Some("Audit E2E Suite".into()),
+                    started: at("2026-11-22T14:22:30Z"),
+                    placed: Placed::Timeline,
+                    seconds: Some(12.0),
+                    message: Some("Expected 75, got 74".into()),
+                },
+            ),
+            (
+                "2026-11-22T14:24:01Z",
+                Event::TestCaseFailed {
+                    suite: "audit".into(),
+                    case: "[It] Audit stores a batch [audit]".into(),
+                    classname: Some("Audit E2E Suite".into()),
+                    started: at("2026-11-22T14:22:45Z"),
+                    placed: Placed::Timeline,
+                    seconds: Some(2.0),
+                    message: Some("connection refused".into()),
+                },
+            ),
+            (
+                "2026-11-22T14:24:01Z",
+                Event::TestCaseFailed {
+                    suite: "audit".into(),
+                    case: "[It] Audit filters by type [audit]".into(),
+                    classname: None,
+                    started: at("2026-11-22T14:22:50Z"),
+                    placed: Placed::Estimated,
+                    seconds: None,
+                    message: None,
                 },
             ),
             (
@@ -575,6 +910,119 @@ mod tests {
             c[0].failures_after,
             vec!["audit".to_string(), "load".to_string()]
         );
+        // audit's failed test cases speak for it: two of its three started
+        // after the kill; `load` reported none and finished after it.
+        let names: Vec<&str> = c[0].cases_after.iter().map(|c| c.case.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "[It] Audit stores a batch [audit]",
+                "[It] Audit filters by type [audit]"
+            ]
+        );
+        assert_eq!(c[0].cases_total, 3);
+        assert_eq!(c[0].suites_after, ["load"]);
+        assert_eq!(c[0].suites_total, 2, "early and load");
+        assert_eq!(c[0].failures(), (3, 5));
+    }
+
+    /// The incident this feature exists for: a high-load spec crashed
+    /// DataStorage, and the 15 specs after it failed. Read from a Ginkgo v2
+    /// JUnit report as `--junit-report` writes it.
+    #[test]
+    fn a_cascade_is_attributed_per_test_case_from_a_ginkgo_junit_report() {
+        use crate::suites::junit::{OwnReport, SuiteReports, Window, failed_cases};
+        use crate::suites::runner::{Exit, Outcome, SuiteResult};
+        let xml = include_str!("../../tests/fixtures/junit/ginkgo-cascade.xml");
+        let suite = SuiteReports {
+            result: SuiteResult {
+                name: "audit".into(),
+                outcome: Outcome::Failed(Exit::Code(1)),
+                duration: std::time::Duration::from_secs(242),
+                log_path: "logs/audit.log".into(),
+                artifacts_dir: "artifacts/audit".into(),
+                namespace: None,
+            },
+            own: vec![OwnReport::parse("junit-audit.xml".into(), xml)],
+            log_tail: String::new(),
+        };
+        let window = Window {
+            start: at("2026-11-22T14:19:58Z"),
+            end: at("2026-11-22T14:24:00Z"),
+        };
+        let mut r = RunReport::new("audit", "r-1a2b3c4d");
+        let mut record = |t: &str, event: Event| r.record(&Stamped { at: at(t), event });
+        record(
+            "2026-11-22T14:22:40Z",
+            Event::Infra {
+                component: "datastorage".into(),
+                pod: "datastorage-7d9f-x2".into(),
+                what: "OOMKilled".into(),
+                detail: "container app: limit 512Mi; restarts 1".into(),
+            },
+        );
+        record(
+            "2026-11-22T14:24:00Z",
+            Event::SuiteFinished {
+                suite: "audit".into(),
+                passed: false,
+                outcome: "failed (exit code 1)".into(),
+                seconds: 242.0,
+                log: "logs/audit.log".into(),
+            },
+        );
+        for case in failed_cases(&suite, window, 1, &jiff::tz::TimeZone::UTC) {
+            record("2026-11-22T14:24:00Z", case.into());
+        }
+        let c = r.correlate();
+        assert_eq!((c[0].cases_after.len(), c[0].cases_total), (15, 15));
+        assert_eq!(c[0].suites_total, 0, "audit reported its failures itself");
+        let text = render::text(&r);
+        assert!(
+            text.contains(
+                "  14:22:40 datastorage OOMKilled (datastorage-7d9f-x2; container app: limit 512Mi; restarts 1)\n    15 of 15 failed test cases started after this incident:\n      14:22:41 audit: [It] Audit stores a batch of 150 events [audit]\n      14:22:43 audit: [It] Audit pages through 75 events [audit]\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "      14:23:13 audit: [It] Audit stores events of two controllers [audit]\n"
+            ),
+            "{text}"
+        );
+        let md = github::summary(&r);
+        assert!(
+            md.contains(
+                "- **datastorage** OOMKilled 14:22:40 (container app: limit 512Mi; restarts 1) — 15 of 15 failures after it\n  - 14:22:41 `audit`: [It] Audit stores a batch of 150 events [audit]\n"
+            ),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn a_verdict_reads_back_from_its_json_line_as_it_was_emitted() {
+        let diagnosis = ReportedDiagnosis::new(&oom_diagnosis());
+        assert_eq!(diagnosis.title().as_deref(), Some("OOMKilled"));
+        assert!(diagnosis.hint().is_some_and(|h| !h.is_empty()));
+        let event = Stamped {
+            at: at("2026-11-22T14:22:40Z"),
+            event: Event::Verdict {
+                component: "datastorage".into(),
+                standing: crate::deploy::Standing::Doomed,
+                summary: "component `datastorage` will not become Ready".into(),
+                diagnosis: Some(Box::new(diagnosis.clone())),
+            },
+        };
+        let line = serde_json::to_string(&event).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&line).unwrap();
+        // `diagnose --output json`'s shape, and the text the report shows.
+        assert_eq!(
+            json["diagnosis"]["findings"][0]["verdict"]["name"],
+            "OOMKilled"
+        );
+        assert_eq!(json["diagnosis"]["text"], diagnosis.text.as_str());
+        let back: Stamped = serde_json::from_str(&line).unwrap();
+        assert_eq!(back, event);
     }
 
     #[test]

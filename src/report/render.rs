@@ -2,7 +2,20 @@
 
 use std::fmt::Write as _;
 
-use super::{Event, RunReport, VerdictRecord};
+use super::{Event, Placed, RunReport};
+
+/// Every line of `text` with `prefix` in front.
+pub fn indented(text: &str, prefix: &str) -> String {
+    text.lines()
+        .map(|l| {
+            if l.is_empty() {
+                "\n".to_owned()
+            } else {
+                format!("{prefix}{l}\n")
+            }
+        })
+        .collect()
+}
 
 /// `14:22:40` in UTC.
 pub fn clock(at: &jiff::Timestamp) -> String {
@@ -21,10 +34,35 @@ fn secs(s: f64) -> String {
     }
 }
 
-/// The human summary: phases, images, verdicts, the infrastructure timeline
-/// next to the failures after it, suites, artifacts.
+/// A failed test case's start: `14:22:41`, or `~14:22:41` when estimated.
+pub fn case_clock(at: &jiff::Timestamp, placed: Placed) -> String {
+    match placed {
+        Placed::Estimated => format!("~{}", clock(at)),
+        Placed::Timestamp | Placed::Timeline => clock(at),
+    }
+}
+
+/// The human summary: phases, images, the deploy timeline, verdicts, the
+/// infrastructure timeline next to the failures after it, suites with their
+/// failed test cases, hooks, artifacts, and how the run ended. Each section
+/// is its own function, so the bundle can carry them as files.
 pub fn text(report: &RunReport) -> String {
     let mut out = format!("harness run {} (lane {})\n", report.run_id, report.lane);
+    out.push_str(&phases(report));
+    out.push_str(&images(report));
+    out.push_str(&deploy_timeline(report));
+    out.push_str(&verdicts(report));
+    out.push_str(&infrastructure(report));
+    out.push_str(&suites(report));
+    out.push_str(&hooks(report));
+    out.push_str(&artifacts(report));
+    out.push_str(&result(report));
+    out
+}
+
+/// Per phase, its duration and outcome.
+pub fn phases(report: &RunReport) -> String {
+    let mut out = String::new();
     if !report.phases.is_empty() {
         out.push_str("\nphases\n");
         for p in &report.phases {
@@ -38,14 +76,29 @@ pub fn text(report: &RunReport) -> String {
             if let Some(e) = &p.error {
                 let _ = writeln!(out, "  {:<10} {e}", "");
             }
+            if let Some(fix) = &p.fix {
+                let _ = writeln!(out, "  {:<10} fix: {fix}", "");
+            }
         }
     }
+    out
+}
+
+/// Images built, cached or pulled.
+pub fn images(report: &RunReport) -> String {
+    let mut out = String::new();
     if !report.images.is_empty() {
         out.push_str("\nimages\n");
         for (image, outcome, s) in &report.images {
             let _ = writeln!(out, "  {image:<20} {outcome} ({})", secs(*s));
         }
     }
+    out
+}
+
+/// Per pod Scheduled → Initialized → Ready, and when each component was Ready.
+pub fn deploy_timeline(report: &RunReport) -> String {
+    let mut out = String::new();
     if !report.pods.is_empty() {
         out.push_str(
             "\ndeploy timeline (seconds after creation: scheduled / initialized / ready)\n",
@@ -75,73 +128,147 @@ pub fn text(report: &RunReport) -> String {
             }
         }
     }
+    out
+}
+
+/// Readiness verdicts, each with its hint.
+pub fn verdicts(report: &RunReport) -> String {
+    let mut out = String::new();
     if !report.verdicts.is_empty() {
-        out.push_str("\nverdicts\n");
+        out.push_str("\nverdicts (every component of the wave that failed)\n");
         for v in &report.verdicts {
-            let VerdictRecord {
-                component,
-                resource,
-                verdict,
-                message,
-                hint,
-                ..
-            } = v;
-            let _ = writeln!(out, "  {component}: {verdict} — {resource}: {message}");
-            let _ = writeln!(out, "    hint: {hint}");
-        }
-    }
-    let correlations = report.correlate();
-    if !correlations.is_empty() {
-        out.push_str("\ninfrastructure timeline\n");
-        for c in &correlations {
-            let _ = write!(
-                out,
-                "  {} {} {} ({}; {})",
-                clock(&c.at),
-                c.component,
-                c.what,
-                c.pod,
-                c.detail
-            );
-            match c.failures_after.len() {
-                0 => out.push('\n'),
-                n => {
-                    let _ = writeln!(
-                        out,
-                        "; {n} failure{} after this point: {}",
-                        if n == 1 { "" } else { "s" },
-                        c.failures_after.join(", ")
-                    );
-                }
+            if v.ready() {
+                let _ = writeln!(out, "  {}: {}", v.component, v.summary);
+                continue;
+            }
+            let _ = writeln!(out, "  {}", v.summary);
+            if let Some(d) = &v.diagnosis {
+                out.push_str(&indented(&d.text, "  "));
             }
         }
     }
+    out
+}
+
+/// What the infrastructure did while the suites ran, each incident followed
+/// by the failures that came after it: the failed test cases that started
+/// after it (named, in the order they started) and the failed suites that
+/// reported no test cases and finished after it.
+pub fn infrastructure(report: &RunReport) -> String {
+    let mut out = String::new();
+    let correlations = report.correlate();
+    if correlations.is_empty() {
+        return out;
+    }
+    out.push_str("\ninfrastructure timeline\n");
+    for c in &correlations {
+        let _ = writeln!(
+            out,
+            "  {} {} {} ({}; {})",
+            clock(&c.at),
+            c.component,
+            c.what,
+            c.pod,
+            c.detail
+        );
+        if c.cases_total > 0 {
+            let _ = write!(
+                out,
+                "    {} of {} failed test case{} started after this incident",
+                c.cases_after.len(),
+                c.cases_total,
+                if c.cases_total == 1 { "" } else { "s" },
+            );
+            if c.cases_after.is_empty() {
+                out.push('\n');
+            } else {
+                out.push_str(":\n");
+            }
+            for case in &c.cases_after {
+                let _ = writeln!(
+                    out,
+                    "      {} {}: {}",
+                    case_clock(&case.started, case.placed),
+                    case.suite,
+                    case.case
+                );
+            }
+        }
+        if c.suites_total > 0 {
+            let _ = write!(
+                out,
+                "    {} of {} failed suite{} without test cases finished after it",
+                c.suites_after.len(),
+                c.suites_total,
+                if c.suites_total == 1 { "" } else { "s" },
+            );
+            if c.suites_after.is_empty() {
+                out.push('\n');
+            } else {
+                let _ = writeln!(out, ": {}", c.suites_after.join(", "));
+            }
+        }
+    }
+    out
+}
+
+/// The suites' results, each failed suite followed by its failed test cases.
+pub fn suites(report: &RunReport) -> String {
+    let mut out = String::new();
     let suites = report.suites.iter().map(|s| Outcome {
         name: &s.suite,
         ok: s.passed,
         outcome: &s.outcome,
         seconds: s.seconds,
         log: &s.log,
+        details: report
+            .cases_of(&s.suite)
+            .map(|c| {
+                let time = c
+                    .seconds
+                    .map(|t| format!(" ({})", secs(t)))
+                    .unwrap_or_default();
+                format!("{} {}{time}", case_clock(&c.started, c.placed), c.case)
+            })
+            .collect(),
     });
     results(&mut out, "suites", suites);
+    out
+}
+
+/// The post-suite hooks' results.
+pub fn hooks(report: &RunReport) -> String {
+    let mut out = String::new();
     let hooks = report.hooks.iter().map(|h| Outcome {
         name: &h.hook,
         ok: h.ok,
         outcome: &h.outcome,
         seconds: h.seconds,
         log: &h.log,
+        details: Vec::new(),
     });
     results(&mut out, "post-suite hooks", hooks);
+    out
+}
+
+/// Where the files are: the JUnit report, the bundle.
+pub fn artifacts(report: &RunReport) -> String {
+    let mut out = String::new();
     if !report.artifacts.is_empty() {
         out.push_str("\nartifacts\n");
         for (what, path) in &report.artifacts {
             let _ = writeln!(out, "  {what:<12} {}", path.display());
         }
     }
-    if let Some((code, result)) = &report.finished {
-        let _ = writeln!(out, "\nresult: {result} (exit {code})");
-    }
     out
+}
+
+/// `result: …` once the run has ended.
+pub fn result(report: &RunReport) -> String {
+    match &report.finished {
+        Some((code, result)) => format!("\nresult: {result} (exit {code})\n"),
+        None => String::new(),
+    }
 }
 
 /// One suite's or hook's result, as the report lists it.
@@ -151,6 +278,8 @@ struct Outcome<'a> {
     outcome: &'a str,
     seconds: f64,
     log: &'a std::path::Path,
+    /// Lines shown under it (a failed suite's failed test cases).
+    details: Vec<String>,
 }
 
 /// A titled list of results with its passed/failed count; nothing when empty.
@@ -175,6 +304,9 @@ fn results<'a>(out: &mut String, title: &str, rows: impl Iterator<Item = Outcome
             r.outcome,
             r.log.display()
         );
+        for detail in &r.details {
+            let _ = writeln!(out, "         {detail}");
+        }
     }
 }
 
@@ -205,6 +337,34 @@ mod tests {
             });
         }
         r.artifacts.push(("junit".into(), "out/junit.xml".into()));
+        insta::assert_snapshot!(text(&r));
+    }
+
+    #[test]
+    fn a_failed_wave_is_reported_component_by_component_with_evidence() {
+        let mut r = crate::report::RunReport::new("audit", "r-1a2b3c4d");
+        for event in [
+            Event::Verdict {
+                component: "datastorage".into(),
+                standing: crate::deploy::Standing::Doomed,
+                summary: "component `datastorage` will not become Ready: Deployment/harness-demo/datastorage is Failed (OOMKilled)".into(),
+                diagnosis: Some(Box::new(crate::report::ReportedDiagnosis::new(
+                &crate::report::tests::oom_diagnosis(),
+            ))),
+            },
+            Event::Verdict {
+                component: "redis".into(),
+                standing: crate::deploy::Standing::Ready,
+                summary: "Ready after 3.2s".into(),
+                diagnosis: None,
+            },
+            Event::finished(crate::exit::Exit::Deploy),
+        ] {
+            r.record(&crate::report::Stamped {
+                at: crate::report::tests::at("2026-11-22T14:21:00Z"),
+                event,
+            });
+        }
         insta::assert_snapshot!(text(&r));
     }
 

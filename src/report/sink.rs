@@ -17,16 +17,32 @@ pub trait Sink: Send {
 /// only matter to the report.
 pub fn line(event: &Event) -> Option<String> {
     Some(match event {
+        Event::RunStarted { lane, run_id } => format!("run       {run_id} (lane {lane})"),
+        Event::TestCaseFailed {
+            suite,
+            case,
+            started,
+            placed,
+            ..
+        } => format!(
+            "suites    {suite}: test case failed: {case} (started {})",
+            super::render::case_clock(started, *placed)
+        ),
         Event::PhaseStarted { phase } => format!("{:<9} started", phase.name()),
+        // The error (and its fix) is told once, at the end (`error:` or the
+        // report's phases); an interrupted phase says so here.
         Event::PhaseFinished {
             phase,
             seconds,
             ok,
             error,
-        } => match (ok, error) {
+            ..
+        } => match (ok, error.as_deref()) {
             (true, _) => format!("{:<9} done in {seconds:.1}s", phase.name()),
-            (false, Some(e)) => format!("{:<9} FAILED after {seconds:.1}s: {e}", phase.name()),
-            (false, None) => format!("{:<9} FAILED after {seconds:.1}s", phase.name()),
+            (false, Some("interrupted")) => {
+                format!("{:<9} interrupted after {seconds:.1}s", phase.name())
+            }
+            (false, _) => format!("{:<9} FAILED after {seconds:.1}s", phase.name()),
         },
         Event::Image {
             image,
@@ -57,10 +73,20 @@ pub fn line(event: &Event) -> Option<String> {
         Event::PodTimeline { .. } => return None,
         Event::Verdict {
             component,
-            verdict,
-            message,
+            standing: crate::deploy::Standing::Ready,
+            summary,
             ..
-        } => format!("deploy    {component}: {verdict}: {message}"),
+        } => format!("deploy    {component}: {summary}"),
+        Event::Verdict {
+            summary, diagnosis, ..
+        } => {
+            let mut text = format!("deploy    {summary}");
+            if let Some(d) = diagnosis {
+                text.push('\n');
+                text.push_str(super::render::indented(&d.text, "  ").trim_end());
+            }
+            text
+        }
         Event::Infra {
             component,
             pod,
@@ -215,6 +241,7 @@ mod tests {
             seconds: 3.25,
             ok: true,
             error: None,
+            fix: None,
         }));
         sink.emit(&stamped(Event::PodTimeline {
             component: "c".into(),
@@ -238,6 +265,63 @@ mod tests {
         assert_eq!(
             text,
             "14:22:40 images    done in 3.2s\n14:22:40 [audit] ok 1\n14:22:40 load      ds → n1: loaded 3.0 MiB in 1.5s\n"
+        );
+    }
+
+    #[test]
+    fn a_verdict_is_shown_with_its_evidence_and_a_ready_one_in_one_line() {
+        let doomed = line(&Event::Verdict {
+            component: "datastorage".into(),
+            standing: crate::deploy::Standing::Doomed,
+            summary: "component `datastorage` will not become Ready: Deployment/harness-demo/datastorage is Failed (OOMKilled)".into(),
+            diagnosis: Some(Box::new(crate::report::ReportedDiagnosis::new(
+                &crate::report::tests::oom_diagnosis(),
+            ))),
+        })
+        .unwrap();
+        let mut lines = doomed.lines();
+        assert_eq!(
+            lines.next(),
+            Some(
+                "deploy    component `datastorage` will not become Ready: Deployment/harness-demo/datastorage is Failed (OOMKilled)"
+            )
+        );
+        assert_eq!(
+            lines.next(),
+            Some("    RESOURCE                             STATE   REASON     EVIDENCE")
+        );
+        assert!(
+            doomed.contains(
+                "\n      log of container datastorage (previous): none (not kept by the kubelet)"
+            ),
+            "{doomed}"
+        );
+        let ready = line(&Event::Verdict {
+            component: "redis".into(),
+            standing: crate::deploy::Standing::Ready,
+            summary: "Ready after 3.2s".into(),
+            diagnosis: None,
+        });
+        assert_eq!(ready.as_deref(), Some("deploy    redis: Ready after 3.2s"));
+        // In JSON the diagnosis has the same shape as `diagnose --output json`.
+        let json = serde_json::to_value(stamped(Event::Verdict {
+            component: "datastorage".into(),
+            standing: crate::deploy::Standing::DoomedAfterReady,
+            summary: "s".into(),
+            diagnosis: Some(Box::new(crate::report::ReportedDiagnosis::new(
+                &crate::report::tests::oom_diagnosis(),
+            ))),
+        }))
+        .unwrap();
+        assert_eq!(json["event"], "verdict");
+        assert_eq!(json["standing"], "doomed_after_ready");
+        assert_eq!(
+            json["diagnosis"]["findings"][0]["verdict"]["name"],
+            "OOMKilled"
+        );
+        assert_eq!(
+            json["diagnosis"]["findings"][0]["logs"][1]["missing"],
+            "not kept by the kubelet"
         );
     }
 

@@ -9,14 +9,45 @@
 //! it, or was killed) also gets that test case, so the report never shows a
 //! failed run as green.
 //!
-//! Reading files is kept apart from [`assemble`], which is pure.
+//! The failed test cases of the suites' own reports are also read out
+//! ([`failed_cases`]), each placed on the run's clock, so that the report can
+//! say which failures came after an infrastructure incident. How a case's
+//! start is placed, best first:
+//!
+//! 1. its own `timestamp`, when the report gives one with a UTC offset;
+//! 2. the first `> Enter [...] ... @ 01/02/06 15:04:05.000` line of the spec
+//!    timeline Ginkgo v2 writes into every test case's `system-err` (and
+//!    its failure description): the time the spec's first node began;
+//! 3. an estimate: the start of its test suite (the suite's `timestamp`,
+//!    else the start of the suite's process) plus the `time` of every test
+//!    case before it in report order — Ginkgo lists specs in the order they
+//!    ran — divided by the suite's `procs` when it ran them in parallel.
+//!    The gaps between cases are not counted, so for a suite that runs its
+//!    cases one after another the estimate is never later than the truth:
+//!    a case said to start after an incident did.
+//!
+//! Ginkgo writes local time without an offset (`2006-01-02T15:04:05`, and
+//! `01/02/06 15:04:05.999` in timelines). Suites run as child processes of
+//! the harness, on this machine and with its environment, so these are read
+//! in this machine's time zone (`TZ`, else `/etc/localtime`); a time that
+//! then falls outside the window in which the suite's process ran (a suite
+//! that ran Ginkgo in a container with another zone, say) is not trusted
+//! and the next way is used.
+//!
+//! Reading files is kept apart from [`assemble`] and [`failed_cases`], which
+//! are pure.
 
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
+use jiff::Timestamp;
+use jiff::civil::DateTime;
+use jiff::tz::TimeZone;
 use quick_junit::{
     DeserializeErrorKind, NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite,
 };
+
+use crate::report::Placed;
 
 use super::executor::RunSummary;
 use super::runner::{Exit, Outcome, SuiteResult};
@@ -54,17 +85,37 @@ pub enum JunitError {
 pub struct SuiteReports {
     /// The suite's result.
     pub result: SuiteResult,
-    /// Its own JUnit reports: path and parsed report, or why it could not be
-    /// read.
-    pub own: Vec<(PathBuf, Result<Report, String>)>,
+    /// Its own JUnit reports.
+    pub own: Vec<OwnReport>,
     /// The last lines of its log.
     pub log_tail: String,
 }
 
-/// Reads each suite's own JUnit reports and log tail, then assembles the
-/// run's report named `run_name`.
-pub fn build_report(run_name: &str, summary: &RunSummary) -> Report {
-    let suites: Vec<SuiteReports> = summary
+/// One JUnit report a suite wrote itself.
+#[derive(Debug, Clone)]
+pub struct OwnReport {
+    pub path: PathBuf,
+    /// The parsed report, or why it could not be read.
+    pub report: Result<Report, String>,
+    /// The `timestamp` of each `<testsuite>`, in document order, as written
+    /// when it has no UTC offset (which [`parse_junit`] drops): Ginkgo's
+    /// local start of the suite.
+    pub local_starts: Vec<Option<DateTime>>,
+}
+
+impl OwnReport {
+    pub fn parse(path: PathBuf, xml: &str) -> Self {
+        Self {
+            path,
+            report: parse_junit(xml),
+            local_starts: local_suite_starts(xml),
+        }
+    }
+}
+
+/// Reads each suite's own JUnit reports and its log tail.
+pub fn read_suites(summary: &RunSummary) -> Vec<SuiteReports> {
+    summary
         .results
         .iter()
         .map(|result| SuiteReports {
@@ -72,8 +123,18 @@ pub fn build_report(run_name: &str, summary: &RunSummary) -> Report {
             own: read_own_reports(&result.artifacts_dir),
             log_tail: log_tail(&result.log_path, LOG_TAIL_LINES).unwrap_or_default(),
         })
-        .collect();
-    let mut report = assemble(run_name, &suites);
+        .collect()
+}
+
+/// Reads each suite's own JUnit reports and log tail, then assembles the
+/// run's report named `run_name`.
+pub fn build_report(run_name: &str, summary: &RunSummary) -> Report {
+    report_of(run_name, summary, &read_suites(summary))
+}
+
+/// The run's report from suites already read.
+pub fn report_of(run_name: &str, summary: &RunSummary, suites: &[SuiteReports]) -> Report {
+    let mut report = assemble(run_name, suites);
     report.set_time(summary.duration);
     report
 }
@@ -101,7 +162,7 @@ pub fn assemble(run_name: &str, suites: &[SuiteReports]) -> Report {
         let merged: Vec<TestSuite> = suite
             .own
             .iter()
-            .filter_map(|(_, parsed)| parsed.as_ref().ok())
+            .filter_map(|own| own.report.as_ref().ok())
             .flat_map(|own| own.test_suites.iter().cloned())
             .map(|mut own| {
                 drop_colliding(&mut own.extra, SUITE_ATTRIBUTES);
@@ -119,11 +180,11 @@ pub fn assemble(run_name: &str, suites: &[SuiteReports]) -> Report {
         let unreadable: Vec<String> = suite
             .own
             .iter()
-            .filter_map(|(path, parsed)| {
-                parsed
+            .filter_map(|own| {
+                own.report
                     .as_ref()
                     .err()
-                    .map(|err| format!("could not read junit report {}: {err}", path.display()))
+                    .map(|err| format!("could not read junit report {}: {err}", own.path.display()))
             })
             .collect();
         let merged_any = !merged.is_empty();
@@ -227,7 +288,7 @@ fn failure_type(outcome: &Outcome) -> &'static str {
 
 /// The suite's own reports: `junit*.xml` directly in its artifacts
 /// directory, in name order. A missing directory means no reports.
-pub fn read_own_reports(artifacts_dir: &Path) -> Vec<(PathBuf, Result<Report, String>)> {
+pub fn read_own_reports(artifacts_dir: &Path) -> Vec<OwnReport> {
     let Ok(entries) = std::fs::read_dir(artifacts_dir) else {
         return Vec::new();
     };
@@ -245,13 +306,265 @@ pub fn read_own_reports(artifacts_dir: &Path) -> Vec<(PathBuf, Result<Report, St
     paths.sort();
     paths
         .into_iter()
-        .map(|path| {
-            let parsed = std::fs::read_to_string(&path)
-                .map_err(|e| e.to_string())
-                .and_then(|xml| parse_junit(&xml));
-            (path, parsed)
+        .map(|path| match std::fs::read_to_string(&path) {
+            Ok(xml) => OwnReport::parse(path, &xml),
+            Err(e) => OwnReport {
+                path,
+                report: Err(e.to_string()),
+                local_starts: Vec::new(),
+            },
         })
         .collect()
+}
+
+/// When a suite's process ran, by the harness's clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    pub start: Timestamp,
+    pub end: Timestamp,
+}
+
+impl Window {
+    fn contains(&self, at: Timestamp) -> bool {
+        self.start <= at && at <= self.end
+    }
+}
+
+/// When each suite's process ran, from the runner's events as they come.
+#[derive(Clone, Debug, Default)]
+pub struct Windows(std::collections::BTreeMap<String, Window>);
+
+impl Windows {
+    /// Notes a suite starting or finishing at `now`.
+    pub fn observe(&mut self, event: &super::SuiteEvent, now: Timestamp) {
+        match event {
+            super::SuiteEvent::Started { suite, .. } => {
+                self.0.insert(
+                    suite.clone(),
+                    Window {
+                        start: now,
+                        end: now,
+                    },
+                );
+            }
+            super::SuiteEvent::Finished(result) => {
+                self.0
+                    .entry(result.name.clone())
+                    .or_insert(Window {
+                        start: now,
+                        end: now,
+                    })
+                    .end = now;
+            }
+            _ => {}
+        }
+    }
+
+    /// The failed test cases of every suite that ran, each in its window;
+    /// `procs` is how many specs a suite ran at once (`None`: one).
+    pub fn failed_cases(
+        &self,
+        suites: &[SuiteReports],
+        procs: impl Fn(&str) -> Option<u32>,
+        tz: &TimeZone,
+    ) -> Vec<FailedCase> {
+        suites
+            .iter()
+            .filter_map(|suite| {
+                let window = self.0.get(&suite.result.name)?;
+                let procs = procs(&suite.result.name).unwrap_or(1);
+                Some(failed_cases(suite, *window, procs, tz))
+            })
+            .flatten()
+            .collect()
+    }
+}
+
+/// A failed test case of a suite's own report, placed on the run's clock.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FailedCase {
+    /// The harness suite whose report it is in.
+    pub suite: String,
+    pub name: String,
+    pub classname: Option<String>,
+    pub started: Timestamp,
+    pub placed: Placed,
+    pub seconds: Option<f64>,
+    /// The first line of the failure message.
+    pub message: Option<String>,
+}
+
+impl From<FailedCase> for crate::report::Event {
+    fn from(case: FailedCase) -> Self {
+        crate::report::Event::TestCaseFailed {
+            suite: case.suite,
+            case: case.name,
+            classname: case.classname,
+            started: case.started,
+            placed: case.placed,
+            seconds: case.seconds,
+            message: case.message,
+        }
+    }
+}
+
+/// A quick-junit (chrono) timestamp as a jiff one, without naming chrono.
+macro_rules! instant {
+    ($t:expr) => {
+        Timestamp::new($t.timestamp(), $t.timestamp_subsec_nanos() as i32).ok()
+    };
+}
+
+/// The failed (and errored) test cases of `suite`'s own reports, in report
+/// order, each placed as the module doc says. `window` is when the suite's
+/// process ran, `procs` how many specs it ran at once, `tz` the zone its
+/// local times are read in. The test case the harness adds for a failed
+/// process is not one of them: it stands for the suite, not a test.
+pub fn failed_cases(
+    suite: &SuiteReports,
+    window: Window,
+    procs: u32,
+    tz: &TimeZone,
+) -> Vec<FailedCase> {
+    let mut out = Vec::new();
+    for own in &suite.own {
+        let Ok(report) = &own.report else { continue };
+        // The local starts line up with the suites only if every one was seen.
+        let aligned = own.local_starts.len() == report.test_suites.len();
+        for (index, test_suite) in report.test_suites.iter().enumerate() {
+            let local_start = own
+                .local_starts
+                .get(index)
+                .copied()
+                .flatten()
+                .filter(|_| aligned)
+                .and_then(|dt| tz.to_ambiguous_timestamp(dt).compatible().ok());
+            let suite_start = test_suite
+                .timestamp
+                .and_then(|t| instant!(t))
+                .or(local_start)
+                .filter(|t| window.contains(*t))
+                .unwrap_or(window.start);
+            let mut before = std::time::Duration::ZERO;
+            for case in &test_suite.test_cases {
+                let estimated = suite_start
+                    .checked_add(before / procs.max(1))
+                    .unwrap_or(suite_start)
+                    .clamp(window.start, window.end);
+                before += case.time.unwrap_or_default();
+                let TestCaseStatus::NonSuccess {
+                    message,
+                    description,
+                    ..
+                } = &case.status
+                else {
+                    continue;
+                };
+                let own_timestamp = case
+                    .timestamp
+                    .and_then(|t| instant!(t))
+                    .filter(|t| window.contains(*t));
+                let timeline = || {
+                    [&case.system_err, &case.system_out]
+                        .into_iter()
+                        .flatten()
+                        .map(|t| t.as_str())
+                        .chain(description.as_ref().map(|d| d.as_str()))
+                        .find_map(ginkgo_enter_time)
+                        .and_then(|dt| tz.to_ambiguous_timestamp(dt).compatible().ok())
+                        .filter(|t| window.contains(*t))
+                };
+                let (started, placed) = match own_timestamp {
+                    Some(t) => (t, Placed::Timestamp),
+                    None => match timeline() {
+                        Some(t) => (t, Placed::Timeline),
+                        None => (estimated, Placed::Estimated),
+                    },
+                };
+                out.push(FailedCase {
+                    suite: suite.result.name.clone(),
+                    name: case.name.as_str().to_owned(),
+                    classname: case.classname.as_ref().map(|c| c.as_str().to_owned()),
+                    started,
+                    placed,
+                    seconds: case.time.map(|t| t.as_secs_f64()),
+                    message: message
+                        .as_ref()
+                        .and_then(|m| m.as_str().lines().map(str::trim).find(|l| !l.is_empty()))
+                        .map(|l| truncate(l, 200)),
+                });
+            }
+        }
+    }
+    out
+}
+
+fn truncate(line: &str, max: usize) -> String {
+    match line.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line.to_owned(),
+    }
+}
+
+/// The time of the first `> Enter [Node] text - file:line @ 01/02/06
+/// 15:04:05.000` line: Ginkgo's default time format in spec timelines.
+fn ginkgo_enter_time(text: &str) -> Option<DateTime> {
+    static ENTER: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(
+            r"(?m)^\s*> Enter \[[^\]]+\].* @ (\d{2})/(\d{2})/(\d{2}) (\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?",
+        )
+        .expect("a valid pattern")
+    });
+    let c = ENTER.captures(text)?;
+    let n = |i: usize| c.get(i).and_then(|m| m.as_str().parse::<i16>().ok());
+    let nanos = c.get(7).map_or(0, |m| {
+        let digits = m.as_str();
+        digits.parse::<i32>().unwrap_or(0) * 10i32.pow(9 - digits.len() as u32)
+    });
+    let date = jiff::civil::Date::new(2000 + n(3)?, n(1)? as i8, n(2)? as i8).ok()?;
+    let time = jiff::civil::Time::new(n(4)? as i8, n(5)? as i8, n(6)? as i8, nanos).ok()?;
+    Some(date.to_datetime(time))
+}
+
+/// The offset-less `timestamp` of every `<testsuite>` element, in document
+/// order (`None` for one without, or with an offset, which quick-junit reads).
+fn local_suite_starts(xml: &str) -> Vec<Option<DateTime>> {
+    let mut out = Vec::new();
+    let mut rest = xml;
+    while let Some(at) = rest.find("<testsuite") {
+        rest = &rest[at + "<testsuite".len()..];
+        // `<testsuites` is the wrapper, not a suite.
+        if !rest.starts_with(|c: char| c.is_whitespace() || c == '>' || c == '/') {
+            continue;
+        }
+        let tag = &rest[..rest.find('>').unwrap_or(rest.len())];
+        out.push(attribute(tag, "timestamp").and_then(|t| t.parse::<DateTime>().ok()));
+    }
+    out
+}
+
+/// The value of `name="..."` (or `'...'`) in a start tag's attributes.
+fn attribute<'a>(tag: &'a str, name: &str) -> Option<&'a str> {
+    let mut rest = tag;
+    while let Some(at) = rest.find(name) {
+        let before = rest[..at].chars().last();
+        let after = rest[at + name.len()..].trim_start();
+        rest = &rest[at + name.len()..];
+        if !before.is_some_and(char::is_whitespace) {
+            continue;
+        }
+        let Some(value) = after.strip_prefix('=') else {
+            continue;
+        };
+        let value = value.trim_start();
+        let quote = value.chars().next()?;
+        if quote != '"' && quote != '\'' {
+            continue;
+        }
+        let value = &value[1..];
+        return value.find(quote).map(|end| &value[..end]);
+    }
+    None
 }
 
 /// Parses a JUnit document, tolerating what common writers produce but
@@ -441,7 +754,7 @@ mod tests {
 
     fn with_own(name: &str, outcome: Outcome, xml: &str) -> SuiteReports {
         SuiteReports {
-            own: vec![(PathBuf::from("junit.xml"), parse_junit(xml))],
+            own: vec![OwnReport::parse(PathBuf::from("junit.xml"), xml)],
             ..plain(name, outcome)
         }
     }
@@ -779,5 +1092,219 @@ mod tests {
         assert!(tail.len() as u64 <= LOG_TAIL_BYTES);
 
         assert!(log_tail(&dir.path().join("missing"), 3).is_err());
+    }
+
+    const CASCADE: &str = include_str!("../../tests/fixtures/junit/ginkgo-cascade.xml");
+
+    fn at(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    /// The audit suite of the cascade fixture, its process run from
+    /// 14:19:58 to 14:24:00 UTC.
+    fn cascade(xml: &str) -> (SuiteReports, Window) {
+        let suite = with_own("audit", Outcome::Failed(Exit::Code(1)), xml);
+        let window = Window {
+            start: at("2026-11-22T14:19:58Z"),
+            end: at("2026-11-22T14:24:00Z"),
+        };
+        (suite, window)
+    }
+
+    #[test]
+    fn failed_ginkgo_specs_are_placed_by_their_timeline() {
+        let (suite, window) = cascade(CASCADE);
+        let cases = failed_cases(&suite, window, 1, &TimeZone::UTC);
+        assert_eq!(cases.len(), 15, "{cases:#?}");
+        assert!(cases.iter().all(|c| c.placed == Placed::Timeline));
+        assert!(cases.iter().all(|c| c.suite == "audit"));
+        let first = &cases[0];
+        assert_eq!(
+            first.name,
+            "[It] Audit stores a batch of 150 events [audit]"
+        );
+        assert_eq!(first.classname.as_deref(), Some("Audit E2E Suite"));
+        assert_eq!(first.started, at("2026-11-22T14:22:41.002Z"));
+        assert_eq!(first.seconds, Some(2.0));
+        assert_eq!(
+            first.message.as_deref(),
+            Some(
+                "Post \"http://localhost:28090/api/v1/audit/events\": dial tcp 127.0.0.1:28090: connect: connection refused"
+            )
+        );
+        assert_eq!(
+            cases[14].name,
+            "[It] Audit stores events of two controllers [audit]"
+        );
+        assert!(cases.windows(2).all(|w| w[0].started < w[1].started));
+    }
+
+    #[test]
+    fn without_a_timeline_the_start_is_estimated_never_later_than_it_was() {
+        let (suite, window) = cascade(CASCADE);
+        let placed = failed_cases(&suite, window, 1, &TimeZone::UTC);
+        // The same report without Ginkgo's timelines (OmitTimelinesForSpecState)
+        // nor failure descriptions.
+        let timelines = regex::Regex::new(r"(?s)<system-err>.*?</system-err>").unwrap();
+        let descriptions = regex::Regex::new(r"(?s)(<failure [^>]*>).*?</failure>").unwrap();
+        let bare = timelines.replace_all(CASCADE, "");
+        let bare = descriptions.replace_all(&bare, "${1}</failure>");
+        let (suite, _) = cascade(&bare);
+        let estimated = failed_cases(&suite, window, 1, &TimeZone::UTC);
+        assert_eq!(estimated.len(), 15);
+        for (e, p) in estimated.iter().zip(&placed) {
+            assert_eq!(e.placed, Placed::Estimated);
+            assert!(
+                e.started <= p.started,
+                "{} > {} for {}",
+                e.started,
+                p.started,
+                e.name
+            );
+        }
+        // The suite's own start (14:20:00) and the four specs before it:
+        // 3.2 + 1.104 + 0.873 + 155 seconds.
+        assert_eq!(estimated[0].started, at("2026-11-22T14:22:40.177Z"));
+        // Run with four processes, the earlier specs shared them.
+        let parallel = failed_cases(&suite, window, 4, &TimeZone::UTC);
+        assert_eq!(parallel[0].started, at("2026-11-22T14:20:40.04425Z"));
+    }
+
+    #[test]
+    fn local_times_are_read_in_the_zone_the_suite_ran_in_and_checked_against_its_process() {
+        let (suite, _) = cascade(CASCADE);
+        let plus_one = TimeZone::fixed(jiff::tz::offset(1));
+        // Written at 14:22:41 local time, one hour ahead of UTC.
+        let window = Window {
+            start: at("2026-11-22T13:19:58Z"),
+            end: at("2026-11-22T13:24:00Z"),
+        };
+        let cases = failed_cases(&suite, window, 1, &plus_one);
+        assert_eq!(cases[0].started, at("2026-11-22T13:22:41.002Z"));
+        assert_eq!(cases[0].placed, Placed::Timeline);
+        // Read in the wrong zone the times fall outside the process's run:
+        // not trusted; the estimate starts from the process's own start.
+        let cases = failed_cases(&suite, window, 1, &TimeZone::UTC);
+        assert!(cases.iter().all(|c| c.placed == Placed::Estimated));
+        assert_eq!(
+            cases[0].started,
+            window
+                .start
+                .checked_add(jiff::SignedDuration::from_millis(160_177))
+                .unwrap()
+        );
+        assert!(cases.iter().all(|c| window.contains(c.started)));
+    }
+
+    #[test]
+    fn a_case_with_its_own_timestamp_is_placed_by_it() {
+        let xml = r#"<testsuites><testsuite name="pkg" timestamp="2026-11-22T14:00:00Z">
+<testcase name="first" time="1.5"/>
+<testcase name="second" time="2" timestamp="2026-11-22T15:00:05+01:00"><error message="boom"/></testcase>
+<testcase name="third" time="1"><failure message="&#xA;  expected 1&#xA;got 2"/></testcase>
+</testsuite></testsuites>"#;
+        let suite = with_own("unit", Outcome::Failed(Exit::Code(1)), xml);
+        let window = Window {
+            start: at("2026-11-22T13:59:00Z"),
+            end: at("2026-11-22T14:10:00Z"),
+        };
+        let cases = failed_cases(&suite, window, 1, &TimeZone::UTC);
+        let got: Vec<(&str, Timestamp, Placed, Option<&str>)> = cases
+            .iter()
+            .map(|c| (c.name.as_str(), c.started, c.placed, c.message.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "second",
+                    at("2026-11-22T14:00:05Z"),
+                    Placed::Timestamp,
+                    Some("boom")
+                ),
+                // The suite's offset timestamp, plus 1.5 s and 2 s.
+                (
+                    "third",
+                    at("2026-11-22T14:00:03.5Z"),
+                    Placed::Estimated,
+                    Some("expected 1")
+                ),
+            ]
+        );
+        // The test case the harness adds for a failed process is not a test case.
+        let processes = [plain("crashed", Outcome::Failed(Exit::Signal(9)))];
+        assert!(failed_cases(&processes[0], window, 1, &TimeZone::UTC).is_empty());
+    }
+
+    #[test]
+    fn ginkgo_enter_lines_and_suite_timestamps_are_read_as_written() {
+        let table = [
+            (
+                "> Enter [It] x - a.go:1 @ 11/22/26 14:22:41.002",
+                Some("2026-11-22T14:22:41.002"),
+            ),
+            (
+                "noise\n  > Enter [BeforeEach] y - a.go:2 @ 01/02/06 15:04:05\n> Enter [It] z @ 01/02/06 16:00:00",
+                Some("2006-01-02T15:04:05"),
+            ),
+            (
+                "> Enter [It] x - a.go:1 @ 11/22/26 14:22:41.5",
+                Some("2026-11-22T14:22:41.5"),
+            ),
+            ("< Exit [It] x - a.go:1 @ 11/22/26 14:22:41.002 (1s)", None),
+            ("> Enter [It] x - a.go:1 @ 13/40/26 14:22:41", None),
+            ("STEP: y @ 11/22/26 14:22:41", None),
+        ];
+        for (text, want) in table {
+            let want = want.map(|w| w.parse::<DateTime>().unwrap());
+            assert_eq!(ginkgo_enter_time(text), want, "{text:?}");
+        }
+        let starts = local_suite_starts(
+            r#"<testsuites timestamp="2026-01-01T00:00:00"><testsuite name="a" timestamp="2026-11-22T14:00:00"><testcase name="t"/></testsuite>
+<testsuite name='b' timestamp='2026-11-22T14:00:00Z'/><testsuite name="c"></testsuite><testsuite mytimestamp="2026-11-22T15:00:00" name="d"/></testsuites>"#,
+        );
+        assert_eq!(
+            starts,
+            [
+                Some("2026-11-22T14:00:00".parse().unwrap()),
+                None,
+                None,
+                None
+            ]
+        );
+    }
+
+    #[test]
+    fn each_suite_is_placed_in_the_window_its_process_ran_in() {
+        let mut windows = Windows::default();
+        let started = crate::suites::SuiteEvent::Started {
+            suite: "audit".into(),
+            process: 1,
+            namespace: None,
+            log_path: "audit.log".into(),
+        };
+        windows.observe(&started, at("2026-11-22T14:19:58Z"));
+        let (audit, _) = cascade(CASCADE);
+        windows.observe(
+            &crate::suites::SuiteEvent::Finished(audit.result.clone()),
+            at("2026-11-22T14:24:00Z"),
+        );
+        // A suite that never started (its namespace could not be made) has
+        // no window, and nothing of it is placed.
+        let (mut never, _) = cascade(CASCADE);
+        never.result.name = "never".into();
+        let cases = windows.failed_cases(&[audit, never], |_| None, &TimeZone::UTC);
+        assert_eq!(cases.len(), 15);
+        assert!(
+            cases
+                .iter()
+                .all(|c| c.suite == "audit" && c.placed == Placed::Timeline)
+        );
+        let event: crate::report::Event = cases[0].clone().into();
+        assert!(matches!(
+            event,
+            crate::report::Event::TestCaseFailed { ref case, placed: Placed::Timeline, .. }
+                if case == "[It] Audit stores a batch of 150 events [audit]"
+        ));
     }
 }

@@ -5,6 +5,7 @@
 //! tests can check exactly what the harness sent.
 #![allow(dead_code)]
 
+pub mod replay;
 pub mod serve;
 
 use std::sync::{Arc, Mutex};

@@ -174,3 +174,72 @@ impl Drop for Alias {
         let _ = docker(&["rmi", &self.0]);
     }
 }
+
+/// An image the test builds FROM `base` with a top layer of its own
+/// (`size` random bytes, so no two share it); removed when dropped.
+pub struct Derived(pub String);
+
+impl Derived {
+    pub fn build(base: &str, size: usize) -> Derived {
+        let tag = format!("{}:1", unique("harness-test/derived"));
+        let dir = tempfile::tempdir().unwrap();
+        let mut data = vec![0u8; size];
+        getrandom::fill(&mut data).unwrap();
+        std::fs::write(dir.path().join("blob"), data).unwrap();
+        std::fs::write(
+            dir.path().join("Dockerfile"),
+            format!("FROM {base}\nCOPY blob /blob\n"),
+        )
+        .unwrap();
+        must(&["build", "-q", "-t", &tag, dir.path().to_str().unwrap()]);
+        Derived(tag)
+    }
+}
+
+impl Drop for Derived {
+    fn drop(&mut self) {
+        let _ = docker(&["rmi", &self.0]);
+    }
+}
+
+impl Node {
+    /// From now on, every `ctr` call in the node is recorded (its
+    /// arguments, one line each) before the real `ctr` runs.
+    pub fn record_ctr_calls(&self) {
+        must(&[
+            "exec",
+            &self.name,
+            "sh",
+            "-c",
+            "mv /usr/bin/ctr /usr/bin/ctr.real && \
+             printf '#!/bin/sh\\necho \"$*\" >> /ctr-calls\\nexec /usr/bin/ctr.real \"$@\"\\n' > /usr/bin/ctr && \
+             chmod +x /usr/bin/ctr && : > /ctr-calls",
+        ]);
+    }
+
+    /// The `ctr` calls recorded since [`Node::record_ctr_calls`].
+    pub fn ctr_calls(&self) -> Vec<String> {
+        must(&["exec", &self.name, "cat", "/ctr-calls"])
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// `ctr images check` of one image: whether all its content is in the
+    /// store (`complete`) and unpacked, by the name containerd gives it.
+    pub fn image_complete(&self, name: &str) -> bool {
+        let out = must(&[
+            "exec",
+            &self.name,
+            "ctr",
+            "-n",
+            "k8s.io",
+            "images",
+            "check",
+            &format!("name=={name}"),
+        ]);
+        out.lines().any(|l| {
+            l.starts_with(name) && l.contains(" complete ") && l.trim_end().ends_with("true")
+        })
+    }
+}

@@ -1,0 +1,99 @@
+//! Which lanes share which host ports.
+//!
+//! A project's lanes often map the same host port on purpose: each lane
+//! runs as its own CI job on its own runner, and several lanes reuse one
+//! kind config. Sharing is reported (the plan's matrix), never an error by
+//! itself. It bites only where the claims meet on one machine at one time:
+//! one lane mapping a port twice (always, so the lane file is rejected),
+//! the lanes one invocation runs together (one lane per `up`/`test`
+//! today), or a port a running cluster or process already holds — which
+//! preflight finds out when a lane is about to run.
+
+use serde::Serialize;
+
+use super::diag::SourceLoc;
+use super::kind::{HostPort, Protocol};
+use super::model::Lane;
+
+/// One lane's claim on a host port.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PortClaim {
+    pub lane: String,
+    /// Where its kind config maps it.
+    pub at: SourceLoc,
+    /// `node 0 (control-plane)`.
+    pub node: String,
+}
+
+/// A host port (and protocol) claimed more than once, with every claim.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SharedPort {
+    pub port: u16,
+    pub protocol: Protocol,
+    pub claims: Vec<PortClaim>,
+}
+
+impl SharedPort {
+    /// The distinct lanes that claim it, in claim order.
+    pub fn lanes(&self) -> Vec<&str> {
+        let mut lanes: Vec<&str> = Vec::new();
+        for c in &self.claims {
+            if !lanes.contains(&c.lane.as_str()) {
+                lanes.push(&c.lane);
+            }
+        }
+        lanes
+    }
+}
+
+/// Every host port that clashes among the claims of `lanes` (same port and
+/// protocol on overlapping listen addresses), each with the claims that
+/// clash, in port order. Lanes that run together on one machine cannot
+/// have any; lanes that never do may.
+pub fn clashes<'a>(lanes: impl IntoIterator<Item = &'a Lane>) -> Vec<SharedPort> {
+    let mut claims: Vec<(&'a str, &'a HostPort)> = Vec::new();
+    for lane in lanes {
+        for port in &lane.host_ports {
+            claims.push((&lane.name, port));
+        }
+    }
+    let mut keys: Vec<(u16, Protocol)> = claims.iter().map(|(_, p)| (p.port, p.protocol)).collect();
+    keys.sort();
+    keys.dedup();
+    let mut out = Vec::new();
+    for (port, protocol) in keys {
+        let same: Vec<&(&str, &HostPort)> = claims
+            .iter()
+            .filter(|(_, p)| p.port == port && p.protocol == protocol)
+            .collect();
+        let clashing: Vec<PortClaim> = same
+            .iter()
+            .filter(|(_, p)| {
+                same.iter()
+                    .any(|(_, q)| !std::ptr::eq(*p, *q) && p.clashes_with(q))
+            })
+            .map(|(lane, p)| PortClaim {
+                lane: (*lane).to_owned(),
+                at: p.at.clone(),
+                node: p.node.clone(),
+            })
+            .collect();
+        if clashing.len() >= 2 {
+            out.push(SharedPort {
+                port,
+                protocol,
+                claims: clashing,
+            });
+        }
+    }
+    out
+}
+
+/// The host ports several lanes share (a port mapped twice by one lane
+/// alone is not sharing: validation rejects it).
+pub fn shared<'a>(lanes: impl IntoIterator<Item = &'a Lane>) -> Vec<SharedPort> {
+    clashes(lanes)
+        .into_iter()
+        .filter(|s| s.lanes().len() > 1)
+        .collect()
+}

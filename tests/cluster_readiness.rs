@@ -1,0 +1,150 @@
+//! Readiness on a real cluster: containers that look Ready and are not,
+//! through the real deploy stage (`deploy_lane`: apply, the settle window,
+//! the verdict and its evidence). Needs `$HARNESS_TEST_KUBECONFIG` pointing
+//! at a cluster with `fixtures/app:v1` loaded; without it each test is
+//! skipped with a message, or fails under `HARNESS_REQUIRE_CLUSTER=1`.
+//!
+//! The containers are those of the Kubernetes 1.28 captures in
+//! `tests/fixtures/k8s-1.28/` (crash or OOM kill 3 s after start, no
+//! readiness probe), on the busybox of `fixtures/app:v1`.
+
+#[path = "support/cluster.rs"]
+mod cluster;
+
+use std::time::Duration;
+
+use cluster::{CRASH_AFTER_3S, HEALTHY, OOM_AFTER_3S, deployment};
+use harness::deploy::{DeployError, DeployEvent, Standing};
+use harness::readiness::VerdictKind;
+
+fn verdict_kinds(e: &DeployError) -> Vec<VerdictKind> {
+    e.diagnoses()
+        .iter()
+        .flat_map(|d| &d.findings)
+        .filter_map(|f| f.verdict.as_ref().map(|v| v.kind.clone()))
+        .collect()
+}
+
+fn standings(events: &[DeployEvent]) -> Vec<Standing> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            DeployEvent::Verdict { standing, .. } => Some(*standing),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_container_that_crashes_3s_after_start_is_a_crash_loop() {
+    let Some(kubeconfig) = cluster::kubeconfig() else {
+        return;
+    };
+    let d = cluster::deploy(&kubeconfig, &deployment("crash", "", CRASH_AFTER_3S), "").await;
+    let error = d
+        .result
+        .expect_err("a container that keeps crashing is not Ready");
+    assert!(matches!(error, DeployError::Failed { .. }), "{error}");
+    assert!(!error.is_timeout(), "exit 6, not a deadline: {error}");
+    let kinds = verdict_kinds(&error);
+    assert!(
+        kinds.iter().any(|k| matches!(
+            k,
+            VerdictKind::CrashLoop {
+                exit_code: Some(3),
+                ..
+            }
+        )),
+        "{kinds:?}\n{}",
+        error.diagnosis().unwrap().render()
+    );
+    assert_eq!(standings(&d.events), [Standing::Doomed]);
+    let text = error.diagnosis().unwrap().render();
+    assert!(
+        text.contains("| fatal: cannot read /etc/app/config.yaml"),
+        "{text}"
+    );
+    eprintln!("crash after 3s: verdict after {:?} ({error})", d.took);
+}
+
+#[tokio::test]
+async fn a_container_oomkilled_3s_after_start_is_oomkilled_with_its_limit() {
+    let Some(kubeconfig) = cluster::kubeconfig() else {
+        return;
+    };
+    let d = cluster::deploy(&kubeconfig, &deployment("oom", "", OOM_AFTER_3S), "").await;
+    let error = d
+        .result
+        .expect_err("a container that keeps being OOMKilled is not Ready");
+    assert!(!error.is_timeout(), "{error}");
+    let kinds = verdict_kinds(&error);
+    assert!(
+        kinds.contains(&VerdictKind::OomKilled {
+            memory_limit: Some("24Mi".into())
+        }),
+        "{kinds:?}\n{}",
+        error.diagnosis().unwrap().render()
+    );
+    eprintln!("oom after 3s: verdict after {:?} ({error})", d.took);
+}
+
+#[tokio::test]
+async fn an_init_container_still_running_at_the_deadline_is_named() {
+    let Some(kubeconfig) = cluster::kubeconfig() else {
+        return;
+    };
+    let init = "      - name: wait-for-db\n        image: fixtures/app:v1\n        command: [sh, -c, \"echo waiting for db:5432; sleep 3600\"]\n";
+    let d = cluster::deploy(
+        &kubeconfig,
+        &deployment("blocked", init, HEALTHY),
+        ", timeout: 20s",
+    )
+    .await;
+    let error = d.result.expect_err("the init container never ends");
+    assert!(error.is_timeout(), "a deadline is exit 7: {error}");
+    let message = error.to_string();
+    assert!(
+        message.starts_with("component `c` was not Ready within 20s: "),
+        "{message}"
+    );
+    assert!(
+        message.contains("init container wait-for-db still running after ")
+            && message.contains("(log: waiting for db:5432)"),
+        "{message}"
+    );
+    assert_eq!(standings(&d.events), [Standing::TimedOut]);
+    eprintln!("{message}\n{}", error.diagnosis().unwrap().render());
+}
+
+#[tokio::test]
+async fn a_healthy_deployment_and_its_service_are_ready_after_the_settle_window() {
+    let Some(kubeconfig) = cluster::kubeconfig() else {
+        return;
+    };
+    // The Service's endpoints are read from whatever EndpointSlice version
+    // the server serves (1.20: v1beta1 only).
+    let manifest = format!(
+        "{}---\napiVersion: v1\nkind: Service\nmetadata: {{name: web}}\nspec:\n  selector: {{app: web}}\n  ports: [{{port: 80, targetPort: 8080, protocol: TCP}}]\n",
+        deployment("web", "", HEALTHY)
+    );
+    let d = cluster::deploy(&kubeconfig, &manifest, ", settle: 3s").await;
+    let report = d.result.unwrap_or_else(|e| {
+        panic!(
+            "{e}\n{}",
+            e.diagnoses().iter().map(|d| d.render()).collect::<String>()
+        )
+    });
+    assert_eq!(report.components.len(), 1);
+    assert!(
+        report.components[0].elapsed >= Duration::from_secs(3),
+        "Ready only after its readiness held for 3 s: {:?}",
+        report.components[0].elapsed
+    );
+    assert!(
+        !d.events
+            .iter()
+            .any(|e| matches!(e, DeployEvent::WatchFailing { .. })),
+        "no watch failed"
+    );
+    eprintln!("healthy: Ready after {:?}", report.components[0].elapsed);
+}
