@@ -46,7 +46,7 @@ fn lane_file(dir: &Path, min_kind: &str) {
     .unwrap();
     std::fs::write(
         dir.join("harness.yaml"),
-        format!("cluster:\n  kind: {{ min_version: {min_kind} }}\ncomponents:\n  app: {{ manifests: [app.yaml] }}\nlanes:\n  main:\n    cluster: {{ kind: {{ config: kind.yaml }} }}\n    components: [app]\n"),
+        format!("cluster:\n  kind: {{ min_version: {min_kind} }}\npreflight: {{ min_free_disk: 1MiB }}\ncomponents:\n  app: {{ manifests: [app.yaml] }}\nlanes:\n  main:\n    cluster: {{ kind: {{ config: kind.yaml }} }}\n    components: [app]\n"),
     )
     .unwrap();
 }
