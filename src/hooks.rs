@@ -37,11 +37,7 @@ pub const HARNESS_CONFIG: &str = "HARNESS_CONFIG";
 /// runs no hooks.)
 pub const HARNESS_SUITES: &str = "HARNESS_SUITES";
 
-/// Whether a hook's `env:` may not set `name`: the harness's own contract
-/// always describes this run's cluster and lane.
-pub fn is_reserved_variable(name: &str) -> bool {
-    name == KUBECONFIG || name.starts_with("HARNESS_")
-}
+pub use crate::config::is_reserved_variable;
 
 /// How the suites of the run ended, as hooks are told.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

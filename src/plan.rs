@@ -144,28 +144,7 @@ pub fn plan(project: &Project, lane: Option<&str>) -> Result<Plan, UnknownLane> 
 /// The components a lane needs: the ones it names plus their dependencies,
 /// transitively. Validation guarantees every name exists and there is no cycle.
 pub fn closure(project: &Project, roots: &[String]) -> Vec<String> {
-    closure_of(&project.components, roots)
-}
-
-/// [`closure`] over a bare component map (validation uses it before the
-/// project exists). Unknown names are skipped; cycles cannot loop.
-pub fn closure_of(components: &IndexMap<String, Component>, roots: &[String]) -> Vec<String> {
-    let mut seen: HashSet<&str> = HashSet::new();
-    let mut stack: Vec<&str> = roots.iter().map(String::as_str).collect();
-    while let Some(name) = stack.pop() {
-        if !seen.insert(name) {
-            continue;
-        }
-        if let Some(c) = components.get(name) {
-            stack.extend(c.depends_on.iter().map(String::as_str));
-        }
-    }
-    // Keep the lane file's order so waves read as the user wrote them.
-    components
-        .keys()
-        .filter(|name| seen.contains(name.as_str()))
-        .cloned()
-        .collect()
+    crate::config::closure_of(&project.components, roots)
 }
 
 /// Splits `components` into waves: a component goes in the first wave after

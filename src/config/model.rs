@@ -280,3 +280,31 @@ mod humantime_serde_compat {
         s.serialize_str(&humantime::format_duration(*d).to_string())
     }
 }
+
+/// Whether a hook's `env:` may not set `name`: the harness's own contract
+/// (`KUBECONFIG`, `HARNESS_*`, see [`crate::suites::env`]) always describes
+/// this run's cluster and lane.
+pub fn is_reserved_variable(name: &str) -> bool {
+    name == "KUBECONFIG" || name.starts_with("HARNESS_")
+}
+
+/// The components `roots` need: themselves plus their dependencies,
+/// transitively, in the lane file's order (so waves read as the user wrote
+/// them). Unknown names are skipped; cycles cannot loop.
+pub fn closure_of(components: &IndexMap<String, Component>, roots: &[String]) -> Vec<String> {
+    let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    let mut stack: Vec<&str> = roots.iter().map(String::as_str).collect();
+    while let Some(name) = stack.pop() {
+        if !seen.insert(name) {
+            continue;
+        }
+        if let Some(c) = components.get(name) {
+            stack.extend(c.depends_on.iter().map(String::as_str));
+        }
+    }
+    components
+        .keys()
+        .filter(|name| seen.contains(name.as_str()))
+        .cloned()
+        .collect()
+}

@@ -877,7 +877,7 @@ impl Validator {
                 );
             }
             for key in h.env.keys() {
-                if crate::hooks::is_reserved_variable(&key.value) {
+                if super::model::is_reserved_variable(&key.value) {
                     self.problem(
                         &key.referenced,
                         format!(
@@ -946,7 +946,7 @@ impl Validator {
         lanes: &IndexMap<String, Lane>,
     ) {
         for lane in lanes.values() {
-            for name in crate::plan::closure_of(components, &lane.components) {
+            for name in super::model::closure_of(components, &lane.components) {
                 let Some((_, rc)) = raw.components.iter().find(|(k, _)| k.value == name) else {
                     continue;
                 };
