@@ -15,7 +15,7 @@
 
 use std::error::Error;
 
-use crate::pipeline::StageFailure;
+use crate::run::StageFailure;
 
 type Cause<'a> = &'a (dyn Error + 'static);
 
@@ -124,7 +124,7 @@ fn fix_of(cause: Cause<'_>) -> Option<String> {
     if let Some(e) = cause.downcast_ref::<crate::app::LaneRequired>() {
         return Some(format!("lanes defined: {}", e.lanes.join(", ")));
     }
-    if let Some(e) = cause.downcast_ref::<crate::stages::UnknownSuite>() {
+    if let Some(e) = cause.downcast_ref::<crate::suites::stage::UnknownSuite>() {
         return Some(format!(
             "suites of lane {}: {}",
             e.lane,

@@ -7,7 +7,7 @@
 //! has to see the cluster as the suites left it [coverage collection once
 //! scaled the service under test to zero before its logs were gathered]) and
 //! never run on a preserved cluster. The order is the pipeline's
-//! ([`crate::lifecycle::closing_steps`]); this module says what a hook is
+//! ([`crate::run::lifecycle::closing_steps`]); this module says what a hook is
 //! given and how its result is judged. A hook runs exactly like a suite —
 //! through [`crate::suites::runner`], in its own process group, stdin null,
 //! timeout → SIGTERM → grace → SIGKILL of the group, output logged and
@@ -23,8 +23,12 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::config::Hook;
-use crate::suites::env::{EndpointCollision, KUBECONFIG};
+use crate::config::{Hook, Lane, Project};
+use crate::exit::Exit;
+use crate::report::Event;
+use crate::report::bus::Bus;
+use crate::run::StageFailure;
+use crate::suites::env::EndpointCollision;
 use crate::suites::{CancelToken, Outcome, SuiteCommand, SuiteEvent, SuiteResult, run_suite};
 
 /// The lane being run (also what `harness --lane` falls back to, so a hook
@@ -226,6 +230,86 @@ pub fn skipped_notice(hooks: &[Hook], up_before: bool) -> String {
         "post-suite hooks skipped ({}): {why}, and hooks may disturb it; run them by hand when you are done with it",
         names.join(", ")
     )
+}
+
+// ------------------------------------------------------------------ in a run
+
+/// Time a hook has between SIGTERM and SIGKILL, as suites have.
+pub const HOOK_GRACE: Duration = Duration::from_secs(10);
+
+/// What the lane's hooks are told in this run; their files go to
+/// `<run_dir>/hooks/`.
+pub fn hook_context(
+    project: &Project,
+    lane: &Lane,
+    run_dir: &Path,
+    run_id: &str,
+    kubeconfig: PathBuf,
+    suites: crate::hooks::SuitesOutcome,
+) -> crate::hooks::HookContext {
+    crate::hooks::HookContext {
+        lane: lane.name.clone(),
+        run_id: run_id.to_owned(),
+        config_file: project.file.clone(),
+        kubeconfig,
+        endpoints: crate::suites::stage::endpoints(project, lane),
+        suites,
+        dir: run_dir.join("hooks"),
+        grace: HOOK_GRACE,
+    }
+}
+
+/// Runs post-suite hooks in order as the `hooks` phase, reporting each on
+/// the bus. A hook that fails, times out or cannot start fails the step
+/// with exit 1 (like a suite: the user's own command failed), after every
+/// hook has run; the pipeline still tears down, and keeps an earlier
+/// failure's exit code.
+pub async fn run_hooks(
+    hooks: &[crate::config::Hook],
+    context: &crate::hooks::HookContext,
+    bus: &Bus,
+) -> Result<(), StageFailure> {
+    let (tx, mut rx) = mpsc::channel(256);
+    let forward = {
+        let bus = bus.clone();
+        tokio::spawn(async move {
+            while let Some(event) = rx.recv().await {
+                let event = match event {
+                    SuiteEvent::Started {
+                        suite, log_path, ..
+                    } => Event::HookStarted {
+                        hook: suite,
+                        log: log_path,
+                    },
+                    SuiteEvent::Output { suite, line, .. } => {
+                        Event::HookOutput { hook: suite, line }
+                    }
+                    SuiteEvent::Stopping { suite, reason } => Event::Notice {
+                        message: format!(
+                            "stopping hook {suite} ({reason:?}): SIGTERM sent to its process group"
+                        ),
+                    },
+                    SuiteEvent::Finished(result) => Event::HookFinished {
+                        ok: !result.outcome.is_failure(),
+                        outcome: result.outcome.describe(),
+                        seconds: result.duration.as_secs_f64(),
+                        log: result.log_path,
+                        hook: result.name,
+                    },
+                };
+                bus.emit(event);
+            }
+        })
+    };
+    let result = crate::report::phase::phase(bus, crate::report::Phase::Hooks, async {
+        let results = crate::hooks::run(hooks, context, tx)
+            .await
+            .map_err(|e| StageFailure::new(Exit::Usage, e))?;
+        crate::hooks::verdict(&results).map_err(|e| StageFailure::new(Exit::SuitesFailed, e))
+    })
+    .await;
+    let _ = forward.await;
+    result
 }
 
 #[cfg(test)]

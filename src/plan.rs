@@ -11,9 +11,7 @@ use std::fmt::Write as _;
 use comfy_table::{Table, presets};
 use serde::Serialize;
 
-use indexmap::IndexMap;
-
-use crate::config::{ClusterProvider, Component, HostPort, Project};
+use crate::config::{ClusterProvider, HostPort, Project};
 
 /// The plan of one lane.
 #[derive(Clone, Debug, Serialize)]

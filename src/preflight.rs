@@ -682,6 +682,41 @@ pub async fn run(project: &Project, lane: &Lane, state_dir: &Path) -> Report {
     }
 }
 
+/// The preflight phase of `up`: every check, each told once (a failure
+/// with its fix; the error that ends `up` only names the checks). A
+/// cluster being reused (`reusing`) holds its own host ports, so the ports
+/// check is skipped.
+pub async fn stage(
+    project: &Project,
+    lane: &Lane,
+    reusing: bool,
+    bus: &crate::report::bus::Bus,
+) -> Result<(), crate::run::StageFailure> {
+    use crate::report::Event;
+    crate::report::phase::phase(bus, crate::report::Phase::Preflight, async {
+        let mut report = run(project, lane, &project.root).await;
+        if reusing {
+            for check in report.checks.iter_mut().filter(|c| c.name == "ports") {
+                check.status = Status::Skip;
+                check.summary = format!("reusing cluster {}, which holds them", lane.cluster.name);
+                check.fix = None;
+            }
+        }
+        for check in &report.checks {
+            bus.emit(Event::Notice {
+                message: check.line(),
+            });
+        }
+        if report.passed() {
+            Ok(())
+        } else {
+            Err(PreflightFailed(report))
+        }
+    })
+    .await
+    .map_err(|e| crate::run::StageFailure::new(crate::exit::Exit::Preflight, e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

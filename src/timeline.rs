@@ -14,6 +14,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{ContainerStateTerminated, Pod};
 
+use crate::config::{Lane, Project};
+use crate::report::Event;
+use crate::report::bus::Bus;
+
 /// One thing the infrastructure did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Incident {
@@ -209,6 +213,104 @@ impl Tracker {
     }
 }
 
+// ------------------------------------------------------------------ in a run
+
+/// Workload name → component, from the kinds of objects that own pods in
+/// each component's rendered manifests.
+pub fn workloads(project: &Project, lane: &Lane) -> BTreeMap<String, String> {
+    crate::deploy::manifests::rendered_objects(project, lane)
+        .into_iter()
+        .filter(|(_, object)| {
+            object.types.as_ref().is_some_and(|t| {
+                matches!(
+                    t.kind.as_str(),
+                    "Deployment" | "StatefulSet" | "DaemonSet" | "Job" | "Pod"
+                )
+            })
+        })
+        .filter_map(|(component, object)| Some((object.metadata.name?, component)))
+        .collect()
+}
+
+/// The component a pod belongs to: through its owner (a ReplicaSet's name
+/// is its Deployment's plus a hash), else its own name.
+pub fn component_of(
+    pod: &k8s_openapi::api::core::v1::Pod,
+    workloads: &BTreeMap<String, String>,
+) -> Option<String> {
+    let owner = pod
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true));
+    let candidates: Vec<String> = match owner {
+        Some(o) if o.kind == "ReplicaSet" => vec![
+            o.name
+                .rsplit_once('-')
+                .map_or(o.name.clone(), |(d, _)| d.to_owned()),
+        ],
+        Some(o) => vec![o.name.clone()],
+        None => vec![pod.metadata.name.clone().unwrap_or_default()],
+    };
+    candidates
+        .into_iter()
+        .find_map(|c| workloads.get(&c).cloned())
+}
+
+/// Watches the lane's pods and reports what the infrastructure does, as
+/// [`Event::Infra`], until aborted. The pods as they are when the watch
+/// starts are the baseline: only what happens afterwards is reported.
+pub fn watch_infrastructure(
+    client: kube::Client,
+    namespaces: Vec<String>,
+    workloads: BTreeMap<String, String>,
+    bus: Bus,
+) -> tokio::task::JoinHandle<()> {
+    use futures_util::StreamExt as _;
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::runtime::watcher;
+    tokio::spawn(async move {
+        let streams = namespaces.into_iter().map(|ns| {
+            let api: kube::Api<Pod> = kube::Api::namespaced(client.clone(), &ns);
+            watcher::watcher(api, watcher::Config::default()).boxed()
+        });
+        let mut events = futures_util::stream::select_all(streams);
+        let mut tracker = crate::timeline::Tracker::new();
+        while let Some(event) = events.next().await {
+            let incidents = match event {
+                Ok(watcher::Event::InitApply(pod)) => {
+                    tracker.observe(&pod);
+                    continue;
+                }
+                Ok(watcher::Event::Apply(pod)) => tracker
+                    .observe(&pod)
+                    .into_iter()
+                    .map(|i| (i, pod.clone()))
+                    .collect::<Vec<_>>(),
+                Ok(watcher::Event::Delete(pod)) => vec![(tracker.deleted(&pod), pod)],
+                Ok(_) => continue,
+                // The watcher retries by itself; a gap in the timeline is
+                // not worth failing the run for.
+                Err(_) => continue,
+            };
+            for (incident, pod) in incidents {
+                let component = component_of(&pod, &workloads).unwrap_or_else(|| "-".into());
+                let detail = match &incident.container {
+                    Some(c) => format!("container {c}: {}", incident.detail),
+                    None => incident.detail.clone(),
+                };
+                bus.emit(Event::Infra {
+                    component,
+                    pod: incident.pod,
+                    what: incident.what.to_string(),
+                    detail,
+                });
+            }
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -308,5 +410,67 @@ mod tests {
         let job_pod: Pod =
             serde_json::from_str(&fixture("job-complete/pod.job-ok-sf7rk.json")).unwrap();
         assert_eq!(Tracker::new().observe(&job_pod), vec![]);
+    }
+}
+
+#[cfg(test)]
+mod watch_tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn workload_names_are_read_as_deployed_placeholders_filled() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("web.yaml"),
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web-{{lane}}}\nspec:\n  template:\n    spec:\n      containers:\n      - name: web\n        image: {{image.web}}\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("harness.yaml"),
+            "images:\n  web: {pull: example.com/web:1}\ncomponents:\n  web: {manifests: [web.yaml], images: [web]}\nlanes:\n  audit: {components: [web]}\n",
+        )
+        .unwrap();
+        let project = crate::config::load(&dir.path().join("harness.yaml"))
+            .unwrap_or_else(|e| panic!("{}", e.rendered().unwrap_or_default()));
+        let map = workloads(&project, &project.lanes["audit"]);
+        assert_eq!(
+            map,
+            BTreeMap::from([("web-audit".to_owned(), "web".to_owned())])
+        );
+    }
+
+    #[test]
+    fn pods_map_to_components_through_their_owners() {
+        let project =
+            crate::config::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("harness.yaml"))
+                .unwrap();
+        let lane = &project.lanes["audit"];
+        let map = workloads(&project, lane);
+        assert_eq!(
+            map.get("datastorage").map(String::as_str),
+            Some("datastorage")
+        );
+        assert_eq!(
+            map.get("audit-migrations").map(String::as_str),
+            Some("migrations")
+        );
+        let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "datastorage-7d9f8c-x2x", "ownerReferences": [
+                {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "datastorage-7d9f8c", "uid": "u", "controller": true}
+            ]}
+        }))
+        .unwrap();
+        assert_eq!(component_of(&pod, &map).as_deref(), Some("datastorage"));
+        let job_pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "audit-migrations-abcde", "ownerReferences": [
+                {"apiVersion": "batch/v1", "kind": "Job", "name": "audit-migrations", "uid": "u", "controller": true}
+            ]}
+        }))
+        .unwrap();
+        assert_eq!(component_of(&job_pod, &map).as_deref(), Some("migrations"));
+        let stray: k8s_openapi::api::core::v1::Pod =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": "debug"}})).unwrap();
+        assert_eq!(component_of(&stray, &map), None);
     }
 }

@@ -879,7 +879,7 @@ fn a_panic_outside_the_stages_says_what_and_exits_71() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(71), "{err}");
     assert!(
-        err.contains("error: harness panicked at src/app.rs:")
+        err.contains("error: harness panicked at src/app/mod.rs:")
             && err.contains("injected panic at `plan`")
             && err.contains("= note: it happened outside the run's stages"),
         "{err}"

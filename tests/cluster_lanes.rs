@@ -187,7 +187,13 @@ fn demo_lane_test_reup_status_diagnose_gather_down() {
         );
     }
     let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
-    for want in ["/pods/", "current.log", "/v1/node/", "events.yaml", "kubelet.log"] {
+    for want in [
+        "/pods/",
+        "current.log",
+        "/v1/node/",
+        "events.yaml",
+        "kubelet.log",
+    ] {
         assert!(
             names.iter().any(|n| n.contains(want)),
             "the bundle has {want}: {names:?}"

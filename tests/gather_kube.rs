@@ -8,7 +8,7 @@
 //! `tests/fixtures/k8s` — its discovery is rebuilt from the captured
 //! `kubectl api-resources -o wide` — plus a Secret whose value the pods'
 //! logs print, to prove it is scrubbed everywhere. The gather itself is
-//! `harness::stages::gather`, the code path of `harness gather`.
+//! `harness::gather::stage::gather`, the code path of `harness gather`.
 
 mod fake_api;
 
@@ -540,12 +540,12 @@ async fn gather(
     client: &kube::Client,
     dir: &Path,
     how: Gather,
-) -> Result<harness::gather::Bundle, harness::pipeline::StageFailure> {
+) -> Result<harness::gather::Bundle, harness::run::StageFailure> {
     let project = project(dir);
     let lane = &project.lanes["l"];
     // The harness's own diagnosis quotes the value too (an env dump).
     let diagnosis = format!("crashloop: CrashLoopBackOff; env DB_PASSWORD={SECRET}\n");
-    harness::stages::gather(
+    harness::gather::stage::gather(
         client,
         &project,
         lane,

@@ -12,8 +12,8 @@ use harness::cli::GatherWhen;
 use harness::config::Project;
 use harness::exit::Exit;
 use harness::hooks::{HookContext, SuitesOutcome};
-use harness::pipeline::{RunOptions, StageFailure, Stages, UpFailure};
 use harness::report::{Event, RunReport, Stamped, bus, sink::Sink};
+use harness::run::{RunOptions, StageFailure, Stages, UpFailure};
 use harness::suites::CancelToken;
 
 /// A project in `dir` whose lane `main` has these `after_suites:` entries.
@@ -43,7 +43,7 @@ impl Sink for Collect {
 }
 
 fn context(project: &Project, run_dir: &Path, grace: Duration) -> HookContext {
-    let mut ctx = harness::stages::hook_context(
+    let mut ctx = harness::hooks::hook_context(
         project,
         &project.lanes["main"],
         run_dir,
@@ -99,7 +99,7 @@ async fn hooks_run_in_order_with_the_contract_and_every_failure_is_reported() {
         RunReport::new("main", "r-0badc0de"),
     );
     let started = Instant::now();
-    let failure = harness::stages::run_hooks(&p.lanes["main"].after_suites, &ctx, &bus)
+    let failure = harness::hooks::run_hooks(&p.lanes["main"].after_suites, &ctx, &bus)
         .await
         .unwrap_err();
     drop(bus);
@@ -235,7 +235,7 @@ impl Stages for Recording {
     }
     async fn hooks(&mut self) -> Result<(), StageFailure> {
         let ctx = context(&self.project, &self.run_dir, Duration::from_secs(1));
-        harness::stages::run_hooks(&self.project.lanes["main"].after_suites, &ctx, &self.bus).await
+        harness::hooks::run_hooks(&self.project.lanes["main"].after_suites, &ctx, &self.bus).await
     }
     async fn teardown(&mut self) -> Result<(), StageFailure> {
         self.append("teardown");
@@ -247,7 +247,7 @@ async fn run(
     hooks_yaml: &str,
     preserve: bool,
     up_fails: bool,
-) -> (harness::pipeline::RunResult, String) {
+) -> (harness::run::RunResult, String) {
     let dir = tempfile::tempdir().unwrap();
     let project = project(dir.path(), hooks_yaml);
     let lane = &project.lanes["main"];
@@ -271,7 +271,7 @@ async fn run(
     let (_tx, rx) = tokio::sync::watch::channel(0u32);
     let result = tokio::time::timeout(
         Duration::from_secs(60),
-        harness::pipeline::run(&mut stages, &options, rx),
+        harness::run::run(&mut stages, &options, rx),
     )
     .await
     .expect("the run finishes");
@@ -374,11 +374,11 @@ async fn real_stages_run_the_lanes_hooks_against_the_recorded_environment() {
         Box::new(Collect(events.clone())),
         RunReport::new("main", "r-0badc0de"),
     );
-    let mut stages = harness::stages::RealStages::new(
+    let mut stages = harness::run::real::RealStages::new(
         &p,
         lane,
-        harness::stages::UpOptions::default(),
-        harness::stages::SuiteSelection::default(),
+        harness::run::up::UpOptions::default(),
+        harness::suites::stage::SuiteSelection::default(),
         "r-0badc0de".into(),
         bus.clone(),
         Some(state),
@@ -446,7 +446,7 @@ async fn an_interrupt_during_a_hook_kills_its_group_and_goes_to_teardown() {
     };
     let (result, ()) = tokio::time::timeout(Duration::from_secs(60), async {
         tokio::join!(
-            harness::pipeline::run(&mut stages, &options, rx),
+            harness::run::run(&mut stages, &options, rx),
             interrupt_once_the_hook_runs
         )
     })

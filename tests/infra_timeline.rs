@@ -51,7 +51,7 @@ async fn a_crash_looping_pod_lands_on_the_timeline_before_later_failures() {
     );
     let workloads = BTreeMap::from([("watch-crash".to_string(), "crashy".to_string())]);
     let watcher =
-        harness::stages::watch_infrastructure(client, vec!["fx".into()], workloads, bus.clone());
+        harness::timeline::watch_infrastructure(client, vec!["fx".into()], workloads, bus.clone());
     // Watch for the condition with a deadline, never a fixed sleep.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {

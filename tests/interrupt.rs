@@ -732,10 +732,17 @@ impl Finished {
         for phase in self.phases() {
             assert!(finished.contains_key(&phase), "{phase} never finished");
         }
-        // The hook said it at once, with where it happened.
+        // The hook said it at once, with where it happened: every injection
+        // point is in the glue of a stage (`src/<stage>/stage.rs`).
+        let at = self
+            .stderr
+            .split("harness panicked at ")
+            .nth(1)
+            .and_then(|rest| rest.split(':').next())
+            .unwrap_or_default();
         assert!(
-            self.stderr.contains("harness panicked at src/stages.rs:"),
-            "{}",
+            at.starts_with("src/") && at.ends_with("/stage.rs"),
+            "{at}: {}",
             self.stderr
         );
     }
@@ -1819,7 +1826,7 @@ fn a_panic_during_deploy_still_gathers_a_complete_bundle_then_tears_down() {
     assert_eq!(done.outcomes()["gather"], "ok");
     assert!(
         done.notices().iter().any(|n| n
-            .starts_with("up: up stopped by a panic: harness panicked at src/stages.rs:")
+            .starts_with("up: up stopped by a panic: harness panicked at src/deploy/stage.rs:")
             && n.contains("injected panic at `deploy`")),
         "{:?}",
         done.notices()

@@ -74,7 +74,7 @@ fn valid(project: &config::Project) {
                 panic!("validated component `{name}` does not render: {e}");
             }
         }
-        let _ = harness::stages::endpoints(project, lane);
-        let _ = harness::stages::suite_specs(lane, &Default::default());
+        let _ = harness::suites::stage::endpoints(project, lane);
+        let _ = harness::suites::stage::suite_specs(lane, &Default::default());
     }
 }

@@ -27,6 +27,7 @@ pub mod created;
 pub mod existing;
 pub mod kind;
 pub mod nodes;
+pub mod stage;
 pub mod state;
 
 use std::future::Future;

@@ -14,7 +14,7 @@ use super::kind::HostPort;
 
 pub use super::raw::{Engine, Provider};
 
-/// Defaults applied where the lane file is silent (documented in the README).
+/// Defaults applied where the lane file is silent (documented in docs/lane-file.md).
 pub mod defaults {
     use std::time::Duration;
 

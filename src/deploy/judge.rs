@@ -3,9 +3,9 @@
 //! The waiter (watch streams), `harness diagnose` and `harness status`
 //! (one read of the live cluster) all build a [`Snapshot`] and ask
 //! [`judge`], so "why is it not Ready" has one answer whichever way it was
-//! asked. Each tracked object is judged by [`readiness::rules::evaluate`];
+//! asked. Each tracked object is judged by [`crate::readiness::rules::evaluate`];
 //! the pods of every object that is not Ready yet are classified by
-//! [`readiness::classify::classify_pod`] with the component's tolerance. A
+//! [`crate::readiness::classify::classify_pod`] with the component's tolerance. A
 //! failed object or a doomed pod fails the component at once; a Job's pod
 //! that merely exited does not (the Job retries until its backoff limit, and
 //! the Job rule says when it gave up). Containers seen to restart since the

@@ -178,6 +178,30 @@ fn render_file(
     Ok(objects)
 }
 
+/// Every object the lane deploys, with its component, rendered as deploy
+/// renders them: placeholders filled (image references stand in), so names
+/// like `app-{{lane}}` come out as deployed and a manifest with an unquoted
+/// `{{image.x}}` still parses. A component whose manifests cannot be
+/// rendered is left out (deploy reports that).
+pub fn rendered_objects(
+    project: &crate::config::Project,
+    lane: &Lane,
+) -> Vec<(String, kube::api::DynamicObject)> {
+    let mut out = Vec::new();
+    for name in crate::plan::closure(project, &lane.components) {
+        let component = &project.components[name.as_str()];
+        let images: indexmap::IndexMap<String, String> = component
+            .images
+            .iter()
+            .map(|i| (i.clone(), format!("image-{i}")))
+            .collect();
+        if let Ok(objects) = render(component, lane, &images) {
+            out.extend(objects.into_iter().map(|o| (name.clone(), o)));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,6 +20,7 @@ pub mod diagnosis;
 pub mod kube;
 pub mod layout;
 pub mod redact;
+pub mod stage;
 pub mod story;
 
 pub use bundle::{Bundle, BundleWriter, GatherError};

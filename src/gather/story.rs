@@ -96,7 +96,7 @@ pub const DIAGNOSIS_BUDGET: std::time::Duration = std::time::Duration::from_secs
 
 /// Collects the cluster into `writer` and, at the same time, diagnoses every
 /// component of the lane as the suites left it; then writes the diagnosis
-/// and the story (see [`write`]).
+/// and the story (see `write`).
 pub async fn collect<S: super::collect::Source>(
     client: &kube::Client,
     project: &crate::config::Project,

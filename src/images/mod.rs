@@ -25,6 +25,7 @@ mod engine;
 pub mod host;
 pub mod ignore;
 pub mod reference;
+pub mod stage;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -4,7 +4,7 @@
 //! Events are listed by field selector `involvedObject.uid=<uid>` (exact, and
 //! unlike a name selector it never returns another kind's events of the same
 //! name); logs are fetched for exactly the containers
-//! [`readiness::evidence::log_requests`] names, current *and* previous, init
+//! [`crate::readiness::evidence::log_requests`] names, current *and* previous, init
 //! containers included, each as a short tail. A log that cannot be fetched
 //! is kept as the API server's answer rather than dropped: "the previous
 //! container's log is gone" is itself evidence. But it is said as such: a

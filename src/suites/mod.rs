@@ -24,6 +24,7 @@ pub mod junit;
 pub mod namespace;
 pub mod runner;
 pub mod schedule;
+pub mod stage;
 
 pub use cancel::{CancelHandle, CancelToken, cancellation};
 pub use env::{SuiteEnv, endpoint_variable, suite_env};

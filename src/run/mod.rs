@@ -12,6 +12,21 @@
 //! has failed, with [`Exit::Panicked`]: the steps after it run as after any
 //! failure (see [`crate::panics`]), so a bug in deploy still leaves a
 //! bundle and no cluster behind.
+//!
+//! The submodules carry the order out: [`lifecycle`] holds its pure
+//! decisions (which closing steps run, what each interrupt does), [`up`]
+//! brings a lane up as a sequence of stage calls, [`real`] is the
+//! [`Stages`] of `harness test` over a real environment, and [`test`](self::test) is
+//! the whole of `harness test` around them. Each stage's own glue (running
+//! it inside a run, telling its events) lives beside the stage:
+//! `preflight::stage`, `images::stage`, `cluster::stage`,
+//! `deploy::stage`, `suites::stage`, `gather::stage`, `hooks::run_hooks`,
+//! `timeline::watch_infrastructure`.
+
+pub mod lifecycle;
+pub mod real;
+pub mod test;
+pub mod up;
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -24,8 +39,8 @@ use tokio::time::Instant;
 
 use crate::cli::GatherWhen;
 use crate::exit::Exit;
-use crate::lifecycle::{self, OnInterrupt, Step};
 use crate::suites::{CancelToken, cancellation};
+use lifecycle::{OnInterrupt, Step};
 
 /// A stage that failed, with the exit code its failure means.
 #[derive(Debug)]
@@ -439,6 +454,28 @@ pub fn count_interrupts(
         }
     });
     Ok(rx)
+}
+
+/// A fresh run id: `r-` and 8 random hex digits.
+pub fn new_run_id() -> String {
+    let mut bytes = [0u8; 4];
+    // Without randomness, the time still makes a usable id.
+    if getrandom::fill(&mut bytes).is_err() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or_default();
+        bytes = nanos.to_le_bytes();
+    }
+    format!(
+        "r-{}",
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    )
+}
+
+/// Where a run keeps its files: `.harness/runs/<run id>/` beside the lane file.
+pub fn run_dir(project: &crate::config::Project, run_id: &str) -> PathBuf {
+    project.root.join(".harness").join("runs").join(run_id)
 }
 
 #[cfg(test)]

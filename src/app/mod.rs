@@ -19,14 +19,14 @@ use crate::preflight::{self, PreflightFailed};
 /// it (which kills what it runs and removes an unfinished bundle) and ends
 /// in exit 130, with `after` saying what state that leaves.
 async fn until_interrupted<T>(
-    work: impl std::future::Future<Output = Result<T, crate::pipeline::StageFailure>>,
+    work: impl std::future::Future<Output = Result<T, crate::run::StageFailure>>,
     after: &str,
-) -> anyhow::Result<Result<T, crate::pipeline::StageFailure>> {
+) -> anyhow::Result<Result<T, crate::run::StageFailure>> {
     let mut interrupts =
-        crate::pipeline::count_interrupts(|_| {}).context("cannot listen for SIGINT/SIGTERM")?;
+        crate::run::count_interrupts(|_| {}).context("cannot listen for SIGINT/SIGTERM")?;
     Ok(tokio::select! {
         result = work => result,
-        _ = interrupts.wait_for(|n| *n > 0) => Err(crate::pipeline::StageFailure::new(
+        _ = interrupts.wait_for(|n| *n > 0) => Err(crate::run::StageFailure::new(
             Exit::Interrupted,
             anyhow::anyhow!("interrupted: {after}"),
         )),
@@ -125,65 +125,41 @@ fn start_output_told(
 
 /// Where a run records its events: `.harness/runs/<run>/events.jsonl`.
 fn events_file(project: &Project, run_id: &str) -> PathBuf {
-    crate::stages::run_dir(project, run_id).join("events.jsonl")
+    crate::run::run_dir(project, run_id).join("events.jsonl")
 }
 
-/// Gathers the lane's environment now (the cluster `up` recorded).
-async fn gather_now(
+/// `harness test` with its output: the live events, then the report, how
+/// to use a kept environment, and the GitHub step summary.
+async fn run_test(
     project: &Project,
     lane: &config::Lane,
-    out: Option<PathBuf>,
-    since: Option<std::time::Duration>,
-    max_size: Option<u64>,
-    bus: &crate::report::bus::Bus,
-) -> Result<crate::gather::Bundle, crate::pipeline::StageFailure> {
-    use crate::pipeline::StageFailure;
-    let state = crate::cluster::state::read(&project.root, &lane.name).map_err(|e| {
-        let exit = match &e {
-            crate::cluster::state::StateError::Missing { .. } => Exit::NotUp,
-            _ => Exit::Internal,
-        };
-        StageFailure::new(exit, e)
-    })?;
-    let client = crate::stages::client_for(&state).await?;
-    let out = out.unwrap_or_else(|| project.root.join(".harness").join("gather"));
-    // The story of the `harness up` that brought the environment up, when
-    // it was recorded: its deploy timeline and verdicts belong in the bundle.
-    let story = crate::gather::story::Story::recorded(&events_file(project, &state.run_id));
-    let bundle = tokio::time::timeout(
-        crate::lifecycle::GATHER_BUDGET,
-        crate::stages::gather(
-            &client,
-            project,
-            lane,
-            &out,
-            &crate::stages::new_run_id(),
-            Vec::new(),
-            Vec::new(),
-            story.as_ref(),
-            since,
-            max_size,
-        ),
-    )
-    .await
-    .map_err(|_| {
-        StageFailure::new(
-            Exit::Gather,
-            anyhow::anyhow!(
-                "gather did not finish within {}s; no bundle was written",
-                crate::lifecycle::GATHER_BUDGET.as_secs()
-            ),
-        )
-    })??;
-    bus.emit(crate::report::Event::Artifact {
-        what: "bundle".into(),
-        path: bundle.archive.clone(),
-    });
-    Ok(bundle)
+    args: &crate::cli::TestArgs,
+    output: OutputFormat,
+) -> anyhow::Result<Exit> {
+    let run_id = crate::run::new_run_id();
+    let (bus, report_task, told) = start_output_told(
+        output,
+        &lane.name,
+        &run_id,
+        Some(events_file(project, &run_id)),
+    );
+    let told = |text: &str| told.lock().expect("not poisoned").iter().any(|t| t == text);
+    let run = crate::run::test::run(project, lane, args, &run_id, bus, told).await?;
+    let report = report_task.await.unwrap_or_default();
+    if output == OutputFormat::Text {
+        eprint!("\n{}", crate::report::render::text(&report));
+        if run.preserve
+            && let Ok(state) = crate::cluster::state::read(&project.root, &lane.name)
+        {
+            eprint!("{}", how_to_use(project, lane, &state));
+        }
+    }
+    match crate::report::github::publish(&report, |k| std::env::var(k).ok()) {
+        Ok(lines) => lines.iter().for_each(|l| println!("{l}")),
+        Err(e) => eprintln!("harness: cannot write the GitHub step summary: {e}"),
+    }
+    Ok(run.exit)
 }
-
-/// How long `up` waits for the lane to be Ready without `--deadline`.
-const DEFAULT_UP_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
 /// What a person needs to use an environment that is up.
 fn how_to_use(
@@ -198,7 +174,7 @@ fn how_to_use(
         state.run_id,
         state.kubeconfig.display()
     );
-    for (component, url) in crate::stages::endpoints(project, lane) {
+    for (component, url) in crate::suites::stage::endpoints(project, lane) {
         text.push_str(&format!("  {component}: {url}\n"));
     }
     text.push_str(&format!(
@@ -206,194 +182,6 @@ fn how_to_use(
         lane.name
     ));
     text
-}
-
-/// `harness test`: up (unless an environment is already up), suites,
-/// gather, teardown, in the order and with the budgets of [`crate::pipeline`].
-async fn run_test(
-    project: &Project,
-    lane: &config::Lane,
-    args: &crate::cli::TestArgs,
-    output: OutputFormat,
-) -> anyhow::Result<Exit> {
-    let preserve = crate::lifecycle::preserve(args.preserve, |k| std::env::var(k).ok());
-    let existing = crate::cluster::state::read(&project.root, &lane.name).ok();
-    let preserve_flag = preserve.preserve || existing.is_some();
-    let run_id = crate::stages::new_run_id();
-    let (bus, report_task, told) = start_output_told(
-        output,
-        &lane.name,
-        &run_id,
-        Some(events_file(project, &run_id)),
-    );
-    for notice in &preserve.notices {
-        bus.emit(crate::report::Event::Notice {
-            message: notice.clone(),
-        });
-    }
-    // Each interrupt says at once what it will do, before the run acts on it.
-    let interrupts = {
-        let bus = bus.weak();
-        crate::pipeline::count_interrupts(move |n| {
-            bus.emit(crate::report::Event::Notice {
-                message: crate::lifecycle::interrupt_notice(n, preserve_flag),
-            });
-        })
-        .context("cannot listen for SIGINT/SIGTERM")?
-    };
-    let deadline = args.deadline.map(|d| tokio::time::Instant::now() + d);
-    let selection = crate::stages::SuiteSelection {
-        names: args.suites.clone(),
-        shard: args.shard,
-        jobs: args.jobs,
-    };
-    // Unknown suite names are a usage error before anything starts.
-    crate::stages::suite_specs(lane, &selection)?;
-    let deploy_deadline =
-        deadline.unwrap_or_else(|| tokio::time::Instant::now() + DEFAULT_UP_DEADLINE);
-    let mut stages = crate::stages::RealStages::new(
-        project,
-        lane,
-        crate::stages::UpOptions {
-            reuse: false,
-            rebuild: args.rebuild,
-        },
-        selection,
-        run_id.clone(),
-        bus.clone(),
-        existing.clone(),
-        deploy_deadline,
-    );
-    let options = crate::pipeline::RunOptions {
-        // An environment that was up before this run is never torn down by it.
-        preserve: preserve_flag,
-        gather: args.gather,
-        has_hooks: !lane.after_suites.is_empty(),
-        hooks_budget: crate::hooks::budget(&lane.after_suites, crate::stages::HOOK_GRACE),
-        deadline,
-        gather_budget: crate::lifecycle::GATHER_BUDGET,
-        teardown_budget: std::time::Duration::from_secs(120),
-        panicked: crate::panics::any,
-    };
-    let result = crate::pipeline::run(&mut stages, &options, interrupts).await;
-    // Hooks never disturb a cluster that is kept (SPEC §6): say so.
-    if options.has_hooks && options.preserve {
-        bus.emit(crate::report::Event::Notice {
-            message: crate::hooks::skipped_notice(&lane.after_suites, existing.is_some()),
-        });
-    }
-    // Suite namespaces in a cluster that outlives the run are removed (after
-    // gather read them), unless the user asked to keep everything.
-    let cluster_remains = !result.ran.contains(&"teardown") || !stages.owns_cluster();
-    if cluster_remains && !preserve.preserve && result.exit != Exit::Interrupted {
-        stages.delete_suite_namespaces().await;
-    }
-    // Errors a phase already told (with their fix) are not told again;
-    // the others (a step past its budget, hooks skipped) are.
-    bus.flush().await;
-    for (step, error) in &result.errors {
-        let causes = crate::failure::causes(error);
-        let text = crate::failure::text(&causes);
-        if told_already(&told, &text) || result.interrupted && is_interruption(error) {
-            continue;
-        }
-        let message = match crate::failure::fix(&causes) {
-            Some(fix) => format!("{step}: {text}; fix: {fix}"),
-            None => format!("{step}: {text}"),
-        };
-        bus.emit(crate::report::Event::Notice { message });
-    }
-    for message in panic_notices(&result, lane, &project.root) {
-        bus.emit(crate::report::Event::Notice { message });
-    }
-    bus.emit(crate::report::Event::finished(result.exit));
-    drop(stages);
-    drop(bus);
-    let report = report_task.await.unwrap_or_default();
-    if output == OutputFormat::Text {
-        eprint!("\n{}", crate::report::render::text(&report));
-        if preserve.preserve
-            && let Ok(state) = crate::cluster::state::read(&project.root, &lane.name)
-        {
-            eprint!("{}", how_to_use(project, lane, &state));
-        }
-    }
-    match crate::report::github::publish(&report, |k| std::env::var(k).ok()) {
-        Ok(lines) => lines.iter().for_each(|l| println!("{l}")),
-        Err(e) => eprintln!("harness: cannot write the GitHub step summary: {e}"),
-    }
-    Ok(result.exit)
-}
-
-/// What the report must say about panics beyond the stages' own errors:
-/// those in tasks no stage awaited (the run went on without them), and a
-/// cluster that a panicking teardown left behind.
-fn panic_notices(
-    result: &crate::pipeline::RunResult,
-    lane: &config::Lane,
-    root: &Path,
-) -> Vec<String> {
-    let mut notices: Vec<String> = crate::panics::unreported()
-        .iter()
-        .map(|p| {
-            format!(
-                "{p} [thread {}]; the run went on without that task",
-                p.thread
-            )
-        })
-        .collect();
-    let teardown_panicked = result
-        .errors
-        .iter()
-        .any(|(step, e)| *step == "teardown" && e.chain().any(|c| c.is::<crate::panics::Panic>()));
-    if teardown_panicked && crate::cluster::state::read(root, &lane.name).is_ok() {
-        notices.push(format!(
-            "cluster {} may still exist (teardown panicked before it finished): `harness down --lane {}` deletes it",
-            lane.cluster.name, lane.name
-        ));
-    }
-    notices
-}
-
-/// What `down` says when nothing is up for the lane; it names a kind
-/// cluster of the lane's name that exists anyway (made by hand, or by a
-/// `up` whose state was lost), without touching it.
-async fn nothing_up(lane: &config::Lane, gather: bool) -> String {
-    use crate::cluster::Provider as _;
-    let what = if gather {
-        "nothing to gather or tear down"
-    } else {
-        "nothing to tear down"
-    };
-    let mut message = format!(
-        "nothing is up for lane {} (no state file): {what}",
-        lane.name
-    );
-    if let Ok(provider @ crate::cluster::AnyProvider::Kind(_)) =
-        crate::cluster::AnyProvider::from_env(&lane.cluster)
-        && let Ok(Ok(true)) =
-            tokio::time::timeout(std::time::Duration::from_secs(20), provider.exists()).await
-    {
-        message.push_str(&format!(
-            "; a kind cluster named {0} exists, but harness up did not record making it: `kind delete cluster --name {0}` deletes it if it is yours",
-            lane.cluster.name
-        ));
-    }
-    message
-}
-
-/// Whether a phase already told this error (flush the bus first: its
-/// events reach the sink on another task).
-fn told_already(told: &Told, text: &str) -> bool {
-    told.lock().expect("not poisoned").iter().any(|t| t == text)
-}
-
-/// The error an interrupted `up` returns: the interrupt was announced.
-fn is_interruption(error: &anyhow::Error) -> bool {
-    crate::failure::causes(error).iter().any(|c| {
-        c.downcast_ref::<crate::pipeline::StageFailure>()
-            .is_some_and(|f| f.exit == Exit::Interrupted)
-    }) || error.to_string().starts_with("interrupted")
 }
 
 /// A command that acts on one lane was not told which.
@@ -432,7 +220,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Up(args) => {
             let project = load(global.config.as_deref(), &cwd, global.verbose)?;
             let lane = one_lane(&project, global.lane.as_deref())?;
-            let run_id = crate::stages::new_run_id();
+            let run_id = crate::run::new_run_id();
             let (bus, output) = start_output(
                 global.output,
                 &lane.name,
@@ -440,21 +228,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
                 Some(events_file(&project, &run_id)),
             );
             if let Some(message) =
-                crate::lifecycle::up_preserve_notice(args.preserve, |k| std::env::var(k).ok())
+                crate::run::lifecycle::up_preserve_notice(args.preserve, |k| std::env::var(k).ok())
             {
                 bus.emit(crate::report::Event::Notice { message });
             }
-            let options = crate::stages::UpOptions {
+            let options = crate::run::up::UpOptions {
                 reuse: args.reuse,
                 rebuild: args.rebuild,
             };
-            let deadline =
-                tokio::time::Instant::now() + args.deadline.unwrap_or(DEFAULT_UP_DEADLINE);
+            let deadline = tokio::time::Instant::now()
+                + args.deadline.unwrap_or(crate::run::up::DEFAULT_UP_DEADLINE);
             // An interrupt stops `up` where it is (a build, a kind call, a
             // load, a wait); what it made so far stays for `harness down`.
             let mut interrupts = {
                 let bus = bus.weak();
-                crate::pipeline::count_interrupts(move |n| {
+                crate::run::count_interrupts(move |n| {
                     if n == 1 {
                         bus.emit(crate::report::Event::Notice {
                             message: "interrupted: stopping; what `up` made so far stays \
@@ -465,15 +253,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
                 })
                 .context("cannot listen for SIGINT/SIGTERM")?
             };
-            let work = async {
-                let env = crate::stages::bring_up(&project, lane, options, &run_id, &bus)
-                    .await
-                    .map_err(|f| f.failure)?;
-                let client = crate::stages::client_for(&env.state).await?;
-                crate::stages::load_and_deploy(&client, &project, lane, &env, deadline, &bus)
-                    .await?;
-                Ok::<_, crate::pipeline::StageFailure>(env)
-            };
+            let work = crate::run::up::up(&project, lane, options, &run_id, deadline, &bus);
             let result = tokio::select! {
                 result = work => Some(result),
                 _ = interrupts.wait_for(|n| *n > 0) => None,
@@ -508,7 +288,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
                 crate::cluster::state::read(&project.root, &lane.name)
             {
                 bus.emit(crate::report::Event::Notice {
-                    message: nothing_up(lane, args.gather).await,
+                    message: crate::cluster::stage::nothing_up(lane, args.gather).await,
                 });
                 drop(bus);
                 let _ = output.await;
@@ -518,9 +298,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
                 if args.gather {
                     // Gather first: the bundle is the point, and a failed
                     // gather leaves the cluster in place to try again.
-                    gather_now(&project, lane, None, None, None, &bus).await?;
+                    crate::gather::stage::gather_now(&project, lane, None, None, None, &bus)
+                        .await?;
                 }
-                crate::stages::tear_down(&project, &lane.name, &bus).await
+                crate::cluster::stage::tear_down(&project, &lane.name, &bus).await
             };
             let result = until_interrupted(
                 work,
@@ -539,7 +320,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
             // The unfinished bundle of an interrupted gather removes itself,
             // so nothing half-written stays behind.
             let result = until_interrupted(
-                gather_now(
+                crate::gather::stage::gather_now(
                     &project,
                     lane,
                     args.out.clone(),
@@ -642,7 +423,7 @@ fn emit(text: &str) -> anyhow::Result<()> {
 pub fn exit_for(error: &anyhow::Error) -> Exit {
     // A stage failure knows its exit code: it wins over what is inside it.
     for cause in error.chain() {
-        if let Some(failure) = cause.downcast_ref::<crate::pipeline::StageFailure>() {
+        if let Some(failure) = cause.downcast_ref::<crate::run::StageFailure>() {
             return failure.exit;
         }
         if let Some(exit) = exit_of(cause) {
@@ -656,7 +437,7 @@ fn exit_of(cause: &(dyn std::error::Error + 'static)) -> Option<Exit> {
     if cause.is::<ConfigError>()
         || cause.is::<UnknownLane>()
         || cause.is::<LaneRequired>()
-        || cause.is::<crate::stages::UnknownSuite>()
+        || cause.is::<crate::suites::stage::UnknownSuite>()
         || cause.is::<live::UnknownComponent>()
         || cause.is::<crate::report::replay::ReplayError>()
     {
@@ -776,236 +557,9 @@ pub fn report_panic(panic: &crate::panics::Panic, output: OutputFormat) -> Exit 
     exit
 }
 
+mod live;
+
 pub use live::Unreachable;
-
-/// `diagnose`, `status` and `namespace create`: the commands that act on
-/// the lane's running cluster.
-mod live {
-    use std::path::Path;
-
-    use anyhow::Context as _;
-
-    use super::{emit, load, one_lane};
-    use crate::cli::{Global, OutputFormat};
-    use crate::deploy::{Applier, live::component_state};
-    use crate::exit::Exit;
-    use crate::k8s::{self, access};
-    use crate::suites::{NamespaceProvisioner, OsRandom, namespace::namespace_name};
-
-    /// `diagnose` found a component that will not become Ready.
-    #[derive(Debug, thiserror::Error)]
-    #[error("{} will not become Ready", .0.join(", "))]
-    pub struct Doomed(pub Vec<String>);
-
-    /// A component named on the command line is not in the lane.
-    #[derive(Debug, thiserror::Error)]
-    #[error("lane `{lane}` has no component `{name}` (it deploys: {})", .known.join(", "))]
-    pub struct UnknownComponent {
-        pub lane: String,
-        pub name: String,
-        pub known: Vec<String>,
-    }
-
-    async fn connect(
-        global: &Global,
-        cwd: &Path,
-    ) -> anyhow::Result<(crate::config::Project, String, kube::Client)> {
-        let project = load(global.config.as_deref(), cwd, global.verbose)?;
-        let lane = one_lane(&project, global.lane.as_deref())?.name.clone();
-        let env = std::env::var_os("KUBECONFIG").and_then(|v| std::env::split_paths(&v).next());
-        let home = std::env::var_os("HOME").map(Into::into);
-        let (access, source) = access::resolve(
-            &project.root,
-            &project.lanes[lane.as_str()],
-            global.kubeconfig.as_deref(),
-            env,
-            home,
-        )?;
-        if global.verbose > 0 {
-            eprintln!("harness: cluster from {source}");
-        }
-        let client = k8s::connect(&access).await?;
-        // Ask the cluster before anything else: a kubeconfig left behind by
-        // an old cluster (kind's, $KUBECONFIG) is not an environment that
-        // is up, and one `up` recorded that does not answer is a cluster
-        // problem, not a manifest one.
-        let recorded =
-            global.kubeconfig.is_some() || access::state_file(&project.root, &lane).is_file();
-        let answer = tokio::time::timeout(PROBE_TIMEOUT, client.apiserver_version()).await;
-        let silent = match answer {
-            Ok(Ok(_)) | Ok(Err(kube::Error::Api(_))) => None,
-            Ok(Err(e)) => Some(crate::failure::text(&crate::failure::causes_of(&e))),
-            Err(_) => Some(format!("no answer within {}s", PROBE_TIMEOUT.as_secs())),
-        };
-        match silent {
-            None => Ok((project, lane, client)),
-            Some(detail) if recorded => Err(Unreachable {
-                lane,
-                found_in: source,
-                detail,
-            }
-            .into()),
-            Some(detail) => Err(access::NotUp {
-                detail: format!(
-                    "harness up recorded none, and the cluster in the {source} does not answer ({detail})"
-                ),
-                lane,
-            }
-            .into()),
-        }
-    }
-
-    /// How long the first request may take before the cluster counts as silent.
-    const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-    /// The cluster `up` recorded (or `--kubeconfig` named) does not answer.
-    #[derive(Debug, thiserror::Error)]
-    #[error("the cluster of lane {lane} ({found_in}) does not answer: {detail}")]
-    pub struct Unreachable {
-        pub lane: String,
-        /// Where its kubeconfig came from.
-        pub found_in: String,
-        pub detail: String,
-    }
-
-    impl Unreachable {
-        pub fn help(&self) -> String {
-            format!(
-                "check that it still runs (`kind get clusters`, `docker ps`); `harness down --lane {0}` removes what is left, `harness up --lane {0}` brings the lane up again",
-                self.lane
-            )
-        }
-    }
-
-    pub async fn diagnose(global: &Global, cwd: &Path, names: &[String]) -> anyhow::Result<Exit> {
-        let (project, lane_name, client) = connect(global, cwd).await?;
-        let lane = &project.lanes[lane_name.as_str()];
-        let deployed = crate::plan::closure(&project, &lane.components);
-        for name in names {
-            if !deployed.contains(name) {
-                return Err(UnknownComponent {
-                    lane: lane_name.clone(),
-                    name: name.clone(),
-                    known: deployed.clone(),
-                }
-                .into());
-            }
-        }
-        let chosen: Vec<&String> = deployed
-            .iter()
-            .filter(|c| names.is_empty() || names.contains(c))
-            .collect();
-        let applier = Applier::new(client.clone());
-        let mut doomed = Vec::new();
-        let mut out = String::new();
-        let mut json = Vec::new();
-        // The same diagnosis a bundle carries in harness/diagnosis.{txt,json}.
-        for name in chosen {
-            let diagnosed =
-                crate::gather::diagnosis::component(&client, &applier, &project, lane, name)
-                    .await?;
-            if diagnosed.doomed {
-                doomed.push(name.clone());
-            }
-            out.push_str(&diagnosed.text);
-            json.push(diagnosed.json);
-        }
-        match global.output {
-            OutputFormat::Text => emit(&out)?,
-            OutputFormat::Json => emit(&format!(
-                "{}\n",
-                serde_json::json!({"lane": lane_name, "components": json})
-            ))?,
-        }
-        if doomed.is_empty() {
-            Ok(Exit::Ok)
-        } else {
-            Err(Doomed(doomed).into())
-        }
-    }
-
-    pub async fn status(global: &Global, cwd: &Path) -> anyhow::Result<Exit> {
-        let (project, lane_name, client) = connect(global, cwd).await?;
-        let lane = &project.lanes[lane_name.as_str()];
-        let applier = Applier::new(client.clone());
-        let now = crate::readiness::Timestamp::now();
-        let mut rows = vec![["COMPONENT", "STATE", "READY", "RESTARTS", "AGE"].map(String::from)];
-        let mut json = Vec::new();
-        for name in crate::plan::closure(&project, &lane.components) {
-            let state =
-                component_state(&client, &applier, lane, &project.components[name.as_str()])
-                    .await?;
-            let ready = state
-                .judgement
-                .statuses
-                .iter()
-                .filter(|s| s.is_ready())
-                .count();
-            let age = state
-                .age(now)
-                .map(|d| {
-                    humantime::format_duration(std::time::Duration::from_secs(d.as_secs()))
-                        .to_string()
-                })
-                .unwrap_or_else(|| "-".into());
-            json.push(serde_json::json!({
-                "component": name,
-                "state": state.state(),
-                "ready": ready,
-                "pods": state.judgement.statuses.len(),
-                "restarts": state.restarts(),
-                "age_seconds": state.age(now).map(|d| d.as_secs()),
-            }));
-            rows.push([
-                name.clone(),
-                state.state().to_owned(),
-                format!("{ready}/{}", state.judgement.statuses.len()),
-                state.restarts().to_string(),
-                age,
-            ]);
-        }
-        if global.output == OutputFormat::Json {
-            emit(&format!(
-                "{}\n",
-                serde_json::json!({"lane": lane_name, "components": json})
-            ))?;
-            return Ok(Exit::Ok);
-        }
-        let widths: Vec<usize> = (0..5)
-            .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
-            .collect();
-        let mut out = format!("lane {lane_name}\n");
-        for r in &rows {
-            let line: Vec<String> = r
-                .iter()
-                .zip(&widths)
-                .map(|(c, w)| format!("{c:<w$}"))
-                .collect();
-            out.push_str(line.join("  ").trim_end());
-            out.push('\n');
-        }
-        emit(&out)?;
-        Ok(Exit::Ok)
-    }
-
-    pub async fn namespace_create(
-        global: &Global,
-        cwd: &Path,
-        prefix: &str,
-        process: u32,
-    ) -> anyhow::Result<Exit> {
-        let (_, _, client) = connect(global, cwd).await?;
-        let name = namespace_name(prefix, process as usize, &mut OsRandom)?;
-        let run_id = std::env::var(crate::suites::env::HARNESS_RUN_ID)
-            .unwrap_or_else(|_| "manual".to_owned());
-        k8s::KubeNamespaces::new(client, run_id)
-            .create(&name)
-            .await
-            .with_context(|| format!("namespace create --prefix {prefix}"))?;
-        emit(&format!("{name}\n"))?;
-        Ok(Exit::Ok)
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -1029,11 +583,9 @@ mod tests {
         .into();
         assert_eq!(exit_for(&lane), Exit::Usage);
         assert_eq!(exit_for(&anyhow::anyhow!("disk on fire")), Exit::Internal);
-        let stage: anyhow::Error = crate::pipeline::StageFailure::new(
-            Exit::Cluster,
-            anyhow::anyhow!("kind delete failed"),
-        )
-        .into();
+        let stage: anyhow::Error =
+            crate::run::StageFailure::new(Exit::Cluster, anyhow::anyhow!("kind delete failed"))
+                .into();
         assert_eq!(exit_for(&stage), Exit::Cluster);
         assert_eq!(stage.to_string(), "kind delete failed");
         let diagnosis = Box::new(crate::deploy::Diagnosis::default());

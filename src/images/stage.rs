@@ -1,0 +1,123 @@
+//! The images stage inside a run: the lane's host builds, then its images
+//! built, pulled or found, each told on the bus as it is done.
+
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::config::{EngineKind, Lane, Project};
+use crate::exit::Exit;
+use crate::report::bus::Bus;
+use crate::report::phase::phase;
+use crate::report::{Event, Phase};
+use crate::run::StageFailure;
+
+/// The images phase: connects to the engine (`engine`, docker when the lane
+/// names none), runs the host builds, then obtains every image the lane
+/// runs. Returns the engine client, which the load exports from, and what
+/// became of each image. A lane with no images on an existing cluster
+/// needs no engine at all (`needs_engine` false): the client is made
+/// without dialling.
+pub async fn run(
+    project: &Project,
+    lane: &Lane,
+    engine: Option<EngineKind>,
+    rebuild: bool,
+    bus: &Bus,
+) -> Result<(bollard::Docker, Vec<super::ImageOutcome>), StageFailure> {
+    let wanted = super::lane_images(project, lane);
+    phase(bus, Phase::Images, async {
+        let endpoint = crate::engine::endpoint_from_env(engine.unwrap_or(EngineKind::Docker));
+        // bollard connects lazily.
+        let needs_engine = !wanted.is_empty() || engine.is_some();
+        let docker = if needs_engine {
+            crate::engine::connect(&endpoint, Duration::from_secs(10))
+                .await
+                .map_err(|e| StageFailure::new(Exit::Preflight, e))?
+                .0
+        } else {
+            bollard::Docker::connect_with_host(&endpoint.host)
+                .map_err(|e| StageFailure::new(Exit::Preflight, e))?
+        };
+        // What the images copy from the host is built first.
+        host_builds(project, lane, rebuild, bus).await?;
+        let mut build = super::BuildOptions::for_project(project);
+        build.rebuild = rebuild;
+        let (tx, mut rx) = mpsc::channel(64);
+        let forward = {
+            let bus = bus.clone();
+            tokio::spawn(async move {
+                while let Some(event) = rx.recv().await {
+                    if let super::ImageEvent::Done(o) = event {
+                        let (outcome, seconds) = match o.obtained {
+                            super::Obtained::Built { seconds } => ("built".to_string(), seconds),
+                            super::Obtained::Pulled { seconds } => ("pulled".to_string(), seconds),
+                            super::Obtained::Cached => {
+                                ("cached (content tag present)".to_string(), 0.0)
+                            }
+                            super::Obtained::Present => ("present in the engine".to_string(), 0.0),
+                        };
+                        bus.emit(Event::Image {
+                            image: format!("{} ({})", o.image, o.reference),
+                            outcome,
+                            seconds,
+                        });
+                    }
+                }
+            })
+        };
+        let outcomes = super::ensure(&docker, project, &wanted, &build, &tx).await;
+        drop(tx);
+        let _ = forward.await;
+        // The fix is the error's own (`crate::failure::fix` finds it).
+        let outcomes = outcomes.map_err(|e| StageFailure::new(e.exit(), e))?;
+        Ok::<_, StageFailure>((docker, outcomes))
+    })
+    .await
+}
+
+/// Runs the lane's host builds (`host_builds:`), each unless its inputs
+/// are unchanged, telling the bus as image builds do.
+async fn host_builds(
+    project: &Project,
+    lane: &Lane,
+    rebuild: bool,
+    bus: &Bus,
+) -> Result<(), StageFailure> {
+    use super::host::{self, HostEvent};
+    let names = host::lane_builds(project, lane);
+    if names.is_empty() {
+        return Ok(());
+    }
+    let mut opts = host::HostOptions::for_project(project);
+    opts.rebuild = rebuild;
+    let (tx, mut rx) = mpsc::channel(16);
+    let forward = {
+        let bus = bus.clone();
+        tokio::spawn(async move {
+            while let Some(event) = rx.recv().await {
+                bus.emit(match event {
+                    HostEvent::Started { name, command, log } => Event::Notice {
+                        message: format!(
+                            "host build {name}: running `{command}` (log {})",
+                            log.display()
+                        ),
+                    },
+                    HostEvent::Done(o) => Event::Image {
+                        image: format!("host build {}", o.name),
+                        outcome: if o.ran {
+                            "ran".to_owned()
+                        } else {
+                            "skipped (inputs unchanged, outputs present)".to_owned()
+                        },
+                        seconds: o.seconds,
+                    },
+                });
+            }
+        })
+    };
+    let result = host::run(project, &names, &opts, &tx).await;
+    drop(tx);
+    let _ = forward.await;
+    result.map(drop).map_err(|e| StageFailure::new(e.exit(), e))
+}
