@@ -19,6 +19,11 @@ use crate::run::StageFailure;
 
 type Cause<'a> = &'a (dyn Error + 'static);
 
+/// A typed error told as everywhere else: [`text`] of its [`causes_of`].
+pub fn chain_text(error: Cause<'_>) -> String {
+    text(&causes_of(error))
+}
+
 /// Every cause of `error`, outermost first, looking through
 /// [`StageFailure`]s (which stand for their inner error).
 pub fn causes(error: &anyhow::Error) -> Vec<Cause<'_>> {

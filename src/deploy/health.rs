@@ -59,7 +59,7 @@ pub async fn wait_healthy(
         match tokio::time::timeout_at(end, client.get(url).send()).await {
             Ok(Ok(r)) if r.status().is_success() => return Ok(start.elapsed()),
             Ok(Ok(r)) => last = format!("answered {}", r.status()),
-            Ok(Err(e)) => last = error_chain(&e),
+            Ok(Err(e)) => last = crate::failure::chain_text(&e),
             Err(_) => break,
         }
         tokio::time::sleep_until(end.min(Instant::now() + backoff(attempt))).await;
@@ -72,16 +72,6 @@ pub async fn wait_healthy(
     })
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
 
 #[cfg(test)]
 mod tests {

@@ -563,7 +563,7 @@ fn report_verdict(
         ),
         Err(e) => (
             e.standing(),
-            error_chain(*e),
+            crate::failure::chain_text(*e),
             e.diagnosis().map(|d| Box::new(d.clone())),
         ),
     };
@@ -578,16 +578,6 @@ fn report_verdict(
     );
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
 
 /// Waits until one of the guarded components is doomed; pending forever
 /// when there are none.

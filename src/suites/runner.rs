@@ -167,7 +167,7 @@ impl Outcome {
             }
             Outcome::Interrupted => "interrupted: the run was cancelled".into(),
             Outcome::Skipped => "not run: the run was cancelled before it started".into(),
-            Outcome::Errored(err) => error_chain(err.as_ref()),
+            Outcome::Errored(err) => crate::failure::chain_text(err.as_ref()),
         }
     }
 }
@@ -176,16 +176,6 @@ fn signal_name(sig: i32) -> String {
     Signal::try_from(sig).map_or_else(|_| format!("signal {sig}"), |s| s.as_str().to_owned())
 }
 
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
 
 /// What happened to one suite.
 #[derive(Debug, Clone)]
