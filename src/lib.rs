@@ -29,4 +29,5 @@ pub mod readiness;
 pub mod report;
 pub mod stages;
 pub mod suites;
+pub mod throttle;
 pub mod timeline;

@@ -27,6 +27,7 @@ pub mod health;
 pub mod judge;
 pub mod live;
 pub mod manifests;
+pub mod progress;
 pub mod report;
 pub mod wait;
 

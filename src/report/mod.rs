@@ -19,6 +19,7 @@
 
 pub mod bus;
 pub mod github;
+pub mod progress;
 pub mod render;
 pub mod replay;
 pub mod sink;
