@@ -163,6 +163,7 @@ async fn gather_now(
             story.as_ref(),
             since,
             max_size,
+            bus,
         ),
     )
     .await

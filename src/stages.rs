@@ -154,6 +154,9 @@ pub async fn run_suites<P: NamespaceProvisioner + 'static>(
         jobs,
         grace: Duration::from_secs(10),
     };
+    bus.progress(crate::report::progress::Progress::SuitesPlanned {
+        suites: specs.iter().map(|s| (s.name.clone(), s.timeout)).collect(),
+    });
     let (tx, mut rx) = mpsc::channel(256);
     let forward = {
         let bus = bus.clone();
@@ -510,6 +513,21 @@ pub async fn bring_up(
             let bus = bus.clone();
             tokio::spawn(async move {
                 while let Some(event) = rx.recv().await {
+                    use crate::images::ImageEvent;
+                    use crate::report::progress::Progress;
+                    match &event {
+                        ImageEvent::Building { image, .. } | ImageEvent::Pulling { image, .. } => {
+                            bus.progress(Progress::ImageStarted {
+                                image: image.clone(),
+                                pulling: matches!(event, ImageEvent::Pulling { .. }),
+                            });
+                        }
+                        ImageEvent::Step { image, step } => bus.progress(Progress::ImageStep {
+                            image: image.clone(),
+                            step: step.clone(),
+                        }),
+                        ImageEvent::Line { .. } | ImageEvent::Done(_) => {}
+                    }
                     if let crate::images::ImageEvent::Done(o) = event {
                         let (outcome, seconds) = match o.obtained {
                             crate::images::Obtained::Built { seconds } => {
@@ -787,7 +805,7 @@ pub async fn load_and_deploy(
     deadline: tokio::time::Instant,
     bus: &Bus,
 ) -> Result<crate::deploy::DeployReport, StageFailure> {
-    use crate::cluster::{Arrivals, ImageRef, LoadOutcome, NodeLoad, Provider};
+    use crate::cluster::{Arrivals, ImageRef, LoadOutcome, LoadProgress, Provider};
     let refs: Vec<ImageRef> = env
         .images
         .iter()
@@ -804,7 +822,19 @@ pub async fn load_and_deploy(
     };
     let (arrived, arrivals) =
         tokio::sync::watch::channel(Arrivals::new(nodes.into_iter().map(|n| n.name)));
-    let progress = |load: &NodeLoad| {
+    let progress = |told: LoadProgress<'_>| {
+        let load = match told {
+            LoadProgress::Line(load) => load,
+            LoadProgress::Sending(s) => {
+                bus.progress(crate::report::progress::Progress::LoadSending {
+                    node: s.node.clone(),
+                    images: s.images.clone(),
+                    sent: s.sent,
+                    total: s.total,
+                });
+                return;
+            }
+        };
         let (skipped, bytes, seconds) = match load.outcome {
             LoadOutcome::Loaded { bytes, seconds } => (false, bytes, seconds),
             LoadOutcome::Skipped | LoadOutcome::Tagged | LoadOutcome::NotDelivered => {
@@ -883,11 +913,30 @@ async fn deploy<F: std::future::Future<Output = ()>>(
     ready: impl Fn(&crate::config::Component) -> F,
 ) -> Result<crate::deploy::DeployReport, StageFailure> {
     use crate::deploy::DeployEvent;
+    use crate::report::progress::Progress;
     let (tx, mut rx) = mpsc::unbounded_channel();
+    let waves = crate::plan::waves(project, &crate::plan::closure(project, &lane.components)).len();
     let forward = {
         let bus = bus.clone();
         tokio::spawn(async move {
             while let Some(event) = rx.recv().await {
+                match &event {
+                    DeployEvent::WaveStarted { wave, components } => {
+                        bus.progress(Progress::DeployWave {
+                            wave: *wave,
+                            waves,
+                            components: components.clone(),
+                        })
+                    }
+                    DeployEvent::Live { component, state } => {
+                        bus.progress(Progress::DeployLive {
+                            component: component.clone(),
+                            state: state.clone(),
+                        });
+                        continue;
+                    }
+                    _ => {}
+                }
                 let secs =
                     |t: Option<jiff::Timestamp>, from: Option<jiff::Timestamp>| match (t, from) {
                         (Some(t), Some(f)) => Some(t.duration_since(f).as_secs_f64()),
@@ -933,7 +982,9 @@ async fn deploy<F: std::future::Future<Output = ()>>(
                         diagnosis: diagnosis
                             .map(|d| Box::new(crate::report::ReportedDiagnosis::new(&d))),
                     },
-                    DeployEvent::Applied { .. } | DeployEvent::Waiting { .. } => continue,
+                    DeployEvent::Applied { .. }
+                    | DeployEvent::Waiting { .. }
+                    | DeployEvent::Live { .. } => continue,
                 };
                 bus.emit(event);
             }
@@ -1047,6 +1098,7 @@ pub async fn gather(
     story: Option<&crate::gather::story::Story>,
     since: Option<Duration>,
     max_size: Option<u64>,
+    bus: &Bus,
 ) -> Result<crate::gather::Bundle, StageFailure> {
     let plan = crate::plan::plan(project, Some(&lane.name))
         .map_err(|e| StageFailure::new(Exit::Usage, e))?;
@@ -1080,6 +1132,12 @@ pub async fn gather(
         // Well inside the gather budget (at least a minute), so one request
         // that never answers costs its collector, not the bundle.
         collector_timeout: Some(Duration::from_secs(30)),
+        progress: Some({
+            let bus = bus.clone();
+            crate::gather::collect::Told(Arc::new(move |done, total| {
+                bus.progress(crate::report::progress::Progress::Collectors { done, total })
+            }))
+        }),
     };
     crate::gather::story::collect(client, project, lane, &source, &request, &mut writer, story)
         .await;
@@ -1357,6 +1415,7 @@ impl crate::pipeline::Stages for RealStages<'_> {
                 story.as_ref(),
                 None,
                 None,
+                &bus,
             )
             .await
         })

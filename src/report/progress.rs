@@ -239,6 +239,11 @@ impl LiveView {
                 .find(|r| &r.node == node && &r.images == images)
             {
                 Some(row) => {
+                    // The rate counts from the first byte: before it, the
+                    // engine was making the archive.
+                    if row.first.1 == 0 {
+                        row.first = (at, *sent);
+                    }
                     row.last = (at, *sent);
                     row.total = *total;
                 }
@@ -447,6 +452,9 @@ fn loads(view: &LiveView) -> (String, Vec<String>) {
             let (t1, sent) = row.last;
             let seconds = since(t0, t1).as_secs_f64();
             let rate = (seconds > 0.0).then(|| sent.saturating_sub(b0) as f64 / seconds);
+            if sent == 0 {
+                return format!("  {label:<w$}  waiting for the engine's export");
+            }
             let mut text = match row.total {
                 Some(total) if total > 0 => format!(
                     "  {label:<w$}  {} {} of ~{}",
@@ -681,6 +689,15 @@ mod tests {
                 },
             )
             .progress(
+                0.2,
+                sending(
+                    "audit-e2e-control-plane",
+                    &["datastorage", "controller"],
+                    0,
+                    Some(956 * MIB),
+                ),
+            )
+            .progress(
                 0.5,
                 sending(
                     "audit-e2e-control-plane",
@@ -718,6 +735,13 @@ mod tests {
             )
             .progress(12.5, sending("kubectl", &["redis"], 3 * MIB, None));
         insta::assert_snapshot!("load", s.frame(13.0, 120));
+        s.progress(13.0, sending("audit-e2e-worker", &["postgres"], 0, Some(90 * MIB)));
+        let exporting = s.frame(13.0, 120);
+        assert!(
+            exporting.lines().any(|l| l.starts_with("  audit-e2e-worker: postgres ")
+                && l.ends_with("  waiting for the engine's export")),
+            "{exporting}"
+        );
         // An image that arrived takes its stream's line away.
         s.event(
             30.0,
@@ -730,8 +754,8 @@ mod tests {
             },
         );
         let after = s.frame(30.0, 120);
-        assert!(!after.contains("audit-e2e-worker:"), "{after}");
-        assert!(after.contains("2 done, 2 streaming"), "{after}");
+        assert!(!after.contains("audit-e2e-worker: datastorage"), "{after}");
+        assert!(after.contains("2 done, 3 streaming"), "{after}");
     }
 
     fn live(pods: Option<(usize, usize)>, stand: Stand) -> Progress {
