@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use fake_api::replay::{Capture, serve};
 use fake_api::{Reply, Req, resources};
-use harness::deploy::wait::{Clock, CutOff, Ended, WaitProgress, WaitSpec, Waiter};
 use harness::deploy::progress::{LiveState, Stand};
+use harness::deploy::wait::{Clock, CutOff, Ended, WaitProgress, WaitSpec, Waiter};
 use harness::deploy::{AppliedObject, DeployError, DeployEvent, Standing};
 use harness::readiness::classify::{Tolerance, VerdictKind};
 use serde_json::{Value, json};
@@ -161,7 +161,13 @@ async fn the_live_state_follows_the_crash_loop_to_its_verdict() {
             Stand::Doomed { verdict, .. } => format!("doomed {verdict}"),
         })
         .collect();
-    assert!(r.live.iter().all(|l| l.pods.is_some_and(|(_, want)| want == 1)), "{:?}", r.live);
+    assert!(
+        r.live
+            .iter()
+            .all(|l| l.pods.is_some_and(|(_, want)| want == 1)),
+        "{:?}",
+        r.live
+    );
     assert!(whys.contains(&"settling".to_owned()), "{whys:?}");
     assert!(
         whys.iter().any(|w| w.contains("restarted 1x")),
@@ -184,7 +190,15 @@ async fn the_live_state_follows_the_crash_loop_to_its_verdict() {
     });
     let (pods, until) = settling.unwrap();
     assert_eq!(pods, Some((1, 1)));
-    assert!(until > r.end.snapshot.objects[0].pods[0].metadata.creation_timestamp.as_ref().unwrap().0);
+    assert!(
+        until
+            > r.end.snapshot.objects[0].pods[0]
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .unwrap()
+                .0
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -14,8 +14,8 @@ use futures_util::StreamExt as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use super::{
-    ClusterError, Ensured, ImageRef, LoadOutcome, LoadProgress, LoadReport, NodeContainer, NodeLoad, Progress,
-    Provider, nodes,
+    ClusterError, Ensured, ImageRef, LoadOutcome, LoadProgress, LoadReport, NodeContainer,
+    NodeLoad, Progress, Provider, nodes,
 };
 use crate::config::ExistingSpec;
 

@@ -735,11 +735,16 @@ mod tests {
             )
             .progress(12.5, sending("kubectl", &["redis"], 3 * MIB, None));
         insta::assert_snapshot!("load", s.frame(13.0, 120));
-        s.progress(13.0, sending("audit-e2e-worker", &["postgres"], 0, Some(90 * MIB)));
+        s.progress(
+            13.0,
+            sending("audit-e2e-worker", &["postgres"], 0, Some(90 * MIB)),
+        );
         let exporting = s.frame(13.0, 120);
         assert!(
-            exporting.lines().any(|l| l.starts_with("  audit-e2e-worker: postgres ")
-                && l.ends_with("  waiting for the engine's export")),
+            exporting
+                .lines()
+                .any(|l| l.starts_with("  audit-e2e-worker: postgres ")
+                    && l.ends_with("  waiting for the engine's export")),
             "{exporting}"
         );
         // An image that arrived takes its stream's line away.
