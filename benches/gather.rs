@@ -144,6 +144,7 @@ async fn gather(s: Scenario, concurrency: usize) -> (Duration, u64) {
         concurrency,
         harness_files: vec![],
         collector_timeout: None,
+        progress: None,
     };
     let source = KubeSource::new(client, vec![]);
     let started = Instant::now();

@@ -28,4 +28,5 @@ pub mod readiness;
 pub mod report;
 pub mod run;
 pub mod suites;
+pub mod throttle;
 pub mod timeline;

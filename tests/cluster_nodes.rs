@@ -11,7 +11,8 @@ use futures_util::{FutureExt as _, StreamExt as _};
 
 use harness::cluster::nodes::{self, CtrInventory};
 use harness::cluster::{
-    ClusterError, ImageRef, KindCli, KindProvider, LoadOutcome, NodeLoad, Provider, no_progress,
+    ClusterError, ImageRef, KindCli, KindProvider, LoadOutcome, LoadProgress, NodeLoad, Provider,
+    no_progress,
 };
 use harness::config::{EngineKind, KindSpec};
 use harness::engine;
@@ -100,7 +101,7 @@ async fn same_content_under_a_new_name_is_tagged_not_loaded() {
         &nodes,
         &[image("busybox", BUSYBOX), image("alias", &alias.0)],
         &CtrInventory,
-        &|load: &NodeLoad| heard.lock().unwrap().push(load.clone()),
+        &|p: LoadProgress<'_>| heard.lock().unwrap().extend(p.line().cloned()),
     )
     .await
     .unwrap();
@@ -395,7 +396,8 @@ async fn what_the_node_holds_is_reported_before_the_rest_is_imported() {
                 image("busybox", BUSYBOX),
                 image("alias", &alias.0),
             ],
-            &|load: &NodeLoad| {
+            &|p: LoadProgress<'_>| {
+                let Some(load) = p.line() else { return };
                 let imports = node
                     .ctr_calls()
                     .iter()

@@ -556,6 +556,7 @@ async fn gather(
         how.story.as_ref(),
         how.since,
         how.cap,
+        &harness::report::bus::Bus::discard(),
     )
     .await
 }

@@ -234,6 +234,21 @@ async fn build_cache_hit_ignored_change_and_one_byte_change() {
         ),
         "the RUN output reaches the events"
     );
+    // Each step is told as it starts, for the live display.
+    let steps: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match e {
+            ImageEvent::Step { image, step } if image == "app" => Some(step.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(steps.len() >= 3, "{steps:?}");
+    assert!(
+        steps
+            .iter()
+            .any(|s| s.starts_with("Step 3/") && s.ends_with(" : RUN echo building app")),
+        "{steps:?}"
+    );
     let log = std::fs::read_to_string(s.opts.log_dir.join("app.log")).unwrap();
     assert!(log.contains(" : RUN echo building app\n"), "{log}");
 

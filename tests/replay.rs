@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use fake_api::replay::{Capture, serve};
 use fake_api::{Reply, Req, resources};
+use harness::deploy::progress::{LiveState, Stand};
 use harness::deploy::wait::{Clock, CutOff, Ended, WaitProgress, WaitSpec, Waiter};
 use harness::deploy::{AppliedObject, DeployError, DeployEvent, Standing};
 use harness::readiness::classify::{Tolerance, VerdictKind};
@@ -51,6 +52,8 @@ struct Replayed {
     /// Whether any judgement along the way said Ready (the old waiter
     /// stopped at the first one).
     judged_ready: bool,
+    /// The live states reported, each change once.
+    live: Vec<LiveState>,
 }
 
 async fn replay(case: &str, tolerance: Tolerance, settle: Duration) -> Replayed {
@@ -65,6 +68,7 @@ async fn replay(case: &str, tolerance: Tolerance, settle: Duration) -> Replayed 
     let mut waiter = Waiter::start(&client, &applied, spec);
     let mut flaps = Vec::new();
     let mut judged_ready = false;
+    let mut live: Vec<LiveState> = Vec::new();
     let end = waiter
         .until_ready(
             origin + Duration::from_secs(120),
@@ -75,6 +79,11 @@ async fn replay(case: &str, tolerance: Tolerance, settle: Duration) -> Replayed 
                 }
                 WaitProgress::Flapped(f) => flaps.push(f.describe()),
                 WaitProgress::WatchFailing(w) => panic!("{}", w.describe()),
+                WaitProgress::Live(l) => {
+                    if live.last() != Some(l) {
+                        live.push(l.clone());
+                    }
+                }
             },
         )
         .await;
@@ -83,6 +92,7 @@ async fn replay(case: &str, tolerance: Tolerance, settle: Duration) -> Replayed 
         end,
         flaps,
         judged_ready,
+        live,
     }
 }
 
@@ -128,6 +138,66 @@ async fn crash_after_3s_is_a_crash_loop_not_ready() {
         r.took >= Duration::from_secs(14) && r.took <= Duration::from_secs(25),
         "{:?}",
         r.took
+    );
+}
+
+/// What the live display was told while the crash loop ran its course: the
+/// pod coming up, the settle window after each start (the Deployment was
+/// Available), the restarts, and the verdict last, as soon as it was one.
+#[tokio::test(start_paused = true)]
+async fn the_live_state_follows_the_crash_loop_to_its_verdict() {
+    let r = replay(
+        "k8s-1.28/crash-after-3s",
+        lane_default(),
+        Duration::from_secs(5),
+    )
+    .await;
+    let whys: Vec<String> = r
+        .live
+        .iter()
+        .map(|l| match &l.stand {
+            Stand::Waiting { why, .. } => why.clone(),
+            Stand::Settling { .. } => "settling".into(),
+            Stand::Doomed { verdict, .. } => format!("doomed {verdict}"),
+        })
+        .collect();
+    assert!(
+        r.live
+            .iter()
+            .all(|l| l.pods.is_some_and(|(_, want)| want == 1)),
+        "{:?}",
+        r.live
+    );
+    assert!(whys.contains(&"settling".to_owned()), "{whys:?}");
+    assert!(
+        whys.iter().any(|w| w.contains("restarted 1x")),
+        "the restart is said as it happens: {whys:?}"
+    );
+    assert_eq!(
+        whys.last().map(String::as_str),
+        Some("doomed CrashLoopBackOff"),
+        "{whys:?}"
+    );
+    assert_eq!(
+        whys.iter().filter(|w| w.starts_with("doomed")).count(),
+        1,
+        "{whys:?}"
+    );
+    // While settling, the window's end is ahead of the pod's Ready.
+    let settling = r.live.iter().find_map(|l| match l.stand {
+        Stand::Settling { until } => Some((l.pods, until)),
+        _ => None,
+    });
+    let (pods, until) = settling.unwrap();
+    assert_eq!(pods, Some((1, 1)));
+    assert!(
+        until
+            > r.end.snapshot.objects[0].pods[0]
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .unwrap()
+                .0
     );
 }
 

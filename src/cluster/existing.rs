@@ -14,8 +14,8 @@ use futures_util::StreamExt as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use super::{
-    ClusterError, Ensured, ImageRef, LoadOutcome, LoadReport, NodeContainer, NodeLoad, Progress,
-    Provider, nodes,
+    ClusterError, Ensured, ImageRef, LoadOutcome, LoadProgress, LoadReport, NodeContainer,
+    NodeLoad, Progress, Provider, nodes,
 };
 use crate::config::ExistingSpec;
 
@@ -212,7 +212,7 @@ impl Provider for ExistingProvider {
                     .unwrap_or_else(|| "registry".into()),
                 outcome,
             };
-            progress(&load);
+            progress(LoadProgress::Line(&load));
             report.loads.push(load);
         }
         Ok(report)

@@ -94,12 +94,46 @@ pub struct NodeLoad {
     pub outcome: LoadOutcome,
 }
 
-/// Told of each [`NodeLoad`] as it completes (for progress lines; the same
-/// lines come back in the [`LoadReport`]).
-pub type Progress<'a> = &'a (dyn Fn(&NodeLoad) + Sync);
+/// What a load says while it runs.
+#[derive(Clone, Copy, Debug)]
+pub enum LoadProgress<'a> {
+    /// A [`NodeLoad`] as it completes (the same lines come back in the
+    /// [`LoadReport`]).
+    Line(&'a NodeLoad),
+    /// An export streaming into a node, at most every
+    /// [`crate::throttle::PROGRESS_INTERVAL`] per node, and once at its end.
+    Sending(&'a Sending),
+}
+
+/// How far one export into one node has come.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sending {
+    /// The node container.
+    pub node: String,
+    /// The images in the export (lane file names).
+    pub images: Vec<String>,
+    /// Bytes the node's import has been given.
+    pub sent: u64,
+    /// About how many there are: the images' sizes in the engine (an
+    /// estimate: layers shared by them are sent once), when it said.
+    pub total: Option<u64>,
+}
+
+impl<'a> LoadProgress<'a> {
+    /// The completed line, if this is one.
+    pub fn line(self) -> Option<&'a NodeLoad> {
+        match self {
+            LoadProgress::Line(line) => Some(line),
+            LoadProgress::Sending(_) => None,
+        }
+    }
+}
+
+/// Told how a load goes (for progress lines).
+pub type Progress<'a> = &'a (dyn Fn(LoadProgress<'_>) + Sync);
 
 /// A [`Progress`] that ignores everything.
-pub fn no_progress(_: &NodeLoad) {}
+pub fn no_progress(_: LoadProgress<'_>) {}
 
 /// Per image per node, what delivering images did.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]

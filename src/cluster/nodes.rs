@@ -35,7 +35,9 @@ use serde::Serialize;
 use tokio::io::AsyncWriteExt as _;
 
 use super::archive::Tally;
-use super::{ClusterError, ImageRef, LoadOutcome, LoadReport, NodeLoad, Progress};
+use super::{
+    ClusterError, ImageRef, LoadOutcome, LoadProgress, LoadReport, NodeLoad, Progress, Sending,
+};
 
 /// The label kind puts on its node containers.
 pub const CLUSTER_LABEL: &str = "io.x-k8s.kind.cluster";
@@ -420,10 +422,25 @@ where
 
 /// The image ID the engine has for `reference`.
 pub async fn engine_image_id(docker: &Docker, reference: &str) -> Result<String, ClusterError> {
+    engine_image(docker, reference).await.map(|(id, _)| id)
+}
+
+/// The engine's ID of an image and its size there (`Size`: its layers
+/// unpacked, about what an export of it streams).
+async fn engine_image(
+    docker: &Docker,
+    reference: &str,
+) -> Result<(String, Option<u64>), ClusterError> {
     match docker.inspect_image(reference).await {
-        Ok(image) => image.id.ok_or_else(|| ClusterError::ImageMissing {
-            reference: reference.to_owned(),
-        }),
+        Ok(image) => {
+            let size = image.size.and_then(|s| u64::try_from(s).ok());
+            image
+                .id
+                .map(|id| (id, size))
+                .ok_or_else(|| ClusterError::ImageMissing {
+                    reference: reference.to_owned(),
+                })
+        }
         Err(bollard::errors::Error::DockerResponseServerError {
             status_code: 404, ..
         }) => Err(ClusterError::ImageMissing {
@@ -467,9 +484,23 @@ pub async fn import_images(
     images: &[(&str, &str)],
     snapshotter: &str,
 ) -> Result<Imported, ClusterError> {
-    import_into(docker, &[(node, snapshotter)], images)
+    let told = Told {
+        names: Vec::new(),
+        total: None,
+        progress: &super::no_progress,
+    };
+    import_into(docker, &[(node, snapshotter)], images, &told)
         .await
         .remove(0)
+}
+
+/// Whom an import tells how far it has come, and what it says.
+pub struct Told<'a> {
+    /// The images' lane file names, for [`Sending::images`].
+    pub names: Vec<String>,
+    /// About how many bytes the export has ([`Sending::total`]).
+    pub total: Option<u64>,
+    pub progress: Progress<'a>,
 }
 
 /// [`import_images`] into several nodes (each with its snapshotter) from
@@ -480,6 +511,7 @@ pub async fn import_into(
     docker: &Docker,
     targets: &[(&NodeContainer, &str)],
     images: &[(&str, &str)],
+    told: &Told<'_>,
 ) -> Vec<Result<Imported, ClusterError>> {
     let started = Instant::now();
     let references: Vec<&str> = images.iter().map(|(r, _)| *r).collect();
@@ -488,24 +520,48 @@ pub async fn import_into(
         .iter()
         .map(|_| tokio::sync::mpsc::channel::<bytes::Bytes>(16))
         .unzip();
+    // Bytes each node's import was given; told at most every interval.
+    let mut sent = vec![0u64; targets.len()];
+    let mut throttle = crate::throttle::Throttle::new(crate::throttle::PROGRESS_INTERVAL);
+    let tell = |sent: &[u64]| {
+        for (&(node, _), &sent) in targets.iter().zip(sent) {
+            (told.progress)(LoadProgress::Sending(&Sending {
+                node: node.name.clone(),
+                images: told.names.clone(),
+                sent,
+                total: told.total,
+            }));
+        }
+    };
     let pump = async {
         let mut senders: Vec<Option<_>> = senders.into_iter().map(Some).collect();
+        // Docker writes the whole archive before it sends its first byte:
+        // say at once that the export is on its way.
+        throttle.ready(Instant::now());
+        tell(&sent);
         let mut export = std::pin::pin!(docker.export_images(&references));
         while let Some(chunk) = export.next().await {
             let chunk = chunk.map_err(|e| e.to_string())?;
             tally.feed(&chunk);
-            for slot in senders.iter_mut() {
+            for (slot, sent) in senders.iter_mut().zip(sent.iter_mut()) {
                 // An import that stopped reading is left out; its own
                 // result says why.
-                if let Some(tx) = slot
-                    && tx.send(chunk.clone()).await.is_err()
-                {
-                    *slot = None;
+                if let Some(tx) = slot {
+                    match tx.send(chunk.clone()).await {
+                        Ok(()) => *sent += chunk.len() as u64,
+                        Err(_) => *slot = None,
+                    }
                 }
+            }
+            if throttle.ready(Instant::now()) {
+                tell(&sent);
             }
             if senders.iter().all(Option::is_none) {
                 break;
             }
+        }
+        if throttle.flush() {
+            tell(&sent);
         }
         // The senders go here: each import sees the end of its input.
         Ok::<_, String>(())
@@ -616,8 +672,11 @@ pub async fn load_into_nodes(
 ) -> Result<LoadReport, ClusterError> {
     // The engine's IDs first: a missing image fails before any node is touched.
     let mut wanted = Vec::with_capacity(images.len());
+    let mut sizes = Vec::with_capacity(images.len());
     for image in images {
-        wanted.push((image, engine_image_id(docker, &image.reference).await?));
+        let (id, size) = engine_image(docker, &image.reference).await?;
+        wanted.push((image, id));
+        sizes.push(size);
     }
     let pairs: Vec<(&str, &str)> = wanted
         .iter()
@@ -630,7 +689,7 @@ pub async fn load_into_nodes(
             node: node.name.clone(),
             outcome,
         };
-        progress(&line);
+        progress(LoadProgress::Line(&line));
         line
     };
 
@@ -689,7 +748,12 @@ pub async fn load_into_nodes(
             .map(|&n| (&nodes[n], snapshotters[n].as_str()))
             .collect();
         let images: Vec<(&str, &str)> = load.iter().map(|&i| pairs[i]).collect();
-        async move { import_into(docker, &targets, &images).await }
+        let told = Told {
+            names: load.iter().map(|&i| wanted[i].0.name.clone()).collect(),
+            total: load.iter().map(|&i| sizes[i]).sum(),
+            progress,
+        };
+        async move { import_into(docker, &targets, &images, &told).await }
     });
     let imported = futures_util::future::join_all(imports).await;
     for ((load, members), results) in groups.iter().zip(imported) {

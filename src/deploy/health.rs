@@ -72,7 +72,6 @@ pub async fn wait_healthy(
     })
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

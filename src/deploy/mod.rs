@@ -27,6 +27,7 @@ pub mod health;
 pub mod judge;
 pub mod live;
 pub mod manifests;
+pub mod progress;
 pub mod report;
 pub mod stage;
 pub mod wait;
@@ -92,6 +93,14 @@ pub enum DeployEvent {
         component: String,
         /// `Kind/namespace/name` of each unready object.
         unready: Vec<String>,
+    },
+    /// Where the component stands while it is waited on, when that
+    /// changed (for the live display; at most a few a second).
+    Live {
+        /// The component.
+        component: String,
+        /// Its state.
+        state: progress::LiveState,
     },
     /// The component's readiness did not hold: its settle window starts
     /// again when it is Ready again, or its tolerance decides.
@@ -578,7 +587,6 @@ fn report_verdict(
     );
 }
 
-
 /// Waits until one of the guarded components is doomed; pending forever
 /// when there are none.
 async fn watch_guards(
@@ -668,7 +676,7 @@ async fn ensure_namespace(
 
 fn forward_progress(events: &UnboundedSender<DeployEvent>, component: &str, p: &WaitProgress<'_>) {
     match p {
-        WaitProgress::Judged(_) => {}
+        WaitProgress::Judged(_) | WaitProgress::Live(_) => {}
         WaitProgress::Flapped(flap) => send(
             events,
             DeployEvent::Unsettled {
@@ -745,6 +753,8 @@ async fn deploy_component<F: Future<Output = ()>>(
     }
     let mut pods = Vec::new();
     let mut waiters = Vec::new();
+    // What the live display is told: changes, a few a second at most.
+    let mut live = crate::throttle::Changes::new(crate::throttle::PROGRESS_INTERVAL);
     for batch in [crds, rest] {
         if batch.is_empty() {
             continue;
@@ -772,6 +782,18 @@ async fn deploy_component<F: Future<Output = ()>>(
         let mut last_unready: Vec<String> = Vec::new();
         let end = waiter
             .until_ready(deadline, &mut cutoff, |p| {
+                if let WaitProgress::Live(state) = &p
+                    && let Some(state) =
+                        live.offer((*state).clone(), state.urgent(), std::time::Instant::now())
+                {
+                    send(
+                        events,
+                        DeployEvent::Live {
+                            component: name.clone(),
+                            state,
+                        },
+                    );
+                }
                 if let WaitProgress::Judged(j) = &p {
                     let unready: Vec<String> = j.rows.iter().map(|r| r.resource.clone()).collect();
                     if unready != last_unready && j.outcome == Outcome::Pending {
@@ -798,6 +820,17 @@ async fn deploy_component<F: Future<Output = ()>>(
         // `{{host_port.N}}` resolves through this lane's kind config;
         // validation made sure the lane maps every port the URL names.
         let url = lane.resolve_url(&h.url).unwrap_or_else(|_| h.url.clone());
+        send(
+            events,
+            DeployEvent::Live {
+                component: name.clone(),
+                state: progress::LiveState::waiting(
+                    None,
+                    format!("Ready; health URL {url} not answering 2xx yet"),
+                    ctx.clock.now(),
+                ),
+            },
+        );
         // The component stays watched while its URL is asked: a crash now
         // is its verdict, not a health timeout.
         let healthy = wait_healthy_or_fail(&name, &url, h.timeout, deadline, events);

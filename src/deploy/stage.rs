@@ -28,7 +28,7 @@ pub async fn load_and_deploy(
     deadline: tokio::time::Instant,
     bus: &Bus,
 ) -> Result<crate::deploy::DeployReport, StageFailure> {
-    use crate::cluster::{Arrivals, ImageRef, LoadOutcome, NodeLoad, Provider};
+    use crate::cluster::{Arrivals, ImageRef, LoadOutcome, LoadProgress, Provider};
     let refs: Vec<ImageRef> = env
         .images
         .iter()
@@ -45,7 +45,19 @@ pub async fn load_and_deploy(
     };
     let (arrived, arrivals) =
         tokio::sync::watch::channel(Arrivals::new(nodes.into_iter().map(|n| n.name)));
-    let progress = |load: &NodeLoad| {
+    let progress = |told: LoadProgress<'_>| {
+        let load = match told {
+            LoadProgress::Line(load) => load,
+            LoadProgress::Sending(s) => {
+                bus.progress(crate::report::progress::Progress::LoadSending {
+                    node: s.node.clone(),
+                    images: s.images.clone(),
+                    sent: s.sent,
+                    total: s.total,
+                });
+                return;
+            }
+        };
         let (skipped, bytes, seconds) = match load.outcome {
             LoadOutcome::Loaded { bytes, seconds } => (false, bytes, seconds),
             LoadOutcome::Skipped | LoadOutcome::Tagged | LoadOutcome::NotDelivered => {
@@ -124,13 +136,32 @@ async fn deploy<F: std::future::Future<Output = ()>>(
     ready: impl Fn(&crate::config::Component) -> F,
 ) -> Result<crate::deploy::DeployReport, StageFailure> {
     use crate::deploy::DeployEvent;
+    use crate::report::progress::Progress;
     let (tx, mut rx) = mpsc::unbounded_channel();
+    let waves = crate::plan::waves(project, &crate::plan::closure(project, &lane.components)).len();
     let forward = {
         let bus = bus.clone();
         tokio::spawn(async move {
             // A task whose panic nobody sees: its handle's error is dropped.
             crate::panics::inject("deploy-events");
             while let Some(event) = rx.recv().await {
+                match &event {
+                    DeployEvent::WaveStarted { wave, components } => {
+                        bus.progress(Progress::DeployWave {
+                            wave: *wave,
+                            waves,
+                            components: components.clone(),
+                        })
+                    }
+                    DeployEvent::Live { component, state } => {
+                        bus.progress(Progress::DeployLive {
+                            component: component.clone(),
+                            state: state.clone(),
+                        });
+                        continue;
+                    }
+                    _ => {}
+                }
                 let secs =
                     |t: Option<jiff::Timestamp>, from: Option<jiff::Timestamp>| match (t, from) {
                         (Some(t), Some(f)) => Some(t.duration_since(f).as_secs_f64()),
@@ -176,7 +207,9 @@ async fn deploy<F: std::future::Future<Output = ()>>(
                         diagnosis: diagnosis
                             .map(|d| Box::new(crate::report::ReportedDiagnosis::new(&d))),
                     },
-                    DeployEvent::Applied { .. } | DeployEvent::Waiting { .. } => continue,
+                    DeployEvent::Applied { .. }
+                    | DeployEvent::Waiting { .. }
+                    | DeployEvent::Live { .. } => continue,
                 };
                 bus.emit(event);
             }

@@ -46,6 +46,7 @@ use tokio::time::Instant;
 
 use super::apply::AppliedObject;
 use super::judge::{Judgement, Outcome, Restarted, Snapshot, Tracked, judge_restarted};
+use super::progress::{LiveState, live_state};
 use crate::readiness::classify::Tolerance;
 use crate::readiness::settle::{self, Baseline};
 use crate::readiness::{Timestamp, human};
@@ -273,6 +274,9 @@ pub enum WaitProgress<'a> {
     /// A watch keeps failing (reported after [`WATCH_FAILURES_REPORTED`]
     /// consecutive failures, and again when its error changes).
     WatchFailing(&'a WatchFailure),
+    /// Where the component stands, for the live display: after each
+    /// judgement (callers pass on the changes).
+    Live(&'a LiveState),
 }
 
 /// A cut-off for a wait: once its handle sets an instant, the wait ends
@@ -794,6 +798,11 @@ impl Waiter {
             let (judgement, changes) = self.judge_now();
             progress(WaitProgress::Judged(&judgement));
             if judgement.outcome == Outcome::Failed {
+                progress(WaitProgress::Live(&live_state(
+                    &self.snapshot,
+                    &judgement,
+                    None,
+                )));
                 // Doomed by what ended the window: say so, with how long it held.
                 if let (Some(_), Some(change)) = (self.holding, changes.first()) {
                     let what = change.what.clone();
@@ -828,6 +837,17 @@ impl Waiter {
             if settled_at.is_some_and(|at| Instant::now() >= at) {
                 return self.end(judgement, Ended::Ready);
             }
+            // The window's end on the judgements' clock, for the countdown.
+            let settling = settled_at.map(|at| {
+                let left = at.saturating_duration_since(Instant::now());
+                let now = self.spec.clock.now();
+                now.checked_add(left).unwrap_or(now)
+            });
+            progress(WaitProgress::Live(&live_state(
+                &self.snapshot,
+                &judgement,
+                settling,
+            )));
             let settle_timer = async {
                 match settled_at {
                     Some(at) => tokio::time::sleep_until(at).await,

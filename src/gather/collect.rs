@@ -86,6 +86,60 @@ pub struct Request {
     /// answers (a log proxied to the kubelet of a dead node) cannot keep the
     /// bundle from being published within the gather's budget. `None`: no limit.
     pub collector_timeout: Option<Duration>,
+    /// Told the collectors done of their total as they finish (at most
+    /// every [`crate::throttle::PROGRESS_INTERVAL`], and the last one).
+    pub progress: Option<Told>,
+}
+
+/// Hears `(done, total)` of the collectors.
+#[derive(Clone)]
+pub struct Told(pub std::sync::Arc<dyn Fn(usize, usize) + Send + Sync>);
+
+impl std::fmt::Debug for Told {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Told(..)")
+    }
+}
+
+/// Counts collectors done and tells, throttled.
+struct Count<'a> {
+    told: Option<&'a Told>,
+    total: usize,
+    state: std::sync::Mutex<(usize, crate::throttle::Throttle)>,
+}
+
+impl<'a> Count<'a> {
+    fn new(told: Option<&'a Told>, total: usize) -> Self {
+        let count = Self {
+            told,
+            total,
+            state: std::sync::Mutex::new((
+                0,
+                crate::throttle::Throttle::new(crate::throttle::PROGRESS_INTERVAL),
+            )),
+        };
+        count.tell(0);
+        count
+    }
+
+    fn tell(&self, done: usize) {
+        if let Some(told) = self.told {
+            (told.0)(done, self.total);
+        }
+    }
+
+    fn one_done(&self) {
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
+        state.0 += 1;
+        let done = state.0;
+        let due = state.1.ready(std::time::Instant::now()) || done == self.total;
+        drop(state);
+        if due {
+            self.tell(done);
+        }
+    }
 }
 
 /// `future`, bounded by `limit`; the error says how long it was given.
@@ -213,6 +267,8 @@ pub async fn collect<S: Source>(source: &S, request: &Request, writer: &mut Bund
             Err(e) => writer.record_failure(format!("pods in {ns}"), e),
         }
     }
+    let count = Count::new(request.progress.as_ref(), jobs.len());
+    let count = &count;
     stream::iter(jobs)
         .for_each_concurrent(request.concurrency.max(1), |job| async move {
             let what = job.what();
@@ -220,6 +276,7 @@ pub async fn collect<S: Source>(source: &S, request: &Request, writer: &mut Bund
             if let Err(e) = bounded(request.collector_timeout, job).await {
                 writer.record_failure(what, e);
             }
+            count.one_done();
         })
         .await;
 }
@@ -453,7 +510,31 @@ mod tests {
                 "datastorage: CrashLoopBackOff".into(),
             )],
             collector_timeout: None,
+            progress: None,
         }
+    }
+
+    #[tokio::test]
+    async fn collectors_done_are_told_up_to_their_total() {
+        let out = tempfile::tempdir().unwrap();
+        let source = Captured::new();
+        let mut writer = BundleWriter::create(out.path(), "b", vec![]).unwrap();
+        let heard = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let request = Request {
+            progress: Some(Told({
+                let heard = heard.clone();
+                std::sync::Arc::new(move |done, total| heard.lock().unwrap().push((done, total)))
+            })),
+            ..request()
+        };
+        collect(&source, &request, &mut writer).await;
+        let heard = heard.lock().unwrap();
+        let total = heard[0].1;
+        // The cluster, objects and events of fx, and every log of its pods.
+        assert!(total > 3, "{heard:?}");
+        assert_eq!(heard.first(), Some(&(0, total)), "told before any runs");
+        assert_eq!(heard.last(), Some(&(total, total)), "and when all are done");
+        assert!(heard.windows(2).all(|w| w[0].0 < w[1].0), "{heard:?}");
     }
 
     #[tokio::test]

@@ -5,8 +5,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use crate::config::{Lane, Project};
 use crate::exit::Exit;
+use crate::report::bus::Bus;
 use crate::run::StageFailure;
 
 /// The names of the CRDs the lane's manifests define, and every object they
@@ -47,6 +50,7 @@ pub async fn gather(
     story: Option<&crate::gather::story::Story>,
     since: Option<Duration>,
     max_size: Option<u64>,
+    bus: &Bus,
 ) -> Result<crate::gather::Bundle, StageFailure> {
     let plan = crate::plan::plan(project, Some(&lane.name))
         .map_err(|e| StageFailure::new(Exit::Usage, e))?;
@@ -82,6 +86,12 @@ pub async fn gather(
         // Well inside the gather budget (at least a minute), so one request
         // that never answers costs its collector, not the bundle.
         collector_timeout: Some(Duration::from_secs(30)),
+        progress: Some({
+            let bus = bus.clone();
+            crate::gather::collect::Told(Arc::new(move |done, total| {
+                bus.progress(crate::report::progress::Progress::Collectors { done, total })
+            }))
+        }),
     };
     crate::gather::story::collect(client, project, lane, &source, &request, &mut writer, story)
         .await;
@@ -157,6 +167,7 @@ pub async fn gather_now(
             story.as_ref(),
             since,
             max_size,
+            bus,
         ),
     )
     .await

@@ -246,6 +246,16 @@ async fn run_build(
                 if let Some(text) = text {
                     for line in progress.feed(&text) {
                         log.line(&line)?;
+                        if is_step(&line) {
+                            // Never dropped, unlike output lines: the live
+                            // display shows the step the build is in.
+                            let _ = events
+                                .send(ImageEvent::Step {
+                                    image: build.image.to_owned(),
+                                    step: line.clone(),
+                                })
+                                .await;
+                        }
                         emit_line(events, build.image, line);
                     }
                 }

@@ -123,6 +123,11 @@ pub enum ImageEvent {
         image: String,
         reference: String,
     },
+    /// A build reached a step: `Step 5/9 : RUN make` (also a `Line`).
+    Step {
+        image: String,
+        step: String,
+    },
     /// One line of the engine's output.
     Line {
         image: String,

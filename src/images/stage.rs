@@ -48,6 +48,21 @@ pub async fn run(
             let bus = bus.clone();
             tokio::spawn(async move {
                 while let Some(event) = rx.recv().await {
+                    use super::ImageEvent;
+                    use crate::report::progress::Progress;
+                    match &event {
+                        ImageEvent::Building { image, .. } | ImageEvent::Pulling { image, .. } => {
+                            bus.progress(Progress::ImageStarted {
+                                image: image.clone(),
+                                pulling: matches!(event, ImageEvent::Pulling { .. }),
+                            });
+                        }
+                        ImageEvent::Step { image, step } => bus.progress(Progress::ImageStep {
+                            image: image.clone(),
+                            step: step.clone(),
+                        }),
+                        ImageEvent::Line { .. } | ImageEvent::Done(_) => {}
+                    }
                     if let super::ImageEvent::Done(o) = event {
                         let (outcome, seconds) = match o.obtained {
                             super::Obtained::Built { seconds } => ("built".to_string(), seconds),

@@ -19,6 +19,7 @@
 //! [`timeline`] derives a pod's Scheduled → Initialized → Ready times.
 //! Fetching objects, events and logs is I/O and lives elsewhere.
 
+pub mod brief;
 pub mod classify;
 pub mod evidence;
 pub mod rules;

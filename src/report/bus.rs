@@ -16,11 +16,13 @@ use std::path::PathBuf;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use super::progress::Progress;
 use super::sink::Sink;
 use super::{Event, RunReport, Stamped};
 
 enum Message {
     Event(Stamped),
+    Progress(Progress, jiff::Timestamp),
     Checkpoint(oneshot::Sender<Checkpoint>),
 }
 
@@ -52,6 +54,14 @@ pub struct Recorded {
 impl Bus {
     pub fn emit(&self, event: Event) {
         let _ = self.tx.send(Message::Event(Stamped::now(event)));
+    }
+
+    /// Says how far along a stage is: for the live sink only (never
+    /// recorded, reported or printed as a line; see [`super::progress`]).
+    pub fn progress(&self, progress: Progress) {
+        let _ = self
+            .tx
+            .send(Message::Progress(progress, jiff::Timestamp::now()));
     }
 
     /// The report and the recording as they stand once every event emitted
@@ -155,6 +165,15 @@ impl Recorder {
     }
 }
 
+/// What the report says when the live sink panicked and was dropped.
+fn live_output_stopped() -> Stamped {
+    Stamped::now(Event::Notice {
+        message: "the live output stopped after a panic (a bug in harness); \
+                  the report below is complete"
+            .into(),
+    })
+}
+
 /// Starts the output task; await the handle after dropping every `Bus` for the report.
 pub fn start(sink: Box<dyn Sink>, report: RunReport) -> (Bus, JoinHandle<RunReport>) {
     start_recording(sink, report, None)
@@ -182,17 +201,27 @@ pub fn start_recording(
                         && catch_unwind(AssertUnwindSafe(|| sink.emit(&events[0]))).is_err()
                     {
                         live = None;
-                        events.push(Stamped::now(Event::Notice {
-                            message: "the live output stopped after a panic (a bug in harness); \
-                                      the report below is complete"
-                                .into(),
-                        }));
+                        events.push(live_output_stopped());
                     }
                     for event in &events {
                         if let Some(r) = &mut recorder {
                             r.record(event);
                         }
                         report.record(event);
+                    }
+                }
+                Message::Progress(progress, at) => {
+                    // Progress is drawn, never recorded: a sink that panics
+                    // on it loses the live output as on an event.
+                    if let Some(sink) = live.as_mut()
+                        && catch_unwind(AssertUnwindSafe(|| sink.progress(&progress, at))).is_err()
+                    {
+                        live = None;
+                        let notice = live_output_stopped();
+                        if let Some(r) = &mut recorder {
+                            r.record(&notice);
+                        }
+                        report.record(&notice);
                     }
                 }
                 Message::Checkpoint(reply) => {
@@ -292,6 +321,54 @@ mod tests {
             };
             assert!(count < 2, "the fragile sink breaks");
         }
+    }
+
+    /// Counts progress, to see it arrive in order with the events.
+    struct Counting(Arc<Mutex<Vec<String>>>);
+    impl Sink for Counting {
+        fn emit(&mut self, event: &Stamped) {
+            self.0.lock().unwrap().push(format!("{:?}", event.event));
+        }
+        fn progress(&mut self, progress: &crate::report::progress::Progress, _: jiff::Timestamp) {
+            self.0.lock().unwrap().push(format!("{progress:?}"));
+        }
+    }
+
+    #[tokio::test]
+    async fn progress_reaches_the_live_sink_in_order_and_is_never_recorded_or_reported() {
+        use crate::report::progress::Progress;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (bus, task) = start_recording(
+            Box::new(Counting(seen.clone())),
+            RunReport::new("audit", "r-1"),
+            Some(path.clone()),
+        );
+        bus.emit(Event::PhaseStarted {
+            phase: Phase::Gather,
+        });
+        bus.progress(Progress::Collectors { done: 1, total: 2 });
+        bus.emit(Event::Notice {
+            message: "n".into(),
+        });
+        drop(bus);
+        let report = task.await.unwrap();
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 3);
+        assert!(seen[1].starts_with("Collectors"), "{seen:?}");
+        // The recording holds the two events only, as --output json would.
+        let recorded = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(recorded.lines().count(), 2, "{recorded}");
+        assert_eq!(report.notices, ["n"]);
+        // The plain and JSON sinks print nothing for progress.
+        let mut plain = crate::report::sink::PlainSink::new(Vec::new());
+        let mut json = JsonSink::new(Vec::new());
+        let p = Progress::Collectors { done: 1, total: 2 };
+        plain.progress(&p, jiff::Timestamp::now());
+        json.progress(&p, jiff::Timestamp::now());
+        assert!(plain.into_inner().is_empty());
+        assert!(json.into_inner().is_empty());
     }
 
     #[tokio::test]

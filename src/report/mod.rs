@@ -20,6 +20,7 @@
 pub mod bus;
 pub mod github;
 pub mod phase;
+pub mod progress;
 pub mod render;
 pub mod replay;
 pub mod sink;

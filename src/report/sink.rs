@@ -1,14 +1,19 @@
-//! Live output: the same events as plain lines, JSON lines or a progress bar.
+//! Live output: the same events as plain lines, JSON lines or live progress.
 
 use std::io::Write;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::progress::{LiveView, Progress, frame};
 use super::render::clock;
 use super::{Event, Stamped};
 
 /// Consumes the event stream as it happens.
 pub trait Sink: Send {
     fn emit(&mut self, event: &Stamped);
+    /// How far along a stage is; only the terminal shows it (the plain and
+    /// JSON sinks ignore it, so their output does not depend on it).
+    fn progress(&mut self, _progress: &Progress, _at: jiff::Timestamp) {}
     /// Called once at the end (clears bars, flushes).
     fn finish(&mut self) {}
 }
@@ -181,10 +186,25 @@ impl<W: Write + Send> Sink for JsonSink<W> {
     }
 }
 
-/// A spinner naming the current phase, with finished steps printed above
-/// it. Only for a person at a terminal (see `OutputMode::choose`).
+/// How often the live frame is redrawn: often enough for a clock that
+/// counts seconds to look alive, never more than ten times a second.
+pub const REDRAW: Duration = Duration::from_millis(100);
+
+/// What every phase that runs is waiting on, redrawn under the lines of
+/// what finished ([`frame`] of a [`LiveView`]). Only for a person at a
+/// terminal (see `OutputMode::choose`).
+///
+/// The frame is one multi-line message of one indicatif bar, so every
+/// redraw replaces the whole frame at once (no line of it is ever half
+/// updated, nothing flickers); a ticker thread recomputes it at most every
+/// [`REDRAW`], and only draws when it changed (the clocks count seconds).
+/// Lines are cut to the terminal's width as it is at each redraw, so
+/// indicatif never has a wrapped line to miscount.
 pub struct ProgressSink {
     bar: indicatif::ProgressBar,
+    view: Arc<Mutex<LiveView>>,
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    ticker: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Default for ProgressSink {
@@ -193,22 +213,71 @@ impl Default for ProgressSink {
     }
 }
 
+/// The terminal's width, when stderr is one.
+fn terminal_width() -> usize {
+    console::Term::stderr()
+        .size_checked()
+        .map_or(80, |(_, cols)| cols as usize)
+}
+
 impl ProgressSink {
     pub fn new() -> Self {
-        let bar = indicatif::ProgressBar::new_spinner();
+        // Twice the ticker's rate: the ticker bounds the redraws, and a
+        // line printed above is drawn at once.
+        let bar = indicatif::ProgressBar::with_draw_target(
+            None,
+            indicatif::ProgressDrawTarget::stderr_with_hz(20),
+        );
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}")
+            indicatif::ProgressStyle::with_template("{msg}")
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
         );
-        bar.enable_steady_tick(Duration::from_millis(120));
-        Self { bar }
+        let view = Arc::new(Mutex::new(LiveView::default()));
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let ticker = {
+            let (bar, view) = (bar.clone(), view.clone());
+            std::thread::Builder::new()
+                .name("harness-progress".into())
+                .spawn(move || {
+                    let mut shown = String::new();
+                    // Ends when the sink says so or is gone.
+                    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                        stopped.recv_timeout(REDRAW)
+                    {
+                        let drawn = {
+                            let Ok(view) = view.lock() else { break };
+                            // One column spare: a line exactly as wide as
+                            // the terminal wraps on some of them.
+                            frame(
+                                &view,
+                                jiff::Timestamp::now(),
+                                terminal_width().saturating_sub(1),
+                            )
+                        };
+                        if drawn != shown {
+                            bar.set_message(drawn.clone());
+                            shown = drawn;
+                        }
+                    }
+                })
+                .ok()
+        };
+        Self {
+            bar,
+            view,
+            stop: Some(stop),
+            ticker,
+        }
     }
 }
 
 impl Sink for ProgressSink {
     fn emit(&mut self, event: &Stamped) {
-        if let Event::PhaseStarted { phase } = &event.event {
-            self.bar.set_message(phase.name().to_string());
+        if let Ok(mut view) = self.view.lock() {
+            view.event(event);
+        }
+        // What the frame shows live is not printed as a line as well.
+        if matches!(event.event, Event::PhaseStarted { .. }) {
             return;
         }
         if let Some(text) = line(&event.event) {
@@ -216,7 +285,17 @@ impl Sink for ProgressSink {
         }
     }
 
+    fn progress(&mut self, progress: &Progress, at: jiff::Timestamp) {
+        if let Ok(mut view) = self.view.lock() {
+            view.progress(progress, at);
+        }
+    }
+
     fn finish(&mut self) {
+        drop(self.stop.take());
+        if let Some(ticker) = self.ticker.take() {
+            let _ = ticker.join();
+        }
         self.bar.finish_and_clear();
     }
 }

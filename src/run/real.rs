@@ -279,6 +279,7 @@ impl crate::run::Stages for RealStages<'_> {
                 story.as_ref(),
                 None,
                 None,
+                &bus,
             )
             .await
         })

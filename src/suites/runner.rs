@@ -176,7 +176,6 @@ fn signal_name(sig: i32) -> String {
     Signal::try_from(sig).map_or_else(|_| format!("signal {sig}"), |s| s.as_str().to_owned())
 }
 
-
 /// What happened to one suite.
 #[derive(Debug, Clone)]
 pub struct SuiteResult {

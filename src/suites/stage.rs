@@ -146,6 +146,9 @@ pub async fn run_suites<P: NamespaceProvisioner + 'static>(
         jobs,
         grace: Duration::from_secs(10),
     };
+    bus.progress(crate::report::progress::Progress::SuitesPlanned {
+        suites: specs.iter().map(|s| (s.name.clone(), s.timeout)).collect(),
+    });
     let (tx, mut rx) = mpsc::channel(256);
     let forward = {
         let bus = bus.clone();
