@@ -11,7 +11,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use harness::suites::junit::{SuiteReports, assemble, parse_junit};
+use harness::suites::junit::{OwnReport, SuiteReports, assemble, parse_junit};
 use harness::suites::{Outcome, SuiteResult};
 use libfuzzer_sys::fuzz_target;
 
@@ -20,8 +20,9 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let (xml, log_tail) = input.split_once('\0').unwrap_or((input, ""));
-    let own = parse_junit(xml);
+    let own = OwnReport::parse(PathBuf::from("suite/junit.xml"), xml);
     let cases_in = own
+        .report
         .as_ref()
         .map(|r| {
             r.test_suites
@@ -44,7 +45,7 @@ fuzz_target!(|data: &[u8]| {
             artifacts_dir: PathBuf::from("suite"),
             namespace: Some("suite-p1-0123abcd".into()),
         },
-        own: vec![(PathBuf::from("suite/junit.xml"), own)],
+        own: vec![own],
         log_tail: log_tail.to_owned(),
     };
     let report = assemble("run", &[suite]);

@@ -76,6 +76,7 @@ fuzz_target!(|data: &[u8]| {
         objects: tracked,
         events,
         endpoint_slices: slices,
+        endpoints,
     };
     for now in [Timestamp::UNIX_EPOCH, Timestamp::MAX, Timestamp::MIN] {
         let judgement = judge(&snapshot, now, &Tolerance::default());
