@@ -40,6 +40,12 @@ impl Sink for Collect {
     fn emit(&mut self, e: &Stamped) {
         self.0.lock().unwrap().push(e.event.clone());
     }
+    fn progress(
+        &mut self,
+        _: &harness::report::progress::Progress,
+        _: harness::readiness::Timestamp,
+    ) {
+    }
 }
 
 fn context(project: &Project, run_dir: &Path, grace: Duration) -> HookContext {

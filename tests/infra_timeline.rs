@@ -19,6 +19,12 @@ impl Sink for Collect {
     fn emit(&mut self, e: &Stamped) {
         self.0.lock().unwrap().push(e.clone());
     }
+    fn progress(
+        &mut self,
+        _: &harness::report::progress::Progress,
+        _: harness::readiness::Timestamp,
+    ) {
+    }
 }
 
 #[tokio::test]

@@ -71,6 +71,10 @@ impl crate::report::sink::Sink for Remember {
         self.inner.emit(event);
     }
 
+    fn progress(&mut self, progress: &crate::report::progress::Progress, at: jiff::Timestamp) {
+        self.inner.progress(progress, at);
+    }
+
     fn finish(&mut self) {
         self.inner.finish();
     }
@@ -564,6 +568,39 @@ pub use live::Unreachable;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The sink that remembers told errors wraps the live one: everything
+    /// reaches it, progress included (without it the terminal showed no
+    /// bytes, no waves and no component states).
+    #[test]
+    fn the_told_errors_sink_passes_progress_on() {
+        use crate::report::progress::Progress;
+        use crate::report::sink::Sink;
+        struct Seen(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+        impl Sink for Seen {
+            fn emit(&mut self, event: &crate::report::Stamped) {
+                self.0.lock().unwrap().push(format!("{:?}", event.event));
+            }
+            fn progress(&mut self, progress: &Progress, _: jiff::Timestamp) {
+                self.0.lock().unwrap().push(format!("{progress:?}"));
+            }
+        }
+        let seen = std::sync::Arc::default();
+        let mut sink = Remember {
+            inner: Box::new(Seen(std::sync::Arc::clone(&seen))),
+            told: Told::default(),
+        };
+        sink.progress(
+            &Progress::Collectors { done: 1, total: 2 },
+            jiff::Timestamp::now(),
+        );
+        sink.emit(&crate::report::Stamped::now(crate::report::Event::Notice {
+            message: "n".into(),
+        }));
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        assert!(seen[0].starts_with("Collectors"), "{seen:?}");
+    }
 
     #[test]
     fn exit_codes_follow_the_error_chain() {

@@ -256,6 +256,7 @@ mod tests {
         fn emit(&mut self, event: &Stamped) {
             self.0.lock().unwrap().push(event.clone());
         }
+        fn progress(&mut self, _: &crate::report::progress::Progress, _: jiff::Timestamp) {}
     }
 
     #[tokio::test]
@@ -321,6 +322,7 @@ mod tests {
             };
             assert!(count < 2, "the fragile sink breaks");
         }
+        fn progress(&mut self, _: &crate::report::progress::Progress, _: jiff::Timestamp) {}
     }
 
     /// Counts progress, to see it arrive in order with the events.

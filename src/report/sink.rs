@@ -12,8 +12,10 @@ use super::{Event, Stamped};
 pub trait Sink: Send {
     fn emit(&mut self, event: &Stamped);
     /// How far along a stage is; only the terminal shows it (the plain and
-    /// JSON sinks ignore it, so their output does not depend on it).
-    fn progress(&mut self, _progress: &Progress, _at: jiff::Timestamp) {}
+    /// JSON sinks ignore it, so their output does not depend on it). No
+    /// default: a sink that wraps another must pass it on, and once a
+    /// wrapper that did not left the terminal without any progress.
+    fn progress(&mut self, progress: &Progress, at: jiff::Timestamp);
     /// Called once at the end (clears bars, flushes).
     fn finish(&mut self) {}
 }
@@ -154,6 +156,9 @@ impl<W: Write + Send> Sink for PlainSink<W> {
         }
     }
 
+    /// Progress is for the terminal only.
+    fn progress(&mut self, _: &super::progress::Progress, _: jiff::Timestamp) {}
+
     fn finish(&mut self) {
         let _ = self.out.flush();
     }
@@ -180,6 +185,9 @@ impl<W: Write + Send> Sink for JsonSink<W> {
             let _ = writeln!(self.out, "{json}");
         }
     }
+
+    /// Progress is for the terminal only.
+    fn progress(&mut self, _: &super::progress::Progress, _: jiff::Timestamp) {}
 
     fn finish(&mut self) {
         let _ = self.out.flush();

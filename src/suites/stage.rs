@@ -279,6 +279,7 @@ mod tests {
         fn emit(&mut self, e: &crate::report::Stamped) {
             self.0.lock().unwrap().push(e.event.clone());
         }
+        fn progress(&mut self, _: &crate::report::progress::Progress, _: jiff::Timestamp) {}
     }
 
     #[tokio::test]
