@@ -25,6 +25,20 @@ pub struct Req {
 }
 
 impl Req {
+    /// The request as recorded, from its head and its collected body.
+    pub fn new(parts: &http::request::Parts, body: &[u8]) -> Self {
+        Self {
+            method: parts.method.to_string(),
+            path: parts.uri.path().to_owned(),
+            query: parts.uri.query().unwrap_or_default().to_owned(),
+            content_type: parts
+                .headers
+                .get(http::header::CONTENT_TYPE)
+                .map(|v| v.to_str().unwrap().to_owned()),
+            body: String::from_utf8_lossy(body).into_owned(),
+        }
+    }
+
     pub fn is_watch(&self) -> bool {
         self.query.contains("watch=true") || self.query.contains("watch=1")
     }
@@ -86,16 +100,7 @@ pub fn spawn(mut scenario: impl FnMut(&Req) -> Reply + Send + 'static) -> (kube:
         while let Some((request, send)) = handle.next_request().await {
             let (parts, body) = request.into_parts();
             let body = body.collect_bytes().await.unwrap_or_default();
-            let req = Req {
-                method: parts.method.to_string(),
-                path: parts.uri.path().to_owned(),
-                query: parts.uri.query().unwrap_or_default().to_owned(),
-                content_type: parts
-                    .headers
-                    .get(http::header::CONTENT_TYPE)
-                    .map(|v| v.to_str().unwrap().to_owned()),
-                body: String::from_utf8_lossy(&body).into_owned(),
-            };
+            let req = Req::new(&parts, &body);
             recorded.lock().unwrap().push(req.clone());
             let respond = |send: tower_test::mock::SendResponse<Response<Body>>,
                            status: u16,

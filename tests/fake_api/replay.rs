@@ -256,16 +256,7 @@ pub fn serve(
         while let Some((request, send)) = handle.next_request().await {
             let (parts, b) = request.into_parts();
             let b = b.collect_bytes().await.unwrap_or_default();
-            let req = Req {
-                method: parts.method.to_string(),
-                path: parts.uri.path().to_owned(),
-                query: parts.uri.query().unwrap_or_default().to_owned(),
-                content_type: parts
-                    .headers
-                    .get(http::header::CONTENT_TYPE)
-                    .map(|v| v.to_str().unwrap().to_owned()),
-                body: String::from_utf8_lossy(&b).into_owned(),
-            };
+            let req = Req::new(&parts, &b);
             recorded.lock().unwrap().push(req.clone());
             let json = |status: u16, text: String| {
                 Response::builder()
