@@ -145,23 +145,6 @@ async fn deploy<F: std::future::Future<Output = ()>>(
             // A task whose panic nobody sees: its handle's error is dropped.
             crate::panics::inject("deploy-events");
             while let Some(event) = rx.recv().await {
-                match &event {
-                    DeployEvent::WaveStarted { wave, components } => {
-                        bus.progress(Progress::DeployWave {
-                            wave: *wave,
-                            waves,
-                            components: components.clone(),
-                        })
-                    }
-                    DeployEvent::Live { component, state } => {
-                        bus.progress(Progress::DeployLive {
-                            component: component.clone(),
-                            state: state.clone(),
-                        });
-                        continue;
-                    }
-                    _ => {}
-                }
                 let secs =
                     |t: Option<jiff::Timestamp>, from: Option<jiff::Timestamp>| match (t, from) {
                         (Some(t), Some(f)) => Some(t.duration_since(f).as_secs_f64()),
@@ -183,9 +166,15 @@ async fn deploy<F: std::future::Future<Output = ()>>(
                         initialized: secs(timeline.initialized, timeline.created),
                         ready: secs(timeline.ready, timeline.created),
                     },
-                    DeployEvent::WaveStarted { wave, components } => Event::Notice {
-                        message: format!("deploy wave {wave}: {}", components.join(", ")),
-                    },
+                    DeployEvent::WaveStarted { wave, components } => {
+                        let message = format!("deploy wave {wave}: {}", components.join(", "));
+                        bus.progress(Progress::DeployWave {
+                            wave,
+                            waves,
+                            components,
+                        });
+                        Event::Notice { message }
+                    }
                     DeployEvent::Healthy { component, url } => Event::Notice {
                         message: format!("{component} healthy at {url}"),
                     },
@@ -207,9 +196,11 @@ async fn deploy<F: std::future::Future<Output = ()>>(
                         diagnosis: diagnosis
                             .map(|d| Box::new(crate::report::ReportedDiagnosis::new(&d))),
                     },
-                    DeployEvent::Applied { .. }
-                    | DeployEvent::Waiting { .. }
-                    | DeployEvent::Live { .. } => continue,
+                    DeployEvent::Live { component, state } => {
+                        bus.progress(Progress::DeployLive { component, state });
+                        continue;
+                    }
+                    DeployEvent::Applied { .. } | DeployEvent::Waiting { .. } => continue,
                 };
                 bus.emit(event);
             }

@@ -50,33 +50,44 @@ pub async fn run(
                 while let Some(event) = rx.recv().await {
                     use super::ImageEvent;
                     use crate::report::progress::Progress;
-                    match &event {
-                        ImageEvent::Building { image, .. } | ImageEvent::Pulling { image, .. } => {
+                    match event {
+                        ImageEvent::Building { image, .. } => {
                             bus.progress(Progress::ImageStarted {
-                                image: image.clone(),
-                                pulling: matches!(event, ImageEvent::Pulling { .. }),
+                                image,
+                                pulling: false,
                             });
                         }
-                        ImageEvent::Step { image, step } => bus.progress(Progress::ImageStep {
-                            image: image.clone(),
-                            step: step.clone(),
-                        }),
-                        ImageEvent::Line { .. } | ImageEvent::Done(_) => {}
-                    }
-                    if let super::ImageEvent::Done(o) = event {
-                        let (outcome, seconds) = match o.obtained {
-                            super::Obtained::Built { seconds } => ("built".to_string(), seconds),
-                            super::Obtained::Pulled { seconds } => ("pulled".to_string(), seconds),
-                            super::Obtained::Cached => {
-                                ("cached (content tag present)".to_string(), 0.0)
-                            }
-                            super::Obtained::Present => ("present in the engine".to_string(), 0.0),
-                        };
-                        bus.emit(Event::Image {
-                            image: format!("{} ({})", o.image, o.reference),
-                            outcome,
-                            seconds,
-                        });
+                        ImageEvent::Pulling { image, .. } => {
+                            bus.progress(Progress::ImageStarted {
+                                image,
+                                pulling: true,
+                            });
+                        }
+                        ImageEvent::Step { image, step } => {
+                            bus.progress(Progress::ImageStep { image, step })
+                        }
+                        ImageEvent::Line { .. } => {}
+                        ImageEvent::Done(o) => {
+                            let (outcome, seconds) = match o.obtained {
+                                super::Obtained::Built { seconds } => {
+                                    ("built".to_string(), seconds)
+                                }
+                                super::Obtained::Pulled { seconds } => {
+                                    ("pulled".to_string(), seconds)
+                                }
+                                super::Obtained::Cached => {
+                                    ("cached (content tag present)".to_string(), 0.0)
+                                }
+                                super::Obtained::Present => {
+                                    ("present in the engine".to_string(), 0.0)
+                                }
+                            };
+                            bus.emit(Event::Image {
+                                image: format!("{} ({})", o.image, o.reference),
+                                outcome,
+                                seconds,
+                            });
+                        }
                     }
                 }
             })
