@@ -383,17 +383,7 @@ pub async fn deploy_lane(
     deadline: Instant,
 ) -> Result<DeployReport, DeployError> {
     let now = |_: &Component| std::future::ready(());
-    deploy_lane_with(
-        client,
-        project,
-        lane,
-        images,
-        events,
-        deadline,
-        Clock::system(),
-        now,
-    )
-    .await
+    deploy_lane_when(client, project, lane, images, events, deadline, now).await
 }
 
 /// [`deploy_lane`], where each component also waits for `ready(component)`
