@@ -127,11 +127,6 @@ fn start_output_told(
     (bus, task, told)
 }
 
-/// Where a run records its events: `.harness/runs/<run>/events.jsonl`.
-fn events_file(project: &Project, run_id: &str) -> PathBuf {
-    crate::run::run_dir(project, run_id).join("events.jsonl")
-}
-
 /// `harness test` with its output: the live events, then the report, how
 /// to use a kept environment, and the GitHub step summary.
 async fn run_test(
@@ -145,7 +140,7 @@ async fn run_test(
         output,
         &lane.name,
         &run_id,
-        Some(events_file(project, &run_id)),
+        Some(crate::run::events_file(project, &run_id)),
     );
     let told = |text: &str| told.lock().expect("not poisoned").iter().any(|t| t == text);
     let run = crate::run::test::run(project, lane, args, &run_id, bus, told).await?;
@@ -229,7 +224,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
                 global.output,
                 &lane.name,
                 &run_id,
-                Some(events_file(&project, &run_id)),
+                Some(crate::run::events_file(&project, &run_id)),
             );
             if let Some(message) =
                 crate::run::lifecycle::up_preserve_notice(args.preserve, |k| std::env::var(k).ok())

@@ -151,9 +151,8 @@ pub async fn gather_now(
     let out = out.unwrap_or_else(|| project.root.join(".harness").join("gather"));
     // The story of the `harness up` that brought the environment up, when
     // it was recorded: its deploy timeline and verdicts belong in the bundle.
-    let story = crate::gather::story::Story::recorded(
-        &crate::run::run_dir(project, &state.run_id).join("events.jsonl"),
-    );
+    let story =
+        crate::gather::story::Story::recorded(&crate::run::events_file(project, &state.run_id));
     let bundle = tokio::time::timeout(
         crate::run::lifecycle::GATHER_BUDGET,
         gather(

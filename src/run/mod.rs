@@ -478,6 +478,11 @@ pub fn run_dir(project: &crate::config::Project, run_id: &str) -> PathBuf {
     project.root.join(".harness").join("runs").join(run_id)
 }
 
+/// Where a run records its events: `.harness/runs/<run>/events.jsonl`.
+pub fn events_file(project: &crate::config::Project, run_id: &str) -> PathBuf {
+    run_dir(project, run_id).join("events.jsonl")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
