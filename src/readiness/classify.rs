@@ -1176,16 +1176,8 @@ fn probe_target(probe: Option<&Probe>, output: &str) -> String {
             h.path.as_deref().unwrap_or("/")
         );
     }
-    if let Some(e) = &probe.exec {
-        return format!("exec {:?}", e.command.as_deref().unwrap_or_default());
-    }
-    if let Some(t) = &probe.tcp_socket {
-        return format!("tcp :{}", port(&t.port));
-    }
-    if let Some(g) = &probe.grpc {
-        return format!("grpc :{}", g.port);
-    }
-    "(unknown probe)".to_owned()
+    // exec, tcp and grpc probes are said as everywhere else.
+    super::waiting::describe_probe(probe)
 }
 
 fn port(p: &IntOrString) -> String {
