@@ -12,6 +12,7 @@ use comfy_table::{Table, presets};
 use serde::Serialize;
 
 use crate::config::{ClusterProvider, HostPort, Project};
+use crate::failure::Failure;
 
 /// The plan of one lane.
 #[derive(Clone, Debug, Serialize)]
@@ -114,6 +115,75 @@ pub fn select<'p>(
                 .map(str::to_owned),
                 lanes: project.lanes.keys().cloned().collect(),
             }),
+    }
+}
+
+/// A naming of lanes that names none: a usage error (2), with the lanes
+/// there are.
+impl Failure for UnknownLane {
+    fn exit(&self) -> crate::exit::Exit {
+        crate::exit::Exit::Usage
+    }
+
+    fn fix(&self) -> Option<String> {
+        Some(self.help())
+    }
+}
+
+/// A command that acts on one lane was not told which.
+#[derive(Debug, thiserror::Error)]
+#[error("the lane file defines {} lanes; say which with --lane", .lanes.len())]
+pub struct LaneRequired {
+    pub lanes: Vec<String>,
+}
+
+impl Failure for LaneRequired {
+    fn exit(&self) -> crate::exit::Exit {
+        crate::exit::Exit::Usage
+    }
+
+    fn fix(&self) -> Option<String> {
+        Some(format!("lanes defined: {}", self.lanes.join(", ")))
+    }
+}
+
+/// Why no one lane could be chosen.
+#[derive(Debug, thiserror::Error)]
+pub enum LaneChoice {
+    #[error(transparent)]
+    Unknown(#[from] UnknownLane),
+    #[error(transparent)]
+    Required(#[from] LaneRequired),
+}
+
+impl Failure for LaneChoice {
+    fn exit(&self) -> crate::exit::Exit {
+        match self {
+            LaneChoice::Unknown(e) => e.exit(),
+            LaneChoice::Required(e) => e.exit(),
+        }
+    }
+
+    fn fix(&self) -> Option<String> {
+        match self {
+            LaneChoice::Unknown(e) => e.fix(),
+            LaneChoice::Required(e) => e.fix(),
+        }
+    }
+}
+
+/// The one lane a command acts on: the one named, or the only one there is.
+pub fn one_lane<'p>(
+    project: &'p Project,
+    lane: Option<&str>,
+) -> Result<&'p crate::config::Lane, LaneChoice> {
+    match lane {
+        Some(_) => Ok(select(project, lane)?.remove(0)),
+        None if project.lanes.len() == 1 => Ok(&project.lanes[0]),
+        None => Err(LaneRequired {
+            lanes: project.lanes.keys().cloned().collect(),
+        }
+        .into()),
     }
 }
 

@@ -49,7 +49,7 @@ pub struct Project {
     pub lanes: IndexMap<String, Lane>,
     /// Host ports several lanes claim: fine for lanes that never run on
     /// one machine at once (the plan reports them, preflight checks them).
-    pub shared_ports: Vec<super::ports::SharedPort>,
+    pub shared_ports: Vec<super::kind::SharedPort>,
 }
 
 #[derive(Clone, Debug, Serialize)]

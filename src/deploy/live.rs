@@ -46,6 +46,24 @@ pub enum LiveError {
     },
 }
 
+/// A cluster that cannot be asked is a cluster failure (5); manifests that
+/// cannot be read fail as in a deploy.
+impl crate::failure::Failure for LiveError {
+    fn exit(&self) -> crate::exit::Exit {
+        match self {
+            LiveError::Deploy(e) => e.exit(),
+            LiveError::Read { .. } => crate::exit::Exit::Cluster,
+        }
+    }
+
+    fn fix(&self) -> Option<String> {
+        match self {
+            LiveError::Deploy(e) => e.fix(),
+            LiveError::Read { .. } => None,
+        }
+    }
+}
+
 /// Reads and judges `component` now.
 pub async fn component_state(
     client: &Client,

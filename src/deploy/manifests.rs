@@ -47,6 +47,23 @@ pub enum ManifestError {
     },
 }
 
+impl ManifestError {
+    /// What to do about it.
+    pub fn help(&self) -> Option<String> {
+        Some(match self {
+            ManifestError::Read { component, .. } => format!(
+                "check the path under `components.{component}.manifests` in the lane file"
+            ),
+            ManifestError::Parse { .. } => {
+                "fix the YAML of the manifest (each document one Kubernetes object)".to_owned()
+            }
+            ManifestError::MissingImage { image, .. } => format!(
+                "define `images.{image}` in the lane file and list it under the component's `images:`"
+            ),
+        })
+    }
+}
+
 /// What placeholders are filled with.
 #[derive(Clone, Debug)]
 pub struct Values<'a> {

@@ -44,6 +44,8 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::time::Instant;
 
 use crate::config::{Component, Lane, Project};
+use crate::exit::Exit;
+use crate::failure::Failure;
 use crate::k8s::evidence::{LogText, fetch_pod_evidence};
 use crate::readiness::classify::Tolerance;
 use crate::readiness::timeline::{PodTimeline, pod_timeline};
@@ -327,6 +329,53 @@ impl DeployError {
                 .all(|f| f.is_timeout() || matches!(f, DeployError::Stopped { .. })),
             _ => false,
         }
+    }
+}
+
+/// A deadline that ran out is a timeout (7), anything else a failed deploy
+/// (6). The fix of a refused apply is the refusal's own (a field or a kind
+/// newer than the cluster says which node image to use); a verdict's fix
+/// is in its evidence, which the failure shows below its line.
+impl Failure for DeployError {
+    fn exit(&self) -> Exit {
+        match self {
+            DeployError::Deadline { .. } | DeployError::Health { .. } => Exit::Timeout,
+            DeployError::Wave { .. } if self.is_timeout() => Exit::Timeout,
+            DeployError::Wave { .. }
+            | DeployError::Manifest(_)
+            | DeployError::Apply { .. }
+            | DeployError::Failed { .. }
+            | DeployError::AfterReady { .. }
+            | DeployError::Stopped { .. } => Exit::Deploy,
+        }
+    }
+
+    fn fix(&self) -> Option<String> {
+        match self {
+            DeployError::Apply { source, .. } => source.help(),
+            DeployError::Manifest(e) => e.help(),
+            DeployError::Wave { failures, .. } => failures.iter().find_map(Failure::fix),
+            DeployError::Health { component, .. } => Some(format!(
+                "check what the component logs (`harness diagnose` shows its pods), or fix its `health.url`; `{component}`'s objects are Ready"
+            )),
+            DeployError::Failed { .. }
+            | DeployError::AfterReady { .. }
+            | DeployError::Deadline { .. }
+            | DeployError::Stopped { .. } => None,
+        }
+    }
+
+    /// A failure or a deadline is never shown without its table and
+    /// evidence: every failed component's.
+    fn evidence(&self) -> Option<String> {
+        let diagnoses = self.diagnoses();
+        (!diagnoses.is_empty()).then(|| {
+            diagnoses
+                .iter()
+                .map(|d| d.render())
+                .collect::<Vec<_>>()
+                .join("\n\n")
+        })
     }
 }
 

@@ -37,34 +37,123 @@ use futures_util::FutureExt as _;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::cli::GatherWhen;
 use crate::exit::Exit;
+use crate::failure::Failure;
 use crate::suites::{CancelToken, cancellation};
 use lifecycle::{OnInterrupt, Step};
 
-/// A stage that failed, with the exit code its failure means.
-#[derive(Debug)]
-pub struct StageFailure {
-    pub exit: Exit,
-    pub error: anyhow::Error,
+pub use crate::failure::StageFailure;
+pub use crate::stage::UpFailure;
+pub use lifecycle::GatherWhen;
+
+/// What went wrong in the run itself, beside its stages' own failures.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// A stage panicked.
+    #[error("{stage} stopped by a panic")]
+    Panicked {
+        stage: &'static str,
+        #[source]
+        panic: crate::panics::Panic,
+    },
+    /// `up` panicked before a cluster existed.
+    #[error(
+        "gather and teardown not run: harness panicked before a cluster existed, so there is nothing to collect or delete"
+    )]
+    NothingToGather,
+    /// An interrupt stopped the run before the hooks.
+    #[error("hooks skipped: the run was interrupted")]
+    HooksSkipped,
+    /// An interrupt ended a closing step early.
+    #[error("{} cut short by an interrupt", .step.name())]
+    CutShort { step: Step },
+    /// A third interrupt left the run at once.
+    #[error("abandoned by a third interrupt")]
+    Abandoned,
+    /// A closing step ran past its budget.
+    #[error("{} did not finish within {}s", .step.name(), .budget.as_secs())]
+    OverBudget { step: Step, budget: Duration },
+    /// An interrupt stopped `up`.
+    #[error("interrupted while bringing the lane up")]
+    InterruptedUp,
+    /// An interrupt stopped a command (`down`, `gather`): what that leaves.
+    #[error("interrupted: {after}")]
+    Interrupted { after: String },
+    /// The suites were asked to run with no cluster to run them on.
+    #[error("no cluster client")]
+    NoClient,
+    /// The suites or hooks were asked to run with nothing up.
+    #[error("no environment")]
+    NoEnvironment,
+    /// Gather found no cluster to read.
+    #[error("no cluster to gather from: cluster {cluster} was never reached")]
+    NeverReached { cluster: String },
 }
 
-impl std::fmt::Display for StageFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The whole chain: this is what a person reads in the report.
-        write!(f, "{:#}", self.error)
+/// SIGINT and SIGTERM cannot be listened for: without that, an interrupt
+/// would kill the run before it gathers and tears down, so none starts.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen for SIGINT/SIGTERM")]
+pub struct SignalError {
+    #[source]
+    pub source: std::io::Error,
+}
+
+impl Failure for SignalError {
+    fn exit(&self) -> Exit {
+        Exit::Internal
+    }
+
+    fn fix(&self) -> Option<String> {
+        None
     }
 }
 
-/// A stage failure is an error in its own right: its text is the whole
-/// cause chain, and [`crate::app::exit_for`] finds its exit code.
-impl std::error::Error for StageFailure {}
+/// What each means for the run's exit: a panic outranks everything (71),
+/// an interrupt is 130, a closing step past its budget fails as its step
+/// fails, and a run with no environment to act on is harness's own bug.
+impl Failure for RunError {
+    fn exit(&self) -> Exit {
+        match self {
+            RunError::Panicked { .. } | RunError::NothingToGather => Exit::Panicked,
+            RunError::HooksSkipped
+            | RunError::CutShort { .. }
+            | RunError::Abandoned
+            | RunError::InterruptedUp
+            | RunError::Interrupted { .. } => Exit::Interrupted,
+            RunError::OverBudget { step, .. } => match step {
+                Step::Gather => Exit::Gather,
+                // The user's own commands, like a suite past its timeout.
+                Step::Hooks => Exit::SuitesFailed,
+                Step::Teardown => Exit::Cluster,
+            },
+            RunError::NoClient | RunError::NoEnvironment => Exit::Internal,
+            RunError::NeverReached { .. } => Exit::Gather,
+        }
+    }
 
-impl StageFailure {
-    pub fn new(exit: Exit, error: impl Into<anyhow::Error>) -> Self {
-        Self {
-            exit,
-            error: error.into(),
+    fn fix(&self) -> Option<String> {
+        match self {
+            RunError::OverBudget {
+                step: Step::Teardown,
+                ..
+            }
+            | RunError::CutShort {
+                step: Step::Teardown,
+            }
+            | RunError::Abandoned => {
+                Some("run `harness down` to delete what the run left".to_owned())
+            }
+            RunError::Panicked { .. }
+            | RunError::NothingToGather
+            | RunError::HooksSkipped
+            | RunError::CutShort { .. }
+            | RunError::OverBudget { .. }
+            | RunError::InterruptedUp
+            | RunError::Interrupted { .. }
+            | RunError::NoClient
+            | RunError::NoEnvironment
+            | RunError::NeverReached { .. } => None,
         }
     }
 }
@@ -104,20 +193,12 @@ async fn guarded<T>(
         .unwrap_or_else(|payload| Err(panicked(stage, payload.as_ref())))
 }
 
-fn panicked(stage: &str, payload: &(dyn std::any::Any + Send)) -> StageFailure {
-    let panic = crate::panics::caught(payload);
-    StageFailure::new(
-        Exit::Panicked,
-        anyhow::Error::new(panic).context(format!("{stage} stopped by a panic")),
-    )
-}
-
-/// `up` failed; `cluster_exists` says whether there is anything to gather
-/// from and tear down (a build failure leaves no cluster).
-#[derive(Debug)]
-pub struct UpFailure {
-    pub failure: StageFailure,
-    pub cluster_exists: bool,
+fn panicked(stage: &'static str, payload: &(dyn std::any::Any + Send)) -> StageFailure {
+    RunError::Panicked {
+        stage,
+        panic: crate::panics::caught(payload),
+    }
+    .into()
 }
 
 #[derive(Clone, Debug)]
@@ -146,7 +227,7 @@ pub struct RunResult {
     pub bundle: Option<PathBuf>,
     pub interrupted: bool,
     pub timed_out: bool,
-    pub errors: Vec<(&'static str, anyhow::Error)>,
+    pub errors: Vec<(&'static str, StageFailure)>,
 }
 
 /// Why `up`/`suites` were cancelled.
@@ -240,12 +321,9 @@ pub async fn run<S: Stages>(
             let failure = self::panicked("up", payload.as_ref());
             let cluster_exists = stages.cluster_exists();
             if !cluster_exists {
-                result.errors.push((
-                    "gather",
-                    anyhow::anyhow!(
-                        "gather and teardown not run: harness panicked before a cluster existed, so there is nothing to collect or delete"
-                    ),
-                ));
+                result
+                    .errors
+                    .push(("gather", RunError::NothingToGather.into()));
             }
             Err(UpFailure {
                 failure,
@@ -261,11 +339,11 @@ pub async fn run<S: Stages>(
         }) => {
             cluster_exists = exists;
             failed = true;
-            panicked |= failure.exit == Exit::Panicked;
-            if stopped.is_none() || failure.exit == Exit::Panicked {
-                result.exit = failure.exit;
+            panicked |= failure.exit() == Exit::Panicked;
+            if stopped.is_none() || failure.exit() == Exit::Panicked {
+                result.exit = failure.exit();
             }
-            result.errors.push(("up", failure.error));
+            result.errors.push(("up", failure));
         }
     }
     if !failed && stopped.is_none() {
@@ -278,9 +356,9 @@ pub async fn run<S: Stages>(
             }
             Err(failure) => {
                 failed = true;
-                panicked |= failure.exit == Exit::Panicked;
-                result.exit = failure.exit;
-                result.errors.push(("suites", failure.error));
+                panicked |= failure.exit() == Exit::Panicked;
+                result.exit = failure.exit();
+                result.errors.push(("suites", failure));
             }
         }
     }
@@ -317,16 +395,16 @@ pub async fn run<S: Stages>(
         }
         // An interrupt asks for gather and teardown, not for the hooks.
         if step == Step::Hooks && *interrupts.borrow() > 0 {
-            result.errors.push((
-                "hooks",
-                anyhow::anyhow!("hooks skipped: the run was interrupted"),
-            ));
+            result
+                .errors
+                .push(("hooks", RunError::HooksSkipped.into()));
             continue;
         }
-        let (name, budget) = match step {
-            Step::Gather => ("gather", options.gather_budget),
-            Step::Hooks => ("hooks", options.hooks_budget),
-            Step::Teardown => ("teardown", options.teardown_budget),
+        let name = step.name();
+        let budget = match step {
+            Step::Gather => options.gather_budget,
+            Step::Hooks => options.hooks_budget,
+            Step::Teardown => options.teardown_budget,
         };
         result.ran.push(name);
         let so_far = if result.interrupted {
@@ -370,7 +448,7 @@ pub async fn run<S: Stages>(
                         }
                         OnInterrupt::Abandon => {
                             result.exit = Exit::Interrupted;
-                            result.errors.push((name, anyhow::anyhow!("abandoned by a third interrupt")));
+                            result.errors.push((name, RunError::Abandoned.into()));
                             return abandoned(result, panicked || (options.panicked)());
                         }
                     }
@@ -380,27 +458,20 @@ pub async fn run<S: Stages>(
         match outcome {
             None => result
                 .errors
-                .push((name, anyhow::anyhow!("{name} cut short by an interrupt"))),
+                .push((name, RunError::CutShort { step }.into())),
             Some(Err(_elapsed)) => {
-                result.errors.push((
-                    name,
-                    anyhow::anyhow!("{name} did not finish within {}s", budget.as_secs()),
-                ));
+                let failure = StageFailure::from(RunError::OverBudget { step, budget });
                 if result.exit == Exit::Ok {
-                    result.exit = match step {
-                        Step::Gather => Exit::Gather,
-                        // The user's own commands, like a suite past its timeout.
-                        Step::Hooks => Exit::SuitesFailed,
-                        Step::Teardown => Exit::Cluster,
-                    };
+                    result.exit = failure.exit();
                 }
+                result.errors.push((name, failure));
             }
             Some(Ok(Err(failure))) => {
-                panicked |= failure.exit == Exit::Panicked;
+                panicked |= failure.exit() == Exit::Panicked;
                 if result.exit == Exit::Ok {
-                    result.exit = failure.exit;
+                    result.exit = failure.exit();
                 }
-                result.errors.push((name, failure.error));
+                result.errors.push((name, failure));
             }
             Some(Ok(Ok(bundle))) => {
                 if bundle.is_some() {
@@ -456,31 +527,23 @@ pub fn count_interrupts(
     Ok(rx)
 }
 
-/// A fresh run id: `r-` and 8 random hex digits.
-pub fn new_run_id() -> String {
-    let mut bytes = [0u8; 4];
-    // Without randomness, the time still makes a usable id.
-    if getrandom::fill(&mut bytes).is_err() {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or_default();
-        bytes = nanos.to_le_bytes();
+pub use crate::stage::new_run_id;
+
+/// Runs `work` until it ends or SIGINT/SIGTERM arrives: an interrupt drops
+/// it (which kills what it runs and removes an unfinished bundle) and ends
+/// in exit 130, with `after` saying what state that leaves.
+pub async fn until_interrupted<T>(
+    work: impl Future<Output = Result<T, StageFailure>>,
+    after: &str,
+) -> Result<T, StageFailure> {
+    let mut interrupts = count_interrupts(|_| {}).map_err(|source| SignalError { source })?;
+    tokio::select! {
+        result = work => result,
+        _ = interrupts.wait_for(|n| *n > 0) => Err(RunError::Interrupted {
+            after: after.to_owned(),
+        }
+        .into()),
     }
-    format!(
-        "r-{}",
-        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    )
-}
-
-/// Where a run keeps its files: `.harness/runs/<run id>/` beside the lane file.
-pub fn run_dir(project: &crate::config::Project, run_id: &str) -> PathBuf {
-    project.root.join(".harness").join("runs").join(run_id)
-}
-
-/// Where a run records its events: `.harness/runs/<run>/events.jsonl`.
-pub fn events_file(project: &crate::config::Project, run_id: &str) -> PathBuf {
-    run_dir(project, run_id).join("events.jsonl")
 }
 
 #[cfg(test)]
@@ -519,6 +582,20 @@ mod tests {
         cluster_after_up: bool,
     }
 
+    /// A stage's failure that means `exit`.
+    #[derive(Debug, thiserror::Error)]
+    #[error("boom")]
+    struct Boom(Exit);
+
+    impl Failure for Boom {
+        fn exit(&self) -> Exit {
+            self.0
+        }
+        fn fix(&self) -> Option<String> {
+            None
+        }
+    }
+
     impl Fake {
         fn new(up: Act, suites: Act, gather: Act) -> Self {
             Self {
@@ -551,7 +628,7 @@ mod tests {
         ) -> Result<(), StageFailure> {
             match act {
                 Act::Ok => Ok(()),
-                Act::Fail => Err(StageFailure::new(exit, anyhow::anyhow!("boom"))),
+                Act::Fail => Err(Boom(exit).into()),
                 Act::UntilCancelled => {
                     cancel.expect("cancellable stage").cancelled().await;
                     self.log.lock().unwrap().push("cancelled".into());
@@ -630,7 +707,7 @@ mod tests {
         r.errors
             .iter()
             .filter(|(s, _)| *s == step)
-            .map(|(_, e)| format!("{e:#}"))
+            .map(|(_, e)| e.text())
             .collect::<Vec<_>>()
             .join("; ")
     }

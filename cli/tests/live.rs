@@ -3,6 +3,7 @@
 //! verdict and its evidence in text and in `--output json`, and the exit
 //! code of a doomed component.
 
+#[path = "../../tests/fake_api/mod.rs"]
 mod fake_api;
 
 use std::process::Command;
@@ -39,7 +40,7 @@ fn project() -> tempfile::TempDir {
     std::fs::copy(
         concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/k8s/pod-crashloop/manifest.yaml"
+            "/../tests/fixtures/k8s/pod-crashloop/manifest.yaml"
         ),
         dir.path().join("pod.yaml"),
     )

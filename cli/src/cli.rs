@@ -1,14 +1,14 @@
 //! The command line: every command, flag and example users see.
 //!
-//! Only `main` and [`crate::app`] see these types; the core modules are
-//! configured with plain values.
+//! Only `main` and [`crate::app`] see these types; the library is
+//! configured with plain values ([`TestArgs::options`]), and never sees clap.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::suites::Shard;
+use harness::suites::Shard;
 
 /// Output format of a command.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -27,7 +27,7 @@ pub enum OutputFormat {
     about = "Stand up the E2E environment of a Kubernetes operator project, run its suites, and say exactly why when something is not ready.",
     long_about = None,
     after_help = "Run `harness <command> --help` for examples.",
-    after_long_help = crate::exit::help_table(),
+    after_long_help = harness::exit::help_table(),
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -64,11 +64,21 @@ pub enum GatherWhen {
     Never,
 }
 
+impl From<GatherWhen> for harness::run::GatherWhen {
+    fn from(when: GatherWhen) -> Self {
+        match when {
+            GatherWhen::Always => Self::Always,
+            GatherWhen::OnFailure => Self::OnFailure,
+            GatherWhen::Never => Self::Never,
+        }
+    }
+}
+
 fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (write e.g. 30s, 5m or 1h30m)"))
 }
 
-fn parse_shard(s: &str) -> Result<Shard, crate::suites::ShardError> {
+fn parse_shard(s: &str) -> Result<Shard, harness::suites::ShardError> {
     s.parse()
 }
 
@@ -187,6 +197,21 @@ pub struct TestArgs {
     /// Rebuild every image even when its content tag already exists
     #[arg(long)]
     pub rebuild: bool,
+}
+
+impl TestArgs {
+    /// What the library's `harness test` takes.
+    pub fn options(&self) -> harness::run::test::TestOptions {
+        harness::run::test::TestOptions {
+            suites: self.suites.clone(),
+            jobs: self.jobs,
+            shard: self.shard,
+            gather: self.gather.into(),
+            preserve: self.preserve,
+            deadline: self.deadline,
+            rebuild: self.rebuild,
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 
 // Only its engine check is used here (it allows its own dead code).
-#[path = "support/node.rs"]
+#[path = "../../tests/support/node.rs"]
 mod node;
 
 /// The engine (see support/node.rs) and the real kind CLI.

@@ -6,9 +6,9 @@
 //! sets both); they run one at a time (.config/nextest.toml), because the
 //! demo lane publishes fixed host ports.
 
-#[path = "support/bundle.rs"]
+#[path = "../../tests/support/bundle.rs"]
 mod bundle;
-#[path = "support/cluster.rs"]
+#[path = "../../tests/support/cluster.rs"]
 mod cluster;
 
 use std::path::{Path, PathBuf};
@@ -19,7 +19,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
 }
 
 /// The harness binary in `dir`, with the node image the caller checked.

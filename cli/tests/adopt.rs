@@ -12,8 +12,9 @@
 //! tests fail under HARNESS_REQUIRE_ENGINE=1 when there is none, and are
 //! skipped otherwise. The `existing` tests need neither.
 
+#[path = "../../tests/fake_api/mod.rs"]
 mod fake_api;
-#[path = "support/node.rs"]
+#[path = "../../tests/support/node.rs"]
 mod node;
 
 use std::collections::BTreeMap;
@@ -222,7 +223,7 @@ impl StandIn {
 
     /// A copy of a fixture lane file directory (state goes into the copy).
     fn copy_of(fixture: &str) -> StandIn {
-        let from = Path::new(env!("CARGO_MANIFEST_DIR"))
+        let from = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
             .join("tests/fixtures/lanefiles")
             .join(fixture);
         let mut files = Vec::new();
@@ -540,7 +541,7 @@ fn a_node_image_that_cannot_be_pulled_is_told_once_with_the_fix() {
         return;
     }
     let standin = StandIn::new(&[("harness.yaml", &kind_lane("")), ("app.yaml", APP)]);
-    let captured = Path::new(env!("CARGO_MANIFEST_DIR"))
+    let captured = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .join("tests/fixtures/k8s/kind-cli/create-cluster-pull-failed.stderr.txt");
     std::fs::copy(captured, standin.kind_dir.join("create-fails")).unwrap();
     let out = standin.harness(&["up"]);

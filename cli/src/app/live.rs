@@ -3,19 +3,31 @@
 
 use std::path::Path;
 
-use anyhow::Context as _;
+use harness::deploy::{Applier, live::component_state};
+use harness::exit::Exit;
+use harness::failure::{Failure, StageFailure};
+use harness::k8s::{self, access};
+use harness::suites::{NamespaceProvisioner, OsRandom, namespace::namespace_name};
 
-use super::{emit, load, one_lane};
+use super::{emit, load};
 use crate::cli::{Global, OutputFormat};
-use crate::deploy::{Applier, live::component_state};
-use crate::exit::Exit;
-use crate::k8s::{self, access};
-use crate::suites::{NamespaceProvisioner, OsRandom, namespace::namespace_name};
 
 /// `diagnose` found a component that will not become Ready.
 #[derive(Debug, thiserror::Error)]
 #[error("{} will not become Ready", .0.join(", "))]
 pub struct Doomed(pub Vec<String>);
+
+/// What `diagnose` found is a deploy's verdict (6); the verdicts and their
+/// evidence were printed above it.
+impl Failure for Doomed {
+    fn exit(&self) -> Exit {
+        Exit::Deploy
+    }
+
+    fn fix(&self) -> Option<String> {
+        None
+    }
+}
 
 /// A component named on the command line is not in the lane.
 #[derive(Debug, thiserror::Error)]
@@ -26,15 +38,28 @@ pub struct UnknownComponent {
     pub known: Vec<String>,
 }
 
+/// The message lists the components there are (2).
+impl Failure for UnknownComponent {
+    fn exit(&self) -> Exit {
+        Exit::Usage
+    }
+
+    fn fix(&self) -> Option<String> {
+        None
+    }
+}
+
 async fn connect(
     global: &Global,
     cwd: &Path,
-) -> anyhow::Result<(crate::config::Project, String, kube::Client)> {
+) -> Result<(harness::config::Project, String, kube::Client), StageFailure> {
     let project = load(global.config.as_deref(), cwd, global.verbose)?;
-    let lane = one_lane(&project, global.lane.as_deref())?.name.clone();
+    let lane = harness::plan::one_lane(&project, global.lane.as_deref())?
+        .name
+        .clone();
     let env = std::env::var_os("KUBECONFIG").and_then(|v| std::env::split_paths(&v).next());
     let home = std::env::var_os("HOME").map(Into::into);
-    let (access, source) = access::resolve(
+    let resolved = access::resolve(
         &project.root,
         &project.lanes[lane.as_str()],
         global.kubeconfig.as_deref(),
@@ -42,32 +67,31 @@ async fn connect(
         home,
     )?;
     if global.verbose > 0 {
-        eprintln!("harness: cluster from {source}");
+        eprintln!("harness: cluster from {}", resolved.found_in);
     }
-    let client = k8s::connect(&access).await?;
+    let client = k8s::connect(&resolved.access).await?;
     // Ask the cluster before anything else: a kubeconfig left behind by
     // an old cluster (kind's, $KUBECONFIG) is not an environment that
     // is up, and one `up` recorded that does not answer is a cluster
     // problem, not a manifest one.
-    let recorded =
-        global.kubeconfig.is_some() || access::state_file(&project.root, &lane).is_file();
     let answer = tokio::time::timeout(PROBE_TIMEOUT, client.apiserver_version()).await;
     let silent = match answer {
         Ok(Ok(_)) | Ok(Err(kube::Error::Api(_))) => None,
-        Ok(Err(e)) => Some(crate::failure::text(&crate::failure::causes_of(&e))),
+        Ok(Err(e)) => Some(harness::failure::chain_text(&e)),
         Err(_) => Some(format!("no answer within {}s", PROBE_TIMEOUT.as_secs())),
     };
     match silent {
         None => Ok((project, lane, client)),
-        Some(detail) if recorded => Err(Unreachable {
+        Some(detail) if resolved.recorded => Err(Unreachable {
             lane,
-            found_in: source,
+            found_in: resolved.found_in,
             detail,
         }
         .into()),
         Some(detail) => Err(access::NotUp {
             detail: format!(
-                "harness up recorded none, and the cluster in the {source} does not answer ({detail})"
+                "harness up recorded none, and the cluster in the {} does not answer ({detail})",
+                resolved.found_in
             ),
             lane,
         }
@@ -88,19 +112,28 @@ pub struct Unreachable {
     pub detail: String,
 }
 
-impl Unreachable {
-    pub fn help(&self) -> String {
-        format!(
+/// A cluster that was up and does not answer is a cluster failure (5).
+impl Failure for Unreachable {
+    fn exit(&self) -> Exit {
+        Exit::Cluster
+    }
+
+    fn fix(&self) -> Option<String> {
+        Some(format!(
             "check that it still runs (`kind get clusters`, `docker ps`); `harness down --lane {0}` removes what is left, `harness up --lane {0}` brings the lane up again",
             self.lane
-        )
+        ))
     }
 }
 
-pub async fn diagnose(global: &Global, cwd: &Path, names: &[String]) -> anyhow::Result<Exit> {
+pub async fn diagnose(
+    global: &Global,
+    cwd: &Path,
+    names: &[String],
+) -> Result<Exit, StageFailure> {
     let (project, lane_name, client) = connect(global, cwd).await?;
     let lane = &project.lanes[lane_name.as_str()];
-    let deployed = crate::plan::closure(&project, &lane.components);
+    let deployed = harness::plan::closure(&project, &lane.components);
     for name in names {
         if !deployed.contains(name) {
             return Err(UnknownComponent {
@@ -122,7 +155,7 @@ pub async fn diagnose(global: &Global, cwd: &Path, names: &[String]) -> anyhow::
     // The same diagnosis a bundle carries in harness/diagnosis.{txt,json}.
     for name in chosen {
         let diagnosed =
-            crate::gather::diagnosis::component(&client, &applier, &project, lane, name).await?;
+            harness::gather::diagnosis::component(&client, &applier, &project, lane, name).await?;
         if diagnosed.doomed {
             doomed.push(name.clone());
         }
@@ -143,14 +176,14 @@ pub async fn diagnose(global: &Global, cwd: &Path, names: &[String]) -> anyhow::
     }
 }
 
-pub async fn status(global: &Global, cwd: &Path) -> anyhow::Result<Exit> {
+pub async fn status(global: &Global, cwd: &Path) -> Result<Exit, StageFailure> {
     let (project, lane_name, client) = connect(global, cwd).await?;
     let lane = &project.lanes[lane_name.as_str()];
     let applier = Applier::new(client.clone());
-    let now = crate::readiness::Timestamp::now();
+    let now = harness::readiness::Timestamp::now();
     let mut rows = vec![["COMPONENT", "STATE", "READY", "RESTARTS", "AGE"].map(String::from)];
     let mut json = Vec::new();
-    for name in crate::plan::closure(&project, &lane.components) {
+    for name in harness::plan::closure(&project, &lane.components) {
         let state =
             component_state(&client, &applier, lane, &project.components[name.as_str()]).await?;
         let ready = state
@@ -210,15 +243,12 @@ pub async fn namespace_create(
     cwd: &Path,
     prefix: &str,
     process: u32,
-) -> anyhow::Result<Exit> {
+) -> Result<Exit, StageFailure> {
     let (_, _, client) = connect(global, cwd).await?;
     let name = namespace_name(prefix, process as usize, &mut OsRandom)?;
-    let run_id =
-        std::env::var(crate::suites::env::HARNESS_RUN_ID).unwrap_or_else(|_| "manual".to_owned());
-    k8s::KubeNamespaces::new(client, run_id)
-        .create(&name)
-        .await
-        .with_context(|| format!("namespace create --prefix {prefix}"))?;
+    let run_id = std::env::var(harness::suites::env::HARNESS_RUN_ID)
+        .unwrap_or_else(|_| "manual".to_owned());
+    k8s::KubeNamespaces::new(client, run_id).create(&name).await?;
     emit(&format!("{name}\n"))?;
     Ok(Exit::Ok)
 }

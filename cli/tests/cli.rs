@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
 }
 
 fn lanefile(case: &str) -> PathBuf {
@@ -879,7 +879,7 @@ fn a_panic_outside_the_stages_says_what_and_exits_71() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(71), "{err}");
     assert!(
-        err.contains("error: harness panicked at src/app/mod.rs:")
+        err.contains("error: harness panicked at cli/src/app/mod.rs:")
             && err.contains("injected panic at `plan`")
             && err.contains("= note: it happened outside the run's stages"),
         "{err}"

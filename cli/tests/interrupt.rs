@@ -18,10 +18,11 @@
 //! Tests that build images or look for node containers need the Docker
 //! daemon; they fail under HARNESS_REQUIRE_ENGINE=1 (CI) when there is none.
 
-#[path = "support/bundle.rs"]
+#[path = "../../tests/support/bundle.rs"]
 mod bundle;
+#[path = "../../tests/fake_api/mod.rs"]
 mod fake_api;
-#[path = "support/node.rs"]
+#[path = "../../tests/support/node.rs"]
 mod node;
 
 use std::collections::BTreeMap;

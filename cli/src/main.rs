@@ -1,15 +1,19 @@
 //! The `harness` binary: parse the command line, run, exit with the
-//! documented code. Everything else lives in the library.
+//! documented code. Everything that is not the command line lives in the
+//! `harness` library.
+
+mod app;
+mod cli;
 
 use std::panic::AssertUnwindSafe;
 
 use clap::Parser;
-use harness::{app, cli::Cli, exit::Exit, panics};
+use harness::{exit::Exit, panics};
 
 fn main() -> std::process::ExitCode {
     // First: every later panic, on any thread, is recorded and reported.
     panics::install();
-    let cli = Cli::parse();
+    let cli = cli::Cli::parse();
     let output = cli.global.output;
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -23,7 +27,7 @@ fn main() -> std::process::ExitCode {
     let exit = match std::panic::catch_unwind(AssertUnwindSafe(|| runtime.block_on(app::run(cli))))
     {
         Ok(Ok(exit)) => exit,
-        Ok(Err(error)) => app::report_error(&error, output),
+        Ok(Err(failure)) => app::report_error(&failure, output),
         Err(payload) => app::report_panic(&panics::caught(payload.as_ref()), output),
     };
     // A panic in a task nobody awaited still means harness is broken.
