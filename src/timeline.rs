@@ -627,6 +627,85 @@ mod tests {
     }
 
     #[test]
+    fn an_oom_kill_carries_when_it_happened_its_exit_code_and_limit() {
+        let pod: Pod = serde_json::from_str(&fixture("pod-oomkilled/pod.oom.json")).unwrap();
+        let incidents = Tracker::new().observe(&pod);
+        let oom = incidents.iter().find(|i| i.what == "OOMKilled").unwrap();
+        assert_eq!(oom.exit_code, Some(137));
+        assert_eq!(oom.limit.as_deref(), Some("32Mi"));
+        assert!(oom.since.is_some(), "the kubelet's finishedAt");
+        assert!(oom.restarts.is_some());
+    }
+
+    #[test]
+    fn a_replacement_pod_becoming_ready_is_a_recovery() {
+        let ready: Pod =
+            serde_json::from_str(&fixture("deploy-healthy/pod.web-57f64b4f4d-5bqnc.json")).unwrap();
+        let mut t = Tracker::new();
+        // Listed when the watch began: the rollout.
+        assert!(t.observe(&ready).is_empty());
+        assert!(t.knows(&ready));
+        let mut new = ready.clone();
+        new.metadata.name = Some("web-57f64b4f4d-new".into());
+        assert!(!t.knows(&new));
+        let back = t.observe_new(&new);
+        assert_eq!(back.len(), 1, "{back:#?}");
+        assert_eq!((back[0].what, back[0].detail.as_str()), ("Ready", "a new pod is Ready"));
+        assert!(t.observe(&new).is_empty(), "once");
+    }
+
+    #[test]
+    fn unfit_nodes_and_their_recovery_are_incidents() {
+        let node = |conditions: serde_json::Value| -> k8s_openapi::api::core::v1::Node {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "audit-e2e-worker"},
+                "status": {"conditions": conditions},
+            }))
+            .unwrap()
+        };
+        let fit = node(serde_json::json!([
+            {"type": "Ready", "status": "True"},
+            {"type": "MemoryPressure", "status": "False"},
+        ]));
+        let pressed = node(serde_json::json!([
+            {"type": "Ready", "status": "True"},
+            {"type": "MemoryPressure", "status": "True", "message": "kubelet has insufficient memory available"},
+        ]));
+        let lost = node(serde_json::json!([{"type": "Ready", "status": "Unknown", "reason": "NodeStatusUnknown"}]));
+        assert!(node_trouble(&fit).is_empty());
+        assert_eq!(
+            node_trouble(&pressed),
+            ["MemoryPressure: kubelet has insufficient memory available"]
+        );
+        assert_eq!(node_trouble(&lost), ["not Ready (Unknown): NodeStatusUnknown"]);
+        let mut t = NodeTracker::default();
+        // The baseline is not an incident, even an unfit one.
+        assert_eq!(t.observe(&pressed, true), None);
+        let back = t.observe(&fit, false).unwrap();
+        assert_eq!((back.what, back.pod.as_str()), ("NodeRecovered", "audit-e2e-worker"));
+        assert_eq!(t.observe(&fit, false), None, "no change, no incident");
+        assert_eq!(t.observe(&lost, false).unwrap().what, "NodeCondition");
+    }
+
+    #[test]
+    fn only_a_cluster_that_does_not_answer_is_unreachable() {
+        use kube::runtime::watcher::Error as W;
+        let refused = || {
+            kube::Error::Service(Box::new(std::io::Error::new(
+                std::io::ErrorKind::ConnectionRefused,
+                "connection refused",
+            )))
+        };
+        assert!(unreachable(&W::WatchFailed(refused())).is_some_and(|w| w.contains("connection refused")));
+        assert!(unreachable(&W::InitialListFailed(refused())).is_some());
+        let forbidden = kube::Error::Api(
+            kube::core::Status::failure("pods is forbidden", "Forbidden").with_code(403).boxed(),
+        );
+        assert_eq!(unreachable(&W::WatchStartFailed(forbidden)), None);
+        assert_eq!(unreachable(&W::NoResourceVersion), None);
+    }
+
+    #[test]
     fn completed_job_pods_and_init_containers_are_not_incidents() {
         let job_pod: Pod =
             serde_json::from_str(&fixture("job-complete/pod.job-ok-sf7rk.json")).unwrap();
