@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bollard::Docker;
-use harness::failure::Failure as _;
 use harness::config::{EngineKind, Image, ImageSource, PreflightSettings, Project};
+use harness::failure::Failure as _;
 use harness::images::{
     self, BuildOptions, ImageError, ImageEvent, ImageOutcome, LABEL_BUILT_BY, LABEL_INPUTS,
     Obtained,

@@ -382,7 +382,8 @@ mod tests {
 
     #[test]
     fn a_notice_recorded_before_notices_were_typed_reads_as_its_words() {
-        let old = serde_json::json!({"event": "notice", "message": "deploy wave 1: postgresql, redis"});
+        let old =
+            serde_json::json!({"event": "notice", "message": "deploy wave 1: postgresql, redis"});
         let super::super::Event::Notice { notice } = serde_json::from_value(old).unwrap() else {
             panic!("not a notice")
         };
