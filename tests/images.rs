@@ -117,6 +117,7 @@ impl Scene {
                     timeout: Duration::from_secs(120),
                 },
                 host_builds: Vec::new(),
+                replaces: Vec::new(),
             },
         );
     }
@@ -136,6 +137,7 @@ impl Scene {
                     reference: reference.to_owned(),
                 },
                 host_builds: Vec::new(),
+                replaces: Vec::new(),
             },
         );
     }

@@ -184,6 +184,11 @@ async fn deploy<F: std::future::Future<Output = ()>>(
                     DeployEvent::WatchFailing { component, message } => Event::Notice {
                         message: format!("{component}: {message}"),
                     },
+                    DeployEvent::LeftOut { component, object } => Event::Notice {
+                        message: format!(
+                            "{component}: left out {object}: the cluster does not serve it (exclude_unserved)"
+                        ),
+                    },
                     DeployEvent::Verdict {
                         component,
                         standing,
