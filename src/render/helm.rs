@@ -58,7 +58,7 @@ pub fn template(chart: &Chart, root: &Path) -> Result<String, RenderError> {
     let rel = |p: &Path| p.strip_prefix(root).map(Path::to_path_buf).unwrap_or_else(|_| p.to_path_buf());
     let helm = tool::which("helm").ok_or_else(|| RenderError::Missing {
         what: format!("Helm chart {}", rel(&chart.chart).display()),
-        needs: "helm".into(),
+        needs: "helm is not on PATH".into(),
         install: INSTALL.into(),
     })?;
     let shown = Chart {

@@ -51,7 +51,7 @@ pub fn build(dir: &Path, root: &Path) -> Result<String, RenderError> {
     let shown_dir = dir.strip_prefix(root).unwrap_or(dir);
     let tool = Tool::choose(tool::which).ok_or_else(|| RenderError::Missing {
         what: format!("kustomize directory {}", shown_dir.display()),
-        needs: "neither kustomize nor kubectl".into(),
+        needs: "neither kustomize nor kubectl is on PATH".into(),
         install: INSTALL.into(),
     })?;
     let (program, args) = tool.command(shown_dir);

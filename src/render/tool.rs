@@ -20,11 +20,11 @@ const MAX_ERROR_LINES: usize = 12;
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
     /// No tool that can render it is installed.
-    #[error("cannot render {what}: {needs} is not on PATH")]
+    #[error("cannot render {what}: {needs}")]
     Missing {
         /// `kustomize directory deploy/x`.
         what: String,
-        /// `neither kustomize nor kubectl`, `helm`.
+        /// `neither kustomize nor kubectl is on PATH`.
         needs: String,
         /// How to install it.
         install: String,
@@ -75,7 +75,7 @@ impl RenderError {
                 "check that the tool on PATH is executable".to_owned()
             }
             RenderError::Failed { command, fix, .. } => format!(
-                "fix {} (run `{command}` to see the same error)",
+                "fix {} or what it refers to (run `{command}` to see the same error)",
                 fix.display()
             ),
             RenderError::TimedOut { command, .. } => format!(
@@ -251,6 +251,6 @@ mod tests {
         let text = err.to_string();
         assert!(text.starts_with("`sh -c '"), "{text}");
         assert!(text.ends_with("` failed: Error: it broke"), "{text}");
-        assert!(err.help().starts_with("fix deploy/x/kustomization.yaml (run `sh -c"), "{}", err.help());
+        assert!(err.help().starts_with("fix deploy/x/kustomization.yaml or what it refers to (run `sh -c"), "{}", err.help());
     }
 }
