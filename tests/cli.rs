@@ -362,11 +362,19 @@ fn example_lane_file_plan_json_for_one_lane() {
     assert_eq!(audit["cluster"], "audit-e2e");
     assert_eq!(
         audit["waves"],
-        serde_json::json!([["postgresql", "redis"], ["migrations"], ["datastorage"]])
+        serde_json::json!([
+            ["crds", "postgresql", "redis", "webhook-certs"],
+            ["migrations"],
+            ["datastorage"],
+            ["controller"],
+            ["samples"]
+        ])
     );
+    // The controller image is reached only through `replaces:` (the
+    // webhook-certs Job runs it first).
     assert_eq!(
         audit["images"],
-        serde_json::json!(["postgres", "redis", "datastorage"])
+        serde_json::json!(["postgres", "redis", "controller", "datastorage"])
     );
     let ports: Vec<u64> = audit["host_ports"]
         .as_array()
@@ -411,8 +419,8 @@ fn example_lane_file_plan_json_for_one_lane() {
         "http://localhost:28090"
     );
     // Serial suites come last.
-    assert_eq!(audit["suites"][1]["name"], "load");
-    assert_eq!(audit["suites"][1]["serial"], true);
+    assert_eq!(audit["suites"][2]["name"], "load");
+    assert_eq!(audit["suites"][2]["serial"], true);
 }
 
 #[test]
