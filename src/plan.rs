@@ -290,10 +290,7 @@ fn render_component_text(out: &mut String, c: &ComponentRender) {
         .sources
         .iter()
         .all(|s| !s.source.starts_with("kustomize ") && !s.source.starts_with("helm "));
-    if plain
-        && r.excluded.is_empty()
-        && r.excluded_if_unserved.is_empty()
-        && r.rewritten.is_empty()
+    if plain && r.excluded.is_empty() && r.excluded_if_unserved.is_empty() && r.rewritten.is_empty()
     {
         return;
     }

@@ -110,7 +110,10 @@ fn a_kustomize_overlay_keeps_its_namespace_and_loses_what_is_excluded_and_its_re
     assert_eq!(component.images, ["app"]);
     let lane = &project.lanes["kind"];
     let summary = &lane.rendered["app"];
-    assert_eq!(summary.sources[0].source, "kustomize deploy/app/overlays/kind");
+    assert_eq!(
+        summary.sources[0].source,
+        "kustomize deploy/app/overlays/kind"
+    );
     assert_eq!(summary.sources[0].objects, 3);
     assert_eq!(summary.excluded, ["ServiceMonitor/app-system/app"]);
     assert_eq!(summary.rewritten.len(), 1);
@@ -127,12 +130,22 @@ fn a_kustomize_overlay_keeps_its_namespace_and_loses_what_is_excluded_and_its_re
     // Deploy's rendering, with the reference the image was built as.
     let images = IndexMap::from([("app".to_owned(), "harness/app:0123abcd".to_owned())]);
     let rendered = config::manifests::render_component(component, lane, &images).unwrap();
-    let kinds: Vec<String> = rendered.objects.iter().map(harness::render::object_ref).collect();
-    assert_eq!(kinds, ["ConfigMap/app-system/app", "Deployment/app-system/app"]);
+    let kinds: Vec<String> = rendered
+        .objects
+        .iter()
+        .map(harness::render::object_ref)
+        .collect();
+    assert_eq!(
+        kinds,
+        ["ConfigMap/app-system/app", "Deployment/app-system/app"]
+    );
     let deployment = &rendered.objects[1].data["spec"]["template"]["spec"]["containers"];
     assert_eq!(deployment[0]["image"], "harness/app:0123abcd");
     assert_eq!(deployment[0]["imagePullPolicy"], "IfNotPresent");
-    assert_eq!(deployment[1]["image"], "quay.io/example/proxy:1", "not replaced");
+    assert_eq!(
+        deployment[1]["image"], "quay.io/example/proxy:1",
+        "not replaced"
+    );
     // Placeholders are filled in what kustomize renders; the project's own
     // `{{ ... }}` (an Alertmanager template) is left as it is.
     let data = &rendered.objects[0].data["data"];
@@ -240,20 +253,35 @@ fn a_helm_chart_renders_as_helm_install_would_and_its_images_are_rewritten() {
     let project = config::load_text(&dir.path().join("harness.yaml"), &lanes)
         .unwrap_or_else(|e| panic!("{e}: {:?}", e.rendered()));
     let component = &project.components["web"];
-    assert_eq!(component.images, ["migrate", "webapp"], "in the order they are reached");
+    assert_eq!(
+        component.images,
+        ["migrate", "webapp"],
+        "in the order they are reached"
+    );
     let lane = &project.lanes["kind"];
     let summary = &lane.rendered["web"];
     // The chart's CRD (crds/, as install applies it), the Deployment, the
     // CronJob and the ServiceMonitor; the test hook is not rendered.
     assert_eq!(summary.sources[0].objects, 4);
-    assert!(summary.sources[0].source.starts_with("helm "), "{:?}", summary.sources);
+    assert!(
+        summary.sources[0].source.starts_with("helm "),
+        "{:?}",
+        summary.sources
+    );
     assert_eq!(summary.excluded, ["ServiceMonitor/apps/web-webapp"]);
     let images = IndexMap::from([
         ("webapp".to_owned(), "harness/webapp:feedbeef".to_owned()),
-        ("migrate".to_owned(), "quay.io/example/webapp-migrate:1.0.0".to_owned()),
+        (
+            "migrate".to_owned(),
+            "quay.io/example/webapp-migrate:1.0.0".to_owned(),
+        ),
     ]);
     let rendered = config::manifests::render_component(component, lane, &images).unwrap();
-    let refs: Vec<String> = rendered.objects.iter().map(harness::render::object_ref).collect();
+    let refs: Vec<String> = rendered
+        .objects
+        .iter()
+        .map(harness::render::object_ref)
+        .collect();
     assert_eq!(
         refs,
         [
@@ -320,7 +348,11 @@ fn without_helm_a_chart_is_a_lane_file_error_that_says_how_to_get_it() {
 fn replaces_names_repositories_and_exclude_names_kinds() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "Dockerfile", "FROM scratch\n");
-    write(dir.path(), "app.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n");
+    write(
+        dir.path(),
+        "app.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n",
+    );
     let lanes = "\
 images:
   a: { dockerfile: Dockerfile, replaces: [quay.io/x/app:v1, quay.io/x/other] }
@@ -336,7 +368,14 @@ lanes:
     };
     let found: Vec<(u64, u64, &str, &str)> = diagnostics
         .iter()
-        .map(|d| (d.at.line, d.at.column, d.message.as_str(), d.help.as_deref().unwrap_or("")))
+        .map(|d| {
+            (
+                d.at.line,
+                d.at.column,
+                d.message.as_str(),
+                d.help.as_deref().unwrap_or(""),
+            )
+        })
         .collect();
     assert_eq!(
         found[0],
@@ -349,11 +388,22 @@ lanes:
     );
     assert_eq!(
         (found[1].0, found[1].2),
-        (3, "repository `quay.io/x/other` is replaced by images `a` and `b`")
+        (
+            3,
+            "repository `quay.io/x/other` is replaced by images `a` and `b`"
+        )
     );
     assert_eq!(found[2].0, 5);
-    assert!(found[2].2.starts_with("`servicemonitors` is not a kind"), "{:?}", found[2]);
+    assert!(
+        found[2].2.starts_with("`servicemonitors` is not a kind"),
+        "{:?}",
+        found[2]
+    );
     assert!(found[2].3.contains("ServiceMonitor"));
     assert_eq!(found[3].0, 7);
-    assert!(found[3].2.contains("an API group is lowercase"), "{:?}", found[3]);
+    assert!(
+        found[3].2.contains("an API group is lowercase"),
+        "{:?}",
+        found[3]
+    );
 }

@@ -189,8 +189,8 @@ pub async fn patch_ca_bundle(client: &kube::Client, ca_pem: &[u8]) -> Result<(),
         Api::all(client.clone());
     let current = api.get(WEBHOOK_CONFIGURATION).await?;
     // ByteString serializes as the base64 the field holds.
-    let bundle = serde_json::to_value(k8s_openapi::ByteString(ca_pem.to_vec()))
-        .expect("bytes serialize");
+    let bundle =
+        serde_json::to_value(k8s_openapi::ByteString(ca_pem.to_vec())).expect("bytes serialize");
     let webhooks: Vec<Value> = current
         .webhooks
         .unwrap_or_default()
@@ -249,12 +249,18 @@ mod tests {
     #[test]
     fn actions_the_controller_knows_are_allowed_others_refused() {
         let table = [
-            (json!({"target": "deployment/api", "action": "restart"}), Ok(())),
+            (
+                json!({"target": "deployment/api", "action": "restart"}),
+                Ok(()),
+            ),
             (json!({"target": "deployment/api"}), Ok(())),
             (json!({"target": "x", "action": null}), Ok(())),
             (
                 json!({"target": "x", "action": "explode"}),
-                Err("spec.action `explode` is not one of restart, rollback, scale-up, scale-down".to_owned()),
+                Err(
+                    "spec.action `explode` is not one of restart, rollback, scale-up, scale-down"
+                        .to_owned(),
+                ),
             ),
             (
                 json!({"target": "x", "action": 3}),

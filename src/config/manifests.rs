@@ -253,13 +253,12 @@ pub fn render_component(
                 })?;
                 let mut objects = Vec::new();
                 for file in files {
-                    let text = std::fs::read_to_string(&file).map_err(|source| {
-                        ManifestError::Read {
+                    let text =
+                        std::fs::read_to_string(&file).map_err(|source| ManifestError::Read {
                             component: name.clone(),
                             path: file.clone(),
                             source,
-                        }
-                    })?;
+                        })?;
                     objects.extend(parse(&fill(&text, |n| values.get(n)), &file)?);
                 }
                 objects
@@ -304,7 +303,11 @@ pub fn render_component(
             &component.exclude,
             &types.api_version,
             &types.kind,
-        ) || crate::render::exclude::any_matches(&lane.exclude, &types.api_version, &types.kind);
+        ) || crate::render::exclude::any_matches(
+            &lane.exclude,
+            &types.api_version,
+            &types.kind,
+        );
         if excluded {
             rendered.excluded.push(object);
             continue;

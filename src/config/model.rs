@@ -141,12 +141,7 @@ impl ManifestSource {
     /// `kustomize deploy/x`, `helm charts/y`, `deploy/z.yaml`: the source as
     /// the plan names it, its path relative to `root`.
     pub fn label(&self, root: &std::path::Path) -> String {
-        let rel = |p: &PathBuf| {
-            p.strip_prefix(root)
-                .unwrap_or(p)
-                .display()
-                .to_string()
-        };
+        let rel = |p: &PathBuf| p.strip_prefix(root).unwrap_or(p).display().to_string();
         match self {
             ManifestSource::Files { path, .. } => rel(path),
             ManifestSource::Kustomize { dir, .. } => format!("kustomize {}", rel(dir)),

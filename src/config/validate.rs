@@ -1127,10 +1127,12 @@ impl Validator {
             }
         }
         for (name, component) in components.iter_mut() {
-            let lane_namespaces = helm_namespaces
-                .get(name)
-                .cloned()
-                .unwrap_or_else(|| BTreeSet::from([component.namespace.clone().unwrap_or_else(|| file_namespace.to_owned())]));
+            let lane_namespaces = helm_namespaces.get(name).cloned().unwrap_or_else(|| {
+                BTreeSet::from([component
+                    .namespace
+                    .clone()
+                    .unwrap_or_else(|| file_namespace.to_owned())])
+            });
             for source in &mut component.sources {
                 match source {
                     ManifestSource::Files { .. } => {}
@@ -1269,7 +1271,11 @@ impl Validator {
                             objects: *n,
                         })
                         .collect(),
-                    excluded: rendered.excluded.iter().map(crate::render::object_ref).collect(),
+                    excluded: rendered
+                        .excluded
+                        .iter()
+                        .map(crate::render::object_ref)
+                        .collect(),
                     excluded_if_unserved: unserved,
                     rewritten: rendered
                         .rewrites
@@ -1287,7 +1293,9 @@ impl Validator {
             }
         }
         for (name, fired) in reached {
-            let component = components.get_mut(&name).expect("rendered components exist");
+            let component = components
+                .get_mut(&name)
+                .expect("rendered components exist");
             for image in fired {
                 if !component.images.contains(&image) {
                     component.images.push(image);

@@ -543,5 +543,18 @@ mod tests {
             "the cluster does not serve Widget in example.com/v1: neither a built-in API nor an established CRD defines it"
         );
         assert!(crd.help().unwrap().starts_with("if a CRD defines it"));
+        // A kind this cluster is not meant to run: the fix names `exclude`.
+        assert!(
+            crd.help()
+                .unwrap()
+                .contains("leave it out with `exclude: [Widget]` on the component or the lane"),
+            "{:?}",
+            crd.help()
+        );
+        assert!(
+            e.help()
+                .unwrap()
+                .contains("`exclude_unserved: [EndpointSlice]`")
+        );
     }
 }

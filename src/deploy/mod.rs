@@ -1146,3 +1146,36 @@ fn last_log_line(
         line.to_owned()
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(kind: &str, name: &str, namespace: Option<&str>) -> kube::api::DynamicObject {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": kind,
+            "metadata": {"name": name, "namespace": namespace},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn namespaces_go_first_and_only_those_the_component_does_not_bring_are_made() {
+        let objects = vec![
+            object("ConfigMap", "a", Some("system")),
+            object("ConfigMap", "b", None),
+            object("Namespace", "system", None),
+            object("Secret", "c", Some("other")),
+        ];
+        let (ordered, needed) = namespaces_first(objects, "lane");
+        let names: Vec<_> = ordered
+            .iter()
+            .map(|o| o.metadata.name.clone().unwrap())
+            .collect();
+        assert_eq!(names, ["system", "a", "b", "c"]);
+        // `system` comes with its Namespace object (labels and all).
+        assert_eq!(needed, ["lane", "other"]);
+        let (_, needed) = namespaces_first(vec![object("Namespace", "lane", None)], "lane");
+        assert!(needed.is_empty());
+    }
+}

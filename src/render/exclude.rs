@@ -122,16 +122,46 @@ mod tests {
     #[test]
     fn patterns_match_a_kind_in_any_group_or_in_one() {
         let table = [
-            ("ServiceMonitor", "monitoring.coreos.com/v1", "ServiceMonitor", true),
+            (
+                "ServiceMonitor",
+                "monitoring.coreos.com/v1",
+                "ServiceMonitor",
+                true,
+            ),
             ("ServiceMonitor", "example.com/v1", "ServiceMonitor", true),
-            ("ServiceMonitor", "monitoring.coreos.com/v1", "PodMonitor", false),
-            ("BuildConfig.build.openshift.io", "build.openshift.io/v1", "BuildConfig", true),
+            (
+                "ServiceMonitor",
+                "monitoring.coreos.com/v1",
+                "PodMonitor",
+                false,
+            ),
+            (
+                "BuildConfig.build.openshift.io",
+                "build.openshift.io/v1",
+                "BuildConfig",
+                true,
+            ),
             ("BuildConfig.build.openshift.io", "v1", "BuildConfig", false),
-            ("BuildConfig.build.openshift.io", "example.com/v1", "BuildConfig", false),
-            ("Certificate.cert-manager.io", "cert-manager.io/v1", "Certificate", true),
+            (
+                "BuildConfig.build.openshift.io",
+                "example.com/v1",
+                "BuildConfig",
+                false,
+            ),
+            (
+                "Certificate.cert-manager.io",
+                "cert-manager.io/v1",
+                "Certificate",
+                true,
+            ),
             // The core group is the empty one: `Service` matches `v1`.
             ("Service", "v1", "Service", true),
-            ("PodDisruptionBudget.policy", "policy/v1beta1", "PodDisruptionBudget", true),
+            (
+                "PodDisruptionBudget.policy",
+                "policy/v1beta1",
+                "PodDisruptionBudget",
+                true,
+            ),
         ];
         for (pattern, api_version, kind, want) in table {
             assert_eq!(

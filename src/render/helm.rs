@@ -55,7 +55,11 @@ pub const INSTALL: &str = "install helm 3 or 4 and put it on PATH (Debian does n
 
 /// Renders `chart`, its paths shown relative to `root` in messages.
 pub fn template(chart: &Chart, root: &Path) -> Result<String, RenderError> {
-    let rel = |p: &Path| p.strip_prefix(root).map(Path::to_path_buf).unwrap_or_else(|_| p.to_path_buf());
+    let rel = |p: &Path| {
+        p.strip_prefix(root)
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|_| p.to_path_buf())
+    };
     let helm = tool::which("helm").ok_or_else(|| RenderError::Missing {
         what: format!("Helm chart {}", rel(&chart.chart).display()),
         needs: "helm is not on PATH".into(),

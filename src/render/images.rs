@@ -52,8 +52,7 @@ pub struct Reference {
 /// whitespace, an unfilled `{{placeholder}}`).
 pub fn parse(reference: &str) -> Option<Reference> {
     let reference = reference.trim();
-    if reference.is_empty() || reference.contains(char::is_whitespace) || reference.contains("{{")
-    {
+    if reference.is_empty() || reference.contains(char::is_whitespace) || reference.contains("{{") {
         return None;
     }
     let (name, digest) = match reference.split_once('@') {
@@ -143,7 +142,7 @@ pub struct Rewrite {
     pub pull_policy_changed: bool,
 }
 
-fn pod_spec_mut<'a>(object: &'a mut DynamicObject) -> Option<&'a mut Value> {
+fn pod_spec_mut(object: &mut DynamicObject) -> Option<&mut Value> {
     let types = object.types.as_ref()?;
     let group = super::group_of(&types.api_version);
     let (_, _, path) = POD_SPECS
@@ -162,7 +161,12 @@ pub fn container_images(object: &DynamicObject) -> Vec<(String, String)> {
     };
     let mut out = Vec::new();
     for list in CONTAINER_LISTS {
-        for c in spec.get(list).and_then(Value::as_array).into_iter().flatten() {
+        for c in spec
+            .get(list)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             if let Some(image) = c.get("image").and_then(Value::as_str) {
                 out.push((container_name(list, c), image.to_owned()));
             }
@@ -236,14 +240,44 @@ mod tests {
     fn references_split_as_docker_reads_them() {
         let table: &[(&str, &str, Option<&str>, Option<&str>)] = &[
             ("postgres", "docker.io/library/postgres", None, None),
-            ("postgres:16", "docker.io/library/postgres", Some("16"), None),
-            ("library/postgres:16", "docker.io/library/postgres", Some("16"), None),
-            ("docker.io/library/postgres:16", "docker.io/library/postgres", Some("16"), None),
-            ("index.docker.io/library/postgres", "docker.io/library/postgres", None, None),
-            ("bitnami/redis:7", "docker.io/bitnami/redis", Some("7"), None),
+            (
+                "postgres:16",
+                "docker.io/library/postgres",
+                Some("16"),
+                None,
+            ),
+            (
+                "library/postgres:16",
+                "docker.io/library/postgres",
+                Some("16"),
+                None,
+            ),
+            (
+                "docker.io/library/postgres:16",
+                "docker.io/library/postgres",
+                Some("16"),
+                None,
+            ),
+            (
+                "index.docker.io/library/postgres",
+                "docker.io/library/postgres",
+                None,
+                None,
+            ),
+            (
+                "bitnami/redis:7",
+                "docker.io/bitnami/redis",
+                Some("7"),
+                None,
+            ),
             ("quay.io/org/ds:v0.1", "quay.io/org/ds", Some("v0.1"), None),
             ("localhost:5000/app", "localhost:5000/app", None, None),
-            ("localhost:5000/app:1", "localhost:5000/app", Some("1"), None),
+            (
+                "localhost:5000/app:1",
+                "localhost:5000/app",
+                Some("1"),
+                None,
+            ),
             ("localhost/app:1", "localhost/app", Some("1"), None),
             (
                 "quay.io/org/ds@sha256:abcd",
@@ -257,7 +291,12 @@ mod tests {
                 Some("v1"),
                 Some("sha256:abcd"),
             ),
-            ("harness/datastorage:1a2b", "docker.io/harness/datastorage", Some("1a2b"), None),
+            (
+                "harness/datastorage:1a2b",
+                "docker.io/harness/datastorage",
+                Some("1a2b"),
+                None,
+            ),
         ];
         for (text, repository, tag, digest) in table {
             let r = parse(text).unwrap_or_else(|| panic!("{text}"));
@@ -289,8 +328,14 @@ mod tests {
         let table = [
             ("quay.io/harness-demo/datastorage:v0.1", Some("datastorage")),
             ("quay.io/harness-demo/datastorage", Some("datastorage")),
-            ("quay.io/harness-demo/datastorage:latest", Some("datastorage")),
-            ("quay.io/harness-demo/datastorage@sha256:00ff", Some("datastorage")),
+            (
+                "quay.io/harness-demo/datastorage:latest",
+                Some("datastorage"),
+            ),
+            (
+                "quay.io/harness-demo/datastorage@sha256:00ff",
+                Some("datastorage"),
+            ),
             ("quay.io/harness-demo/datastorage-migrate:v0.1", None),
             ("quay.io/other/datastorage:v0.1", None),
             ("docker.io/library/postgres:16-bookworm", Some("postgres")),
@@ -350,7 +395,10 @@ mod tests {
             assert_eq!(done[1].image, "datastorage");
             assert!(!done[1].pull_policy_changed);
             assert_eq!(done[1].object, shown);
-            let images: Vec<String> = container_images(&object).into_iter().map(|(_, i)| i).collect();
+            let images: Vec<String> = container_images(&object)
+                .into_iter()
+                .map(|(_, i)| i)
+                .collect();
             assert_eq!(
                 images,
                 [
@@ -360,7 +408,12 @@ mod tests {
                 ],
                 "{shown}"
             );
-            let pull: Vec<String> = object.data.to_string().matches("\"Always\"").map(str::to_owned).collect();
+            let pull: Vec<String> = object
+                .data
+                .to_string()
+                .matches("\"Always\"")
+                .map(str::to_owned)
+                .collect();
             assert!(pull.is_empty(), "{shown}: Always left in {}", object.data);
         }
     }

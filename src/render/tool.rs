@@ -71,9 +71,7 @@ impl RenderError {
     pub fn help(&self) -> String {
         match self {
             RenderError::Missing { install, .. } => install.clone(),
-            RenderError::Spawn { .. } => {
-                "check that the tool on PATH is executable".to_owned()
-            }
+            RenderError::Spawn { .. } => "check that the tool on PATH is executable".to_owned(),
             RenderError::Failed { command, fix, .. } => format!(
                 "fix {} or what it refers to (run `{command}` to see the same error)",
                 fix.display()
@@ -103,9 +101,10 @@ fn is_executable(path: &Path) -> bool {
 
 /// A command line as it would be typed (for messages).
 pub fn shown(program: &Path, args: &[OsString]) -> String {
-    let name = program
-        .file_name()
-        .map_or_else(|| program.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let name = program.file_name().map_or_else(
+        || program.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
     std::iter::once(name)
         .chain(args.iter().map(|a| {
             let a = a.to_string_lossy();
@@ -242,7 +241,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let err = run(
             Path::new("/bin/sh"),
-            &["-c".into(), "echo noise; echo 'Error: it broke' >&2; exit 3".into()],
+            &[
+                "-c".into(),
+                "echo noise; echo 'Error: it broke' >&2; exit 3".into(),
+            ],
             dir.path(),
             Path::new("deploy/x/kustomization.yaml"),
             TIMEOUT,
@@ -251,6 +253,11 @@ mod tests {
         let text = err.to_string();
         assert!(text.starts_with("`sh -c '"), "{text}");
         assert!(text.ends_with("` failed: Error: it broke"), "{text}");
-        assert!(err.help().starts_with("fix deploy/x/kustomization.yaml or what it refers to (run `sh -c"), "{}", err.help());
+        assert!(
+            err.help()
+                .starts_with("fix deploy/x/kustomization.yaml or what it refers to (run `sh -c"),
+            "{}",
+            err.help()
+        );
     }
 }

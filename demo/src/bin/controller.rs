@@ -25,22 +25,35 @@ async fn webhook_certs(args: &[String]) -> ExitCode {
         eprintln!("controller: usage: controller webhook-certs DIR SECRET");
         return ExitCode::from(2);
     };
-    let Some(namespace) = std::env::var("POD_NAMESPACE").ok().filter(|n| !n.is_empty()) else {
-        eprintln!("controller: error: POD_NAMESPACE is not set: give it the pod's namespace (downward API)");
+    let Some(namespace) = std::env::var("POD_NAMESPACE")
+        .ok()
+        .filter(|n| !n.is_empty())
+    else {
+        eprintln!(
+            "controller: error: POD_NAMESPACE is not set: give it the pod's namespace (downward API)"
+        );
         return ExitCode::from(2);
     };
     let client = match kube::Client::try_default().await {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("controller: error: cannot configure a Kubernetes client: {}", harness_demo::writer::error_chain(&e));
+            eprintln!(
+                "controller: error: cannot configure a Kubernetes client: {}",
+                harness_demo::writer::error_chain(&e)
+            );
             return ExitCode::FAILURE;
         }
     };
     match webhook::store_certificate(&client, &namespace, secret, std::path::Path::new(dir)).await {
-        Ok(true) => eprintln!("controller: stored the webhook certificate as Secret {namespace}/{secret}"),
+        Ok(true) => {
+            eprintln!("controller: stored the webhook certificate as Secret {namespace}/{secret}")
+        }
         Ok(false) => eprintln!("controller: Secret {namespace}/{secret} exists: kept"),
         Err(e) => {
-            eprintln!("controller: error: cannot store the certificate: {}", harness_demo::writer::error_chain(&e));
+            eprintln!(
+                "controller: error: cannot store the certificate: {}",
+                harness_demo::writer::error_chain(&e)
+            );
             return ExitCode::FAILURE;
         }
     }
