@@ -118,6 +118,7 @@ impl Scene {
                     timeout: Duration::from_secs(120),
                 },
                 host_builds: Vec::new(),
+                replaces: Vec::new(),
             },
         );
     }
@@ -137,6 +138,7 @@ impl Scene {
                     reference: reference.to_owned(),
                 },
                 host_builds: Vec::new(),
+                replaces: Vec::new(),
             },
         );
     }

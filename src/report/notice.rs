@@ -70,6 +70,13 @@ pub enum Notice {
     Unsettled { component: String, what: String },
     /// A watch of a component keeps failing.
     WatchFailing { component: String, message: String },
+    /// An object of a kind in `exclude_unserved:` was left out: the cluster
+    /// does not serve its apiVersion.
+    LeftOut {
+        component: String,
+        /// `Kind (apiVersion)`.
+        object: String,
+    },
     /// A suite (or a post-suite hook) is being stopped.
     Stopping {
         /// `suite` or `hook`.
@@ -218,6 +225,10 @@ impl fmt::Display for Notice {
                 write!(f, "{component}: readiness did not hold: {what}")
             }
             Notice::WatchFailing { component, message } => write!(f, "{component}: {message}"),
+            Notice::LeftOut { component, object } => write!(
+                f,
+                "{component}: left out {object}: the cluster does not serve it (exclude_unserved)"
+            ),
             Notice::Stopping { what, name, reason } => write!(
                 f,
                 "stopping {what} {name} ({reason}): SIGTERM sent to its process group"
