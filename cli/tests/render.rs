@@ -239,7 +239,7 @@ lanes:
 ";
 
 fn chart() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/charts/webapp")
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).join("tests/fixtures/charts/webapp")
 }
 
 #[test]
