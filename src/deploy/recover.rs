@@ -74,12 +74,19 @@ async fn recover_one(
     let namespace = lane.namespace_of(component);
     let mut located = Vec::new();
     for object in objects {
-        located.push(
-            applier
-                .locate(object, namespace)
-                .await
-                .map_err(|e| format!("{name}: {}", crate::failure::chain_text(&e)))?,
-        );
+        let types = object.types.clone().unwrap_or_default();
+        match applier.locate(object, namespace).await {
+            Ok(object) => located.push(object),
+            // What the deploy left out (`exclude_unserved:`) is not there
+            // to be Ready again.
+            Err(super::ApplyError::UnknownKind { .. })
+                if crate::render::exclude::any_matches(
+                    &component.exclude_unserved,
+                    &types.api_version,
+                    &types.kind,
+                ) => {}
+            Err(e) => return Err(format!("{name}: {}", crate::failure::chain_text(&e))),
+        }
     }
     let now = snapshot_once(client, &located, endpoints)
         .await
