@@ -379,6 +379,10 @@ pub fn unreachable(error: &kube::runtime::watcher::Error) -> Option<String> {
 }
 
 /// What the watch delivers, from the pods' watches and the nodes'.
+// Both variants are large and of similar size; each value is moved once
+// from its stream into the match, so boxing would only add an allocation
+// per event.
+#[allow(clippy::large_enum_variant)]
 enum Seen {
     Pod(kube::runtime::watcher::Event<Pod>),
     Node(kube::runtime::watcher::Event<k8s_openapi::api::core::v1::Node>),

@@ -323,7 +323,7 @@ fn demo_lane_crash_and_race_get_infrastructure_and_flaky_verdicts() {
     // The merged JUnit's re-run elements are Surefire's.
     let junit = std::fs::read_to_string(run_dir.join("junit.xml")).unwrap();
     let checked = junit::validate_reruns(&junit);
-    assert!(checked == usize::MAX || checked >= 1 + infrastructure.len(), "{checked}");
+    assert!(checked == usize::MAX || checked > infrastructure.len(), "{checked}");
     // `harness report` prints the verdicts again from the bundle.
     let replayed = run(harness(&repo, &image).arg("report").arg(&bundle), "harness report");
     assert_eq!(replayed.status.code(), Some(0));

@@ -412,8 +412,9 @@ mod tests {
         // DataStorage OOMKilled at 22:40, back at 22:50 (its window).
         let oom = incident("OOMKilled", "22:40", Some("22:50"));
         let flap = incident("NotReady", "22:40", Some("22:50"));
-        let table: Vec<(&str, Vec<Attempt>, Vec<Incident>, Option<Verdict>, Option<&str>)> = vec![
-            // (case, attempts, incidents, verdict, blamed on)
+        // (case, attempts, incidents, verdict, blamed on)
+        type Row = (&'static str, Vec<Attempt>, Vec<Incident>, Option<Verdict>, Option<&'static str>);
+        let table: Vec<Row> = vec![
             ("passes", vec![attempt(1, true, "22:00", "22:01")], vec![oom.clone()], None, None),
             (
                 "failed once, no retry, no incident",
