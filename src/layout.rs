@@ -58,6 +58,17 @@ impl Layout {
         self.dir().join("runs").join(run_id)
     }
 
+    /// Where each suite of attempt `attempt` keeps its log and artifacts
+    /// (`<dir>/<suite>/output.log`, `<dir>/<suite>/artifacts/`):
+    /// `.harness/runs/<run>/suites/` for the first run,
+    /// `.harness/runs/<run>/retries/<attempt>/` for each retry.
+    pub fn suites_dir(&self, run_id: &str, attempt: u32) -> PathBuf {
+        match attempt {
+            0 | 1 => self.run_dir(run_id).join("suites"),
+            n => self.run_dir(run_id).join("retries").join(n.to_string()),
+        }
+    }
+
     /// `.harness/runs/<run>/events.jsonl`: where a run records its events.
     pub fn events_file(&self, run_id: &str) -> PathBuf {
         self.run_dir(run_id).join("events.jsonl")

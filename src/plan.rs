@@ -73,6 +73,11 @@ pub struct SuitePlan {
     pub procs: u32,
     /// Suite namespaces are `{prefix}-p{process}-{8 random hex}`.
     pub namespace_pattern: String,
+    /// Runs again when it failed, up to this many times (`retries:`).
+    pub retries: u32,
+    /// A retry runs only the failed test cases, with this command.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rerun: Option<Vec<String>>,
 }
 
 /// The plan of every selected lane.
@@ -292,6 +297,8 @@ fn plan_lane(project: &Project, lane: &crate::config::Lane) -> LanePlan {
             serial: s.serial,
             procs: s.procs,
             namespace_pattern: format!("{}-p<N>-<hex8>", s.namespace_prefix),
+            retries: s.retries,
+            rerun: s.rerun.clone(),
         })
         .collect();
     suites.sort_by_key(|s| s.serial); // stable: parallel first, then serial, each in file order
@@ -469,11 +476,18 @@ pub fn render_text(plan: &Plan, project: &Project) -> String {
             let _ = writeln!(out, "  endpoint {variable}={url}");
         }
         for s in &lane.suites {
-            let mode = if s.serial {
+            let mut mode = if s.serial {
                 "serial, after the others".to_string()
             } else {
                 format!("procs {}", s.procs)
             };
+            match (s.retries, &s.rerun) {
+                (0, _) => {}
+                (n, None) => mode.push_str(&format!("; retries {n}")),
+                (n, Some(rerun)) => {
+                    mode.push_str(&format!("; retries {n}, only the failed cases: {}", rerun.join(" ")))
+                }
+            }
             let _ = writeln!(
                 out,
                 "  suite {}  ({mode}; namespaces {})",

@@ -19,13 +19,23 @@ use crate::report::Event;
 use crate::report::bus::Bus;
 
 /// One thing the infrastructure did.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Incident {
     pub pod: String,
     pub container: Option<String>,
     /// `OOMKilled`, `Crashed`, `Exited`, `Evicted`, `NotReady`, `Ready`, `Deleted`.
     pub what: &'static str,
     pub detail: String,
+    /// When it happened by the kubelet's clock (the container's
+    /// `finishedAt`, the Ready condition's transition), when the pod says.
+    pub since: Option<jiff::Timestamp>,
+    /// A container's exit code, its memory limit and restart count.
+    pub exit_code: Option<i32>,
+    pub limit: Option<String>,
+    pub restarts: Option<i32>,
+    /// Where the ended container's log is: its previous run's (`true`,
+    /// it has restarted) or its current one's (it has not, yet).
+    pub previous_log: bool,
 }
 
 #[derive(Default)]
@@ -34,6 +44,8 @@ struct PodMemory {
     ready: Option<bool>,
     was_ready: bool,
     evicted: bool,
+    /// Created after the watch began.
+    replacement: bool,
 }
 
 /// Follows pods through watch events; see the module doc.
@@ -110,7 +122,8 @@ impl Tracker {
                 cs.last_state.as_ref().and_then(|s| s.terminated.as_ref()),
                 cs.state.as_ref().and_then(|s| s.terminated.as_ref()),
             ];
-            for t in terminated.into_iter().flatten() {
+            for (t, previous_log) in terminated.into_iter().zip([true, false]) {
+                let Some(t) = t else { continue };
                 if !memory.terminations.insert(termination_id(t)) {
                     continue;
                 }
@@ -148,6 +161,11 @@ impl Tracker {
                     container: Some(cs.name.clone()),
                     what,
                     detail,
+                    since: t.finished_at.as_ref().map(|f| f.0),
+                    exit_code: Some(t.exit_code),
+                    limit: memory_limit(pod, &cs.name),
+                    restarts: Some(cs.restart_count),
+                    previous_log,
                 });
             }
         }
@@ -155,17 +173,20 @@ impl Tracker {
             memory.evicted = true;
             incidents.push(Incident {
                 pod: name.clone(),
-                container: None,
                 what: "Evicted",
                 detail: status.message.clone().unwrap_or_default(),
+                ..Incident::default()
             });
         }
-        let ready = status
+        let condition = status
             .conditions
             .iter()
             .flatten()
-            .find(|c| c.type_ == "Ready")
-            .map(|c| c.status == "True");
+            .find(|c| c.type_ == "Ready");
+        let ready = condition.map(|c| c.status == "True");
+        let since = condition
+            .and_then(|c| c.last_transition_time.as_ref())
+            .map(|t| t.0);
         if let Some(now) = ready {
             // Becoming Ready the first time is the rollout, not an incident;
             // losing it, and regaining it after that, are.
@@ -180,17 +201,26 @@ impl Tracker {
                         .unwrap_or_default();
                     incidents.push(Incident {
                         pod: name.clone(),
-                        container: None,
                         what: "NotReady",
                         detail: why,
+                        since,
+                        ..Incident::default()
                     });
                 }
-                (Some(false), true) if memory.was_ready => {
+                // Ready again, or a pod that replaced one: either way the
+                // component is back (the pods listed when the watch began
+                // were Ready or on their way, and are the rollout).
+                (Some(false), true) | (None, true) if memory.was_ready || memory.replacement => {
                     incidents.push(Incident {
                         pod: name.clone(),
-                        container: None,
                         what: "Ready",
-                        detail: "ready again".into(),
+                        detail: if memory.was_ready {
+                            "ready again".into()
+                        } else {
+                            "a new pod is Ready".into()
+                        },
+                        since,
+                        ..Incident::default()
                     });
                 }
                 _ => {}
@@ -206,10 +236,22 @@ impl Tracker {
         self.pods.remove(&key(pod));
         Incident {
             pod: pod.metadata.name.clone().unwrap_or_default(),
-            container: None,
             what: "Deleted",
             detail: "the pod was deleted".into(),
+            ..Incident::default()
         }
+    }
+
+    /// Whether the pod was seen before.
+    pub fn knows(&self, pod: &Pod) -> bool {
+        self.pods.contains_key(&key(pod))
+    }
+
+    /// A pod first seen after the watch began (a replacement): its first
+    /// Ready is a recovery, not the rollout.
+    pub fn observe_new(&mut self, pod: &Pod) -> Vec<Incident> {
+        self.pods.entry(key(pod)).or_default().replacement = true;
+        self.observe(pod)
     }
 }
 
@@ -258,8 +300,99 @@ pub fn component_of(
         .find_map(|c| workloads.get(&c).cloned())
 }
 
-/// Watches the lane's pods and reports what the infrastructure does, as
-/// [`Event::Infra`], until aborted. The pods as they are when the watch
+/// What makes a node unfit for the lane's pods: not Ready, or under a
+/// pressure condition. Pure.
+pub fn node_trouble(node: &k8s_openapi::api::core::v1::Node) -> Vec<String> {
+    let conditions = node
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    conditions
+        .iter()
+        .filter(|c| match c.type_.as_str() {
+            "Ready" => c.status != "True",
+            "MemoryPressure" | "DiskPressure" | "PIDPressure" | "NetworkUnavailable" => {
+                c.status == "True"
+            }
+            _ => false,
+        })
+        .map(|c| {
+            let why = c.message.as_deref().or(c.reason.as_deref()).unwrap_or("");
+            if c.type_ == "Ready" {
+                format!("not Ready ({}): {why}", c.status)
+            } else {
+                format!("{}: {why}", c.type_)
+            }
+        })
+        .collect()
+}
+
+/// Follows nodes: a node that turns unfit, and fit again.
+#[derive(Default)]
+pub struct NodeTracker {
+    trouble: BTreeMap<String, Vec<String>>,
+}
+
+impl NodeTracker {
+    /// A node was added or modified: `NodeCondition` when it turns unfit
+    /// (or its trouble changes), `NodeRecovered` when it is fit again. The
+    /// nodes as first listed are the baseline, like pods.
+    pub fn observe(&mut self, node: &k8s_openapi::api::core::v1::Node, baseline: bool) -> Option<Incident> {
+        let name = node.metadata.name.clone().unwrap_or_default();
+        let now = node_trouble(node);
+        let before = self.trouble.insert(name.clone(), now.clone()).unwrap_or_default();
+        if baseline || now == before {
+            return None;
+        }
+        Some(if now.is_empty() {
+            Incident {
+                pod: name,
+                what: "NodeRecovered",
+                detail: "the node is fit again".into(),
+                ..Incident::default()
+            }
+        } else {
+            Incident {
+                pod: name,
+                what: "NodeCondition",
+                detail: now.join("; "),
+                ..Incident::default()
+            }
+        })
+    }
+}
+
+/// Whether a failed watch means the API server could not be reached (a
+/// connection refused or broken, a timeout), as opposed to a refusal it
+/// answered; the reason when it does. Pure.
+pub fn unreachable(error: &kube::runtime::watcher::Error) -> Option<String> {
+    use kube::runtime::watcher::Error as W;
+    match error {
+        W::InitialListFailed(e) | W::WatchStartFailed(e) | W::WatchFailed(e) => match e {
+            kube::Error::Api(_) => None,
+            other => Some(crate::failure::chain_text(other)),
+        },
+        W::WatchError(_) | W::NoResourceVersion => None,
+    }
+}
+
+/// What the watch delivers, from the pods' watches and the nodes'.
+// Both variants are large and of similar size; each value is moved once
+// from its stream into the match, so boxing would only add an allocation
+// per event.
+#[allow(clippy::large_enum_variant)]
+enum Seen {
+    Pod(kube::runtime::watcher::Event<Pod>),
+    Node(kube::runtime::watcher::Event<k8s_openapi::api::core::v1::Node>),
+}
+
+/// Watches the lane's pods and the cluster's nodes and reports what the
+/// infrastructure does, as [`Event::Infra`], until aborted: container exits
+/// (with the last lines the container logged), evictions, readiness lost
+/// and regained, pods deleted, nodes that turn unfit, and the API server
+/// not answering the watch. The pods and nodes as they are when the watch
 /// starts are the baseline: only what happens afterwards is reported.
 pub fn watch_infrastructure(
     client: kube::Client,
@@ -268,47 +401,139 @@ pub fn watch_infrastructure(
     bus: Bus,
 ) -> tokio::task::JoinHandle<()> {
     use futures_util::StreamExt as _;
-    use k8s_openapi::api::core::v1::Pod;
-    use kube::runtime::watcher;
+    use k8s_openapi::api::core::v1::Node;
+    use kube::runtime::{WatchStreamExt as _, watcher};
     tokio::spawn(async move {
-        let streams = namespaces.into_iter().map(|ns| {
+        let pods = namespaces.into_iter().map(|ns| {
             let api: kube::Api<Pod> = kube::Api::namespaced(client.clone(), &ns);
-            watcher::watcher(api, watcher::Config::default()).boxed()
+            watcher::watcher(api, watcher::Config::default())
+                .default_backoff()
+                .map(|e| e.map(Seen::Pod))
+                .boxed()
         });
-        let mut events = futures_util::stream::select_all(streams);
-        let mut tracker = crate::timeline::Tracker::new();
+        let nodes: kube::Api<Node> = kube::Api::all(client.clone());
+        let nodes = watcher::watcher(nodes, watcher::Config::default())
+            .default_backoff()
+            .map(|e| e.map(Seen::Node))
+            .boxed();
+        let mut events = futures_util::stream::select_all(pods.chain(std::iter::once(nodes)));
+        let mut tracker = Tracker::new();
+        let mut node_tracker = NodeTracker::default();
+        let mut unreachable_since: Option<String> = None;
         while let Some(event) = events.next().await {
+            let event = match event {
+                Ok(event) => event,
+                Err(e) => {
+                    // The watcher retries by itself (backing off); what the
+                    // timeline needs is that the cluster did not answer.
+                    if let Some(why) = unreachable(&e)
+                        && unreachable_since.is_none()
+                    {
+                        emit(&bus, "api-server", Incident {
+                            pod: "api-server".into(),
+                            what: "Unreachable",
+                            detail: why.clone(),
+                            ..Incident::default()
+                        }, None);
+                        unreachable_since = Some(why);
+                    }
+                    continue;
+                }
+            };
+            if unreachable_since.take().is_some() {
+                emit(&bus, "api-server", Incident {
+                    pod: "api-server".into(),
+                    what: "Reachable",
+                    detail: "the API server answers again".into(),
+                    ..Incident::default()
+                }, None);
+            }
             let incidents = match event {
-                Ok(watcher::Event::InitApply(pod)) => {
+                Seen::Pod(watcher::Event::InitApply(pod)) => {
                     tracker.observe(&pod);
                     continue;
                 }
-                Ok(watcher::Event::Apply(pod)) => tracker
-                    .observe(&pod)
-                    .into_iter()
-                    .map(|i| (i, pod.clone()))
-                    .collect::<Vec<_>>(),
-                Ok(watcher::Event::Delete(pod)) => vec![(tracker.deleted(&pod), pod)],
-                Ok(_) => continue,
-                // The watcher retries by itself; a gap in the timeline is
-                // not worth failing the run for.
-                Err(_) => continue,
+                Seen::Pod(watcher::Event::Apply(pod)) => {
+                    let found = if tracker.knows(&pod) {
+                        tracker.observe(&pod)
+                    } else {
+                        tracker.observe_new(&pod)
+                    };
+                    found.into_iter().map(|i| (i, pod.clone())).collect::<Vec<_>>()
+                }
+                Seen::Pod(watcher::Event::Delete(pod)) => vec![(tracker.deleted(&pod), pod)],
+                Seen::Node(watcher::Event::InitApply(node)) => {
+                    node_tracker.observe(&node, true);
+                    continue;
+                }
+                Seen::Node(watcher::Event::Apply(node)) => {
+                    if let Some(incident) = node_tracker.observe(&node, false) {
+                        emit(&bus, "node", incident, None);
+                    }
+                    continue;
+                }
+                Seen::Pod(_) | Seen::Node(_) => continue,
             };
             for (incident, pod) in incidents {
                 let component = component_of(&pod, &workloads).unwrap_or_else(|| "-".into());
-                let detail = match &incident.container {
-                    Some(c) => format!("container {c}: {}", incident.detail),
-                    None => incident.detail.clone(),
+                // The last lines of a container that ended: what it said
+                // before it was killed (bounded, so the watch keeps up).
+                let log_tail = match (&incident.container, incident.exit_code) {
+                    (Some(container), Some(_)) => {
+                        let fetch = last_lines(&client, &pod, container, incident.previous_log);
+                        tokio::time::timeout(LOG_TAIL_BUDGET, fetch).await.ok().flatten()
+                    }
+                    _ => None,
                 };
-                bus.emit(Event::Infra {
-                    component,
-                    pod: incident.pod,
-                    what: incident.what.to_string(),
-                    detail,
-                });
+                emit(&bus, &component, incident, log_tail);
             }
         }
     })
+}
+
+/// How long the watch waits for an ended container's log.
+const LOG_TAIL_BUDGET: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How many of an ended container's last log lines an incident carries.
+const INCIDENT_LOG_LINES: i64 = 10;
+
+async fn last_lines(client: &kube::Client, pod: &Pod, container: &str, previous: bool) -> Option<String> {
+    let namespace = pod.metadata.namespace.as_deref()?;
+    let name = pod.metadata.name.as_deref()?;
+    let api: kube::Api<Pod> = kube::Api::namespaced(client.clone(), namespace);
+    let params = kube::api::LogParams {
+        container: Some(container.to_owned()),
+        previous,
+        tail_lines: Some(INCIDENT_LOG_LINES),
+        ..kube::api::LogParams::default()
+    };
+    let answer = api.logs(name, &params).await.map_err(|e| e.to_string());
+    crate::k8s::evidence::LogText::from_answer(answer)
+        .text()
+        .map(|t| t.trim_end().to_owned())
+        .filter(|t| !t.is_empty())
+}
+
+fn emit(bus: &Bus, component: &str, incident: Incident, log_tail: Option<String>) {
+    let detail = match &incident.container {
+        Some(c) => format!("container {c}: {}", incident.detail),
+        None => incident.detail.clone(),
+    };
+    let evidence = crate::report::InfraEvidence {
+        since: incident.since,
+        container: incident.container,
+        exit_code: incident.exit_code,
+        limit: incident.limit,
+        restarts: incident.restarts,
+        log_tail,
+    };
+    bus.emit(Event::Infra {
+        component: component.to_owned(),
+        pod: incident.pod,
+        what: incident.what.to_string(),
+        detail,
+        evidence: (!evidence.is_empty()).then(|| Box::new(evidence)),
+    });
 }
 
 #[cfg(test)]
@@ -403,6 +628,85 @@ mod tests {
         assert_eq!(t.observe(&ready)[0].what, "Ready");
         assert!(t.observe(&ready).is_empty(), "no change, no incident");
         assert_eq!(t.deleted(&ready).what, "Deleted");
+    }
+
+    #[test]
+    fn an_oom_kill_carries_when_it_happened_its_exit_code_and_limit() {
+        let pod: Pod = serde_json::from_str(&fixture("pod-oomkilled/pod.oom.json")).unwrap();
+        let incidents = Tracker::new().observe(&pod);
+        let oom = incidents.iter().find(|i| i.what == "OOMKilled").unwrap();
+        assert_eq!(oom.exit_code, Some(137));
+        assert_eq!(oom.limit.as_deref(), Some("32Mi"));
+        assert!(oom.since.is_some(), "the kubelet's finishedAt");
+        assert!(oom.restarts.is_some());
+    }
+
+    #[test]
+    fn a_replacement_pod_becoming_ready_is_a_recovery() {
+        let ready: Pod =
+            serde_json::from_str(&fixture("deploy-healthy/pod.web-57f64b4f4d-5bqnc.json")).unwrap();
+        let mut t = Tracker::new();
+        // Listed when the watch began: the rollout.
+        assert!(t.observe(&ready).is_empty());
+        assert!(t.knows(&ready));
+        let mut new = ready.clone();
+        new.metadata.name = Some("web-57f64b4f4d-new".into());
+        assert!(!t.knows(&new));
+        let back = t.observe_new(&new);
+        assert_eq!(back.len(), 1, "{back:#?}");
+        assert_eq!((back[0].what, back[0].detail.as_str()), ("Ready", "a new pod is Ready"));
+        assert!(t.observe(&new).is_empty(), "once");
+    }
+
+    #[test]
+    fn unfit_nodes_and_their_recovery_are_incidents() {
+        let node = |conditions: serde_json::Value| -> k8s_openapi::api::core::v1::Node {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "audit-e2e-worker"},
+                "status": {"conditions": conditions},
+            }))
+            .unwrap()
+        };
+        let fit = node(serde_json::json!([
+            {"type": "Ready", "status": "True"},
+            {"type": "MemoryPressure", "status": "False"},
+        ]));
+        let pressed = node(serde_json::json!([
+            {"type": "Ready", "status": "True"},
+            {"type": "MemoryPressure", "status": "True", "message": "kubelet has insufficient memory available"},
+        ]));
+        let lost = node(serde_json::json!([{"type": "Ready", "status": "Unknown", "reason": "NodeStatusUnknown"}]));
+        assert!(node_trouble(&fit).is_empty());
+        assert_eq!(
+            node_trouble(&pressed),
+            ["MemoryPressure: kubelet has insufficient memory available"]
+        );
+        assert_eq!(node_trouble(&lost), ["not Ready (Unknown): NodeStatusUnknown"]);
+        let mut t = NodeTracker::default();
+        // The baseline is not an incident, even an unfit one.
+        assert_eq!(t.observe(&pressed, true), None);
+        let back = t.observe(&fit, false).unwrap();
+        assert_eq!((back.what, back.pod.as_str()), ("NodeRecovered", "audit-e2e-worker"));
+        assert_eq!(t.observe(&fit, false), None, "no change, no incident");
+        assert_eq!(t.observe(&lost, false).unwrap().what, "NodeCondition");
+    }
+
+    #[test]
+    fn only_a_cluster_that_does_not_answer_is_unreachable() {
+        use kube::runtime::watcher::Error as W;
+        let refused = || {
+            kube::Error::Service(Box::new(std::io::Error::new(
+                std::io::ErrorKind::ConnectionRefused,
+                "connection refused",
+            )))
+        };
+        assert!(unreachable(&W::WatchFailed(refused())).is_some_and(|w| w.contains("connection refused")));
+        assert!(unreachable(&W::InitialListFailed(refused())).is_some());
+        let forbidden = kube::Error::Api(
+            kube::core::Status::failure("pods is forbidden", "Forbidden").with_code(403).boxed(),
+        );
+        assert_eq!(unreachable(&W::WatchStartFailed(forbidden)), None);
+        assert_eq!(unreachable(&W::NoResourceVersion), None);
     }
 
     #[test]

@@ -17,13 +17,29 @@ for tool in curl jq; do
   command -v "$tool" >/dev/null || { echo "$SUITE: $tool is required" >&2; exit 2; }
 done
 
-# pass NAME / fail NAME MESSAGE: record a test case.
-pass() { passed=$((passed + 1)); cases="$cases<testcase name=\"$1\"/>"; echo "ok   $1"; }
+# wanted NAME: whether to run the test case NAME. A retry runs only the
+# cases that failed before, which the harness lists in HARNESS_FAILED_CASES
+# (one name a line); the first attempt runs them all.
+wanted() {
+  [ -z "${HARNESS_FAILED_CASES:-}" ] && return 0
+  printf '%s\n' "$HARNESS_FAILED_CASES" | grep -Fxq "$1"
+}
+
+# begin: a test case starts (its JUnit timestamp and time are measured from here).
+now() { date -u +%s.%N; }
+begin() { case_start=$(now); case_stamp=$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ); }
+begin
+elapsed() { awk -v a="$case_start" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
+attrs() { printf 'name="%s" timestamp="%s" time="%s"' "$1" "$case_stamp" "$(elapsed)"; }
+
+# pass NAME / fail NAME MESSAGE: record a test case (begun with `begin`).
+pass() { passed=$((passed + 1)); cases="$cases<testcase $(attrs "$1")/>"; echo "ok   $1"; begin; }
 fail() {
   failed=$((failed + 1))
   msg=$(printf '%s' "$2" | sed 's/&/\&amp;/g; s/</\&lt;/g; s/"/\&quot;/g')
-  cases="$cases<testcase name=\"$1\"><failure message=\"$msg\"/></testcase>"
+  cases="$cases<testcase $(attrs "$1")><failure message=\"$msg\" type=\"assertion\"/></testcase>"
   echo "FAIL $1: $2" >&2
+  begin
 }
 
 # post_event CORRELATION TYPE N -> prints the event id
@@ -34,6 +50,9 @@ post_event() {
 
 # query QUERY-STRING -> prints the JSON page
 query() { curl -fsS "$DS/api/v1/audit/events?$1"; }
+
+# event_types -> the event types DataStorage has stored, one a line
+event_types() { curl -fsS "$DS/api/v1/audit/event-types" | jq -r '.event_types[]'; }
 
 # all_ids CORRELATION PAGE-SIZE -> every event id over all pages, one a line
 all_ids() {

@@ -2,6 +2,12 @@
 # High load, run serially (alone): 8 writers post 250 events each, single
 # and batched, while reading their own writes; nothing acknowledged may be
 # missing afterwards. Bounded: 2000 events, one cluster-local endpoint.
+#
+#   DEMO_CRASH=1  ends with a burst DataStorage is not sized for: 48 batches
+#                 of 1000 events (~1.5 MB each) at once, far over its 64Mi
+#                 memory limit, so the kernel OOM-kills it. The burst is load,
+#                 not a test case; the audit suite, which runs next, meets a
+#                 DataStorage that is down (`infrastructure` verdicts).
 . "$(dirname "$0")/lib.sh"
 
 writers=8
@@ -35,4 +41,16 @@ sort "$dir"/*.ids >"$dir/posted"
 for w in $(seq 1 $writers); do all_ids "$PREFIX-w$w" 500; done | sort >"$dir/found"
 if cmp -s "$dir/posted" "$dir/found"; then pass "all $((writers * per)) events found exactly once"
 else fail "all $((writers * per)) events found exactly once" "posted $(wc -l <"$dir/posted"), found $(wc -l <"$dir/found")"; fi
+
+if [ "${DEMO_CRASH:-}" = 1 ]; then
+  blob=$(head -c 1400 /dev/zero | tr '\0' x)
+  jq -nc --arg c "$PREFIX-burst" --arg blob "$blob" \
+    '[range(0; 1000) | {correlation_id: $c, event_type: "suite.burst", payload: {n: ., blob: $blob}}]' >"$dir/burst.json"
+  for i in $(seq 1 48); do
+    curl -s -o /dev/null -w '%{http_code}\n' -X POST "$DS/api/v1/audit/events/batch" \
+      -H 'content-type: application/json' --data-binary @"$dir/burst.json" >>"$dir/burst.codes" &
+  done
+  wait
+  echo "burst: $(grep -c '^202$' "$dir/burst.codes") of 48 batches of $(($(wc -c <"$dir/burst.json") / 1024)) KiB acknowledged"
+fi
 finish

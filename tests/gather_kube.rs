@@ -942,6 +942,7 @@ fn recorded_run(dir: &Path) -> (PathBuf, String) {
                 pod: "crashloop".into(),
                 what: "OOMKilled".into(),
                 detail: "container app: limit 32Mi; restarts 5".into(),
+                evidence: None,
             },
         ),
         (

@@ -55,6 +55,25 @@ pub struct Global {
     pub verbose: u8,
 }
 
+/// Whether tests that failed and then passed on a retry (`flaky`) pass the run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum FlakyResult {
+    /// They pass (and are reported as flaky)
+    #[default]
+    Pass,
+    /// They fail the run (exit 1)
+    Fail,
+}
+
+impl From<FlakyResult> for harness::suites::verdict::FlakyResult {
+    fn from(result: FlakyResult) -> Self {
+        match result {
+            FlakyResult::Pass => Self::Pass,
+            FlakyResult::Fail => Self::Fail,
+        }
+    }
+}
+
 /// When to collect a must-gather bundle.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum GatherWhen {
@@ -99,7 +118,9 @@ Examples:
   harness test --lane gateway e2e                 only the suite `e2e`
   harness test --lane gateway --shard 2/4         the second of four CI shards
   harness test --lane gateway --preserve          keep the cluster for debugging
-  harness test --lane gateway --deadline 55m      finish (gather included) before a 60m job limit")]
+  harness test --lane gateway --deadline 55m      finish (gather included) before a 60m job limit
+  harness test --lane gateway --retries 1         run failed suites again once: verdicts infrastructure, flaky or real
+  harness test --lane gateway --retries 2 --flaky-result fail   a strict gate: a flaky test fails the run")]
     Test(TestArgs),
 
     /// Tear down what `up` created (gathering first with --gather)
@@ -197,6 +218,12 @@ pub struct TestArgs {
     /// Rebuild every image even when its content tag already exists
     #[arg(long)]
     pub rebuild: bool,
+    /// Run each failed suite again up to N times, in a fresh namespace, once every component is Ready again [default: each suite's `retries:`, else 0]
+    #[arg(long, value_name = "N")]
+    pub retries: Option<u32>,
+    /// Whether tests that passed only on a retry (flaky) pass the run
+    #[arg(long, value_enum, default_value_t = FlakyResult::Pass)]
+    pub flaky_result: FlakyResult,
 }
 
 impl TestArgs {
@@ -210,6 +237,8 @@ impl TestArgs {
             preserve: self.preserve,
             deadline: self.deadline,
             rebuild: self.rebuild,
+            retries: self.retries,
+            flaky_result: self.flaky_result.into(),
         }
     }
 }

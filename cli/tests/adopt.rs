@@ -14,6 +14,8 @@
 
 #[path = "../../tests/fake_api/mod.rs"]
 mod fake_api;
+#[path = "../../tests/support/junit.rs"]
+mod junit;
 #[path = "../../tests/support/node.rs"]
 mod node;
 
@@ -896,6 +898,146 @@ fn down_removes_what_up_created_on_an_existing_cluster() {
 
 fn kubeconfig_text(standin: &StandIn) -> String {
     kubeconfig(&standin.server.url)
+}
+
+// ------------------------------------------------------------------ retries and verdicts
+
+/// A suite of two test cases whose second fails on the first attempt only;
+/// a retry runs only what `{{failed}}` (its first argument) names.
+const PAGES: &str = r#"#!/bin/sh
+at=$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)
+counts="<testcase name=\"counts 75 events\" timestamp=\"$at\" time=\"0.100\"/>"
+if [ "$HARNESS_ATTEMPT" = 1 ]; then
+  pages="<testcase name=\"pages through 75 events\" timestamp=\"$at\" time=\"0.200\"><failure message=\"found 74 of 75 events\" type=\"assertion\">pages.sh:6</failure></testcase>"
+  status=1
+else
+  [ "$1" = "pages through 75 events" ] && counts=""
+  pages="<testcase name=\"pages through 75 events\" timestamp=\"$at\" time=\"0.200\"/>"
+  status=0
+fi
+printf '<testsuite name="pages">%s%s</testsuite>' "$counts" "$pages" > "$HARNESS_ARTIFACTS/junit.xml"
+exit $status
+"#;
+
+/// A suite whose one test case expects what is wrong: it fails every time.
+const BATCH: &str = r#"#!/bin/sh
+at=$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)
+printf '<testsuite name="batch"><testcase name="a batch of 150 accepts 151" timestamp="%s" time="0.300"><failure message="accepted 150, expected 151" type="assertion">batch.sh:3</failure></testcase></testsuite>' "$at" > "$HARNESS_ARTIFACTS/junit.xml"
+exit 1
+"#;
+
+fn retry_lane(kubeconfig: &Path) -> String {
+    format!(
+        "namespace: verdicts\ncluster:\n  provider: existing\n  name: shared-ci\n  existing: {{ kubeconfig: {} }}\npreflight: {{ min_free_disk: 1MiB }}\ncomponents:\n  app: {{ manifests: [app.yaml] }}\nlanes:\n  main:\n    components: [app]\n    suites:\n      pages: {{ command: [sh, pages.sh], rerun: [sh, pages.sh, \"{{{{failed}}}}\"] }}\n      batch: {{ command: [sh, batch.sh] }}\n",
+        kubeconfig.display()
+    )
+}
+
+/// Times, durations, run ids and the project's directory, made stable.
+fn redacted(text: &str, root: &Path) -> String {
+    let text = text.replace(&root.display().to_string(), "<project>");
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::new();
+    let mut i = 0;
+    let digit = |i: usize| chars.get(i).is_some_and(|c| c.is_ascii_digit());
+    while i < chars.len() {
+        // hh:mm:ss
+        if (0..8).all(|k| if k == 2 || k == 5 { chars.get(i + k) == Some(&':') } else { digit(i + k) }) {
+            out.push_str("HH:MM:SS");
+            i += 8;
+        } else if chars[i..].starts_with(&['r', '-']) && (2..10).all(|k| chars.get(i + k).is_some_and(|c| c.is_ascii_hexdigit())) {
+            out.push_str("r-RUNID");
+            i += 10;
+        } else {
+            out.push(chars[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// The section of the report from the line starting with `title` to the
+/// next blank line.
+fn section(report: &str, title: &str) -> String {
+    let start = report
+        .find(&format!("\n{title}"))
+        .unwrap_or_else(|| panic!("no section {title:?} in:\n{report}"));
+    let rest = &report[start + 1..];
+    let end = rest.find("\n\n").map_or(rest.len(), |e| e + 1);
+    rest[..end].to_owned()
+}
+
+/// Retries as a CI job uses them: `--retries 1` runs each failed suite
+/// again (only its failed test case, through `rerun:`), after the lane's
+/// components were confirmed Ready again; the test that passed on its retry
+/// is `flaky`, the one that failed twice `real` (and fails the run);
+/// `--flaky-result` decides a run whose only failure is flaky; the JUnit
+/// report carries both as Surefire has them; `harness report` over the
+/// bundle prints the verdicts again.
+#[test]
+fn failed_suites_run_again_and_each_failure_gets_its_verdict() {
+    let standin = StandIn::new(&[("app.yaml", APP), ("pages.sh", PAGES), ("batch.sh", BATCH)]);
+    let kubeconfig = standin.root().join("ci-kubeconfig");
+    std::fs::write(&kubeconfig, kubeconfig_text(&standin)).unwrap();
+    std::fs::write(standin.root().join("harness.yaml"), retry_lane(&kubeconfig)).unwrap();
+
+    let out = standin.harness(&["test", "--retries", "1"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "a real failure fails the run: {err}");
+    assert!(err.contains("suites    attempt 2: pages, batch again, each in a fresh namespace"), "{err}");
+    assert!(err.contains("suites    every component Ready and settled again after"), "{err}");
+    let verdicts = section(&err, "test verdicts:");
+    insta::assert_snapshot!("test_verdicts", redacted(&verdicts, standin.root()));
+    let suites = section(&err, "suites:");
+    insta::assert_snapshot!("suites_with_retries", redacted(&suites, standin.root()));
+
+    // The run's JUnit: the flaky case passed with its first failure inside,
+    // the real one failed with its first failure inside; both as Surefire
+    // has them.
+    let runs: Vec<PathBuf> = std::fs::read_dir(standin.root().join(".harness/runs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(runs.len(), 1);
+    let junit = std::fs::read_to_string(runs[0].join("junit.xml")).unwrap();
+    assert!(junit.contains("<flakyFailure message=\"found 74 of 75 events\" type=\"assertion\">"), "{junit}");
+    assert!(junit.contains("<rerunFailure message=\"accepted 150, expected 151\" type=\"assertion\">"), "{junit}");
+    assert!(junit.contains("harness verdict: real"), "{junit}");
+    let checked = junit::validate_reruns(&junit);
+    assert!(checked == usize::MAX || checked == 2, "{checked} elements checked");
+
+    // The bundle tells the same verdicts again, with no cluster.
+    let bundle = std::fs::read_dir(runs[0].join("gather"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with(".tar.gz"))
+        .expect("a failed run is gathered");
+    let replayed = standin.harness(&["report", bundle.to_str().unwrap()]);
+    assert_eq!(replayed.status.code(), Some(0), "{}", stderr(&replayed));
+    let again = String::from_utf8_lossy(&replayed.stdout).into_owned();
+    assert_eq!(section(&again, "test verdicts:"), verdicts, "{again}");
+    let json = standin.harness(&["report", bundle.to_str().unwrap(), "--output", "json"]);
+    let json: Value = serde_json::from_slice(&json.stdout).unwrap();
+    let kinds: Vec<&str> = json["test_verdicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["verdict"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["flaky", "real"]);
+
+    // A run whose only failure is flaky: --flaky-result decides.
+    let out = standin.harness(&["test", "pages", "--retries", "1", "--flaky-result", "fail"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("test verdicts: 0 real, 0 infrastructure, 1 flaky"));
+    let out = standin.harness(&["test", "pages", "--retries", "1"]);
+    assert_eq!(out.status.code(), Some(0), "flaky passes by default: {}", stderr(&out));
+    // Without retries, nothing is retried and the failure is real.
+    let out = standin.harness(&["test", "pages"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("test verdicts: 1 real, 0 infrastructure, 0 flaky"), "{}", stderr(&out));
 }
 
 // ------------------------------------------------------------------ the real cluster

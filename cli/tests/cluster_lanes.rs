@@ -10,6 +10,8 @@
 mod bundle;
 #[path = "../../tests/support/cluster.rs"]
 mod cluster;
+#[path = "../../tests/support/junit.rs"]
+mod junit;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -219,6 +221,137 @@ fn demo_lane_test_reup_status_diagnose_gather_down() {
         "down is idempotent: {}",
         text(&out)
     );
+}
+
+/// The section of a report from the line starting with `title` to the next
+/// blank line.
+fn section(report: &str, title: &str) -> String {
+    let start = report
+        .find(&format!("\n{title}"))
+        .unwrap_or_else(|| panic!("no section {title:?} in:\n{report}"));
+    let rest = &report[start + 1..];
+    let end = rest.find("\n\n").map_or(rest.len(), |e| e + 1);
+    rest[..end].to_owned()
+}
+
+/// The one bundle a run of `dir`'s demo lane published under `run`.
+fn run_bundle(run: &Path) -> PathBuf {
+    let bundles = bundles_in(&run.join("gather"));
+    assert_eq!(bundles.len(), 1, "{bundles:?}");
+    bundles[0].clone()
+}
+
+/// The run directory of the newest run of the demo lane.
+fn newest_run(repo: &Path, before: &[PathBuf]) -> PathBuf {
+    let runs: Vec<PathBuf> = std::fs::read_dir(repo.join(".harness/runs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| !before.contains(p))
+        .collect();
+    assert_eq!(runs.len(), 1, "one new run: {runs:?}");
+    runs[0].clone()
+}
+
+fn runs_now(repo: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(repo.join(".harness/runs"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
+
+/// The demo shows all three verdicts (docs/demo.md). With `DEMO_CRASH=1`
+/// the load suite's burst gets DataStorage OOMKilled for real (its 64Mi
+/// limit), and the audit suite, running next, fails against it: each of
+/// its failed cases is `infrastructure`, citing that OOM kill with its exit
+/// code and limit, and passes on the retry that `--retries 1` runs once
+/// every component is Ready again. With `DEMO_RACE=1` the types suite's
+/// race is lost on the first attempt and won on the retry: `flaky`.
+/// Nothing is `real`, so the run passes (`--flaky-result pass`, the
+/// default). Then, on the environment kept, `DEMO_WRONG=1` adds a case that
+/// fails on every attempt: `real`, and the run fails.
+#[test]
+fn demo_lane_crash_and_race_get_infrastructure_and_flaky_verdicts() {
+    let Some(image) = cluster::node_image() else {
+        return;
+    };
+    let repo = repo();
+    assert!(
+        !kind_clusters().iter().any(|c| c == "audit-e2e"),
+        "a kind cluster audit-e2e exists already: this test runs the demo lane, which makes it; delete it first"
+    );
+    let before = runs_now(&repo);
+    let out = run(
+        harness(&repo, &image)
+            .args(["test", "--lane", "audit", "--retries", "1", "--preserve", "--gather", "always"])
+            .env("DEMO_CRASH", "1")
+            .env("DEMO_RACE", "1"),
+        "harness test --lane audit --retries 1 (DEMO_CRASH, DEMO_RACE)",
+    );
+    let text = text(&out);
+    let run_dir = newest_run(&repo, &before);
+    let bundle = run_bundle(&run_dir);
+    let unpacked = bundle::assert_complete(&bundle);
+    let root = std::fs::read_dir(unpacked.path()).unwrap().next().unwrap().unwrap().path();
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("harness/summary.json")).unwrap())
+            .unwrap();
+    let verdicts = summary["test_verdicts"].as_array().cloned().unwrap_or_default();
+    eprintln!("test verdicts: {}", serde_json::to_string_pretty(&verdicts).unwrap());
+    let of = |kind: &str| -> Vec<&serde_json::Value> {
+        verdicts.iter().filter(|v| v["verdict"] == kind).collect()
+    };
+    assert!(of("real").is_empty(), "nothing is real: {text}");
+    let flaky = of("flaky");
+    assert_eq!(flaky.len(), 1, "{text}");
+    assert_eq!(flaky[0]["suite"], "types");
+    assert_eq!(flaky[0]["case"], "a new event type is listed right after it is posted");
+    let infrastructure = of("infrastructure");
+    assert!(!infrastructure.is_empty(), "the cascade: {text}");
+    for v in &infrastructure {
+        assert_eq!(v["suite"], "audit", "{v}");
+        let incident = &v["incident"];
+        assert_eq!(incident["component"], "datastorage", "{v}");
+        assert_eq!(incident["what"], "OOMKilled", "{v}");
+        assert_eq!(incident["limit"], "64Mi", "{v}");
+        assert_eq!(incident["exit_code"], 137, "{v}");
+        let attempts = v["attempts"].as_array().unwrap();
+        assert_eq!(attempts.len(), 2, "failed, then passed once it was back: {v}");
+        assert_eq!((&attempts[0]["passed"], &attempts[1]["passed"]), (&false.into(), &true.into()), "{v}");
+    }
+    assert_eq!(out.status.code(), Some(0), "flaky passes by default: {text}");
+    assert!(text.contains("every component Ready and settled again after"), "{text}");
+    // The merged JUnit's re-run elements are Surefire's.
+    let junit = std::fs::read_to_string(run_dir.join("junit.xml")).unwrap();
+    let checked = junit::validate_reruns(&junit);
+    assert!(checked == usize::MAX || checked > infrastructure.len(), "{checked}");
+    // `harness report` prints the verdicts again from the bundle.
+    let replayed = run(harness(&repo, &image).arg("report").arg(&bundle), "harness report");
+    assert_eq!(replayed.status.code(), Some(0));
+    let again = String::from_utf8_lossy(&replayed.stdout).into_owned();
+    assert_eq!(section(&again, "test verdicts:"), section(&text, "test verdicts:"));
+    assert!(again.contains("datastorage OOMKilled at "), "{again}");
+
+    // The environment is kept: a deliberately wrong expectation is `real`.
+    let before = runs_now(&repo);
+    let out = run(
+        harness(&repo, &image)
+            .args(["test", "--lane", "audit", "--retries", "1"])
+            .env("DEMO_WRONG", "1"),
+        "harness test --lane audit --retries 1 (DEMO_WRONG)",
+    );
+    let text = crate::text(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let verdicts = section(&text, "test verdicts:");
+    assert!(verdicts.starts_with("test verdicts: 1 real, 0 infrastructure, 0 flaky"), "{verdicts}");
+    assert!(
+        verdicts.contains("audit: a batch of 150 accepts 151 (wrong on purpose) — failed on attempts 1 and 2: accepted 150, expected 151"),
+        "{verdicts}"
+    );
+    let _ = newest_run(&repo, &before);
+
+    let out = run(harness(&repo, &image).args(["down", "--lane", "audit"]), "harness down");
+    assert_eq!(out.status.code(), Some(0), "{}", crate::text(&out));
+    assert!(!kind_clusters().iter().any(|c| c == "audit-e2e"));
 }
 
 /// Creates the Secret `planted` holding `value` in `namespace`.

@@ -1,4 +1,5 @@
-//! DataStorage's HTTP API (axum): `/health` and the audit-event endpoints.
+//! DataStorage's HTTP API (axum): `/health`, the audit-event endpoints and
+//! the list of event types stored.
 //!
 //! Handlers only translate: validate with [`crate::event`], hand writes to
 //! the [`Writer`], flush-then-read for queries. Every error answer is JSON
@@ -32,6 +33,7 @@ pub fn router(store: Store, writer: Writer) -> Router {
             "/api/v1/audit/events/batch",
             axum::routing::post(post_batch),
         )
+        .route("/api/v1/audit/event-types", get(event_types))
         .with_state(AppState { store, writer })
 }
 
@@ -102,6 +104,16 @@ async fn post_batch(
             Json(json!({"accepted": ids.len(), "event_ids": ids})),
         )
             .into_response(),
+        Err(e) => unavailable(&e),
+    }
+}
+
+/// The event types stored so far (`{"event_types": [...]}`). A summary
+/// for dashboards: it does not flush the write buffer, so a type whose
+/// first events were acknowledged a moment ago may not be listed yet.
+async fn event_types(State(s): State<AppState>) -> Response {
+    match s.store.event_types().await {
+        Ok(types) => Json(json!({"event_types": types})).into_response(),
         Err(e) => unavailable(&e),
     }
 }

@@ -107,6 +107,20 @@ impl Store {
         Ok(n)
     }
 
+    /// Every event type stored, in name order. Read from the table alone:
+    /// events still in the write buffer are not stored yet (only the events
+    /// query promises read-your-writes, by flushing first).
+    pub async fn event_types(&self) -> Result<Vec<String>, StoreError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT DISTINCT event_type FROM audit_events ORDER BY 1",
+                &[],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
     /// One page of the events matching `query`, in the order they were
     /// stored, and the total over all pages (both from one snapshot).
     pub async fn query(&self, query: &Query) -> Result<Page, StoreError> {

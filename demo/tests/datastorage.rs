@@ -504,3 +504,33 @@ async fn sigterm_stores_the_buffered_events_before_exiting() {
         "acknowledged events are stored on shutdown"
     );
 }
+
+/// The event types are read from what is stored: a type whose only event
+/// is still in the write buffer is not listed until a flush (a query of the
+/// events flushes first). The demo's `types` suite races this on purpose.
+#[tokio::test]
+async fn event_types_list_what_is_stored_not_what_is_buffered() {
+    let Some(admin) = admin_url() else { return };
+    let db = fresh_db(&admin, true).await;
+    let base = serve(&db, 100, Duration::from_secs(3600)).await;
+    let http = reqwest::Client::new();
+    let types = |http: reqwest::Client, base: String| async move {
+        let r = http
+            .get(format!("{base}/api/v1/audit/event-types"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.json::<Value>().await.unwrap()["event_types"].clone()
+    };
+    let r = http
+        .post(format!("{base}/api/v1/audit/events"))
+        .json(&event("types-1", "demo.race", 1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    assert_eq!(types(http.clone(), base.clone()).await, json!([]), "buffered, not stored");
+    page(&http, &base, "correlation_id=types-1").await;
+    assert_eq!(types(http.clone(), base.clone()).await, json!(["demo.race"]));
+}

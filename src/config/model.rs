@@ -357,6 +357,14 @@ pub struct Suite {
     pub env: IndexMap<String, String>,
     pub workdir: PathBuf,
     pub namespace_prefix: String,
+    /// How many times a failed run is run again, in a fresh namespace, once
+    /// every component is Ready again [0]; `--retries` overrides it.
+    pub retries: u32,
+    /// The command a retry runs instead of `command`, with `{{failed}}`
+    /// standing for the failed test cases as one regular expression (e.g.
+    /// `[ginkgo, --focus, "{{failed}}", ./test/e2e]`); `None`: the whole
+    /// suite runs again (it may still read `HARNESS_FAILED_CASES`).
+    pub rerun: Option<Vec<String>>,
 }
 
 /// A command run on the host after the suites and gather, before teardown:

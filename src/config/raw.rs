@@ -234,4 +234,8 @@ pub struct Suite {
     pub env: IndexMap<String, String>,
     pub workdir: Option<Spanned<String>>,
     pub namespace_prefix: Option<Spanned<String>>,
+    /// How many times a failed run of the suite is run again.
+    pub retries: Option<Spanned<u32>>,
+    /// The command of a retry, running only the failed test cases (`{{failed}}`).
+    pub rerun: Option<Spanned<Vec<String>>>,
 }

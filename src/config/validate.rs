@@ -908,7 +908,18 @@ impl Validator {
             }
             None => name.value.clone(),
         };
+        if let Some(rerun) = &s.rerun
+            && (rerun.value.is_empty() || rerun.value[0].trim().is_empty())
+        {
+            self.problem(
+                &rerun.referenced,
+                format!("suite `{}` has an empty rerun command", name.value),
+                "write the command a retry runs, with {{failed}} for the failed test cases, e.g. [ginkgo, --focus, \"{{failed}}\", ./test/e2e]; or remove `rerun:` to run the whole suite again",
+            );
+        }
         Suite {
+            retries: s.retries.as_ref().map_or(0, |r| r.value),
+            rerun: s.rerun.as_ref().map(|r| r.value.clone()),
             name: name.value.clone(),
             command: s.command.value.clone(),
             procs,

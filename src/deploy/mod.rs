@@ -28,6 +28,7 @@ pub mod judge;
 pub mod live;
 pub mod manifests;
 pub mod progress;
+pub mod recover;
 pub mod report;
 pub mod stage;
 pub mod wait;

@@ -226,6 +226,13 @@ pub fn write(writer: &mut BundleWriter, lane: &str, story: Option<&Story>, diagn
         "suites.txt",
         &or(render::suites(&report), "suites: none ran"),
     );
+    text(
+        "verdicts.txt",
+        &or(
+            render::test_verdicts(&report),
+            "test verdicts: no test case failed",
+        ),
+    );
     if let Some((_, junit)) = report.artifacts.iter().find(|(what, _)| what == "junit") {
         let copied = std::fs::File::open(junit)
             .map_err(|e| e.to_string())
@@ -272,7 +279,12 @@ pub fn summary(story: Option<&Story>, diagnosed: &Diagnosed) -> String {
         md.push_str("- **suites**: none ran\n");
     } else if story.is_some() {
         incidents(&mut md, &report);
-        let failed: Vec<&str> = report.failed_suites().map(|s| s.suite.as_str()).collect();
+        let failed: Vec<&str> = report
+            .final_suites()
+            .into_iter()
+            .filter(|s| !s.passed)
+            .map(|s| s.suite.as_str())
+            .collect();
         let _ = writeln!(
             md,
             "- **failed suites**: {}",
@@ -283,6 +295,7 @@ pub fn summary(story: Option<&Story>, diagnosed: &Diagnosed) -> String {
             }
         );
         cases(&mut md, &report);
+        test_verdicts(&mut md, &report);
     }
     components(&mut md, diagnosed);
     md.push_str(
@@ -357,6 +370,54 @@ fn cases(md: &mut String, report: &RunReport) {
             md,
             "  - … and {} more (`harness/suites.txt`)",
             cases.len() - CASES_IN_README
+        );
+    }
+}
+
+/// Each failed test case's verdict, real first, with what it is blamed on.
+fn test_verdicts(md: &mut String, report: &RunReport) {
+    use crate::suites::verdict::Verdict;
+    let verdicts = &report.test_verdicts;
+    if verdicts.is_empty() {
+        return;
+    }
+    let count = |v: Verdict| verdicts.iter().filter(|c| c.verdict == v).count();
+    let _ = writeln!(
+        md,
+        "- **test verdicts**: {} real, {} infrastructure, {} flaky (`harness/verdicts.txt`):",
+        count(Verdict::Real),
+        count(Verdict::Infrastructure),
+        count(Verdict::Flaky)
+    );
+    let mut sorted: Vec<_> = verdicts.iter().collect();
+    sorted.sort_by_key(|c| c.verdict);
+    for c in sorted.iter().take(CASES_IN_README) {
+        let blamed = c
+            .incident
+            .as_ref()
+            .map(|i| {
+                format!(
+                    " — after {} {} at {}",
+                    i.component.as_deref().unwrap_or("cluster"),
+                    i.what,
+                    clock(&i.since)
+                )
+            })
+            .unwrap_or_default();
+        let _ = writeln!(
+            md,
+            "  - {} `{}`: {} ({}){blamed}",
+            c.verdict,
+            c.suite,
+            c.case,
+            c.attempts_text()
+        );
+    }
+    if sorted.len() > CASES_IN_README {
+        let _ = writeln!(
+            md,
+            "  - … and {} more (`harness/verdicts.txt`)",
+            sorted.len() - CASES_IN_README
         );
     }
 }

@@ -37,7 +37,8 @@ pub fn annotations(report: &RunReport) -> Vec<String> {
         ));
     }
     let correlations = report.correlate();
-    for s in report.failed_suites() {
+    // A suite that passed on a retry is no error: its test verdicts say why.
+    for s in report.final_suites().into_iter().filter(|s| !s.passed) {
         let mut message = format!(
             "{} after {:.0}s; log: {}",
             s.outcome,
@@ -71,6 +72,9 @@ pub fn annotations(report: &RunReport) -> Vec<String> {
             escape_data(&message)
         ));
     }
+    for v in &report.test_verdicts {
+        lines.push(verdict_annotation(v));
+    }
     for h in report.failed_hooks() {
         lines.push(format!(
             "::error title={}::{}",
@@ -86,9 +90,48 @@ pub fn annotations(report: &RunReport) -> Vec<String> {
     lines
 }
 
+/// One annotation per failed test case, by its verdict: an error for one
+/// left failed (real, or infrastructure that never recovered), a warning
+/// for one that passed on a retry (flaky, or infrastructure that did).
+fn verdict_annotation(v: &crate::suites::verdict::CaseVerdict) -> String {
+    let level = if v.passed_on().is_some() {
+        "warning"
+    } else {
+        "error"
+    };
+    let mut message = v.attempts_text();
+    if let Some(m) = v.message() {
+        let _ = write!(message, ": {m}");
+    }
+    if let Some(i) = &v.incident {
+        let _ = write!(
+            message,
+            "\nblamed on {} {} at {}",
+            i.component.as_deref().unwrap_or("cluster"),
+            i.what,
+            clock(&i.since)
+        );
+        let evidence: Vec<String> = [
+            i.exit_code.map(|c| format!("exit code {c}")),
+            i.limit.as_ref().map(|l| format!("memory limit {l}")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if !evidence.is_empty() {
+            let _ = write!(message, " ({})", evidence.join(", "));
+        }
+    }
+    format!(
+        "::{level} title={}::{}",
+        escape_property(&format!("{} test: {}: {}", v.verdict, v.suite, v.case)),
+        escape_data(&message)
+    )
+}
+
 /// The step summary in markdown.
 pub fn summary(report: &RunReport) -> String {
-    let failed = report.failed_suites().count();
+    let failed = report.final_suites().iter().filter(|s| !s.passed).count();
     let icon = if failed == 0
         && report.failed_hooks().count() == 0
         && report.unready().next().is_none()
@@ -102,11 +145,12 @@ pub fn summary(report: &RunReport) -> String {
         "## {icon} harness: lane `{}` (run `{}`)\n\n",
         report.lane, report.run_id
     );
-    let suites = report
-        .suites
+    let last = report.final_suites();
+    let suites = last
         .iter()
         .map(|s| (s.suite.as_str(), s.passed, s.outcome.as_str(), s.seconds));
     results_table(&mut md, "suite", suites);
+    test_verdicts(&mut md, report);
     let hooks = report
         .hooks
         .iter()
@@ -208,6 +252,55 @@ pub fn summary(report: &RunReport) -> String {
         }
     }
     md
+}
+
+/// Every failed test case's verdict, real failures first; those the
+/// infrastructure caused under the incident each is blamed on, its evidence
+/// folded.
+fn test_verdicts(md: &mut String, report: &RunReport) {
+    use crate::suites::verdict::Verdict;
+    let verdicts = &report.test_verdicts;
+    if verdicts.is_empty() {
+        return;
+    }
+    let count = |v: Verdict| verdicts.iter().filter(|c| c.verdict == v).count();
+    let _ = writeln!(
+        md,
+        "### Test verdicts: {} real, {} infrastructure, {} flaky\n",
+        count(Verdict::Real),
+        count(Verdict::Infrastructure),
+        count(Verdict::Flaky)
+    );
+    for verdict in [Verdict::Real, Verdict::Infrastructure, Verdict::Flaky] {
+        for c in verdicts.iter().filter(|c| c.verdict == verdict) {
+            let mark = match (verdict, c.passed_on()) {
+                (Verdict::Real, _) | (_, None) => "❌",
+                _ => "⚠️",
+            };
+            let _ = writeln!(
+                md,
+                "- {mark} **{verdict}** `{}`: {} — {}{}",
+                c.suite,
+                c.case,
+                c.attempts_text(),
+                c.message().map(|m| format!(": {m}")).unwrap_or_default()
+            );
+            if let Some(i) = &c.incident {
+                let _ = writeln!(
+                    md,
+                    "\n  <details><summary>{} {} at {}</summary>\n\n  ```text\n{}  ```\n\n  </details>\n",
+                    i.component.as_deref().unwrap_or("cluster"),
+                    i.what,
+                    clock(&i.since),
+                    super::render::indented(
+                        &super::render::incident_text(i).replace("```", "'''"),
+                        "  "
+                    )
+                );
+            }
+        }
+    }
+    md.push('\n');
 }
 
 /// A markdown table of (name, passed, outcome, seconds); nothing when empty.

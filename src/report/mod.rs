@@ -147,13 +147,38 @@ pub enum Event {
         diagnosis: Option<Box<ReportedDiagnosis>>,
     },
     /// Something the infrastructure did while suites ran: a restart, an
-    /// OOM kill, an eviction, a readiness flap.
+    /// OOM kill, an eviction, a readiness flap (and `Ready` again), a node
+    /// that turned unfit, the API server not answering.
     Infra {
         component: String,
         pod: String,
         what: String,
         detail: String,
+        /// What the cluster says about it: when it happened by the
+        /// kubelet's clock, exit code, memory limit, the last log lines.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        evidence: Option<Box<InfraEvidence>>,
     },
+    /// Failed suites are run again, each in a fresh namespace: attempt
+    /// `attempt` (2 for the first retry) of `suites`. The suite and test
+    /// case events that follow belong to it.
+    Retry {
+        attempt: u32,
+        suites: Vec<String>,
+    },
+    /// The wait, before a retry, for every component of the lane to be
+    /// Ready and settled again: how it ended. When it did not, the failed
+    /// tests are not retried and their incidents stay open.
+    Recovery {
+        ok: bool,
+        seconds: f64,
+        /// Why not: the component, its verdict, its evidence.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// A failed test case's verdict (`infrastructure`, `flaky`, `real`),
+    /// once the suites and their retries are over.
+    TestVerdict(Box<crate::suites::verdict::CaseVerdict>),
     SuiteStarted {
         suite: String,
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -307,6 +332,12 @@ pub struct RunReport {
     /// they were reported.
     pub cases: Vec<CaseRecord>,
     pub hooks: Vec<HookRecord>,
+    /// Retry rounds, in order.
+    pub retries: Vec<RetryRecord>,
+    /// The waits for recovery before them.
+    pub recoveries: Vec<RecoveryRecord>,
+    /// Every failed test case's verdict, in the order reported.
+    pub test_verdicts: Vec<crate::suites::verdict::CaseVerdict>,
     pub artifacts: Vec<(String, PathBuf)>,
     pub notices: Vec<String>,
     /// The exit code and what it means, once the run has ended.
@@ -418,10 +449,57 @@ pub struct InfraRecord {
     pub pod: String,
     pub what: String,
     pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<Box<InfraEvidence>>,
+}
+
+/// What the cluster says about an incident, as far as it says.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InfraEvidence {
+    /// When it happened by the kubelet's clock (a container's
+    /// `finishedAt`, a condition's transition): the watch sees it later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// The container's memory limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarts: Option<i32>,
+    /// The last lines the container logged before it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_tail: Option<String>,
+}
+
+impl InfraEvidence {
+    pub fn is_empty(&self) -> bool {
+        *self == InfraEvidence::default()
+    }
+}
+
+/// The wait for every component to be Ready again before a retry.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RecoveryRecord {
+    pub at: Timestamp,
+    pub ok: bool,
+    pub seconds: f64,
+    pub error: Option<String>,
+}
+
+/// A retry round: which suites ran again, as which attempt.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RetryRecord {
+    pub attempt: u32,
+    pub suites: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct SuiteRecord {
+    /// 1, or the retry it was (2 for the first).
+    pub attempt: u32,
     pub suite: String,
     pub passed: bool,
     pub outcome: String,
@@ -432,6 +510,8 @@ pub struct SuiteRecord {
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct CaseRecord {
+    /// 1, or the retry it failed in.
+    pub attempt: u32,
     pub suite: String,
     pub case: String,
     pub classname: Option<String>,
@@ -508,6 +588,7 @@ impl RunReport {
                 seconds,
                 message,
             } => self.cases.push(CaseRecord {
+                attempt: self.attempt(),
                 suite: suite.clone(),
                 case: case.clone(),
                 classname: classname.clone(),
@@ -581,13 +662,26 @@ impl RunReport {
                 pod,
                 what,
                 detail,
+                evidence,
             } => self.infra.push(InfraRecord {
                 at: stamped.at,
                 component: component.clone(),
                 pod: pod.clone(),
                 what: what.clone(),
                 detail: detail.clone(),
+                evidence: evidence.clone(),
             }),
+            Event::Retry { attempt, suites } => self.retries.push(RetryRecord {
+                attempt: *attempt,
+                suites: suites.clone(),
+            }),
+            Event::Recovery { ok, seconds, error } => self.recoveries.push(RecoveryRecord {
+                at: stamped.at,
+                ok: *ok,
+                seconds: *seconds,
+                error: error.clone(),
+            }),
+            Event::TestVerdict(verdict) => self.test_verdicts.push((**verdict).clone()),
             Event::SuiteFinished {
                 suite,
                 passed,
@@ -595,6 +689,7 @@ impl RunReport {
                 seconds,
                 log,
             } => self.suites.push(SuiteRecord {
+                attempt: self.attempt(),
                 suite: suite.clone(),
                 passed: *passed,
                 outcome: outcome.clone(),
@@ -608,6 +703,55 @@ impl RunReport {
                 self.finished = Some((*exit_code, result.clone()));
             }
         }
+    }
+
+    /// The attempt the suite events now arriving belong to.
+    fn attempt(&self) -> u32 {
+        self.retries.last().map_or(1, |r| r.attempt)
+    }
+
+    /// Each suite's last attempt, in the order they first finished.
+    pub fn final_suites(&self) -> Vec<&SuiteRecord> {
+        let mut last: Vec<&SuiteRecord> = Vec::new();
+        for s in &self.suites {
+            match last.iter_mut().find(|l| l.suite == s.suite) {
+                Some(l) => *l = s,
+                None => last.push(s),
+            }
+        }
+        last
+    }
+
+    /// The incidents of the timeline with their windows, as verdicts see
+    /// them ([`crate::suites::verdict::windows`]).
+    pub fn incident_windows(&self) -> Vec<crate::suites::verdict::Incident> {
+        let timeline: Vec<crate::suites::verdict::Observed> = self
+            .infra
+            .iter()
+            .map(|i| {
+                let e = i.evidence.as_deref().cloned().unwrap_or_default();
+                crate::suites::verdict::Observed {
+                    at: i.at,
+                    component: i.component.clone(),
+                    pod: i.pod.clone(),
+                    what: i.what.clone(),
+                    detail: i.detail.clone(),
+                    since: e.since,
+                    container: e.container,
+                    exit_code: e.exit_code,
+                    limit: e.limit,
+                    restarts: e.restarts,
+                    log_tail: e.log_tail,
+                }
+            })
+            .collect();
+        let settled: Vec<Timestamp> = self
+            .recoveries
+            .iter()
+            .filter(|r| r.ok)
+            .map(|r| r.at)
+            .collect();
+        crate::suites::verdict::windows(&timeline, &settled)
     }
 
     pub fn failed_hooks(&self) -> impl Iterator<Item = &HookRecord> {
@@ -825,6 +969,7 @@ mod tests {
                     pod: "datastorage-7d9f-x2".into(),
                     what: "OOMKilled".into(),
                     detail: "limit 512Mi".into(),
+                    evidence: None,
                 },
             ),
             (
@@ -965,6 +1110,7 @@ mod tests {
                 pod: "datastorage-7d9f-x2".into(),
                 what: "OOMKilled".into(),
                 detail: "container app: limit 512Mi; restarts 1".into(),
+                evidence: None,
             },
         );
         record(
@@ -1040,6 +1186,7 @@ mod tests {
                 pod: "p".into(),
                 what: "OOMKilled".into(),
                 detail: "limit 512Mi".into(),
+                evidence: None,
             },
         };
         let json = serde_json::to_value(&s).unwrap();

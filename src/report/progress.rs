@@ -947,6 +947,7 @@ mod tests {
                     pod: "datastorage-7d9f-x2".into(),
                     what: "OOMKilled".into(),
                     detail: "limit 512Mi".into(),
+                    evidence: None,
                 },
             );
         insta::assert_snapshot!("suites", s.frame(72.0, 100));

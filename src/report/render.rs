@@ -54,6 +54,7 @@ pub fn text(report: &RunReport) -> String {
     out.push_str(&verdicts(report));
     out.push_str(&infrastructure(report));
     out.push_str(&suites(report));
+    out.push_str(&test_verdicts(report));
     out.push_str(&hooks(report));
     out.push_str(&artifacts(report));
     out.push_str(&result(report));
@@ -212,17 +213,28 @@ pub fn infrastructure(report: &RunReport) -> String {
     out
 }
 
-/// The suites' results, each failed suite followed by its failed test cases.
+/// The suites' results, each failed suite followed by its failed test
+/// cases; a suite run again is listed once per attempt, and counted as it
+/// ended on its last.
 pub fn suites(report: &RunReport) -> String {
     let mut out = String::new();
-    let suites = report.suites.iter().map(|s| Outcome {
-        name: &s.suite,
+    let names: Vec<String> = report
+        .suites
+        .iter()
+        .map(|s| match s.attempt {
+            1 => s.suite.clone(),
+            n => format!("{} (attempt {n})", s.suite),
+        })
+        .collect();
+    let suites = report.suites.iter().zip(&names).map(|(s, name)| Outcome {
+        name,
         ok: s.passed,
         outcome: &s.outcome,
         seconds: s.seconds,
         log: &s.log,
         details: report
             .cases_of(&s.suite)
+            .filter(|c| c.attempt == s.attempt)
             .map(|c| {
                 let time = c
                     .seconds
@@ -232,8 +244,137 @@ pub fn suites(report: &RunReport) -> String {
             })
             .collect(),
     });
-    results(&mut out, "suites", suites);
+    let last = report.final_suites();
+    let failed = last.iter().filter(|s| !s.passed).count();
+    let retried = report.retries.len();
+    let title = format!(
+        "suites: {} passed, {failed} failed{}",
+        last.len() - failed,
+        match retried {
+            0 => String::new(),
+            1 => " (on their last attempt; failed ones were run again once)".to_owned(),
+            n => format!(" (on their last attempt; failed ones were run again up to {n} times)"),
+        }
+    );
+    results(&mut out, &title, suites);
+    for r in &report.recoveries {
+        match (&r.ok, &r.error) {
+            (true, _) => {
+                let _ = writeln!(
+                    out,
+                    "  before the retry: every component Ready and settled again after {}",
+                    secs(r.seconds)
+                );
+            }
+            (false, error) => {
+                let _ = writeln!(
+                    out,
+                    "  not retried: the components were not Ready again after {}: {}",
+                    secs(r.seconds),
+                    error.as_deref().unwrap_or("no reason given")
+                );
+            }
+        }
+    }
     out
+}
+
+/// Every failed test case's verdict, real failures first, then those the
+/// infrastructure caused (under the incident each is blamed on, with its
+/// evidence), then the flaky ones.
+pub fn test_verdicts(report: &RunReport) -> String {
+    use crate::suites::verdict::Verdict;
+    let mut out = String::new();
+    let verdicts = &report.test_verdicts;
+    if verdicts.is_empty() {
+        return out;
+    }
+    let count = |v: Verdict| verdicts.iter().filter(|c| c.verdict == v).count();
+    let _ = writeln!(
+        out,
+        "\ntest verdicts: {} real, {} infrastructure, {} flaky",
+        count(Verdict::Real),
+        count(Verdict::Infrastructure),
+        count(Verdict::Flaky)
+    );
+    let line = |c: &crate::suites::verdict::CaseVerdict| {
+        format!(
+            "{}: {} — {}{}",
+            c.suite,
+            c.case,
+            c.attempts_text(),
+            c.message().map(|m| format!(": {m}")).unwrap_or_default()
+        )
+    };
+    for verdict in [Verdict::Real, Verdict::Infrastructure, Verdict::Flaky] {
+        let cases: Vec<_> = verdicts.iter().filter(|c| c.verdict == verdict).collect();
+        if cases.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "  {verdict} ({})", verdict.meaning());
+        if verdict != Verdict::Infrastructure {
+            for c in cases {
+                let _ = writeln!(out, "    {}", line(c));
+            }
+            continue;
+        }
+        // Grouped by the incident each is blamed on, its evidence once.
+        let mut seen: Vec<&crate::suites::verdict::Incident> = Vec::new();
+        for c in &cases {
+            if let Some(i) = &c.incident
+                && !seen.contains(&i)
+            {
+                seen.push(i);
+            }
+        }
+        for incident in seen {
+            out.push_str(&indented(&incident_text(incident), "    "));
+            for c in cases.iter().filter(|c| c.incident.as_ref() == Some(incident)) {
+                let _ = writeln!(out, "      {}", line(c));
+            }
+        }
+    }
+    out
+}
+
+/// An incident as verdicts cite it: what, when, where, its evidence, when
+/// it was over, and the last lines the container logged.
+pub fn incident_text(i: &crate::suites::verdict::Incident) -> String {
+    let mut facts = vec![i.pod.clone()];
+    if let Some(c) = &i.container {
+        facts.push(format!("container {c}"));
+    }
+    if let Some(code) = i.exit_code {
+        facts.push(format!("exit code {code}"));
+    }
+    if let Some(limit) = &i.limit {
+        facts.push(format!("memory limit {limit}"));
+    }
+    if let Some(n) = i.restarts {
+        facts.push(format!("restarts {n}"));
+    }
+    if i.container.is_none() && !i.detail.is_empty() {
+        facts.push(i.detail.clone());
+    }
+    let mut text = format!(
+        "{} {} at {} ({})",
+        i.component.as_deref().unwrap_or("cluster"),
+        i.what,
+        clock(&i.since),
+        facts.join(", ")
+    );
+    match &i.until {
+        Some(until) => {
+            let _ = write!(text, ", over by {}", clock(until));
+        }
+        None => text.push_str(", not over when the suites ended"),
+    }
+    text.push('\n');
+    if let Some(tail) = &i.log_tail {
+        text.push_str("  its last log lines:\n");
+        text.push_str(&indented(tail, "  | "));
+    }
+    text
 }
 
 /// The post-suite hooks' results.
@@ -289,11 +430,15 @@ fn results<'a>(out: &mut String, title: &str, rows: impl Iterator<Item = Outcome
         return;
     }
     let failed = rows.iter().filter(|r| !r.ok).count();
-    let _ = writeln!(
-        out,
-        "\n{title}: {} passed, {failed} failed",
-        rows.len() - failed
-    );
+    if title.contains(':') {
+        let _ = writeln!(out, "\n{title}");
+    } else {
+        let _ = writeln!(
+            out,
+            "\n{title}: {} passed, {failed} failed",
+            rows.len() - failed
+        );
+    }
     for r in &rows {
         let mark = if r.ok { "ok  " } else { "FAIL" };
         let _ = writeln!(

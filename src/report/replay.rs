@@ -327,6 +327,7 @@ mod tests {
                 pod: "p".into(),
                 what: "OOMKilled".into(),
                 detail: "limit 32Mi".into(),
+                evidence: None,
             },
             Event::SuiteStarted {
                 suite: "s".into(),

@@ -99,7 +99,30 @@ pub fn line(event: &Event) -> Option<String> {
             pod,
             what,
             detail,
+            ..
         } => format!("infra     {component} {what} ({pod}; {detail})"),
+        Event::Retry { attempt, suites } => format!(
+            "suites    attempt {attempt}: {} again, each in a fresh namespace",
+            suites.join(", ")
+        ),
+        Event::Recovery {
+            ok: true, seconds, ..
+        } => format!("suites    every component Ready and settled again after {seconds:.1}s"),
+        Event::Recovery {
+            ok: false,
+            seconds,
+            error,
+        } => format!(
+            "suites    not retried: the components were not Ready again after {seconds:.1}s: {}",
+            error.as_deref().unwrap_or("no reason given")
+        ),
+        Event::TestVerdict(v) => format!(
+            "verdict   {}: {}: {} ({})",
+            v.verdict,
+            v.suite,
+            v.case,
+            v.attempts_text()
+        ),
         Event::SuiteStarted {
             suite,
             namespace: Some(ns),

@@ -156,24 +156,32 @@ impl crate::run::Stages for RealStages<'_> {
             .map(|p| p.lanes[0].namespaces.clone())
             .unwrap_or_default();
         let watcher = watch_infrastructure(
-            client,
+            client.clone(),
             lane_namespaces,
             workloads(project, lane),
             self.ctx.bus.clone(),
         );
+        // Before a retry: every component Ready and settled again.
+        let recover = async || {
+            crate::deploy::recover::wait_recovered(&client, project, lane)
+                .await
+                .map(drop)
+        };
         let result = phase(&self.ctx.bus, crate::report::Phase::Suites, async {
-            let (passed, summary) = run_suites(
+            let (passed, rounds) = run_suites(
                 &self.ctx,
                 &specs,
                 &kubeconfig,
                 self.selection.jobs,
                 provisioner,
                 cancel,
+                self.selection.retry,
+                recover,
             )
             .await?;
-            self.suite_namespaces = summary
-                .results
+            self.suite_namespaces = rounds
                 .iter()
+                .flat_map(|summary| &summary.results)
                 .filter_map(|r| r.namespace.clone())
                 .collect();
             Ok::<_, StageFailure>(passed)

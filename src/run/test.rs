@@ -31,6 +31,11 @@ pub struct TestOptions {
     pub deadline: Option<Duration>,
     /// Rebuild images even when their content tag exists.
     pub rebuild: bool,
+    /// `--retries`: how many times every failed suite runs again, over
+    /// each suite's `retries:`.
+    pub retries: Option<u32>,
+    /// `--flaky-result`: whether tests that passed only on a retry pass.
+    pub flaky_result: crate::suites::verdict::FlakyResult,
 }
 
 /// How a `harness test` ended.
@@ -66,6 +71,10 @@ pub async fn test_lane(ctx: Ctx<'_>, options: &TestOptions) -> Result<TestRun, S
         names: options.suites.clone(),
         shard: options.shard,
         jobs: options.jobs,
+        retry: crate::suites::stage::RetryPolicy {
+            retries: options.retries,
+            flaky_result: options.flaky_result,
+        },
     };
     // Unknown suite names are a usage error before anything starts.
     crate::suites::stage::suite_specs(lane, &selection)?;

@@ -44,7 +44,8 @@ use jiff::Timestamp;
 use jiff::civil::DateTime;
 use jiff::tz::TimeZone;
 use quick_junit::{
-    DeserializeErrorKind, NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite,
+    DeserializeErrorKind, NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestRerun,
+    TestSuite,
 };
 
 use crate::report::Placed;
@@ -273,7 +274,8 @@ fn process_suite(suite: &SuiteReports, unreadable: &[String]) -> TestSuite {
         }
     };
     let mut case = TestCase::new(result.name.as_str(), status);
-    case.set_classname("harness").set_time(result.duration);
+    case.set_classname(PROCESS_CLASSNAME)
+        .set_time(result.duration);
     if !suite.log_tail.is_empty() {
         case.set_system_out(suite.log_tail.as_str());
     }
@@ -376,6 +378,11 @@ impl Windows {
         }
     }
 
+    /// When suite `name`'s process ran, once it finished.
+    pub fn of(&self, name: &str) -> Option<Window> {
+        self.0.get(name).copied()
+    }
+
     /// The failed test cases of every suite that ran, each in its window;
     /// `procs` is how many specs a suite ran at once (`None`: one).
     pub fn failed_cases(
@@ -442,6 +449,36 @@ pub fn failed_cases(
     procs: u32,
     tz: &TimeZone,
 ) -> Vec<FailedCase> {
+    placed_cases(suite, window, procs, tz)
+        .into_iter()
+        .filter(|c| c.status == CaseStatus::Failed)
+        .map(|c| c.case)
+        .collect()
+}
+
+/// How a test case of a suite's own report ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CaseStatus {
+    Passed,
+    Failed,
+    Skipped,
+}
+
+/// A test case of a suite's own report, placed, with how it ended.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlacedCase {
+    pub case: FailedCase,
+    pub status: CaseStatus,
+}
+
+/// Every test case of `suite`'s own reports, in report order, placed as
+/// [`failed_cases`] places the failed ones.
+pub fn placed_cases(
+    suite: &SuiteReports,
+    window: Window,
+    procs: u32,
+    tz: &TimeZone,
+) -> Vec<PlacedCase> {
     let mut out = Vec::new();
     for own in &suite.own {
         let Ok(report) = &own.report else { continue };
@@ -468,13 +505,14 @@ pub fn failed_cases(
                     .unwrap_or(suite_start)
                     .clamp(window.start, window.end);
                 before += case.time.unwrap_or_default();
-                let TestCaseStatus::NonSuccess {
-                    message,
-                    description,
-                    ..
-                } = &case.status
-                else {
-                    continue;
+                let (status, message, description) = match &case.status {
+                    TestCaseStatus::NonSuccess {
+                        message,
+                        description,
+                        ..
+                    } => (CaseStatus::Failed, message.as_ref(), description.as_ref()),
+                    TestCaseStatus::Success { .. } => (CaseStatus::Passed, None, None),
+                    TestCaseStatus::Skipped { .. } => (CaseStatus::Skipped, None, None),
                 };
                 let own_timestamp = case
                     .timestamp
@@ -485,7 +523,7 @@ pub fn failed_cases(
                         .into_iter()
                         .flatten()
                         .map(|t| t.as_str())
-                        .chain(description.as_ref().map(|d| d.as_str()))
+                        .chain(description.map(|d| d.as_str()))
                         .find_map(ginkgo_enter_time)
                         .and_then(|dt| tz.to_ambiguous_timestamp(dt).compatible().ok())
                         .filter(|t| window.contains(*t))
@@ -497,22 +535,324 @@ pub fn failed_cases(
                         None => (estimated, Placed::Estimated),
                     },
                 };
-                out.push(FailedCase {
-                    suite: suite.result.name.clone(),
-                    name: case.name.as_str().to_owned(),
-                    classname: case.classname.as_ref().map(|c| c.as_str().to_owned()),
-                    started,
-                    placed,
-                    seconds: case.time.map(|t| t.as_secs_f64()),
-                    message: message
-                        .as_ref()
-                        .and_then(|m| m.as_str().lines().map(str::trim).find(|l| !l.is_empty()))
-                        .map(|l| truncate(l, 200)),
+                out.push(PlacedCase {
+                    status,
+                    case: FailedCase {
+                        suite: suite.result.name.clone(),
+                        name: case.name.as_str().to_owned(),
+                        classname: case.classname.as_ref().map(|c| c.as_str().to_owned()),
+                        started,
+                        placed,
+                        seconds: case.time.map(|t| t.as_secs_f64()),
+                        message: message
+                            .and_then(|m| {
+                                m.as_str().lines().map(str::trim).find(|l| !l.is_empty())
+                            })
+                            .map(|l| truncate(l, 200)),
+                    },
                 });
             }
         }
     }
     out
+}
+
+/// What one attempt of the suites left: each suite's result and reports,
+/// and when its process ran.
+#[derive(Clone, Debug)]
+pub struct AttemptReports {
+    /// 1 for the first run, 2 for the first retry…
+    pub attempt: u32,
+    pub suites: Vec<(SuiteReports, Window)>,
+}
+
+/// The history of every test case over the attempts, in the order first
+/// seen: from the suites' own reports, and for a suite whose process failed
+/// without a failed test case of its own (no report, or one that hides the
+/// failure), the suite itself as one case. An attempt that was interrupted
+/// or never started is no attempt of its cases. Pure.
+pub fn histories(
+    attempts: &[AttemptReports],
+    procs: impl Fn(&str) -> Option<u32>,
+    tz: &TimeZone,
+) -> Vec<crate::suites::verdict::History> {
+    use crate::suites::verdict::{Attempt, History};
+    let mut out: Vec<History> = Vec::new();
+    let mut add = |suite: &str, case: &str, classname: Option<String>, attempt: Attempt| {
+        match out
+            .iter_mut()
+            .find(|h| h.suite == suite && h.case == case && h.classname == classname)
+        {
+            Some(h) => h.attempts.push(attempt),
+            None => out.push(History {
+                suite: suite.to_owned(),
+                case: case.to_owned(),
+                classname,
+                attempts: vec![attempt],
+            }),
+        }
+    };
+    // Suites that stand for themselves, once they did.
+    let mut caseless: Vec<String> = Vec::new();
+    for run in attempts {
+        for (suite, window) in &run.suites {
+            if matches!(suite.result.outcome, Outcome::Interrupted | Outcome::Skipped) {
+                continue;
+            }
+            let name = suite.result.name.as_str();
+            let cases = placed_cases(suite, *window, procs(name).unwrap_or(1), tz);
+            for c in &cases {
+                if c.status == CaseStatus::Skipped {
+                    continue;
+                }
+                let started = c.case.started;
+                let ended = c
+                    .case
+                    .seconds
+                    .and_then(|s| jiff::SignedDuration::try_from_secs_f64(s).ok())
+                    .and_then(|d| started.checked_add(d).ok())
+                    .unwrap_or(started);
+                add(
+                    name,
+                    &c.case.name,
+                    c.case.classname.clone(),
+                    Attempt {
+                        attempt: run.attempt,
+                        passed: c.status == CaseStatus::Passed,
+                        started,
+                        ended,
+                        message: c.case.message.clone(),
+                    },
+                );
+            }
+            let failed = suite.result.outcome.is_failure();
+            let own_failure = cases.iter().any(|c| c.status == CaseStatus::Failed);
+            if failed && !own_failure && !caseless.iter().any(|c| c == name) {
+                caseless.push(name.to_owned());
+            }
+            if caseless.iter().any(|c| c == name) {
+                add(
+                    name,
+                    name,
+                    Some(PROCESS_CLASSNAME.to_owned()),
+                    Attempt {
+                        attempt: run.attempt,
+                        // A failure reported by its own test cases is told there.
+                        passed: !failed || own_failure,
+                        started: window.start,
+                        ended: window.end,
+                        message: failed.then(|| suite.result.outcome.describe()),
+                    },
+                );
+            }
+        }
+    }
+    out
+}
+
+/// The `classname` of the test case the harness adds for a suite's process.
+pub const PROCESS_CLASSNAME: &str = "harness";
+
+/// The run's report over every attempt: each test case once, as it ended on
+/// its last attempt, with its earlier failures inside it as the Surefire
+/// (and nextest) convention has them — `<flakyFailure>`/`<flakyError>` in a
+/// case that passed on a retry, `<rerunFailure>`/`<rerunError>` in one that
+/// failed again — and each failed case's verdict appended to its
+/// `system-err`. Pure.
+pub fn merge_attempts(
+    run_name: &str,
+    attempts: &[Vec<SuiteReports>],
+    verdicts: &[crate::suites::verdict::CaseVerdict],
+) -> Report {
+    let mut report = Report::new(run_name);
+    let mut suites: Vec<TestSuite> = Vec::new();
+    for (index, attempt) in attempts.iter().enumerate() {
+        let assembled = assemble(run_name, attempt);
+        for test_suite in assembled.test_suites {
+            let owner = harness_suite(&test_suite).map(str::to_owned);
+            let existing = suites
+                .iter_mut()
+                .find(|s| s.name == test_suite.name && harness_suite(s) == owner.as_deref());
+            let Some(existing) = existing else {
+                suites.push(test_suite);
+                continue;
+            };
+            for case in test_suite.test_cases {
+                let earlier = existing
+                    .test_cases
+                    .iter_mut()
+                    .find(|c| c.name == case.name && c.classname == case.classname);
+                match earlier {
+                    Some(earlier) if index > 0 => {
+                        let previous = std::mem::replace(earlier, case);
+                        carry_reruns(previous, earlier);
+                    }
+                    Some(earlier) => *earlier = case,
+                    None => existing.test_cases.push(case),
+                }
+            }
+        }
+        // A suite that stood for itself (its process failed with no failed
+        // test case of its own) and passed this time passed on a retry.
+        for passed in attempt.iter().filter(|s| index > 0 && !s.result.outcome.is_failure()) {
+            let name = passed.result.name.as_str();
+            let case = suites
+                .iter_mut()
+                .filter(|s| harness_suite(s) == Some(name))
+                .flat_map(|s| s.test_cases.iter_mut())
+                .find(|c| {
+                    c.name.as_str() == name
+                        && c.classname.as_ref().map(|x| x.as_str()) == Some(PROCESS_CLASSNAME)
+                        && matches!(c.status, TestCaseStatus::NonSuccess { .. })
+                });
+            if let Some(case) = case {
+                let mut now = TestCase::new(name, TestCaseStatus::success());
+                now.set_classname(PROCESS_CLASSNAME)
+                    .set_time(passed.result.duration);
+                let previous = std::mem::replace(case, now);
+                carry_reruns(previous, case);
+            }
+        }
+    }
+    for v in verdicts {
+        let found = suites
+            .iter_mut()
+            .filter(|s| harness_suite(s) == Some(v.suite.as_str()))
+            .flat_map(|s| s.test_cases.iter_mut())
+            .find(|c| {
+                c.name.as_str() == v.case
+                    && c.classname.as_ref().map(|x| x.as_str()) == v.classname.as_deref()
+            });
+        if let Some(case) = found {
+            let text = verdict_text(v);
+            let err = match &case.system_err {
+                Some(e) if !e.as_str().is_empty() => format!("{}\n{text}", e.as_str()),
+                _ => text,
+            };
+            case.set_system_err(err);
+        }
+    }
+    for suite in &mut suites {
+        recount(suite);
+    }
+    report.add_test_suites(suites);
+    report
+}
+
+/// The harness suite a merged test suite came from.
+fn harness_suite(suite: &TestSuite) -> Option<&str> {
+    suite
+        .properties
+        .iter()
+        .find(|p| p.name.as_str() == SUITE_PROPERTY)
+        .map(|p| p.value.as_str())
+}
+
+/// Moves the earlier attempt's failures (its own, and those it carried)
+/// into `later`, as flaky runs when `later` passed, reruns when it failed.
+fn carry_reruns(previous: TestCase, later: &mut TestCase) {
+    let mut runs: Vec<TestRerun> = match previous.status {
+        TestCaseStatus::Success { flaky_runs } => flaky_runs,
+        TestCaseStatus::Skipped { .. } => Vec::new(),
+        TestCaseStatus::NonSuccess {
+            kind,
+            message,
+            ty,
+            description,
+            reruns,
+        } => {
+            let mut runs = reruns.runs;
+            let mut own = TestRerun::new(kind);
+            // The Surefire schema wants a `type` and a `stackTrace` on each,
+            // and no text of their own: the description goes in the trace.
+            own.message = message;
+            own.ty = Some(ty.unwrap_or_else(|| "failure".into()));
+            own.stack_trace = Some(description.unwrap_or_else(|| "".into()));
+            own.system_out = previous.system_out.map(|o| clip(o.as_str()).into());
+            own.system_err = previous.system_err.map(|e| clip(e.as_str()).into());
+            runs.push(own);
+            runs
+        }
+    };
+    if runs.is_empty() {
+        return;
+    }
+    match &mut later.status {
+        TestCaseStatus::Success { flaky_runs } => {
+            runs.append(flaky_runs);
+            *flaky_runs = runs;
+        }
+        TestCaseStatus::NonSuccess { reruns, .. } => {
+            runs.append(&mut reruns.runs);
+            reruns.runs = runs;
+        }
+        // Skipped on the retry: its earlier failure stands.
+        TestCaseStatus::Skipped { .. } => {}
+    }
+}
+
+/// At most the last 4 KiB of an earlier attempt's output: the last attempt
+/// keeps its own whole, and every earlier one repeats the same setup.
+fn clip(text: &str) -> String {
+    const KEEP: usize = 4096;
+    if text.len() <= KEEP {
+        return text.to_owned();
+    }
+    let mut cut = text.len() - KEEP;
+    while !text.is_char_boundary(cut) {
+        cut += 1;
+    }
+    format!("…{}", &text[cut..])
+}
+
+/// Counts a merged suite's cases again (statuses changed in place).
+fn recount(suite: &mut TestSuite) {
+    suite.tests = suite.test_cases.len();
+    suite.failures = 0;
+    suite.errors = 0;
+    suite.skipped = 0;
+    for case in &suite.test_cases {
+        match &case.status {
+            TestCaseStatus::NonSuccess {
+                kind: NonSuccessKind::Failure,
+                ..
+            } => suite.failures += 1,
+            TestCaseStatus::NonSuccess {
+                kind: NonSuccessKind::Error,
+                ..
+            } => suite.errors += 1,
+            TestCaseStatus::Skipped { .. } => suite.skipped += 1,
+            TestCaseStatus::Success { .. } => {}
+        }
+    }
+}
+
+/// The verdict as a test case's `system-err` ends with it.
+fn verdict_text(v: &crate::suites::verdict::CaseVerdict) -> String {
+    let mut text = format!(
+        "harness verdict: {} — {} ({})",
+        v.verdict,
+        v.attempts_text(),
+        v.verdict.meaning()
+    );
+    if let Some(i) = &v.incident {
+        text.push_str(&format!(
+            "\n  {} {} at {} ({}; {})",
+            i.component.as_deref().unwrap_or("cluster"),
+            i.what,
+            i.since.strftime("%H:%M:%S"),
+            i.pod,
+            i.detail
+        ));
+        if let Some(tail) = &i.log_tail {
+            text.push_str("\n  its last log lines:");
+            for line in tail.lines() {
+                text.push_str("\n    ");
+                text.push_str(line);
+            }
+        }
+    }
+    text
 }
 
 fn truncate(line: &str, max: usize) -> String {

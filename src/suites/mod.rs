@@ -25,6 +25,7 @@ pub mod namespace;
 pub mod runner;
 pub mod schedule;
 pub mod stage;
+pub mod verdict;
 
 pub use cancel::{CancelHandle, CancelToken, cancellation};
 pub use env::{SuiteEnv, endpoint_variable, suite_env};
