@@ -15,8 +15,18 @@ fn write(dir: &Path, file: &str, text: &str) {
 fn git(dir: &Path, args: &[&str]) {
     let out = Command::new("git")
         .current_dir(dir)
-        .args(["-c", "user.name=harness", "-c", "user.email=harness@example.com"])
-        .args(["-c", "commit.gpgsign=false", "-c", "init.defaultBranch=main"])
+        .args([
+            "-c",
+            "user.name=harness",
+            "-c",
+            "user.email=harness@example.com",
+        ])
+        .args([
+            "-c",
+            "commit.gpgsign=false",
+            "-c",
+            "init.defaultBranch=main",
+        ])
         .args(args)
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
         .env("GIT_CONFIG_NOSYSTEM", "1")
@@ -114,7 +124,11 @@ fn affected_lanes(dir: &Path) -> Vec<String> {
 fn a_change_to_one_images_context_picks_exactly_the_lanes_that_use_it() {
     let repo = repository();
     let d = repo.path();
-    write(d, "services/api/main.go", "package main\n\nfunc main() {}\n");
+    write(
+        d,
+        "services/api/main.go",
+        "package main\n\nfunc main() {}\n",
+    );
     assert_eq!(affected_lanes(d), ["api", "full"]);
     let out = harness(d, &["affected", "--base", "main"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -179,7 +193,11 @@ fn a_lane_file_change_to_a_shared_component_picks_the_lanes_that_use_it() {
 fn manifests_and_suite_files_pick_their_lanes() {
     let repo = repository();
     let d = repo.path();
-    write(d, "deploy/site.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: s2}\n");
+    write(
+        d,
+        "deploy/site.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: s2}\n",
+    );
     assert_eq!(affected_lanes(d), ["site"]);
     git(d, &["checkout", "--", "deploy/site.yaml"]);
     write(d, "suites/api.sh", "exit 0\n");
@@ -189,7 +207,10 @@ fn manifests_and_suite_files_pick_their_lanes() {
     git(d, &["commit", "-q", "-am", "suite"]);
     assert_eq!(affected_lanes(d), ["api"]);
     let out = harness(d, &["affected", "--base", "HEAD"]);
-    assert_eq!(stdout(&out), "no lane is affected by the 0 changed files since HEAD\n");
+    assert_eq!(
+        stdout(&out),
+        "no lane is affected by the 0 changed files since HEAD\n"
+    );
 }
 
 #[test]
@@ -213,7 +234,11 @@ fn a_kustomize_base_reached_through_an_overlay_is_an_input() {
         "k/base/cm.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: k}\n",
     );
-    write(d, "k/overlays/kind/kustomization.yaml", "resources: [../../base]\nnamePrefix: kind-\n");
+    write(
+        d,
+        "k/overlays/kind/kustomization.yaml",
+        "resources: [../../base]\nnamePrefix: kind-\n",
+    );
     write(
         d,
         "harness.yaml",
@@ -262,7 +287,10 @@ fn a_base_git_does_not_know_is_a_usage_error_that_says_how_to_fetch_it() {
 #[test]
 fn test_affected_refuses_a_lane() {
     let repo = repository();
-    let out = harness(repo.path(), &["test", "--affected", "--base", "main", "--lane", "api"]);
+    let out = harness(
+        repo.path(),
+        &["test", "--affected", "--base", "main", "--lane", "api"],
+    );
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("error: `--lane api` and `--affected` both choose the lanes to test"),

@@ -96,7 +96,12 @@ pub fn changes(root: &Path, lane_file: &Path, base: &str) -> Result<Changes, Git
     let prefix = String::from_utf8_lossy(&prefix.stdout).trim().to_owned();
     let verify = git(
         root,
-        &["rev-parse", "--verify", "--quiet", &format!("{base}^{{commit}}")],
+        &[
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            &format!("{base}^{{commit}}"),
+        ],
     )?;
     if !verify.status.success() {
         return Err(GitError::UnknownBase {
@@ -109,11 +114,27 @@ pub fn changes(root: &Path, lane_file: &Path, base: &str) -> Result<Changes, Git
     let top = root.ancestors().nth(depth).unwrap_or(root).to_owned();
     let diff = ok(
         root,
-        &["diff", "--name-only", "--no-renames", "-z", base, "--", ":/"],
+        &[
+            "diff",
+            "--name-only",
+            "--no-renames",
+            "-z",
+            base,
+            "--",
+            ":/",
+        ],
     )?;
     let untracked = ok(
         root,
-        &["ls-files", "--others", "--exclude-standard", "--full-name", "-z", "--", ":/"],
+        &[
+            "ls-files",
+            "--others",
+            "--exclude-standard",
+            "--full-name",
+            "-z",
+            "--",
+            ":/",
+        ],
     )?;
     let mut changed: Vec<PathBuf> = Vec::new();
     for p in paths(&diff).chain(paths(&untracked)) {

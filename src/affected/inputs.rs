@@ -27,14 +27,27 @@ pub struct Input {
 /// What an input belongs to, which names the reason a change to it gives.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum InputKind {
-    Image { image: String },
-    HostBuild { host_build: String },
+    Image {
+        image: String,
+    },
+    HostBuild {
+        host_build: String,
+    },
     /// A host build that declares no inputs: any change may affect it.
-    HostBuildWithoutInputs { host_build: String },
-    Manifests { component: String, source: String },
+    HostBuildWithoutInputs {
+        host_build: String,
+    },
+    Manifests {
+        component: String,
+        source: String,
+    },
     KindConfig,
-    Suite { suite: String },
-    Hook { hook: String },
+    Suite {
+        suite: String,
+    },
+    Hook {
+        hook: String,
+    },
 }
 
 impl InputKind {

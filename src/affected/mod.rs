@@ -61,7 +61,10 @@ pub enum Reason {
     /// Dockerfile.
     Image { image: String, paths: Vec<String> },
     /// Inputs of a host build the lane runs.
-    HostBuild { host_build: String, paths: Vec<String> },
+    HostBuild {
+        host_build: String,
+        paths: Vec<String>,
+    },
     /// A host build without `inputs:` may read any file: any change counts.
     HostBuildWithoutInputs { host_build: String },
     /// A manifest source of a component the lane deploys.
@@ -228,10 +231,12 @@ pub fn judge(
                 let uses = uses(project, lane);
                 for entry in changed_entries {
                     match entry {
-                        Entry::Shared(key) => reasons.push(Reason::LaneFileShared {
-                            entry: key.clone(),
-                        }),
-                        Entry::Named(section, name) if uses.contains(&(*section, name.as_str())) => {
+                        Entry::Shared(key) => {
+                            reasons.push(Reason::LaneFileShared { entry: key.clone() })
+                        }
+                        Entry::Named(section, name)
+                            if uses.contains(&(*section, name.as_str())) =>
+                        {
                             reasons.push(Reason::LaneFileEntry {
                                 entry: format!("{}.{name}", section.key()),
                             })
@@ -393,8 +398,9 @@ fn lane_file_changes(project: &Project, changes: &Changes) -> EntryChanges {
 fn changed_entries(base: &str, now: &str) -> Result<Vec<Entry>, String> {
     use serde_json::Value;
     let parse = |text: &str, which: &str| {
-        serde_saphyr::from_str::<Value>(text)
-            .map_err(|e| format!("it cannot be read at the base ({which}: {e}), so it may have changed anywhere"))
+        serde_saphyr::from_str::<Value>(text).map_err(|e| {
+            format!("it cannot be read at the base ({which}: {e}), so it may have changed anywhere")
+        })
     };
     let base = parse(base, "base")?;
     let now = parse(now, "now")?;
@@ -413,7 +419,10 @@ fn changed_entries(base: &str, now: &str) -> Result<Vec<Entry>, String> {
             out.push(Entry::Shared(key.clone()));
             continue;
         };
-        let (b, n) = (b.map(as_map).unwrap_or_default(), n.map(as_map).unwrap_or_default());
+        let (b, n) = (
+            b.map(as_map).unwrap_or_default(),
+            n.map(as_map).unwrap_or_default(),
+        );
         let mut names: Vec<&String> = n.keys().collect();
         names.extend(b.keys().filter(|k| !n.contains_key(*k)));
         for name in names {

@@ -18,16 +18,29 @@ fn project(dir: &Path, with_bare_build: bool) -> Project {
     write("a/src.txt", "a\n");
     write("b/Dockerfile", "FROM scratch\n");
     write("b/src.txt", "b\n");
-    write("m/a.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n");
-    write("m/b.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}\n");
-    write("m/common.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n");
+    write(
+        "m/a.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n",
+    );
+    write(
+        "m/b.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}\n",
+    );
+    write(
+        "m/common.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n",
+    );
     write("suites/e2e.sh", "true\n");
     let bare = if with_bare_build {
         "host_builds:\n  gen: { command: [make] }\n"
     } else {
         ""
     };
-    let both_builds = if with_bare_build { "    host_builds: [gen]\n" } else { "" };
+    let both_builds = if with_bare_build {
+        "    host_builds: [gen]\n"
+    } else {
+        ""
+    };
     let text = format!(
         "{bare}images:\n  a: {{ dockerfile: a/Dockerfile, context: a }}\n  b: {{ dockerfile: b/Dockerfile, context: b }}\n\
 components:\n  common: {{ manifests: [m/common.yaml] }}\n  ca: {{ manifests: [m/a.yaml], images: [a], depends_on: [common] }}\n  cb: {{ manifests: [m/b.yaml], images: [b] }}\n\
@@ -132,15 +145,35 @@ fn lane_file_entries_pick_the_lanes_that_use_them() {
     let now = std::fs::read_to_string(&project.file).unwrap();
     let table: &[(&str, &str, &[&str])] = &[
         // A shared component: the lanes that deploy it (as a dependency too).
-        ("m/common.yaml]", "m/common.yaml], namespace: x", &["one", "both"]),
-        ("context: b }", "context: b, build_args: { V: '2' } }", &["two", "both"]),
-        ("  two: { components: [cb] }", "  two: { components: [cb, common] }", &["two"]),
+        (
+            "m/common.yaml]",
+            "m/common.yaml], namespace: x",
+            &["one", "both"],
+        ),
+        (
+            "context: b }",
+            "context: b, build_args: { V: '2' } }",
+            &["two", "both"],
+        ),
+        (
+            "  two: { components: [cb] }",
+            "  two: { components: [cb, common] }",
+            &["two"],
+        ),
         // Outside the four maps: every lane.
-        ("images:\n", "namespace: other\nimages:\n", &["one", "two", "both"]),
+        (
+            "images:\n",
+            "namespace: other\nimages:\n",
+            &["one", "two", "both"],
+        ),
         // Only a comment: the entries are equal.
         ("images:\n", "# a comment\nimages:\n", &[]),
         // `replaces:` rewrites what any lane renders.
-        ("context: b }", "context: b, replaces: [example.com/b] }", &["one", "two", "both"]),
+        (
+            "context: b }",
+            "context: b, replaces: [example.com/b] }",
+            &["one", "two", "both"],
+        ),
     ];
     for (from, to, want) in table {
         assert!(now.contains(from), "{from}");
@@ -148,7 +181,10 @@ fn lane_file_entries_pick_the_lanes_that_use_them() {
         let got = with_base(&project, Some(BaseLaneFile::Text(base)));
         assert_eq!(got.lanes, *want, "{from} -> {to}: {got:#?}");
     }
-    let got = with_base(&project, Some(BaseLaneFile::Text(now.replacen("  one", "  uno", 1))));
+    let got = with_base(
+        &project,
+        Some(BaseLaneFile::Text(now.replacen("  one", "  uno", 1))),
+    );
     assert_eq!(got.lanes, ["one"], "a renamed lane is a new entry");
     assert_eq!(
         got.affected[0].reasons,
@@ -182,7 +218,10 @@ fn kustomizations_reach_the_bases_they_name() {
     for (rel, text) in [
         ("base/kustomization.yaml", "resources: [deploy.yaml]\n"),
         ("base/deploy.yaml", ""),
-        ("overlay/kustomization.yaml", "resources: [../base]\nconfigMapGenerator:\n  - name: c\n    files: [app.conf=../conf/app.conf]\n"),
+        (
+            "overlay/kustomization.yaml",
+            "resources: [../base]\nconfigMapGenerator:\n  - name: c\n    files: [app.conf=../conf/app.conf]\n",
+        ),
         ("conf/app.conf", ""),
         ("elsewhere/x.yaml", ""),
     ] {

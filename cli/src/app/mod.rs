@@ -164,7 +164,9 @@ async fn test_affected(
     if format == OutputFormat::Text && !exits.is_empty() {
         eprintln!("\n{}", harness::affected::runs_summary(&exits));
     }
-    Ok(harness::affected::combined_exit(exits.iter().map(|(_, e)| *e)))
+    Ok(harness::affected::combined_exit(
+        exits.iter().map(|(_, e)| *e),
+    ))
 }
 
 /// What a person needs to use an environment that is up.
