@@ -12,6 +12,7 @@
 //! one context ([`stage`]); every path harness writes is said once
 //! ([`layout`]).
 
+pub mod affected;
 pub mod cluster;
 pub mod config;
 pub mod deploy;

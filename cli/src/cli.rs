@@ -120,7 +120,8 @@ Examples:
   harness test --lane gateway --preserve          keep the cluster for debugging
   harness test --lane gateway --deadline 55m      finish (gather included) before a 60m job limit
   harness test --lane gateway --retries 1         run failed suites again once: verdicts infrastructure, flaky or real
-  harness test --lane gateway --retries 2 --flaky-result fail   a strict gate: a flaky test fails the run")]
+  harness test --lane gateway --retries 2 --flaky-result fail   a strict gate: a flaky test fails the run
+  harness test --affected --base origin/main      every lane the branch's changes affect, one after the other")]
     Test(TestArgs),
 
     /// Tear down what `up` created (gathering first with --gather)
@@ -166,6 +167,22 @@ Examples:
   harness plan                             every lane, as text
   harness plan --lane audit --output json  one lane, for tools")]
     Plan,
+
+    /// Print the lanes a change affects since a git ref, each with why
+    #[command(after_help = "\
+Examples:
+  harness affected --base origin/main                  the lanes to run for this branch
+  harness affected --base origin/main --output json    {\"lanes\": [...], ...} for a CI matrix
+  harness test --affected --base origin/main           run them, one after the other
+
+A lane is affected when a changed file is one of its inputs (an image's
+context after .dockerignore, its Dockerfile, host-build inputs, a
+component's manifests, kustomize directories and charts, the kind config,
+files the suites name) or when the lane file's entries it uses changed.
+Changes are those of the work tree against the ref, untracked files
+included; pass `$(git merge-base origin/main HEAD)` to leave out what
+landed on the base branch since this one forked.")]
+    Affected(AffectedArgs),
 
     /// Check the machine: engine, kind, free disk, host ports
     #[command(after_help = "\
@@ -224,6 +241,19 @@ pub struct TestArgs {
     /// Whether tests that passed only on a retry (flaky) pass the run
     #[arg(long, value_enum, default_value_t = FlakyResult::Pass)]
     pub flaky_result: FlakyResult,
+    /// Run every lane the changes since --base affect, one after the other (instead of --lane)
+    #[arg(long, requires = "base", conflicts_with = "suites")]
+    pub affected: bool,
+    /// The git ref --affected compares the work tree with
+    #[arg(long, value_name = "REF", requires = "affected")]
+    pub base: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AffectedArgs {
+    /// The git ref the work tree is compared with (a branch, tag or commit)
+    #[arg(long, value_name = "REF")]
+    pub base: String,
 }
 
 impl TestArgs {
@@ -319,6 +349,22 @@ mod tests {
         assert_eq!(args.shard.map(|s| (s.index(), s.count())), Some((2, 4)));
         let err = Cli::try_parse_from(["harness", "test", "--shard", "5/4"]).unwrap_err();
         assert!(err.to_string().contains("must be between 1 and 4"), "{err}");
+    }
+
+    #[test]
+    fn test_affected_needs_a_base_and_takes_no_suites() {
+        let cli = Cli::try_parse_from(["harness", "test", "--affected", "--base", "main"]).unwrap();
+        let Command::Test(args) = cli.command else {
+            panic!("not test")
+        };
+        assert!(args.affected && args.base.as_deref() == Some("main"));
+        for argv in [
+            &["harness", "test", "--affected"][..],
+            &["harness", "test", "--base", "main"],
+            &["harness", "test", "--affected", "--base", "main", "e2e"],
+        ] {
+            assert!(Cli::try_parse_from(argv).is_err(), "{argv:?}");
+        }
     }
 
     #[test]

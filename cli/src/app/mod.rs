@@ -31,17 +31,26 @@ pub enum AppError {
     Cwd(#[source] std::io::Error),
     #[error("cannot write to stdout")]
     Stdout(#[source] std::io::Error),
+    #[error("`--lane {0}` and `--affected` both choose the lanes to test")]
+    LaneAndAffected(String),
 }
 
 impl Failure for AppError {
     fn exit(&self) -> Exit {
         match self {
             AppError::Cwd(_) | AppError::Stdout(_) => Exit::Internal,
+            AppError::LaneAndAffected(_) => Exit::Usage,
         }
     }
 
     fn fix(&self) -> Option<String> {
-        None
+        match self {
+            AppError::Cwd(_) | AppError::Stdout(_) => None,
+            AppError::LaneAndAffected(_) => Some(
+                "drop `--lane` (and unset HARNESS_LANE) to test the affected lanes, or drop `--affected`"
+                    .into(),
+            ),
+        }
     }
 }
 
@@ -121,6 +130,43 @@ async fn test_command(
         Err(e) => eprintln!("harness: cannot write the GitHub step summary: {e}"),
     }
     Ok(run.exit)
+}
+
+/// `harness test --affected`: the lanes the changes since `--base` affect,
+/// each run as `harness test --lane` runs it, one after the other; a lane
+/// that fails does not stop the next, an interrupt does.
+async fn test_affected(
+    project: &Project,
+    args: &crate::cli::TestArgs,
+    format: OutputFormat,
+) -> Result<Exit, StageFailure> {
+    let base = args.base.as_deref().unwrap_or("HEAD");
+    let affected = harness::affected::find(project, base)?;
+    match format {
+        OutputFormat::Text => eprint!("{}", affected.render_text()),
+        OutputFormat::Json => emit(&(json_line(&affected) + "\n"))?,
+    }
+    let mut exits = Vec::new();
+    for name in &affected.lanes {
+        let lane = &project.lanes[name.as_str()];
+        if format == OutputFormat::Text {
+            eprintln!("\n== lane {name} ==");
+        }
+        let exit = match test_command(project, lane, args, format).await {
+            Ok(exit) => exit,
+            Err(failure) => report_error(&failure, format),
+        };
+        exits.push((name.clone(), exit));
+        if exit == Exit::Interrupted {
+            break;
+        }
+    }
+    if format == OutputFormat::Text && !exits.is_empty() {
+        eprintln!("\n{}", harness::affected::runs_summary(&exits));
+    }
+    Ok(harness::affected::combined_exit(
+        exits.iter().map(|(_, e)| *e),
+    ))
 }
 
 /// What a person needs to use an environment that is up.
@@ -222,6 +268,22 @@ pub async fn dispatch(cli: Cli) -> Result<Exit, StageFailure> {
                 Err(failure) if failure.exit() == Exit::Interrupted => Ok(Exit::Interrupted),
                 Err(failure) => Err(failure),
             }
+        }
+        Command::Affected(args) => {
+            let project = load(global.config.as_deref(), &cwd, global.verbose)?;
+            let affected = harness::affected::find(&project, &args.base)?;
+            match global.output {
+                OutputFormat::Text => emit(&affected.render_text())?,
+                OutputFormat::Json => emit(&(json_pretty(&affected) + "\n"))?,
+            }
+            Ok(Exit::Ok)
+        }
+        Command::Test(args) if args.affected => {
+            let project = load(global.config.as_deref(), &cwd, global.verbose)?;
+            if let Some(lane) = &global.lane {
+                return Err(AppError::LaneAndAffected(lane.clone()).into());
+            }
+            test_affected(&project, args, global.output).await
         }
         Command::Test(args) => {
             let project = load(global.config.as_deref(), &cwd, global.verbose)?;
