@@ -276,10 +276,7 @@ pub fn hook_context(ctx: &Ctx<'_>, kubeconfig: PathBuf, suites: SuitesOutcome) -
 /// with exit 1 (like a suite: the user's own command failed), after every
 /// hook has run; the pipeline still tears down, and keeps an earlier
 /// failure's exit code.
-pub async fn run_hooks(
-    ctx: &Ctx<'_>,
-    context: &HookContext,
-) -> Result<(), StageFailure> {
+pub async fn run_hooks(ctx: &Ctx<'_>, context: &HookContext) -> Result<(), StageFailure> {
     let (hooks, bus) = (&ctx.lane.after_suites, &ctx.bus);
     let (tx, mut rx) = mpsc::channel(256);
     let forward = {

@@ -28,6 +28,7 @@ pub mod panics;
 pub mod plan;
 pub mod preflight;
 pub mod readiness;
+pub mod render;
 pub mod report;
 pub mod run;
 pub mod stage;

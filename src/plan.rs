@@ -37,6 +37,17 @@ pub struct LanePlan {
     pub hooks: Vec<HookPlan>,
     /// Host builds in the order they run, before the images.
     pub host_builds: Vec<HostBuildPlan>,
+    /// What each component's sources render in this lane: objects per
+    /// source, exclusions, rewritten images (deploy order).
+    pub rendered: Vec<ComponentRender>,
+}
+
+/// What one component renders in a lane.
+#[derive(Clone, Debug, Serialize)]
+pub struct ComponentRender {
+    pub component: String,
+    #[serde(flatten)]
+    pub rendered: crate::config::RenderedComponent,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -259,8 +270,20 @@ fn plan_lane(project: &Project, lane: &crate::config::Lane) -> LanePlan {
             }
         }
         namespaces.insert(lane.namespace_of(component).to_owned());
-        namespaces.extend(component.manifest_namespaces.iter().cloned());
+        if let Some(r) = lane.rendered.get(name) {
+            namespaces.extend(r.namespaces.iter().cloned());
+        }
     }
+    let rendered = waves
+        .iter()
+        .flatten()
+        .filter_map(|name| {
+            lane.rendered.get(name).map(|r| ComponentRender {
+                component: name.clone(),
+                rendered: r.clone(),
+            })
+        })
+        .collect();
     let mut suites: Vec<SuitePlan> = lane
         .suites
         .iter()
@@ -306,6 +329,7 @@ fn plan_lane(project: &Project, lane: &crate::config::Lane) -> LanePlan {
         suites,
         hooks,
         host_builds,
+        rendered,
     }
 }
 
@@ -325,6 +349,52 @@ pub fn sharing_warning(plan: &Plan) -> Option<String> {
             if n == 1 { " is" } else { "s are" }
         )
     })
+}
+
+/// The lines of one component's rendering, shown only where there is
+/// something beyond plain files: a kustomize or Helm source, an exclusion,
+/// a rewritten image.
+fn render_component_text(out: &mut String, c: &ComponentRender) {
+    let r = &c.rendered;
+    let plain = r
+        .sources
+        .iter()
+        .all(|s| !s.source.starts_with("kustomize ") && !s.source.starts_with("helm "));
+    if plain && r.excluded.is_empty() && r.excluded_if_unserved.is_empty() && r.rewritten.is_empty()
+    {
+        return;
+    }
+    let sources = r
+        .sources
+        .iter()
+        .map(|s| {
+            format!(
+                "{} ({} object{})",
+                s.source,
+                s.objects,
+                if s.objects == 1 { "" } else { "s" }
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let _ = writeln!(out, "  component {}  {sources}", c.component);
+    if !r.excluded.is_empty() {
+        let _ = writeln!(out, "    excluded: {}", r.excluded.join(", "));
+    }
+    if !r.excluded_if_unserved.is_empty() {
+        let _ = writeln!(
+            out,
+            "    left out where the cluster does not serve them: {}",
+            r.excluded_if_unserved.join(", ")
+        );
+    }
+    for i in &r.rewritten {
+        let _ = writeln!(
+            out,
+            "    image {} → {}  ({} {})",
+            i.from, i.image, i.object, i.container
+        );
+    }
 }
 
 /// A command as one might type it: arguments with spaces or quotes quoted.
@@ -391,6 +461,9 @@ pub fn render_text(plan: &Plan, project: &Project) -> String {
         }
         if lane.waves.is_empty() {
             let _ = writeln!(out, "  (no components)");
+        }
+        for c in &lane.rendered {
+            render_component_text(&mut out, c);
         }
         for (variable, url) in &lane.endpoints {
             let _ = writeln!(out, "  endpoint {variable}={url}");

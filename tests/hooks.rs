@@ -8,11 +8,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use harness::run::GatherWhen;
 use harness::config::Project;
 use harness::exit::Exit;
 use harness::hooks::{HookContext, SuitesOutcome};
 use harness::report::{Event, RunReport, Stamped, bus, sink::Sink};
+use harness::run::GatherWhen;
 use harness::run::{RunOptions, StageFailure, Stages, UpFailure};
 use harness::suites::CancelToken;
 
@@ -55,7 +55,11 @@ fn stage<'a>(project: &'a Project, bus: &bus::Bus) -> harness::stage::Ctx<'a> {
 
 fn context(project: &Project, run_dir: &Path, grace: Duration) -> HookContext {
     let stage = stage(project, &bus::Bus::discard());
-    assert_eq!(stage.run_dir(), run_dir, "the hooks' files go to the run's directory");
+    assert_eq!(
+        stage.run_dir(),
+        run_dir,
+        "the hooks' files go to the run's directory"
+    );
     let mut ctx = harness::hooks::hook_context(
         &stage,
         "/home/ci/.kube/main-config".into(),
@@ -295,7 +299,7 @@ async fn run(
     let (_tx, rx) = tokio::sync::watch::channel(0u32);
     let result = tokio::time::timeout(
         Duration::from_secs(60),
-        harness::run::run(&mut stages, &options, rx),
+        harness::run::sequence(&mut stages, &options, rx),
     )
     .await
     .expect("the run finishes");
@@ -467,7 +471,7 @@ async fn an_interrupt_during_a_hook_kills_its_group_and_goes_to_teardown() {
     };
     let (result, ()) = tokio::time::timeout(Duration::from_secs(60), async {
         tokio::join!(
-            harness::run::run(&mut stages, &options, rx),
+            harness::run::sequence(&mut stages, &options, rx),
             interrupt_once_the_hook_runs
         )
     })

@@ -24,12 +24,12 @@ fn main() -> std::process::ExitCode {
     };
     // A panic that unwinds out of the whole command (the pipeline catches
     // those of its stages) still ends in a message and the documented code.
-    let exit = match std::panic::catch_unwind(AssertUnwindSafe(|| runtime.block_on(app::run(cli))))
-    {
-        Ok(Ok(exit)) => exit,
-        Ok(Err(failure)) => app::report_error(&failure, output),
-        Err(payload) => app::report_panic(&panics::caught(payload.as_ref()), output),
-    };
+    let exit =
+        match std::panic::catch_unwind(AssertUnwindSafe(|| runtime.block_on(app::dispatch(cli)))) {
+            Ok(Ok(exit)) => exit,
+            Ok(Err(failure)) => app::report_error(&failure, output),
+            Err(payload) => app::report_panic(&panics::caught(payload.as_ref()), output),
+        };
     // A panic in a task nobody awaited still means harness is broken.
     let exit = if panics::any() { Exit::Panicked } else { exit };
     exit.code().into()

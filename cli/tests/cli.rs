@@ -362,11 +362,19 @@ fn example_lane_file_plan_json_for_one_lane() {
     assert_eq!(audit["cluster"], "audit-e2e");
     assert_eq!(
         audit["waves"],
-        serde_json::json!([["postgresql", "redis"], ["migrations"], ["datastorage"]])
+        serde_json::json!([
+            ["crds", "postgresql", "redis", "webhook-certs"],
+            ["migrations"],
+            ["datastorage"],
+            ["controller"],
+            ["samples"]
+        ])
     );
+    // The controller image is reached only through `replaces:` (the
+    // webhook-certs Job runs it first).
     assert_eq!(
         audit["images"],
-        serde_json::json!(["postgres", "redis", "datastorage"])
+        serde_json::json!(["postgres", "redis", "controller", "datastorage"])
     );
     let ports: Vec<u64> = audit["host_ports"]
         .as_array()
@@ -375,15 +383,44 @@ fn example_lane_file_plan_json_for_one_lane() {
         .map(|p| p["port"].as_u64().unwrap())
         .collect();
     assert_eq!(ports, vec![28090, 25432]);
-    assert_eq!(audit["namespaces"], serde_json::json!(["harness-demo"]));
+    // DataStorage's kustomize base carries its own namespace.
+    assert_eq!(
+        audit["namespaces"],
+        serde_json::json!(["harness-demo", "harness-demo-system"])
+    );
+    // What DataStorage's kustomize overlay renders, what the lane leaves
+    // out, and the registry image its own replaces.
+    let ds = audit["rendered"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["component"] == "datastorage")
+        .unwrap();
+    assert_eq!(
+        ds["sources"],
+        serde_json::json!([{"source": "kustomize deploy/datastorage/overlays/kind", "objects": 7}])
+    );
+    assert_eq!(
+        ds["excluded"],
+        serde_json::json!(["ServiceMonitor/harness-demo-system/datastorage"])
+    );
+    assert_eq!(
+        ds["rewritten"],
+        serde_json::json!([{
+            "object": "Deployment/harness-demo-system/datastorage",
+            "container": "datastorage",
+            "from": "quay.io/harness-demo/datastorage:v0.1",
+            "image": "datastorage"
+        }])
+    );
     // The health URL's {{host_port.30090}} resolves through this lane's kind config.
     assert_eq!(
         audit["endpoints"]["HARNESS_ENDPOINT_DATASTORAGE"],
         "http://localhost:28090"
     );
     // Serial suites come last.
-    assert_eq!(audit["suites"][1]["name"], "load");
-    assert_eq!(audit["suites"][1]["serial"], true);
+    assert_eq!(audit["suites"][2]["name"], "load");
+    assert_eq!(audit["suites"][2]["serial"], true);
 }
 
 #[test]
@@ -783,9 +820,17 @@ fn test_rejects_unknown_suites_before_starting_anything() {
 #[test]
 fn test_stops_at_a_failed_preflight_without_gathering_or_tearing_down() {
     // No engine answers at this socket and kind is not on PATH: up fails in
-    // preflight, so there is no cluster to gather from or delete.
+    // preflight, so there is no cluster to gather from or delete. Only the
+    // tool that renders the demo's kustomize directories is (the lane file
+    // is rendered when it is loaded).
     let dir = tempfile::tempdir().unwrap();
     let empty_path = tempfile::tempdir().unwrap();
+    for tool in ["kustomize", "kubectl"] {
+        if let Some(found) = harness::render::tool::which(tool) {
+            std::os::unix::fs::symlink(found, empty_path.path().join(tool)).unwrap();
+            break;
+        }
+    }
     let socket = format!("unix://{}/docker.sock", dir.path().display());
     let out = harness_env(
         &repo(),

@@ -18,7 +18,6 @@
 use kube::Client;
 use kube::api::{DeleteParams, DynamicObject};
 
-
 use crate::deploy::{Applier, ApplyError};
 
 pub use super::state::ObjectRef;

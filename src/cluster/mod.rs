@@ -466,7 +466,6 @@ impl AnyProvider {
             }
         })
     }
-
 }
 
 macro_rules! delegate {

@@ -142,7 +142,6 @@ pub fn host_ports(file: &Path, text: &str) -> Result<Vec<HostPort>, Diagnostic> 
     Ok(ports)
 }
 
-
 /// One lane's claim on a host port.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct PortClaim {

@@ -81,9 +81,9 @@ impl ConfigError {
 impl crate::failure::Failure for ConfigError {
     fn exit(&self) -> crate::exit::Exit {
         match self {
-            ConfigError::NotFound { .. } | ConfigError::Read { .. } | ConfigError::Invalid { .. } => {
-                crate::exit::Exit::Usage
-            }
+            ConfigError::NotFound { .. }
+            | ConfigError::Read { .. }
+            | ConfigError::Invalid { .. } => crate::exit::Exit::Usage,
         }
     }
 

@@ -80,13 +80,27 @@ pub async fn component_state(
     let namespace = lane.namespace_of(component);
     let mut located = Vec::new();
     for object in objects {
-        let a = applier
-            .locate(object, namespace)
-            .await
-            .map_err(|source| DeployError::Apply {
-                component: component.name.clone(),
-                source: Box::new(source),
-            })?;
+        let types = object.types.clone().unwrap_or_default();
+        let a = match applier.locate(object, namespace).await {
+            Ok(a) => a,
+            // Left out at deploy too: the cluster does not serve this version.
+            Err(super::ApplyError::UnknownKind { .. })
+                if crate::render::exclude::any_matches(
+                    &component.exclude_unserved,
+                    &types.api_version,
+                    &types.kind,
+                ) =>
+            {
+                continue;
+            }
+            Err(source) => {
+                return Err(DeployError::Apply {
+                    component: component.name.clone(),
+                    source: Box::new(source),
+                }
+                .into());
+            }
+        };
         located.push(a);
     }
     let endpoints = wait::EndpointSource::discover(client).await;

@@ -8,10 +8,10 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::k8s::evidence::{LogText, PodEvidence};
+pub use crate::readiness::Standing;
 use crate::readiness::classify::Verdict;
 use crate::readiness::evidence::Which;
 use crate::readiness::table::{self, UnreadyRow};
-pub use crate::readiness::Standing;
 
 /// One verdict on one pod, with what shows it.
 #[derive(Clone, Debug, PartialEq)]

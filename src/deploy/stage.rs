@@ -177,6 +177,9 @@ async fn deploy<F: std::future::Future<Output = ()>>(
                     DeployEvent::WatchFailing { component, message } => Event::Notice {
                         notice: Notice::WatchFailing { component, message },
                     },
+                    DeployEvent::LeftOut { component, object } => Event::Notice {
+                        notice: Notice::LeftOut { component, object },
+                    },
                     DeployEvent::Verdict {
                         component,
                         standing,

@@ -161,4 +161,3 @@ pub struct Resolved {
     /// not answer is then a cluster problem, not "nothing is up".
     pub recorded: bool,
 }
-

@@ -283,7 +283,9 @@ mod tests {
         });
         let seen = seen.lock().unwrap();
         assert_eq!(seen.len(), 1);
-        assert!(matches!(&seen[0].event, Event::Notice { notice } if notice.to_string() == "heard"));
+        assert!(
+            matches!(&seen[0].event, Event::Notice { notice } if notice.to_string() == "heard")
+        );
     }
 
     #[tokio::test]

@@ -31,8 +31,8 @@ use std::path::PathBuf;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-pub use notice::Notice;
 use crate::readiness::Standing;
+pub use notice::Notice;
 
 /// A stage of the pipeline, in the order they run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

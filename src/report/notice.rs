@@ -70,6 +70,13 @@ pub enum Notice {
     Unsettled { component: String, what: String },
     /// A watch of a component keeps failing.
     WatchFailing { component: String, message: String },
+    /// An object of a kind in `exclude_unserved:` was left out: the cluster
+    /// does not serve its apiVersion.
+    LeftOut {
+        component: String,
+        /// `Kind (apiVersion)`.
+        object: String,
+    },
     /// A suite (or a post-suite hook) is being stopped.
     Stopping {
         /// `suite` or `hook`.
@@ -218,6 +225,10 @@ impl fmt::Display for Notice {
                 write!(f, "{component}: readiness did not hold: {what}")
             }
             Notice::WatchFailing { component, message } => write!(f, "{component}: {message}"),
+            Notice::LeftOut { component, object } => write!(
+                f,
+                "{component}: left out {object}: the cluster does not serve it (exclude_unserved)"
+            ),
             Notice::Stopping { what, name, reason } => write!(
                 f,
                 "stopping {what} {name} ({reason}): SIGTERM sent to its process group"
@@ -382,7 +393,8 @@ mod tests {
 
     #[test]
     fn a_notice_recorded_before_notices_were_typed_reads_as_its_words() {
-        let old = serde_json::json!({"event": "notice", "message": "deploy wave 1: postgresql, redis"});
+        let old =
+            serde_json::json!({"event": "notice", "message": "deploy wave 1: postgresql, redis"});
         let super::super::Event::Notice { notice } = serde_json::from_value(old).unwrap() else {
             panic!("not a notice")
         };

@@ -571,7 +571,6 @@ fn gather(view: &LiveView) -> (String, Vec<String>) {
 mod tests {
     use super::*;
 
-
     const T0: &str = "2026-11-22T14:20:00Z";
 
     fn at(seconds: f64) -> Timestamp {

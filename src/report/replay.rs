@@ -93,9 +93,9 @@ pub enum ReplayError {
 impl crate::failure::Failure for ReplayError {
     fn exit(&self) -> crate::exit::Exit {
         match self {
-            ReplayError::NotABundle { .. } | ReplayError::Read { .. } | ReplayError::Json { .. } => {
-                crate::exit::Exit::Usage
-            }
+            ReplayError::NotABundle { .. }
+            | ReplayError::Read { .. }
+            | ReplayError::Json { .. } => crate::exit::Exit::Usage,
         }
     }
 
@@ -372,8 +372,8 @@ mod tests {
                 path: "j.xml".into(),
             },
             Event::Notice {
-            notice: crate::report::Notice::text("n"),
-        },
+                notice: crate::report::Notice::text("n"),
+            },
             Event::finished(crate::exit::Exit::Interrupted),
         ];
         for event in events {

@@ -211,7 +211,9 @@ mod tests {
             None
         );
         assert_eq!(
-            up_preserve_notice(true, env(&[])).map(|n| n.to_string()).as_deref(),
+            up_preserve_notice(true, env(&[]))
+                .map(|n| n.to_string())
+                .as_deref(),
             Some(
                 "--preserve changes nothing for `harness up`: up always keeps the cluster (`harness down` deletes it)"
             )

@@ -243,8 +243,7 @@ impl crate::run::Stages for RealStages<'_> {
             (Some(env), _) => env.state.kubeconfig.clone(),
             (None, Some(state)) => state.kubeconfig.clone(),
             (None, None) => {
-                crate::cluster::state::read(&self.ctx.project.root, &self.ctx.lane.name)?
-                    .kubeconfig
+                crate::cluster::state::read(&self.ctx.project.root, &self.ctx.lane.name)?.kubeconfig
             }
         };
         let suites = match self.suites_passed {

@@ -42,10 +42,10 @@ pub struct TestRun {
 }
 
 /// `harness test`: up (unless an environment is already up), suites,
-/// gather, teardown, in the order and with the budgets of [`super::run`].
+/// gather, teardown, in the order and with the budgets of [`super::sequence`].
 /// Every event goes to the context's bus, the last one `finished`; an
 /// error a phase already told (with its fix) is not told again.
-pub async fn run(ctx: Ctx<'_>, options: &TestOptions) -> Result<TestRun, StageFailure> {
+pub async fn test_lane(ctx: Ctx<'_>, options: &TestOptions) -> Result<TestRun, StageFailure> {
     let (project, lane, bus) = (ctx.project, ctx.lane, ctx.bus.clone());
     let preserve = super::lifecycle::preserve(options.preserve, |k| std::env::var(k).ok());
     let existing = crate::cluster::state::read(&project.root, &lane.name).ok();
@@ -92,7 +92,7 @@ pub async fn run(ctx: Ctx<'_>, options: &TestOptions) -> Result<TestRun, StageFa
         teardown_budget: crate::stage::TEARDOWN_BUDGET,
         panicked: crate::panics::any,
     };
-    let result = super::run(&mut stages, &run_options, interrupts).await;
+    let result = super::sequence(&mut stages, &run_options, interrupts).await;
     // Hooks never disturb a cluster that is kept (SPEC §6): say so.
     if run_options.has_hooks && run_options.preserve {
         bus.notice(crate::hooks::skipped_notice(

@@ -62,8 +62,8 @@ pub async fn until_up(
 /// even when a later step fails.
 pub async fn bring_up(ctx: &Ctx<'_>, options: UpOptions) -> Result<Environment, UpFailure> {
     let (project, lane) = (ctx.project, ctx.lane);
-    let provider = AnyProvider::from_env(&lane.cluster)
-        .map_err(|e| UpFailure::before_cluster(e.into()))?;
+    let provider =
+        AnyProvider::from_env(&lane.cluster).map_err(|e| UpFailure::before_cluster(e.into()))?;
     // `up` again on a lane that is up reuses its cluster without --reuse,
     // and what an earlier `up` created stays this lane's to delete.
     let previous = state::read(&project.root, &lane.name)

@@ -126,11 +126,7 @@ impl Failure for Unreachable {
     }
 }
 
-pub async fn diagnose(
-    global: &Global,
-    cwd: &Path,
-    names: &[String],
-) -> Result<Exit, StageFailure> {
+pub async fn diagnose(global: &Global, cwd: &Path, names: &[String]) -> Result<Exit, StageFailure> {
     let (project, lane_name, client) = connect(global, cwd).await?;
     let lane = &project.lanes[lane_name.as_str()];
     let deployed = harness::plan::closure(&project, &lane.components);
@@ -246,9 +242,11 @@ pub async fn namespace_create(
 ) -> Result<Exit, StageFailure> {
     let (_, _, client) = connect(global, cwd).await?;
     let name = namespace_name(prefix, process as usize, &mut OsRandom)?;
-    let run_id = std::env::var(harness::suites::env::HARNESS_RUN_ID)
-        .unwrap_or_else(|_| "manual".to_owned());
-    k8s::KubeNamespaces::new(client, run_id).create(&name).await?;
+    let run_id =
+        std::env::var(harness::suites::env::HARNESS_RUN_ID).unwrap_or_else(|_| "manual".to_owned());
+    k8s::KubeNamespaces::new(client, run_id)
+        .create(&name)
+        .await?;
     emit(&format!("{name}\n"))?;
     Ok(Exit::Ok)
 }

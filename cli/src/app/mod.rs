@@ -90,7 +90,7 @@ impl Output {
 
 /// `harness test` with its output: the live events, then the report, how
 /// to use a kept environment, and the GitHub step summary.
-async fn run_test(
+async fn test_command(
     project: &Project,
     lane: &config::Lane,
     args: &crate::cli::TestArgs,
@@ -105,7 +105,7 @@ async fn run_test(
         Some(&layout.events_file(&run_id)),
     );
     let ctx = Ctx::new(project, lane, run_id, output.bus.clone());
-    let run = harness::run::test::run(ctx, &args.options()).await;
+    let run = harness::run::test::test_lane(ctx, &args.options()).await;
     let report = output.finish().await;
     let run = run?;
     if format == OutputFormat::Text {
@@ -147,7 +147,7 @@ fn how_to_use(
 }
 
 /// Runs the command and returns how the program should exit.
-pub async fn run(cli: Cli) -> Result<Exit, StageFailure> {
+pub async fn dispatch(cli: Cli) -> Result<Exit, StageFailure> {
     let cwd = std::env::current_dir().map_err(AppError::Cwd)?;
     let global = &cli.global;
     match &cli.command {
@@ -163,7 +163,7 @@ pub async fn run(cli: Cli) -> Result<Exit, StageFailure> {
                         eprintln!("warning: {warning}");
                     }
                 }
-                OutputFormat::Json => emit(&(json_text(&plan) + "\n"))?,
+                OutputFormat::Json => emit(&(json_pretty(&plan) + "\n"))?,
             }
             Ok(Exit::Ok)
         }
@@ -174,7 +174,7 @@ pub async fn run(cli: Cli) -> Result<Exit, StageFailure> {
             let report = preflight::run(&project, lane, &disk).await;
             match global.output {
                 OutputFormat::Text => eprint!("{}", report.render()),
-                OutputFormat::Json => emit(&(json_text(&report) + "\n"))?,
+                OutputFormat::Json => emit(&(json_line(&report) + "\n"))?,
             }
             if report.passed() {
                 Ok(Exit::Ok)
@@ -193,19 +193,17 @@ pub async fn run(cli: Cli) -> Result<Exit, StageFailure> {
                 &run_id,
                 Some(&layout.events_file(&run_id)),
             );
-            if let Some(notice) =
-                harness::run::lifecycle::up_preserve_notice(args.preserve, |k| {
-                    std::env::var(k).ok()
-                })
-            {
+            if let Some(notice) = harness::run::lifecycle::up_preserve_notice(args.preserve, |k| {
+                std::env::var(k).ok()
+            }) {
                 output.bus.notice(notice);
             }
             let options = harness::run::up::UpOptions {
                 reuse: args.reuse,
                 rebuild: args.rebuild,
             };
-            let deadline = tokio::time::Instant::now()
-                + args.deadline.unwrap_or(harness::stage::UP_DEADLINE);
+            let deadline =
+                tokio::time::Instant::now() + args.deadline.unwrap_or(harness::stage::UP_DEADLINE);
             let ctx = Ctx::new(&project, lane, run_id, output.bus.clone());
             let result = harness::run::up::until_up(&ctx, options, deadline).await;
             let exit = match &result {
@@ -228,7 +226,7 @@ pub async fn run(cli: Cli) -> Result<Exit, StageFailure> {
         Command::Test(args) => {
             let project = load(global.config.as_deref(), &cwd, global.verbose)?;
             let lane = plan::one_lane(&project, global.lane.as_deref())?;
-            run_test(&project, lane, args, global.output).await
+            test_command(&project, lane, args, global.output).await
         }
         Command::Down(args) => {
             let project = load(global.config.as_deref(), &cwd, global.verbose)?;
@@ -328,8 +326,14 @@ fn load(explicit: Option<&Path>, cwd: &Path, verbose: u8) -> Result<Project, Con
     config::load(&path)
 }
 
-/// Pretty JSON of a value the library made serializable.
-fn json_text(value: &impl serde::Serialize) -> String {
+/// JSON of plain data the library made serializable (only maps with
+/// non-string keys can fail to serialize, and it has none).
+fn json_line(value: &impl serde::Serialize) -> String {
+    serde_json::to_string(value).expect("plain data serializes")
+}
+
+/// [`json_line`], indented for people.
+fn json_pretty(value: &impl serde::Serialize) -> String {
     serde_json::to_string_pretty(value).expect("plain data serializes")
 }
 
@@ -414,7 +418,10 @@ mod tests {
     fn a_failure_is_told_by_its_type() {
         let (exit, text) = told_of(ConfigError::NotFound { start: "/x".into() });
         assert_eq!(exit, Exit::Usage);
-        assert!(text.contains("= help: run harness from your project"), "{text}");
+        assert!(
+            text.contains("= help: run harness from your project"),
+            "{text}"
+        );
         let (exit, _) = told_of(PreflightFailed(preflight::Report {
             lane: "a".into(),
             checks: vec![],
@@ -437,9 +444,8 @@ mod tests {
             diagnosis,
         });
         assert_eq!(exit, Exit::Timeout);
-        let (exit, _) = told_of(harness::suites::NamespaceError::InvalidPrefix {
-            prefix: "X".into(),
-        });
+        let (exit, _) =
+            told_of(harness::suites::NamespaceError::InvalidPrefix { prefix: "X".into() });
         assert_eq!(exit, Exit::Usage);
     }
 
