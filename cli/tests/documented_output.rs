@@ -428,6 +428,10 @@ fn values_that_differ_between_runs_become_placeholders() {
             "free on [project]/.harness (need",
         ),
         (
+            "'/work/project/deploy/app/base' must resolve",
+            "'[project]/deploy/app/base' must resolve",
+        ),
+        (
             "at tcp://127.0.0.1:41234 (DOCKER_HOST)",
             "at tcp://127.0.0.1:[port] (DOCKER_HOST)",
         ),

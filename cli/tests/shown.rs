@@ -125,6 +125,114 @@ fn lane_file_errors_point_at_the_line() {
     );
 }
 
+/// A service kept as operator projects keep it (kubernaut's
+/// `deploy/<service>/`): a kustomize base with its own namespace, its
+/// registry image and a ServiceMonitor, and a kind overlay.
+fn kustomize_project() -> Project {
+    Project::new(&[
+        (
+            "harness.yaml",
+            "namespace: lane-ns\nimages:\n  app: { dockerfile: Dockerfile, replaces: [quay.io/example/app] }\ncomponents:\n  app: { manifests: [deploy/app/overlays/kind] }\nlanes:\n  kind: { components: [app], exclude: [ServiceMonitor] }\n",
+        ),
+        ("Dockerfile", "FROM scratch\n"),
+        (
+            "deploy/app/base/kustomization.yaml",
+            "namespace: app-system\nresources: [deployment.yaml, config.yaml, monitor.yaml]\nimages:\n- {name: quay.io/example/app, newTag: v1.2}\n",
+        ),
+        (
+            "deploy/app/base/deployment.yaml",
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: app}\nspec:\n  selector: {matchLabels: {app: app}}\n  template:\n    metadata: {labels: {app: app}}\n    spec:\n      containers:\n      - {name: app, image: 'quay.io/example/app:latest', imagePullPolicy: Always}\n",
+        ),
+        (
+            "deploy/app/base/config.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app}\ndata: {db: 'postgresql.{{namespace}}.svc'}\n",
+        ),
+        (
+            "deploy/app/base/monitor.yaml",
+            "apiVersion: monitoring.coreos.com/v1\nkind: ServiceMonitor\nmetadata: {name: app}\nspec: {endpoints: [{port: http}]}\n",
+        ),
+        (
+            "deploy/app/overlays/kind/kustomization.yaml",
+            "resources: [../../base]\n",
+        ),
+    ])
+}
+
+/// Whether `kustomize` is on PATH (scripts/install-deps installs it; every
+/// command needs it to load a lane file with kustomize directories).
+fn kustomize_installed() -> bool {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("kustomize").is_file()));
+    if !found {
+        assert!(
+            std::env::var("HARNESS_REQUIRE_TOOLS").as_deref() != Ok("1"),
+            "kustomize is not on PATH (HARNESS_REQUIRE_TOOLS=1): run scripts/install-deps"
+        );
+        eprintln!("skipped: kustomize is not on PATH");
+    }
+    found
+}
+
+/// docs/lane-file.md, "Manifests from kustomize and Helm": the plan says
+/// what a kustomize overlay renders, what is excluded and which registry
+/// image is replaced by the one the harness builds.
+#[test]
+fn plan_of_a_kustomize_overlay() {
+    if !kustomize_installed() {
+        return;
+    }
+    let project = kustomize_project();
+    let args = ["plan", "--lane", "kind"];
+    let out = project.run(&args);
+    assert_eq!(out.code, Some(0), "{}", out.text);
+    assert!(
+        out.text.contains(
+            "  component app  kustomize deploy/app/overlays/kind (3 objects)\n    excluded: ServiceMonitor/app-system/app\n    image quay.io/example/app:v1.2 → app  (Deployment/app-system/app app)\n"
+        ),
+        "{}",
+        out.text
+    );
+    insta::assert_snapshot!(
+        "plan_kustomize",
+        shown::taken(&shown::session(&args, &out.text))
+    );
+}
+
+/// docs/lane-file.md: a kustomization that does not render is a lane-file
+/// error at the entry that names it, in kustomize's own words, with the
+/// file to fix and the command that shows the same error.
+#[test]
+fn a_kustomization_that_does_not_render_is_a_lane_file_error() {
+    if !kustomize_installed() {
+        return;
+    }
+    let project = kustomize_project();
+    project.write(
+        "deploy/app/base/kustomization.yaml",
+        "namespace: app-system\nresources: [deployment.yaml, gone.yaml]\n",
+    );
+    let args = ["plan"];
+    let out = project.run(&args);
+    assert_eq!(out.code, Some(2), "{}", out.text);
+    let told = shown::told_error(&out.text);
+    assert!(
+        told.starts_with("error: harness.yaml:5:22: component `app`: `kustomize build deploy/app/overlays/kind` failed: Error: "),
+        "{told}"
+    );
+    assert!(told.contains("gone.yaml"), "{told}");
+    assert!(
+        told.contains("help: fix deploy/app/overlays/kind/kustomization.yaml or what it refers to (run `kustomize build deploy/app/overlays/kind` to see the same error)"),
+        "{told}"
+    );
+    // kustomize names the files by their absolute path: the scratch
+    // project's, which the docs show as a checkout's.
+    let told = told.replace(&project.root().display().to_string(), "[project]");
+    insta::assert_snapshot!(
+        "kustomize_error",
+        shown::taken(&shown::session(&args, &told))
+    );
+}
+
 // ------------------------------------------------------------------ preflight
 
 /// A Docker engine's API as preflight asks it: the version to negotiate,

@@ -38,6 +38,9 @@ static RULES: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
         // (a scratch directory in the tests, the user's checkout in the
         // docs), and the tests' other scratch directories (`.tmpXXXXXX`).
         (r"/[^\s:()'`]*?/\.harness\b", "[project]/.harness"),
+        // The docs' example checkout, where a tool's words name the
+        // project's own files (the tests put `[project]` there themselves).
+        (r"/work/project\b", "[project]"),
         (r"/[^\s:()'`]*/\.tmp[A-Za-z0-9]{6}", "[tmp]"),
         // Ports of the servers a test starts on 127.0.0.1.
         (r"\b127\.0\.0\.1:\d+", "127.0.0.1:[port]"),

@@ -322,12 +322,17 @@ impl Terminal {
             }
             seen = s.frames.len();
             let left = deadline.saturating_duration_since(Instant::now());
-            assert!(
-                !left.is_zero() && !s.closed,
-                "{what}: no such frame; frames drawn:\n\n{}\n\nscreen:\n{}",
-                s.frames.join("\n\n"),
-                s.screen.text()
-            );
+            if left.is_zero() || s.closed {
+                let told = format!(
+                    "{what}: no such frame; frames drawn:\n\n{}\n\nscreen:\n{}",
+                    s.frames.join("\n\n"),
+                    s.screen.text()
+                );
+                // Not while holding the lock: the reader would find it
+                // poisoned and panic a second time.
+                drop(s);
+                panic!("{told}");
+            }
             s = changed
                 .wait_timeout(s, left.min(Duration::from_millis(200)))
                 .unwrap()
