@@ -71,9 +71,9 @@ pub fn path_of(object: &Value) -> String {
 /// `/api/v1/namespaces/fx/pods/web-1`, `/api/v1/namespaces/fx`…
 fn parts(path: &str) -> Option<(String, Option<String>, String, Option<String>)> {
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let (prefix, rest) = match segments.first()? {
-        &"api" => (format!("/api/{}", segments.get(1)?), &segments[2..]),
-        &"apis" => (
+    let (prefix, rest) = match *segments.first()? {
+        "api" => (format!("/api/{}", segments.get(1)?), &segments[2..]),
+        "apis" => (
             format!("/apis/{}/{}", segments.get(1)?, segments.get(2)?),
             &segments[3..],
         ),
@@ -144,14 +144,17 @@ struct State {
     /// Applies of these paths wait for [`World::release_applies`].
     held: Vec<String>,
     /// The applies waiting: their reply, path and body.
-    waiting_applies: Vec<(oneshot::Sender<(u16, String)>, String, String)>,
+    waiting_applies: Vec<(Answer, String, String)>,
     watches: Vec<Watch>,
     /// (pod, container, previous) → its log.
     logs: BTreeMap<(String, String, bool), String>,
     /// While set, log requests wait here for [`HeldLogs::release`].
-    held_logs: Option<Vec<(oneshot::Sender<(u16, String)>, String)>>,
+    held_logs: Option<Vec<(Answer, String)>>,
     version: u64,
 }
+
+/// Where a held request's answer goes: its status and body.
+type Answer = oneshot::Sender<(u16, String)>;
 
 /// The store and its server.
 #[derive(Clone)]

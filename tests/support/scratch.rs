@@ -151,10 +151,14 @@ impl Printed {
     }
 }
 
+/// The lines read so far and whether the output has ended, with the
+/// condition a reader waits on for the next.
+type Lines = Arc<(Mutex<(Vec<String>, bool)>, Condvar)>;
+
 /// A `harness` process whose output is read line by line while it runs.
 pub struct Running {
     child: Child,
-    lines: Arc<(Mutex<(Vec<String>, bool)>, Condvar)>,
+    lines: Lines,
 }
 
 impl Running {
@@ -167,7 +171,7 @@ impl Running {
             .spawn()
             .expect("run harness");
         drop(command);
-        let lines = Arc::new((Mutex::new((Vec::new(), false)), Condvar::new()));
+        let lines: Lines = Arc::new((Mutex::new((Vec::new(), false)), Condvar::new()));
         let shared = lines.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(reader).lines().map_while(Result::ok) {
