@@ -7,6 +7,7 @@
 
 pub mod replay;
 pub mod serve;
+pub mod world;
 
 use std::sync::{Arc, Mutex};
 
