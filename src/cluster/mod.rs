@@ -26,6 +26,7 @@ pub mod archive;
 pub mod created;
 pub mod existing;
 pub mod kind;
+pub mod layout;
 pub mod nodes;
 pub mod stage;
 pub mod state;
