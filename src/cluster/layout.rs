@@ -137,14 +137,14 @@ pub struct Layout {
 #[derive(Debug)]
 struct State {
     images: Vec<ExportedImage>,
-    /// Every chain ID of the images' layers, with the diff ID it ends in.
-    chains: Vec<(String, String)>,
+    /// Every chain of the images' layers.
+    chains: Vec<Chain>,
     held: HashSet<String>,
     passed: HashSet<String>,
     blobs: HashMap<String, Blob>,
     links: HashMap<String, String>,
     /// Docker < 25's layer directories, named.
-    v1: HashMap<String, String>,
+    v1: HashMap<String, Chain>,
     current: Option<Current>,
     manifest: Option<Vec<u8>>,
     engine_index: Option<Vec<u8>>,
@@ -157,11 +157,11 @@ impl Layout {
     /// A layout of `images` (in load order) for a node holding `held`
     /// (digests, `sha256:<hex>`).
     pub fn new(images: Vec<ExportedImage>, held: HashSet<String>) -> Layout {
-        let mut chains = Vec::new();
+        let mut chains: Vec<Chain> = Vec::new();
         for image in &images {
-            for (chain, diff) in chain_ids(&image.diff_ids).into_iter().zip(&image.diff_ids) {
-                if !chains.iter().any(|(c, _)| *c == chain) {
-                    chains.push((chain, diff.clone()));
+            for chain in chains_of(&image.diff_ids) {
+                if !chains.iter().any(|c| c.id == chain.id) {
+                    chains.push(chain);
                 }
             }
         }
@@ -241,8 +241,25 @@ impl State {
                     Action::Keep(buf, Kept::Manifest) => self.manifest = Some(buf),
                     Action::Keep(buf, Kept::Index) => self.engine_index = Some(buf),
                     Action::Keep(buf, Kept::V1Json(dir)) => {
-                        if let Some(diff) = v1_layer(&buf, &self.chains) {
-                            self.v1.insert(dir, diff);
+                        // A parent named already leaves only its chain's
+                        // children to try.
+                        let below = v1_parent(&buf)
+                            .and_then(|p| self.v1.get(&p))
+                            .map(|c| c.id.clone());
+                        let found = match below {
+                            Some(below) => {
+                                let children: Vec<Chain> = self
+                                    .chains
+                                    .iter()
+                                    .filter(|c| c.below.as_deref() == Some(&below))
+                                    .cloned()
+                                    .collect();
+                                v1_layer(&buf, &children).cloned()
+                            }
+                            None => v1_layer(&buf, &self.chains).cloned(),
+                        };
+                        if let Some(chain) = found {
+                            self.v1.insert(dir, chain);
                         }
                     }
                 }
@@ -274,7 +291,7 @@ impl State {
                 Role::Ignore => (Action::Drop, 0),
                 Role::V1Json(dir) => keep(MAX_V1_JSON, Kept::V1Json(dir)),
                 Role::V1Layer(dir) => {
-                    let digest = self.v1.get(&dir).cloned();
+                    let digest = self.v1.get(&dir).map(|c| c.diff.clone());
                     (self.blob(&path, digest, h.size, out), 0)
                 }
                 Role::Blob(digest) => (self.blob(&path, Some(digest), h.size, out), 0),
@@ -665,13 +682,46 @@ pub fn chain_ids(diff_ids: &[String]) -> Vec<String> {
     chains
 }
 
-/// The diff ID of the layer a Docker < 25 layer directory holds, from its
-/// `json`: Docker names the directory `sha256` of that json without its
-/// `id` and `parent`, with the layer's chain ID as `layer_id` and the full
-/// parent ID as `parent`, keys sorted (moby `image/v1.CreateID`); the
-/// layers below the top are hashed before `os` is added to their json.
-/// Tried against each chain ID; `None` when none gives the directory's name.
-pub fn v1_layer(json: &[u8], chains: &[(String, String)]) -> Option<String> {
+/// One chain of an image's layers: the layers up to one of them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Chain {
+    /// Its chain ID.
+    pub id: String,
+    /// The diff ID of its top layer.
+    pub diff: String,
+    /// The chain below it (`None` for a bottom layer).
+    pub below: Option<String>,
+}
+
+/// The chains of a stack of layers, bottom first.
+pub fn chains_of(diff_ids: &[String]) -> Vec<Chain> {
+    let ids = chain_ids(diff_ids);
+    let mut below = None;
+    ids.into_iter()
+        .zip(diff_ids)
+        .map(|(id, diff)| Chain {
+            id: id.clone(),
+            diff: diff.clone(),
+            below: below.replace(id),
+        })
+        .collect()
+}
+
+/// The directory a Docker < 25 layer's `json` names as its parent.
+fn v1_parent(json: &[u8]) -> Option<String> {
+    let members = members(json)?;
+    let (_, value) = members.iter().find(|(k, _)| *k == b"parent")?;
+    unquote(value).map(str::to_owned)
+}
+
+/// The chain a Docker < 25 layer directory holds, from its `json`: Docker
+/// names the directory `sha256` of that json without its `id` and
+/// `parent`, with the layer's chain ID as `layer_id` and the full parent
+/// ID as `parent`, keys sorted (moby `image/v1.CreateID`); the layers below
+/// the top (those without a `config`) are hashed before `os` is added to
+/// their json. Tried against each of `chains` that fits (a bottom layer
+/// names no parent); `None` when none gives the directory's name.
+pub fn v1_layer<'c>(json: &[u8], chains: &'c [Chain]) -> Option<&'c Chain> {
     let members = members(json)?;
     let value = |key: &str| {
         members
@@ -686,12 +736,14 @@ pub fn v1_layer(json: &[u8], chains: &[(String, String)]) -> Option<String> {
             true => p.to_owned(),
             false => format!("sha256:{p}"),
         });
-    let variants: &[bool] = match value("os") {
-        Some(_) => &[false, true],
-        None => &[false],
+    let variants: &[bool] = match (value("os"), value("config")) {
+        (None, _) => &[false],
+        (Some(_), Some(_)) => &[false, true],
+        (Some(_), None) => &[true, false],
     };
+    let fits = |c: &&Chain| c.below.is_some() == parent.is_some();
     for &drop_os in variants {
-        for (chain, diff) in chains {
+        for chain in chains.iter().filter(fits) {
             let mut keep: Vec<(&[u8], Vec<u8>)> = members
                 .iter()
                 .filter(|(k, _)| {
@@ -700,7 +752,7 @@ pub fn v1_layer(json: &[u8], chains: &[(String, String)]) -> Option<String> {
                 })
                 .map(|(k, v)| (*k, v.to_vec()))
                 .collect();
-            keep.push((b"layer_id", format!("\"{chain}\"").into_bytes()));
+            keep.push((b"layer_id", format!("\"{}\"", chain.id).into_bytes()));
             if let Some(p) = &parent {
                 keep.push((b"parent", format!("\"{p}\"").into_bytes()));
             }
@@ -717,7 +769,7 @@ pub fn v1_layer(json: &[u8], chains: &[(String, String)]) -> Option<String> {
             }
             text.push(b'}');
             if sha256_digest(&text)[7..] == *id {
-                return Some(diff.clone());
+                return Some(chain);
             }
         }
     }
@@ -1078,14 +1130,13 @@ mod tests {
         let images = inspected();
         let mut chains = Vec::new();
         for image in &images {
-            for (c, d) in chain_ids(&image.diff_ids).into_iter().zip(&image.diff_ids) {
-                chains.push((c, d.clone()));
-            }
+            chains.extend(chains_of(&image.diff_ids));
         }
+        let diff = |json: &[u8], chains: &[Chain]| v1_layer(json, chains).map(|c| c.diff.clone());
         let named: Vec<(String, Option<String>)> = entries(&archive)
             .into_iter()
             .filter(|(p, _)| p.ends_with("/json"))
-            .map(|(p, json)| (p[..12].to_owned(), v1_layer(&json, &chains)))
+            .map(|(p, json)| (p[..12].to_owned(), diff(&json, &chains)))
             .collect();
         let want = [
             ("0b782f4cc168", A_TOP),    // a's top layer, as a's
@@ -1107,13 +1158,28 @@ mod tests {
         let text = String::from_utf8(json.clone()).unwrap();
         let tampered = text.replacen(" in /b ", " in /c ", 1);
         assert_ne!(tampered, text);
-        assert_eq!(v1_layer(tampered.as_bytes(), &chains), None);
+        assert_eq!(diff(tampered.as_bytes(), &chains), None);
         assert_eq!(
-            v1_layer(json, &chains[..2]),
+            diff(json, &chains[..2]),
             None,
             "its chain is not among these"
         );
-        assert_eq!(v1_layer(b"not json", &chains), None);
+        assert_eq!(diff(b"not json", &chains), None);
+    }
+
+    #[test]
+    fn chains_know_what_is_below_them() {
+        let b = &inspected()[1];
+        let chains = chains_of(&b.diff_ids);
+        assert_eq!(chains.len(), 3);
+        assert_eq!(chains[0].below, None);
+        assert_eq!(
+            chains[0].id, chains[0].diff,
+            "a bottom layer's chain is its diff ID"
+        );
+        assert_eq!(chains[1].below.as_deref(), Some(chains[0].id.as_str()));
+        assert_eq!(chains[2].below.as_deref(), Some(chains[1].id.as_str()));
+        assert_eq!(chains[2].diff, B_TOP);
     }
 
     #[test]
@@ -1229,7 +1295,7 @@ mod tests {
         assert_eq!(blob(&layout, &base), None);
         assert_eq!(blob(&layout, &top), Some(b.top.as_slice()));
         assert_eq!(blob(&layout, &config), Some(b.config.as_slice()));
-        assert_eq!(sent.held, [base.clone()]);
+        assert_eq!(sent.held, std::slice::from_ref(&base));
         // The manifest is written here, with each layer's media type by
         // its bytes (the top one is gzip) and the held layer's size as the
         // export had it.
@@ -1278,7 +1344,7 @@ mod tests {
         let layout = entries(&out);
         assert_eq!(blob(&layout, &base), Some(b.base.as_slice()));
         assert_eq!(blob(&layout, &top), None, "the node holds it");
-        assert_eq!(sent.held, [top.clone()]);
+        assert_eq!(sent.held, std::slice::from_ref(&top));
         let index = index_of(&layout);
         assert_eq!(index[0].0, "localhost/app:1");
         let manifest: serde_json::Value =

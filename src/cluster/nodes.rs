@@ -13,15 +13,22 @@
 //! `ctr --namespace=k8s.io images import --digests --snapshotter=<s> -`
 //! over an exec with stdin attached — no temp file, and no
 //! `--all-platforms`, which fails with "content digest not found" when the
-//! engine uses the containerd image store (kind #3795). The tar headers are
-//! counted as they pass ([`super::archive`]) to report bytes per image.
-//! Skips and tags of content the node holds are reported before the import
-//! starts, so the deploy can go ahead with them. Nodes load in parallel, and
-//! nodes that lack the same images share one export, each chunk going to
-//! every node's import ([`import_into`]): the engine builds the archive
-//! once, as `kind load` does with its temp file.
-//! The inventory is a trait so a Kubernetes `node.status.images` source can
-//! be plugged in.
+//! engine uses the containerd image store (kind #3795). The inventory also
+//! lists the blobs of the node's content store (`ctr content ls`), and the
+//! export is rewritten on its way into each node ([`super::layout`]) so
+//! that the node is sent only the blobs it lacks: a base layer its own
+//! images share costs a read of the engine's stream, not a second import
+//! (a node whose blobs are not known gets the whole export, its tar
+//! headers counted as they pass by [`super::archive`]). Either way the
+//! bytes are reported per image, as sent. Skips and tags of content the
+//! node holds are reported before the import starts, so the deploy can go
+//! ahead with them. Nodes load in parallel, and nodes that lack the same
+//! images share one export, each chunk going to every node's import
+//! ([`import_into`]): the engine builds the archive once, as `kind load`
+//! does with its temp file. An import of a layout that fails is followed by
+//! the whole export; the names a failed import leaves are removed. The
+//! inventory is a trait so a Kubernetes `node.status.images` source can be
+//! plugged in (without blobs: whole exports).
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -648,7 +655,9 @@ pub struct Told<'a> {
 /// only what that node lacks. A node whose layout import fails is sent the
 /// whole export once more (a second export, for all such nodes together),
 /// so an importer that refuses such archives, or a blob collected between
-/// the look and the import, costs time, not the load. One result per node.
+/// the look and the import, costs time, not the load. A node whose import
+/// still fails loses every name of these images (they are images it did
+/// not hold). One result per node.
 pub async fn import_into(
     docker: &Docker,
     targets: &[Target<'_>],
@@ -775,6 +784,9 @@ async fn attempt(
                     break;
                 }
             };
+            if tally.total() == 0 && std::env::var_os("HARNESS_LOAD_TRACE").is_some() {
+                eprintln!("TRACE first byte {:.3}", started.elapsed().as_secs_f64());
+            }
             tally.feed(&chunk);
             for k in 0..targets.len() {
                 // An import that stopped reading is left out; its own
@@ -831,6 +843,14 @@ async fn attempt(
                 finished[k] = Some(done);
             }
         }
+        if std::env::var_os("HARNESS_LOAD_TRACE").is_some() {
+            eprintln!(
+                "TRACE export end {:.3} ({} bytes in, {:?} out)",
+                started.elapsed().as_secs_f64(),
+                tally.total(),
+                sent
+            );
+        }
         if throttle.flush() {
             tell(&sent);
         }
@@ -848,6 +868,13 @@ async fn attempt(
                 rx.recv().await.map(|chunk| (chunk, rx))
             });
             let out = exec_with_stdin(docker, &target.node.name, &cmd, Some(stdin)).await;
+            if std::env::var_os("HARNESS_LOAD_TRACE").is_some() {
+                eprintln!(
+                    "TRACE import end {:.3} {:?}",
+                    started.elapsed().as_secs_f64(),
+                    out.as_ref().map(|o| o.stdout.clone())
+                );
+            }
             (out, cmd.join(" "), started.elapsed().as_secs_f64())
         });
     let ((failed, finished), outs) = tokio::join!(pump, futures_util::future::join_all(imports));
@@ -1346,6 +1373,23 @@ sha256:012ff3ef348ee3d771d93550bbd84d324315a1f68861c760e96a491f79bbc303         
                 .collect::<Vec<_>>(),
             [0]
         );
+    }
+
+    /// A fresh node of the 1.20 test cluster: its own images' blobs,
+    /// among them the one layer of the `debian:bookworm-slim` that etcd
+    /// and kube-proxy are built FROM.
+    #[test]
+    fn a_real_kind_node_holds_the_base_its_images_are_built_from() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/node");
+        let listing = std::fs::read_to_string(dir.join("ctr-content-ls-kind-node.txt")).unwrap();
+        let held = parse_ctr_content(&listing);
+        assert_eq!(held.0.len(), listing.lines().count() - 1, "one per line");
+        let base = "sha256:367774d780659e5a13543852f3aadae698af83be8999369157c597ea2b6b8596";
+        assert_eq!(held.0.get(base), Some(&141_800_000));
+        // An image FROM it with a 24 MiB layer of its own: about that goes.
+        let layers = [base.to_owned(), "sha256:top".to_owned()];
+        let estimate = estimate(&[(Some(163_100_000), &layers[..])], Some(&held));
+        assert_eq!(estimate, Some(21_300_000));
     }
 
     #[test]
