@@ -784,9 +784,6 @@ async fn attempt(
                     break;
                 }
             };
-            if tally.total() == 0 && std::env::var_os("HARNESS_LOAD_TRACE").is_some() {
-                eprintln!("TRACE first byte {:.3}", started.elapsed().as_secs_f64());
-            }
             tally.feed(&chunk);
             for k in 0..targets.len() {
                 // An import that stopped reading is left out; its own
@@ -843,14 +840,6 @@ async fn attempt(
                 finished[k] = Some(done);
             }
         }
-        if std::env::var_os("HARNESS_LOAD_TRACE").is_some() {
-            eprintln!(
-                "TRACE export end {:.3} ({} bytes in, {:?} out)",
-                started.elapsed().as_secs_f64(),
-                tally.total(),
-                sent
-            );
-        }
         if throttle.flush() {
             tell(&sent);
         }
@@ -868,13 +857,6 @@ async fn attempt(
                 rx.recv().await.map(|chunk| (chunk, rx))
             });
             let out = exec_with_stdin(docker, &target.node.name, &cmd, Some(stdin)).await;
-            if std::env::var_os("HARNESS_LOAD_TRACE").is_some() {
-                eprintln!(
-                    "TRACE import end {:.3} {:?}",
-                    started.elapsed().as_secs_f64(),
-                    out.as_ref().map(|o| o.stdout.clone())
-                );
-            }
             (out, cmd.join(" "), started.elapsed().as_secs_f64())
         });
     let ((failed, finished), outs) = tokio::join!(pump, futures_util::future::join_all(imports));
