@@ -12,7 +12,7 @@ use futures_util::{FutureExt as _, StreamExt as _};
 use harness::cluster::nodes::{self, CtrInventory, Export, HeldBlobs, Target, Told};
 use harness::cluster::{
     ClusterError, ImageRef, KindCli, KindProvider, LoadOutcome, LoadProgress, NodeLoad, Provider,
-    Sending, no_progress,
+    SentWhole, Sending, no_progress,
 };
 use harness::config::{EngineKind, KindSpec};
 use harness::engine;
@@ -293,13 +293,14 @@ async fn a_layout_the_node_cannot_complete_is_followed_by_the_whole_export() {
         total: None,
     };
     let sending = std::sync::Mutex::new(Vec::<Sending>::new());
+    let said = std::sync::Mutex::new(Vec::<SentWhole>::new());
     let told = Told {
         names: vec!["busybox".into()],
         whole: None,
-        progress: &|p: LoadProgress<'_>| {
-            if let LoadProgress::Sending(s) = p {
-                sending.lock().unwrap().push(s.clone());
-            }
+        progress: &|p: LoadProgress<'_>| match p {
+            LoadProgress::Sending(s) => sending.lock().unwrap().push(s.clone()),
+            LoadProgress::SentWhole(w) => said.lock().unwrap().push(w.clone()),
+            LoadProgress::Line(_) => {}
         },
     };
     let imported = nodes::import_into(&docker, &[target], &images, &told)
@@ -316,6 +317,15 @@ async fn a_layout_the_node_cannot_complete_is_followed_by_the_whole_export() {
         engine.diff_ids[0]
     );
     assert!(why.contains(&words), "{why}");
+    // The fallback is said once, before the whole export goes, in those words.
+    assert_eq!(
+        said.into_inner().unwrap(),
+        [SentWhole {
+            node: nodes[0].name.clone(),
+            images: vec!["busybox".into()],
+            why: why.clone(),
+        }]
+    );
     assert!(node.image_complete("docker.io/harness/busybox:1"));
     // Both tries were sent: the layout, then the whole export.
     let whole = export_len(&docker, &[BUSYBOX]).await;

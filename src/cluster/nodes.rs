@@ -44,7 +44,8 @@ use tokio::io::AsyncWriteExt as _;
 use super::archive::Tally;
 use super::layout::{ExportedImage, Layout, Sent};
 use super::{
-    ClusterError, ImageRef, LoadOutcome, LoadProgress, LoadReport, NodeLoad, Progress, Sending,
+    ClusterError, ImageRef, LoadOutcome, LoadProgress, LoadReport, NodeLoad, Progress, SentWhole,
+    Sending,
 };
 
 /// The label kind puts on its node containers.
@@ -653,8 +654,9 @@ pub struct Told<'a> {
 /// first byte — and every chunk goes to each node's import, at the pace of
 /// the slowest: whole, or (a node whose blobs are known) as a layout of
 /// only what that node lacks. A node whose layout import fails is sent the
-/// whole export once more (a second export, for all such nodes together),
-/// so an importer that refuses such archives, or a blob collected between
+/// whole export once more (a second export, for all such nodes together;
+/// [`LoadProgress::SentWhole`] says so, with the importer's words), so an
+/// importer that refuses such archives, or a blob collected between
 /// the look and the import, costs time, not the load. A node whose import
 /// still fails loses every name of these images (they are images it did
 /// not hold). One result per node.
@@ -684,13 +686,24 @@ pub async fn import_into(
             })
             .collect();
         let before: Vec<u64> = again.iter().map(|&i| firsts[i]).collect();
-        let second = attempt(docker, &whole, images, told, &before, started).await;
-        for (&i, a) in again.iter().zip(second) {
-            let why = match &results[i] {
+        // Said before the second export starts: it is the slow road.
+        let whys: Vec<String> = again
+            .iter()
+            .map(|&i| match &results[i] {
                 Err(ClusterError::NodeLoad { detail, .. }) => detail.clone(),
                 Err(e) => e.to_string(),
                 Ok(_) => String::new(),
-            };
+            })
+            .collect();
+        for (&i, why) in again.iter().zip(&whys) {
+            (told.progress)(LoadProgress::SentWhole(&SentWhole {
+                node: targets[i].node.name.clone(),
+                images: told.names.clone(),
+                why: why.clone(),
+            }));
+        }
+        let second = attempt(docker, &whole, images, told, &before, started).await;
+        for ((&i, a), why) in again.iter().zip(second).zip(whys) {
             results[i] = a.result.map(|mut imported| {
                 imported.total += firsts[i];
                 // The first try's bytes were sent too: with the first image.
