@@ -1,13 +1,14 @@
 //! What the node and kind print, as harness reads it: `ctr images ls`
-//! (the node's image inventory), `containerd config dump` (its
-//! snapshotter), and kind's `get clusters`, `get kubeconfig` and error
-//! output. The same text is fed to each reader.
+//! (the node's image inventory), `ctr content ls` (its blobs),
+//! `containerd config dump` (its snapshotter), and kind's `get clusters`,
+//! `get kubeconfig` and error output. The same text is fed to each reader.
 
 #![no_main]
 
 use harness::cluster::kind::{fix_for, is_transient, lists_cluster, strip_banner};
 use harness::cluster::nodes::{
-    Decision, decide, normalize_reference, parse_ctr_images, snapshotter_from_config,
+    Decision, decide, normalize_reference, parse_ctr_content, parse_ctr_images,
+    snapshotter_from_config,
 };
 use harness::config::EngineKind;
 use libfuzzer_sys::fuzz_target;
@@ -34,6 +35,13 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let _ = decide("harness/app:1", "sha256:00", &inventory);
+    // Every blob is a digest, and only lines that start with one are.
+    let held = parse_ctr_content(&text);
+    for digest in held.0.keys() {
+        let (alg, hex) = digest.split_once(':').expect("alg:hex");
+        assert!(matches!((alg, hex.len()), ("sha256", 64) | ("sha512", 128)), "{digest}");
+        assert!(text.lines().any(|l| l.split_whitespace().next() == Some(digest)));
+    }
     if let Some(s) = snapshotter_from_config(&text) {
         assert!(!s.is_empty());
     }

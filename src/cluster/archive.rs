@@ -1,11 +1,17 @@
-//! Which bytes of an engine's image archive belong to which image.
+//! Reading the engine's image archive as it streams past.
+//!
+//! [`Reader`] is a tar reader that works chunk by chunk on a stream it never
+//! holds: it parses each header (long names and PAX paths applied), hands
+//! the entry's data on as slices of the chunk it was fed, and keeps nothing
+//! else — so a 140 MB layer costs no memory and no copy, and the caller
+//! decides per entry whether to count it, keep it (a small manifest), pass
+//! it on or drop it ([`super::layout`] does the last two).
 //!
 //! Several images are exported in one archive (`GET /images/get?names=a&names=b`,
 //! what `docker save a b` sends), and the engine writes each layer once
 //! however many of the images share it. To still report bytes per image,
-//! [`Tally`] reads the tar headers as the archive streams past (never the
-//! layer contents, and nothing is buffered but `manifest.json`), and
-//! [`attribute`] then splits the bytes streamed by `manifest.json`'s
+//! [`Tally`] counts the entries as they pass (keeping only `manifest.json`),
+//! and [`attribute`] then splits the bytes streamed by `manifest.json`'s
 //! `Config` and `Layers` paths: each entry counts for the first image, in
 //! load order, whose manifest names it — so a base layer shared by three
 //! images counts once, with the first — and what belongs to no image
@@ -20,12 +26,263 @@ use std::collections::HashMap;
 
 use serde::Deserialize;
 
-const BLOCK: usize = 512;
+pub(crate) const BLOCK: usize = 512;
 /// `manifest.json` lists every image's config and layers: a few hundred
 /// bytes per image. Anything larger than this is not a manifest we read.
-const MAX_MANIFEST: usize = 4 << 20;
+pub(crate) const MAX_MANIFEST: usize = 4 << 20;
 /// PAX and GNU long-name records carry a path or two.
 const MAX_META: usize = 64 << 10;
+
+/// What kind of entry a header announces (its typeflag).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A regular file (`0`, or NUL in old archives), or any other type
+    /// with data of its own (contiguous files and the like).
+    File,
+    Directory,
+    Symlink,
+    HardLink,
+    /// Devices and FIFOs: no data.
+    Other,
+}
+
+/// An entry's header, after any long-name or PAX records that name it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Header {
+    pub path: String,
+    /// A link's target, as written (a symlink's relative to its directory).
+    pub link: Option<String>,
+    pub kind: Kind,
+    /// Bytes of data (padding not included).
+    pub size: u64,
+    /// The entry's bytes in the stream: its header block, the long-name or
+    /// PAX records before it, its data and its padding.
+    pub bytes: u64,
+}
+
+/// What a [`Reader`] sees, in stream order.
+#[derive(Debug)]
+pub enum Piece<'a> {
+    /// An entry begins.
+    Start(&'a Header),
+    /// Some of its data: a slice of the chunk being fed.
+    Data(&'a [u8]),
+    /// Its data and padding have passed.
+    End,
+    /// Bytes that belong to no entry: end-of-archive blocks, and what
+    /// follows a header that is not tar.
+    Loose(u64),
+}
+
+/// Reads a tar stream chunk by chunk, as it passes: headers are parsed,
+/// long names and PAX paths applied, and data handed on as slices of the
+/// chunk fed (never copied, never buffered), so the caller decides per
+/// entry what to keep. Nothing is kept but a header being completed and
+/// the small records that name the next entry.
+#[derive(Debug, Default)]
+pub struct Reader {
+    state: State,
+    header: Vec<u8>,
+    /// Bytes of long-name / PAX records waiting for the entry they describe.
+    pending_bytes: u64,
+    pending_path: Option<String>,
+    pending_link: Option<String>,
+}
+
+#[derive(Debug, Default)]
+enum State {
+    #[default]
+    Header,
+    /// An entry's data, handed on.
+    Data { remaining: u64, padding: u64 },
+    /// A record about the next entry, kept.
+    Meta {
+        remaining: u64,
+        padding: u64,
+        meta: Meta,
+    },
+    /// After a header that is not tar.
+    Done,
+}
+
+#[derive(Debug)]
+enum Meta {
+    Skip,
+    LongName(Vec<u8>),
+    LongLink(Vec<u8>),
+    Pax(Vec<u8>),
+}
+
+impl Reader {
+    pub fn new() -> Reader {
+        Reader::default()
+    }
+
+    /// Reads the next chunk; `visit` hears each piece of it.
+    pub fn feed(&mut self, mut chunk: &[u8], visit: &mut impl FnMut(Piece<'_>)) {
+        while !chunk.is_empty() {
+            match &mut self.state {
+                State::Done => {
+                    visit(Piece::Loose(chunk.len() as u64));
+                    return;
+                }
+                State::Header => {
+                    let take = (BLOCK - self.header.len()).min(chunk.len());
+                    self.header.extend_from_slice(&chunk[..take]);
+                    chunk = &chunk[take..];
+                    if self.header.len() == BLOCK {
+                        let header = std::mem::take(&mut self.header);
+                        self.start_entry(&header, visit);
+                    }
+                }
+                State::Data { remaining, padding } => {
+                    let data = (*remaining).min(chunk.len() as u64) as usize;
+                    if data > 0 {
+                        visit(Piece::Data(&chunk[..data]));
+                        *remaining -= data as u64;
+                        chunk = &chunk[data..];
+                    }
+                    if *remaining == 0 {
+                        let pad = (*padding).min(chunk.len() as u64) as usize;
+                        *padding -= pad as u64;
+                        chunk = &chunk[pad..];
+                        if *padding == 0 {
+                            self.state = State::Header;
+                            visit(Piece::End);
+                        }
+                    }
+                }
+                State::Meta {
+                    remaining,
+                    padding,
+                    meta,
+                } => {
+                    let data = (*remaining).min(chunk.len() as u64) as usize;
+                    meta.extend(&chunk[..data]);
+                    *remaining -= data as u64;
+                    chunk = &chunk[data..];
+                    if *remaining == 0 {
+                        let pad = (*padding).min(chunk.len() as u64) as usize;
+                        *padding -= pad as u64;
+                        chunk = &chunk[pad..];
+                        if *padding == 0 {
+                            let meta = std::mem::replace(meta, Meta::Skip);
+                            self.state = State::Header;
+                            self.end_meta(meta);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn start_entry(&mut self, header: &[u8], visit: &mut impl FnMut(Piece<'_>)) {
+        if header.iter().all(|&b| b == 0) {
+            // The end-of-archive marker: two zero blocks, then nothing.
+            visit(Piece::Loose(BLOCK as u64));
+            return;
+        }
+        let Some(size) = parse_size(&header[124..136]) else {
+            visit(Piece::Loose(BLOCK as u64));
+            self.state = State::Done;
+            return;
+        };
+        let typeflag = header[156];
+        let padding = (BLOCK as u64 - size % BLOCK as u64) % BLOCK as u64;
+        let meta = match typeflag {
+            b'L' => Meta::LongName(Vec::new()),
+            b'K' => Meta::LongLink(Vec::new()),
+            b'x' => Meta::Pax(Vec::new()),
+            b'g' => Meta::Skip,
+            _ => {
+                let path = self
+                    .pending_path
+                    .take()
+                    .unwrap_or_else(|| header_path(header));
+                let kind = match typeflag {
+                    b'0' | 0 | b'7' => Kind::File,
+                    b'5' => Kind::Directory,
+                    b'2' => Kind::Symlink,
+                    b'1' => Kind::HardLink,
+                    b'3' | b'4' | b'6' => Kind::Other,
+                    // Unknown types are read as files: their data is theirs.
+                    _ => Kind::File,
+                };
+                let link = match kind {
+                    Kind::Symlink | Kind::HardLink => Some(
+                        self.pending_link
+                            .take()
+                            .unwrap_or_else(|| cstr(&header[157..257])),
+                    ),
+                    _ => None,
+                };
+                self.pending_link = None;
+                let bytes = std::mem::take(&mut self.pending_bytes) + BLOCK as u64 + size + padding;
+                visit(Piece::Start(&Header {
+                    path,
+                    link,
+                    kind,
+                    size,
+                    bytes,
+                }));
+                if size == 0 {
+                    visit(Piece::End);
+                } else {
+                    self.state = State::Data {
+                        remaining: size,
+                        padding,
+                    };
+                }
+                return;
+            }
+        };
+        // A record about the next entry: its bytes go with that entry.
+        self.pending_bytes += BLOCK as u64 + size + padding;
+        if size == 0 {
+            self.end_meta(meta);
+        } else {
+            self.state = State::Meta {
+                remaining: size,
+                padding,
+                meta,
+            };
+        }
+    }
+
+    fn end_meta(&mut self, meta: Meta) {
+        match meta {
+            Meta::Skip => {}
+            Meta::LongName(bytes) => self.pending_path = Some(cstr(&bytes)),
+            Meta::LongLink(bytes) => self.pending_link = Some(cstr(&bytes)),
+            Meta::Pax(bytes) => {
+                for (key, value) in pax_records(&bytes) {
+                    match key {
+                        "path" => self.pending_path = Some(value.to_owned()),
+                        "linkpath" => self.pending_link = Some(value.to_owned()),
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// The end of the stream: a header cut short, and records that named
+    /// no entry, belong to nothing.
+    pub fn finish(self) -> u64 {
+        self.header.len() as u64 + self.pending_bytes
+    }
+}
+
+impl Meta {
+    fn extend(&mut self, data: &[u8]) {
+        let buf = match self {
+            Meta::Skip => return,
+            Meta::LongName(b) | Meta::LongLink(b) | Meta::Pax(b) => b,
+        };
+        let room = MAX_META.saturating_sub(buf.len());
+        buf.extend_from_slice(&data[..data.len().min(room)]);
+    }
+}
 
 /// One tar entry: its path and the bytes it took in the stream (its
 /// header, any long-name or PAX records before it, its data and padding).
@@ -37,42 +294,18 @@ pub struct Entry {
     pub bytes: u64,
 }
 
-/// Counts a tar stream's entries as it passes, chunk by chunk.
+/// Counts a tar stream's entries as it passes, chunk by chunk, keeping
+/// only `manifest.json`.
 #[derive(Debug, Default)]
 pub struct Tally {
+    reader: Reader,
     entries: Vec<Entry>,
     /// Bytes that belong to no entry: end-of-archive blocks, a torn tail.
     loose: u64,
     total: u64,
-    state: State,
-    header: Vec<u8>,
-    /// Bytes of long-name / PAX records waiting for the entry they describe.
-    pending_bytes: u64,
-    pending_path: Option<String>,
-    pending_link: Option<String>,
+    /// `manifest.json` while it passes.
+    reading_manifest: Option<Vec<u8>>,
     manifest: Option<Vec<u8>>,
-}
-
-#[derive(Debug, Default)]
-enum State {
-    #[default]
-    Header,
-    Data {
-        remaining: u64,
-        padding: u64,
-        keep: Keep,
-    },
-    /// After the end-of-archive blocks, or a header that is not tar.
-    Done,
-}
-
-#[derive(Debug)]
-enum Keep {
-    Nothing,
-    Manifest(Vec<u8>),
-    LongName(Vec<u8>),
-    LongLink(Vec<u8>),
-    Pax(Vec<u8>),
 }
 
 impl Tally {
@@ -86,155 +319,54 @@ impl Tally {
     }
 
     /// Reads the next chunk of the stream.
-    pub fn feed(&mut self, mut chunk: &[u8]) {
+    pub fn feed(&mut self, chunk: &[u8]) {
         self.total += chunk.len() as u64;
-        while !chunk.is_empty() {
-            match &mut self.state {
-                State::Done => {
-                    self.loose += chunk.len() as u64;
-                    return;
-                }
-                State::Header => {
-                    let take = (BLOCK - self.header.len()).min(chunk.len());
-                    self.header.extend_from_slice(&chunk[..take]);
-                    chunk = &chunk[take..];
-                    if self.header.len() == BLOCK {
-                        let header = std::mem::take(&mut self.header);
-                        self.start_entry(&header);
-                    }
-                }
-                State::Data {
-                    remaining,
-                    padding,
-                    keep,
-                } => {
-                    let data = (*remaining).min(chunk.len() as u64) as usize;
-                    if data > 0 {
-                        keep.extend(&chunk[..data]);
-                        *remaining -= data as u64;
-                        chunk = &chunk[data..];
-                    }
-                    if *remaining == 0 {
-                        let pad = (*padding).min(chunk.len() as u64) as usize;
-                        *padding -= pad as u64;
-                        chunk = &chunk[pad..];
-                        if *padding == 0 {
-                            let keep = std::mem::replace(keep, Keep::Nothing);
-                            self.state = State::Header;
-                            self.end_data(keep);
-                        }
-                    }
+        let Tally {
+            reader,
+            entries,
+            loose,
+            reading_manifest,
+            manifest,
+            ..
+        } = self;
+        reader.feed(chunk, &mut |piece| match piece {
+            Piece::Start(h) => {
+                entries.push(Entry {
+                    path: h.path.clone(),
+                    link: h.link.clone(),
+                    bytes: h.bytes,
+                });
+                if h.path == "manifest.json"
+                    && h.kind == Kind::File
+                    && h.size as usize <= MAX_MANIFEST
+                {
+                    *reading_manifest = Some(Vec::with_capacity(h.size as usize));
                 }
             }
-        }
-    }
-
-    fn start_entry(&mut self, header: &[u8]) {
-        if header.iter().all(|&b| b == 0) {
-            // The end-of-archive marker: two zero blocks, then nothing.
-            self.loose += BLOCK as u64;
-            return;
-        }
-        let Some(size) = parse_size(&header[124..136]) else {
-            self.loose += BLOCK as u64;
-            self.state = State::Done;
-            return;
-        };
-        let typeflag = header[156];
-        let padding = (BLOCK as u64 - size % BLOCK as u64) % BLOCK as u64;
-        let keep = match typeflag {
-            b'L' => Keep::LongName(Vec::new()),
-            b'K' => Keep::LongLink(Vec::new()),
-            b'x' => Keep::Pax(Vec::new()),
-            b'g' => Keep::Nothing,
-            _ => {
-                let path = self
-                    .pending_path
-                    .take()
-                    .unwrap_or_else(|| header_path(header));
-                let link = match typeflag {
-                    b'1' | b'2' => Some(
-                        self.pending_link
-                            .take()
-                            .unwrap_or_else(|| cstr(&header[157..257])),
-                    ),
-                    _ => None,
-                };
-                self.pending_link = None;
-                let bytes = std::mem::take(&mut self.pending_bytes) + BLOCK as u64 + size + padding;
-                let keep = if path == "manifest.json" && size as usize <= MAX_MANIFEST {
-                    Keep::Manifest(Vec::with_capacity(size as usize))
-                } else {
-                    Keep::Nothing
-                };
-                self.entries.push(Entry { path, link, bytes });
-                if size == 0 {
-                    self.end_data(keep);
-                    return;
-                }
-                self.state = State::Data {
-                    remaining: size,
-                    padding,
-                    keep,
-                };
-                return;
-            }
-        };
-        // A record about the next entry: its bytes go with that entry.
-        self.pending_bytes += BLOCK as u64 + size + padding;
-        if size == 0 {
-            self.end_data(keep);
-        } else {
-            self.state = State::Data {
-                remaining: size,
-                padding,
-                keep,
-            };
-        }
-    }
-
-    fn end_data(&mut self, keep: Keep) {
-        match keep {
-            Keep::Nothing => {}
-            Keep::Manifest(bytes) => self.manifest = Some(bytes),
-            Keep::LongName(bytes) => self.pending_path = Some(cstr(&bytes)),
-            Keep::LongLink(bytes) => self.pending_link = Some(cstr(&bytes)),
-            Keep::Pax(bytes) => {
-                for (key, value) in pax_records(&bytes) {
-                    match key {
-                        "path" => self.pending_path = Some(value.to_owned()),
-                        "linkpath" => self.pending_link = Some(value.to_owned()),
-                        _ => {}
-                    }
+            Piece::Data(data) => {
+                if let Some(m) = reading_manifest {
+                    m.extend_from_slice(data);
                 }
             }
-        }
+            Piece::End => {
+                if let Some(m) = reading_manifest.take() {
+                    *manifest = Some(m);
+                }
+            }
+            Piece::Loose(n) => *loose += n,
+        });
     }
 
     /// The entries seen, the bytes that belong to none, and the archive's
     /// `manifest.json` when it had one.
-    pub fn finish(mut self) -> (Vec<Entry>, u64, Option<Vec<u8>>) {
-        // A header cut short by the end of the stream belongs to nothing.
-        let torn = self.header.len() as u64 + self.pending_bytes;
-        self.loose += torn;
-        (self.entries, self.loose, self.manifest)
-    }
-}
-
-impl Keep {
-    fn extend(&mut self, data: &[u8]) {
-        let (buf, max) = match self {
-            Keep::Nothing => return,
-            Keep::Manifest(b) => (b, MAX_MANIFEST),
-            Keep::LongName(b) | Keep::LongLink(b) | Keep::Pax(b) => (b, MAX_META),
-        };
-        let room = max.saturating_sub(buf.len());
-        buf.extend_from_slice(&data[..data.len().min(room)]);
+    pub fn finish(self) -> (Vec<Entry>, u64, Option<Vec<u8>>) {
+        let loose = self.loose + self.reader.finish();
+        (self.entries, loose, self.manifest)
     }
 }
 
 /// A header's path: ustar's prefix joined to its name.
-fn header_path(header: &[u8]) -> String {
+pub(crate) fn header_path(header: &[u8]) -> String {
     let name = cstr(&header[0..100]);
     if &header[257..262] == b"ustar" {
         let prefix = cstr(&header[345..500]);
@@ -308,10 +440,13 @@ fn pax_records(bytes: &[u8]) -> Vec<(&str, &str)> {
 /// One image of `manifest.json`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-struct ManifestImage {
-    config: String,
+pub(crate) struct ManifestImage {
+    pub config: String,
+    /// `null` when an image was saved by ID.
     #[serde(default)]
-    layers: Vec<String>,
+    pub repo_tags: Option<Vec<String>>,
+    #[serde(default)]
+    pub layers: Vec<String>,
 }
 
 /// The config digest a manifest's `Config` path names: `<hex>.json`
@@ -322,7 +457,7 @@ fn config_hex(path: &str) -> &str {
 }
 
 /// `path` as written in the archive, with `.` and `..` resolved.
-fn normalize(path: &str) -> String {
+pub(crate) fn normalize(path: &str) -> String {
     let mut parts: Vec<&str> = Vec::new();
     for part in path.split('/') {
         match part {
@@ -336,7 +471,7 @@ fn normalize(path: &str) -> String {
     parts.join("/")
 }
 
-fn parent(path: &str) -> &str {
+pub(crate) fn parent(path: &str) -> &str {
     path.rsplit_once('/').map(|(p, _)| p).unwrap_or("")
 }
 

@@ -11,10 +11,12 @@
 //! user command (k3d, minikube, a node's containerd) or to nobody (registry
 //! images). Loading into kind nodes bypasses `kind load`: [`nodes`] finds the
 //! node containers by label, asks each node's containerd what it already
-//! holds (by content: the image ID), and streams one export of everything
-//! the node lacks straight into one `ctr images import` in the node (the
-//! engine writes each shared layer once; [`archive`] splits the bytes per
-//! image), nodes in parallel, with no temp file. What decides — cluster-name matching, banner
+//! holds (by content: the image ID, and the blobs of its content store),
+//! and streams one export of everything the node lacks straight into one
+//! `ctr images import` in the node, rewritten on the way into an OCI
+//! layout that carries only the blobs the node lacks ([`layout`]; the
+//! engine writes each shared layer once, and [`archive`] reads its tar as
+//! it passes), nodes in parallel, with no temp file. What decides — cluster-name matching, banner
 //! stripping, which errors are transient, present/retag/load per image per
 //! node — is pure and tested with tables; the process and engine calls are
 //! thin shells around it. [`state`] records what `up` made so that `down`,
@@ -26,6 +28,7 @@ pub mod archive;
 pub mod created;
 pub mod existing;
 pub mod kind;
+pub mod layout;
 pub mod nodes;
 pub mod stage;
 pub mod state;
@@ -73,12 +76,14 @@ pub enum LoadOutcome {
     /// The node held the content under another name: only a tag was added.
     Tagged,
     /// The archive was streamed into the node. Images a node lacks arrive
-    /// together, in one archive and one import: `bytes` are this image's
-    /// share of it — a layer shared by several of them counts once, with
-    /// the first image (in the lane's order) that has it, and the archive's
-    /// own metadata with the first image, so a node's lines add up to the
-    /// bytes streamed into it — and `seconds` is that whole import's time,
-    /// the same for each image in it (none can be used before it ends).
+    /// together, in one archive and one import, which carries only the
+    /// blobs the node lacked ([`layout`]): `bytes` are this image's share
+    /// of what was sent — a layer shared by several of them counts once,
+    /// with the first image (in the lane's order) that has it, one the node
+    /// held not at all, and the archive's own metadata with the first
+    /// image, so a node's lines add up to the bytes streamed into it — and
+    /// `seconds` is that whole import's time, the same for each image in it
+    /// (none can be used before it ends).
     Loaded { bytes: u64, seconds: f64 },
     /// Nothing to do: the cluster pulls this image from a registry.
     NotDelivered,
@@ -104,6 +109,20 @@ pub enum LoadProgress<'a> {
     /// An export streaming into a node, at most every
     /// [`crate::throttle::PROGRESS_INTERVAL`] per node, and once at its end.
     Sending(&'a Sending),
+    /// A node's import of an archive of only the blobs it lacked failed,
+    /// and it is being sent the whole export instead (once per node).
+    SentWhole(&'a SentWhole),
+}
+
+/// A node sent the whole export after its layout failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SentWhole {
+    /// The node container.
+    pub node: String,
+    /// The images in the export (lane file names).
+    pub images: Vec<String>,
+    /// What went wrong with the layout: the importer's (or the layout's) words.
+    pub why: String,
 }
 
 /// How far one export into one node has come.
@@ -115,8 +134,9 @@ pub struct Sending {
     pub images: Vec<String>,
     /// Bytes the node's import has been given.
     pub sent: u64,
-    /// About how many there are: the images' sizes in the engine (an
-    /// estimate: layers shared by them are sent once), when it said.
+    /// About how many there will be ([`nodes::estimate`]): the images'
+    /// sizes in the engine less the layers the node holds (layers shared
+    /// by the images go once), when the engine said.
     pub total: Option<u64>,
 }
 
@@ -125,7 +145,7 @@ impl<'a> LoadProgress<'a> {
     pub fn line(self) -> Option<&'a NodeLoad> {
         match self {
             LoadProgress::Line(line) => Some(line),
-            LoadProgress::Sending(_) => None,
+            LoadProgress::Sending(_) | LoadProgress::SentWhole(_) => None,
         }
     }
 }

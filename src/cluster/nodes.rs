@@ -13,17 +13,24 @@
 //! `ctr --namespace=k8s.io images import --digests --snapshotter=<s> -`
 //! over an exec with stdin attached — no temp file, and no
 //! `--all-platforms`, which fails with "content digest not found" when the
-//! engine uses the containerd image store (kind #3795). The tar headers are
-//! counted as they pass ([`super::archive`]) to report bytes per image.
-//! Skips and tags of content the node holds are reported before the import
-//! starts, so the deploy can go ahead with them. Nodes load in parallel, and
-//! nodes that lack the same images share one export, each chunk going to
-//! every node's import ([`import_into`]): the engine builds the archive
-//! once, as `kind load` does with its temp file.
-//! The inventory is a trait so a Kubernetes `node.status.images` source can
-//! be plugged in.
+//! engine uses the containerd image store (kind #3795). The inventory also
+//! lists the blobs of the node's content store (`ctr content ls`), and the
+//! export is rewritten on its way into each node ([`super::layout`]) so
+//! that the node is sent only the blobs it lacks: a base layer its own
+//! images share costs a read of the engine's stream, not a second import
+//! (a node whose blobs are not known gets the whole export, its tar
+//! headers counted as they pass by [`super::archive`]). Either way the
+//! bytes are reported per image, as sent. Skips and tags of content the
+//! node holds are reported before the import starts, so the deploy can go
+//! ahead with them. Nodes load in parallel, and nodes that lack the same
+//! images share one export, each chunk going to every node's import
+//! ([`import_into`]): the engine builds the archive once, as `kind load`
+//! does with its temp file. An import of a layout that fails is followed by
+//! the whole export; the names a failed import leaves are removed. The
+//! inventory is a trait so a Kubernetes `node.status.images` source can be
+//! plugged in (without blobs: whole exports).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -35,8 +42,10 @@ use serde::Serialize;
 use tokio::io::AsyncWriteExt as _;
 
 use super::archive::Tally;
+use super::layout::{ExportedImage, Layout, Sent};
 use super::{
-    ClusterError, ImageRef, LoadOutcome, LoadProgress, LoadReport, NodeLoad, Progress, Sending,
+    ClusterError, ImageRef, LoadOutcome, LoadProgress, LoadReport, NodeLoad, Progress, SentWhole,
+    Sending,
 };
 
 /// The label kind puts on its node containers.
@@ -66,6 +75,25 @@ pub struct NodeImage {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ImageInventory {
     pub images: Vec<NodeImage>,
+    /// The blobs of its content store, when the source can tell: with them
+    /// a load sends only the blobs the node lacks; without, whole images.
+    pub blobs: Option<HeldBlobs>,
+}
+
+/// The blobs a node's content store holds: digest (`sha256:<hex>`) →
+/// about how many bytes (`ctr` prints sizes rounded to four digits).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HeldBlobs(pub HashMap<String, u64>);
+
+impl HeldBlobs {
+    pub fn contains(&self, digest: &str) -> bool {
+        self.0.contains_key(digest)
+    }
+
+    /// The digests, for a [`Layout`].
+    pub fn digests(&self) -> HashSet<String> {
+        self.0.keys().cloned().collect()
+    }
 }
 
 /// What to do with one wanted image on one node.
@@ -154,6 +182,7 @@ pub fn parse_ctr_images(stdout: &str) -> ImageInventory {
     }
     ImageInventory {
         images: by_digest.into_iter().map(|(_, i)| i).collect(),
+        blobs: None,
     }
 }
 
@@ -161,6 +190,52 @@ fn is_image_id(reference: &str) -> bool {
     reference
         .strip_prefix("sha256:")
         .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// Parses `ctr content ls` (`DIGEST SIZE AGE LABELS`, the size as go-units
+/// prints it: `142.3MB`). Lines that do not start with a digest are
+/// skipped; a size that cannot be read counts as 0 (it only feeds the
+/// estimate of what a load sends).
+pub fn parse_ctr_content(stdout: &str) -> HeldBlobs {
+    let mut blobs = HashMap::new();
+    for line in stdout.lines() {
+        let mut cols = line.split_whitespace();
+        let Some(digest) = cols.next() else { continue };
+        let Some((alg, hex)) = digest.split_once(':') else {
+            continue;
+        };
+        let len = match alg {
+            "sha256" => 64,
+            "sha512" => 128,
+            _ => continue,
+        };
+        if hex.len() != len || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            continue;
+        }
+        let size = cols.next().and_then(human_size).unwrap_or(0);
+        blobs.insert(digest.to_owned(), size);
+    }
+    HeldBlobs(blobs)
+}
+
+/// A size as go-units' `HumanSize` writes it (`1.984MB`, `512B`, decimal
+/// units), in bytes.
+fn human_size(text: &str) -> Option<u64> {
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let scale = match unit {
+        "B" | "" => 1e0,
+        "kB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        "TB" => 1e12,
+        "PB" => 1e15,
+        _ => return None,
+    };
+    Some((number * scale).round() as u64)
 }
 
 /// The snapshotter the node's CRI plugin uses, from `containerd config
@@ -214,7 +289,8 @@ pub trait InventorySource: Sync {
     ) -> impl Future<Output = Result<ImageInventory, ClusterError>> + Send;
 }
 
-/// Asks the node's containerd: `ctr --namespace=k8s.io images ls`.
+/// Asks the node's containerd: `ctr --namespace=k8s.io images ls`, and
+/// `content ls` for the blobs (when that fails, loads send whole images).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CtrInventory;
 
@@ -224,12 +300,19 @@ impl InventorySource for CtrInventory {
         docker: &Docker,
         node: &NodeContainer,
     ) -> Result<ImageInventory, ClusterError> {
-        let out = exec(
-            docker,
-            &node.name,
-            &["ctr", "--namespace=k8s.io", "images", "ls"],
-        )
-        .await?;
+        let (images, content) = tokio::join!(
+            exec(
+                docker,
+                &node.name,
+                &["ctr", "--namespace=k8s.io", "images", "ls"],
+            ),
+            exec(
+                docker,
+                &node.name,
+                &["ctr", "--namespace=k8s.io", "content", "ls"],
+            )
+        );
+        let out = images?;
         if out.exit_code != 0 {
             return Err(ClusterError::NodeLoad {
                 reference: "(listing images)".into(),
@@ -241,7 +324,14 @@ impl InventorySource for CtrInventory {
                 ),
             });
         }
-        Ok(parse_ctr_images(&out.stdout))
+        let blobs = match content {
+            Ok(content) if content.exit_code == 0 => Some(parse_ctr_content(&content.stdout)),
+            _ => None,
+        };
+        Ok(ImageInventory {
+            blobs,
+            ..parse_ctr_images(&out.stdout)
+        })
     }
 }
 
@@ -422,21 +512,30 @@ where
 
 /// The image ID the engine has for `reference`.
 pub async fn engine_image_id(docker: &Docker, reference: &str) -> Result<String, ClusterError> {
-    engine_image(docker, reference).await.map(|(id, _)| id)
+    engine_image(docker, reference).await.map(|image| image.id)
 }
 
-/// The engine's ID of an image and its size there (`Size`: its layers
-/// unpacked, about what an export of it streams).
-async fn engine_image(
-    docker: &Docker,
-    reference: &str,
-) -> Result<(String, Option<u64>), ClusterError> {
+/// What the engine says of an image before it exports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EngineImage {
+    /// The image ID (`sha256:` + config digest).
+    pub id: String,
+    /// Its size there (`Size`: its layers unpacked, about what an export
+    /// of it streams).
+    pub size: Option<u64>,
+    /// Its layers' diff IDs, bottom first (`RootFS.Layers`).
+    pub diff_ids: Vec<String>,
+}
+
+/// The engine's ID of an image, its size and its layers.
+pub async fn engine_image(docker: &Docker, reference: &str) -> Result<EngineImage, ClusterError> {
     match docker.inspect_image(reference).await {
         Ok(image) => {
             let size = image.size.and_then(|s| u64::try_from(s).ok());
+            let diff_ids = image.root_fs.and_then(|r| r.layers).unwrap_or_default();
             image
                 .id
-                .map(|id| (id, size))
+                .map(|id| EngineImage { id, size, diff_ids })
                 .ok_or_else(|| ClusterError::ImageMissing {
                     reference: reference.to_owned(),
                 })
@@ -466,18 +565,50 @@ pub async fn node_snapshotter(
 /// What one import into a node moved.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Imported {
-    /// Per image, in the order given, the bytes attributed to it (see
-    /// [`super::archive::attribute`]); they sum to `total`.
+    /// Per image, in the order given, the bytes of it the node was sent
+    /// (see [`super::archive::attribute`] and [`super::layout`]); they sum
+    /// to `total`.
     pub bytes: Vec<u64>,
-    /// Bytes streamed into the node's `ctr import`.
+    /// Bytes streamed into the node's `ctr import` (both tries, when there
+    /// were two).
     pub total: u64,
     /// From the export's first request to the import's exit.
     pub seconds: f64,
+    /// The images' blobs the node held and was not sent (digests).
+    pub held: Vec<String>,
+    /// Their bytes.
+    pub held_bytes: u64,
+    /// Why the node was sent the whole export after all: what went wrong
+    /// with an archive of only what it lacked (`None` when nothing did).
+    pub whole_after: Option<String>,
+}
+
+/// An image of an export.
+#[derive(Clone, Copy, Debug)]
+pub struct Export<'a> {
+    pub reference: &'a str,
+    /// The engine's image ID.
+    pub id: &'a str,
+    /// The engine's diff IDs of its layers (may be empty: the node is then
+    /// sent whole layers it holds where the export does not name them).
+    pub diff_ids: &'a [String],
+}
+
+/// One node an export goes to.
+#[derive(Clone, Copy, Debug)]
+pub struct Target<'a> {
+    pub node: &'a NodeContainer,
+    pub snapshotter: &'a str,
+    /// The blobs the node holds: with them it is sent an OCI layout of only
+    /// what it lacks ([`super::layout`]); without, the whole export.
+    pub held: Option<&'a HeldBlobs>,
+    /// About how many bytes it will be sent ([`Sending::total`]).
+    pub total: Option<u64>,
 }
 
 /// Streams one export of all `images` (reference, engine image ID) from
-/// the engine into `node`'s containerd, in one `ctr import`: the engine
-/// sends each layer once, however many of the images share it.
+/// the engine into `node`'s containerd, whole, in one `ctr import`: the
+/// engine sends each layer once, however many of the images share it.
 pub async fn import_images(
     docker: &Docker,
     node: &NodeContainer,
@@ -486,10 +617,24 @@ pub async fn import_images(
 ) -> Result<Imported, ClusterError> {
     let told = Told {
         names: Vec::new(),
-        total: None,
+        whole: None,
         progress: &super::no_progress,
     };
-    import_into(docker, &[(node, snapshotter)], images, &told)
+    let images: Vec<Export<'_>> = images
+        .iter()
+        .map(|&(reference, id)| Export {
+            reference,
+            id,
+            diff_ids: &[],
+        })
+        .collect();
+    let target = Target {
+        node,
+        snapshotter,
+        held: None,
+        total: None,
+    };
+    import_into(docker, &[target], &images, &told)
         .await
         .remove(0)
 }
@@ -498,59 +643,177 @@ pub async fn import_images(
 pub struct Told<'a> {
     /// The images' lane file names, for [`Sending::images`].
     pub names: Vec<String>,
-    /// About how many bytes the export has ([`Sending::total`]).
-    pub total: Option<u64>,
+    /// About how many bytes the whole export has ([`Sending::total`] of a
+    /// node sent it whole after its layout failed).
+    pub whole: Option<u64>,
     pub progress: Progress<'a>,
 }
 
-/// [`import_images`] into several nodes (each with its snapshotter) from
-/// one export: the engine makes the archive once — Docker writes all of it
-/// out before it sends the first byte — and every chunk goes to each
-/// node's import, at the pace of the slowest. One result per node.
+/// [`import_images`] into several nodes from one export: the engine makes
+/// the archive once — Docker writes all of it out before it sends the
+/// first byte — and every chunk goes to each node's import, at the pace of
+/// the slowest: whole, or (a node whose blobs are known) as a layout of
+/// only what that node lacks. A node whose layout import fails is sent the
+/// whole export once more (a second export, for all such nodes together;
+/// [`LoadProgress::SentWhole`] says so, with the importer's words), so an
+/// importer that refuses such archives, or a blob collected between
+/// the look and the import, costs time, not the load. A node whose import
+/// still fails loses every name of these images (they are images it did
+/// not hold). One result per node.
 pub async fn import_into(
     docker: &Docker,
-    targets: &[(&NodeContainer, &str)],
-    images: &[(&str, &str)],
+    targets: &[Target<'_>],
+    images: &[Export<'_>],
     told: &Told<'_>,
 ) -> Vec<Result<Imported, ClusterError>> {
     let started = Instant::now();
-    let references: Vec<&str> = images.iter().map(|(r, _)| *r).collect();
+    let none = vec![0; targets.len()];
+    let first = attempt(docker, targets, images, told, &none, started).await;
+    let again: Vec<usize> = (0..targets.len()).filter(|&i| first[i].retry).collect();
+    let mut results: Vec<Result<Imported, ClusterError>> = Vec::with_capacity(targets.len());
+    let mut firsts = Vec::with_capacity(targets.len());
+    for a in first {
+        firsts.push(a.sent);
+        results.push(a.result);
+    }
+    if !again.is_empty() {
+        let whole: Vec<Target<'_>> = again
+            .iter()
+            .map(|&i| Target {
+                held: None,
+                total: told.whole,
+                ..targets[i]
+            })
+            .collect();
+        let before: Vec<u64> = again.iter().map(|&i| firsts[i]).collect();
+        // Said before the second export starts: it is the slow road.
+        let whys: Vec<String> = again
+            .iter()
+            .map(|&i| match &results[i] {
+                Err(ClusterError::NodeLoad { detail, .. }) => detail.clone(),
+                Err(e) => e.to_string(),
+                Ok(_) => String::new(),
+            })
+            .collect();
+        for (&i, why) in again.iter().zip(&whys) {
+            (told.progress)(LoadProgress::SentWhole(&SentWhole {
+                node: targets[i].node.name.clone(),
+                images: told.names.clone(),
+                why: why.clone(),
+            }));
+        }
+        let second = attempt(docker, &whole, images, told, &before, started).await;
+        for ((&i, a), why) in again.iter().zip(second).zip(whys) {
+            results[i] = a.result.map(|mut imported| {
+                imported.total += firsts[i];
+                // The first try's bytes were sent too: with the first image.
+                if let Some(first) = imported.bytes.first_mut() {
+                    *first += firsts[i];
+                }
+                imported.whole_after = Some(why);
+                imported
+            });
+        }
+    }
+    // containerd names an image before it unpacks it: a failed import can
+    // leave names of content it never finished, which the next load would
+    // take for present. They go (best effort; the error says what failed).
+    let ids: Vec<&str> = images.iter().map(|i| i.id).collect();
+    for (target, result) in targets.iter().zip(&results) {
+        if result.is_err() {
+            forget(docker, target.node, &ids).await;
+        }
+    }
+    results
+}
+
+/// One try of [`import_into`], for one node.
+struct Attempt {
+    result: Result<Imported, ClusterError>,
+    /// Bytes the node's import was given.
+    sent: u64,
+    /// Whether sending the whole export could still work: the node was
+    /// sent a layout, and its import (or the layout) failed.
+    retry: bool,
+}
+
+async fn attempt(
+    docker: &Docker,
+    targets: &[Target<'_>],
+    images: &[Export<'_>],
+    told: &Told<'_>,
+    before: &[u64],
+    started: Instant,
+) -> Vec<Attempt> {
+    let references: Vec<&str> = images.iter().map(|i| i.reference).collect();
+    let exported: Vec<ExportedImage> = images
+        .iter()
+        .map(|i| ExportedImage {
+            id: i.id.to_owned(),
+            diff_ids: i.diff_ids.to_vec(),
+        })
+        .collect();
     let mut tally = Tally::new();
+    let mut layouts: Vec<Option<Layout>> = targets
+        .iter()
+        .map(|t| {
+            t.held
+                .map(|held| Layout::new(exported.clone(), held.digests()))
+        })
+        .collect();
     let (senders, receivers): (Vec<_>, Vec<_>) = targets
         .iter()
-        .map(|_| tokio::sync::mpsc::channel::<bytes::Bytes>(16))
+        .map(|_| tokio::sync::mpsc::channel::<Result<bytes::Bytes, String>>(16))
         .unzip();
     // Bytes each node's import was given; told at most every interval.
     let mut sent = vec![0u64; targets.len()];
     let mut throttle = crate::throttle::Throttle::new(crate::throttle::PROGRESS_INTERVAL);
     let tell = |sent: &[u64]| {
-        for (&(node, _), &sent) in targets.iter().zip(sent) {
+        for ((target, &sent), &before) in targets.iter().zip(sent).zip(before) {
             (told.progress)(LoadProgress::Sending(&Sending {
-                node: node.name.clone(),
+                node: target.node.name.clone(),
                 images: told.names.clone(),
-                sent,
-                total: told.total,
+                sent: before + sent,
+                total: target.total,
             }));
         }
     };
     let pump = async {
         let mut senders: Vec<Option<_>> = senders.into_iter().map(Some).collect();
+        let mut finished: Vec<Option<Result<Sent, super::layout::LayoutError>>> =
+            targets.iter().map(|_| None).collect();
         // Docker writes the whole archive before it sends its first byte:
         // say at once that the export is on its way.
         throttle.ready(Instant::now());
         tell(&sent);
         let mut export = std::pin::pin!(docker.export_images(&references));
+        let mut pieces = Vec::new();
+        let mut failed = None;
         while let Some(chunk) = export.next().await {
-            let chunk = chunk.map_err(|e| e.to_string())?;
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    failed = Some(e.to_string());
+                    break;
+                }
+            };
             tally.feed(&chunk);
-            for (slot, sent) in senders.iter_mut().zip(sent.iter_mut()) {
+            for k in 0..targets.len() {
                 // An import that stopped reading is left out; its own
                 // result says why.
-                if let Some(tx) = slot {
-                    match tx.send(chunk.clone()).await {
-                        Ok(()) => *sent += chunk.len() as u64,
-                        Err(_) => *slot = None,
+                let Some(tx) = &senders[k] else { continue };
+                pieces.clear();
+                match &mut layouts[k] {
+                    Some(layout) => layout.feed(&chunk, &mut pieces),
+                    None => pieces.push(chunk.clone()),
+                }
+                for piece in pieces.drain(..) {
+                    let len = piece.len() as u64;
+                    if tx.send(Ok(piece)).await.is_err() {
+                        senders[k] = None;
+                        break;
                     }
+                    sent[k] += len;
                 }
             }
             if throttle.ready(Instant::now()) {
@@ -560,61 +823,178 @@ pub async fn import_into(
                 break;
             }
         }
+        if failed.is_none() {
+            // The layouts' own files, at the end.
+            for k in 0..targets.len() {
+                let Some(layout) = layouts[k].take() else {
+                    continue;
+                };
+                pieces.clear();
+                let done = layout.finish(&mut pieces);
+                let Some(tx) = &senders[k] else {
+                    finished[k] = Some(done);
+                    continue;
+                };
+                match &done {
+                    Ok(_) => {
+                        for piece in pieces.drain(..) {
+                            let len = piece.len() as u64;
+                            if tx.send(Ok(piece)).await.is_err() {
+                                break;
+                            }
+                            sent[k] += len;
+                        }
+                    }
+                    // The import must not take a torn archive for a whole one.
+                    Err(e) => {
+                        let _ = tx.send(Err(e.to_string())).await;
+                    }
+                }
+                finished[k] = Some(done);
+            }
+        }
         if throttle.flush() {
             tell(&sent);
         }
         // The senders go here: each import sees the end of its input.
-        Ok::<_, String>(())
+        drop(senders);
+        (failed, finished)
     };
     let imports = targets
         .iter()
         .zip(receivers)
-        .map(|(&(node, snapshotter), rx)| async move {
-            let cmd = import_command(snapshotter);
+        .map(|(target, rx)| async move {
+            let cmd = import_command(target.snapshotter);
             let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
             let stdin = futures_util::stream::unfold(rx, |mut rx| async move {
-                rx.recv()
-                    .await
-                    .map(|chunk| (Ok::<_, std::convert::Infallible>(chunk), rx))
+                rx.recv().await.map(|chunk| (chunk, rx))
             });
-            let out = exec_with_stdin(docker, &node.name, &cmd, Some(stdin)).await;
+            let out = exec_with_stdin(docker, &target.node.name, &cmd, Some(stdin)).await;
             (out, cmd.join(" "), started.elapsed().as_secs_f64())
         });
-    let (pumped, outs) = tokio::join!(pump, futures_util::future::join_all(imports));
+    let ((failed, finished), outs) = tokio::join!(pump, futures_util::future::join_all(imports));
     let total = tally.total();
     let (entries, loose, manifest) = tally.finish();
-    let ids: Vec<&str> = images.iter().map(|(_, id)| *id).collect();
-    let bytes = super::archive::attribute(&entries, loose, manifest.as_deref(), &ids);
+    let ids: Vec<&str> = images.iter().map(|i| i.id).collect();
+    let whole = super::archive::attribute(&entries, loose, manifest.as_deref(), &ids);
     targets
         .iter()
         .zip(outs)
-        .map(|(&(node, _), (out, cmd, seconds))| {
-            let out = out?;
-            let failure = match (&pumped, out.exit_code) {
-                (Ok(()), 0) => None,
-                (Ok(()), code) => Some(format!(
-                    "`{cmd}` exited {code}: {}",
-                    super::last_lines(&out.stderr, 6)
-                )),
-                (Err(export), code) => Some(format!(
-                    "the engine's export failed: {export} (`{cmd}` exited {code}: {})",
-                    super::last_lines(&out.stderr, 6)
-                )),
-            };
-            if let Some(detail) = failure {
-                return Err(ClusterError::NodeLoad {
+        .zip(finished)
+        .zip(sent)
+        .map(|(((target, (out, cmd, seconds)), layout), sent)| {
+            let node = &target.node.name;
+            let fail = |detail: String, retry: bool| Attempt {
+                result: Err(ClusterError::NodeLoad {
                     reference: references.join(", "),
-                    node: node.name.clone(),
+                    node: node.clone(),
                     detail,
-                });
+                }),
+                sent,
+                retry,
+            };
+            let out = match out {
+                Ok(out) => out,
+                Err(e) => {
+                    return Attempt {
+                        result: Err(e),
+                        sent,
+                        retry: false,
+                    };
+                }
+            };
+            let said = || super::last_lines(&out.stderr, 6);
+            if let Some(export) = &failed {
+                return fail(
+                    format!(
+                        "the engine's export failed: {export} (`{cmd}` exited {}: {})",
+                        out.exit_code,
+                        said()
+                    ),
+                    false,
+                );
             }
-            Ok(Imported {
-                bytes: bytes.clone(),
-                total,
-                seconds,
-            })
+            let layout_mode = target.held.is_some();
+            match (layout, out.exit_code) {
+                (Some(Err(e)), code) => {
+                    fail(format!("{e} (`{cmd}` exited {code}: {})", said()), true)
+                }
+                (_, code) if code != 0 => {
+                    fail(format!("`{cmd}` exited {code}: {}", said()), layout_mode)
+                }
+                (Some(Ok(layout)), _) => Attempt {
+                    result: Ok(Imported {
+                        bytes: layout.per_image,
+                        total: layout.total,
+                        seconds,
+                        held: layout.held,
+                        held_bytes: layout.held_bytes,
+                        whole_after: None,
+                    }),
+                    sent,
+                    retry: false,
+                },
+                (None, _) => Attempt {
+                    result: Ok(Imported {
+                        bytes: whole.clone(),
+                        total,
+                        seconds,
+                        held: Vec::new(),
+                        held_bytes: 0,
+                        whole_after: None,
+                    }),
+                    sent,
+                    retry: false,
+                },
+            }
         })
         .collect()
+}
+
+/// Removes every name of these images (by content) from the node's
+/// containerd; what cannot be asked or removed is left.
+async fn forget(docker: &Docker, node: &NodeContainer, ids: &[&str]) {
+    let Ok(out) = exec(
+        docker,
+        &node.name,
+        &["ctr", "--namespace=k8s.io", "images", "ls"],
+    )
+    .await
+    else {
+        return;
+    };
+    let inventory = parse_ctr_images(&out.stdout);
+    let mut cmd = vec!["ctr", "--namespace=k8s.io", "images", "rm"];
+    for image in &inventory.images {
+        if image.id.as_deref().is_some_and(|id| ids.contains(&id)) {
+            cmd.extend(image.names.iter().map(String::as_str));
+            cmd.extend(image.id.as_deref());
+        }
+    }
+    if cmd.len() > 4 {
+        let _ = exec(docker, &node.name, &cmd).await;
+    }
+}
+
+/// About how many bytes a node is sent for these images (size in the
+/// engine, layer diff IDs): their sizes, less each layer the node holds
+/// (at the size `ctr` gave for it) as often as an image has it; their
+/// whole sizes when what it holds is not known. `None` when the engine
+/// gave no size for one of them.
+pub fn estimate(images: &[(Option<u64>, &[String])], held: Option<&HeldBlobs>) -> Option<u64> {
+    let mut total = 0u64;
+    for (size, diff_ids) in images {
+        let mut size = (*size)?;
+        if let Some(held) = held {
+            for d in *diff_ids {
+                if let Some(s) = held.0.get(d) {
+                    size = size.saturating_sub(*s);
+                }
+            }
+        }
+        total += size;
+    }
+    Some(total)
 }
 
 /// What to do for each wanted image (reference, engine image ID) on one
@@ -672,15 +1052,12 @@ pub async fn load_into_nodes(
 ) -> Result<LoadReport, ClusterError> {
     // The engine's IDs first: a missing image fails before any node is touched.
     let mut wanted = Vec::with_capacity(images.len());
-    let mut sizes = Vec::with_capacity(images.len());
     for image in images {
-        let (id, size) = engine_image(docker, &image.reference).await?;
-        wanted.push((image, id));
-        sizes.push(size);
+        wanted.push((image, engine_image(docker, &image.reference).await?));
     }
     let pairs: Vec<(&str, &str)> = wanted
         .iter()
-        .map(|(image, id)| (image.reference.as_str(), id.as_str()))
+        .map(|(image, engine)| (image.reference.as_str(), engine.id.as_str()))
         .collect();
     let line = |node: &NodeContainer, i: usize, outcome: LoadOutcome| {
         let line = NodeLoad {
@@ -701,7 +1078,8 @@ pub async fn load_into_nodes(
             source.inventory(docker, node),
             node_snapshotter(docker, node)
         );
-        let decisions = plan_node(&pairs, &inventory?);
+        let inventory = inventory?;
+        let decisions = plan_node(&pairs, &inventory);
         let mut lines: Vec<Option<NodeLoad>> = vec![None; wanted.len()];
         for (i, decision) in decisions.iter().enumerate() {
             match decision {
@@ -713,7 +1091,7 @@ pub async fn load_into_nodes(
                 Decision::Load | Decision::TagLoaded { .. } => {}
             }
         }
-        Ok::<_, ClusterError>((decisions, lines, snapshotter))
+        Ok::<_, ClusterError>((decisions, lines, snapshotter, inventory.blobs))
     }))
     .await;
     let mut states = Vec::with_capacity(nodes.len());
@@ -724,14 +1102,16 @@ pub async fn load_into_nodes(
     // What they lack: one export per set of missing images.
     let needs: Vec<Vec<usize>> = states
         .iter()
-        .map(|(decisions, _, _)| {
+        .map(|(decisions, _, _, _)| {
             (0..wanted.len())
                 .filter(|&i| decisions[i] == Decision::Load)
                 .collect()
         })
         .collect();
     let mut snapshotters = Vec::with_capacity(nodes.len());
-    for (n, (_, _, snapshotter)) in states.iter_mut().enumerate() {
+    let mut held = Vec::with_capacity(nodes.len());
+    for (n, (_, _, snapshotter, blobs)) in states.iter_mut().enumerate() {
+        held.push(blobs.take());
         let s = match (
             needs[n].is_empty(),
             std::mem::replace(snapshotter, Ok(String::new())),
@@ -743,14 +1123,30 @@ pub async fn load_into_nodes(
     }
     let groups = group_by_load(&needs);
     let imports = groups.iter().map(|(load, members)| {
-        let targets: Vec<(&NodeContainer, &str)> = members
+        let sizes: Vec<(Option<u64>, &[String])> = load
             .iter()
-            .map(|&n| (&nodes[n], snapshotters[n].as_str()))
+            .map(|&i| (wanted[i].1.size, wanted[i].1.diff_ids.as_slice()))
             .collect();
-        let images: Vec<(&str, &str)> = load.iter().map(|&i| pairs[i]).collect();
+        let targets: Vec<Target<'_>> = members
+            .iter()
+            .map(|&n| Target {
+                node: &nodes[n],
+                snapshotter: snapshotters[n].as_str(),
+                held: held[n].as_ref(),
+                total: estimate(&sizes, held[n].as_ref()),
+            })
+            .collect();
+        let images: Vec<Export<'_>> = load
+            .iter()
+            .map(|&i| Export {
+                reference: pairs[i].0,
+                id: pairs[i].1,
+                diff_ids: &wanted[i].1.diff_ids,
+            })
+            .collect();
         let told = Told {
             names: load.iter().map(|&i| wanted[i].0.name.clone()).collect(),
-            total: load.iter().map(|&i| sizes[i]).sum(),
+            whole: estimate(&sizes, None),
             progress,
         };
         async move { import_into(docker, &targets, &images, &told).await }
@@ -772,7 +1168,7 @@ pub async fn load_into_nodes(
     // Second names of what arrived.
     let wanted = &wanted;
     let tagged = futures_util::future::join_all(nodes.iter().zip(&states).map(
-        |(node, (decisions, _, _))| async move {
+        |(node, (decisions, _, _, _))| async move {
             let mut done = Vec::new();
             for (i, decision) in decisions.iter().enumerate() {
                 if let Decision::TagLoaded { source } = decision {
@@ -785,7 +1181,7 @@ pub async fn load_into_nodes(
     ))
     .await;
     let mut report = LoadReport::default();
-    for ((node, (_, mut lines, _)), done) in nodes.iter().zip(states).zip(tagged) {
+    for ((node, (_, mut lines, _, _)), done) in nodes.iter().zip(states).zip(tagged) {
         for i in done? {
             lines[i] = Some(line(node, i, LoadOutcome::Tagged));
         }
@@ -895,6 +1291,7 @@ sha256:012ff3ef348ee3d771d93550bbd84d324315a1f68861c760e96a491f79bbc303         
                 names: vec!["docker.io/harness/busybox:1".into()],
                 id: None,
             }],
+            blobs: None,
         };
         assert_eq!(decide("harness/busybox:1", ID, &names_only), Decision::Load);
     }
@@ -929,6 +1326,97 @@ sha256:012ff3ef348ee3d771d93550bbd84d324315a1f68861c760e96a491f79bbc303         
             ]
         );
         assert!(plan_node(&[], &inv).is_empty());
+    }
+
+    /// `ctr -n k8s.io content ls` of a containerd 1.6.20 node holding one
+    /// image of two layers (tests/fixtures/node/README.md): the age column
+    /// has spaces, sizes are go-units' (`2.048kB`).
+    #[test]
+    fn the_content_listing_gives_each_blob_and_about_its_size() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/node");
+        let listing = std::fs::read_to_string(dir.join("ctr-content-ls.txt")).unwrap();
+        let held = parse_ctr_content(&listing);
+        let mut got: Vec<(&str, u64)> = held.0.iter().map(|(d, s)| (&d[7..19], *s)).collect();
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                ("0753099069ec", 2048),
+                ("513df8d7a8ae", 576),
+                ("6531bfd96fff", 2048),
+                ("8d1800e8e2d2", 1704)
+            ]
+        );
+        assert!(
+            held.contains(
+                "sha256:6531bfd96fffb947b95847ef3d536e8a26d12ff3673b090103e49c7921ec6e02"
+            )
+        );
+        // The header alone: an empty store; junk lines are no blobs.
+        assert_eq!(
+            parse_ctr_content(listing.lines().next().unwrap()),
+            HeldBlobs::default()
+        );
+        let junk = "sha256:abc 1kB\nmd5:00000000000000000000000000000000 1B\n\nsha256:\n";
+        assert_eq!(parse_ctr_content(junk), HeldBlobs::default());
+        let odd = format!("sha256:{} lots", "0".repeat(64));
+        assert_eq!(
+            parse_ctr_content(&odd)
+                .0
+                .values()
+                .copied()
+                .collect::<Vec<_>>(),
+            [0]
+        );
+    }
+
+    /// A fresh node of the 1.20 test cluster: its own images' blobs,
+    /// among them the one layer of the `debian:bookworm-slim` that etcd
+    /// and kube-proxy are built FROM.
+    #[test]
+    fn a_real_kind_node_holds_the_base_its_images_are_built_from() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/node");
+        let listing = std::fs::read_to_string(dir.join("ctr-content-ls-kind-node.txt")).unwrap();
+        let held = parse_ctr_content(&listing);
+        assert_eq!(held.0.len(), listing.lines().count() - 1, "one per line");
+        let base = "sha256:367774d780659e5a13543852f3aadae698af83be8999369157c597ea2b6b8596";
+        assert_eq!(held.0.get(base), Some(&141_800_000));
+        // An image FROM it with a 24 MiB layer of its own: about that goes.
+        let layers = [base.to_owned(), "sha256:top".to_owned()];
+        let estimate = estimate(&[(Some(163_100_000), &layers[..])], Some(&held));
+        assert_eq!(estimate, Some(21_300_000));
+    }
+
+    #[test]
+    fn sizes_read_as_go_units_writes_them() {
+        for (text, want) in [
+            ("576B", Some(576)),
+            ("2.048kB", Some(2048)),
+            ("142.3MB", Some(142_300_000)),
+            ("1.5GB", Some(1_500_000_000)),
+            ("7", Some(7)),
+            ("2.0 MiB", None),
+            ("MB", None),
+            ("1KiB", None),
+        ] {
+            assert_eq!(human_size(text), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_nodes_estimate_leaves_out_the_layers_it_holds() {
+        let (base, top) = ("sha256:b".to_owned(), "sha256:t".to_owned());
+        let layers = [base.clone(), top.clone()];
+        let held = HeldBlobs([(base.clone(), 142_000_000)].into_iter().collect());
+        let three = [(Some(160_000_000), &layers[..]); 3];
+        // Whole images when what the node holds is not known (as before).
+        assert_eq!(estimate(&three, None), Some(480_000_000));
+        // Each image's share of the base comes off.
+        assert_eq!(estimate(&three, Some(&held)), Some(54_000_000));
+        // Never below nothing, and no size from the engine is no estimate.
+        assert_eq!(estimate(&[(Some(1), &layers[..])], Some(&held)), Some(0));
+        assert_eq!(estimate(&[(None, &layers[..])], Some(&held)), None);
+        assert_eq!(estimate(&[], Some(&held)), Some(0));
     }
 
     #[test]

@@ -54,6 +54,14 @@ pub async fn load_and_deploy(
                 });
                 return;
             }
+            LoadProgress::SentWhole(w) => {
+                bus.notice(Notice::LoadSentWhole {
+                    node: w.node.clone(),
+                    images: w.images.clone(),
+                    why: w.why.clone(),
+                });
+                return;
+            }
         };
         let (skipped, bytes, seconds) = match load.outcome {
             LoadOutcome::Loaded { bytes, seconds } => (false, bytes, seconds),

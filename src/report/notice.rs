@@ -77,6 +77,15 @@ pub enum Notice {
         /// `Kind (apiVersion)`.
         object: String,
     },
+    /// A node could not import an archive of only the image blobs it
+    /// lacked, and is sent the engine's whole export instead.
+    LoadSentWhole {
+        node: String,
+        /// The images of the export (lane file names).
+        images: Vec<String>,
+        /// The importer's (or the layout's) words.
+        why: String,
+    },
     /// A suite (or a post-suite hook) is being stopped.
     Stopping {
         /// `suite` or `hook`.
@@ -228,6 +237,11 @@ impl fmt::Display for Notice {
             Notice::LeftOut { component, object } => write!(
                 f,
                 "{component}: left out {object}: the cluster does not serve it (exclude_unserved)"
+            ),
+            Notice::LoadSentWhole { node, images, why } => write!(
+                f,
+                "{node}: sending the whole export of {} after all: an archive of only the blobs it lacks failed: {why}",
+                images.join(", ")
             ),
             Notice::Stopping { what, name, reason } => write!(
                 f,
@@ -389,6 +403,23 @@ mod tests {
         );
         let back: super::super::Event = serde_json::from_value(json).unwrap();
         assert_eq!(back, event);
+    }
+
+    #[test]
+    fn a_node_sent_the_whole_export_is_told_with_the_importers_words() {
+        let notice = Notice::LoadSentWhole {
+            node: "audit-e2e-control-plane".into(),
+            images: vec!["postgres".into(), "redis".into()],
+            why: "`ctr import` exited 1: content digest sha256:ab: not found".into(),
+        };
+        assert_eq!(
+            notice.to_string(),
+            "audit-e2e-control-plane: sending the whole export of postgres, redis after all: \
+             an archive of only the blobs it lacks failed: `ctr import` exited 1: content digest sha256:ab: not found"
+        );
+        let json = serde_json::to_value(&notice).unwrap();
+        assert_eq!(json["kind"], "load_sent_whole");
+        assert_eq!(json["images"][1], "redis");
     }
 
     #[test]

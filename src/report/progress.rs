@@ -34,7 +34,8 @@ pub enum Progress {
     /// A build reached a step: `Step 5/9 : RUN cargo build --release`.
     ImageStep { image: String, step: String },
     /// One engine export streaming into a node: bytes sent so far, of about
-    /// `total` (the images' sizes in the engine; `None` when unknown).
+    /// `total` (the images' sizes in the engine less the layers the node
+    /// holds; `None` when unknown).
     LoadSending {
         node: String,
         images: Vec<String>,
