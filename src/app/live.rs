@@ -152,7 +152,7 @@ pub async fn status(global: &Global, cwd: &Path) -> anyhow::Result<Exit> {
     let mut json = Vec::new();
     for name in crate::plan::closure(&project, &lane.components) {
         let state =
-            component_state(&client, &applier, lane, &project.components[name.as_str()]).await?;
+            component_state(&client, &applier, &project, lane, &project.components[name.as_str()]).await?;
         let ready = state
             .judgement
             .statuses

@@ -256,6 +256,7 @@ impl Validator {
             None => defaults::NAMESPACE.to_owned(),
         };
         let preflight = self.preflight(raw.preflight.as_ref());
+        let readiness = self.readiness(&raw.readiness);
         let host_builds = self.host_builds(&raw.host_builds);
         let images = self.images(&raw.images, &raw.host_builds);
         let components = self.components(&raw.components, &raw.images);
@@ -281,7 +282,15 @@ impl Validator {
             components,
             lanes,
             shared_ports,
+            readiness,
         }
+    }
+
+    /// A `readiness:` map (see [`super::readiness`]).
+    fn readiness(&mut self, raw: &raw::Readiness) -> Overrides {
+        let (overrides, problems) = super::readiness::overrides(&self.file, raw);
+        self.problems.extend(problems);
+        overrides
     }
 
     fn preflight(&mut self, raw: Option<&raw::Preflight>) -> PreflightSettings {
@@ -538,6 +547,7 @@ impl Validator {
                     tolerate,
                     settle,
                     timeout,
+                    readiness: self.readiness(&c.readiness),
                     at: self.at(&name.referenced),
                 },
             );
@@ -684,6 +694,7 @@ impl Validator {
                     after_suites,
                     host_builds: lane.host_builds.iter().map(|b| b.value.clone()).collect(),
                     host_ports,
+                    readiness: self.readiness(&lane.readiness),
                 },
             );
         }

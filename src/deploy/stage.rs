@@ -184,6 +184,13 @@ async fn deploy<F: std::future::Future<Output = ()>>(
                     DeployEvent::WatchFailing { component, message } => Event::Notice {
                         message: format!("{component}: {message}"),
                     },
+                    DeployEvent::Noted {
+                        component,
+                        object,
+                        note,
+                    } => Event::Notice {
+                        message: format!("{component}: {object}: {note}"),
+                    },
                     DeployEvent::Verdict {
                         component,
                         standing,
