@@ -75,8 +75,12 @@ async fn delete_cluster_scoped(kubeconfig: &std::path::Path, objects: &[(&str, &
             kind: String::new(),
             plural: (*plural).into(),
         };
-        let api: kube::Api<kube::api::DynamicObject> = kube::Api::all_with(client.clone(), &resource);
-        match api.delete(name, &kube::api::DeleteParams::background()).await {
+        let api: kube::Api<kube::api::DynamicObject> =
+            kube::Api::all_with(client.clone(), &resource);
+        match api
+            .delete(name, &kube::api::DeleteParams::background())
+            .await
+        {
             Ok(_) => {}
             Err(kube::Error::Api(s)) if s.code == 404 => {}
             Err(e) => panic!("cannot delete {plural}/{name}: {e}"),
@@ -99,7 +103,7 @@ components:
   crs:
     manifests: [crs.yaml]
     timeout: 90s
-    readiness: { Gadget.kinds.harness.dev: { condition: Synced } }
+    readiness: { Gadget.kinds.harness.dev/synced: { condition: Synced } }
   webhook: { manifests: [webhook.yaml], settle: 2s, timeout: 90s }
 lanes:
   l: { components: [pdb, hpa, ingress, quota, lb, other, crs, webhook] }
@@ -189,7 +193,8 @@ spec:
 /// A CRD without a status subresource (so a manifest can carry a status,
 /// as a controller would write it), an object without status (kstatus's
 /// Current), and one whose only condition is `Synced`: Ready only through
-/// the lane file's `readiness:`.
+/// the lane file's `readiness:` entry for it (an entry for the whole kind
+/// would make the first wait for a `Synced` it never gets).
 const CRS: &str = "apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
 metadata: {name: gadgets.kinds.harness.dev}
@@ -258,7 +263,10 @@ async fn every_kind_an_operator_ships_is_ready_when_its_rule_says() {
     let Some(kubeconfig) = cluster::kubeconfig() else {
         return;
     };
-    let hpa = format!("{}---\n{HPA}", cluster::deployment("scaled", "", cluster::HEALTHY));
+    let hpa = format!(
+        "{}---\n{HPA}",
+        cluster::deployment("scaled", "", cluster::HEALTHY)
+    );
     let d = cluster::deploy_files(
         &kubeconfig,
         &[
@@ -301,7 +309,9 @@ async fn every_kind_an_operator_ships_is_ready_when_its_rule_says() {
     let names: Vec<&str> = ready.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
         names,
-        ["crs", "hpa", "ingress", "lb", "other", "pdb", "quota", "web", "webhook"]
+        [
+            "crs", "hpa", "ingress", "lb", "other", "pdb", "quota", "web", "webhook"
+        ]
     );
     // Kinds without pods are Ready at once; those with pods once their
     // pods are, plus the settle window. None waited for its 90 s deadline.
@@ -317,8 +327,14 @@ async fn every_kind_an_operator_ships_is_ready_when_its_rule_says() {
         has("pdb: PodDisruptionBudget/") && has("/strict: 1 of 2 desired healthy pods"),
         "{notes:#?}"
     );
-    assert!(has("quota: ResourceQuota/") && has("used up: configmaps 1 of 1"), "{notes:#?}");
-    assert!(has("lb: Service/") && has("/web-lb: LoadBalancer Service without an address"), "{notes:#?}");
+    assert!(
+        has("quota: ResourceQuota/") && has("used up: configmaps 1 of 1"),
+        "{notes:#?}"
+    );
+    assert!(
+        has("lb: Service/") && has("/web-lb: LoadBalancer Service without an address"),
+        "{notes:#?}"
+    );
     eprintln!("Ready: {ready:?}\nnotes:\n{}", notes.join("\n"));
 }
 
@@ -341,7 +357,7 @@ spec:
 ---
 apiVersion: admissionregistration.k8s.io/v1
 kind: ValidatingWebhookConfiguration
-metadata: {name: broken-{ns}}
+metadata: {name: readiness-test-broken}
 webhooks:
 - name: validate.kinds.harness.dev
   clientConfig: {service: {namespace: {ns}, name: hook}}
@@ -357,7 +373,9 @@ async fn a_webhook_whose_service_has_no_ready_endpoint_stops_the_deploy_before_i
     let Some(kubeconfig) = cluster::kubeconfig() else {
         return;
     };
-    let d = cluster::deploy_files(
+    // What `harness diagnose` says of it, on the cluster as the deploy left it.
+    let mut diagnosed = None;
+    let d = cluster::deploy_files_then(
         &kubeconfig,
         &[
             ("harness.yaml", BROKEN_LANE),
@@ -367,6 +385,16 @@ async fn a_webhook_whose_service_has_no_ready_endpoint_stops_the_deploy_before_i
                 "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: user}\n",
             ),
         ],
+        |dir, _| {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_harness"))
+                .current_dir(dir)
+                .args(["diagnose", "--lane", "l", "webhook", "--kubeconfig"])
+                .arg(&kubeconfig)
+                .env_remove("KUBECONFIG")
+                .output()
+                .expect("run harness diagnose");
+            diagnosed = Some(out);
+        },
     )
     .await;
     delete_cluster_scoped(
@@ -374,7 +402,7 @@ async fn a_webhook_whose_service_has_no_ready_endpoint_stops_the_deploy_before_i
         &[(
             "admissionregistration.k8s.io/v1",
             "validatingwebhookconfigurations",
-            format!("broken-{}", d.namespace),
+            "readiness-test-broken".to_owned(),
         )],
     )
     .await;
@@ -386,10 +414,9 @@ async fn a_webhook_whose_service_has_no_ready_endpoint_stops_the_deploy_before_i
     );
     let message = error.to_string();
     assert!(
-        message.starts_with(&format!(
-            "component `webhook` will not become Ready: ValidatingWebhookConfiguration/broken-{} is Failed (WebhookServiceUnavailable)",
-            d.namespace
-        )),
+        message.starts_with(
+            "component `webhook` will not become Ready: ValidatingWebhookConfiguration/readiness-test-broken is Failed (WebhookServiceUnavailable)"
+        ),
         "{message}"
     );
     let text = render(&error);
@@ -407,4 +434,27 @@ async fn a_webhook_whose_service_has_no_ready_endpoint_stops_the_deploy_before_i
         d.took
     );
     eprintln!("{text}\nafter {:?}", d.took);
+    // `harness diagnose` judges it the same (exit 6), as docs/cluster.md
+    // shows it (the namespace's random part aside).
+    let out = diagnosed.unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(6),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown = String::from_utf8_lossy(&out.stdout).replace(&d.namespace, DOC_NAMESPACE);
+    let docs = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/cluster.md"),
+    )
+    .unwrap();
+    let documented = docs
+        .split_once("$ harness diagnose --lane l webhook\n")
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .map(|(block, _)| block)
+        .expect("docs/cluster.md shows `harness diagnose --lane l webhook`");
+    assert_eq!(shown, documented, "docs/cluster.md shows what the binary prints");
 }
+
+/// The namespace docs/cluster.md shows in place of the test's random one.
+const DOC_NAMESPACE: &str = "kinds-p1-5f3e2a1c";

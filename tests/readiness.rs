@@ -1403,7 +1403,11 @@ fn generic_rule_for_unknown_kinds() {
             State::InProgress,
         ),
         // kstatus's Current: nothing says it is on its way.
-        ("no conditions", cr(json!({"observedGeneration": 2})), State::Ready),
+        (
+            "no conditions",
+            cr(json!({"observedGeneration": 2})),
+            State::Ready,
+        ),
         (
             "no status at all",
             json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {}}),

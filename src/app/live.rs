@@ -151,8 +151,14 @@ pub async fn status(global: &Global, cwd: &Path) -> anyhow::Result<Exit> {
     let mut rows = vec![["COMPONENT", "STATE", "READY", "RESTARTS", "AGE"].map(String::from)];
     let mut json = Vec::new();
     for name in crate::plan::closure(&project, &lane.components) {
-        let state =
-            component_state(&client, &applier, &project, lane, &project.components[name.as_str()]).await?;
+        let state = component_state(
+            &client,
+            &applier,
+            &project,
+            lane,
+            &project.components[name.as_str()],
+        )
+        .await?;
         let ready = state
             .judgement
             .statuses

@@ -224,7 +224,10 @@ impl<'de> Deserialize<'de> for ReadyWhen {
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ReadyWhen, E> {
                 Ok(ReadyWhen::Word(v.to_owned()))
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<ReadyWhen, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<ReadyWhen, A::Error> {
                 // Through the struct, so an unknown key is told as serde tells
                 // every other one (and gets its "did you mean").
                 ReadyWhenMap::deserialize(serde::de::value::MapAccessDeserializer::new(map))

@@ -17,7 +17,8 @@ use super::raw;
 use crate::readiness::kinds;
 use crate::readiness::overrides::{Override, Overrides, ReadyWhen, Selector};
 
-const SHAPES: &str = "write `exists`, or `{condition: <Type>}` for a status condition that is True when it is Ready";
+const SHAPES: &str =
+    "write `exists`, or `{condition: <Type>}` for a status condition that is True when it is Ready";
 
 /// The entries of one `readiness:` map, or the problems in it.
 pub(super) fn overrides(file: &Path, raw: &raw::Readiness) -> (Overrides, Vec<Diagnostic>) {
@@ -106,7 +107,10 @@ fn selector(file: &Path, key: &Spanned<String>) -> Result<Selector, Diagnostic> 
     {
         return Err(Diagnostic::new(
             at,
-            format!("readiness key `{}`: no kind is called `{}`", key.value, selector.kind),
+            format!(
+                "readiness key `{}`: no kind is called `{}`",
+                key.value, selector.kind
+            ),
         )
         .help(format!("did you mean `{k}`?")));
     }
@@ -147,16 +151,32 @@ mod tests {
             .map(|d| (format!("{}: {}", d.at, d.message), d.help.clone()))
             .collect();
         assert_eq!(got.len(), 6, "{got:#?}");
-        assert_eq!(got[0].0, "h.yaml:2:19: `exist` does not say when `ServiceMonitor` is Ready");
+        assert_eq!(
+            got[0].0,
+            "h.yaml:2:19: `exist` does not say when `ServiceMonitor` is Ready"
+        );
         assert_eq!(got[0].1.as_deref(), Some("did you mean `exists`?"));
-        assert!(got[1].0.starts_with("h.yaml:3:3: readiness key `horizontalpodautoscaler` is not a kind"), "{got:?}");
-        assert_eq!(got[1].1.as_deref(), Some("did you mean `HorizontalPodAutoscaler`?"));
+        assert!(
+            got[1]
+                .0
+                .starts_with("h.yaml:3:3: readiness key `horizontalpodautoscaler` is not a kind"),
+            "{got:?}"
+        );
+        assert_eq!(
+            got[1].1.as_deref(),
+            Some("did you mean `HorizontalPodAutoscaler`?")
+        );
         assert_eq!(
             got[2].0,
             "h.yaml:4:3: readiness key `HorizontalPodAutoScaler`: no kind is called `HorizontalPodAutoScaler`"
         );
         assert_eq!(got[3].0, "h.yaml:5:11: no rule for `Widget`");
-        assert!(got[4].0.starts_with("h.yaml:6:23: `` is not a condition type"), "{got:?}");
+        assert!(
+            got[4]
+                .0
+                .starts_with("h.yaml:6:23: `` is not a condition type"),
+            "{got:?}"
+        );
         assert!(got[5].0.contains("too many `/`"), "{got:?}");
     }
 }

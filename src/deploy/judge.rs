@@ -69,6 +69,15 @@ pub struct Snapshot {
     /// Services the component's objects call (a webhook's), as fetched;
     /// those among the tracked objects need not be repeated here.
     pub services: Vec<Service>,
+    /// Whether Services, Endpoints or EndpointSlices the objects depend on
+    /// are still being listed: until they are, what is missing is not
+    /// known to be missing, and nothing is judged alone.
+    pub related_pending: bool,
+    /// Since when the objects are watched (the waiter's start): a status
+    /// that [`Status::fails_when_alone`] fails no sooner than
+    /// [`ALONE_WINDOW`] after it (an object re-applied long after it was
+    /// created gets its window too). `None` for a single read.
+    pub watched_since: Option<Timestamp>,
 }
 
 impl Tracked {
@@ -103,7 +112,9 @@ impl Snapshot {
                     .object
                     .as_ref()
                     .and_then(|o| serde_json::from_value::<Service>(o.clone()).ok())
-                && !services.iter().any(|s| s.metadata.uid == svc.metadata.uid && svc.metadata.uid.is_some())
+                && !services
+                    .iter()
+                    .any(|s| s.metadata.uid == svc.metadata.uid && svc.metadata.uid.is_some())
             {
                 services.push(svc);
             }
@@ -196,7 +207,12 @@ pub fn judge(snapshot: &Snapshot, now: Timestamp, tolerance: &Tolerance) -> Judg
 }
 
 /// [`judge`], reading the objects by `rules`.
-pub fn judge_by(snapshot: &Snapshot, now: Timestamp, tolerance: &Tolerance, rules: &Rules) -> Judgement {
+pub fn judge_by(
+    snapshot: &Snapshot,
+    now: Timestamp,
+    tolerance: &Tolerance,
+    rules: &Rules,
+) -> Judgement {
     judge_restarted(snapshot, now, tolerance, rules, &Restarted::new())
 }
 
@@ -219,9 +235,8 @@ fn statuses(snapshot: &Snapshot, rules: &Rules) -> Vec<Status> {
                 "NotFound",
                 "the object does not exist in the cluster",
             ),
-            Some(object) => rules::evaluate(object, &related).unwrap_or_else(|e| {
-                Status::new(State::Unknown, "RuleError", e.to_string())
-            }),
+            Some(object) => rules::evaluate(object, &related)
+                .unwrap_or_else(|e| Status::new(State::Unknown, "RuleError", e.to_string())),
         })
         .collect()
 }
@@ -236,7 +251,7 @@ fn fail_the_lonely(snapshot: &Snapshot, statuses: &mut [Status], now: Timestamp)
     let lonely: Vec<usize> = (0..statuses.len())
         .filter(|&i| statuses[i].fails_when_alone && statuses[i].state == State::InProgress)
         .collect();
-    if lonely.is_empty() {
+    if lonely.is_empty() || snapshot.related_pending {
         return;
     }
     let called: BTreeSet<(String, String)> = lonely
@@ -265,10 +280,12 @@ fn fail_the_lonely(snapshot: &Snapshot, statuses: &mut [Status], now: Timestamp)
             .and_then(|t| t.parse::<Timestamp>().ok())
     };
     let services = snapshot.all_services();
-    let mut since: Vec<Timestamp> = Vec::new();
+    let mut since: Vec<Timestamp> = snapshot.watched_since.into_iter().collect();
     since.extend(services.iter().filter_map(|s| {
         let key = (s.metadata.namespace.clone()?, s.metadata.name.clone()?);
-        called.contains(&key).then(|| s.metadata.creation_timestamp.as_ref().map(|t| t.0))?
+        called
+            .contains(&key)
+            .then(|| s.metadata.creation_timestamp.as_ref().map(|t| t.0))?
     }));
     since.extend(snapshot.workload_pods().filter_map(|p| {
         p.status
@@ -287,7 +304,9 @@ fn fail_the_lonely(snapshot: &Snapshot, statuses: &mut [Status], now: Timestamp)
         };
         let latest = since.iter().copied().fold(own, Timestamp::max);
         let alone_for = now.duration_since(latest);
-        if alone_for >= k8s_openapi::jiff::SignedDuration::try_from(ALONE_WINDOW).unwrap_or_default() {
+        if alone_for
+            >= k8s_openapi::jiff::SignedDuration::try_from(ALONE_WINDOW).unwrap_or_default()
+        {
             let s = &mut statuses[i];
             s.state = State::Failed;
             s.message = format!(
@@ -508,6 +527,131 @@ mod tests {
         assert!(
             !j.verdicts.is_empty(),
             "the exits are still shown as evidence"
+        );
+    }
+
+    /// The captured webhook that calls `r22/hook`, with that Service and
+    /// no endpoint at all (as when its selector matches nothing).
+    fn lonely_webhook() -> Vec<Tracked> {
+        let webhook = fixture("webhook/validatingwebhookconfiguration.r22-served.json");
+        let service = fixture("webhook/service.hook.json");
+        let track = |object: Value, ns: Option<&str>| Tracked {
+            resource: ResourceRef {
+                kind: object["kind"].as_str().unwrap().into(),
+                namespace: ns.map(Into::into),
+                name: object["metadata"]["name"].as_str().unwrap().into(),
+            },
+            pods: Vec::new(),
+            object: Some(object),
+        };
+        vec![track(service, Some("r22")), track(webhook, None)]
+    }
+
+    fn at(t: &str) -> Timestamp {
+        t.parse().unwrap()
+    }
+
+    #[test]
+    fn a_webhook_whose_service_gets_no_endpoint_fails_once_nothing_else_is_on_its_way() {
+        // Both were created at 06:12:23.
+        let snapshot = Snapshot {
+            objects: lonely_webhook(),
+            ..Snapshot::default()
+        };
+        let tolerance = Tolerance::default();
+        let early = judge(&snapshot, at("2026-12-07T06:12:30Z"), &tolerance);
+        assert_eq!(early.outcome, Outcome::Pending, "{:?}", early.rows);
+        let late = judge(&snapshot, at("2026-12-07T06:12:34Z"), &tolerance);
+        assert_eq!(late.outcome, Outcome::Failed, "{:?}", late.rows);
+        // The verdict leads the table: the Service's own row only says why.
+        assert_eq!(late.rows[0].resource, "ValidatingWebhookConfiguration/r22-served");
+        assert_eq!(late.rows[0].reason, "WebhookServiceUnavailable");
+        assert!(
+            late.rows[0]
+                .evidence
+                .contains("(still so 10s after the rest of the component was Ready)"),
+            "{:?}",
+            late.rows
+        );
+        assert_eq!(late.rows[1].reason, "NoEndpoints");
+        // While the Services and their endpoints are still being listed,
+        // "none" is not known yet.
+        let listing = Snapshot {
+            related_pending: true,
+            ..snapshot.clone()
+        };
+        let j = judge(&listing, at("2026-12-07T07:00:00Z"), &tolerance);
+        assert_eq!(j.outcome, Outcome::Pending, "{:?}", j.rows);
+        // Re-applied an hour later: the window counts from the watch's start.
+        let again = Snapshot {
+            watched_since: Some(at("2026-12-07T07:12:23Z")),
+            ..snapshot
+        };
+        let j = judge(&again, at("2026-12-07T07:12:30Z"), &tolerance);
+        assert_eq!(j.outcome, Outcome::Pending, "{:?}", j.rows);
+        let j = judge(&again, at("2026-12-07T07:12:33Z"), &tolerance);
+        assert_eq!(j.outcome, Outcome::Failed, "{:?}", j.rows);
+    }
+
+    #[test]
+    fn a_webhook_waits_while_a_workload_of_its_component_is_on_its_way() {
+        let mut deployment = fixture("deploy-healthy/deployment.web.json");
+        deployment["status"]["readyReplicas"] = Value::from(0);
+        deployment["status"]["availableReplicas"] = Value::from(0);
+        let mut objects = lonely_webhook();
+        objects.push(tracked(deployment, vec![]));
+        let snapshot = Snapshot {
+            objects,
+            ..Snapshot::default()
+        };
+        let j = judge(&snapshot, at("2026-12-07T07:00:00Z"), &Tolerance::default());
+        assert_eq!(j.outcome, Outcome::Pending, "{:?}", j.rows);
+    }
+
+    #[test]
+    fn the_window_starts_again_when_a_pod_of_the_component_becomes_ready() {
+        // A pod Ready at 14:16:47 (a capture of another day), the webhook
+        // created long before: the window counts from the pod.
+        let mut objects = lonely_webhook();
+        objects[1].object.as_mut().unwrap()["metadata"]["creationTimestamp"] =
+            Value::from("2026-11-22T14:00:00Z");
+        objects[0].object.as_mut().unwrap()["metadata"]["creationTimestamp"] =
+            Value::from("2026-11-22T14:00:00Z");
+        objects.push(tracked(
+            fixture("deploy-healthy/deployment.web.json"),
+            vec![fixture("deploy-healthy/pod.web-57f64b4f4d-5bqnc.json")],
+        ));
+        let snapshot = Snapshot {
+            objects,
+            ..Snapshot::default()
+        };
+        let tolerance = Tolerance::default();
+        let soon = judge(&snapshot, at("2026-11-22T14:16:55Z"), &tolerance);
+        assert_eq!(soon.outcome, Outcome::Pending, "{:?}", soon.rows);
+        let later = judge(&snapshot, at("2026-11-22T14:16:58Z"), &tolerance);
+        assert_eq!(later.outcome, Outcome::Failed, "{:?}", later.rows);
+    }
+
+    #[test]
+    fn notes_of_objects_that_do_not_block_are_collected() {
+        let pdb = fixture("pdb/poddisruptionbudget.strict.json");
+        let snapshot = Snapshot {
+            objects: vec![Tracked {
+                resource: ResourceRef {
+                    kind: "PodDisruptionBudget".into(),
+                    namespace: Some("r22".into()),
+                    name: "strict".into(),
+                },
+                object: Some(pdb),
+                pods: vec![],
+            }],
+            ..Snapshot::default()
+        };
+        let j = judge(&snapshot, now(), &Tolerance::default());
+        assert_eq!(j.outcome, Outcome::Ready);
+        assert_eq!(
+            notes(&j, &snapshot),
+            ["PodDisruptionBudget/r22/strict: 1 of 2 desired healthy pods: every eviction is refused (a node drain would block)"]
         );
     }
 }

@@ -551,6 +551,8 @@ impl Waiter {
         );
         let mut clock = tokio::time::interval(CLOCK);
         clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut snapshot = snapshot;
+        snapshot.watched_since = Some(spec.clock.now());
         let mut waiter = Self {
             objects: objects.to_vec(),
             spec,
@@ -615,7 +617,16 @@ impl Waiter {
                 .default_backoff();
             waiter.watch(format!("pod events in {ns}"), stream, Change::Events);
         }
+        waiter.snapshot.related_pending = !waiter.related_listed();
         waiter
+    }
+
+    /// Whether every watch of Services, Endpoints and EndpointSlices has
+    /// listed once.
+    fn related_listed(&self) -> bool {
+        self.slices.iter().all(|c| c.synced)
+            && self.endpoints.iter().all(|c| c.synced)
+            && self.services.iter().all(|c| c.synced)
     }
 
     fn watch<K: Send + 'static>(
@@ -659,7 +670,10 @@ impl Waiter {
 
     /// Watches the endpoints of the Service `ns/name`, once.
     fn watch_endpoints(&mut self, client: &Client, ns: &str, service: &str) {
-        if !self.endpoints_of.insert((ns.to_owned(), service.to_owned())) {
+        if !self
+            .endpoints_of
+            .insert((ns.to_owned(), service.to_owned()))
+        {
             return;
         }
         let source = self.spec.endpoints;
@@ -786,6 +800,7 @@ impl Waiter {
                 self.snapshot.events = self.events.items.values().cloned().collect();
             }
         }
+        self.snapshot.related_pending = !self.related_listed();
     }
 
     /// Whether the component needs its readiness to hold: it has pods that
@@ -796,10 +811,14 @@ impl Waiter {
 
     /// Whether the component has workloads whose pods run for good.
     pub fn has_pods(&self) -> bool {
-        self.objects.iter().zip(&self.pod_watched).any(|(o, watched)| {
-            let lasting = kinds::of(&o.api_version, &o.kind).is_some_and(|k| k.has_lasting_pods());
-            lasting && (*watched || treat(o).0 == Pods::Itself)
-        })
+        self.objects
+            .iter()
+            .zip(&self.pod_watched)
+            .any(|(o, watched)| {
+                let lasting =
+                    kinds::of(&o.api_version, &o.kind).is_some_and(|k| k.has_lasting_pods());
+                lasting && (*watched || treat(o).0 == Pods::Itself)
+            })
     }
 
     /// Whether every object and pod is Ready (and the pods were listed).

@@ -137,7 +137,12 @@ pub const KINDS: &[Kind] = &[
     workload("apps", "Deployment", Rule::Deployment, Wanted::Replicas),
     workload("apps", "ReplicaSet", Rule::ReplicaSet, Wanted::Replicas),
     workload("apps", "StatefulSet", Rule::StatefulSet, Wanted::Replicas),
-    workload("apps", "DaemonSet", Rule::DaemonSet, Wanted::DesiredScheduled),
+    workload(
+        "apps",
+        "DaemonSet",
+        Rule::DaemonSet,
+        Wanted::DesiredScheduled,
+    ),
     Kind {
         pods: Pods::MapSelector,
         ..workload(
@@ -227,7 +232,10 @@ pub const KINDS: &[Kind] = &[
     exists("policy", "PodSecurityPolicy"),
     exists("node.k8s.io", "RuntimeClass"),
     exists("admissionregistration.k8s.io", "ValidatingAdmissionPolicy"),
-    exists("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding"),
+    exists(
+        "admissionregistration.k8s.io",
+        "ValidatingAdmissionPolicyBinding",
+    ),
 ];
 
 /// The API group of an `apiVersion` (`""` for the core group's `v1`).
@@ -256,7 +264,10 @@ pub fn of_value(object: &serde_json::Value) -> Option<&'static Kind> {
 /// lane file.
 pub fn names() -> impl Iterator<Item = &'static str> {
     let mut seen = std::collections::BTreeSet::new();
-    KINDS.iter().map(|k| k.kind).filter(move |k| seen.insert(*k))
+    KINDS
+        .iter()
+        .map(|k| k.kind)
+        .filter(move |k| seen.insert(*k))
 }
 
 impl Kind {
@@ -274,24 +285,53 @@ mod tests {
     fn each_group_and_kind_appears_once() {
         let mut seen = std::collections::BTreeSet::new();
         for k in KINDS {
-            assert!(seen.insert((k.group, k.kind)), "{}/{} twice", k.group, k.kind);
+            assert!(
+                seen.insert((k.group, k.kind)),
+                "{}/{} twice",
+                k.group,
+                k.kind
+            );
         }
     }
 
     #[test]
     fn kinds_are_found_by_group_whatever_the_version() {
         for (api_version, kind, rule) in [
-            ("policy/v1beta1", "PodDisruptionBudget", Rule::PodDisruptionBudget),
-            ("policy/v1", "PodDisruptionBudget", Rule::PodDisruptionBudget),
-            ("autoscaling/v1", "HorizontalPodAutoscaler", Rule::HorizontalPodAutoscaler),
-            ("autoscaling/v2beta2", "HorizontalPodAutoscaler", Rule::HorizontalPodAutoscaler),
-            ("autoscaling/v2", "HorizontalPodAutoscaler", Rule::HorizontalPodAutoscaler),
+            (
+                "policy/v1beta1",
+                "PodDisruptionBudget",
+                Rule::PodDisruptionBudget,
+            ),
+            (
+                "policy/v1",
+                "PodDisruptionBudget",
+                Rule::PodDisruptionBudget,
+            ),
+            (
+                "autoscaling/v1",
+                "HorizontalPodAutoscaler",
+                Rule::HorizontalPodAutoscaler,
+            ),
+            (
+                "autoscaling/v2beta2",
+                "HorizontalPodAutoscaler",
+                Rule::HorizontalPodAutoscaler,
+            ),
+            (
+                "autoscaling/v2",
+                "HorizontalPodAutoscaler",
+                Rule::HorizontalPodAutoscaler,
+            ),
             ("networking.k8s.io/v1", "Ingress", Rule::Ingress),
             ("extensions/v1beta1", "Ingress", Rule::Ingress),
             ("v1", "Service", Rule::Service),
             ("apps/v1", "Deployment", Rule::Deployment),
         ] {
-            assert_eq!(of(api_version, kind).map(|k| k.rule), Some(rule), "{api_version} {kind}");
+            assert_eq!(
+                of(api_version, kind).map(|k| k.rule),
+                Some(rule),
+                "{api_version} {kind}"
+            );
         }
         // The group matters: a CR that reuses a built-in kind's name is not it.
         assert!(of("example.com/v1", "Deployment").is_none());

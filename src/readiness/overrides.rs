@@ -30,11 +30,15 @@ pub struct Selector {
 /// Why a `readiness:` key is not a selector.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SelectorError {
-    #[error("`{0}` is not a kind: a kind starts with an uppercase letter (as in manifests: `ServiceMonitor`)")]
+    #[error(
+        "`{0}` is not a kind: a kind starts with an uppercase letter (as in manifests: `ServiceMonitor`)"
+    )]
     NotAKind(String),
     #[error("`{0}` has an empty part")]
     Empty(String),
-    #[error("`{0}` has too many `/`: write Kind, Kind.group, Kind[.group]/name or Kind[.group]/namespace/name")]
+    #[error(
+        "`{0}` has too many `/`: write Kind, Kind.group, Kind[.group]/name or Kind[.group]/namespace/name"
+    )]
     TooManyParts(String),
 }
 
@@ -199,7 +203,10 @@ mod tests {
     fn keys_parse_into_selectors() {
         let cases = [
             ("ServiceMonitor", ("ServiceMonitor", None, None, None)),
-            ("Widget.example.com", ("Widget", Some("example.com"), None, None)),
+            (
+                "Widget.example.com",
+                ("Widget", Some("example.com"), None, None),
+            ),
             ("Widget/w1", ("Widget", None, None, Some("w1"))),
             (
                 "Widget.example.com/ns/w.1",
@@ -209,13 +216,27 @@ mod tests {
         for (text, (kind, group, ns, name)) in cases {
             let s = sel(text);
             assert_eq!(
-                (s.kind.as_str(), s.group.as_deref(), s.namespace.as_deref(), s.name.as_deref()),
+                (
+                    s.kind.as_str(),
+                    s.group.as_deref(),
+                    s.namespace.as_deref(),
+                    s.name.as_deref()
+                ),
                 (kind, group, ns, name),
                 "{text}"
             );
             assert_eq!(s.to_string(), text);
         }
-        for bad in ["", "servicemonitor", "Widget.", ".example.com", "W/", "W//x", "W/a/b/c", "Wid-get"] {
+        for bad in [
+            "",
+            "servicemonitor",
+            "Widget.",
+            ".example.com",
+            "W/",
+            "W//x",
+            "W/a/b/c",
+            "Wid-get",
+        ] {
             assert!(Selector::parse(bad).is_err(), "{bad}");
         }
     }
@@ -233,7 +254,11 @@ mod tests {
             o("Widget/special", ReadyWhen::Condition("Ready".into())),
             o("Widget.example.com/ns2/special", ReadyWhen::Exists),
         ]);
-        let find = |group, ns, name| overrides.find(group, "Widget", ns, name).map(|o| &o.ready_when);
+        let find = |group, ns, name| {
+            overrides
+                .find(group, "Widget", ns, name)
+                .map(|o| &o.ready_when)
+        };
         assert_eq!(find("other.io", Some("ns"), "w"), Some(&ReadyWhen::Exists));
         assert_eq!(
             find("example.com", Some("ns"), "w"),
@@ -243,7 +268,10 @@ mod tests {
             find("example.com", Some("ns"), "special"),
             Some(&ReadyWhen::Condition("Ready".into()))
         );
-        assert_eq!(find("example.com", Some("ns2"), "special"), Some(&ReadyWhen::Exists));
+        assert_eq!(
+            find("example.com", Some("ns2"), "special"),
+            Some(&ReadyWhen::Exists)
+        );
         assert_eq!(overrides.find("example.com", "Gadget", None, "w"), None);
     }
 
@@ -262,7 +290,10 @@ mod tests {
         let merged = component.then(&file);
         assert_eq!(merged.0.len(), 2);
         assert_eq!(
-            merged.find("example.com", "Widget", None, "w").unwrap().ready_when,
+            merged
+                .find("example.com", "Widget", None, "w")
+                .unwrap()
+                .ready_when,
             ReadyWhen::Condition("Synced".into())
         );
     }

@@ -724,7 +724,12 @@ pub fn evaluate(object: &Value, related: &Related<'_>) -> Result<Status, RuleErr
                 .pointer(&format!("/metadata/{field}"))
                 .and_then(Value::as_str)
         };
-        overrides.find(group, kind, meta("namespace"), meta("name").unwrap_or_default())
+        overrides.find(
+            group,
+            kind,
+            meta("namespace"),
+            meta("name").unwrap_or_default(),
+        )
     }) {
         return Ok(overridden(object, &o.ready_when, &o.from));
     }
@@ -792,7 +797,9 @@ fn overridden(object: &Value, when: &ReadyWhen, from: &str) -> Status {
                 ),
                 None => Status::in_progress(
                     format!("No{type_}Condition"),
-                    format!("no {type_} condition yet; the lane file says it is Ready when {type_} is True ({from})"),
+                    format!(
+                        "no {type_} condition yet; the lane file says it is Ready when {type_} is True ({from})"
+                    ),
                 ),
             }
         }
@@ -918,7 +925,9 @@ pub fn generic(object: &Value) -> Status {
                 let kind = object.get("kind").and_then(Value::as_str).unwrap_or("it");
                 return Status::ready(
                     "Current",
-                    format!("{kind} reports no status conditions: Ready once it exists (kstatus's Current)"),
+                    format!(
+                        "{kind} reports no status conditions: Ready once it exists (kstatus's Current)"
+                    ),
                 );
             }
             let seen: Vec<String> = conds
@@ -1058,8 +1067,12 @@ pub fn autoscaler(object: &Value) -> Status {
         return Status::failed(non_empty(c.reason, "UnableToScale"), c.message);
     }
     let target = || {
-        let kind = object.pointer("/spec/scaleTargetRef/kind").and_then(Value::as_str);
-        let name = object.pointer("/spec/scaleTargetRef/name").and_then(Value::as_str);
+        let kind = object
+            .pointer("/spec/scaleTargetRef/kind")
+            .and_then(Value::as_str);
+        let name = object
+            .pointer("/spec/scaleTargetRef/name")
+            .and_then(Value::as_str);
         match (kind, name) {
             (Some(k), Some(n)) => format!("{k}/{n}"),
             _ => "its target".to_owned(),
@@ -1096,20 +1109,26 @@ pub fn autoscaler(object: &Value) -> Status {
     Status::ready("Exists", message)
 }
 
-/// PodDisruptionBudget, `policy/v1beta1` or `v1`: Ready once it exists (a
-/// budget guards evictions; it never stops anything from running). What its
-/// controller reports is a note: fewer healthy pods than it wants means
-/// every eviction is refused (a node drain blocks), and a budget that
-/// selects no pod guards nothing.
+/// PodDisruptionBudget, `policy/v1beta1` or `v1`: Ready once its
+/// controller has counted its pods (`status.observedGeneration`, within a
+/// second of the apply) — a budget guards evictions, it never stops
+/// anything from running, but what it counts is worth telling, as a note:
+/// fewer healthy pods than it wants means every eviction is refused (a node
+/// drain blocks), and a budget that selects no pod guards nothing.
 pub fn disruption_budget(object: &Value) -> Status {
     if let Some(s) = generic_prefix(object) {
         return s;
+    }
+    if int(object, "/status/observedGeneration").is_none() {
+        return Status::in_progress(
+            "NotObserved",
+            "its controller has not counted its pods yet",
+        );
     }
     let current = int(object, "/status/currentHealthy");
     let desired = int(object, "/status/desiredHealthy");
     let expected = int(object, "/status/expectedPods");
     let allowed = int(object, "/status/disruptionsAllowed");
-    let observed = int(object, "/status/observedGeneration").is_some();
     let sync_failed = json_condition(object, "DisruptionAllowed")
         .filter(|c| c.status == "False" && c.reason == "SyncFailed");
     let note = if let Some(c) = sync_failed {
@@ -1117,8 +1136,6 @@ pub fn disruption_budget(object: &Value) -> Status {
             "its controller cannot compute it (SyncFailed: {})",
             c.message
         ))
-    } else if !observed {
-        None
     } else if expected == Some(0) {
         Some("selects no pods: it guards nothing".to_owned())
     } else if let (Some(current), Some(desired)) = (current, desired)
@@ -1131,10 +1148,10 @@ pub fn disruption_budget(object: &Value) -> Status {
         None
     };
     let message = match (current, desired, allowed) {
-        (Some(c), Some(d), Some(a)) if observed => {
+        (Some(c), Some(d), Some(a)) => {
             format!("{c} healthy of {d} desired; {a} disruptions allowed")
         }
-        _ => "it exists (its controller has not reported yet)".to_owned(),
+        _ => "it exists".to_owned(),
     };
     Status::ready("Exists", message).noting(note)
 }
@@ -1169,9 +1186,10 @@ pub fn ingress(object: &Value) -> Status {
     }
 }
 
-/// ResourceQuota: Ready once it exists (the quota controller fills its
-/// status in the background). A resource used up to its limit is a note:
-/// the next object that asks for it is refused.
+/// ResourceQuota: Ready once its controller has counted what it limits
+/// (`status.hard` and `status.used`, within a second of the apply). A
+/// resource used up to its limit is a note: the next object that asks for
+/// it is refused.
 pub fn resource_quota(object: &Value) -> Status {
     if let Some(s) = generic_prefix(object) {
         return s;
@@ -1179,7 +1197,7 @@ pub fn resource_quota(object: &Value) -> Status {
     let hard = object.pointer("/status/hard").and_then(Value::as_object);
     let used = object.pointer("/status/used").and_then(Value::as_object);
     let (Some(hard), Some(used)) = (hard, used) else {
-        return Status::ready("Exists", "it exists (its controller has not counted yet)");
+        return Status::in_progress("NotObserved", "its controller has not counted yet");
     };
     let full: Vec<String> = hard
         .iter()
@@ -1243,9 +1261,10 @@ pub fn api_service(object: &Value) -> Status {
         return s;
     }
     match json_condition(object, "Available") {
-        Some(c) if c.status == "True" => {
-            Status::ready(non_empty(c.reason, "Available"), non_empty(c.message, "available"))
-        }
+        Some(c) if c.status == "True" => Status::ready(
+            non_empty(c.reason, "Available"),
+            non_empty(c.message, "available"),
+        ),
         Some(c) => Status {
             fails_when_alone: API_SERVICE_NO_BACKEND.contains(&c.reason),
             ..Status::in_progress(
@@ -1253,10 +1272,7 @@ pub fn api_service(object: &Value) -> Status {
                 non_empty(c.message, "not available"),
             )
         },
-        None => Status::in_progress(
-            "NotObserved",
-            "the aggregator has not checked it yet",
-        ),
+        None => Status::in_progress("NotObserved", "the aggregator has not checked it yet"),
     }
 }
 
@@ -1321,26 +1337,32 @@ fn unavailable(called: &CalledService, related: &Related<'_>) -> Option<String> 
         return Some(format!(
             "has no port {} (its ports: {})",
             called.port,
-            if listed.is_empty() { "none".to_owned() } else { listed.join(", ") }
+            if listed.is_empty() {
+                "none".to_owned()
+            } else {
+                listed.join(", ")
+            }
         ));
     }
     let (ready, not_ready) = count_endpoints(Some(&called.namespace), &called.name, related);
     if ready > 0 {
         return None;
     }
-    let selector = spec
-        .selector
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            s.iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(",")
-        });
+    let selector = spec.selector.filter(|s| !s.is_empty()).map(|s| {
+        s.iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    });
     Some(match (not_ready, selector) {
-        (n, _) if n > 0 => format!("has {n} endpoints, none ready: the pods it selects are not Ready"),
+        (n, _) if n > 0 => {
+            format!("has {n} endpoints, none ready: the pods it selects are not Ready")
+        }
         (_, Some(sel)) => format!("has no endpoints: no Ready pod matches its selector {sel}"),
-        (_, None) => "has no endpoints (it has no selector: its Endpoints are written by someone else)".to_owned(),
+        (_, None) => {
+            "has no endpoints (it has no selector: its Endpoints are written by someone else)"
+                .to_owned()
+        }
     })
 }
 
@@ -1379,7 +1401,10 @@ pub fn webhook(object: &Value, related: &Related<'_>) -> Status {
         let list: Vec<String> = called.iter().map(ToString::to_string).collect();
         return Status::ready(
             "ServiceAvailable",
-            format!("every service it calls has ready endpoints: {}", list.join(", ")),
+            format!(
+                "every service it calls has ready endpoints: {}",
+                list.join(", ")
+            ),
         );
     }
     Status {

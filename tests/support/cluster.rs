@@ -166,6 +166,17 @@ pub const HEALTHY: &str = "        ports: [{containerPort: 8080, protocol: TCP}]
 /// test cluster's kubeconfig. Cluster-scoped objects are the caller's to
 /// delete (name them after the namespace).
 pub async fn deploy_files(kubeconfig: &std::path::Path, files: &[(&str, &str)]) -> Deployed {
+    deploy_files_then(kubeconfig, files, |_, _| {}).await
+}
+
+/// [`deploy_files`], calling `then(project directory, namespace)` after
+/// the deploy, before the namespace is deleted (to run the binary on what
+/// was deployed).
+pub async fn deploy_files_then(
+    kubeconfig: &std::path::Path,
+    files: &[(&str, &str)],
+    then: impl FnOnce(&std::path::Path, &str),
+) -> Deployed {
     let client = client(kubeconfig).await;
     let ns = namespace("kinds");
     let dir = tempfile::tempdir().unwrap();
@@ -188,6 +199,7 @@ pub async fn deploy_files(kubeconfig: &std::path::Path, files: &[(&str, &str)]) 
     )
     .await;
     let took = start.elapsed();
+    then(dir.path(), &ns);
     delete_namespace(&client, &ns).await;
     let mut events = Vec::new();
     while let Ok(e) = rx.try_recv() {
