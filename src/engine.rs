@@ -118,12 +118,46 @@ impl EngineError {
     }
 }
 
+/// An engine that cannot be reached fails the run before anything is
+/// built: a preflight failure (3).
+impl crate::failure::Failure for EngineError {
+    fn exit(&self) -> crate::exit::Exit {
+        match self {
+            EngineError::Scheme { .. }
+            | EngineError::Unreachable { .. }
+            | EngineError::Timeout { .. } => crate::exit::Exit::Preflight,
+        }
+    }
+
+    fn fix(&self) -> Option<String> {
+        Some(self.help(self.engine_kind()))
+    }
+}
+
 /// Facts about a reachable engine.
 #[derive(Clone, Debug, Serialize)]
 pub struct EngineInfo {
     pub server_version: Option<String>,
     pub api_version: String,
     pub root_dir: Option<String>,
+}
+
+/// A client of the engine at `endpoint`, not dialled yet (bollard connects
+/// lazily): for a lane that may never need the engine.
+pub fn client(endpoint: &Endpoint) -> Result<Docker, EngineError> {
+    Docker::connect_with_host(&endpoint.host).map_err(|e| match e {
+        bollard::errors::Error::UnsupportedURISchemeError { .. } => EngineError::Scheme {
+            engine: endpoint.engine.as_str(),
+            host: endpoint.host.clone(),
+            source_var: endpoint.source,
+        },
+        source => EngineError::Unreachable {
+            engine: endpoint.engine.as_str(),
+            host: endpoint.host.clone(),
+            source_var: endpoint.source,
+            source,
+        },
+    })
 }
 
 /// Dials the engine, negotiates the API version and reads its facts.
@@ -138,17 +172,7 @@ pub async fn connect(
         source_var: endpoint.source,
         source,
     };
-    let docker = match Docker::connect_with_host(&endpoint.host) {
-        Ok(d) => d,
-        Err(bollard::errors::Error::UnsupportedURISchemeError { .. }) => {
-            return Err(EngineError::Scheme {
-                engine,
-                host: endpoint.host.clone(),
-                source_var: endpoint.source,
-            });
-        }
-        Err(e) => return Err(unreachable(e)),
-    };
+    let docker = client(endpoint)?;
     let dial = async {
         let docker = docker.negotiate_version().await?;
         let info = docker.info().await?;

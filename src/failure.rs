@@ -1,21 +1,130 @@
-//! How a failure is told: what went wrong, once, then the fix, once.
+//! What a failure means, by its type: the exit code it ends in and how to
+//! fix it.
 //!
-//! Errors are typed below `app` and travel up as cause chains. This module
-//! turns a chain into the one line a person reads (`a: b: c`) and finds the
-//! fix for it, so that the live output, the final report and `error:` all
-//! say the same thing the same way. Two things make a naive chain read
-//! badly, and both are handled here rather than at every call site: a
-//! [`StageFailure`] already displays its whole inner chain (so the chain is
-//! followed *into* it rather than printed twice), and kube's
+//! Every error that can end a command implements [`Failure`]: its exit code
+//! and its fix, each an exhaustive match over the type's own variants, so a
+//! new variant cannot compile without both, and a new error type cannot
+//! reach the top without implementing them (a stage returns a
+//! [`StageFailure`], made only from a [`Failure`]). The run, the report and
+//! the top of the program read a failure through the trait: nothing
+//! downcasts, and nothing matches on message text.
+//!
+//! This module also words a failure the one way every output tells it: its
+//! cause chain once (`what: why: the root cause`), then its fix. kube's
 //! `Error::Api` displays the server's message inside a `Debug` dump of the
-//! Status and then again as its source (so a refusal is shown by the
-//! server's message alone). The fix comes from the outermost error in the
-//! chain whose type knows one; errors that carry their own evidence (a
-//! preflight report, a deploy diagnosis) print it themselves.
+//! Status and then again as its source, so a refusal is told by the
+//! server's message alone; a cause that only repeats the one before it is
+//! dropped.
 
 use std::error::Error;
 
-use crate::run::StageFailure;
+use crate::exit::Exit;
+
+/// An error that knows what it means.
+pub trait Failure: Error + Send + Sync + 'static {
+    /// The documented exit code it ends in.
+    fn exit(&self) -> Exit;
+
+    /// How the user can fix it, when there is something to say.
+    fn fix(&self) -> Option<String>;
+
+    /// What it shows beyond its one line and its fix: the unready table and
+    /// evidence of a deploy that failed. Most failures have none.
+    fn evidence(&self) -> Option<String> {
+        None
+    }
+
+    /// A failure that tells itself whole, instead of one line and a fix:
+    /// the lane file's diagnostics, each with the lines it points at.
+    fn told_whole(&self) -> Option<Whole> {
+        None
+    }
+}
+
+/// A failure's own full text, and its details for `--output json`.
+#[derive(Clone, Debug)]
+pub struct Whole {
+    pub text: String,
+    pub json: Option<serde_json::Value>,
+}
+
+/// A failed stage, or a failed command: any [`Failure`], boxed.
+///
+/// Its message, source chain, exit code and fix are those of the failure
+/// it holds. `told` says whether the event stream already told it (a phase
+/// that failed reports its error when it finishes), so that a run does not
+/// tell it twice.
+#[derive(Debug)]
+pub struct StageFailure {
+    failure: Box<dyn Failure>,
+    told: bool,
+}
+
+impl<F: Failure> From<F> for StageFailure {
+    fn from(failure: F) -> Self {
+        Self {
+            failure: Box::new(failure),
+            told: false,
+        }
+    }
+}
+
+impl StageFailure {
+    /// The exit code the failure means.
+    pub fn exit(&self) -> Exit {
+        self.failure.exit()
+    }
+
+    /// How to fix it.
+    pub fn fix(&self) -> Option<String> {
+        self.failure.fix()
+    }
+
+    /// What it shows beyond its line (see [`Failure::evidence`]).
+    pub fn evidence(&self) -> Option<String> {
+        self.failure.evidence()
+    }
+
+    /// See [`Failure::told_whole`].
+    pub fn told_whole(&self) -> Option<Whole> {
+        self.failure.told_whole()
+    }
+
+    /// The failure as an error, for its message and causes.
+    pub fn error(&self) -> &(dyn Error + 'static) {
+        &*self.failure
+    }
+
+    /// The whole cause chain as one line, as every output tells it.
+    pub fn text(&self) -> String {
+        chain_text(self.error())
+    }
+
+    /// Whether the event stream told it already.
+    pub fn told(&self) -> bool {
+        self.told
+    }
+
+    /// Marks it told (the phase that failed reported it).
+    pub fn mark_told(mut self) -> Self {
+        self.told = true;
+        self
+    }
+}
+
+impl std::fmt::Display for StageFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.failure.fmt(f)
+    }
+}
+
+/// A stage failure stands for the failure it holds: its source is that
+/// failure's source, so a chain reads through it.
+impl Error for StageFailure {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        self.failure.source()
+    }
+}
 
 type Cause<'a> = &'a (dyn Error + 'static);
 
@@ -24,36 +133,15 @@ pub fn chain_text(error: Cause<'_>) -> String {
     text(&causes_of(error))
 }
 
-/// Every cause of `error`, outermost first, looking through
-/// [`StageFailure`]s (which stand for their inner error).
-pub fn causes(error: &anyhow::Error) -> Vec<Cause<'_>> {
-    let mut out = Vec::new();
-    for cause in error.chain() {
-        push(cause, &mut out);
-    }
-    out
-}
-
-/// [`causes`] for a typed error.
+/// Every cause of `error`, outermost first.
 pub fn causes_of<'a>(error: Cause<'a>) -> Vec<Cause<'a>> {
     let mut out = Vec::new();
     let mut next = Some(error);
     while let Some(cause) = next {
-        push(cause, &mut out);
+        out.push(cause);
         next = cause.source();
     }
     out
-}
-
-fn push<'a>(cause: Cause<'a>, out: &mut Vec<Cause<'a>>) {
-    match cause.downcast_ref::<StageFailure>() {
-        Some(failure) => {
-            for inner in failure.error.chain() {
-                push(inner, out);
-            }
-        }
-        None => out.push(cause),
-    }
 }
 
 /// The chain as one line: `what: why: the root cause`. A refusal of the
@@ -113,59 +201,6 @@ pub fn status_text(status: &kube::core::Status) -> String {
     text
 }
 
-/// How to fix it: from the outermost error in the chain that knows.
-pub fn fix(causes: &[Cause<'_>]) -> Option<String> {
-    causes.iter().find_map(|cause| fix_of(*cause))
-}
-
-fn fix_of(cause: Cause<'_>) -> Option<String> {
-    use crate::config::ConfigError;
-    if let Some(e) = cause.downcast_ref::<ConfigError>() {
-        return e.help();
-    }
-    if let Some(e) = cause.downcast_ref::<crate::plan::UnknownLane>() {
-        return Some(e.help());
-    }
-    if let Some(e) = cause.downcast_ref::<crate::app::LaneRequired>() {
-        return Some(format!("lanes defined: {}", e.lanes.join(", ")));
-    }
-    if let Some(e) = cause.downcast_ref::<crate::suites::stage::UnknownSuite>() {
-        return Some(format!(
-            "suites of lane {}: {}",
-            e.lane,
-            e.suites.join(", ")
-        ));
-    }
-    if let Some(e) = cause.downcast_ref::<crate::k8s::access::NoCluster>() {
-        return Some(e.help());
-    }
-    if let Some(e) = cause.downcast_ref::<crate::k8s::access::NotUp>() {
-        return Some(e.help());
-    }
-    if let Some(e) = cause.downcast_ref::<crate::cluster::state::StateError>() {
-        return Some(e.help());
-    }
-    if let Some(e) = cause.downcast_ref::<crate::cluster::ClusterError>() {
-        return Some(e.help());
-    }
-    if let Some(e) = cause.downcast_ref::<crate::images::ImageError>() {
-        return e.help();
-    }
-    if let Some(e) = cause.downcast_ref::<crate::images::host::HostBuildError>() {
-        return Some(e.help());
-    }
-    if let Some(e) = cause.downcast_ref::<crate::deploy::ApplyError>() {
-        return e.help();
-    }
-    if let Some(e) = cause.downcast_ref::<crate::app::Unreachable>() {
-        return Some(e.help());
-    }
-    if let Some(e) = cause.downcast_ref::<crate::engine::EngineError>() {
-        return Some(e.help(e.engine_kind()));
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,11 +219,20 @@ mod tests {
     #[error("component `crds`: cannot apply its manifests")]
     struct Outer(#[source] kube::Error);
 
+    impl Failure for Outer {
+        fn exit(&self) -> Exit {
+            Exit::Deploy
+        }
+        fn fix(&self) -> Option<String> {
+            Some("use a newer node image".into())
+        }
+    }
+
     #[test]
     fn a_refusal_reads_as_the_servers_message_once() {
         let message = "failed to create typed patch object: .spec.versions[0].selectableFields: field not declared in schema";
-        let error = anyhow::Error::new(Outer(refused(message, "", 500)));
-        let line = text(&causes(&error));
+        let error = Outer(refused(message, "", 500));
+        let line = chain_text(&error);
         assert_eq!(
             line,
             format!("component `crds`: cannot apply its manifests: {message} (HTTP 500)")
@@ -198,25 +242,16 @@ mod tests {
     }
 
     #[test]
-    fn a_stage_failure_is_followed_into_not_printed_twice() {
-        let inner = anyhow::Error::new(crate::cluster::ClusterError::AlreadyExists {
-            name: "audit-e2e".into(),
-        })
-        .context("cluster stage");
-        let error = anyhow::Error::new(StageFailure::new(crate::exit::Exit::Cluster, inner))
-            .context("harness up");
-        let causes = causes(&error);
+    fn a_stage_failure_stands_for_the_failure_it_holds() {
+        let failure = StageFailure::from(Outer(refused("no", "Invalid", 422)));
+        assert_eq!(failure.exit(), Exit::Deploy);
+        assert_eq!(failure.fix().as_deref(), Some("use a newer node image"));
         assert_eq!(
-            text(&causes),
-            "harness up: cluster stage: a kind cluster named `audit-e2e` already exists"
+            failure.text(),
+            "component `crds`: cannot apply its manifests: no (HTTP 422 Invalid)"
         );
-        // The typed error inside the stage failure still gives its fix.
-        assert_eq!(
-            fix(&causes).as_deref(),
-            Some(
-                "reuse it (harness up --reuse) or delete it first: kind delete cluster --name audit-e2e"
-            )
-        );
+        assert!(!failure.told());
+        assert!(failure.mark_told().told());
     }
 
     #[test]
@@ -227,9 +262,11 @@ mod tests {
         #[derive(Debug, thiserror::Error)]
         #[error("ServiceError: client error (Connect): {0}")]
         struct Service(#[source] Root);
-        let error = anyhow::Error::new(Service(Root)).context("cannot discover v1 on the cluster");
+        #[derive(Debug, thiserror::Error)]
+        #[error("cannot discover v1 on the cluster")]
+        struct Discover(#[source] Service);
         assert_eq!(
-            text(&causes(&error)),
+            chain_text(&Discover(Service(Root))),
             "cannot discover v1 on the cluster: ServiceError: client error (Connect): tcp connect error: Connection refused (os error 111)"
         );
     }
@@ -254,12 +291,5 @@ mod tests {
             status_text(&s("", "NotFound", 404)),
             "the API server refused the request (HTTP 404 NotFound)"
         );
-    }
-
-    #[test]
-    fn an_error_without_a_known_type_has_no_fix() {
-        let error = anyhow::anyhow!("disk on fire");
-        assert_eq!(fix(&causes(&error)), None);
-        assert_eq!(text(&causes(&error)), "disk on fire");
     }
 }

@@ -23,11 +23,11 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::config::{Hook, Lane, Project};
+use crate::config::Hook;
 use crate::exit::Exit;
-use crate::report::Event;
-use crate::report::bus::Bus;
-use crate::run::StageFailure;
+use crate::failure::{Failure, StageFailure};
+use crate::report::{Event, Notice};
+use crate::stage::Ctx;
 use crate::suites::env::EndpointCollision;
 use crate::suites::{CancelToken, Outcome, SuiteCommand, SuiteEvent, SuiteResult, run_suite};
 
@@ -198,6 +198,31 @@ fn describe(failed: &[FailedHook]) -> String {
     format!("post-suite {noun} failed: {}", each.join("; "))
 }
 
+/// The user's own commands failed, as a suite fails (1).
+impl Failure for HooksFailed {
+    fn exit(&self) -> Exit {
+        Exit::SuitesFailed
+    }
+
+    /// The message names each hook's log.
+    fn fix(&self) -> Option<String> {
+        None
+    }
+}
+
+/// Two components whose endpoints would share one variable: the lane file
+/// must rename one (2).
+impl Failure for EndpointCollision {
+    fn exit(&self) -> Exit {
+        Exit::Usage
+    }
+
+    /// The message says to rename one.
+    fn fix(&self) -> Option<String> {
+        None
+    }
+}
+
 /// The verdict on a run of hooks: `Err` names every hook that did not pass.
 pub fn verdict(results: &[SuiteResult]) -> Result<(), HooksFailed> {
     let failed: Vec<FailedHook> = results
@@ -219,17 +244,11 @@ pub fn verdict(results: &[SuiteResult]) -> Result<(), HooksFailed> {
 /// Why a lane's hooks did not run: the cluster is kept as it is.
 /// `up_before` when the environment was up before this run (`harness up`),
 /// else `--preserve` (or an alias) asked for it.
-pub fn skipped_notice(hooks: &[Hook], up_before: bool) -> String {
-    let names: Vec<&str> = hooks.iter().map(|h| h.name.as_str()).collect();
-    let why = if up_before {
-        "the environment was up before this run and is left as it is"
-    } else {
-        "the cluster is preserved (--preserve)"
-    };
-    format!(
-        "post-suite hooks skipped ({}): {why}, and hooks may disturb it; run them by hand when you are done with it",
-        names.join(", ")
-    )
+pub fn skipped_notice(hooks: &[Hook], up_before: bool) -> Notice {
+    Notice::HooksSkipped {
+        hooks: hooks.iter().map(|h| h.name.clone()).collect(),
+        up_before,
+    }
 }
 
 // ------------------------------------------------------------------ in a run
@@ -239,22 +258,15 @@ pub const HOOK_GRACE: Duration = Duration::from_secs(10);
 
 /// What the lane's hooks are told in this run; their files go to
 /// `<run_dir>/hooks/`.
-pub fn hook_context(
-    project: &Project,
-    lane: &Lane,
-    run_dir: &Path,
-    run_id: &str,
-    kubeconfig: PathBuf,
-    suites: crate::hooks::SuitesOutcome,
-) -> crate::hooks::HookContext {
-    crate::hooks::HookContext {
-        lane: lane.name.clone(),
-        run_id: run_id.to_owned(),
-        config_file: project.file.clone(),
+pub fn hook_context(ctx: &Ctx<'_>, kubeconfig: PathBuf, suites: SuitesOutcome) -> HookContext {
+    HookContext {
+        lane: ctx.lane.name.clone(),
+        run_id: ctx.run_id.clone(),
+        config_file: ctx.project.file.clone(),
         kubeconfig,
-        endpoints: crate::suites::stage::endpoints(project, lane),
+        endpoints: crate::suites::stage::endpoints(ctx.project, ctx.lane),
         suites,
-        dir: run_dir.join("hooks"),
+        dir: ctx.run_dir().join("hooks"),
         grace: HOOK_GRACE,
     }
 }
@@ -264,11 +276,8 @@ pub fn hook_context(
 /// with exit 1 (like a suite: the user's own command failed), after every
 /// hook has run; the pipeline still tears down, and keeps an earlier
 /// failure's exit code.
-pub async fn run_hooks(
-    hooks: &[crate::config::Hook],
-    context: &crate::hooks::HookContext,
-    bus: &Bus,
-) -> Result<(), StageFailure> {
+pub async fn run_hooks(ctx: &Ctx<'_>, context: &HookContext) -> Result<(), StageFailure> {
+    let (hooks, bus) = (&ctx.lane.after_suites, &ctx.bus);
     let (tx, mut rx) = mpsc::channel(256);
     let forward = {
         let bus = bus.clone();
@@ -285,9 +294,11 @@ pub async fn run_hooks(
                         Event::HookOutput { hook: suite, line }
                     }
                     SuiteEvent::Stopping { suite, reason } => Event::Notice {
-                        message: format!(
-                            "stopping hook {suite} ({reason:?}): SIGTERM sent to its process group"
-                        ),
+                        notice: Notice::Stopping {
+                            what: "hook".into(),
+                            name: suite,
+                            reason: format!("{reason:?}"),
+                        },
                     },
                     SuiteEvent::Finished(result) => Event::HookFinished {
                         ok: !result.outcome.is_failure(),
@@ -302,10 +313,8 @@ pub async fn run_hooks(
         })
     };
     let result = crate::report::phase::phase(bus, crate::report::Phase::Hooks, async {
-        let results = crate::hooks::run(hooks, context, tx)
-            .await
-            .map_err(|e| StageFailure::new(Exit::Usage, e))?;
-        crate::hooks::verdict(&results).map_err(|e| StageFailure::new(Exit::SuitesFailed, e))
+        let results = run(hooks, context, tx).await?;
+        Ok::<_, StageFailure>(verdict(&results)?)
     })
     .await;
     let _ = forward.await;
@@ -442,13 +451,17 @@ mod tests {
     #[test]
     fn skipped_notice_says_why() {
         let hooks = [hook("coverage", &[]), hook("export", &[])];
-        let preserved = skipped_notice(&hooks, false);
+        let preserved = skipped_notice(&hooks, false).to_string();
         assert!(
             preserved.starts_with(
                 "post-suite hooks skipped (coverage, export): the cluster is preserved (--preserve)"
             ),
             "{preserved}"
         );
-        assert!(skipped_notice(&hooks, true).contains("was up before this run"));
+        assert!(
+            skipped_notice(&hooks, true)
+                .to_string()
+                .contains("was up before this run")
+        );
     }
 }

@@ -60,6 +60,18 @@ impl fmt::Display for Panic {
 
 impl std::error::Error for Panic {}
 
+/// harness itself is broken: that outranks whatever else happened (71).
+impl crate::failure::Failure for Panic {
+    fn exit(&self) -> crate::exit::Exit {
+        crate::exit::Exit::Panicked
+    }
+
+    /// The message says to report it; there is nothing to fix by hand.
+    fn fix(&self) -> Option<String> {
+        None
+    }
+}
+
 impl Panic {
     fn from_payload(payload: &(dyn Any + Send)) -> Panic {
         Panic {

@@ -12,6 +12,7 @@ use comfy_table::{Table, presets};
 use serde::Serialize;
 
 use crate::config::{ClusterProvider, HostPort, Project};
+use crate::failure::Failure;
 
 /// The plan of one lane.
 #[derive(Clone, Debug, Serialize)]
@@ -36,6 +37,17 @@ pub struct LanePlan {
     pub hooks: Vec<HookPlan>,
     /// Host builds in the order they run, before the images.
     pub host_builds: Vec<HostBuildPlan>,
+    /// What each component's sources render in this lane: objects per
+    /// source, exclusions, rewritten images (deploy order).
+    pub rendered: Vec<ComponentRender>,
+}
+
+/// What one component renders in a lane.
+#[derive(Clone, Debug, Serialize)]
+pub struct ComponentRender {
+    pub component: String,
+    #[serde(flatten)]
+    pub rendered: crate::config::RenderedComponent,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -117,6 +129,75 @@ pub fn select<'p>(
     }
 }
 
+/// A naming of lanes that names none: a usage error (2), with the lanes
+/// there are.
+impl Failure for UnknownLane {
+    fn exit(&self) -> crate::exit::Exit {
+        crate::exit::Exit::Usage
+    }
+
+    fn fix(&self) -> Option<String> {
+        Some(self.help())
+    }
+}
+
+/// A command that acts on one lane was not told which.
+#[derive(Debug, thiserror::Error)]
+#[error("the lane file defines {} lanes; say which with --lane", .lanes.len())]
+pub struct LaneRequired {
+    pub lanes: Vec<String>,
+}
+
+impl Failure for LaneRequired {
+    fn exit(&self) -> crate::exit::Exit {
+        crate::exit::Exit::Usage
+    }
+
+    fn fix(&self) -> Option<String> {
+        Some(format!("lanes defined: {}", self.lanes.join(", ")))
+    }
+}
+
+/// Why no one lane could be chosen.
+#[derive(Debug, thiserror::Error)]
+pub enum LaneChoice {
+    #[error(transparent)]
+    Unknown(#[from] UnknownLane),
+    #[error(transparent)]
+    Required(#[from] LaneRequired),
+}
+
+impl Failure for LaneChoice {
+    fn exit(&self) -> crate::exit::Exit {
+        match self {
+            LaneChoice::Unknown(e) => e.exit(),
+            LaneChoice::Required(e) => e.exit(),
+        }
+    }
+
+    fn fix(&self) -> Option<String> {
+        match self {
+            LaneChoice::Unknown(e) => e.fix(),
+            LaneChoice::Required(e) => e.fix(),
+        }
+    }
+}
+
+/// The one lane a command acts on: the one named, or the only one there is.
+pub fn one_lane<'p>(
+    project: &'p Project,
+    lane: Option<&str>,
+) -> Result<&'p crate::config::Lane, LaneChoice> {
+    match lane {
+        Some(_) => Ok(select(project, lane)?.remove(0)),
+        None if project.lanes.len() == 1 => Ok(&project.lanes[0]),
+        None => Err(LaneRequired {
+            lanes: project.lanes.keys().cloned().collect(),
+        }
+        .into()),
+    }
+}
+
 /// Plans the selected lanes (all when `lane` is `None`).
 pub fn plan(project: &Project, lane: Option<&str>) -> Result<Plan, UnknownLane> {
     let lanes: Vec<LanePlan> = select(project, lane)?
@@ -189,8 +270,20 @@ fn plan_lane(project: &Project, lane: &crate::config::Lane) -> LanePlan {
             }
         }
         namespaces.insert(lane.namespace_of(component).to_owned());
-        namespaces.extend(component.manifest_namespaces.iter().cloned());
+        if let Some(r) = lane.rendered.get(name) {
+            namespaces.extend(r.namespaces.iter().cloned());
+        }
     }
+    let rendered = waves
+        .iter()
+        .flatten()
+        .filter_map(|name| {
+            lane.rendered.get(name).map(|r| ComponentRender {
+                component: name.clone(),
+                rendered: r.clone(),
+            })
+        })
+        .collect();
     let mut suites: Vec<SuitePlan> = lane
         .suites
         .iter()
@@ -236,6 +329,7 @@ fn plan_lane(project: &Project, lane: &crate::config::Lane) -> LanePlan {
         suites,
         hooks,
         host_builds,
+        rendered,
     }
 }
 
@@ -255,6 +349,52 @@ pub fn sharing_warning(plan: &Plan) -> Option<String> {
             if n == 1 { " is" } else { "s are" }
         )
     })
+}
+
+/// The lines of one component's rendering, shown only where there is
+/// something beyond plain files: a kustomize or Helm source, an exclusion,
+/// a rewritten image.
+fn render_component_text(out: &mut String, c: &ComponentRender) {
+    let r = &c.rendered;
+    let plain = r
+        .sources
+        .iter()
+        .all(|s| !s.source.starts_with("kustomize ") && !s.source.starts_with("helm "));
+    if plain && r.excluded.is_empty() && r.excluded_if_unserved.is_empty() && r.rewritten.is_empty()
+    {
+        return;
+    }
+    let sources = r
+        .sources
+        .iter()
+        .map(|s| {
+            format!(
+                "{} ({} object{})",
+                s.source,
+                s.objects,
+                if s.objects == 1 { "" } else { "s" }
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let _ = writeln!(out, "  component {}  {sources}", c.component);
+    if !r.excluded.is_empty() {
+        let _ = writeln!(out, "    excluded: {}", r.excluded.join(", "));
+    }
+    if !r.excluded_if_unserved.is_empty() {
+        let _ = writeln!(
+            out,
+            "    left out where the cluster does not serve them: {}",
+            r.excluded_if_unserved.join(", ")
+        );
+    }
+    for i in &r.rewritten {
+        let _ = writeln!(
+            out,
+            "    image {} → {}  ({} {})",
+            i.from, i.image, i.object, i.container
+        );
+    }
 }
 
 /// A command as one might type it: arguments with spaces or quotes quoted.
@@ -321,6 +461,9 @@ pub fn render_text(plan: &Plan, project: &Project) -> String {
         }
         if lane.waves.is_empty() {
             let _ = writeln!(out, "  (no components)");
+        }
+        for c in &lane.rendered {
+            render_component_text(&mut out, c);
         }
         for (variable, url) in &lane.endpoints {
             let _ = writeln!(out, "  endpoint {variable}={url}");

@@ -17,6 +17,7 @@ use serde::Serialize;
 
 use crate::config::{ClusterProvider, EngineKind, HostPort, Lane, Project, Protocol};
 use crate::engine;
+use crate::failure::StageFailure;
 
 /// The outcome of one check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -40,19 +41,24 @@ pub struct Check {
 
 impl Check {
     /// One line: `preflight ports: FAIL: 28090/TCP is in use; fix: ...`.
-    pub fn line(&self) -> String {
+    /// The check as the run tells it.
+    pub fn notice(&self) -> crate::report::Notice {
         let status = match self.status {
             Status::Pass => "ok",
             Status::Fail => "FAIL",
             Status::Skip => "skip",
         };
-        match &self.fix {
-            Some(fix) => format!(
-                "preflight {}: {status}: {}; fix: {fix}",
-                self.name, self.summary
-            ),
-            None => format!("preflight {}: {status}: {}", self.name, self.summary),
+        crate::report::Notice::PreflightCheck {
+            check: self.name.to_owned(),
+            status: status.to_owned(),
+            summary: self.summary.clone(),
+            fix: self.fix.clone(),
         }
+    }
+
+    /// The check in one line, as the run tells it.
+    pub fn line(&self) -> String {
+        self.notice().to_string()
     }
 
     fn pass(name: &'static str, summary: impl Into<String>) -> Self {
@@ -119,6 +125,17 @@ impl Report {
 #[derive(Debug, thiserror::Error)]
 #[error("preflight failed for lane {}: {}", .0.lane, .0.failures().map(|c| c.name).collect::<Vec<_>>().join(", "))]
 pub struct PreflightFailed(pub Report);
+
+/// Each failed check was told with its own fix; this names them (3).
+impl crate::failure::Failure for PreflightFailed {
+    fn exit(&self) -> crate::exit::Exit {
+        crate::exit::Exit::Preflight
+    }
+
+    fn fix(&self) -> Option<String> {
+        None
+    }
+}
 
 // ---------------------------------------------------------------- kind
 
@@ -686,26 +703,21 @@ pub async fn run(project: &Project, lane: &Lane, state_dir: &Path) -> Report {
 /// with its fix; the error that ends `up` only names the checks). A
 /// cluster being reused (`reusing`) holds its own host ports, so the ports
 /// check is skipped.
-pub async fn stage(
-    project: &Project,
-    lane: &Lane,
-    reusing: bool,
-    bus: &crate::report::bus::Bus,
-) -> Result<(), crate::run::StageFailure> {
-    use crate::report::Event;
-    crate::report::phase::phase(bus, crate::report::Phase::Preflight, async {
-        let mut report = run(project, lane, &project.root).await;
+pub async fn stage(ctx: &crate::stage::Ctx<'_>, reusing: bool) -> Result<(), StageFailure> {
+    crate::report::phase::phase(&ctx.bus, crate::report::Phase::Preflight, async {
+        let mut report = run(ctx.project, ctx.lane, ctx.project.root.as_path()).await;
         if reusing {
             for check in report.checks.iter_mut().filter(|c| c.name == "ports") {
                 check.status = Status::Skip;
-                check.summary = format!("reusing cluster {}, which holds them", lane.cluster.name);
+                check.summary = format!(
+                    "reusing cluster {}, which holds them",
+                    ctx.lane.cluster.name
+                );
                 check.fix = None;
             }
         }
         for check in &report.checks {
-            bus.emit(Event::Notice {
-                message: check.line(),
-            });
+            ctx.bus.notice(check.notice());
         }
         if report.passed() {
             Ok(())
@@ -714,7 +726,6 @@ pub async fn stage(
         }
     })
     .await
-    .map_err(|e| crate::run::StageFailure::new(crate::exit::Exit::Preflight, e))
 }
 
 #[cfg(test)]

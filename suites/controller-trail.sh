@@ -28,4 +28,23 @@ want="remediation.pending,remediation.processing,remediation.completed"
 if [ "$trail" = "$want" ]; then pass "one audit event per transition, in order"
 else fail "one audit event per transition, in order" "got [$trail], want [$want]"; fi
 kubectl -n "$HARNESS_NAMESPACE" delete "remediationrequest/$name" --wait=false >/dev/null
+
+# The controller's validating webhook (over TLS, its CA patched in by the
+# controller) refuses an action it does not know.
+if refused=$(kubectl -n "$HARNESS_NAMESPACE" apply -f - 2>&1 <<YAML
+apiVersion: demo.harness.dev/v1alpha1
+kind: RemediationRequest
+metadata:
+  name: refused-$HARNESS_PROCESS
+spec:
+  target: deployment/api
+  action: explode
+YAML
+); then
+  fail "the webhook refuses an unknown action" "it was accepted: $refused"
+elif printf '%s' "$refused" | grep -q 'spec.action `explode` is not one of'; then
+  pass "the webhook refuses an unknown action"
+else
+  fail "the webhook refuses an unknown action" "$refused"
+fi
 finish

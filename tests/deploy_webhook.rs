@@ -69,16 +69,20 @@ async fn a_webhook_is_ready_on_the_watch_event_that_gives_its_service_an_endpoin
             "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations" if watch => {
                 Reply::Hold
             }
-            "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations" => {
-                Reply::Json(200, list("ValidatingWebhookConfigurationList", &[webhook.clone()]))
-            }
+            "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations" => Reply::Json(
+                200,
+                list(
+                    "ValidatingWebhookConfigurationList",
+                    std::slice::from_ref(&webhook),
+                ),
+            ),
             "/api/v1/namespaces/r22/services" if watch => Reply::Hold,
             "/api/v1/namespaces/r22/services" => {
                 assert_eq!(
                     req.param("fieldSelector").as_deref(),
                     Some("metadata.name=hook")
                 );
-                Reply::Json(200, list("ServiceList", &[service.clone()]))
+                Reply::Json(200, list("ServiceList", std::slice::from_ref(&service)))
             }
             "/apis/discovery.k8s.io/v1beta1/namespaces/r22/endpointslices" => {
                 assert_eq!(
@@ -114,8 +118,16 @@ async fn a_webhook_is_ready_on_the_watch_event_that_gives_its_service_an_endpoin
         send_ready.send((200, format!("{event}\n"))).unwrap();
     };
     let (end, ()) = tokio::join!(wait, send);
-    assert_eq!(end.judgement.outcome, Outcome::Ready, "{:?}", end.judgement.rows);
-    assert!(start.elapsed() >= Duration::from_secs(3), "not before the event");
+    assert_eq!(
+        end.judgement.outcome,
+        Outcome::Ready,
+        "{:?}",
+        end.judgement.rows
+    );
+    assert!(
+        start.elapsed() >= Duration::from_secs(3),
+        "not before the event"
+    );
     assert!(
         judged.contains(&(Outcome::Pending, Some("WebhookServiceUnavailable".into()))),
         "{judged:?}"
@@ -128,6 +140,9 @@ async fn a_webhook_is_ready_on_the_watch_event_that_gives_its_service_an_endpoin
             .filter(|r| r.path == path && !r.is_watch())
             .count()
     };
-    assert_eq!(lists("/apis/discovery.k8s.io/v1beta1/namespaces/r22/endpointslices"), 1);
+    assert_eq!(
+        lists("/apis/discovery.k8s.io/v1beta1/namespaces/r22/endpointslices"),
+        1
+    );
     assert_eq!(lists("/api/v1/namespaces/r22/services"), 1);
 }

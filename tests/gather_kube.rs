@@ -545,20 +545,21 @@ async fn gather(
     let lane = &project.lanes["l"];
     // The harness's own diagnosis quotes the value too (an env dump).
     let diagnosis = format!("crashloop: CrashLoopBackOff; env DB_PASSWORD={SECRET}\n");
-    harness::gather::stage::gather(
-        client,
+    let ctx = harness::stage::Ctx::new(
         &project,
         lane,
-        &dir.join("out"),
         how.run_id,
-        how.extra,
-        vec![("deploy-failure.txt".into(), diagnosis)],
-        how.story.as_ref(),
-        how.since,
-        how.cap,
-        &harness::report::bus::Bus::discard(),
-    )
-    .await
+        harness::report::bus::Bus::discard(),
+    );
+    let request = harness::gather::stage::Request {
+        out: dir.join("out"),
+        extra_namespaces: how.extra,
+        harness_files: vec![("deploy-failure.txt".into(), diagnosis)],
+        story: how.story.as_ref(),
+        since: how.since,
+        max_size: how.cap,
+    };
+    harness::gather::stage::gather(&ctx, client, request).await
 }
 
 /// Every file below `root`, by relative path (`/`-separated).

@@ -8,11 +8,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use harness::cli::GatherWhen;
 use harness::config::Project;
 use harness::exit::Exit;
 use harness::hooks::{HookContext, SuitesOutcome};
 use harness::report::{Event, RunReport, Stamped, bus, sink::Sink};
+use harness::run::GatherWhen;
 use harness::run::{RunOptions, StageFailure, Stages, UpFailure};
 use harness::suites::CancelToken;
 
@@ -48,12 +48,20 @@ impl Sink for Collect {
     }
 }
 
+/// The stage context of the lane `main` in the run `r-0badc0de`.
+fn stage<'a>(project: &'a Project, bus: &bus::Bus) -> harness::stage::Ctx<'a> {
+    harness::stage::Ctx::new(project, &project.lanes["main"], "r-0badc0de", bus.clone())
+}
+
 fn context(project: &Project, run_dir: &Path, grace: Duration) -> HookContext {
-    let mut ctx = harness::hooks::hook_context(
-        project,
-        &project.lanes["main"],
+    let stage = stage(project, &bus::Bus::discard());
+    assert_eq!(
+        stage.run_dir(),
         run_dir,
-        "r-0badc0de",
+        "the hooks' files go to the run's directory"
+    );
+    let mut ctx = harness::hooks::hook_context(
+        &stage,
         "/home/ci/.kube/main-config".into(),
         SuitesOutcome::Failed,
     );
@@ -105,7 +113,7 @@ async fn hooks_run_in_order_with_the_contract_and_every_failure_is_reported() {
         RunReport::new("main", "r-0badc0de"),
     );
     let started = Instant::now();
-    let failure = harness::hooks::run_hooks(&p.lanes["main"].after_suites, &ctx, &bus)
+    let failure = harness::hooks::run_hooks(&stage(&p, &bus), &ctx)
         .await
         .unwrap_err();
     drop(bus);
@@ -190,13 +198,27 @@ async fn hooks_run_in_order_with_the_contract_and_every_failure_is_reported() {
         .find(|ph| ph.phase == harness::report::Phase::Hooks)
         .expect("a hooks phase");
     assert!(!hooks_phase.ok);
-    assert_eq!(failure.exit, Exit::SuitesFailed);
+    assert_eq!(failure.exit(), Exit::SuitesFailed);
     let text = failure.to_string();
     assert!(
         text.starts_with("post-suite hooks failed: `failing` exited with status 3 (log: ")
             && text.contains("`stuck` timed out after 1s"),
         "{text}"
     );
+}
+
+/// A deploy that failed, as the stand-in `up` fails.
+#[derive(Debug, thiserror::Error)]
+#[error("doomed")]
+struct Doomed;
+
+impl harness::failure::Failure for Doomed {
+    fn exit(&self) -> Exit {
+        Exit::Deploy
+    }
+    fn fix(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Stages whose gather and teardown write to the same file the real hooks
@@ -225,7 +247,7 @@ impl Stages for Recording {
     async fn up(&mut self, _cancel: CancelToken) -> Result<(), UpFailure> {
         if self.up_fails {
             return Err(UpFailure {
-                failure: StageFailure::new(Exit::Deploy, anyhow::anyhow!("doomed")),
+                failure: Doomed.into(),
                 cluster_exists: true,
             });
         }
@@ -241,7 +263,7 @@ impl Stages for Recording {
     }
     async fn hooks(&mut self) -> Result<(), StageFailure> {
         let ctx = context(&self.project, &self.run_dir, Duration::from_secs(1));
-        harness::hooks::run_hooks(&self.project.lanes["main"].after_suites, &ctx, &self.bus).await
+        harness::hooks::run_hooks(&stage(&self.project, &self.bus), &ctx).await
     }
     async fn teardown(&mut self) -> Result<(), StageFailure> {
         self.append("teardown");
@@ -277,7 +299,7 @@ async fn run(
     let (_tx, rx) = tokio::sync::watch::channel(0u32);
     let result = tokio::time::timeout(
         Duration::from_secs(60),
-        harness::run::run(&mut stages, &options, rx),
+        harness::run::sequence(&mut stages, &options, rx),
     )
     .await
     .expect("the run finishes");
@@ -381,12 +403,9 @@ async fn real_stages_run_the_lanes_hooks_against_the_recorded_environment() {
         RunReport::new("main", "r-0badc0de"),
     );
     let mut stages = harness::run::real::RealStages::new(
-        &p,
-        lane,
+        harness::stage::Ctx::new(&p, lane, "r-0badc0de", bus.clone()),
         harness::run::up::UpOptions::default(),
         harness::suites::stage::SuiteSelection::default(),
-        "r-0badc0de".into(),
-        bus.clone(),
         Some(state),
         tokio::time::Instant::now() + Duration::from_secs(60),
     );
@@ -452,7 +471,7 @@ async fn an_interrupt_during_a_hook_kills_its_group_and_goes_to_teardown() {
     };
     let (result, ()) = tokio::time::timeout(Duration::from_secs(60), async {
         tokio::join!(
-            harness::run::run(&mut stages, &options, rx),
+            harness::run::sequence(&mut stages, &options, rx),
             interrupt_once_the_hook_runs
         )
     })

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use bollard::Docker;
 use harness::config::{EngineKind, Image, ImageSource, PreflightSettings, Project};
+use harness::failure::Failure as _;
 use harness::images::{
     self, BuildOptions, ImageError, ImageEvent, ImageOutcome, LABEL_BUILT_BY, LABEL_INPUTS,
     Obtained,
@@ -118,6 +119,7 @@ impl Scene {
                     timeout: Duration::from_secs(120),
                 },
                 host_builds: Vec::new(),
+                replaces: Vec::new(),
             },
         );
     }
@@ -137,6 +139,7 @@ impl Scene {
                     reference: reference.to_owned(),
                 },
                 host_builds: Vec::new(),
+                replaces: Vec::new(),
             },
         );
     }

@@ -1,5 +1,5 @@
 //! DataStorage's configuration, read from the environment that
-//! manifests/datastorage.yaml sets (its ConfigMap and Secret).
+//! deploy/datastorage/base/ sets (its ConfigMap and Secret).
 //!
 //! Parsing is a pure function of a variable lookup, so every default and
 //! every error message is tested without touching the process environment.
@@ -48,7 +48,7 @@ impl DbConfig {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
     #[error(
-        "{0} is not set: set it in the datastorage ConfigMap or Secret (manifests/datastorage.yaml)"
+        "{0} is not set: set it in the datastorage ConfigMap or Secret (deploy/datastorage/base/configmap.yaml)"
     )]
     Missing(&'static str),
     #[error("{name}={value:?} is invalid: {why}")]
@@ -173,7 +173,7 @@ mod tests {
         let cases = [
             (
                 ("DATASTORAGE_DB_HOST", ""),
-                "DATASTORAGE_DB_HOST is not set: set it in the datastorage ConfigMap or Secret (manifests/datastorage.yaml)",
+                "DATASTORAGE_DB_HOST is not set: set it in the datastorage ConfigMap or Secret (deploy/datastorage/base/configmap.yaml)",
             ),
             (
                 ("DATASTORAGE_LISTEN", ":80"),

@@ -64,7 +64,11 @@ pub async fn reconcile(rr: Arc<RemediationRequest>, ctx: Arc<Context>) -> Result
     let api: Api<RemediationRequest> = Api::namespaced(ctx.client.clone(), &namespace);
     let patch = json!({
         "metadata": {"resourceVersion": rr.metadata.resource_version},
-        "status": {"phase": t.to.as_str(), "message": t.message},
+        "status": {
+            "phase": t.to.as_str(),
+            "message": t.message,
+            "conditions": phase::conditions(t.to, &t.message),
+        },
     });
     api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
         .await?;

@@ -3,7 +3,7 @@
 //! writes an audit event to it at each phase transition.
 //!
 //! Pure cores ([`event`], [`config`], [`phase`]) decide; thin adapters
-//! ([`store`], [`writer`], [`api`], [`controller`]) do the I/O.
+//! ([`store`], [`writer`], [`api`], [`controller`], [`webhook`]) do the I/O.
 
 pub mod api;
 pub mod config;
@@ -11,4 +11,5 @@ pub mod controller;
 pub mod event;
 pub mod phase;
 pub mod store;
+pub mod webhook;
 pub mod writer;

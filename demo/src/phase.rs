@@ -100,6 +100,27 @@ impl Phase {
     }
 }
 
+/// The status conditions of an object entering `phase`, as kstatus reads
+/// them: `Ready=True` once Completed (so a RemediationRequest a lane
+/// applies counts as Ready then), `Stalled=True` once Failed (a final
+/// failure, not something to wait on), `Ready=False` on the way.
+pub fn conditions(phase: Phase, message: &str) -> serde_json::Value {
+    let (ready, stalled) = match phase {
+        Phase::Completed => ("True", None),
+        Phase::Failed => ("False", Some("True")),
+        Phase::Pending | Phase::Processing => ("False", None),
+    };
+    let mut conditions = vec![json!({
+        "type": "Ready", "status": ready, "reason": phase.as_str(), "message": message,
+    })];
+    if let Some(stalled) = stalled {
+        conditions.push(json!({
+            "type": "Stalled", "status": stalled, "reason": phase.as_str(), "message": message,
+        }));
+    }
+    serde_json::Value::Array(conditions)
+}
+
 /// One step of the life cycle.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transition {
@@ -255,5 +276,22 @@ mod tests {
             <RemediationRequest as kube::Resource>::url_path(&(), Some("ns")),
             "/apis/demo.harness.dev/v1alpha1/namespaces/ns/remediationrequests"
         );
+    }
+
+    #[test]
+    fn conditions_say_ready_when_completed_and_stalled_when_failed() {
+        let table = [
+            (Phase::Pending, "False", false),
+            (Phase::Processing, "False", false),
+            (Phase::Completed, "True", false),
+            (Phase::Failed, "False", true),
+        ];
+        for (phase, ready, stalled) in table {
+            let c = conditions(phase, "m");
+            assert_eq!(c[0]["type"], "Ready");
+            assert_eq!(c[0]["status"], ready, "{phase:?}");
+            assert_eq!(c[0]["reason"], phase.as_str());
+            assert_eq!(c.as_array().unwrap().len() == 2, stalled, "{phase:?}");
+        }
     }
 }

@@ -17,49 +17,10 @@
 
 use kube::Client;
 use kube::api::{DeleteParams, DynamicObject};
-use serde::{Deserialize, Serialize};
 
 use crate::deploy::{Applier, ApplyError};
 
-/// An object by its identity, as the state file keeps it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ObjectRef {
-    pub api_version: String,
-    pub kind: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
-    pub name: String,
-}
-
-impl ObjectRef {
-    fn is_namespace(&self) -> bool {
-        self.kind == "Namespace" && self.api_version == "v1"
-    }
-
-    fn is_crd(&self) -> bool {
-        self.kind == "CustomResourceDefinition"
-            && self.api_version.starts_with("apiextensions.k8s.io/")
-    }
-
-    /// A bare object of this identity, for resolving it again.
-    fn object(&self) -> DynamicObject {
-        serde_json::from_value(serde_json::json!({
-            "apiVersion": self.api_version,
-            "kind": self.kind,
-            "metadata": {"name": self.name, "namespace": self.namespace},
-        }))
-        .expect("an identity is a valid object")
-    }
-}
-
-impl std::fmt::Display for ObjectRef {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.namespace {
-            Some(ns) if !self.is_namespace() => write!(f, "{} {ns}/{}", self.kind, self.name),
-            _ => write!(f, "{} {}", self.kind, self.name),
-        }
-    }
-}
+pub use super::state::ObjectRef;
 
 /// The namespace objects for `names`, to survey with the objects.
 pub fn namespaces(names: &[String]) -> Vec<(DynamicObject, String)> {

@@ -17,7 +17,7 @@ use super::{
     ClusterError, Ensured, ImageRef, LoadOutcome, LoadProgress, LoadReport, NodeContainer,
     NodeLoad, Progress, Provider, nodes,
 };
-use crate::config::ExistingSpec;
+use crate::config::{EngineKind, ExistingSpec};
 
 /// A cluster the harness did not make.
 #[derive(Clone, Debug)]
@@ -147,6 +147,23 @@ impl ExistingProvider {
 impl Provider for ExistingProvider {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn kind_name(&self) -> &'static str {
+        "existing"
+    }
+
+    fn engine(&self) -> Option<EngineKind> {
+        None
+    }
+
+    fn creates_clusters(&self) -> bool {
+        false
+    }
+
+    /// A cluster harness did not make: its nodes are not harness's to read.
+    async fn export_node_logs(&self, _dir: &Path) -> Result<bool, ClusterError> {
+        Ok(false)
     }
 
     fn kubeconfig(&self) -> &Path {

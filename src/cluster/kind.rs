@@ -24,7 +24,7 @@ use crate::config::{EngineKind, KindSpec};
 /// The kubeconfig `up` writes for a kind cluster: `~/.kube/<cluster>-config`,
 /// so lanes never fight over `~/.kube/config`.
 pub fn kubeconfig_path(home: &Path, cluster: &str) -> PathBuf {
-    home.join(".kube").join(format!("{cluster}-config"))
+    crate::layout::kind_kubeconfig(home, cluster)
 }
 
 /// Whether `kind get clusters` output lists exactly `name` (one name per
@@ -320,6 +320,33 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 impl Provider for KindProvider {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn kind_name(&self) -> &'static str {
+        "kind"
+    }
+
+    fn engine(&self) -> Option<EngineKind> {
+        Some(self.cli.engine())
+    }
+
+    fn creates_clusters(&self) -> bool {
+        true
+    }
+
+    /// `kind export logs`: per node the journal, kubelet and containerd
+    /// logs and the pods' logs. kind exits 1 when one of its own
+    /// collectors fails although it wrote the rest (no `crictl` in some
+    /// node images): the error says so, and what it wrote stays.
+    async fn export_node_logs(&self, dir: &Path) -> Result<bool, ClusterError> {
+        let args = vec![
+            "export".to_string(),
+            "logs".into(),
+            dir.display().to_string(),
+            "--name".into(),
+            self.name.clone(),
+        ];
+        self.cli.run(&args, &self.name).await.map(|_| true)
     }
 
     fn kubeconfig(&self) -> &Path {

@@ -39,6 +39,7 @@ use serde::Serialize;
 
 use crate::config::{ClusterProvider, ClusterSpec, EngineKind};
 use crate::exit::Exit;
+use crate::failure::Failure;
 
 pub use existing::ExistingProvider;
 pub use kind::{KindCli, KindProvider, RetryPolicy};
@@ -272,19 +273,32 @@ pub enum ClusterError {
     },
 }
 
-impl ClusterError {
-    /// The documented exit code: a failure to put an image into the cluster
-    /// is an image failure (4), anything else a cluster failure (5).
-    pub fn exit(&self) -> Exit {
+/// A failure to put an image into the cluster is an image failure (4),
+/// anything else a cluster failure (5).
+impl Failure for ClusterError {
+    fn exit(&self) -> Exit {
         match self {
             ClusterError::ImageMissing { .. }
             | ClusterError::NodeLoad { .. }
             | ClusterError::LoadCommand { .. }
             | ClusterError::LoadCommandSpawn { .. } => Exit::ImageBuild,
-            _ => Exit::Cluster,
+            ClusterError::KindMissing { .. }
+            | ClusterError::Kind { .. }
+            | ClusterError::AlreadyExists { .. }
+            | ClusterError::Kubeconfig { .. }
+            | ClusterError::NoHome
+            | ClusterError::KubeconfigMissing { .. }
+            | ClusterError::NoNodes { .. }
+            | ClusterError::Engine { .. } => Exit::Cluster,
         }
     }
 
+    fn fix(&self) -> Option<String> {
+        Some(self.help())
+    }
+}
+
+impl ClusterError {
     /// What to do about it.
     pub fn help(&self) -> String {
         match self {
@@ -349,10 +363,27 @@ pub(crate) fn last_lines(text: &str, n: usize) -> String {
 }
 
 /// The cluster interface every provider implements. Futures are `Send` so
-/// callers can run providers on any runtime thread.
+/// callers can run providers on any runtime thread. What differs between
+/// providers is said here, as methods without defaults, so a new provider
+/// cannot compile without deciding each.
 pub trait Provider {
     /// The cluster's name.
     fn name(&self) -> &str;
+    /// `kind` or `existing`, for the state file and messages.
+    fn kind_name(&self) -> &'static str;
+    /// The engine the cluster's nodes run in, when the provider drives one
+    /// (kind's `KIND_EXPERIMENTAL_PROVIDER`).
+    fn engine(&self) -> Option<EngineKind>;
+    /// Whether it creates clusters (and so `up` may have made one that
+    /// teardown deletes); a provider of existing clusters never does.
+    fn creates_clusters(&self) -> bool;
+    /// Writes the nodes' own logs (journal, kubelet, container runtime)
+    /// into `dir`, when the provider can reach them; `Ok(false)` when it
+    /// has none to give.
+    fn export_node_logs(
+        &self,
+        dir: &Path,
+    ) -> impl Future<Output = Result<bool, ClusterError>> + Send;
     /// The kubeconfig file `up` writes (kind) or was given (existing).
     fn kubeconfig(&self) -> &Path;
     /// The context in it to use, when not its current one.
@@ -422,7 +453,7 @@ impl AnyProvider {
         Ok(match &spec.provider {
             ClusterProvider::Kind(kind) => {
                 let home = home.ok_or(ClusterError::NoHome)?;
-                let kubeconfig = kind::kubeconfig_path(home, &spec.name);
+                let kubeconfig = crate::layout::kind_kubeconfig(home, &spec.name);
                 AnyProvider::Kind(KindProvider::new(
                     KindCli::new(kind.engine),
                     &spec.name,
@@ -434,22 +465,6 @@ impl AnyProvider {
                 AnyProvider::Existing(ExistingProvider::new(&spec.name, existing))
             }
         })
-    }
-
-    /// `kind` or `existing`, for the state file and messages.
-    pub fn kind_name(&self) -> &'static str {
-        match self {
-            AnyProvider::Kind(_) => "kind",
-            AnyProvider::Existing(_) => "existing",
-        }
-    }
-
-    /// The engine kind drives, when the provider is kind.
-    pub fn engine(&self) -> Option<EngineKind> {
-        match self {
-            AnyProvider::Kind(k) => Some(k.cli().engine()),
-            AnyProvider::Existing(_) => None,
-        }
     }
 }
 
@@ -465,6 +480,18 @@ macro_rules! delegate {
 impl Provider for AnyProvider {
     fn name(&self) -> &str {
         delegate!(self, p => p.name())
+    }
+    fn kind_name(&self) -> &'static str {
+        delegate!(self, p => p.kind_name())
+    }
+    fn engine(&self) -> Option<EngineKind> {
+        delegate!(self, p => p.engine())
+    }
+    fn creates_clusters(&self) -> bool {
+        delegate!(self, p => p.creates_clusters())
+    }
+    async fn export_node_logs(&self, dir: &Path) -> Result<bool, ClusterError> {
+        delegate!(self, p => p.export_node_logs(dir).await)
     }
     fn kubeconfig(&self) -> &Path {
         delegate!(self, p => p.kubeconfig())

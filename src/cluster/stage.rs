@@ -1,12 +1,13 @@
 //! The cluster stage inside a run: the cluster made or reused and recorded
 //! in the lane's state file, a client for it, and at the end its teardown.
 
-use crate::config::{Lane, Project};
+use crate::config::Lane;
 use crate::exit::Exit;
-use crate::report::Event;
+use crate::failure::{Failure, StageFailure};
+use crate::report::Notice;
 use crate::report::bus::Bus;
 use crate::report::phase::phase;
-use crate::run::StageFailure;
+use crate::stage::{Ctx, UpFailure};
 
 use super::{AnyProvider, Provider, created, state};
 
@@ -53,48 +54,38 @@ pub fn planned_state(
 }
 
 /// The cluster phase: makes the lane's cluster (or reuses it, `reuse`) and
-/// returns the state file's record of it, written. Before kind starts
-/// creating one, the state file already says this run creates it: an
-/// interrupt that kills kind half-way then still leads to teardown deleting
-/// what kind made (kind cleans up after its own failures, not after being
-/// killed). `ours`: an earlier `up` created it, so it stays this lane's to
-/// delete.
+/// returns the state file's record of it, written. Before the provider
+/// starts creating one, the state file already says this run creates it:
+/// an interrupt that kills kind half-way then still leads to teardown
+/// deleting what kind made (kind cleans up after its own failures, not
+/// after being killed). `ours`: an earlier `up` created it, so it stays
+/// this lane's to delete.
 pub async fn ensure(
-    project: &Project,
+    ctx: &Ctx<'_>,
     provider: &AnyProvider,
     reuse: bool,
     ours: bool,
     mut planned: state::LaneState,
-    bus: &Bus,
-) -> Result<state::LaneState, crate::run::UpFailure> {
-    let not_made = |failure| crate::run::UpFailure {
-        failure,
-        cluster_exists: false,
-    };
-    let ensured = phase(bus, crate::report::Phase::Cluster, async {
-        let cluster = |e: super::ClusterError| StageFailure::new(e.exit(), e);
-        let creates = matches!(provider, AnyProvider::Kind(_))
-            && !provider.exists().await.map_err(cluster)?;
+) -> Result<state::LaneState, UpFailure> {
+    let root = &ctx.project.root;
+    let ensured = phase(&ctx.bus, crate::report::Phase::Cluster, async {
+        let creates = provider.creates_clusters() && !provider.exists().await?;
         if creates {
-            state::write(&project.root, &planned)
-                .map_err(|e| StageFailure::new(Exit::Internal, e))?;
+            state::write(root, &planned)?;
         }
         let ensured = provider.ensure(reuse).await;
         if ensured.is_err() && creates {
-            // kind removed its half-made cluster itself; forget it too.
-            let _ = state::remove(&project.root, &planned.lane);
+            // The provider removed its half-made cluster itself; forget it too.
+            let _ = state::remove(root, &planned.lane);
         }
-        ensured.map_err(cluster)
+        Ok::<_, StageFailure>(ensured?)
     })
     .await
-    .map_err(not_made)?;
+    .map_err(UpFailure::before_cluster)?;
     planned.kubeconfig = ensured.kubeconfig.clone();
     planned.context = ensured.context.clone();
     planned.created = ensured.created || ours;
-    state::write(&project.root, &planned).map_err(|e| crate::run::UpFailure {
-        failure: StageFailure::new(Exit::Internal, e),
-        cluster_exists: true,
-    })?;
+    state::write(root, &planned).map_err(|e| UpFailure::with_cluster(e.into()))?;
     planned.created_at = state::LaneState::now();
     Ok(planned)
 }
@@ -105,35 +96,46 @@ pub async fn client_for(state: &state::LaneState) -> Result<kube::Client, StageF
         kubeconfig: state.kubeconfig.clone(),
         context: state.context.clone(),
     };
-    crate::k8s::connect(&access)
-        .await
-        .map_err(|e| StageFailure::new(Exit::Cluster, e))
+    Ok(crate::k8s::connect(&access).await?)
+}
+
+/// What a run created in a cluster it did not make, and could not delete.
+#[derive(Debug, thiserror::Error)]
+#[error("could not delete what the run created in cluster {cluster}: {}", .failed.join("; "))]
+pub struct Leftovers {
+    pub cluster: String,
+    pub lane: String,
+    /// Each object that is left, and why.
+    pub failed: Vec<String>,
+}
+
+/// What could not be deleted from a cluster is a cluster failure (5).
+impl Failure for Leftovers {
+    fn exit(&self) -> Exit {
+        Exit::Cluster
+    }
+
+    fn fix(&self) -> Option<String> {
+        Some(format!(
+            "run `harness down --lane {}` to try again",
+            self.lane
+        ))
+    }
 }
 
 /// Deletes what `up` created: the cluster when `up` made it (a reused or
 /// existing cluster is left alone), then the state file.
-pub async fn tear_down(project: &Project, lane: &str, bus: &Bus) -> Result<(), StageFailure> {
-    let recorded =
-        state::read(&project.root, lane).map_err(|e| StageFailure::new(Exit::Usage, e))?;
-    let lane_spec = project.lanes.get(lane).ok_or_else(|| {
-        StageFailure::new(
-            Exit::Usage,
-            anyhow::anyhow!("lane `{lane}` is no longer in the lane file"),
-        )
-    })?;
-    phase(bus, crate::report::Phase::Teardown, async {
+pub async fn tear_down(ctx: &Ctx<'_>) -> Result<(), StageFailure> {
+    let (root, lane) = (&ctx.project.root, ctx.lane);
+    let recorded = state::read(root, &lane.name)?;
+    phase(&ctx.bus, crate::report::Phase::Teardown, async {
         crate::panics::inject("teardown");
         if recorded.created {
-            let provider = AnyProvider::from_env(&lane_spec.cluster)
-                .map_err(|e| StageFailure::new(e.exit(), e))?;
-            provider
-                .delete()
-                .await
-                .map_err(|e| StageFailure::new(e.exit(), e))?;
+            AnyProvider::from_env(&lane.cluster)?.delete().await?;
         } else {
-            remove_created(&recorded, bus).await?;
+            remove_created(&recorded, &ctx.bus).await?;
         }
-        state::remove(&project.root, lane).map_err(|e| StageFailure::new(Exit::Internal, e))
+        Ok::<_, StageFailure>(state::remove(root, &lane.name)?)
     })
     .await
 }
@@ -143,64 +145,49 @@ pub async fn tear_down(project: &Project, lane: &str, bus: &Bus) -> Result<(), S
 /// was there before. A failure keeps the state, so `harness down` can try
 /// again.
 async fn remove_created(recorded: &state::LaneState, bus: &Bus) -> Result<(), StageFailure> {
-    let mut message = format!(
-        "cluster {} was not created by harness; leaving it running",
-        recorded.cluster
-    );
+    let left_running = |deleted| Notice::ClusterLeftRunning {
+        cluster: recorded.cluster.clone(),
+        deleted,
+    };
     if recorded.created_objects.is_empty() {
-        bus.emit(Event::Notice { message });
+        bus.notice(left_running(Vec::new()));
         return Ok(());
     }
     let client = client_for(recorded).await?;
     let removed = created::remove(&client, &recorded.created_objects, &recorded.run_id).await;
-    if !removed.deleted.is_empty() {
-        let names: Vec<String> = removed.deleted.iter().map(ToString::to_string).collect();
-        message.push_str(&format!(
-            ", and deleted what the run created in it: {}",
-            names.join(", ")
-        ));
-    }
-    bus.emit(Event::Notice { message });
+    bus.notice(left_running(
+        removed.deleted.iter().map(ToString::to_string).collect(),
+    ));
     if removed.failed.is_empty() {
         return Ok(());
     }
-    let failed: Vec<String> = removed
-        .failed
-        .iter()
-        .map(|(r, why)| format!("{r} ({why})"))
-        .collect();
-    Err(StageFailure::new(
-        Exit::Cluster,
-        anyhow::anyhow!(
-            "could not delete what the run created in cluster {}: {}; run `harness down --lane {}` to try again",
-            recorded.cluster,
-            failed.join("; "),
-            recorded.lane
-        ),
-    ))
+    Err(Leftovers {
+        cluster: recorded.cluster.clone(),
+        lane: recorded.lane.clone(),
+        failed: removed
+            .failed
+            .iter()
+            .map(|(r, why)| format!("{r} ({why})"))
+            .collect(),
+    }
+    .into())
 }
 
-/// What `down` says when nothing is up for the lane; it names a kind
-/// cluster of the lane's name that exists anyway (made by hand, or by a
-/// `up` whose state was lost), without touching it.
-pub async fn nothing_up(lane: &Lane, gather: bool) -> String {
-    let what = if gather {
-        "nothing to gather or tear down"
-    } else {
-        "nothing to tear down"
-    };
-    let mut message = format!(
-        "nothing is up for lane {} (no state file): {what}",
-        lane.name
-    );
-    if let Ok(provider @ AnyProvider::Kind(_)) = AnyProvider::from_env(&lane.cluster)
+/// What `down` says when nothing is up for the lane; it names a cluster of
+/// the lane's name that exists anyway (made by hand, or by an `up` whose
+/// state was lost), without touching it.
+pub async fn nothing_up(lane: &Lane, gather: bool) -> Notice {
+    let mut stray_kind_cluster = None;
+    if let Ok(provider) = AnyProvider::from_env(&lane.cluster)
+        && provider.creates_clusters()
         && let Ok(Ok(true)) =
             tokio::time::timeout(std::time::Duration::from_secs(20), provider.exists()).await
     {
-        message.push_str(&format!(
-            "; a kind cluster named {0} exists, but harness up did not record making it: `kind delete cluster --name {0}` deletes it if it is yours",
-            lane.cluster.name
-        ));
+        stray_kind_cluster = Some(lane.cluster.name.clone());
     }
-    message
+    Notice::NothingUp {
+        lane: lane.name.clone(),
+        gather,
+        stray_kind_cluster,
+    }
 }

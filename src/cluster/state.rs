@@ -11,6 +11,46 @@ use std::time::SystemTime;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
+/// An object by its identity, as the state file keeps it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectRef {
+    pub api_version: String,
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl ObjectRef {
+    pub(crate) fn is_namespace(&self) -> bool {
+        self.kind == "Namespace" && self.api_version == "v1"
+    }
+
+    pub(crate) fn is_crd(&self) -> bool {
+        self.kind == "CustomResourceDefinition"
+            && self.api_version.starts_with("apiextensions.k8s.io/")
+    }
+
+    /// A bare object of this identity, for resolving it again.
+    pub(crate) fn object(&self) -> kube::api::DynamicObject {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": self.api_version,
+            "kind": self.kind,
+            "metadata": {"name": self.name, "namespace": self.namespace},
+        }))
+        .expect("an identity is a valid object")
+    }
+}
+
+impl std::fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.namespace {
+            Some(ns) if !self.is_namespace() => write!(f, "{} {ns}/{}", self.kind, self.name),
+            _ => write!(f, "{} {}", self.kind, self.name),
+        }
+    }
+}
+
 /// An image `up` put into the cluster.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StateImage {
@@ -38,7 +78,7 @@ pub struct LaneState {
     /// In a cluster `up` did not create: the objects it created there (and
     /// that did not exist before), which teardown deletes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub created_objects: Vec<super::created::ObjectRef>,
+    pub created_objects: Vec<ObjectRef>,
     pub run_id: String,
     /// RFC 3339, UTC.
     pub created_at: String,
@@ -76,6 +116,23 @@ pub enum StateError {
     },
 }
 
+/// Nothing up is its own exit (9); a state file that cannot be read or
+/// written is harness's own trouble (70).
+impl crate::failure::Failure for StateError {
+    fn exit(&self) -> crate::exit::Exit {
+        match self {
+            StateError::Missing { .. } => crate::exit::Exit::NotUp,
+            StateError::Read { .. } | StateError::Invalid { .. } | StateError::Write { .. } => {
+                crate::exit::Exit::Internal
+            }
+        }
+    }
+
+    fn fix(&self) -> Option<String> {
+        Some(self.help())
+    }
+}
+
 impl StateError {
     pub fn help(&self) -> String {
         match self {
@@ -94,11 +151,9 @@ impl StateError {
     }
 }
 
-/// `<root>/.harness/state/<lane>.json`.
+/// `<root>/.harness/state/<lane>.json` ([`crate::layout`]).
 pub fn path(root: &Path, lane: &str) -> PathBuf {
-    root.join(".harness")
-        .join("state")
-        .join(format!("{lane}.json"))
+    crate::layout::Layout::new(root).state_file(lane)
 }
 
 /// Reads a lane's state.

@@ -142,6 +142,37 @@ pub fn host_ports(file: &Path, text: &str) -> Result<Vec<HostPort>, Diagnostic> 
     Ok(ports)
 }
 
+/// One lane's claim on a host port.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PortClaim {
+    pub lane: String,
+    /// Where its kind config maps it.
+    pub at: SourceLoc,
+    /// `node 0 (control-plane)`.
+    pub node: String,
+}
+
+/// A host port (and protocol) claimed more than once, with every claim.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SharedPort {
+    pub port: u16,
+    pub protocol: Protocol,
+    pub claims: Vec<PortClaim>,
+}
+
+impl SharedPort {
+    /// The distinct lanes that claim it, in claim order.
+    pub fn lanes(&self) -> Vec<&str> {
+        let mut lanes: Vec<&str> = Vec::new();
+        for c in &self.claims {
+            if !lanes.contains(&c.lane.as_str()) {
+                lanes.push(&c.lane);
+            }
+        }
+        lanes
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

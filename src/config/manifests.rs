@@ -1,18 +1,27 @@
-//! Component manifests: finding the files, filling placeholders, and reading
-//! what the plan needs to know about them.
+//! Component manifests: finding the files, filling placeholders, and turning
+//! a component's sources into the objects a lane applies.
 //!
-//! Manifests are plain Kubernetes YAML (multi-document files, directories of
+//! Plain manifests are Kubernetes YAML (multi-document files, directories of
 //! them, CRDs) with `{{namespace}}`, `{{lane}}`, `{{cluster}}` and
 //! `{{image.<name>}}` placeholders. Placeholders are filled textually before
-//! the YAML is parsed, exactly as the deploy step will, so validation sees
-//! the same documents the cluster will get.
+//! the YAML is parsed, in plain files and in what kustomize renders, exactly
+//! as the deploy step will, so validation sees the same documents the
+//! cluster will get. [`render_component`] is that one path for every
+//! consumer (validation and the plan with stand-in image references,
+//! deploy, `diagnose`, gather and the timeline with the real ones): sources
+//! in order, placeholders filled, documents parsed, `exclude:` applied,
+//! images rewritten by `replaces:`.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use indexmap::IndexMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::DynamicObject;
 
 use super::diag::{Diagnostic, SourceLoc};
+use super::model::{Component, Lane, ManifestSource};
+use crate::render::images::Rewrite;
 
 /// One `{{ ... }}` in a manifest.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -96,6 +105,249 @@ pub fn expand(path: &Path) -> std::io::Result<Vec<PathBuf>> {
     }
     files.sort();
     Ok(files)
+}
+
+/// A component's sources that could not be turned into objects.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    /// The file could not be read.
+    #[error("cannot read manifest {} of component `{component}`", .path.display())]
+    Read {
+        /// The component.
+        component: String,
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The filled text is not valid YAML of Kubernetes objects.
+    #[error("manifest {} of component `{component}` is not valid: {message}", .path.display())]
+    Parse {
+        /// The component.
+        component: String,
+        /// The file, kustomize directory or chart.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A placeholder names an image the caller gave no reference for.
+    #[error("component `{component}` uses image `{image}` but no reference was given for it")]
+    MissingImage {
+        /// The component.
+        component: String,
+        /// The image name.
+        image: String,
+    },
+    /// A Helm chart was not rendered for this release namespace when the
+    /// lane file was loaded.
+    #[error("Helm chart {} of component `{component}` was not rendered for namespace `{namespace}`", .chart.display())]
+    NotRendered {
+        /// The component.
+        component: String,
+        /// The chart.
+        chart: PathBuf,
+        /// The release namespace.
+        namespace: String,
+    },
+}
+
+impl ManifestError {
+    /// What to do about it.
+    pub fn help(&self) -> Option<String> {
+        Some(match self {
+            ManifestError::Read { component, .. } => format!(
+                "check the path under `components.{component}.manifests` in the lane file"
+            ),
+            ManifestError::Parse { .. } => {
+                "fix the YAML of the manifest (each document one Kubernetes object)".to_owned()
+            }
+            ManifestError::MissingImage { image, .. } => format!(
+                "define `images.{image}` in the lane file and list it under the component's `images:`"
+            ),
+            ManifestError::NotRendered { namespace, .. } => format!(
+                "give the chart's release namespace in the lane file (`helm.namespace: {namespace}`), so it is rendered when the lane file is loaded"
+            ),
+        })
+    }
+}
+
+/// What placeholders are filled with.
+#[derive(Clone, Debug)]
+pub struct Values<'a> {
+    /// `{{namespace}}`: the component's namespace in the lane.
+    pub namespace: &'a str,
+    /// `{{lane}}`.
+    pub lane: &'a str,
+    /// `{{cluster}}`.
+    pub cluster: &'a str,
+    /// `{{image.<name>}}` → the reference loaded into the cluster.
+    pub images: &'a IndexMap<String, String>,
+}
+
+impl Values<'_> {
+    /// The value of one placeholder; `None` for one the harness does not fill.
+    pub fn get(&self, name: &str) -> Option<String> {
+        match name.split_once('.') {
+            Some(("image", image)) => self.images.get(image).cloned(),
+            _ => match name {
+                "namespace" => Some(self.namespace.to_owned()),
+                "lane" => Some(self.lane.to_owned()),
+                "cluster" => Some(self.cluster.to_owned()),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// What a component's sources render in a lane, edited as the harness
+/// applies it.
+#[derive(Clone, Debug, Default)]
+pub struct Rendered {
+    /// The objects to apply, in source and document order.
+    pub objects: Vec<DynamicObject>,
+    /// Objects `exclude:` left out.
+    pub excluded: Vec<DynamicObject>,
+    /// Containers whose image `replaces:` rewrote.
+    pub rewrites: Vec<Rewrite>,
+    /// How many objects each source rendered (before exclusions), in the
+    /// order of `Component::sources`.
+    pub per_source: Vec<usize>,
+}
+
+/// The release namespace of a Helm source in a lane.
+pub fn helm_namespace<'a>(
+    namespace: &'a Option<String>,
+    component: &'a Component,
+    lane: &'a Lane,
+) -> &'a str {
+    namespace
+        .as_deref()
+        .unwrap_or_else(|| lane.namespace_of(component))
+}
+
+/// Turns `component`'s sources into the objects `lane` applies: each
+/// source in order (plain files read now, kustomize and Helm output as
+/// rendered at load), placeholders filled (not in Helm output: `{{` is
+/// Helm's own syntax, and a chart's text is the chart's), `exclude:` of the
+/// component and the lane applied, and every container image a
+/// `replaces:` names rewritten to the reference `images` gives its image.
+pub fn render_component(
+    component: &Component,
+    lane: &Lane,
+    images: &IndexMap<String, String>,
+) -> Result<Rendered, ManifestError> {
+    for image in &component.images {
+        if !images.contains_key(image) {
+            return Err(ManifestError::MissingImage {
+                component: component.name.clone(),
+                image: image.clone(),
+            });
+        }
+    }
+    let values = Values {
+        namespace: lane.namespace_of(component),
+        lane: &lane.name,
+        cluster: &lane.cluster.name,
+        images,
+    };
+    let name = &component.name;
+    let parse = |text: &str, path: &Path| {
+        crate::render::parse_documents(text).map_err(|message| ManifestError::Parse {
+            component: name.clone(),
+            path: path.to_path_buf(),
+            message,
+        })
+    };
+    let mut rendered = Rendered::default();
+    let mut all = Vec::new();
+    for source in &component.sources {
+        let objects = match source {
+            ManifestSource::Files { path, .. } => {
+                // Expanded again: a file added to a directory since the lane
+                // file was loaded is applied too, as before.
+                let files = expand(path).map_err(|source| ManifestError::Read {
+                    component: name.clone(),
+                    path: path.clone(),
+                    source,
+                })?;
+                let mut objects = Vec::new();
+                for file in files {
+                    let text =
+                        std::fs::read_to_string(&file).map_err(|source| ManifestError::Read {
+                            component: name.clone(),
+                            path: file.clone(),
+                            source,
+                        })?;
+                    objects.extend(parse(&fill(&text, |n| values.get(n)), &file)?);
+                }
+                objects
+            }
+            ManifestSource::Kustomize { dir, output, .. } => {
+                parse(&fill(output, |n| values.get(n)), dir)?
+            }
+            ManifestSource::Helm {
+                chart,
+                namespace,
+                outputs,
+                ..
+            } => {
+                let release_ns = helm_namespace(namespace, component, lane);
+                let text = outputs
+                    .get(release_ns)
+                    .ok_or_else(|| ManifestError::NotRendered {
+                        component: name.clone(),
+                        chart: chart.clone(),
+                        namespace: release_ns.to_owned(),
+                    })?;
+                let mut objects = parse(text, chart)?;
+                // As `helm install -n NS` does: what the chart places
+                // nowhere goes to the release namespace (cluster-scoped
+                // objects lose it again at apply).
+                if namespace.is_some() {
+                    for o in &mut objects {
+                        o.metadata
+                            .namespace
+                            .get_or_insert_with(|| release_ns.to_owned());
+                    }
+                }
+                objects
+            }
+        };
+        rendered.per_source.push(objects.len());
+        all.extend(objects);
+    }
+    for mut object in all {
+        let types = object.types.clone().unwrap_or_default();
+        let excluded = crate::render::exclude::any_matches(
+            &component.exclude,
+            &types.api_version,
+            &types.kind,
+        ) || crate::render::exclude::any_matches(
+            &lane.exclude,
+            &types.api_version,
+            &types.kind,
+        );
+        if excluded {
+            rendered.excluded.push(object);
+            continue;
+        }
+        rendered.rewrites.extend(crate::render::images::rewrite(
+            &mut object,
+            &component.rewrites,
+            |image| {
+                // Only the component's own images: a lane loads exactly those.
+                component
+                    .images
+                    .iter()
+                    .any(|i| i == image)
+                    .then(|| images.get(image).cloned())
+                    .flatten()
+            },
+        ));
+        rendered.objects.push(object);
+    }
+    Ok(rendered)
 }
 
 /// What validation learns from one manifest file.

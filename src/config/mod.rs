@@ -76,6 +76,36 @@ impl ConfigError {
     }
 }
 
+/// A lane file that cannot be used stops the command before anything
+/// starts: a usage error (2). Its diagnostics tell themselves, each with
+/// the lines it points at and its own fix.
+impl crate::failure::Failure for ConfigError {
+    fn exit(&self) -> crate::exit::Exit {
+        match self {
+            ConfigError::NotFound { .. }
+            | ConfigError::Read { .. }
+            | ConfigError::Invalid { .. } => crate::exit::Exit::Usage,
+        }
+    }
+
+    fn fix(&self) -> Option<String> {
+        self.help()
+    }
+
+    fn told_whole(&self) -> Option<crate::failure::Whole> {
+        match self {
+            ConfigError::Invalid { diagnostics, .. } => Some(crate::failure::Whole {
+                text: format!(
+                    "{}\nharness: {self}; nothing was started\n",
+                    self.rendered().unwrap_or_default()
+                ),
+                json: serde_json::to_value(diagnostics).ok(),
+            }),
+            ConfigError::NotFound { .. } | ConfigError::Read { .. } => None,
+        }
+    }
+}
+
 fn problems(n: usize) -> String {
     if n == 1 {
         "1 problem".into()

@@ -50,7 +50,7 @@ pub struct Project {
     pub lanes: IndexMap<String, Lane>,
     /// Host ports several lanes claim: fine for lanes that never run on
     /// one machine at once (the plan reports them, preflight checks them).
-    pub shared_ports: Vec<super::ports::SharedPort>,
+    pub shared_ports: Vec<super::kind::SharedPort>,
     /// What Ready means for some kinds or objects, in every lane (`readiness:`).
     pub readiness: Overrides,
 }
@@ -79,6 +79,9 @@ pub struct Image {
     pub source: ImageSource,
     /// Host builds that must have run before it is built.
     pub host_builds: Vec<String>,
+    /// Repositories (as written) whose images in rendered manifests are
+    /// rewritten to this one (`replaces:`).
+    pub replaces: Vec<String>,
 }
 
 /// A command run on the host before images are built (a `cargo build` or
@@ -115,19 +118,78 @@ pub enum ImageSource {
     Pull { reference: String },
 }
 
+/// Where a component's objects come from, in the order they are applied.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum ManifestSource {
+    /// Plain YAML: a file, or every `.yaml`/`.yml`/`.json` file below a
+    /// directory (sorted), placeholders filled.
+    Files { path: PathBuf, files: Vec<PathBuf> },
+    /// A kustomize directory, rendered when the lane file was loaded
+    /// (placeholders in what it renders are filled too).
+    Kustomize {
+        dir: PathBuf,
+        #[serde(skip)]
+        output: String,
+        #[serde(skip)]
+        at: SourceLoc,
+    },
+    /// A Helm chart, rendered when the lane file was loaded, once per
+    /// release namespace the lanes need.
+    Helm {
+        chart: PathBuf,
+        release: String,
+        /// The release namespace as written; `None`: the component's
+        /// namespace in each lane.
+        namespace: Option<String>,
+        values: Vec<PathBuf>,
+        set: Vec<(String, String)>,
+        /// Release namespace → what `helm template` rendered.
+        #[serde(skip)]
+        outputs: std::collections::BTreeMap<String, String>,
+        #[serde(skip)]
+        at: SourceLoc,
+    },
+}
+
+impl ManifestSource {
+    /// `kustomize deploy/x`, `helm charts/y`, `deploy/z.yaml`: the source as
+    /// the plan names it, its path relative to `root`.
+    pub fn label(&self, root: &std::path::Path) -> String {
+        let rel = |p: &PathBuf| p.strip_prefix(root).unwrap_or(p).display().to_string();
+        match self {
+            ManifestSource::Files { path, .. } => rel(path),
+            ManifestSource::Kustomize { dir, .. } => format!("kustomize {}", rel(dir)),
+            ManifestSource::Helm { chart, release, .. } => {
+                format!("helm {} (release {release})", rel(chart))
+            }
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Component {
     pub name: String,
-    /// Manifest files in apply order (directories expanded).
-    pub manifests: Vec<PathBuf>,
+    /// Where its objects come from, in apply order: `manifests:` entries,
+    /// then `kustomize:`, then `helm:`.
+    pub sources: Vec<ManifestSource>,
+    /// Images its objects run: `images:` as written, then those reached
+    /// only through an image's `replaces:` (loaded for every lane that
+    /// deploys it).
     pub images: Vec<String>,
     pub depends_on: Vec<String>,
     /// The namespace this component deploys into, if set on the component
     /// itself; otherwise the lane's.
     pub namespace: Option<String>,
-    /// Namespaces its manifests create or name literally (not through
-    /// `{{namespace}}`).
-    pub manifest_namespaces: std::collections::BTreeSet<String>,
+    /// Kinds left out of what its sources render (the file's `exclude:`
+    /// and its own).
+    pub exclude: Vec<crate::render::KindPattern>,
+    /// Kinds left out at deploy when the cluster does not serve their
+    /// apiVersion (`exclude_unserved:`).
+    pub exclude_unserved: Vec<crate::render::KindPattern>,
+    /// Every image's `replaces:`, as rewrite rules.
+    #[serde(skip)]
+    pub rewrites: Vec<crate::render::images::Rule>,
     /// Where suites reach it from the host (`HARNESS_ENDPOINT_<NAME>`):
     /// `endpoint:` as written, else the origin of the health URL. A template:
     /// resolve it per lane with [`Lane::resolve_url`].
@@ -144,6 +206,41 @@ pub struct Component {
     pub readiness: Overrides,
     #[serde(skip)]
     pub at: SourceLoc,
+}
+
+/// What a component's sources render in one lane, as the plan shows it.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RenderedComponent {
+    /// Each source and how many objects it rendered.
+    pub sources: Vec<RenderedSource>,
+    /// Objects left out by `exclude:` (`Kind/namespace/name`).
+    pub excluded: Vec<String>,
+    /// Objects left out at deploy when the cluster does not serve their
+    /// apiVersion (`exclude_unserved:`).
+    pub excluded_if_unserved: Vec<String>,
+    /// Containers whose image a lane-file image replaces.
+    pub rewritten: Vec<RewrittenImage>,
+    /// Namespaces its objects name or create.
+    pub namespaces: std::collections::BTreeSet<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RenderedSource {
+    /// As [`ManifestSource::label`] names it.
+    pub source: String,
+    /// Objects it rendered (before exclusions).
+    pub objects: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RewrittenImage {
+    /// `Deployment/audit/datastorage`.
+    pub object: String,
+    pub container: String,
+    /// As the manifests wrote it.
+    pub from: String,
+    /// The lane file's image it becomes.
+    pub image: String,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -178,6 +275,10 @@ pub struct Lane {
     pub host_builds: Vec<String>,
     /// Fixed host ports claimed by the lane's kind config.
     pub host_ports: Vec<HostPort>,
+    /// Kinds left out of every component it deploys (its `exclude:`).
+    pub exclude: Vec<crate::render::KindPattern>,
+    /// What each of its components renders, in deploy closure order.
+    pub rendered: IndexMap<String, RenderedComponent>,
     /// What Ready means for some kinds or objects in this lane (`readiness:`).
     pub readiness: Overrides,
 }

@@ -9,42 +9,10 @@
 //! today), or a port a running cluster or process already holds — which
 //! preflight finds out when a lane is about to run.
 
-use serde::Serialize;
-
-use super::diag::SourceLoc;
 use super::kind::{HostPort, Protocol};
 use super::model::Lane;
 
-/// One lane's claim on a host port.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct PortClaim {
-    pub lane: String,
-    /// Where its kind config maps it.
-    pub at: SourceLoc,
-    /// `node 0 (control-plane)`.
-    pub node: String,
-}
-
-/// A host port (and protocol) claimed more than once, with every claim.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct SharedPort {
-    pub port: u16,
-    pub protocol: Protocol,
-    pub claims: Vec<PortClaim>,
-}
-
-impl SharedPort {
-    /// The distinct lanes that claim it, in claim order.
-    pub fn lanes(&self) -> Vec<&str> {
-        let mut lanes: Vec<&str> = Vec::new();
-        for c in &self.claims {
-            if !lanes.contains(&c.lane.as_str()) {
-                lanes.push(&c.lane);
-            }
-        }
-        lanes
-    }
-}
+pub use super::kind::{PortClaim, SharedPort};
 
 /// Every host port that clashes among the claims of `lanes` (same port and
 /// protocol on overlapping listen addresses), each with the claims that

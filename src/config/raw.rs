@@ -30,6 +30,9 @@ pub struct LaneFile {
     pub components: IndexMap<Name, Component>,
     #[serde(default)]
     pub lanes: IndexMap<Name, Lane>,
+    /// Kinds left out of every component's rendered objects.
+    #[serde(default)]
+    pub exclude: Vec<Spanned<String>>,
     /// What Ready means for some kinds or objects, in every lane.
     #[serde(default)]
     pub readiness: Readiness,
@@ -94,6 +97,9 @@ pub struct Image {
     /// Host builds this image's context needs (binaries it copies).
     #[serde(default)]
     pub host_builds: Vec<Name>,
+    /// Repositories whose images in rendered manifests this image replaces.
+    #[serde(default)]
+    pub replaces: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -117,6 +123,16 @@ pub struct HostBuild {
 pub struct Component {
     #[serde(default)]
     pub manifests: Vec<Spanned<String>>,
+    /// A kustomize directory, rendered after `manifests:`.
+    pub kustomize: Option<Spanned<String>>,
+    /// A Helm chart, rendered after `kustomize:`.
+    pub helm: Option<Helm>,
+    /// Kinds left out of what the sources render.
+    #[serde(default)]
+    pub exclude: Vec<Spanned<String>>,
+    /// Kinds left out when the cluster does not serve their apiVersion.
+    #[serde(default)]
+    pub exclude_unserved: Vec<Spanned<String>>,
     #[serde(default)]
     pub images: Vec<Name>,
     #[serde(default)]
@@ -130,6 +146,40 @@ pub struct Component {
     /// What Ready means for some of its objects (over its lanes' and the file's).
     #[serde(default)]
     pub readiness: Readiness,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Helm {
+    pub chart: Spanned<String>,
+    pub release: Option<Spanned<String>>,
+    pub namespace: Option<Spanned<String>>,
+    #[serde(default)]
+    pub values: Vec<Spanned<String>>,
+    /// `--set key=value`: scalars, as Helm reads them.
+    #[serde(default)]
+    pub set: IndexMap<String, Spanned<Scalar>>,
+}
+
+/// A value of `helm.set`: written as YAML scalars, passed as text.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(untagged)]
+pub enum Scalar {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Text(String),
+}
+
+impl Scalar {
+    pub fn text(&self) -> String {
+        match self {
+            Scalar::Bool(b) => b.to_string(),
+            Scalar::Int(i) => i.to_string(),
+            Scalar::Float(f) => f.to_string(),
+            Scalar::Text(t) => t.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -162,6 +212,9 @@ pub struct Lane {
     /// Host builds the lane needs besides its images' (a test binary...).
     #[serde(default)]
     pub host_builds: Vec<Name>,
+    /// Kinds left out of the rendered objects of every component the lane deploys.
+    #[serde(default)]
+    pub exclude: Vec<Spanned<String>>,
     /// What Ready means for some kinds or objects in this lane (over the file's).
     #[serde(default)]
     pub readiness: Readiness,

@@ -23,6 +23,7 @@ pub(super) fn validate(file: &Path, text: &str) -> Result<Project, ConfigError> 
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
         problems: Vec::new(),
         sources,
+        replaced: HashMap::new(),
     };
     let project = match serde_saphyr::from_str::<raw::LaneFile>(text) {
         Ok(raw) => Some(v.project(raw)),
@@ -79,6 +80,15 @@ fn unknown_name_help(message: &str) -> Option<String> {
     })
 }
 
+/// An image reference without its tag and digest, as written.
+fn repository_part(reference: &str) -> &str {
+    let name = reference.trim().split('@').next().unwrap_or_default();
+    match name.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => repo,
+        _ => name,
+    }
+}
+
 /// Whether a URL template is an http(s) URL once its placeholders are filled.
 fn is_http_template(template: &str) -> bool {
     origin(&manifests::fill(template, |_| Some("1".into()))).is_some()
@@ -101,6 +111,8 @@ struct Validator {
     root: PathBuf,
     problems: Vec<Diagnostic>,
     sources: Sources,
+    /// Repositories named by `replaces:` (normalized) → the image and where.
+    replaced: HashMap<String, (String, Location)>,
 }
 
 impl Validator {
@@ -259,10 +271,17 @@ impl Validator {
         let readiness = self.readiness(&raw.readiness);
         let host_builds = self.host_builds(&raw.host_builds);
         let images = self.images(&raw.images, &raw.host_builds);
-        let components = self.components(&raw.components, &raw.images);
+        let file_exclude = self.kinds(&raw.exclude);
+        let mut components = self.components(&raw.components, &raw.images, &images, &file_exclude);
         self.cycles(&raw.components);
         let cluster_defaults = raw.cluster.clone().unwrap_or_default();
-        let lanes = self.lanes(&raw, &cluster_defaults, &namespace);
+        let mut lanes = self.lanes(&raw, &cluster_defaults, &namespace);
+        // Rendering needs every lane (a chart's release namespace is the
+        // component's in each lane that deploys it) and a graph without
+        // cycles (a lane renders its components' closure).
+        if self.problems.is_empty() {
+            self.render(&mut components, &mut lanes, &images, &namespace);
+        }
         self.port_collisions(&lanes);
         let shared_ports = super::ports::shared(lanes.values());
         self.url_ports(&raw, &components, &lanes);
@@ -419,12 +438,14 @@ impl Validator {
                     continue;
                 }
             };
+            let replaces = self.replaces(&name.value, &image.replaces);
             images.insert(
                 name.value.clone(),
                 Image {
                     name: name.value.clone(),
                     source,
                     host_builds: image.host_builds.iter().map(|b| b.value.clone()).collect(),
+                    replaces,
                 },
             );
         }
@@ -435,39 +456,29 @@ impl Validator {
         &mut self,
         raw: &IndexMap<raw::Name, raw::Component>,
         raw_images: &IndexMap<raw::Name, raw::Image>,
+        images: &IndexMap<String, Image>,
+        file_exclude: &[crate::render::KindPattern],
     ) -> IndexMap<String, Component> {
+        let rewrites: Vec<crate::render::images::Rule> = images
+            .values()
+            .flat_map(|i| {
+                i.replaces.iter().map(|r| crate::render::images::Rule {
+                    replaces: r.clone(),
+                    image: i.name.clone(),
+                })
+            })
+            .collect();
         let image_names: Vec<&str> = raw_images.keys().map(|k| k.value.as_str()).collect();
         let component_names: Vec<&str> = raw.keys().map(|k| k.value.as_str()).collect();
         let mut components = IndexMap::new();
         for (name, c) in raw {
             self.dns_label(name, "component");
-            if c.manifests.is_empty() {
+            if c.manifests.is_empty() && c.kustomize.is_none() && c.helm.is_none() {
                 self.problem(
                     &name.referenced,
                     format!("component `{}` has no manifests", name.value),
-                    "list its Kubernetes manifests (files or directories) under `manifests:`",
+                    "list its Kubernetes manifests (files, directories or kustomize directories) under `manifests:`, or give `kustomize:` or `helm:`",
                 );
-            }
-            let mut files = Vec::new();
-            for m in &c.manifests {
-                let path = self.existing_path(m, "manifest", None);
-                match manifests::expand(&path) {
-                    Ok(found) if found.is_empty() && path.is_dir() => self.problem(
-                        &m.referenced,
-                        format!(
-                            "manifest directory `{}` has no .yaml, .yml or .json files",
-                            m.value
-                        ),
-                        "put the component's manifests in it, or point at the files themselves",
-                    ),
-                    Ok(found) => files.extend(found),
-                    Err(_) if !path.exists() => {} // reported above
-                    Err(e) => self.problem(
-                        &m.referenced,
-                        format!("cannot read `{}`: {e}", m.value),
-                        "check its permissions",
-                    ),
-                }
             }
             for image in &c.images {
                 self.reference(image, &image_names, "image", "images");
@@ -478,13 +489,72 @@ impl Validator {
                 .map(|i| i.value.as_str())
                 .filter(|i| image_names.contains(i))
                 .collect();
-            let mut manifest_namespaces = BTreeSet::new();
+            let mut sources = Vec::new();
             let mut seen = HashSet::new();
-            for file in &files {
-                if file.is_file() && seen.insert(file.clone()) {
-                    manifest_namespaces.extend(self.manifest(file, &own_images));
+            for m in &c.manifests {
+                let path = self.existing_path(m, "manifest", None);
+                if path.is_dir() && crate::render::kustomize::kustomization(&path).is_some() {
+                    sources.push(ManifestSource::Kustomize {
+                        dir: path,
+                        output: String::new(),
+                        at: self.at(&m.referenced),
+                    });
+                    continue;
                 }
+                let files = match manifests::expand(&path) {
+                    Ok(found) if found.is_empty() && path.is_dir() => {
+                        self.problem(
+                            &m.referenced,
+                            format!(
+                                "manifest directory `{}` has no .yaml, .yml or .json files",
+                                m.value
+                            ),
+                            "put the component's manifests in it, or point at the files themselves",
+                        );
+                        Vec::new()
+                    }
+                    Ok(found) => found,
+                    Err(_) if !path.exists() => Vec::new(), // reported above
+                    Err(e) => {
+                        self.problem(
+                            &m.referenced,
+                            format!("cannot read `{}`: {e}", m.value),
+                            "check its permissions",
+                        );
+                        Vec::new()
+                    }
+                };
+                for file in &files {
+                    if file.is_file() && seen.insert(file.clone()) {
+                        self.manifest(file, &own_images);
+                    }
+                }
+                sources.push(ManifestSource::Files { path, files });
             }
+            if let Some(k) = &c.kustomize {
+                let dir = self.existing_path(k, "kustomize directory", Some(true));
+                if dir.is_dir() && crate::render::kustomize::kustomization(&dir).is_none() {
+                    self.problem(
+                        &k.referenced,
+                        format!("`{}` is not a kustomize directory", k.value),
+                        format!(
+                            "it has none of {}: point `kustomize:` at the directory that has one (an overlay, or the base), or list plain manifests under `manifests:`",
+                            crate::render::kustomize::FILES.join(", ")
+                        ),
+                    );
+                }
+                sources.push(ManifestSource::Kustomize {
+                    dir,
+                    output: String::new(),
+                    at: self.at(&k.referenced),
+                });
+            }
+            if let Some(h) = &c.helm {
+                sources.push(self.helm(&name.value, h));
+            }
+            let mut exclude = file_exclude.to_vec();
+            exclude.extend(self.kinds(&c.exclude));
+            let exclude_unserved = self.kinds(&c.exclude_unserved);
             for dep in &c.depends_on {
                 self.reference(dep, &component_names, "component", "components");
             }
@@ -537,11 +607,13 @@ impl Validator {
                 name.value.clone(),
                 Component {
                     name: name.value.clone(),
-                    manifests: files,
+                    sources,
                     images: c.images.iter().map(|i| i.value.clone()).collect(),
                     depends_on: c.depends_on.iter().map(|d| d.value.clone()).collect(),
                     namespace: c.namespace.as_ref().map(|n| n.value.clone()),
-                    manifest_namespaces,
+                    exclude,
+                    exclude_unserved,
+                    rewrites: rewrites.clone(),
                     endpoint,
                     health,
                     tolerate,
@@ -694,6 +766,8 @@ impl Validator {
                     after_suites,
                     host_builds: lane.host_builds.iter().map(|b| b.value.clone()).collect(),
                     host_ports,
+                    exclude: self.kinds(&lane.exclude),
+                    rendered: IndexMap::new(),
                     readiness: self.readiness(&lane.readiness),
                 },
             );
@@ -919,9 +993,9 @@ impl Validator {
 
     /// Checks one manifest file: placeholders known (an image placeholder
     /// must name one of the component's own images, so that every lane that
-    /// deploys it also loads the image) and YAML valid. Returns the
-    /// namespaces it names literally.
-    fn manifest(&mut self, file: &Path, own_images: &[&str]) -> BTreeSet<String> {
+    /// deploys it also loads the image) and YAML valid. The namespaces it
+    /// names are learnt per lane, when it is rendered ([`Self::render`]).
+    fn manifest(&mut self, file: &Path, own_images: &[&str]) {
         let text = match std::fs::read_to_string(file) {
             Ok(t) => t,
             Err(e) => {
@@ -929,21 +1003,314 @@ impl Validator {
                     SourceLoc::new(file, 1, 1),
                     format!("cannot read manifest: {e}"),
                 ));
-                return BTreeSet::new();
+                return;
             }
         };
-        // `{{namespace}}` differs per lane; fill it with a marker and keep
-        // only the namespaces written out literally.
-        const MARKER: &str = "harness-deploy-namespace";
-        match manifests::check(file, &text, MARKER, own_images) {
-            Ok(mut facts) => {
-                facts.namespaces.remove(MARKER);
-                facts.namespaces
+        if let Err(found) = manifests::check(file, &text, "harness-deploy-namespace", own_images) {
+            self.sources.add(file, &text);
+            self.problems.extend(found);
+        }
+    }
+
+    /// `exclude:` / `exclude_unserved:` entries as kind patterns.
+    fn kinds(&mut self, raw: &[Spanned<String>]) -> Vec<crate::render::KindPattern> {
+        let mut out = Vec::new();
+        for entry in raw {
+            match entry.value.parse::<crate::render::KindPattern>() {
+                Ok(p) => {
+                    if !out.contains(&p) {
+                        out.push(p);
+                    }
+                }
+                Err(e) => {
+                    let help = e.help();
+                    self.problem(&entry.referenced, e.to_string(), help);
+                }
             }
-            Err(found) => {
-                self.sources.add(file, &text);
-                self.problems.extend(found);
-                BTreeSet::new()
+        }
+        out
+    }
+
+    /// An image's `replaces:`: repositories, each replaced by one image.
+    fn replaces(&mut self, image: &str, raw: &[Spanned<String>]) -> Vec<String> {
+        let mut out = Vec::new();
+        for entry in raw {
+            match crate::render::images::parse(&entry.value) {
+                None => self.problem(
+                    &entry.referenced,
+                    format!("`{}` is not an image repository", entry.value),
+                    "write the repository the manifests use, e.g. quay.io/org/datastorage",
+                ),
+                Some(r) if r.tag.is_some() || r.digest.is_some() => self.problem(
+                    &entry.referenced,
+                    format!(
+                        "`{}` names one image, not a repository",
+                        entry.value
+                    ),
+                    format!(
+                        "drop the tag or digest: `replaces: [{}]` replaces every tag and digest of it",
+                        repository_part(&entry.value)
+                    ),
+                ),
+                Some(r) => {
+                    let taken = self.replaced.insert(r.repository.clone(), (image.to_owned(), entry.referenced));
+                    match taken {
+                        Some((other, _)) if other != image => self.problem(
+                            &entry.referenced,
+                            format!(
+                                "repository `{}` is replaced by images `{other}` and `{image}`",
+                                entry.value
+                            ),
+                            "a repository can stand for one image only: keep it under one of them",
+                        ),
+                        _ => out.push(entry.value.trim().to_owned()),
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// A component's `helm:`: the chart and values files exist.
+    fn helm(&mut self, component: &str, h: &raw::Helm) -> ManifestSource {
+        let chart = self.existing_path(&h.chart, "Helm chart", None);
+        if chart.is_dir() && !chart.join("Chart.yaml").is_file() {
+            self.problem(
+                &h.chart.referenced,
+                format!("`{}` is not a Helm chart: it has no Chart.yaml", h.chart.value),
+                "point `chart:` at the chart's directory (the one with Chart.yaml) or at a packaged chart (.tgz)",
+            );
+        }
+        let release = match &h.release {
+            Some(r) => {
+                self.dns_label(r, "release");
+                r.value.clone()
+            }
+            None => component.to_owned(),
+        };
+        if let Some(ns) = &h.namespace {
+            self.dns_label(ns, "namespace");
+        }
+        let values = h
+            .values
+            .iter()
+            .map(|v| self.existing_path(v, "values file", Some(false)))
+            .collect();
+        let set = h
+            .set
+            .iter()
+            .map(|(k, v)| (k.clone(), v.value.text()))
+            .collect();
+        ManifestSource::Helm {
+            chart,
+            release,
+            namespace: h.namespace.as_ref().map(|n| n.value.clone()),
+            values,
+            set,
+            outputs: std::collections::BTreeMap::new(),
+            at: self.at(&h.chart.referenced),
+        }
+    }
+
+    /// Renders every component's kustomize directories and Helm charts
+    /// (each chart once per release namespace a lane needs), then each
+    /// lane's components as deploy will — placeholders filled with the
+    /// lane's values and stand-in image references — to learn what the
+    /// plan shows: objects per source, exclusions, rewritten images, the
+    /// namespaces named, and the images reached only through `replaces:`
+    /// (added to the component's images, so every lane loads them).
+    fn render(
+        &mut self,
+        components: &mut IndexMap<String, Component>,
+        lanes: &mut IndexMap<String, Lane>,
+        images: &IndexMap<String, Image>,
+        file_namespace: &str,
+    ) {
+        // Release namespaces each component's charts are rendered for.
+        let mut helm_namespaces: HashMap<String, BTreeSet<String>> = HashMap::new();
+        for lane in lanes.values() {
+            for name in super::model::closure_of(components, &lane.components) {
+                let component = &components[name.as_str()];
+                helm_namespaces
+                    .entry(name.clone())
+                    .or_default()
+                    .insert(lane.namespace_of(component).to_owned());
+            }
+        }
+        for (name, component) in components.iter_mut() {
+            let lane_namespaces = helm_namespaces.get(name).cloned().unwrap_or_else(|| {
+                BTreeSet::from([component
+                    .namespace
+                    .clone()
+                    .unwrap_or_else(|| file_namespace.to_owned())])
+            });
+            for source in &mut component.sources {
+                match source {
+                    ManifestSource::Files { .. } => {}
+                    ManifestSource::Kustomize { dir, output, at } => {
+                        if !dir.is_dir() {
+                            continue; // reported already
+                        }
+                        match crate::render::kustomize::build(dir, &self.root) {
+                            Ok(text) => *output = text,
+                            Err(e) => self.problems.push(
+                                Diagnostic::new(at.clone(), format!("component `{name}`: {e}"))
+                                    .help(e.help()),
+                            ),
+                        }
+                    }
+                    ManifestSource::Helm {
+                        chart,
+                        release,
+                        namespace,
+                        values,
+                        set,
+                        outputs,
+                        at,
+                    } => {
+                        if !chart.exists() {
+                            continue; // reported already
+                        }
+                        let wanted = match namespace {
+                            Some(ns) => BTreeSet::from([ns.clone()]),
+                            None => lane_namespaces.clone(),
+                        };
+                        for ns in wanted {
+                            let spec = crate::render::helm::Chart {
+                                chart: chart.clone(),
+                                release: release.clone(),
+                                namespace: ns.clone(),
+                                values: values.clone(),
+                                set: set.clone(),
+                            };
+                            match crate::render::helm::template(&spec, &self.root) {
+                                Ok(text) => {
+                                    outputs.insert(ns, text);
+                                }
+                                Err(e) => {
+                                    self.problems.push(
+                                        Diagnostic::new(
+                                            at.clone(),
+                                            format!("component `{name}`: {e}"),
+                                        )
+                                        .help(e.help()),
+                                    );
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if !self.problems.is_empty() {
+            return;
+        }
+        let replacing: Vec<String> = images
+            .values()
+            .filter(|i| !i.replaces.is_empty())
+            .map(|i| i.name.clone())
+            .collect();
+        let mut reached: HashMap<String, Vec<String>> = HashMap::new();
+        for lane in lanes.values_mut() {
+            for name in super::model::closure_of(components, &lane.components) {
+                let component = &components[name.as_str()];
+                // Every image that replaces something may be reached: give
+                // each a stand-in reference to learn which ones are.
+                let mut probe = component.clone();
+                for image in &replacing {
+                    if !probe.images.contains(image) {
+                        probe.images.push(image.clone());
+                    }
+                }
+                let stand_ins: IndexMap<String, String> = probe
+                    .images
+                    .iter()
+                    .map(|i| (i.clone(), format!("image-{i}")))
+                    .collect();
+                let rendered = match manifests::render_component(&probe, lane, &stand_ins) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        self.problems.push(
+                            Diagnostic::new(component.at.clone(), format!("{e}")).help(
+                                "run `harness plan` after fixing the manifest: it renders every source of every lane",
+                            ),
+                        );
+                        continue;
+                    }
+                };
+                let fired = reached.entry(name.clone()).or_default();
+                for r in &rendered.rewrites {
+                    if !fired.contains(&r.image) {
+                        fired.push(r.image.clone());
+                    }
+                }
+                let mut namespaces = BTreeSet::from([lane.namespace_of(component).to_owned()]);
+                for o in &rendered.objects {
+                    let kind = o.types.as_ref().map(|t| t.kind.as_str());
+                    match (kind, &o.metadata.namespace, &o.metadata.name) {
+                        (Some("Namespace"), _, Some(n)) => {
+                            namespaces.insert(n.clone());
+                        }
+                        (_, Some(ns), _) => {
+                            namespaces.insert(ns.clone());
+                        }
+                        _ => {}
+                    }
+                }
+                let unserved = rendered
+                    .objects
+                    .iter()
+                    .filter(|o| {
+                        o.types.as_ref().is_some_and(|t| {
+                            crate::render::exclude::any_matches(
+                                &component.exclude_unserved,
+                                &t.api_version,
+                                &t.kind,
+                            )
+                        })
+                    })
+                    .map(crate::render::object_ref)
+                    .collect();
+                let summary = RenderedComponent {
+                    sources: component
+                        .sources
+                        .iter()
+                        .zip(&rendered.per_source)
+                        .map(|(s, n)| RenderedSource {
+                            source: s.label(&self.root),
+                            objects: *n,
+                        })
+                        .collect(),
+                    excluded: rendered
+                        .excluded
+                        .iter()
+                        .map(crate::render::object_ref)
+                        .collect(),
+                    excluded_if_unserved: unserved,
+                    rewritten: rendered
+                        .rewrites
+                        .iter()
+                        .map(|r| RewrittenImage {
+                            object: r.object.clone(),
+                            container: r.container.clone(),
+                            from: r.from.clone(),
+                            image: r.image.clone(),
+                        })
+                        .collect(),
+                    namespaces,
+                };
+                lane.rendered.insert(name.clone(), summary);
+            }
+        }
+        for (name, fired) in reached {
+            let component = components
+                .get_mut(&name)
+                .expect("rendered components exist");
+            for image in fired {
+                if !component.images.contains(&image) {
+                    component.images.push(image);
+                }
             }
         }
     }

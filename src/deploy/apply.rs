@@ -172,12 +172,12 @@ impl ApplyError {
     pub fn help(&self) -> Option<String> {
         const NEWER: &str = "a node image of a newer Kubernetes (cluster.kind.node_image, or HARNESS_KIND_NODE_IMAGE for every kind lane)";
         Some(match self {
-            ApplyError::UnknownKind { served, .. } if !served.is_empty() => format!(
-                "write the manifest for a version the cluster serves ({}), or use {NEWER}",
+            ApplyError::UnknownKind { served, kind, .. } if !served.is_empty() => format!(
+                "write the manifest for a version the cluster serves ({}), or use {NEWER}; manifests that carry {kind} in one version per Kubernetes generation can say `exclude_unserved: [{kind}]` on the component",
                 served.join(", ")
             ),
-            ApplyError::UnknownKind { .. } => format!(
-                "if a CRD defines it, put the CRD in this component or in one it depends on; if newer Kubernetes has it built in, use {NEWER}"
+            ApplyError::UnknownKind { kind, .. } => format!(
+                "if a CRD defines it, put the CRD in this component or in one it depends on; if this cluster is not meant to run it (a ServiceMonitor without prometheus-operator, an OpenShift object on kind), leave it out with `exclude: [{kind}]` on the component or the lane; if newer Kubernetes has it built in, use {NEWER}"
             ),
             ApplyError::Refused {
                 unknown_field: Some(field),
@@ -543,5 +543,18 @@ mod tests {
             "the cluster does not serve Widget in example.com/v1: neither a built-in API nor an established CRD defines it"
         );
         assert!(crd.help().unwrap().starts_with("if a CRD defines it"));
+        // A kind this cluster is not meant to run: the fix names `exclude`.
+        assert!(
+            crd.help()
+                .unwrap()
+                .contains("leave it out with `exclude: [Widget]` on the component or the lane"),
+            "{:?}",
+            crd.help()
+        );
+        assert!(
+            e.help()
+                .unwrap()
+                .contains("`exclude_unserved: [EndpointSlice]`")
+        );
     }
 }

@@ -564,7 +564,10 @@ mod tests {
         let late = judge(&snapshot, at("2026-12-07T06:12:34Z"), &tolerance);
         assert_eq!(late.outcome, Outcome::Failed, "{:?}", late.rows);
         // The verdict leads the table: the Service's own row only says why.
-        assert_eq!(late.rows[0].resource, "ValidatingWebhookConfiguration/r22-served");
+        assert_eq!(
+            late.rows[0].resource,
+            "ValidatingWebhookConfiguration/r22-served"
+        );
         assert_eq!(late.rows[0].reason, "WebhookServiceUnavailable");
         assert!(
             late.rows[0]
@@ -651,7 +654,9 @@ mod tests {
         assert_eq!(j.outcome, Outcome::Ready);
         assert_eq!(
             notes(&j, &snapshot),
-            ["PodDisruptionBudget/r22/strict: 1 of 2 desired healthy pods: every eviction is refused (a node drain would block)"]
+            [
+                "PodDisruptionBudget/r22/strict: 1 of 2 desired healthy pods: every eviction is refused (a node drain would block)"
+            ]
         );
     }
 }

@@ -47,6 +47,24 @@ pub enum LiveError {
     },
 }
 
+/// A cluster that cannot be asked is a cluster failure (5); manifests that
+/// cannot be read fail as in a deploy.
+impl crate::failure::Failure for LiveError {
+    fn exit(&self) -> crate::exit::Exit {
+        match self {
+            LiveError::Deploy(e) => e.exit(),
+            LiveError::Read { .. } => crate::exit::Exit::Cluster,
+        }
+    }
+
+    fn fix(&self) -> Option<String> {
+        match self {
+            LiveError::Deploy(e) => e.fix(),
+            LiveError::Read { .. } => None,
+        }
+    }
+}
+
 /// Reads and judges `component` now.
 pub async fn component_state(
     client: &Client,
@@ -64,13 +82,27 @@ pub async fn component_state(
     let namespace = lane.namespace_of(component);
     let mut located = Vec::new();
     for object in objects {
-        let a = applier
-            .locate(object, namespace)
-            .await
-            .map_err(|source| DeployError::Apply {
-                component: component.name.clone(),
-                source: Box::new(source),
-            })?;
+        let types = object.types.clone().unwrap_or_default();
+        let a = match applier.locate(object, namespace).await {
+            Ok(a) => a,
+            // Left out at deploy too: the cluster does not serve this version.
+            Err(super::ApplyError::UnknownKind { .. })
+                if crate::render::exclude::any_matches(
+                    &component.exclude_unserved,
+                    &types.api_version,
+                    &types.kind,
+                ) =>
+            {
+                continue;
+            }
+            Err(source) => {
+                return Err(DeployError::Apply {
+                    component: component.name.clone(),
+                    source: Box::new(source),
+                }
+                .into());
+            }
+        };
         located.push(a);
     }
     let endpoints = wait::EndpointSource::discover(client).await;

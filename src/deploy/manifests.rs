@@ -1,111 +1,19 @@
-//! A component's manifests as the objects to apply: read in the lane
-//! file's order, placeholders filled, multi-document YAML split, empty
-//! documents and `List` wrappers flattened, CRDs first.
+//! A component's manifests as the objects to apply: its sources rendered
+//! ([`crate::config::manifests::render_component`]: plain files read and
+//! filled, kustomize and Helm output as rendered at load, exclusions and
+//! image rewrites applied), multi-document YAML split, `List` wrappers
+//! flattened, CRDs first.
 //!
-//! Pure apart from reading the files, so the order and the filling are
-//! tested on text.
-
-use std::path::{Path, PathBuf};
+//! Pure apart from reading the plain files, so the order and the filling
+//! are tested on text.
 
 use indexmap::IndexMap;
 use kube::api::DynamicObject;
-use serde_json::Value;
 
-use crate::config::{Component, Lane, manifests};
+use crate::config::{Component, Lane};
 
-/// A manifest that could not be turned into objects.
-#[derive(Debug, thiserror::Error)]
-pub enum ManifestError {
-    /// The file could not be read.
-    #[error("cannot read manifest {} of component `{component}`", .path.display())]
-    Read {
-        /// The component.
-        component: String,
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The filled text is not valid YAML of Kubernetes objects.
-    #[error("manifest {} of component `{component}` is not valid: {message}", .path.display())]
-    Parse {
-        /// The component.
-        component: String,
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        message: String,
-    },
-    /// A placeholder names an image the caller gave no reference for.
-    #[error("component `{component}` uses image `{image}` but no reference was given for it")]
-    MissingImage {
-        /// The component.
-        component: String,
-        /// The image name.
-        image: String,
-    },
-}
-
-/// What placeholders are filled with.
-#[derive(Clone, Debug)]
-pub struct Values<'a> {
-    /// `{{namespace}}`: the component's namespace in the lane.
-    pub namespace: &'a str,
-    /// `{{lane}}`.
-    pub lane: &'a str,
-    /// `{{cluster}}`.
-    pub cluster: &'a str,
-    /// `{{image.<name>}}` → the reference loaded into the cluster.
-    pub images: &'a IndexMap<String, String>,
-}
-
-impl Values<'_> {
-    fn get(&self, name: &str) -> Option<String> {
-        match name.split_once('.') {
-            Some(("image", image)) => self.images.get(image).cloned(),
-            _ => match name {
-                "namespace" => Some(self.namespace.to_owned()),
-                "lane" => Some(self.lane.to_owned()),
-                "cluster" => Some(self.cluster.to_owned()),
-                _ => None,
-            },
-        }
-    }
-}
-
-/// Parses filled manifest text into objects, in document order. `List`
-/// kinds are flattened into their items; empty documents are skipped.
-pub fn parse_documents(text: &str) -> Result<Vec<DynamicObject>, String> {
-    let docs: Vec<Value> = serde_saphyr::from_multiple(text).map_err(|e| e.to_string())?;
-    let mut out = Vec::new();
-    for doc in docs {
-        if doc.is_null() {
-            continue;
-        }
-        if doc.get("kind").and_then(Value::as_str) == Some("List") {
-            for item in doc
-                .get("items")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default()
-            {
-                out.push(to_object(item)?);
-            }
-        } else {
-            out.push(to_object(doc)?);
-        }
-    }
-    Ok(out)
-}
-
-fn to_object(value: Value) -> Result<DynamicObject, String> {
-    let object: DynamicObject = serde_json::from_value(value).map_err(|e| e.to_string())?;
-    if object.types.is_none() || object.metadata.name.is_none() {
-        return Err("a document has no apiVersion, kind or metadata.name".into());
-    }
-    Ok(object)
-}
+pub use crate::config::manifests::{ManifestError, Rendered, Values};
+pub use crate::render::parse_documents;
 
 /// Whether `object` is a CustomResourceDefinition.
 pub fn is_crd(object: &DynamicObject) -> bool {
@@ -120,62 +28,14 @@ pub fn crds_first(objects: Vec<DynamicObject>) -> (Vec<DynamicObject>, Vec<Dynam
     objects.into_iter().partition(is_crd)
 }
 
-/// Reads, fills and parses every manifest of `component`, in order.
+/// Every object `component` applies in `lane`, in order; `images` maps
+/// image names to the references loaded into the cluster.
 pub fn render(
     component: &Component,
     lane: &Lane,
     images: &IndexMap<String, String>,
 ) -> Result<Vec<DynamicObject>, ManifestError> {
-    for image in &component.images {
-        if !images.contains_key(image) {
-            return Err(ManifestError::MissingImage {
-                component: component.name.clone(),
-                image: image.clone(),
-            });
-        }
-    }
-    let values = Values {
-        namespace: lane.namespace_of(component),
-        lane: &lane.name,
-        cluster: &lane.cluster.name,
-        images,
-    };
-    let mut objects = Vec::new();
-    for path in &component.manifests {
-        objects.extend(render_file(&component.name, path, &values)?);
-    }
-    Ok(objects)
-}
-
-fn render_file(
-    component: &str,
-    path: &Path,
-    values: &Values<'_>,
-) -> Result<Vec<DynamicObject>, ManifestError> {
-    // `Component.manifests` is already expanded; expanding again keeps this
-    // correct for a directory added after validation.
-    let files = manifests::expand(path).map_err(|source| ManifestError::Read {
-        component: component.to_owned(),
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let mut objects = Vec::new();
-    for file in files {
-        let text = std::fs::read_to_string(&file).map_err(|source| ManifestError::Read {
-            component: component.to_owned(),
-            path: file.clone(),
-            source,
-        })?;
-        let filled = manifests::fill(&text, |name| values.get(name));
-        objects.extend(
-            parse_documents(&filled).map_err(|message| ManifestError::Parse {
-                component: component.to_owned(),
-                path: file.clone(),
-                message,
-            })?,
-        );
-    }
-    Ok(objects)
+    crate::config::manifests::render_component(component, lane, images).map(|r| r.objects)
 }
 
 /// Every object the lane deploys, with its component, rendered as deploy
@@ -205,6 +65,7 @@ pub fn rendered_objects(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::manifests;
 
     #[test]
     fn documents_are_split_flattened_and_crds_go_first() {

@@ -44,6 +44,8 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::time::Instant;
 
 use crate::config::{Component, Lane, Project};
+use crate::exit::Exit;
+use crate::failure::Failure;
 use crate::k8s::evidence::{LogText, fetch_pod_evidence};
 use crate::readiness::classify::Tolerance;
 use crate::readiness::timeline::{PodTimeline, pod_timeline};
@@ -84,6 +86,14 @@ pub enum DeployEvent {
         /// The component.
         component: String,
         /// `Kind/namespace/name`.
+        object: String,
+    },
+    /// An object of a kind in `exclude_unserved:` was left out: the cluster
+    /// does not serve its apiVersion.
+    LeftOut {
+        /// The component.
+        component: String,
+        /// `Kind (apiVersion)`.
         object: String,
     },
     /// The component's objects are not all Ready yet (sent when the set of
@@ -338,6 +348,53 @@ impl DeployError {
                 .all(|f| f.is_timeout() || matches!(f, DeployError::Stopped { .. })),
             _ => false,
         }
+    }
+}
+
+/// A deadline that ran out is a timeout (7), anything else a failed deploy
+/// (6). The fix of a refused apply is the refusal's own (a field or a kind
+/// newer than the cluster says which node image to use); a verdict's fix
+/// is in its evidence, which the failure shows below its line.
+impl Failure for DeployError {
+    fn exit(&self) -> Exit {
+        match self {
+            DeployError::Deadline { .. } | DeployError::Health { .. } => Exit::Timeout,
+            DeployError::Wave { .. } if self.is_timeout() => Exit::Timeout,
+            DeployError::Wave { .. }
+            | DeployError::Manifest(_)
+            | DeployError::Apply { .. }
+            | DeployError::Failed { .. }
+            | DeployError::AfterReady { .. }
+            | DeployError::Stopped { .. } => Exit::Deploy,
+        }
+    }
+
+    fn fix(&self) -> Option<String> {
+        match self {
+            DeployError::Apply { source, .. } => source.help(),
+            DeployError::Manifest(e) => e.help(),
+            DeployError::Wave { failures, .. } => failures.iter().find_map(Failure::fix),
+            DeployError::Health { component, .. } => Some(format!(
+                "check what the component logs (`harness diagnose` shows its pods), or fix its `health.url`; `{component}`'s objects are Ready"
+            )),
+            DeployError::Failed { .. }
+            | DeployError::AfterReady { .. }
+            | DeployError::Deadline { .. }
+            | DeployError::Stopped { .. } => None,
+        }
+    }
+
+    /// A failure or a deadline is never shown without its table and
+    /// evidence: every failed component's.
+    fn evidence(&self) -> Option<String> {
+        let diagnoses = self.diagnoses();
+        (!diagnoses.is_empty()).then(|| {
+            diagnoses
+                .iter()
+                .map(|d| d.render())
+                .collect::<Vec<_>>()
+                .join("\n\n")
+        })
     }
 }
 
@@ -693,6 +750,34 @@ async fn ensure_namespace(
         })
 }
 
+/// `Namespace` objects first (others may be in them), each keeping its
+/// order; and the namespaces to make before applying: the component's own
+/// and every one an object names, except those the component creates.
+fn namespaces_first(
+    objects: Vec<kube::api::DynamicObject>,
+    namespace: &str,
+) -> (Vec<kube::api::DynamicObject>, Vec<String>) {
+    let is_namespace = |o: &kube::api::DynamicObject| {
+        o.types
+            .as_ref()
+            .is_some_and(|t| t.kind == "Namespace" && t.api_version == "v1")
+    };
+    let (mut ordered, rest): (Vec<_>, Vec<_>) = objects.into_iter().partition(is_namespace);
+    let created: Vec<String> = ordered
+        .iter()
+        .filter_map(|o| o.metadata.name.clone())
+        .collect();
+    let mut needed = vec![namespace.to_owned()];
+    for ns in rest.iter().filter_map(|o| o.metadata.namespace.as_ref()) {
+        if !needed.contains(ns) {
+            needed.push(ns.clone());
+        }
+    }
+    needed.retain(|ns| !created.contains(ns));
+    ordered.extend(rest);
+    (ordered, needed)
+}
+
 fn forward_progress(events: &UnboundedSender<DeployEvent>, component: &str, p: &WaitProgress<'_>) {
     match p {
         WaitProgress::Judged(_) | WaitProgress::Live(_) => {}
@@ -750,6 +835,7 @@ async fn deploy_component<F: Future<Output = ()>>(
     let namespace = lane.namespace_of(component).to_owned();
     let objects = manifests::render(component, lane, ctx.images)?;
     let (crds, rest) = manifests::crds_first(objects);
+    let (rest, namespaces) = namespaces_first(rest, &namespace);
     let spec = WaitSpec {
         tolerance: tolerance(component),
         rules: rules_for(ctx.project, lane, component),
@@ -759,7 +845,13 @@ async fn deploy_component<F: Future<Output = ()>>(
     };
     let mut applied = Vec::new();
     if !rest.is_empty() {
-        ensure_namespace(&ctx.applier, &name, &namespace).await?;
+        // Objects that carry their own namespace (kustomize's `namespace:`)
+        // keep it; each namespace they name is made unless the component
+        // brings its Namespace object itself (applied first, below), whose
+        // labels a bare apply would strip.
+        for ns in &namespaces {
+            ensure_namespace(&ctx.applier, &name, ns).await?;
+        }
         // A bare Pod is refused until the namespace's `default` account (and,
         // before 1.24, its token) exists; controllers retry by themselves.
         // Should it not come, the apply says why.
@@ -781,14 +873,34 @@ async fn deploy_component<F: Future<Output = ()>>(
         }
         let mut wave = Vec::new();
         for object in batch {
-            let a = ctx
-                .applier
-                .apply(object, &namespace)
-                .await
-                .map_err(|source| DeployError::Apply {
-                    component: name.clone(),
-                    source: Box::new(source),
-                })?;
+            let types = object.types.clone().unwrap_or_default();
+            let a = match ctx.applier.apply(object, &namespace).await {
+                Ok(a) => a,
+                // `exclude_unserved:` — one of the API versions a manifest
+                // carries for several Kubernetes generations.
+                Err(ApplyError::UnknownKind { .. })
+                    if crate::render::exclude::any_matches(
+                        &component.exclude_unserved,
+                        &types.api_version,
+                        &types.kind,
+                    ) =>
+                {
+                    send(
+                        events,
+                        DeployEvent::LeftOut {
+                            component: name.clone(),
+                            object: format!("{} ({})", types.kind, types.api_version),
+                        },
+                    );
+                    continue;
+                }
+                Err(source) => {
+                    return Err(DeployError::Apply {
+                        component: name.clone(),
+                        source: Box::new(source),
+                    });
+                }
+            };
             send(
                 events,
                 DeployEvent::Applied {
@@ -1123,4 +1235,37 @@ fn last_log_line(
     } else {
         line.to_owned()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(kind: &str, name: &str, namespace: Option<&str>) -> kube::api::DynamicObject {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": kind,
+            "metadata": {"name": name, "namespace": namespace},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn namespaces_go_first_and_only_those_the_component_does_not_bring_are_made() {
+        let objects = vec![
+            object("ConfigMap", "a", Some("system")),
+            object("ConfigMap", "b", None),
+            object("Namespace", "system", None),
+            object("Secret", "c", Some("other")),
+        ];
+        let (ordered, needed) = namespaces_first(objects, "lane");
+        let names: Vec<_> = ordered
+            .iter()
+            .map(|o| o.metadata.name.clone().unwrap())
+            .collect();
+        assert_eq!(names, ["system", "a", "b", "c"]);
+        // `system` comes with its Namespace object (labels and all).
+        assert_eq!(needed, ["lane", "other"]);
+        let (_, needed) = namespaces_first(vec![object("Namespace", "lane", None)], "lane");
+        assert!(needed.is_empty());
+    }
 }

@@ -17,45 +17,7 @@ use crate::readiness::brief::brief;
 use crate::readiness::kinds::{self, Wanted};
 use crate::readiness::rules::State;
 
-/// Where a component of the current wave stands.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LiveState {
-    /// Pods Ready, of those its workloads want (`None` without workloads:
-    /// CRDs, ConfigMaps, a Job's finish).
-    pub pods: Option<(usize, usize)>,
-    pub stand: Stand,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Stand {
-    /// Not Ready yet: why, and since when the step began.
-    Waiting {
-        why: String,
-        since: Option<Timestamp>,
-    },
-    /// Ready; counts once that has held until `until`.
-    Settling { until: Timestamp },
-    /// Will not become Ready: the verdict's name and its facts.
-    Doomed { verdict: String, message: String },
-}
-
-impl LiveState {
-    /// Whether it should be shown at once, whatever was shown just before.
-    pub fn urgent(&self) -> bool {
-        matches!(self.stand, Stand::Doomed { .. } | Stand::Settling { .. })
-    }
-
-    /// Waiting on something other than the objects (a health URL).
-    pub fn waiting(pods: Option<(usize, usize)>, why: String, since: Timestamp) -> Self {
-        Self {
-            pods,
-            stand: Stand::Waiting {
-                why,
-                since: Some(since),
-            },
-        }
-    }
-}
+pub use crate::readiness::{LiveState, Stand};
 
 /// How many pods a workload wants, as [`kinds`]' table says to count
 /// them: its replicas (1 when unset), a DaemonSet's desired number; `None`

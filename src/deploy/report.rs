@@ -8,42 +8,10 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::k8s::evidence::{LogText, PodEvidence};
+pub use crate::readiness::Standing;
 use crate::readiness::classify::Verdict;
 use crate::readiness::evidence::Which;
 use crate::readiness::table::{self, UnreadyRow};
-
-/// Where a component stands when its wave failed.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Standing {
-    /// Ready (and it held).
-    Ready,
-    /// A verdict says it will not become Ready.
-    Doomed,
-    /// It was Ready, then a verdict came before the suites started.
-    DoomedAfterReady,
-    /// Its deadline ran out.
-    TimedOut,
-    /// Still on its way when its wave was stopped.
-    #[default]
-    InProgress,
-    /// It could not be deployed at all (manifests, apply, health URL).
-    Failed,
-}
-
-impl Standing {
-    /// In words, after the component's name.
-    pub fn describe(self) -> &'static str {
-        match self {
-            Standing::Ready => "Ready",
-            Standing::Doomed => "will not become Ready",
-            Standing::DoomedAfterReady => "was Ready, then went down",
-            Standing::TimedOut => "not Ready by its deadline",
-            Standing::InProgress => "still in progress",
-            Standing::Failed => "could not be deployed",
-        }
-    }
-}
 
 /// One verdict on one pod, with what shows it.
 #[derive(Clone, Debug, PartialEq)]
@@ -117,6 +85,14 @@ impl Diagnosis {
             self.component,
             self.render_details()
         )
+    }
+
+    /// As the event stream carries it: its JSON and its details as text.
+    pub fn reported(&self) -> crate::report::ReportedDiagnosis {
+        crate::report::ReportedDiagnosis {
+            json: self.to_json(),
+            text: self.render_details(),
+        }
     }
 
     /// [`Diagnosis::render`] without its headline, for a caller that has

@@ -5,12 +5,10 @@
 use tokio::sync::mpsc;
 
 use crate::config::{Lane, Project};
-use crate::exit::Exit;
-use crate::report::Event;
-use crate::report::bus::Bus;
+use crate::failure::StageFailure;
 use crate::report::phase::phase;
-use crate::run::StageFailure;
-use crate::run::up::Environment;
+use crate::report::{Event, Notice};
+use crate::stage::{Ctx, Environment};
 
 /// Loads the lane's images into the cluster and deploys the lane, the two
 /// overlapped. A component is applied once its dependencies are Ready (the
@@ -21,14 +19,13 @@ use crate::run::up::Environment;
 /// first component can. A failed load stops the deploy (and exits as an
 /// image failure), a failed deploy the load.
 pub async fn load_and_deploy(
+    ctx: &Ctx<'_>,
     client: &kube::Client,
-    project: &Project,
-    lane: &Lane,
     env: &Environment,
     deadline: tokio::time::Instant,
-    bus: &Bus,
 ) -> Result<crate::deploy::DeployReport, StageFailure> {
     use crate::cluster::{Arrivals, ImageRef, LoadOutcome, LoadProgress, Provider};
+    let (project, lane, bus) = (ctx.project, ctx.lane, &ctx.bus);
     let refs: Vec<ImageRef> = env
         .images
         .iter()
@@ -79,8 +76,7 @@ pub async fn load_and_deploy(
             crate::report::Phase::Load,
             env.provider.deliver(&env.docker, &refs, &progress),
         )
-        .await
-        .map_err(|e| StageFailure::new(e.exit(), e))?;
+        .await?;
         arrived.send_modify(Arrivals::finish);
         Ok::<_, StageFailure>(())
     };
@@ -115,10 +111,7 @@ pub async fn load_and_deploy(
                         .any(|c| a.has_all(project.components[c.as_str()].images.iter()))
             })
             .await;
-        deploy(client, project, lane, env, deadline, bus, |c| {
-            can_start(&c.images)
-        })
-        .await
+        deploy(ctx, client, env, deadline, |c| can_start(&c.images)).await
     };
     let ((), report) = tokio::try_join!(load, deploy)?;
     Ok(report)
@@ -127,15 +120,14 @@ pub async fn load_and_deploy(
 /// Deploys the lane into the environment, each component once `ready`
 /// says so, forwarding progress to the bus.
 async fn deploy<F: std::future::Future<Output = ()>>(
+    ctx: &Ctx<'_>,
     client: &kube::Client,
-    project: &Project,
-    lane: &Lane,
     env: &Environment,
     deadline: tokio::time::Instant,
-    bus: &Bus,
     ready: impl Fn(&crate::config::Component) -> F,
 ) -> Result<crate::deploy::DeployReport, StageFailure> {
     use crate::deploy::DeployEvent;
+    let (project, lane, bus) = (ctx.project, ctx.lane, &ctx.bus);
     use crate::report::progress::Progress;
     let (tx, mut rx) = mpsc::unbounded_channel();
     let waves = crate::plan::waves(project, &crate::plan::closure(project, &lane.components)).len();
@@ -167,29 +159,37 @@ async fn deploy<F: std::future::Future<Output = ()>>(
                         ready: secs(timeline.ready, timeline.created),
                     },
                     DeployEvent::WaveStarted { wave, components } => {
-                        let message = format!("deploy wave {wave}: {}", components.join(", "));
                         bus.progress(Progress::DeployWave {
                             wave,
                             waves,
-                            components,
+                            components: components.clone(),
                         });
-                        Event::Notice { message }
+                        Event::Notice {
+                            notice: Notice::WaveStarted { wave, components },
+                        }
                     }
                     DeployEvent::Healthy { component, url } => Event::Notice {
-                        message: format!("{component} healthy at {url}"),
+                        notice: Notice::Healthy { component, url },
                     },
                     DeployEvent::Unsettled { component, what } => Event::Notice {
-                        message: format!("{component}: readiness did not hold: {what}"),
+                        notice: Notice::Unsettled { component, what },
                     },
                     DeployEvent::WatchFailing { component, message } => Event::Notice {
-                        message: format!("{component}: {message}"),
+                        notice: Notice::WatchFailing { component, message },
+                    },
+                    DeployEvent::LeftOut { component, object } => Event::Notice {
+                        notice: Notice::LeftOut { component, object },
                     },
                     DeployEvent::Noted {
                         component,
                         object,
                         note,
                     } => Event::Notice {
-                        message: format!("{component}: {object}: {note}"),
+                        notice: Notice::Noted {
+                            component,
+                            object,
+                            note,
+                        },
                     },
                     DeployEvent::Verdict {
                         component,
@@ -200,8 +200,7 @@ async fn deploy<F: std::future::Future<Output = ()>>(
                         component,
                         standing,
                         summary,
-                        diagnosis: diagnosis
-                            .map(|d| Box::new(crate::report::ReportedDiagnosis::new(&d))),
+                        diagnosis: diagnosis.map(|d| Box::new(d.reported())),
                     },
                     DeployEvent::Live { component, state } => {
                         bus.progress(Progress::DeployLive { component, state });
@@ -220,14 +219,6 @@ async fn deploy<F: std::future::Future<Output = ()>>(
         }
         crate::deploy::deploy_lane_when(client, project, lane, &env.images, tx, deadline, ready)
             .await
-            .map_err(|e| {
-                let exit = if e.is_timeout() {
-                    Exit::Timeout
-                } else {
-                    Exit::Deploy
-                };
-                StageFailure::new(exit, e)
-            })
     })
     .await;
     let _ = forward.await;

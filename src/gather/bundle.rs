@@ -46,6 +46,31 @@ pub enum GatherError {
     },
 }
 
+/// A bundle that cannot be written is a gather failure (8).
+impl crate::failure::Failure for GatherError {
+    fn exit(&self) -> crate::exit::Exit {
+        match self {
+            GatherError::Create { .. }
+            | GatherError::Write { .. }
+            | GatherError::Exists { .. }
+            | GatherError::Archive { .. } => crate::exit::Exit::Gather,
+        }
+    }
+
+    fn fix(&self) -> Option<String> {
+        match self {
+            // The message says what to do.
+            GatherError::Exists { .. } => None,
+            GatherError::Create { path, .. }
+            | GatherError::Write { path, .. }
+            | GatherError::Archive { path, .. } => Some(format!(
+                "check that {} is writable and has free space (or choose another --out)",
+                path.parent().unwrap_or(path).display()
+            )),
+        }
+    }
+}
+
 /// A collector that failed; recorded in the bundle, never fatal.
 #[derive(Clone, Debug, Serialize)]
 pub struct CollectorFailure {

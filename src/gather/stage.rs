@@ -3,14 +3,15 @@
 //! run's story.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
-use std::sync::Arc;
-
+use crate::cluster::{AnyProvider, Provider as _};
 use crate::config::{Lane, Project};
 use crate::exit::Exit;
-use crate::report::bus::Bus;
-use crate::run::StageFailure;
+use crate::failure::{Failure, StageFailure};
+use crate::gather::GatherError;
+use crate::stage::{Ctx, GATHER_BUDGET};
 
 /// The names of the CRDs the lane's manifests define, and every object they
 /// declare.
@@ -36,38 +37,49 @@ fn declared_objects(
     (crds, declared)
 }
 
+/// What a gather collects beyond the lane's own namespaces and objects.
+#[derive(Default)]
+pub struct Request<'a> {
+    /// The directory the bundle goes into.
+    pub out: PathBuf,
+    /// The suites' namespaces of the run.
+    pub extra_namespaces: Vec<String>,
+    /// Files for the bundle's `harness/`, as they are.
+    pub harness_files: Vec<(String, String)>,
+    /// How the run went, when it is a run's gather.
+    pub story: Option<&'a crate::gather::story::Story>,
+    /// Only logs and events newer than this.
+    pub since: Option<Duration>,
+    /// Cap the bundle's size.
+    pub max_size: Option<u64>,
+}
+
 /// Writes the must-gather bundle of a lane's environment: what the cluster
-/// holds, and — when `story` is given — how the run went.
-#[allow(clippy::too_many_arguments)]
+/// holds, and — when the request has a story — how the run went.
 pub async fn gather(
+    ctx: &Ctx<'_>,
     client: &kube::Client,
-    project: &Project,
-    lane: &Lane,
-    out: &Path,
-    run_id: &str,
-    extra_namespaces: Vec<String>,
-    harness_files: Vec<(String, String)>,
-    story: Option<&crate::gather::story::Story>,
-    since: Option<Duration>,
-    max_size: Option<u64>,
-    bus: &Bus,
+    request: Request<'_>,
 ) -> Result<crate::gather::Bundle, StageFailure> {
-    let plan = crate::plan::plan(project, Some(&lane.name))
-        .map_err(|e| StageFailure::new(Exit::Usage, e))?;
+    let (project, lane) = (ctx.project, ctx.lane);
+    let plan = crate::plan::plan(project, Some(&lane.name))?;
     let mut namespaces = plan.lanes[0].namespaces.clone();
-    namespaces.extend(extra_namespaces);
+    namespaces.extend(request.extra_namespaces);
     namespaces.dedup();
-    let name = format!("must-gather-{}-{run_id}", lane.name);
-    std::fs::create_dir_all(out).map_err(|e| StageFailure::new(Exit::Gather, e))?;
+    let name = format!("must-gather-{}-{}", lane.name, ctx.run_id);
+    let out = &request.out;
+    std::fs::create_dir_all(out).map_err(|source| GatherError::Create {
+        path: out.clone(),
+        source,
+    })?;
     let about = vec![
         format!("lane: {}", lane.name),
         format!("cluster: {}", lane.cluster.name),
-        format!("run: {run_id}"),
+        format!("run: {}", ctx.run_id),
         format!("collected: {}", jiff::Timestamp::now()),
         format!("namespaces: {}", namespaces.join(", ")),
     ];
-    let mut writer = crate::gather::BundleWriter::create(out, &name, about)
-        .map_err(|e| StageFailure::new(Exit::Gather, e))?;
+    let mut writer = crate::gather::BundleWriter::create(out, &name, about)?;
     // With the staging directory made: a panic must not leave it behind.
     crate::panics::inject("gather");
     let (crds, mut declared) = declared_objects(project, lane);
@@ -78,108 +90,105 @@ pub async fn gather(
         name: ns.clone(),
     }));
     let source = crate::gather::kube::KubeSource::new(client.clone(), crds).with_declared(declared);
-    let request = crate::gather::collect::Request {
+    let collect = crate::gather::collect::Request {
         namespaces,
-        since,
+        since: request.since,
         concurrency: 8,
-        harness_files,
+        harness_files: request.harness_files,
         // Well inside the gather budget (at least a minute), so one request
         // that never answers costs its collector, not the bundle.
         collector_timeout: Some(Duration::from_secs(30)),
         progress: Some({
-            let bus = bus.clone();
+            let bus = ctx.bus.clone();
             crate::gather::collect::Told(Arc::new(move |done, total| {
                 bus.progress(crate::report::progress::Progress::Collectors { done, total })
             }))
         }),
     };
-    crate::gather::story::collect(client, project, lane, &source, &request, &mut writer, story)
-        .await;
-    if let crate::config::ClusterProvider::Kind(kind) = &lane.cluster.provider {
-        kind_node_logs(kind.engine, &lane.cluster.name, &writer).await;
-    }
-    writer
-        .finish(max_size)
-        .map_err(|e| StageFailure::new(Exit::Gather, e))
+    crate::gather::story::collect(
+        client,
+        project,
+        lane,
+        &source,
+        &collect,
+        &mut writer,
+        request.story,
+    )
+    .await;
+    node_logs(lane, &writer).await;
+    Ok(writer.finish(request.max_size)?)
 }
 
-/// The kind node logs (journal, kubelet, containerd, pods), as `kind export
-/// logs` collects them, into the bundle's `kind/`, scrubbed like every other
-/// file. kind exits 1 when one of its own collectors fails although it wrote
-/// the rest (no `crictl` in some node images): that is recorded, not fatal.
-async fn kind_node_logs(
-    engine: crate::config::EngineKind,
-    cluster: &str,
-    writer: &crate::gather::BundleWriter,
-) {
+/// The nodes' own logs (journal, kubelet, container runtime, pods), as the
+/// provider exports them (`kind export logs`), into the bundle's `kind/`,
+/// scrubbed like every other file. A provider that fails one of its own
+/// collectors may still have written the rest: that is recorded, not fatal.
+async fn node_logs(lane: &Lane, writer: &crate::gather::BundleWriter) {
+    let provider = match AnyProvider::from_env(&lane.cluster) {
+        Ok(provider) => provider,
+        Err(e) => return writer.record_failure("node logs", e),
+    };
+    let what = format!("{} export logs", provider.kind_name());
     let dir = writer.staging_dir().join("kind");
-    let cli = crate::cluster::KindCli::new(engine);
-    let args = vec![
-        "export".to_string(),
-        "logs".into(),
-        dir.display().to_string(),
-        "--name".into(),
-        cluster.to_owned(),
-    ];
-    match tokio::time::timeout(Duration::from_secs(120), cli.run(&args, cluster)).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => writer.record_failure("kind export logs", e),
-        Err(_) => writer.record_failure("kind export logs", "did not finish within 120s"),
+    match tokio::time::timeout(Duration::from_secs(120), provider.export_node_logs(&dir)).await {
+        Ok(Ok(true)) => {}
+        // Nothing to export: nothing to scrub.
+        Ok(Ok(false)) => return,
+        Ok(Err(e)) => writer.record_failure(&what, e),
+        Err(_) => writer.record_failure(&what, "did not finish within 120s"),
     }
     if let Err(e) = writer.scrub_tree(Path::new("kind")) {
-        writer.record_failure("kind export logs (redaction)", e);
+        writer.record_failure(format!("{what} (redaction)"), e);
     }
 }
 
-/// Gathers the lane's environment now (the cluster `up` recorded).
+/// A `harness gather` that ran out of its budget.
+#[derive(Debug, thiserror::Error)]
+#[error("gather did not finish within {}s; no bundle was written", .budget.as_secs())]
+pub struct GatherTimeout {
+    pub budget: Duration,
+}
+
+impl Failure for GatherTimeout {
+    fn exit(&self) -> Exit {
+        Exit::Gather
+    }
+
+    fn fix(&self) -> Option<String> {
+        Some(
+            "check that the cluster answers (`harness status`); `--since 30m` collects less"
+                .to_owned(),
+        )
+    }
+}
+
+/// Gathers the lane's environment now (the cluster `up` recorded), as
+/// `harness gather` and `harness down --gather` do: into `out`, or
+/// `.harness/gather/`, within [`GATHER_BUDGET`].
 pub async fn gather_now(
-    project: &Project,
-    lane: &Lane,
+    ctx: &Ctx<'_>,
     out: Option<PathBuf>,
-    since: Option<std::time::Duration>,
+    since: Option<Duration>,
     max_size: Option<u64>,
-    bus: &crate::report::bus::Bus,
 ) -> Result<crate::gather::Bundle, StageFailure> {
-    let state = crate::cluster::state::read(&project.root, &lane.name).map_err(|e| {
-        let exit = match &e {
-            crate::cluster::state::StateError::Missing { .. } => Exit::NotUp,
-            _ => Exit::Internal,
-        };
-        StageFailure::new(exit, e)
-    })?;
+    let state = crate::cluster::state::read(&ctx.project.root, &ctx.lane.name)?;
     let client = crate::cluster::stage::client_for(&state).await?;
-    let out = out.unwrap_or_else(|| project.root.join(".harness").join("gather"));
     // The story of the `harness up` that brought the environment up, when
     // it was recorded: its deploy timeline and verdicts belong in the bundle.
-    let story =
-        crate::gather::story::Story::recorded(&crate::run::events_file(project, &state.run_id));
-    let bundle = tokio::time::timeout(
-        crate::run::lifecycle::GATHER_BUDGET,
-        gather(
-            &client,
-            project,
-            lane,
-            &out,
-            &crate::run::new_run_id(),
-            Vec::new(),
-            Vec::new(),
-            story.as_ref(),
-            since,
-            max_size,
-            bus,
-        ),
-    )
-    .await
-    .map_err(|_| {
-        StageFailure::new(
-            Exit::Gather,
-            anyhow::anyhow!(
-                "gather did not finish within {}s; no bundle was written",
-                crate::run::lifecycle::GATHER_BUDGET.as_secs()
-            ),
-        )
-    })??;
-    bus.emit(crate::report::Event::Artifact {
+    let story = crate::gather::story::Story::recorded(&ctx.layout.events_file(&state.run_id));
+    let request = Request {
+        out: out.unwrap_or_else(|| ctx.layout.gather_dir()),
+        story: story.as_ref(),
+        since,
+        max_size,
+        ..Request::default()
+    };
+    let bundle = tokio::time::timeout(GATHER_BUDGET, gather(ctx, &client, request))
+        .await
+        .map_err(|_| GatherTimeout {
+            budget: GATHER_BUDGET,
+        })??;
+    ctx.bus.emit(crate::report::Event::Artifact {
         what: "bundle".into(),
         path: bundle.archive.clone(),
     });

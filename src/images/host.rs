@@ -88,18 +88,27 @@ fn tail_text(tail: &[String]) -> String {
     }
 }
 
-impl HostBuildError {
-    /// A build past its timeout is a deadline (7), any other failure an
-    /// image failure (4): what it makes goes into an image.
-    pub fn exit(&self) -> Exit {
+/// A build past its timeout is a deadline (7), any other failure an image
+/// failure (4): what it makes goes into an image.
+impl crate::failure::Failure for HostBuildError {
+    fn exit(&self) -> Exit {
         match self {
             HostBuildError::Failed {
                 timed_out: true, ..
             } => Exit::Timeout,
-            _ => Exit::ImageBuild,
+            HostBuildError::Failed { .. }
+            | HostBuildError::MissingOutput { .. }
+            | HostBuildError::Inputs { .. }
+            | HostBuildError::Stamp { .. } => Exit::ImageBuild,
         }
     }
 
+    fn fix(&self) -> Option<String> {
+        Some(self.help())
+    }
+}
+
+impl HostBuildError {
     /// What to do about it.
     pub fn help(&self) -> String {
         match self {
@@ -162,12 +171,12 @@ pub struct HostOptions {
 impl HostOptions {
     /// Logs under `.harness/logs/host-builds`, stamps under `.harness/host-builds`.
     pub fn for_project(project: &Project) -> HostOptions {
-        let state = project.root.join(".harness");
+        let layout = crate::layout::Layout::new(&project.root);
         HostOptions {
             rebuild: false,
-            log_dir: state.join("logs").join("host-builds"),
-            stamp_dir: state.join("host-builds"),
-            skip: vec![state],
+            log_dir: layout.host_build_logs(),
+            stamp_dir: layout.host_build_stamps(),
+            skip: vec![layout.dir()],
         }
     }
 }
@@ -383,6 +392,7 @@ async fn run_one(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::failure::Failure as _;
     use indexmap::IndexMap;
 
     fn build(root: &Path, inputs: &[&str], outputs: &[&str]) -> HostBuild {

@@ -38,7 +38,6 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::config::{ImageSource, Lane, Project};
-use crate::exit::Exit;
 
 pub use context::ContextError;
 
@@ -74,12 +73,12 @@ impl BuildOptions {
     /// Defaults for a project: logs under `.harness/logs/images`, and the
     /// `.harness` directory never part of a context.
     pub fn for_project(project: &Project) -> BuildOptions {
-        let state = project.root.join(".harness");
+        let layout = crate::layout::Layout::new(&project.root);
         BuildOptions {
             rebuild: false,
             parallel: 2,
-            log_dir: state.join("logs").join("images"),
-            skip: vec![state],
+            log_dir: layout.image_logs(),
+            skip: vec![layout.dir()],
             pull_timeout: Duration::from_secs(10 * 60),
         }
     }
@@ -207,15 +206,28 @@ fn step_text(step: &Option<String>) -> String {
         .unwrap_or_default()
 }
 
-impl ImageError {
-    /// The documented exit code: a deadline is 7, anything else 4.
-    pub fn exit(&self) -> Exit {
+/// A build or pull past its timeout is a deadline (7), any other failure
+/// an image failure (4).
+impl crate::failure::Failure for ImageError {
+    fn exit(&self) -> crate::exit::Exit {
+        use crate::exit::Exit;
         match self {
             ImageError::Timeout { .. } | ImageError::PullTimeout { .. } => Exit::Timeout,
-            _ => Exit::ImageBuild,
+            ImageError::Unknown { .. }
+            | ImageError::Context { .. }
+            | ImageError::Build { .. }
+            | ImageError::Pull { .. }
+            | ImageError::Log { .. }
+            | ImageError::Engine { .. } => Exit::ImageBuild,
         }
     }
 
+    fn fix(&self) -> Option<String> {
+        self.help()
+    }
+}
+
+impl ImageError {
     /// How to fix it.
     pub fn help(&self) -> Option<String> {
         Some(match self {
@@ -488,6 +500,8 @@ async fn ensure_one(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exit::Exit;
+    use crate::failure::Failure as _;
 
     #[test]
     fn only_images_labelled_by_the_harness_are_its_own() {

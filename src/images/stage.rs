@@ -5,12 +5,11 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::config::{EngineKind, Lane, Project};
-use crate::exit::Exit;
-use crate::report::bus::Bus;
+use crate::config::EngineKind;
+use crate::failure::StageFailure;
 use crate::report::phase::phase;
-use crate::report::{Event, Phase};
-use crate::run::StageFailure;
+use crate::report::{Event, Notice, Phase};
+use crate::stage::Ctx;
 
 /// The images phase: connects to the engine (`engine`, docker when the lane
 /// names none), runs the host builds, then obtains every image the lane
@@ -19,28 +18,25 @@ use crate::run::StageFailure;
 /// needs no engine at all (`needs_engine` false): the client is made
 /// without dialling.
 pub async fn run(
-    project: &Project,
-    lane: &Lane,
+    ctx: &Ctx<'_>,
     engine: Option<EngineKind>,
     rebuild: bool,
-    bus: &Bus,
 ) -> Result<(bollard::Docker, Vec<super::ImageOutcome>), StageFailure> {
-    let wanted = super::lane_images(project, lane);
+    let (project, bus) = (ctx.project, &ctx.bus);
+    let wanted = super::lane_images(project, ctx.lane);
     phase(bus, Phase::Images, async {
         let endpoint = crate::engine::endpoint_from_env(engine.unwrap_or(EngineKind::Docker));
         // bollard connects lazily.
         let needs_engine = !wanted.is_empty() || engine.is_some();
         let docker = if needs_engine {
             crate::engine::connect(&endpoint, Duration::from_secs(10))
-                .await
-                .map_err(|e| StageFailure::new(Exit::Preflight, e))?
+                .await?
                 .0
         } else {
-            bollard::Docker::connect_with_host(&endpoint.host)
-                .map_err(|e| StageFailure::new(Exit::Preflight, e))?
+            crate::engine::client(&endpoint)?
         };
         // What the images copy from the host is built first.
-        host_builds(project, lane, rebuild, bus).await?;
+        host_builds(ctx, rebuild).await?;
         let mut build = super::BuildOptions::for_project(project);
         build.rebuild = rebuild;
         let (tx, mut rx) = mpsc::channel(64);
@@ -95,23 +91,17 @@ pub async fn run(
         let outcomes = super::ensure(&docker, project, &wanted, &build, &tx).await;
         drop(tx);
         let _ = forward.await;
-        // The fix is the error's own (`crate::failure::fix` finds it).
-        let outcomes = outcomes.map_err(|e| StageFailure::new(e.exit(), e))?;
-        Ok::<_, StageFailure>((docker, outcomes))
+        Ok::<_, StageFailure>((docker, outcomes?))
     })
     .await
 }
 
 /// Runs the lane's host builds (`host_builds:`), each unless its inputs
 /// are unchanged, telling the bus as image builds do.
-async fn host_builds(
-    project: &Project,
-    lane: &Lane,
-    rebuild: bool,
-    bus: &Bus,
-) -> Result<(), StageFailure> {
+async fn host_builds(ctx: &Ctx<'_>, rebuild: bool) -> Result<(), StageFailure> {
     use super::host::{self, HostEvent};
-    let names = host::lane_builds(project, lane);
+    let (project, bus) = (ctx.project, &ctx.bus);
+    let names = host::lane_builds(project, ctx.lane);
     if names.is_empty() {
         return Ok(());
     }
@@ -124,10 +114,7 @@ async fn host_builds(
             while let Some(event) = rx.recv().await {
                 bus.emit(match event {
                     HostEvent::Started { name, command, log } => Event::Notice {
-                        message: format!(
-                            "host build {name}: running `{command}` (log {})",
-                            log.display()
-                        ),
+                        notice: Notice::HostBuildStarted { name, command, log },
                     },
                     HostEvent::Done(o) => Event::Image {
                         image: format!("host build {}", o.name),
@@ -145,5 +132,5 @@ async fn host_builds(
     let result = host::run(project, &names, &opts, &tx).await;
     drop(tx);
     let _ = forward.await;
-    result.map(drop).map_err(|e| StageFailure::new(e.exit(), e))
+    result.map(drop).map_err(StageFailure::from)
 }

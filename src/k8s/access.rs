@@ -11,7 +11,10 @@
 use std::path::{Path, PathBuf};
 
 use super::client::ClusterAccess;
+use crate::cluster::{AnyProvider, Provider as _};
 use crate::config::{ClusterProvider, Lane};
+use crate::exit::Exit;
+use crate::failure::Failure;
 
 /// No kubeconfig could be found for the lane: nothing is up.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +36,16 @@ impl NoCluster {
     }
 }
 
+impl Failure for NoCluster {
+    fn exit(&self) -> Exit {
+        Exit::NotUp
+    }
+
+    fn fix(&self) -> Option<String> {
+        Some(self.help())
+    }
+}
+
 /// No environment is up for the lane: `up` recorded none, and the cluster
 /// a leftover kubeconfig points at does not answer.
 #[derive(Debug, thiserror::Error)]
@@ -51,74 +64,68 @@ impl NotUp {
     }
 }
 
-/// Where the state file of `lane` is.
-pub fn state_file(root: &Path, lane: &str) -> PathBuf {
-    root.join(".harness")
-        .join("state")
-        .join(format!("{lane}.json"))
-}
+impl Failure for NotUp {
+    fn exit(&self) -> Exit {
+        Exit::NotUp
+    }
 
-/// Reads `kubeconfig` and `context` from a state file, at the top level or
-/// under `cluster` (the file is written by `up`; reading it loosely keeps
-/// this working while its other fields evolve).
-pub fn from_state(text: &str) -> Option<ClusterAccess> {
-    let v: serde_json::Value = serde_json::from_str(text).ok()?;
-    let field = |key: &str| {
-        v.get(key)
-            .or_else(|| v.get("cluster").and_then(|c| c.get(key)))
-            .and_then(|x| x.as_str())
-            .map(str::to_owned)
-    };
-    Some(ClusterAccess {
-        kubeconfig: field("kubeconfig")?.into(),
-        context: field("context"),
-    })
+    fn fix(&self) -> Option<String> {
+        Some(self.help())
+    }
 }
 
 /// Resolves the cluster of `lane`. `flag` is `--kubeconfig`, `env` is
 /// `$KUBECONFIG` (its first path), `home` the user's home directory.
+/// Returns where the cluster was found, and whether `up` recorded it.
 pub fn resolve(
     root: &Path,
     lane: &Lane,
     flag: Option<&Path>,
     env: Option<PathBuf>,
     home: Option<PathBuf>,
-) -> Result<(ClusterAccess, String), NoCluster> {
+) -> Result<Resolved, NoCluster> {
     let mut tried = Vec::new();
-    let context = match &lane.cluster.provider {
-        ClusterProvider::Existing(e) => e.context.clone(),
-        ClusterProvider::Kind(_) => None,
-    };
+    // The provider says where its kubeconfig is and which context to use.
+    let provider = AnyProvider::from_spec(&lane.cluster, home.as_deref()).ok();
+    let context = provider
+        .as_ref()
+        .and_then(|p| p.context().map(str::to_owned));
     if let Some(path) = flag {
-        return Ok((
-            ClusterAccess {
+        return Ok(Resolved {
+            access: ClusterAccess {
                 kubeconfig: path.to_path_buf(),
                 context,
             },
-            "--kubeconfig".into(),
-        ));
+            found_in: "--kubeconfig".into(),
+            recorded: true,
+        });
     }
-    let state = state_file(root, &lane.name);
-    match std::fs::read_to_string(&state)
-        .ok()
-        .and_then(|t| from_state(&t))
-    {
-        Some(access) => return Ok((access, format!("state file {}", state.display()))),
-        None => tried.push(format!("state file {}", state.display())),
+    let state = crate::layout::Layout::new(root).state_file(&lane.name);
+    match crate::cluster::state::read(root, &lane.name) {
+        Ok(recorded) => {
+            return Ok(Resolved {
+                access: ClusterAccess {
+                    kubeconfig: recorded.kubeconfig,
+                    context: recorded.context,
+                },
+                found_in: format!("state file {}", state.display()),
+                recorded: true,
+            });
+        }
+        Err(_) => tried.push(format!("state file {}", state.display())),
     }
     let mut candidates: Vec<(PathBuf, String)> = Vec::new();
     match &lane.cluster.provider {
+        // The lane file names it, or the provider falls back to $KUBECONFIG
+        // itself: only a kubeconfig the lane file gives is the lane's own.
         ClusterProvider::Existing(e) => {
             if let Some(k) = &e.kubeconfig {
                 candidates.push((k.clone(), "the lane's existing.kubeconfig".into()));
             }
         }
         ClusterProvider::Kind(_) => {
-            if let Some(home) = &home {
-                let path = home
-                    .join(".kube")
-                    .join(format!("{}-config", lane.cluster.name));
-                candidates.push((path, "kind kubeconfig".into()));
+            if let Some(p) = &provider {
+                candidates.push((p.kubeconfig().to_path_buf(), "kind kubeconfig".into()));
             }
         }
     }
@@ -127,13 +134,14 @@ pub fn resolve(
     }
     for (path, what) in candidates {
         if path.is_file() {
-            return Ok((
-                ClusterAccess {
+            return Ok(Resolved {
+                access: ClusterAccess {
                     kubeconfig: path.clone(),
                     context,
                 },
-                format!("{what} {}", path.display()),
-            ));
+                found_in: format!("{what} {}", path.display()),
+                recorded: false,
+            });
         }
         tried.push(format!("{what} {}", path.display()));
     }
@@ -143,28 +151,13 @@ pub fn resolve(
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn state_files_are_read_loosely() {
-        let table = [
-            (r#"{"kubeconfig": "/k"}"#, Some(("/k", None))),
-            (
-                r#"{"cluster": {"kubeconfig": "/k", "context": "kind-x"}}"#,
-                Some(("/k", Some("kind-x"))),
-            ),
-            (r#"{"cluster": {}}"#, None),
-            ("not json", None),
-        ];
-        for (text, want) in table {
-            let got = from_state(text);
-            let want = want.map(|(k, c)| ClusterAccess {
-                kubeconfig: k.into(),
-                context: c.map(str::to_owned),
-            });
-            assert_eq!(got, want, "{text}");
-        }
-    }
+/// The cluster a command talks to, and where it was found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resolved {
+    pub access: ClusterAccess,
+    /// `state file …`, `--kubeconfig`, `kind kubeconfig …`, `$KUBECONFIG …`.
+    pub found_in: String,
+    /// `up` recorded it (or `--kubeconfig` named it): a cluster that does
+    /// not answer is then a cluster problem, not "nothing is up".
+    pub recorded: bool,
 }

@@ -52,6 +52,28 @@ pub enum ClientError {
     },
 }
 
+/// A kubeconfig that yields no client is a cluster failure (5).
+impl crate::failure::Failure for ClientError {
+    fn exit(&self) -> crate::exit::Exit {
+        match self {
+            ClientError::Read { .. } | ClientError::Config { .. } | ClientError::Build { .. } => {
+                crate::exit::Exit::Cluster
+            }
+        }
+    }
+
+    fn fix(&self) -> Option<String> {
+        match self {
+            ClientError::Read { path, .. } | ClientError::Config { path, .. } => Some(format!(
+                "check {} (`kubectl --kubeconfig {} config view`), or pass --kubeconfig PATH",
+                path.display(),
+                path.display()
+            )),
+            ClientError::Build { .. } => None,
+        }
+    }
+}
+
 fn context_text(context: &Option<String>) -> String {
     match context {
         Some(c) => format!("context `{c}`"),

@@ -1177,7 +1177,25 @@ fn probe_target(probe: Option<&Probe>, output: &str) -> String {
         );
     }
     // exec, tcp and grpc probes are said as everywhere else.
-    super::waiting::describe_probe(probe)
+    describe_probe(probe)
+}
+
+/// A readiness probe in a few words: `GET :8080/ready`, `exec [cat /tmp/ok]`,
+/// `tcp :5432`.
+pub fn describe_probe(probe: &Probe) -> String {
+    if let Some(h) = &probe.http_get {
+        return format!("GET :{}{}", port(&h.port), h.path.as_deref().unwrap_or("/"));
+    }
+    if let Some(e) = &probe.exec {
+        return format!("exec {:?}", e.command.as_deref().unwrap_or_default());
+    }
+    if let Some(t) = &probe.tcp_socket {
+        return format!("tcp :{}", port(&t.port));
+    }
+    if let Some(g) = &probe.grpc {
+        return format!("grpc :{}", g.port);
+    }
+    "(unknown probe)".to_owned()
 }
 
 fn port(p: &IntOrString) -> String {

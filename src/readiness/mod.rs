@@ -29,6 +29,7 @@ pub mod kinds;
 pub mod overrides;
 pub mod rules;
 pub mod settle;
+mod standing;
 pub mod table;
 pub mod timeline;
 pub mod waiting;
@@ -37,6 +38,7 @@ mod conditions;
 
 pub use classify::{Tolerance, Verdict, VerdictKind, classify_pod};
 pub use rules::{State, Status};
+pub use standing::{LiveState, Stand, Standing};
 
 /// The instant type used throughout: the one `k8s-openapi` stores in
 /// `meta::v1::Time`, re-exported so callers need no direct `jiff` dependency.

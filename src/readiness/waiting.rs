@@ -10,10 +10,9 @@
 //! the time are all it needs (the caller adds the container's last log line).
 
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod, Probe};
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::jiff::Timestamp;
 
-use super::classify::{ContainerRef, elapsed};
+use super::classify::{ContainerRef, describe_probe, elapsed};
 use super::conditions::{self, Condition};
 use super::human;
 
@@ -157,28 +156,6 @@ pub fn waiting_on(pod: &Pod, now: Timestamp) -> Option<Wait> {
         ),
         None => pod_level(format!("pod {phase}, not Ready yet")),
     }
-}
-
-/// A readiness probe in a few words: `GET :8080/ready`, `exec [cat /tmp/ok]`,
-/// `tcp :5432`.
-pub fn describe_probe(probe: &Probe) -> String {
-    let port = |p: &IntOrString| match p {
-        IntOrString::Int(n) => n.to_string(),
-        IntOrString::String(s) => s.clone(),
-    };
-    if let Some(h) = &probe.http_get {
-        return format!("GET :{}{}", port(&h.port), h.path.as_deref().unwrap_or("/"));
-    }
-    if let Some(e) = &probe.exec {
-        return format!("exec {:?}", e.command.as_deref().unwrap_or_default());
-    }
-    if let Some(t) = &probe.tcp_socket {
-        return format!("tcp :{}", port(&t.port));
-    }
-    if let Some(g) = &probe.grpc {
-        return format!("grpc :{}", g.port);
-    }
-    "(unknown probe)".to_owned()
 }
 
 #[cfg(test)]

@@ -56,6 +56,11 @@ impl Bus {
         let _ = self.tx.send(Message::Event(Stamped::now(event)));
     }
 
+    /// Tells a [`super::Notice`].
+    pub fn notice(&self, notice: super::Notice) {
+        self.emit(Event::Notice { notice });
+    }
+
     /// Says how far along a stage is: for the live sink only (never
     /// recorded, reported or printed as a line; see [`super::progress`]).
     pub fn progress(&self, progress: Progress) {
@@ -105,6 +110,11 @@ impl WeakBus {
         if let Some(tx) = self.tx.upgrade() {
             let _ = tx.send(Message::Event(Stamped::now(event)));
         }
+    }
+
+    /// Tells a [`super::Notice`].
+    pub fn notice(&self, notice: super::Notice) {
+        self.emit(Event::Notice { notice });
     }
 }
 
@@ -168,9 +178,7 @@ impl Recorder {
 /// What the report says when the live sink panicked and was dropped.
 fn live_output_stopped() -> Stamped {
     Stamped::now(Event::Notice {
-        message: "the live output stopped after a panic (a bug in harness); \
-                  the report below is complete"
-            .into(),
+        notice: super::Notice::LiveOutputStopped,
     })
 }
 
@@ -265,17 +273,19 @@ mod tests {
         let (bus, task) = start(Box::new(Shared(seen.clone())), RunReport::new("l", "r"));
         let weak = bus.weak();
         weak.emit(Event::Notice {
-            message: "heard".into(),
+            notice: crate::report::Notice::text("heard"),
         });
         drop(bus);
         // The task ends although `weak` is alive; later events go nowhere.
         task.await.unwrap();
         weak.emit(Event::Notice {
-            message: "too late".into(),
+            notice: crate::report::Notice::text("too late"),
         });
         let seen = seen.lock().unwrap();
         assert_eq!(seen.len(), 1);
-        assert!(matches!(&seen[0].event, Event::Notice { message } if message == "heard"));
+        assert!(
+            matches!(&seen[0].event, Event::Notice { notice } if notice.to_string() == "heard")
+        );
     }
 
     #[tokio::test]
@@ -352,7 +362,7 @@ mod tests {
         });
         bus.progress(Progress::Collectors { done: 1, total: 2 });
         bus.emit(Event::Notice {
-            message: "n".into(),
+            notice: crate::report::Notice::text("n"),
         });
         drop(bus);
         let report = task.await.unwrap();
@@ -401,7 +411,7 @@ mod tests {
     #[tokio::test]
     async fn a_discarded_bus_never_fails() {
         Bus::discard().emit(Event::Notice {
-            message: "x".into(),
+            notice: crate::report::Notice::text("x"),
         });
         let (bus, task) = start(Box::new(JsonSink::new(Vec::new())), RunReport::default());
         drop(bus);
@@ -429,7 +439,7 @@ mod tests {
         let checkpoint = bus.checkpoint().await.expect("the task runs");
         // Emitted after the checkpoint: recorded, but not in what it saw.
         bus.emit(Event::Notice {
-            message: "later".into(),
+            notice: crate::report::Notice::text("later"),
         });
         let recorded = checkpoint.recorded.expect("a recording");
         assert_eq!(recorded.error, None);
@@ -460,7 +470,7 @@ mod tests {
             Some(dir.path().join("run/events.jsonl")),
         );
         bus.emit(Event::Notice {
-            message: "x".into(),
+            notice: crate::report::Notice::text("x"),
         });
         let recorded = bus.checkpoint().await.unwrap().recorded.unwrap();
         assert_eq!(recorded.bytes, 0);

@@ -246,11 +246,9 @@ mod tests {
             at: at("2026-11-22T14:21:30Z"),
             event: Event::Verdict {
                 component: "datastorage".into(),
-                standing: crate::deploy::Standing::Doomed,
+                standing: crate::readiness::Standing::Doomed,
                 summary: "component `datastorage` will not become Ready: Deployment/harness-demo/datastorage is Failed (OOMKilled)".into(),
-                diagnosis: Some(Box::new(crate::report::ReportedDiagnosis::new(
-                &crate::report::tests::oom_diagnosis(),
-            ))),
+                diagnosis: Some(Box::new(crate::report::tests::oom_reported())),
             },
         });
         // A Ready component of the same wave is listed, not annotated.
@@ -258,7 +256,7 @@ mod tests {
             at: at("2026-11-22T14:21:30Z"),
             event: Event::Verdict {
                 component: "redis".into(),
-                standing: crate::deploy::Standing::Ready,
+                standing: crate::readiness::Standing::Ready,
                 summary: "Ready after 3.2s".into(),
                 diagnosis: None,
             },

@@ -19,6 +19,7 @@
 
 pub mod bus;
 pub mod github;
+pub mod notice;
 pub mod phase;
 pub mod progress;
 pub mod render;
@@ -29,6 +30,9 @@ use std::path::PathBuf;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
+
+use crate::readiness::Standing;
+pub use notice::Notice;
 
 /// A stage of the pipeline, in the order they run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -135,7 +139,7 @@ pub enum Event {
     /// `harness diagnose`. Every component of that wave gets one.
     Verdict {
         component: String,
-        standing: crate::deploy::Standing,
+        standing: Standing,
         /// One line: the verdict, deadline or error (or `Ready after 3.2s`).
         summary: String,
         /// The unready table and each verdict with its evidence.
@@ -209,8 +213,11 @@ pub enum Event {
         what: String,
         path: PathBuf,
     },
+    /// Something worth saying that is none of the above (see [`Notice`]):
+    /// written with its fields under `notice` and its words under `message`.
     Notice {
-        message: String,
+        #[serde(flatten, with = "notice::wire")]
+        notice: Notice,
     },
     /// How the run ended: the last event of `harness test`.
     Finished {
@@ -320,7 +327,7 @@ pub struct PhaseRecord {
 pub struct VerdictRecord {
     pub at: Timestamp,
     pub component: String,
-    pub standing: crate::deploy::Standing,
+    pub standing: Standing,
     pub summary: String,
     pub diagnosis: Option<Box<ReportedDiagnosis>>,
 }
@@ -328,7 +335,7 @@ pub struct VerdictRecord {
 impl VerdictRecord {
     /// Whether the component was Ready (listed for completeness).
     pub fn ready(&self) -> bool {
-        self.standing == crate::deploy::Standing::Ready
+        self.standing == Standing::Ready
     }
 
     /// The name of its top verdict (`OOMKilled`), else its standing in words.
@@ -347,25 +354,18 @@ impl VerdictRecord {
 
 /// A diagnosis as events carry it: the JSON form `harness diagnose --output
 /// json` prints, and its table and evidence as the text the report shows
-/// (in JSON, one more member: `text`). Both are made from the
-/// [`crate::deploy::Diagnosis`] when the deploy reports it, so a bundle's
-/// recorded events replay the same report.
+/// (in JSON, one more member: `text`). The deploy makes both from its
+/// diagnosis when it reports it, so a bundle's recorded events replay the
+/// same report.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ReportedDiagnosis {
-    /// [`crate::deploy::Diagnosis::to_json`].
+    /// The diagnosis as `harness diagnose --output json` prints it.
     pub json: serde_json::Value,
-    /// [`crate::deploy::Diagnosis::render_details`].
+    /// Its unready table and each verdict with its evidence, as text.
     pub text: String,
 }
 
 impl ReportedDiagnosis {
-    pub fn new(diagnosis: &crate::deploy::Diagnosis) -> Self {
-        Self {
-            json: diagnosis.to_json(),
-            text: diagnosis.render_details(),
-        }
-    }
-
     fn top_verdict(&self) -> Option<&serde_json::Value> {
         self.json["findings"]
             .as_array()?
@@ -603,7 +603,7 @@ impl RunReport {
                 finished: stamped.at,
             }),
             Event::Artifact { what, path } => self.artifacts.push((what.clone(), path.clone())),
-            Event::Notice { message } => self.notices.push(message.clone()),
+            Event::Notice { notice } => self.notices.push(notice.to_string()),
             Event::Finished { exit_code, result } => {
                 self.finished = Some((*exit_code, result.clone()));
             }
@@ -718,6 +718,10 @@ mod tests {
     }
 
     /// A doomed component's diagnosis, as the deploy stage reports it.
+    pub(crate) fn oom_reported() -> ReportedDiagnosis {
+        oom_diagnosis().reported()
+    }
+
     pub(crate) fn oom_diagnosis() -> crate::deploy::Diagnosis {
         use crate::deploy::{Diagnosis, Finding, Standing};
         use crate::k8s::evidence::{LogTail, LogText, PodEvidence};
@@ -1003,14 +1007,14 @@ mod tests {
 
     #[test]
     fn a_verdict_reads_back_from_its_json_line_as_it_was_emitted() {
-        let diagnosis = ReportedDiagnosis::new(&oom_diagnosis());
+        let diagnosis = oom_reported();
         assert_eq!(diagnosis.title().as_deref(), Some("OOMKilled"));
         assert!(diagnosis.hint().is_some_and(|h| !h.is_empty()));
         let event = Stamped {
             at: at("2026-11-22T14:22:40Z"),
             event: Event::Verdict {
                 component: "datastorage".into(),
-                standing: crate::deploy::Standing::Doomed,
+                standing: Standing::Doomed,
                 summary: "component `datastorage` will not become Ready".into(),
                 diagnosis: Some(Box::new(diagnosis.clone())),
             },

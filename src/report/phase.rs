@@ -3,17 +3,19 @@
 
 use super::Event;
 use super::bus::Bus;
+use crate::failure::StageFailure;
 
 /// Runs one phase with its start/finish events. A phase dropped half-way
 /// (an interrupt cancels `up`) still reports that it finished, failed and
 /// why, so a reader of the event stream never sees a phase left open. A
 /// failure carries its whole cause chain and its fix, worded as
-/// [`crate::failure`] words them everywhere else.
-pub async fn phase<T, E: std::error::Error + 'static>(
+/// [`crate::failure`] words them everywhere else, and comes back marked
+/// told, so that the run does not tell it again.
+pub async fn phase<T, E: Into<StageFailure>>(
     bus: &Bus,
     phase: crate::report::Phase,
     work: impl std::future::Future<Output = Result<T, E>>,
-) -> Result<T, E> {
+) -> Result<T, StageFailure> {
     struct Open<'a> {
         bus: &'a Bus,
         phase: crate::report::Phase,
@@ -49,11 +51,8 @@ pub async fn phase<T, E: std::error::Error + 'static>(
         started: std::time::Instant::now(),
         outcome: None,
     };
-    let result = work.await;
-    open.outcome = Some(result.as_ref().err().map(|e| {
-        let causes = crate::failure::causes_of(e);
-        (crate::failure::text(&causes), crate::failure::fix(&causes))
-    }));
+    let result = work.await.map_err(Into::into);
+    open.outcome = Some(result.as_ref().err().map(|e| (e.text(), e.fix())));
     drop(open);
-    result
+    result.map_err(StageFailure::mark_told)
 }

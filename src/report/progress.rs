@@ -23,8 +23,8 @@ use indexmap::IndexMap;
 use jiff::Timestamp;
 
 use super::{Event, Phase, Stamped};
-use crate::deploy::Standing;
-use crate::deploy::progress::{LiveState, Stand};
+use crate::readiness::Standing;
+use crate::readiness::{LiveState, Stand};
 
 /// How far along a stage is: for the live display only.
 #[derive(Clone, Debug, PartialEq)]
@@ -570,7 +570,6 @@ fn gather(view: &LiveView) -> (String, Vec<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::ReportedDiagnosis;
 
     const T0: &str = "2026-11-22T14:20:00Z";
 
@@ -889,9 +888,7 @@ mod tests {
                 component: "migrations".into(),
                 standing: Standing::Doomed,
                 summary: "component `migrations` will not become Ready".into(),
-                diagnosis: Some(Box::new(ReportedDiagnosis::new(
-                    &crate::report::tests::oom_diagnosis(),
-                ))),
+                diagnosis: Some(Box::new(crate::report::tests::oom_reported())),
             },
         );
         assert_eq!(s.frame(9.0, 100), doomed);

@@ -346,15 +346,13 @@ mod tests {
         for event in [
             Event::Verdict {
                 component: "datastorage".into(),
-                standing: crate::deploy::Standing::Doomed,
+                standing: crate::readiness::Standing::Doomed,
                 summary: "component `datastorage` will not become Ready: Deployment/harness-demo/datastorage is Failed (OOMKilled)".into(),
-                diagnosis: Some(Box::new(crate::report::ReportedDiagnosis::new(
-                &crate::report::tests::oom_diagnosis(),
-            ))),
+                diagnosis: Some(Box::new(crate::report::tests::oom_reported())),
             },
             Event::Verdict {
                 component: "redis".into(),
-                standing: crate::deploy::Standing::Ready,
+                standing: crate::readiness::Standing::Ready,
                 summary: "Ready after 3.2s".into(),
                 diagnosis: None,
             },

@@ -89,6 +89,22 @@ pub enum ReplayError {
     },
 }
 
+/// A bundle that cannot be read back is the user's to point elsewhere (2).
+impl crate::failure::Failure for ReplayError {
+    fn exit(&self) -> crate::exit::Exit {
+        match self {
+            ReplayError::NotABundle { .. }
+            | ReplayError::Read { .. }
+            | ReplayError::Json { .. } => crate::exit::Exit::Usage,
+        }
+    }
+
+    /// Each message says what the bundle lacks or where it is broken.
+    fn fix(&self) -> Option<String> {
+        None
+    }
+}
+
 /// A run's report, folded back from its bundle.
 #[derive(Clone, Debug)]
 pub struct Replayed {
@@ -302,11 +318,9 @@ mod tests {
             },
             Event::Verdict {
                 component: "ds".into(),
-                standing: crate::deploy::Standing::Doomed,
+                standing: crate::readiness::Standing::Doomed,
                 summary: "component ds will not become Ready: OOMKilled".into(),
-                diagnosis: Some(Box::new(crate::report::ReportedDiagnosis::new(
-                    &crate::report::tests::oom_diagnosis(),
-                ))),
+                diagnosis: Some(Box::new(crate::report::tests::oom_reported())),
             },
             Event::Infra {
                 component: "ds".into(),
@@ -358,7 +372,7 @@ mod tests {
                 path: "j.xml".into(),
             },
             Event::Notice {
-                message: "n".into(),
+                notice: crate::report::Notice::text("n"),
             },
             Event::finished(crate::exit::Exit::Interrupted),
         ];

@@ -80,7 +80,7 @@ pub fn line(event: &Event) -> Option<String> {
         Event::PodTimeline { .. } => return None,
         Event::Verdict {
             component,
-            standing: crate::deploy::Standing::Ready,
+            standing: crate::readiness::Standing::Ready,
             summary,
             ..
         } => format!("deploy    {component}: {summary}"),
@@ -126,7 +126,7 @@ pub fn line(event: &Event) -> Option<String> {
             ..
         } => format!("hooks     {hook}: {outcome} ({seconds:.1}s)"),
         Event::Artifact { what, path } => format!("artifact  {what}: {}", path.display()),
-        Event::Notice { message } => format!("notice    {message}"),
+        Event::Notice { notice } => format!("notice    {notice}"),
         Event::Finished { exit_code, result } => {
             format!("finished  {result} (exit {exit_code})")
         }
@@ -359,11 +359,9 @@ mod tests {
     fn a_verdict_is_shown_with_its_evidence_and_a_ready_one_in_one_line() {
         let doomed = line(&Event::Verdict {
             component: "datastorage".into(),
-            standing: crate::deploy::Standing::Doomed,
+            standing: crate::readiness::Standing::Doomed,
             summary: "component `datastorage` will not become Ready: Deployment/harness-demo/datastorage is Failed (OOMKilled)".into(),
-            diagnosis: Some(Box::new(crate::report::ReportedDiagnosis::new(
-                &crate::report::tests::oom_diagnosis(),
-            ))),
+            diagnosis: Some(Box::new(crate::report::tests::oom_reported())),
         })
         .unwrap();
         let mut lines = doomed.lines();
@@ -385,7 +383,7 @@ mod tests {
         );
         let ready = line(&Event::Verdict {
             component: "redis".into(),
-            standing: crate::deploy::Standing::Ready,
+            standing: crate::readiness::Standing::Ready,
             summary: "Ready after 3.2s".into(),
             diagnosis: None,
         });
@@ -393,11 +391,9 @@ mod tests {
         // In JSON the diagnosis has the same shape as `diagnose --output json`.
         let json = serde_json::to_value(stamped(Event::Verdict {
             component: "datastorage".into(),
-            standing: crate::deploy::Standing::DoomedAfterReady,
+            standing: crate::readiness::Standing::DoomedAfterReady,
             summary: "s".into(),
-            diagnosis: Some(Box::new(crate::report::ReportedDiagnosis::new(
-                &crate::report::tests::oom_diagnosis(),
-            ))),
+            diagnosis: Some(Box::new(crate::report::tests::oom_reported())),
         }))
         .unwrap();
         assert_eq!(json["event"], "verdict");

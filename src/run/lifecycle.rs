@@ -9,7 +9,16 @@
 
 use std::time::Duration;
 
-use crate::cli::GatherWhen;
+use crate::report::Notice;
+
+/// When to collect a must-gather bundle.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum GatherWhen {
+    Always,
+    #[default]
+    OnFailure,
+    Never,
+}
 
 /// The legacy "keep the cluster" variables accepted as aliases of `--preserve`.
 pub const PRESERVE_ALIASES: [&str; 3] = ["KEEP_CLUSTER", "PRESERVE_E2E_CLUSTER", "SKIP_CLEANUP"];
@@ -18,7 +27,7 @@ pub const PRESERVE_ALIASES: [&str; 3] = ["KEEP_CLUSTER", "PRESERVE_E2E_CLUSTER",
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Preserve {
     pub preserve: bool,
-    pub notices: Vec<String>,
+    pub notices: Vec<Notice>,
 }
 
 fn truthy(value: &str) -> Option<bool> {
@@ -35,23 +44,26 @@ pub fn preserve(flag: bool, env: impl Fn(&str) -> Option<String>) -> Preserve {
     let mut notices = Vec::new();
     for name in PRESERVE_ALIASES {
         let Some(value) = env(name) else { continue };
+        let alias = |understood| Notice::PreserveAlias {
+            name: name.to_owned(),
+            value: value.clone(),
+            understood,
+        };
         match truthy(&value) {
             Some(true) => {
                 preserve = true;
-                notices.push(format!("{name}={value} is accepted as an alias of --preserve; prefer --preserve"));
+                notices.push(alias(true));
             }
             Some(false) => {}
-            None => notices.push(format!(
-                "{name}={value} is not a yes/no value and was ignored; use --preserve to keep the cluster"
-            )),
+            None => notices.push(alias(false)),
         }
     }
     Preserve { preserve, notices }
 }
 
-/// What `up` says about `--preserve` or an alias: one line, since `up`
+/// What `up` says about `--preserve` or an alias: one notice, since `up`
 /// always keeps the cluster; `None` when neither was given.
-pub fn up_preserve_notice(flag: bool, env: impl Fn(&str) -> Option<String>) -> Option<String> {
+pub fn up_preserve_notice(flag: bool, env: impl Fn(&str) -> Option<String>) -> Option<Notice> {
     let mut given: Vec<String> = Vec::new();
     if flag {
         given.push("--preserve".into());
@@ -61,13 +73,7 @@ pub fn up_preserve_notice(flag: bool, env: impl Fn(&str) -> Option<String>) -> O
             given.push(name.to_owned());
         }
     }
-    (!given.is_empty()).then(|| {
-        let verb = if given.len() == 1 { "changes" } else { "change" };
-        format!(
-            "{} {verb} nothing for `harness up`: up always keeps the cluster (`harness down` deletes it)",
-            given.join(" and ")
-        )
-    })
+    (!given.is_empty()).then_some(Notice::PreserveChangesNothing { given })
 }
 
 /// Whether to gather after the suites.
@@ -86,6 +92,17 @@ pub enum Step {
     /// Post-suite hooks that disturb the cluster (e.g. coverage scale-down).
     Hooks,
     Teardown,
+}
+
+impl Step {
+    /// Its name in the run's record and messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Gather => "gather",
+            Step::Hooks => "hooks",
+            Step::Teardown => "teardown",
+        }
+    }
 }
 
 /// The closing steps in their fixed order. A preserved cluster is gathered
@@ -125,25 +142,11 @@ pub fn on_interrupt(n: u32) -> OnInterrupt {
 }
 
 /// What the `n`-th interrupt does, as the run announces it.
-pub fn interrupt_notice(n: u32, preserve: bool) -> String {
-    let last = if preserve {
-        "the cluster is preserved"
-    } else {
-        "teardown follows"
-    };
-    match on_interrupt(n) {
-        OnInterrupt::Wind => format!(
-            "interrupted: stopping what runs now, then gather; {last} (interrupt again to skip to teardown)"
-        ),
-        OnInterrupt::SkipToTeardown => format!(
-            "interrupted again: skipping what is left of gather; {last} (a third interrupt leaves at once)"
-        ),
-        OnInterrupt::Abandon => "interrupted a third time: leaving now; whatever the run created may still be running (`harness down` removes it)".to_owned(),
-    }
+pub fn interrupt_notice(n: u32, preserve: bool) -> Notice {
+    Notice::Interrupted { count: n, preserve }
 }
 
-/// The default time gather gets, whatever else happened.
-pub const GATHER_BUDGET: Duration = Duration::from_secs(5 * 60);
+pub use crate::stage::GATHER_BUDGET;
 
 /// How long the suites may run so that gather and what follows it still fit
 /// before `--deadline`: the remaining time less the gather budget and an
@@ -190,14 +193,14 @@ mod tests {
             let p = preserve(false, env(&[(alias, "true")]));
             assert!(p.preserve, "{alias}");
             assert_eq!(p.notices.len(), 1);
-            assert!(p.notices[0].starts_with(&format!(
+            assert!(p.notices[0].to_string().starts_with(&format!(
                 "{alias}=true is accepted as an alias of --preserve"
             )));
         }
         assert!(!preserve(false, env(&[("KEEP_CLUSTER", "0")])).preserve);
         let odd = preserve(false, env(&[("SKIP_CLEANUP", "maybe")]));
         assert!(!odd.preserve);
-        assert!(odd.notices[0].contains("was ignored"));
+        assert!(odd.notices[0].to_string().contains("was ignored"));
     }
 
     #[test]
@@ -208,12 +211,16 @@ mod tests {
             None
         );
         assert_eq!(
-            up_preserve_notice(true, env(&[])).as_deref(),
+            up_preserve_notice(true, env(&[]))
+                .map(|n| n.to_string())
+                .as_deref(),
             Some(
                 "--preserve changes nothing for `harness up`: up always keeps the cluster (`harness down` deletes it)"
             )
         );
-        let both = up_preserve_notice(true, env(&[("PRESERVE_E2E_CLUSTER", "yes")])).unwrap();
+        let both = up_preserve_notice(true, env(&[("PRESERVE_E2E_CLUSTER", "yes")]))
+            .unwrap()
+            .to_string();
         assert!(
             both.starts_with("--preserve and PRESERVE_E2E_CLUSTER change nothing"),
             "{both}"
@@ -259,11 +266,12 @@ mod tests {
 
     #[test]
     fn each_interrupt_says_what_it_does() {
-        assert!(interrupt_notice(1, false).contains("then gather; teardown follows"));
-        assert!(interrupt_notice(1, true).contains("the cluster is preserved"));
-        assert!(interrupt_notice(2, false).starts_with("interrupted again: skipping"));
-        assert!(interrupt_notice(3, false).contains("leaving now"));
-        assert_eq!(interrupt_notice(4, false), interrupt_notice(3, false));
+        let say = |n, preserve| interrupt_notice(n, preserve).to_string();
+        assert!(say(1, false).contains("then gather; teardown follows"));
+        assert!(say(1, true).contains("the cluster is preserved"));
+        assert!(say(2, false).starts_with("interrupted again: skipping"));
+        assert!(say(3, false).contains("leaving now"));
+        assert_eq!(say(4, false), say(3, false));
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //!
 //! The stages themselves (build, cluster, deploy, suites, gather, teardown)
 //! are behind the [`Stages`] trait; this module owns only their order and
-//! their budgets, so the rules that matter most are tested with a scripted
-//! fake. Gather never receives the run's cancellation: it runs after the
+//! their budgets ([`sequence`]: up and the suites under a [`Canceller`],
+//! then each closing step within its budget), so the rules that matter most
+//! are tested with a scripted fake. Gather never receives the run's cancellation: it runs after the
 //! suites were stopped, with its own time budget, and only a second
 //! interrupt (or its budget) ends it early — then it leaves no partial
 //! bundle, because the bundle writer publishes only complete bundles. A
@@ -21,7 +22,8 @@
 //! it inside a run, telling its events) lives beside the stage:
 //! `preflight::stage`, `images::stage`, `cluster::stage`,
 //! `deploy::stage`, `suites::stage`, `gather::stage`, `hooks::run_hooks`,
-//! `timeline::watch_infrastructure`.
+//! `timeline::watch_infrastructure`, each entered with a
+//! [`crate::stage::Ctx`].
 
 pub mod lifecycle;
 pub mod real;
@@ -37,34 +39,123 @@ use futures_util::FutureExt as _;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::cli::GatherWhen;
 use crate::exit::Exit;
+use crate::failure::Failure;
 use crate::suites::{CancelToken, cancellation};
 use lifecycle::{OnInterrupt, Step};
 
-/// A stage that failed, with the exit code its failure means.
-#[derive(Debug)]
-pub struct StageFailure {
-    pub exit: Exit,
-    pub error: anyhow::Error,
+pub use crate::failure::StageFailure;
+pub use crate::stage::UpFailure;
+pub use lifecycle::GatherWhen;
+
+/// What went wrong in the run itself, beside its stages' own failures.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// A stage panicked.
+    #[error("{stage} stopped by a panic")]
+    Panicked {
+        stage: &'static str,
+        #[source]
+        panic: crate::panics::Panic,
+    },
+    /// `up` panicked before a cluster existed.
+    #[error(
+        "gather and teardown not run: harness panicked before a cluster existed, so there is nothing to collect or delete"
+    )]
+    NothingToGather,
+    /// An interrupt stopped the run before the hooks.
+    #[error("hooks skipped: the run was interrupted")]
+    HooksSkipped,
+    /// An interrupt ended a closing step early.
+    #[error("{} cut short by an interrupt", .step.name())]
+    CutShort { step: Step },
+    /// A third interrupt left the run at once.
+    #[error("abandoned by a third interrupt")]
+    Abandoned,
+    /// A closing step ran past its budget.
+    #[error("{} did not finish within {}s", .step.name(), .budget.as_secs())]
+    OverBudget { step: Step, budget: Duration },
+    /// An interrupt stopped `up`.
+    #[error("interrupted while bringing the lane up")]
+    InterruptedUp,
+    /// An interrupt stopped a command (`down`, `gather`): what that leaves.
+    #[error("interrupted: {after}")]
+    Interrupted { after: String },
+    /// The suites were asked to run with no cluster to run them on.
+    #[error("no cluster client")]
+    NoClient,
+    /// The suites or hooks were asked to run with nothing up.
+    #[error("no environment")]
+    NoEnvironment,
+    /// Gather found no cluster to read.
+    #[error("no cluster to gather from: cluster {cluster} was never reached")]
+    NeverReached { cluster: String },
 }
 
-impl std::fmt::Display for StageFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The whole chain: this is what a person reads in the report.
-        write!(f, "{:#}", self.error)
+/// SIGINT and SIGTERM cannot be listened for: without that, an interrupt
+/// would kill the run before it gathers and tears down, so none starts.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen for SIGINT/SIGTERM")]
+pub struct SignalError {
+    #[source]
+    pub source: std::io::Error,
+}
+
+impl Failure for SignalError {
+    fn exit(&self) -> Exit {
+        Exit::Internal
+    }
+
+    fn fix(&self) -> Option<String> {
+        None
     }
 }
 
-/// A stage failure is an error in its own right: its text is the whole
-/// cause chain, and [`crate::app::exit_for`] finds its exit code.
-impl std::error::Error for StageFailure {}
+/// What each means for the run's exit: a panic outranks everything (71),
+/// an interrupt is 130, a closing step past its budget fails as its step
+/// fails, and a run with no environment to act on is harness's own bug.
+impl Failure for RunError {
+    fn exit(&self) -> Exit {
+        match self {
+            RunError::Panicked { .. } | RunError::NothingToGather => Exit::Panicked,
+            RunError::HooksSkipped
+            | RunError::CutShort { .. }
+            | RunError::Abandoned
+            | RunError::InterruptedUp
+            | RunError::Interrupted { .. } => Exit::Interrupted,
+            RunError::OverBudget { step, .. } => match step {
+                Step::Gather => Exit::Gather,
+                // The user's own commands, like a suite past its timeout.
+                Step::Hooks => Exit::SuitesFailed,
+                Step::Teardown => Exit::Cluster,
+            },
+            RunError::NoClient | RunError::NoEnvironment => Exit::Internal,
+            RunError::NeverReached { .. } => Exit::Gather,
+        }
+    }
 
-impl StageFailure {
-    pub fn new(exit: Exit, error: impl Into<anyhow::Error>) -> Self {
-        Self {
-            exit,
-            error: error.into(),
+    fn fix(&self) -> Option<String> {
+        match self {
+            RunError::OverBudget {
+                step: Step::Teardown,
+                ..
+            }
+            | RunError::CutShort {
+                step: Step::Teardown,
+            }
+            | RunError::Abandoned => {
+                Some("run `harness down` to delete what the run left".to_owned())
+            }
+            RunError::Panicked { .. }
+            | RunError::NothingToGather
+            | RunError::HooksSkipped
+            | RunError::CutShort { .. }
+            | RunError::OverBudget { .. }
+            | RunError::InterruptedUp
+            | RunError::Interrupted { .. }
+            | RunError::NoClient
+            | RunError::NoEnvironment
+            | RunError::NeverReached { .. } => None,
         }
     }
 }
@@ -104,20 +195,12 @@ async fn guarded<T>(
         .unwrap_or_else(|payload| Err(panicked(stage, payload.as_ref())))
 }
 
-fn panicked(stage: &str, payload: &(dyn std::any::Any + Send)) -> StageFailure {
-    let panic = crate::panics::caught(payload);
-    StageFailure::new(
-        Exit::Panicked,
-        anyhow::Error::new(panic).context(format!("{stage} stopped by a panic")),
-    )
-}
-
-/// `up` failed; `cluster_exists` says whether there is anything to gather
-/// from and tear down (a build failure leaves no cluster).
-#[derive(Debug)]
-pub struct UpFailure {
-    pub failure: StageFailure,
-    pub cluster_exists: bool,
+fn panicked(stage: &'static str, payload: &(dyn std::any::Any + Send)) -> StageFailure {
+    RunError::Panicked {
+        stage,
+        panic: crate::panics::caught(payload),
+    }
+    .into()
 }
 
 #[derive(Clone, Debug)]
@@ -146,7 +229,7 @@ pub struct RunResult {
     pub bundle: Option<PathBuf>,
     pub interrupted: bool,
     pub timed_out: bool,
-    pub errors: Vec<(&'static str, anyhow::Error)>,
+    pub errors: Vec<(&'static str, StageFailure)>,
 }
 
 /// Why `up`/`suites` were cancelled.
@@ -166,37 +249,88 @@ async fn next_interrupt(interrupts: &mut watch::Receiver<u32>, seen: u32) -> (u3
     }
 }
 
-/// Runs the whole sequence. `interrupts` counts SIGINT/SIGTERM received.
-pub async fn run<S: Stages>(
+/// Runs the whole sequence: up and the suites (cancelled by the first
+/// interrupt or the deadline), then the closing steps, each within its own
+/// budget. `interrupts` counts SIGINT/SIGTERM received.
+pub async fn sequence<S: Stages>(
     stages: &mut S,
     options: &RunOptions,
-    mut interrupts: watch::Receiver<u32>,
+    interrupts: watch::Receiver<u32>,
 ) -> RunResult {
-    let mut result = RunResult {
-        exit: Exit::Ok,
-        ran: Vec::new(),
-        bundle: None,
-        interrupted: false,
-        timed_out: false,
-        errors: Vec::new(),
+    let mut run = Sequence {
+        options,
+        interrupts,
+        result: RunResult {
+            exit: Exit::Ok,
+            ran: Vec::new(),
+            bundle: None,
+            interrupted: false,
+            timed_out: false,
+            errors: Vec::new(),
+        },
+        panicked: false,
     };
-    let (handle, token) = cancellation();
-    // The suites' deadline leaves room for gather, hooks and teardown.
-    let closing = options.teardown_budget
-        + if options.has_hooks {
-            options.hooks_budget
-        } else {
-            Duration::ZERO
-        };
-    let stop_at = options.deadline.map(|d| {
-        let remaining = d.saturating_duration_since(Instant::now());
-        Instant::now()
-            + lifecycle::suite_budget(Some(remaining), options.gather_budget, closing)
-                .unwrap_or_default()
-    });
-    let watcher = {
+    let opened = run.open(stages).await;
+    run.close(stages, opened).await
+}
+
+/// One run of [`sequence`] as it goes.
+struct Sequence<'o> {
+    options: &'o RunOptions,
+    interrupts: watch::Receiver<u32>,
+    result: RunResult,
+    /// A stage's failure was a panic.
+    panicked: bool,
+}
+
+/// How up and the suites ended, for the closing steps.
+struct Opened {
+    cluster_exists: bool,
+    failed: bool,
+    stopped: Option<Stop>,
+}
+
+/// What became of one closing step.
+enum Closed {
+    /// It ran to its end: a bundle (gather), or its failure.
+    Finished(Result<Option<PathBuf>, StageFailure>),
+    /// Its budget ran out first.
+    OverBudget,
+    /// An interrupt ended it; the run goes on to teardown.
+    CutShort,
+    /// A third interrupt: the run ends at once.
+    Abandoned,
+}
+
+/// Cancels up and the suites at the first interrupt or at the deadline
+/// (which leaves room for gather, hooks and teardown); the stage winds
+/// itself down and returns.
+struct Canceller<'w> {
+    watcher: std::pin::Pin<Box<dyn Future<Output = Stop> + 'w>>,
+    stopped: Option<Stop>,
+    handle: crate::suites::CancelHandle,
+}
+
+impl<'w> Canceller<'w> {
+    fn new(
+        options: &RunOptions,
+        interrupts: &watch::Receiver<u32>,
+        handle: crate::suites::CancelHandle,
+    ) -> Self {
+        let closing = options.teardown_budget
+            + if options.has_hooks {
+                options.hooks_budget
+            } else {
+                Duration::ZERO
+            };
+        let stop_at = options.deadline.map(|d| {
+            let remaining = d.saturating_duration_since(Instant::now());
+            Instant::now()
+                + lifecycle::suite_budget(Some(remaining), options.gather_budget, closing)
+                    .unwrap_or_default()
+        });
         let mut interrupts = interrupts.clone();
-        async move {
+        let watcher = Box::pin(async move {
             let deadline = async {
                 match stop_at {
                     Some(at) => tokio::time::sleep_until(at).await,
@@ -207,229 +341,253 @@ pub async fn run<S: Stages>(
                 _ = next_interrupt(&mut interrupts, 0) => Stop::Interrupt,
                 _ = deadline => Stop::Deadline,
             }
+        });
+        Self {
+            watcher,
+            stopped: None,
+            handle,
         }
-    };
-    tokio::pin!(watcher);
-    let mut stopped: Option<Stop> = None;
+    }
 
-    // up and suites: cancelled by the first interrupt or the deadline; the
-    // stage winds itself down and returns.
-    macro_rules! cancellable {
-        ($future:expr) => {{
-            let future = $future;
-            tokio::pin!(future);
-            loop {
-                tokio::select! {
-                    out = &mut future => break out,
-                    why = &mut watcher, if stopped.is_none() => {
-                        stopped = Some(why);
-                        handle.cancel();
-                    }
+    /// `work` to its end, cancelling its token when the run is stopped.
+    async fn until_done<T>(&mut self, work: impl Future<Output = T>) -> T {
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                out = &mut work => return out,
+                why = &mut self.watcher, if self.stopped.is_none() => {
+                    self.stopped = Some(why);
+                    self.handle.cancel();
                 }
             }
-        }};
+        }
+    }
+}
+
+impl Sequence<'_> {
+    /// Records a failure of `step` and what it means for the exit code:
+    /// up's and the suites' failures are the run's headline, a closing
+    /// step's only when nothing failed before it.
+    fn failed(&mut self, step: &'static str, failure: StageFailure, headline: bool) {
+        self.panicked |= failure.exit() == Exit::Panicked;
+        if headline || self.result.exit == Exit::Ok {
+            self.result.exit = failure.exit();
+        }
+        self.result.errors.push((step, failure));
     }
 
-    result.ran.push("up");
-    let mut cluster_exists = true;
-    let mut failed = false;
-    let mut panicked = false;
-    let up = match cancellable!(AssertUnwindSafe(stages.up(token.clone())).catch_unwind()) {
-        Ok(up) => up,
-        Err(payload) => {
-            let failure = self::panicked("up", payload.as_ref());
-            let cluster_exists = stages.cluster_exists();
-            if !cluster_exists {
-                result.errors.push((
-                    "gather",
-                    anyhow::anyhow!(
-                        "gather and teardown not run: harness panicked before a cluster existed, so there is nothing to collect or delete"
-                    ),
-                ));
-            }
-            Err(UpFailure {
-                failure,
-                cluster_exists,
-            })
-        }
-    };
-    match up {
-        Ok(()) => {}
-        Err(UpFailure {
-            failure,
-            cluster_exists: exists,
-        }) => {
-            cluster_exists = exists;
-            failed = true;
-            panicked |= failure.exit == Exit::Panicked;
-            if stopped.is_none() || failure.exit == Exit::Panicked {
-                result.exit = failure.exit;
-            }
-            result.errors.push(("up", failure.error));
-        }
-    }
-    if !failed && stopped.is_none() {
-        result.ran.push("suites");
-        match cancellable!(guarded("suites", stages.suites(token.clone()))) {
-            Ok(true) => {}
-            Ok(false) => {
-                failed = true;
-                result.exit = Exit::SuitesFailed;
-            }
-            Err(failure) => {
-                failed = true;
-                panicked |= failure.exit == Exit::Panicked;
-                result.exit = failure.exit;
-                result.errors.push(("suites", failure.error));
-            }
-        }
-    }
-    result.interrupted = stopped == Some(Stop::Interrupt);
-    result.timed_out = stopped == Some(Stop::Deadline);
-
-    // Closing steps: no cancellation token; gather has its own budget. A
-    // panic anywhere (a task nobody awaits included) is a failure to gather.
-    let failed = failed || (options.panicked)();
-    let gather =
-        cluster_exists && lifecycle::should_gather(options.gather, failed, stopped.is_some());
-    let mut seen = *interrupts.borrow();
-    // Interrupts already pressed while the suites wound down count too.
-    let mut skip_to_teardown = match lifecycle::on_interrupt(seen) {
-        OnInterrupt::Abandon if seen > 0 => {
-            result.exit = Exit::Interrupted;
-            result.interrupted = true;
-            return abandoned(result, panicked || (options.panicked)());
-        }
-        OnInterrupt::SkipToTeardown => {
-            result.interrupted = true;
-            true
-        }
-        _ => false,
-    };
-    for step in lifecycle::closing_steps(gather, options.preserve, options.has_hooks) {
-        // Without a cluster, hooks have nothing to act on and teardown
-        // nothing to delete.
-        if matches!(step, Step::Hooks | Step::Teardown) && !cluster_exists {
-            continue;
-        }
-        if skip_to_teardown && step != Step::Teardown {
-            continue;
-        }
-        // An interrupt asks for gather and teardown, not for the hooks.
-        if step == Step::Hooks && *interrupts.borrow() > 0 {
-            result.errors.push((
-                "hooks",
-                anyhow::anyhow!("hooks skipped: the run was interrupted"),
-            ));
-            continue;
-        }
-        let (name, budget) = match step {
-            Step::Gather => ("gather", options.gather_budget),
-            Step::Hooks => ("hooks", options.hooks_budget),
-            Step::Teardown => ("teardown", options.teardown_budget),
+    /// Up, then the suites; both cancelled by the first interrupt or the
+    /// deadline.
+    async fn open<S: Stages>(&mut self, stages: &mut S) -> Opened {
+        let (handle, token) = cancellation();
+        let mut cancel = Canceller::new(self.options, &self.interrupts, handle);
+        self.result.ran.push("up");
+        let mut opened = Opened {
+            cluster_exists: true,
+            failed: false,
+            stopped: None,
         };
-        result.ran.push(name);
-        let so_far = if result.interrupted {
-            Exit::Interrupted
+        let up = cancel
+            .until_done(AssertUnwindSafe(stages.up(token.clone())).catch_unwind())
+            .await
+            .unwrap_or_else(|payload| {
+                let cluster_exists = stages.cluster_exists();
+                if !cluster_exists {
+                    self.result
+                        .errors
+                        .push(("gather", RunError::NothingToGather.into()));
+                }
+                Err(UpFailure {
+                    failure: panicked("up", payload.as_ref()),
+                    cluster_exists,
+                })
+            });
+        if let Err(UpFailure {
+            failure,
+            cluster_exists,
+        }) = up
+        {
+            opened.cluster_exists = cluster_exists;
+            opened.failed = true;
+            // An interrupted up's own failure is not the headline: the
+            // interrupt is (a panic still is).
+            let headline = cancel.stopped.is_none() || failure.exit() == Exit::Panicked;
+            self.failed("up", failure, headline);
+        }
+        if !opened.failed && cancel.stopped.is_none() {
+            self.result.ran.push("suites");
+            match cancel
+                .until_done(guarded("suites", stages.suites(token.clone())))
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => {
+                    opened.failed = true;
+                    self.result.exit = Exit::SuitesFailed;
+                }
+                Err(failure) => {
+                    opened.failed = true;
+                    self.failed("suites", failure, true);
+                }
+            }
+        }
+        opened.stopped = cancel.stopped;
+        self.result.interrupted = opened.stopped == Some(Stop::Interrupt);
+        self.result.timed_out = opened.stopped == Some(Stop::Deadline);
+        opened
+    }
+
+    /// The closing steps in their fixed order: no cancellation token, each
+    /// within its own budget; interrupts escalate as
+    /// [`lifecycle::on_interrupt`] says.
+    async fn close<S: Stages>(mut self, stages: &mut S, opened: Opened) -> RunResult {
+        let options = self.options;
+        // A panic anywhere (a task nobody awaits included) is a failure to gather.
+        let failed = opened.failed || (options.panicked)();
+        let gather = opened.cluster_exists
+            && lifecycle::should_gather(options.gather, failed, opened.stopped.is_some());
+        let mut seen = *self.interrupts.borrow();
+        // Interrupts already pressed while the suites wound down count too.
+        let mut skip_to_teardown = match lifecycle::on_interrupt(seen) {
+            OnInterrupt::Abandon if seen > 0 => {
+                self.result.exit = Exit::Interrupted;
+                self.result.interrupted = true;
+                return self.abandoned();
+            }
+            OnInterrupt::SkipToTeardown => {
+                self.result.interrupted = true;
+                true
+            }
+            _ => false,
+        };
+        for step in lifecycle::closing_steps(gather, options.preserve, options.has_hooks) {
+            // Without a cluster, hooks have nothing to act on and teardown
+            // nothing to delete.
+            if matches!(step, Step::Hooks | Step::Teardown) && !opened.cluster_exists {
+                continue;
+            }
+            if skip_to_teardown && step != Step::Teardown {
+                continue;
+            }
+            // An interrupt asks for gather and teardown, not for the hooks.
+            if step == Step::Hooks && *self.interrupts.borrow() > 0 {
+                self.result
+                    .errors
+                    .push(("hooks", RunError::HooksSkipped.into()));
+                continue;
+            }
+            let name = step.name();
+            self.result.ran.push(name);
+            match self.close_step(stages, step, &mut seen).await {
+                Closed::Finished(Ok(bundle)) => {
+                    if bundle.is_some() {
+                        self.result.bundle = bundle;
+                    }
+                }
+                Closed::Finished(Err(failure)) => self.failed(name, failure, false),
+                Closed::OverBudget => {
+                    let budget = self.budget(step);
+                    self.failed(name, RunError::OverBudget { step, budget }.into(), false);
+                }
+                Closed::CutShort => {
+                    skip_to_teardown = true;
+                    self.result
+                        .errors
+                        .push((name, RunError::CutShort { step }.into()));
+                }
+                Closed::Abandoned => {
+                    self.result.exit = Exit::Interrupted;
+                    self.result.errors.push((name, RunError::Abandoned.into()));
+                    return self.abandoned();
+                }
+            }
+        }
+        // An interrupt that came as the last step finished still counts.
+        if *self.interrupts.borrow() > 0 {
+            self.result.interrupted = true;
+        }
+        let mut result = self.result;
+        if self.panicked || (options.panicked)() {
+            // Whatever else the exit code would say, harness itself is broken.
+            result.exit = Exit::Panicked;
+        } else if result.interrupted {
+            result.exit = Exit::Interrupted;
         } else if result.timed_out {
+            result.exit = Exit::Timeout;
+        }
+        result
+    }
+
+    fn budget(&self, step: Step) -> Duration {
+        match step {
+            Step::Gather => self.options.gather_budget,
+            Step::Hooks => self.options.hooks_budget,
+            Step::Teardown => self.options.teardown_budget,
+        }
+    }
+
+    /// Runs one closing step within its budget, reacting to the interrupts
+    /// after the `seen`-th.
+    async fn close_step<S: Stages>(
+        &mut self,
+        stages: &mut S,
+        step: Step,
+        seen: &mut u32,
+    ) -> Closed {
+        // The bundle is told how the run stands as the gather begins.
+        let so_far = if self.result.interrupted {
+            Exit::Interrupted
+        } else if self.result.timed_out {
             Exit::Timeout
         } else {
-            result.exit
+            self.result.exit
         };
-        let work = guarded(name, async {
+        let work = guarded(step.name(), async {
             match step {
                 Step::Gather => stages.gather(so_far).await.map(Some),
                 Step::Hooks => stages.hooks().await.map(|()| None),
                 Step::Teardown => stages.teardown().await.map(|()| None),
             }
         });
-        let work = tokio::time::timeout(budget, work);
+        let work = tokio::time::timeout(self.budget(step), work);
         tokio::pin!(work);
-        let outcome = loop {
+        loop {
             tokio::select! {
-                out = &mut work => break Some(out),
-                (count, reaction) = next_interrupt(&mut interrupts, seen) => {
-                    seen = count;
-                    result.interrupted = true;
+                out = &mut work => {
+                    return match out {
+                        Ok(finished) => Closed::Finished(finished),
+                        Err(_elapsed) => Closed::OverBudget,
+                    };
+                }
+                (count, reaction) = next_interrupt(&mut self.interrupts, *seen) => {
+                    *seen = count;
+                    self.result.interrupted = true;
                     match reaction {
                         // The user's own hooks are not part of what an
                         // interrupt asks for: stop them, go to teardown.
-                        OnInterrupt::Wind if step == Step::Hooks => {
-                            skip_to_teardown = true;
-                            break None;
-                        }
+                        OnInterrupt::Wind if step == Step::Hooks => return Closed::CutShort,
                         // During gather or teardown, the first interrupt
                         // changes nothing: they are what it asks for anyway.
                         OnInterrupt::Wind => continue,
                         // Teardown is where a second interrupt points to.
                         OnInterrupt::SkipToTeardown if step == Step::Teardown => continue,
                         // Second interrupt: what is left of gather/hooks is skipped.
-                        OnInterrupt::SkipToTeardown => {
-                            skip_to_teardown = true;
-                            break None;
-                        }
-                        OnInterrupt::Abandon => {
-                            result.exit = Exit::Interrupted;
-                            result.errors.push((name, anyhow::anyhow!("abandoned by a third interrupt")));
-                            return abandoned(result, panicked || (options.panicked)());
-                        }
+                        OnInterrupt::SkipToTeardown => return Closed::CutShort,
+                        OnInterrupt::Abandon => return Closed::Abandoned,
                     }
-                }
-            }
-        };
-        match outcome {
-            None => result
-                .errors
-                .push((name, anyhow::anyhow!("{name} cut short by an interrupt"))),
-            Some(Err(_elapsed)) => {
-                result.errors.push((
-                    name,
-                    anyhow::anyhow!("{name} did not finish within {}s", budget.as_secs()),
-                ));
-                if result.exit == Exit::Ok {
-                    result.exit = match step {
-                        Step::Gather => Exit::Gather,
-                        // The user's own commands, like a suite past its timeout.
-                        Step::Hooks => Exit::SuitesFailed,
-                        Step::Teardown => Exit::Cluster,
-                    };
-                }
-            }
-            Some(Ok(Err(failure))) => {
-                panicked |= failure.exit == Exit::Panicked;
-                if result.exit == Exit::Ok {
-                    result.exit = failure.exit;
-                }
-                result.errors.push((name, failure.error));
-            }
-            Some(Ok(Ok(bundle))) => {
-                if bundle.is_some() {
-                    result.bundle = bundle;
                 }
             }
         }
     }
-    // An interrupt that came as the last step finished still counts.
-    if *interrupts.borrow() > 0 {
-        result.interrupted = true;
-    }
-    if panicked || (options.panicked)() {
-        // Whatever else the exit code would say, harness itself is broken.
-        result.exit = Exit::Panicked;
-    } else if result.interrupted {
-        result.exit = Exit::Interrupted;
-    } else if result.timed_out {
-        result.exit = Exit::Timeout;
-    }
-    result
-}
 
-/// A run left at once by a third interrupt: 130, unless harness panicked.
-fn abandoned(mut result: RunResult, panicked: bool) -> RunResult {
-    if panicked {
-        result.exit = Exit::Panicked;
+    /// A run left at once by a third interrupt: 130, unless harness panicked.
+    fn abandoned(self) -> RunResult {
+        let mut result = self.result;
+        if self.panicked || (self.options.panicked)() {
+            result.exit = Exit::Panicked;
+        }
+        result
     }
-    result
 }
 
 /// Counts SIGINT and SIGTERM from now on. `announce` hears of each (with
@@ -456,31 +614,23 @@ pub fn count_interrupts(
     Ok(rx)
 }
 
-/// A fresh run id: `r-` and 8 random hex digits.
-pub fn new_run_id() -> String {
-    let mut bytes = [0u8; 4];
-    // Without randomness, the time still makes a usable id.
-    if getrandom::fill(&mut bytes).is_err() {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or_default();
-        bytes = nanos.to_le_bytes();
+pub use crate::stage::new_run_id;
+
+/// Runs `work` until it ends or SIGINT/SIGTERM arrives: an interrupt drops
+/// it (which kills what it runs and removes an unfinished bundle) and ends
+/// in exit 130, with `after` saying what state that leaves.
+pub async fn until_interrupted<T>(
+    work: impl Future<Output = Result<T, StageFailure>>,
+    after: &str,
+) -> Result<T, StageFailure> {
+    let mut interrupts = count_interrupts(|_| {}).map_err(|source| SignalError { source })?;
+    tokio::select! {
+        result = work => result,
+        _ = interrupts.wait_for(|n| *n > 0) => Err(RunError::Interrupted {
+            after: after.to_owned(),
+        }
+        .into()),
     }
-    format!(
-        "r-{}",
-        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    )
-}
-
-/// Where a run keeps its files: `.harness/runs/<run id>/` beside the lane file.
-pub fn run_dir(project: &crate::config::Project, run_id: &str) -> PathBuf {
-    project.root.join(".harness").join("runs").join(run_id)
-}
-
-/// Where a run records its events: `.harness/runs/<run>/events.jsonl`.
-pub fn events_file(project: &crate::config::Project, run_id: &str) -> PathBuf {
-    run_dir(project, run_id).join("events.jsonl")
 }
 
 #[cfg(test)]
@@ -519,6 +669,20 @@ mod tests {
         cluster_after_up: bool,
     }
 
+    /// A stage's failure that means `exit`.
+    #[derive(Debug, thiserror::Error)]
+    #[error("boom")]
+    struct Boom(Exit);
+
+    impl Failure for Boom {
+        fn exit(&self) -> Exit {
+            self.0
+        }
+        fn fix(&self) -> Option<String> {
+            None
+        }
+    }
+
     impl Fake {
         fn new(up: Act, suites: Act, gather: Act) -> Self {
             Self {
@@ -551,7 +715,7 @@ mod tests {
         ) -> Result<(), StageFailure> {
             match act {
                 Act::Ok => Ok(()),
-                Act::Fail => Err(StageFailure::new(exit, anyhow::anyhow!("boom"))),
+                Act::Fail => Err(Boom(exit).into()),
                 Act::UntilCancelled => {
                     cancel.expect("cancellable stage").cancelled().await;
                     self.log.lock().unwrap().push("cancelled".into());
@@ -630,7 +794,7 @@ mod tests {
         r.errors
             .iter()
             .filter(|(s, _)| *s == step)
-            .map(|(_, e)| format!("{e:#}"))
+            .map(|(_, e)| e.text())
             .collect::<Vec<_>>()
             .join("; ")
     }
@@ -652,7 +816,7 @@ mod tests {
     ) -> (RunResult, Vec<String>) {
         let (tx, rx) = watch::channel(0);
         fake.interrupts = Some(tx);
-        let result = tokio::time::timeout(guard, run(fake, opts, rx))
+        let result = tokio::time::timeout(guard, sequence(fake, opts, rx))
             .await
             .expect("the run must finish");
         let log = fake.log.lock().unwrap().clone();

@@ -4,33 +4,28 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::config::{Lane, Project};
 use crate::exit::Exit;
-use crate::report::Event;
-use crate::report::bus::Bus;
+use crate::failure::StageFailure;
 use crate::report::phase::phase;
+use crate::report::{Event, Notice};
+use crate::stage::{Ctx, Environment, UpFailure};
 use crate::suites::CancelToken;
 use crate::suites::stage::{SuiteSelection, run_suites, suite_specs};
 
 use crate::cluster::stage::{client_for, tear_down};
 use crate::deploy::stage::load_and_deploy;
-use crate::gather::stage::gather;
+use crate::gather::stage::{Request, gather};
 use crate::hooks::{hook_context, run_hooks};
 use crate::timeline::{watch_infrastructure, workloads};
 
-use super::StageFailure;
-use super::run_dir;
-use super::up::{Environment, UpOptions, bring_up};
+use super::RunError;
+use super::up::{UpOptions, bring_up};
 
 /// The stages of `harness test` over a real environment.
 pub struct RealStages<'a> {
-    pub project: &'a Project,
-    pub lane: &'a Lane,
+    pub ctx: Ctx<'a>,
     pub up: UpOptions,
     pub selection: SuiteSelection,
-    pub run_id: String,
-    pub run_dir: PathBuf,
-    pub bus: Bus,
     /// The environment was already up (`harness up` earlier): use it, and
     /// never tear it down.
     pub existing: Option<crate::cluster::state::LaneState>,
@@ -44,26 +39,17 @@ pub struct RealStages<'a> {
 }
 
 impl<'a> RealStages<'a> {
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
-        project: &'a Project,
-        lane: &'a Lane,
+        ctx: Ctx<'a>,
         up: UpOptions,
         selection: SuiteSelection,
-        run_id: String,
-        bus: Bus,
         existing: Option<crate::cluster::state::LaneState>,
         deadline: tokio::time::Instant,
     ) -> Self {
-        let run_dir = run_dir(project, &run_id);
         Self {
-            project,
-            lane,
+            ctx,
             up,
             selection,
-            run_id,
-            run_dir,
-            bus,
             existing,
             deadline,
             env: None,
@@ -80,17 +66,16 @@ impl<'a> RealStages<'a> {
         let Some(client) = self.client.clone() else {
             return;
         };
-        let namespaces = crate::k8s::KubeNamespaces::new(client, self.run_id.clone());
+        let namespaces = crate::k8s::KubeNamespaces::new(client, self.ctx.run_id.clone());
         let deletions = self.suite_namespaces.iter().map(|ns| {
             let namespaces = &namespaces;
             async move { (ns.clone(), namespaces.delete(ns).await) }
         });
-        for (ns, result) in futures_util::future::join_all(deletions).await {
-            let message = match result {
-                Ok(()) => format!("deleted suite namespace {ns}"),
-                Err(e) => format!("suite namespace {ns} was not deleted: {e}"),
-            };
-            self.bus.emit(Event::Notice { message });
+        for (namespace, result) in futures_util::future::join_all(deletions).await {
+            self.ctx.bus.notice(Notice::SuiteNamespaceDeleted {
+                namespace,
+                error: result.err().map(|e| e.to_string()),
+            });
         }
     }
 
@@ -99,7 +84,7 @@ impl<'a> RealStages<'a> {
     fn any_cluster(&self) -> bool {
         self.env.is_some()
             || self.existing.is_some()
-            || crate::cluster::state::read(&self.project.root, &self.lane.name).is_ok()
+            || crate::cluster::state::read(&self.ctx.project.root, &self.ctx.lane.name).is_ok()
     }
 
     /// Whether the closing teardown may delete the cluster: only one this run made.
@@ -109,109 +94,80 @@ impl<'a> RealStages<'a> {
 }
 
 impl crate::run::Stages for RealStages<'_> {
-    async fn up(&mut self, cancel: CancelToken) -> Result<(), crate::run::UpFailure> {
-        use crate::run::UpFailure;
+    async fn up(&mut self, cancel: CancelToken) -> Result<(), UpFailure> {
         if let Some(state) = self.existing.clone() {
-            let client = client_for(&state).await.map_err(|failure| UpFailure {
-                failure,
-                cluster_exists: false,
-            })?;
+            let client = client_for(&state)
+                .await
+                .map_err(UpFailure::before_cluster)?;
             self.client = Some(client);
-            self.bus.emit(Event::Notice {
-                message: format!(
-                    "using the environment harness up made for lane {} (cluster {})",
-                    state.lane, state.cluster
-                ),
+            self.ctx.bus.notice(Notice::EnvironmentUsed {
+                lane: state.lane,
+                cluster: state.cluster,
             });
             return Ok(());
         }
         let work = async {
-            let env = bring_up(self.project, self.lane, self.up, &self.run_id, &self.bus).await?;
-            let exists = |failure| UpFailure {
-                failure,
-                cluster_exists: true,
-            };
-            let client = client_for(&env.state).await.map_err(exists)?;
+            let env = bring_up(&self.ctx, self.up).await?;
+            let client = client_for(&env.state)
+                .await
+                .map_err(UpFailure::with_cluster)?;
             self.env = Some(env);
             self.client = Some(client.clone());
             let env = self.env.as_ref().expect("set above");
-            load_and_deploy(
-                &client,
-                self.project,
-                self.lane,
-                env,
-                self.deadline,
-                &self.bus,
-            )
-            .await
-            .map(drop)
-            .map_err(|failure| {
-                // The bundle's diagnosis.txt: the error, then every failed
-                // component's table and evidence.
-                let mut note = failure.to_string();
-                if let Some(e) = failure
-                    .error
-                    .chain()
-                    .find_map(|c| c.downcast_ref::<crate::deploy::DeployError>())
-                {
-                    for d in e.diagnoses() {
+            load_and_deploy(&self.ctx, &client, env, self.deadline)
+                .await
+                .map(drop)
+                .map_err(|failure| {
+                    // The bundle's deploy-failure.txt: the error, then every
+                    // failed component's table and evidence.
+                    let mut note = failure.to_string();
+                    if let Some(evidence) = failure.evidence() {
                         note.push_str("\n\n");
-                        note.push_str(&d.render());
+                        note.push_str(&evidence);
                     }
-                }
-                self.failure_notes.push(note);
-                exists(failure)
-            })
+                    self.failure_notes.push(note);
+                    UpFailure::with_cluster(failure)
+                })
         };
         tokio::select! {
             result = work => result,
+            // The interrupt announced itself: this failure is told.
             () = cancel.cancelled() => Err(UpFailure {
-                failure: StageFailure::new(Exit::Interrupted, anyhow::anyhow!("interrupted while bringing the lane up")),
+                failure: StageFailure::from(RunError::InterruptedUp).mark_told(),
                 cluster_exists: self.any_cluster(),
             }),
         }
     }
 
     async fn suites(&mut self, cancel: CancelToken) -> Result<bool, StageFailure> {
-        let specs = suite_specs(self.lane, &self.selection)
-            .map_err(|e| StageFailure::new(Exit::Usage, e))?;
-        let client = self.client.clone().ok_or_else(|| {
-            StageFailure::new(Exit::Internal, anyhow::anyhow!("no cluster client"))
-        })?;
+        let specs = suite_specs(self.ctx.lane, &self.selection)?;
+        let client = self.client.clone().ok_or(RunError::NoClient)?;
         let kubeconfig = match (&self.env, &self.existing) {
             (Some(env), _) => env.state.kubeconfig.clone(),
             (None, Some(state)) => state.kubeconfig.clone(),
-            (None, None) => {
-                return Err(StageFailure::new(
-                    Exit::Internal,
-                    anyhow::anyhow!("no environment"),
-                ));
-            }
+            (None, None) => return Err(RunError::NoEnvironment.into()),
         };
         let provisioner = Arc::new(crate::k8s::KubeNamespaces::new(
             client.clone(),
-            self.run_id.clone(),
+            self.ctx.run_id.clone(),
         ));
-        let lane_namespaces = crate::plan::plan(self.project, Some(&self.lane.name))
+        let (project, lane) = (self.ctx.project, self.ctx.lane);
+        let lane_namespaces = crate::plan::plan(project, Some(&lane.name))
             .map(|p| p.lanes[0].namespaces.clone())
             .unwrap_or_default();
         let watcher = watch_infrastructure(
             client,
             lane_namespaces,
-            workloads(self.project, self.lane),
-            self.bus.clone(),
+            workloads(project, lane),
+            self.ctx.bus.clone(),
         );
-        let result = phase(&self.bus, crate::report::Phase::Suites, async {
+        let result = phase(&self.ctx.bus, crate::report::Phase::Suites, async {
             let (passed, summary) = run_suites(
-                self.project,
-                self.lane,
+                &self.ctx,
                 &specs,
-                &self.run_id,
-                &self.run_dir,
                 &kubeconfig,
                 self.selection.jobs,
                 provisioner,
-                &self.bus,
                 cancel,
             )
             .await?;
@@ -232,23 +188,18 @@ impl crate::run::Stages for RealStages<'_> {
         // `up` interrupted after the cluster came up but before it made a
         // client: the state file knows how to reach the cluster.
         if self.client.is_none()
-            && let Ok(state) = crate::cluster::state::read(&self.project.root, &self.lane.name)
+            && let Ok(state) =
+                crate::cluster::state::read(&self.ctx.project.root, &self.ctx.lane.name)
         {
             self.client = client_for(&state).await.ok();
         }
-        let client = self.client.clone().ok_or_else(|| {
-            StageFailure::new(
-                Exit::Gather,
-                anyhow::anyhow!(
-                    "no cluster to gather from: cluster {} was never reached",
-                    self.lane.cluster.name
-                ),
-            )
+        let client = self.client.clone().ok_or_else(|| RunError::NeverReached {
+            cluster: self.ctx.lane.cluster.name.clone(),
         })?;
         let notes = self.failure_notes.join("\n\n");
-        let out = self.run_dir.join("gather");
-        let bus = self.bus.clone();
-        let bundle = phase(&self.bus, crate::report::Phase::Gather, async {
+        let out = self.ctx.run_dir().join("gather");
+        let bus = self.ctx.bus.clone();
+        let bundle = phase(&self.ctx.bus, crate::report::Phase::Gather, async {
             // Everything the run reported up to here, the gather's start included.
             let mut story = bus
                 .checkpoint()
@@ -268,23 +219,16 @@ impl crate::run::Stages for RealStages<'_> {
                     story.files.push(("panics.txt".into(), text));
                 }
             }
-            gather(
-                &client,
-                self.project,
-                self.lane,
-                &out,
-                &self.run_id,
-                self.suite_namespaces.clone(),
-                Vec::new(),
-                story.as_ref(),
-                None,
-                None,
-                &bus,
-            )
-            .await
+            let request = Request {
+                out,
+                extra_namespaces: self.suite_namespaces.clone(),
+                story: story.as_ref(),
+                ..Request::default()
+            };
+            gather(&self.ctx, &client, request).await
         })
         .await?;
-        self.bus.emit(Event::Artifact {
+        self.ctx.bus.emit(Event::Artifact {
             what: "bundle".into(),
             path: bundle.archive.clone(),
         });
@@ -299,9 +243,7 @@ impl crate::run::Stages for RealStages<'_> {
             (Some(env), _) => env.state.kubeconfig.clone(),
             (None, Some(state)) => state.kubeconfig.clone(),
             (None, None) => {
-                crate::cluster::state::read(&self.project.root, &self.lane.name)
-                    .map_err(|e| StageFailure::new(Exit::Cluster, e))?
-                    .kubeconfig
+                crate::cluster::state::read(&self.ctx.project.root, &self.ctx.lane.name)?.kubeconfig
             }
         };
         let suites = match self.suites_passed {
@@ -309,30 +251,20 @@ impl crate::run::Stages for RealStages<'_> {
             Some(false) => crate::hooks::SuitesOutcome::Failed,
             None => crate::hooks::SuitesOutcome::NotRun,
         };
-        let context = hook_context(
-            self.project,
-            self.lane,
-            &self.run_dir,
-            &self.run_id,
-            kubeconfig,
-            suites,
-        );
-        run_hooks(&self.lane.after_suites, &context, &self.bus).await
+        let context = hook_context(&self.ctx, kubeconfig, suites);
+        run_hooks(&self.ctx, &context).await
     }
 
     async fn teardown(&mut self) -> Result<(), StageFailure> {
         if self.existing.is_some() {
-            self.bus.emit(Event::Notice {
-                message: format!(
-                    "the environment of lane {} was up before this run; leaving it as it is",
-                    self.lane.name
-                ),
+            self.ctx.bus.notice(Notice::EnvironmentKept {
+                lane: self.ctx.lane.name.clone(),
             });
             return Ok(());
         }
         // This run brought the lane up: forget it, and delete the cluster
         // only if this run created it (tear_down checks).
-        tear_down(self.project, &self.lane.name, &self.bus).await
+        tear_down(&self.ctx).await
     }
 
     fn cluster_exists(&self) -> bool {

@@ -4,13 +4,34 @@
 //! namespaces in a cluster that outlives the run.
 
 use std::path::Path;
+use std::time::Duration;
 
-use anyhow::Context as _;
-
-use crate::cli::TestArgs;
-use crate::config::{Lane, Project};
+use crate::config::Lane;
 use crate::exit::Exit;
-use crate::report::bus::Bus;
+use crate::failure::StageFailure;
+use crate::report::{Event, Notice};
+use crate::stage::Ctx;
+use crate::suites::Shard;
+
+use super::lifecycle::GatherWhen;
+
+/// What `harness test` was asked to do.
+#[derive(Clone, Debug, Default)]
+pub struct TestOptions {
+    /// Suites to run, by name; empty for all of the lane's.
+    pub suites: Vec<String>,
+    /// Suites run at once.
+    pub jobs: Option<u32>,
+    /// The m-th of n slices of the suites.
+    pub shard: Option<Shard>,
+    pub gather: GatherWhen,
+    /// `--preserve`: keep the cluster afterwards.
+    pub preserve: bool,
+    /// Finish everything, gather included, within this time.
+    pub deadline: Option<Duration>,
+    /// Rebuild images even when their content tag exists.
+    pub rebuild: bool,
+}
 
 /// How a `harness test` ended.
 #[derive(Clone, Copy, Debug)]
@@ -21,75 +42,63 @@ pub struct TestRun {
 }
 
 /// `harness test`: up (unless an environment is already up), suites,
-/// gather, teardown, in the order and with the budgets of [`super::run`].
-/// Every event goes to `bus`, the last one `finished`; `told` says whether
-/// a phase already told an error as it is worded (it is not told again).
-pub async fn run(
-    project: &Project,
-    lane: &Lane,
-    args: &TestArgs,
-    run_id: &str,
-    bus: Bus,
-    told: impl Fn(&str) -> bool,
-) -> anyhow::Result<TestRun> {
-    let preserve = super::lifecycle::preserve(args.preserve, |k| std::env::var(k).ok());
+/// gather, teardown, in the order and with the budgets of [`super::sequence`].
+/// Every event goes to the context's bus, the last one `finished`; an
+/// error a phase already told (with its fix) is not told again.
+pub async fn test_lane(ctx: Ctx<'_>, options: &TestOptions) -> Result<TestRun, StageFailure> {
+    let (project, lane, bus) = (ctx.project, ctx.lane, ctx.bus.clone());
+    let preserve = super::lifecycle::preserve(options.preserve, |k| std::env::var(k).ok());
     let existing = crate::cluster::state::read(&project.root, &lane.name).ok();
     let preserve_flag = preserve.preserve || existing.is_some();
     for notice in &preserve.notices {
-        bus.emit(crate::report::Event::Notice {
-            message: notice.clone(),
-        });
+        bus.notice(notice.clone());
     }
     // Each interrupt says at once what it will do, before the run acts on it.
     let interrupts = {
         let bus = bus.weak();
         super::count_interrupts(move |n| {
-            bus.emit(crate::report::Event::Notice {
-                message: super::lifecycle::interrupt_notice(n, preserve_flag),
-            });
+            bus.notice(super::lifecycle::interrupt_notice(n, preserve_flag));
         })
-        .context("cannot listen for SIGINT/SIGTERM")?
+        .map_err(|source| super::SignalError { source })?
     };
-    let deadline = args.deadline.map(|d| tokio::time::Instant::now() + d);
+    let deadline = options.deadline.map(|d| tokio::time::Instant::now() + d);
     let selection = crate::suites::stage::SuiteSelection {
-        names: args.suites.clone(),
-        shard: args.shard,
-        jobs: args.jobs,
+        names: options.suites.clone(),
+        shard: options.shard,
+        jobs: options.jobs,
     };
     // Unknown suite names are a usage error before anything starts.
     crate::suites::stage::suite_specs(lane, &selection)?;
     let deploy_deadline =
-        deadline.unwrap_or_else(|| tokio::time::Instant::now() + super::up::DEFAULT_UP_DEADLINE);
+        deadline.unwrap_or_else(|| tokio::time::Instant::now() + crate::stage::UP_DEADLINE);
     let mut stages = super::real::RealStages::new(
-        project,
-        lane,
+        ctx,
         super::up::UpOptions {
             reuse: false,
-            rebuild: args.rebuild,
+            rebuild: options.rebuild,
         },
         selection,
-        run_id.to_owned(),
-        bus.clone(),
         existing.clone(),
         deploy_deadline,
     );
-    let options = super::RunOptions {
+    let run_options = super::RunOptions {
         // An environment that was up before this run is never torn down by it.
         preserve: preserve_flag,
-        gather: args.gather,
+        gather: options.gather,
         has_hooks: !lane.after_suites.is_empty(),
         hooks_budget: crate::hooks::budget(&lane.after_suites, crate::hooks::HOOK_GRACE),
         deadline,
-        gather_budget: super::lifecycle::GATHER_BUDGET,
-        teardown_budget: std::time::Duration::from_secs(120),
+        gather_budget: crate::stage::GATHER_BUDGET,
+        teardown_budget: crate::stage::TEARDOWN_BUDGET,
         panicked: crate::panics::any,
     };
-    let result = super::run(&mut stages, &options, interrupts).await;
+    let result = super::sequence(&mut stages, &run_options, interrupts).await;
     // Hooks never disturb a cluster that is kept (SPEC §6): say so.
-    if options.has_hooks && options.preserve {
-        bus.emit(crate::report::Event::Notice {
-            message: crate::hooks::skipped_notice(&lane.after_suites, existing.is_some()),
-        });
+    if run_options.has_hooks && run_options.preserve {
+        bus.notice(crate::hooks::skipped_notice(
+            &lane.after_suites,
+            existing.is_some(),
+        ));
     }
     // Suite namespaces in a cluster that outlives the run are removed (after
     // gather read them), unless the user asked to keep everything.
@@ -99,25 +108,21 @@ pub async fn run(
     }
     // Errors a phase already told (with their fix) are not told again;
     // the others (a step past its budget, hooks skipped) are.
-    bus.flush().await;
-    for (step, error) in &result.errors {
-        let causes = crate::failure::causes(error);
-        let text = crate::failure::text(&causes);
-        if told(&text) || result.interrupted && is_interruption(error) {
+    for (step, failure) in &result.errors {
+        if failure.told() {
             continue;
         }
-        let message = match crate::failure::fix(&causes) {
-            Some(fix) => format!("{step}: {text}; fix: {fix}"),
-            None => format!("{step}: {text}"),
-        };
-        bus.emit(crate::report::Event::Notice { message });
+        bus.notice(Notice::StepFailed {
+            step: (*step).to_owned(),
+            error: failure.text(),
+            fix: failure.fix(),
+        });
     }
-    for message in panic_notices(&result, lane, &project.root) {
-        bus.emit(crate::report::Event::Notice { message });
+    for notice in panic_notices(&result, lane, &project.root) {
+        bus.notice(notice);
     }
-    bus.emit(crate::report::Event::finished(result.exit));
+    bus.emit(Event::finished(result.exit));
     drop(stages);
-    drop(bus);
     Ok(TestRun {
         exit: result.exit,
         preserve: preserve.preserve,
@@ -127,33 +132,23 @@ pub async fn run(
 /// What the report must say about panics beyond the stages' own errors:
 /// those in tasks no stage awaited (the run went on without them), and a
 /// cluster that a panicking teardown left behind.
-fn panic_notices(result: &super::RunResult, lane: &Lane, root: &Path) -> Vec<String> {
-    let mut notices: Vec<String> = crate::panics::unreported()
+fn panic_notices(result: &super::RunResult, lane: &Lane, root: &Path) -> Vec<Notice> {
+    let mut notices: Vec<Notice> = crate::panics::unreported()
         .iter()
-        .map(|p| {
-            format!(
-                "{p} [thread {}]; the run went on without that task",
-                p.thread
-            )
+        .map(|p| Notice::Panicked {
+            panic: p.to_string(),
+            thread: p.thread.clone(),
         })
         .collect();
     let teardown_panicked = result
         .errors
         .iter()
-        .any(|(step, e)| *step == "teardown" && e.chain().any(|c| c.is::<crate::panics::Panic>()));
+        .any(|(step, e)| *step == "teardown" && e.exit() == Exit::Panicked);
     if teardown_panicked && crate::cluster::state::read(root, &lane.name).is_ok() {
-        notices.push(format!(
-            "cluster {} may still exist (teardown panicked before it finished): `harness down --lane {}` deletes it",
-            lane.cluster.name, lane.name
-        ));
+        notices.push(Notice::ClusterMayRemain {
+            cluster: lane.cluster.name.clone(),
+            lane: lane.name.clone(),
+        });
     }
     notices
-}
-
-/// The error an interrupted `up` returns: the interrupt was announced.
-fn is_interruption(error: &anyhow::Error) -> bool {
-    crate::failure::causes(error).iter().any(|c| {
-        c.downcast_ref::<super::StageFailure>()
-            .is_some_and(|f| f.exit == Exit::Interrupted)
-    }) || error.to_string().starts_with("interrupted")
 }

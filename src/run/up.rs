@@ -2,11 +2,9 @@
 //! overlapped, load and deploy: [`crate::deploy::stage::load_and_deploy`]).
 
 use crate::cluster::{AnyProvider, Provider, state};
-use crate::config::{Lane, Project};
-use crate::report::Event;
-use crate::report::bus::Bus;
-
-use super::{StageFailure, UpFailure};
+use crate::failure::StageFailure;
+use crate::report::Notice;
+use crate::stage::{Ctx, Environment, UpFailure};
 
 /// How `up` should treat what already exists.
 #[derive(Clone, Copy, Debug, Default)]
@@ -17,55 +15,55 @@ pub struct UpOptions {
     pub rebuild: bool,
 }
 
-/// What `up` brought up, for the suites, gather and teardown.
-#[derive(Clone, Debug)]
-pub struct Environment {
-    pub state: crate::cluster::state::LaneState,
-    pub provider: crate::cluster::AnyProvider,
-    /// Image name → reference, for `{{image.<name>}}`.
-    pub images: indexmap::IndexMap<String, String>,
-    /// The engine the images are in, which the load exports them from.
-    pub docker: bollard::Docker,
-}
-
-/// How long `up` waits for the lane to be Ready without `--deadline`.
-pub const DEFAULT_UP_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+pub use crate::stage::UP_DEADLINE as DEFAULT_UP_DEADLINE;
 
 /// The whole of `harness up`: [`bring_up`], then the load and the deploy
 /// until every component is Ready or `deadline` passes.
 pub async fn up(
-    project: &Project,
-    lane: &Lane,
+    ctx: &Ctx<'_>,
     options: UpOptions,
-    run_id: &str,
     deadline: tokio::time::Instant,
-    bus: &Bus,
 ) -> Result<Environment, StageFailure> {
-    let env = bring_up(project, lane, options, run_id, bus)
-        .await
-        .map_err(|f| f.failure)?;
+    let env = bring_up(ctx, options).await.map_err(|f| f.failure)?;
     let client = crate::cluster::stage::client_for(&env.state).await?;
-    crate::deploy::stage::load_and_deploy(&client, project, lane, &env, deadline, bus).await?;
+    crate::deploy::stage::load_and_deploy(ctx, &client, &env, deadline).await?;
     Ok(env)
+}
+
+/// `harness up` as a command: [`up`], until it ends or an interrupt stops
+/// it where it is (a build, a kind call, a load, a wait); what it made so
+/// far stays for `harness down`. The interrupt is announced at once, and
+/// the failure it ends in is told.
+pub async fn until_up(
+    ctx: &Ctx<'_>,
+    options: UpOptions,
+    deadline: tokio::time::Instant,
+) -> Result<Environment, StageFailure> {
+    let mut interrupts = {
+        let bus = ctx.bus.weak();
+        super::count_interrupts(move |n| {
+            if n == 1 {
+                bus.notice(Notice::UpInterrupted);
+            }
+        })
+        .map_err(|source| super::SignalError { source })?
+    };
+    tokio::select! {
+        result = up(ctx, options, deadline) => result,
+        _ = interrupts.wait_for(|n| *n > 0) => {
+            Err(StageFailure::from(super::RunError::InterruptedUp).mark_told())
+        }
+    }
 }
 
 /// Preflight, images, cluster: everything before the load and the deploy,
 /// which [`crate::deploy::stage::load_and_deploy`] overlaps. The state file
 /// is written as soon as a cluster exists, so that `down` can remove it
 /// even when a later step fails.
-pub async fn bring_up(
-    project: &Project,
-    lane: &Lane,
-    options: UpOptions,
-    run_id: &str,
-    bus: &Bus,
-) -> Result<Environment, UpFailure> {
-    let not_made = |failure| UpFailure {
-        failure,
-        cluster_exists: false,
-    };
-    let provider = AnyProvider::from_env(&lane.cluster)
-        .map_err(|e| not_made(StageFailure::new(e.exit(), e)))?;
+pub async fn bring_up(ctx: &Ctx<'_>, options: UpOptions) -> Result<Environment, UpFailure> {
+    let (project, lane) = (ctx.project, ctx.lane);
+    let provider =
+        AnyProvider::from_env(&lane.cluster).map_err(|e| UpFailure::before_cluster(e.into()))?;
     // `up` again on a lane that is up reuses its cluster without --reuse,
     // and what an earlier `up` created stays this lane's to delete.
     let previous = state::read(&project.root, &lane.name)
@@ -76,22 +74,27 @@ pub async fn bring_up(
     // A reused cluster holds its own host ports: not a conflict.
     let reusing = reuse && provider.exists().await.unwrap_or(false);
     if reusing && previous.is_some() {
-        bus.emit(Event::Notice {
-            message: reusing_notice(lane, ours),
+        ctx.bus.notice(Notice::ClusterReused {
+            cluster: lane.cluster.name.clone(),
+            lane: lane.name.clone(),
+            ours,
         });
     }
 
-    crate::preflight::stage(project, lane, reusing, bus)
+    crate::preflight::stage(ctx, reusing)
         .await
-        .map_err(not_made)?;
-    let (docker, images) =
-        crate::images::stage::run(project, lane, provider.engine(), options.rebuild, bus)
-            .await
-            .map_err(not_made)?;
-    let planned =
-        crate::cluster::stage::planned_state(lane, &provider, &images, previous.as_ref(), run_id);
-    let state =
-        crate::cluster::stage::ensure(project, &provider, reuse, ours, planned, bus).await?;
+        .map_err(UpFailure::before_cluster)?;
+    let (docker, images) = crate::images::stage::run(ctx, provider.engine(), options.rebuild)
+        .await
+        .map_err(UpFailure::before_cluster)?;
+    let planned = crate::cluster::stage::planned_state(
+        lane,
+        &provider,
+        &images,
+        previous.as_ref(),
+        &ctx.run_id,
+    );
+    let state = crate::cluster::stage::ensure(ctx, &provider, reuse, ours, planned).await?;
 
     Ok(Environment {
         state,
@@ -99,19 +102,4 @@ pub async fn bring_up(
         images: crate::images::references(&images),
         docker,
     })
-}
-
-/// What `up` says when it reuses the cluster an earlier `up` recorded.
-fn reusing_notice(lane: &Lane, ours: bool) -> String {
-    if ours {
-        format!(
-            "reusing cluster {}, which harness up created for lane {} (harness down deletes it)",
-            lane.cluster.name, lane.name
-        )
-    } else {
-        format!(
-            "reusing cluster {}, which harness did not create (harness down leaves it running)",
-            lane.cluster.name
-        )
-    }
 }

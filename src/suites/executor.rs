@@ -102,6 +102,29 @@ pub enum RunError {
     Endpoints(#[from] EndpointCollision),
 }
 
+/// Suites that cannot be run as declared are a usage error (2): the
+/// message says what to change.
+impl crate::failure::Failure for RunError {
+    fn exit(&self) -> crate::exit::Exit {
+        match self {
+            RunError::InvalidName(_)
+            | RunError::DuplicateName(_)
+            | RunError::EmptyCommand(_)
+            | RunError::Endpoints(_) => crate::exit::Exit::Usage,
+        }
+    }
+
+    fn fix(&self) -> Option<String> {
+        match self {
+            // Each message says what to change.
+            RunError::InvalidName(_)
+            | RunError::DuplicateName(_)
+            | RunError::EmptyCommand(_)
+            | RunError::Endpoints(_) => None,
+        }
+    }
+}
+
 /// The results of a run, in the order the suites were given.
 #[derive(Debug, Clone)]
 pub struct RunSummary {

@@ -80,6 +80,22 @@ pub enum JunitError {
     },
 }
 
+/// A JUnit report that cannot be written is harness's own trouble (70).
+impl crate::failure::Failure for JunitError {
+    fn exit(&self) -> crate::exit::Exit {
+        match self {
+            JunitError::Serialize(_) | JunitError::Write { .. } => crate::exit::Exit::Internal,
+        }
+    }
+
+    fn fix(&self) -> Option<String> {
+        match self {
+            // The message says to check the directory.
+            JunitError::Serialize(_) | JunitError::Write { .. } => None,
+        }
+    }
+}
+
 /// What [`assemble`] knows about one suite.
 #[derive(Debug, Clone)]
 pub struct SuiteReports {

@@ -67,6 +67,29 @@ pub enum NamespaceError {
     },
 }
 
+/// A prefix that cannot make a name is a usage error (2); a namespace the
+/// cluster will not make or remove is a cluster failure (5).
+impl crate::failure::Failure for NamespaceError {
+    fn exit(&self) -> crate::exit::Exit {
+        match self {
+            NamespaceError::InvalidPrefix { .. } => crate::exit::Exit::Usage,
+            NamespaceError::Random(_)
+            | NamespaceError::Create { .. }
+            | NamespaceError::Delete { .. } => crate::exit::Exit::Cluster,
+        }
+    }
+
+    fn fix(&self) -> Option<String> {
+        match self {
+            // The message says what a prefix may hold.
+            NamespaceError::InvalidPrefix { .. } | NamespaceError::Random(_) => None,
+            NamespaceError::Create { .. } | NamespaceError::Delete { .. } => {
+                Some("check the cluster with `harness status`; `harness diagnose` says what is not Ready".to_owned())
+            }
+        }
+    }
+}
+
 /// Builds a namespace name `{prefix}-p{process}-{8 random hex}`.
 ///
 /// The result is always a valid DNS-1123 label of at most 63 characters: when

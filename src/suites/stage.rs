@@ -13,9 +13,9 @@ use tokio::sync::mpsc;
 
 use crate::config::{Lane, Project};
 use crate::exit::Exit;
-use crate::report::Event;
-use crate::report::bus::Bus;
-use crate::run::StageFailure;
+use crate::failure::{Failure, StageFailure};
+use crate::report::{Event, Notice};
+use crate::stage::Ctx;
 use crate::suites::{
     CancelToken, NamespaceProvisioner, OsRandom, RunConfig, RunSummary, Shard, SuiteEvent,
     SuiteSpec,
@@ -38,6 +38,21 @@ pub struct UnknownSuite {
     pub name: String,
     pub suggestion: Option<String>,
     pub suites: Vec<String>,
+}
+
+/// A suite that is not there is a usage error (2), with the suites there are.
+impl Failure for UnknownSuite {
+    fn exit(&self) -> Exit {
+        Exit::Usage
+    }
+
+    fn fix(&self) -> Option<String> {
+        Some(format!(
+            "suites of lane {}: {}",
+            self.lane,
+            self.suites.join(", ")
+        ))
+    }
 }
 
 /// The suites to run, as the executor takes them: selected by name, then
@@ -105,9 +120,11 @@ fn translate(event: SuiteEvent) -> Event {
         } => Event::SuiteStarted { suite, namespace },
         SuiteEvent::Output { suite, line, .. } => Event::SuiteOutput { suite, line },
         SuiteEvent::Stopping { suite, reason } => Event::Notice {
-            message: format!(
-                "stopping suite {suite} ({reason:?}): SIGTERM sent to its process group"
-            ),
+            notice: Notice::Stopping {
+                what: "suite".into(),
+                name: suite,
+                reason: format!("{reason:?}"),
+            },
         },
         SuiteEvent::Finished(result) => Event::SuiteFinished {
             passed: !result.outcome.is_failure(),
@@ -119,21 +136,18 @@ fn translate(event: SuiteEvent) -> Event {
     }
 }
 
-/// Runs the selected suites of a lane; writes `junit.xml` into `run_dir`.
-/// `Ok(true)` when every suite passed.
-#[allow(clippy::too_many_arguments)]
+/// Runs the selected suites of a lane; writes `junit.xml` into the run's
+/// directory. `Ok(true)` when every suite passed.
 pub async fn run_suites<P: NamespaceProvisioner + 'static>(
-    project: &Project,
-    lane: &Lane,
+    ctx: &Ctx<'_>,
     specs: &[SuiteSpec],
-    run_id: &str,
-    run_dir: &Path,
     kubeconfig: &Path,
     jobs: Option<u32>,
     provisioner: Arc<P>,
-    bus: &Bus,
     cancel: CancelToken,
 ) -> Result<(bool, RunSummary), StageFailure> {
+    let (project, lane, bus, run_dir) = (ctx.project, ctx.lane, &ctx.bus, ctx.run_dir());
+    let run_id = ctx.run_id.as_str();
     let jobs = jobs
         .and_then(|j| NonZeroUsize::new(j as usize))
         .or_else(|| std::thread::available_parallelism().ok())
@@ -163,16 +177,14 @@ pub async fn run_suites<P: NamespaceProvisioner + 'static>(
         })
     };
     let mut random = OsRandom;
-    let summary = crate::suites::run_suites(specs, &config, provisioner, &mut random, tx, cancel)
-        .await
-        .map_err(|e| StageFailure::new(Exit::Usage, e))?;
+    let summary =
+        crate::suites::run_suites(specs, &config, provisioner, &mut random, tx, cancel).await?;
     let windows = forward.await.unwrap_or_default();
     let junit = run_dir.join("junit.xml");
     let suites = crate::suites::junit::read_suites(&summary);
     let report =
         crate::suites::junit::report_of(&format!("harness {}", lane.name), &summary, &suites);
-    crate::suites::junit::write_report(&report, &junit)
-        .map_err(|e| StageFailure::new(Exit::Internal, e))?;
+    crate::suites::junit::write_report(&report, &junit)?;
     let procs = |suite: &str| {
         lane.suites
             .iter()
@@ -294,21 +306,19 @@ mod tests {
         let events = Arc::new(Mutex::new(Vec::new()));
         let (bus, task) =
             crate::report::bus::start(Box::new(Collect(events.clone())), RunReport::default());
-        let run = dir.path().join("run");
+        let ctx = Ctx::new(&p, lane, "r-test", bus.clone());
+        let run = ctx.run_dir();
         let (passed, summary) = run_suites(
-            &p,
-            lane,
+            &ctx,
             &specs,
-            "r-test",
-            &run,
             Path::new("/nonexistent/kubeconfig"),
             Some(2),
             Arc::new(crate::suites::NoNamespaces),
-            &bus,
             CancelToken::never(),
         )
         .await
         .unwrap();
+        drop(ctx);
         drop(bus);
         let report = task.await.unwrap();
         assert!(!passed);

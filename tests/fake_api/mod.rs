@@ -136,11 +136,19 @@ pub fn spawn(mut scenario: impl FnMut(&Req) -> Reply + Send + 'static) -> (kube:
     (kube::Client::new(service, "default"), log)
 }
 
+/// The repository's `tests/fixtures`, from whichever package's tests
+/// include this module (the library's, or the binary's under `cli/`).
+pub fn fixtures_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .map(|dir| dir.join("tests/fixtures"))
+        .find(|dir| dir.is_dir())
+        .expect("tests/fixtures above the package")
+}
+
 /// Reads a fixture under tests/fixtures/k8s.
 pub fn fixture(path: &str) -> String {
-    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/k8s")
-        .join(path);
+    let p = fixtures_dir().join("k8s").join(path);
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 

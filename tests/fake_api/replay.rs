@@ -13,7 +13,7 @@
 //! sees the events in the order and at the spacing the cluster sent them.
 
 use std::convert::Infallible;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -71,9 +71,7 @@ fn time_of(object: &Value) -> Option<Timestamp> {
 impl Capture {
     /// Loads `tests/fixtures/<case>`.
     pub fn load(case: &str) -> Self {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures")
-            .join(case);
+        let dir = super::fixtures_dir().join(case);
         let applied_at: Timestamp = std::fs::read_to_string(dir.join("applied-at.txt"))
             .unwrap()
             .trim()
@@ -119,9 +117,7 @@ impl Capture {
     /// One captured watch stream of `resource` (`tests/fixtures/<path>`),
     /// timed from its first event.
     pub fn from_watch(path: &str, resource: &str) -> Self {
-        let file = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures")
-            .join(path);
+        let file = super::fixtures_dir().join(path);
         let text = std::fs::read_to_string(&file).unwrap();
         let mut items: Vec<Item> = text
             .lines()

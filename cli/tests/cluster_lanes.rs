@@ -1,0 +1,391 @@
+//! Whole runs of the harness binary on real kind clusters made from the test
+//! cluster's node image (`scripts/test-cluster`, Kubernetes 1.20): the demo
+//! stack's lane as a user runs it, and an interrupted run. Each test's
+//! harness creates its own cluster, so these need `HARNESS_KIND_NODE_IMAGE`
+//! and the `docker` wrapper of test-cluster/bin first on PATH (scripts/test
+//! sets both); they run one at a time (.config/nextest.toml), because the
+//! demo lane publishes fixed host ports.
+
+#[path = "../../tests/support/bundle.rs"]
+mod bundle;
+#[path = "../../tests/support/cluster.rs"]
+mod cluster;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+fn repo() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+/// The harness binary in `dir`, with the node image the caller checked.
+fn harness(dir: &Path, image: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_harness"));
+    cmd.current_dir(dir)
+        .env("HARNESS_KIND_NODE_IMAGE", image)
+        .env_remove("HARNESS_CONFIG")
+        .env_remove("HARNESS_LANE")
+        .env_remove("KUBECONFIG")
+        .env_remove("GITHUB_ACTIONS")
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .env("CI", "true")
+        .stdin(Stdio::null());
+    cmd
+}
+
+fn run(cmd: &mut Command, what: &str) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    eprintln!(
+        "--- {what}: exit {:?}\n{}{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn kind_clusters() -> Vec<String> {
+    let out = Command::new("kind")
+        .args(["get", "clusters"])
+        .output()
+        .expect("kind runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The bundles (`*.tar.gz`) directly under `dir`.
+fn bundles_in(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().ends_with(".tar.gz"))
+        .collect()
+}
+
+/// Every file of an unpacked bundle, with its bytes.
+fn contents(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    bundle::files_under(dir)
+        .into_iter()
+        .map(|f| {
+            let bytes = std::fs::read(dir.join(&f)).unwrap();
+            (f, bytes)
+        })
+        .collect()
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+/// The demo stack as a developer and a CI job use it: `test --preserve`
+/// (images, cluster, load, deploy, the audit and load suites), `up` again on
+/// the kept cluster, `status`, `diagnose`, `gather` with a planted Secret,
+/// `down`, and `down` once more with nothing up.
+#[test]
+fn demo_lane_test_reup_status_diagnose_gather_down() {
+    let Some(image) = cluster::node_image() else {
+        return;
+    };
+    let repo = repo();
+    assert!(
+        !kind_clusters().iter().any(|c| c == "audit-e2e"),
+        "a kind cluster audit-e2e exists already: this test runs the demo lane, which makes it; delete it first"
+    );
+    assert!(
+        !repo.join(".harness/state/audit.json").exists(),
+        "the demo lane is up already (.harness/state/audit.json): `harness down --lane audit` first"
+    );
+    let started = Instant::now();
+    let out = run(
+        harness(&repo, &image).args(["test", "--lane", "audit", "--preserve"]),
+        "harness test --lane audit --preserve",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(kind_clusters().iter().any(|c| c == "audit-e2e"));
+    eprintln!("test --preserve took {:?}", started.elapsed());
+
+    let out = run(
+        harness(&repo, &image).args(["up", "--lane", "audit"]),
+        "harness up (again)",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    let out = run(
+        harness(&repo, &image).args(["status", "--lane", "audit", "--output", "json"]),
+        "harness status",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let status = String::from_utf8_lossy(&out.stdout);
+    for component in ["postgresql", "redis", "migrations", "datastorage"] {
+        assert!(
+            status.contains(component),
+            "status names {component}: {status}"
+        );
+    }
+
+    let out = run(
+        harness(&repo, &image).args(["diagnose", "--lane", "audit"]),
+        "harness diagnose",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    // A Secret the gather must redact: its value, and its base64, must be
+    // in no file of the bundle.
+    let planted = format!(
+        "planted-{}-{}",
+        std::process::id(),
+        started.elapsed().as_nanos()
+    );
+    let kubeconfig = std::env::var("HOME")
+        .map(PathBuf::from)
+        .unwrap()
+        .join(".kube/audit-e2e-config");
+    plant_secret(&kubeconfig, "harness-demo", &planted);
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = run(
+        harness(&repo, &image)
+            .args(["gather", "--lane", "audit", "--out"])
+            .arg(out_dir.path()),
+        "harness gather",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let published = bundles_in(out_dir.path());
+    assert_eq!(published.len(), 1, "{published:?}");
+    let unpacked = bundle::assert_complete(&published[0]);
+    let files = contents(unpacked.path());
+    let encoded = base64_of(&planted);
+    for (name, bytes) in &files {
+        assert!(
+            !contains(bytes, &planted),
+            "{name} holds the planted Secret value"
+        );
+        assert!(
+            !contains(bytes, &encoded),
+            "{name} holds the planted Secret value in base64"
+        );
+        assert!(
+            !contains(bytes, "audit-e2e-only"),
+            "{name} holds the demo's database password"
+        );
+    }
+    let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+    for want in [
+        "/pods/",
+        "current.log",
+        "/v1/node/",
+        "events.yaml",
+        "kubelet.log",
+    ] {
+        assert!(
+            names.iter().any(|n| n.contains(want)),
+            "the bundle has {want}: {names:?}"
+        );
+    }
+
+    let out = run(
+        harness(&repo, &image).args(["down", "--lane", "audit"]),
+        "harness down",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        !kind_clusters().iter().any(|c| c == "audit-e2e"),
+        "down deletes the cluster that test and up made"
+    );
+    let out = run(
+        harness(&repo, &image).args(["down", "--lane", "audit"]),
+        "harness down (nothing up)",
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "down is idempotent: {}",
+        text(&out)
+    );
+}
+
+/// Creates the Secret `planted` holding `value` in `namespace`.
+fn plant_secret(kubeconfig: &Path, namespace: &str, value: &str) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let client = cluster::client(kubeconfig).await;
+        let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+            kube::Api::namespaced(client, namespace);
+        let secret = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "planted"},
+            "stringData": {"token": value},
+        }))
+        .unwrap();
+        secrets
+            .create(&kube::api::PostParams::default(), &secret)
+            .await
+            .expect("the planted Secret is created");
+    });
+}
+
+/// Whether `pid` runs (a zombie counts as gone).
+fn alive(pid: Pid) -> bool {
+    kill(pid, None).is_ok()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|s| s.split_whitespace().nth(2) == Some("Z"))
+}
+
+fn base64_of(s: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+const SIG_LANE: &str = r#"namespace: sig
+preflight: { min_free_disk: 1GiB }
+cluster:
+  provider: kind
+  kind: { engine: docker }
+images:
+  app: { dockerfile: app.Dockerfile, context: . }
+components:
+  web:
+    manifests: [web.yaml]
+    images: [app]
+lanes:
+  sig:
+    cluster: { name: CLUSTER }
+    components: [web]
+    suites:
+      block: { command: [sh, -c, 'echo $$ > "$MARK.tmp" && mv "$MARK.tmp" "$MARK"; exec sleep 3600'], timeout: 30m }
+"#;
+
+const SIG_APP: &str = "FROM harness/busybox:1\nRUN mkdir -p /www && echo ok > /www/index.html\nCMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n";
+
+const SIG_WEB: &str = r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: web
+        image: "{{image.app}}"
+        imagePullPolicy: IfNotPresent
+        ports: [{containerPort: 8080}]
+        readinessProbe: {httpGet: {path: /, port: 8080}, periodSeconds: 1}
+"#;
+
+/// SIGTERM while a suite runs: the suite's process group is stopped, the
+/// bundle is gathered complete, the cluster the run made is deleted, and the
+/// run exits 130.
+#[test]
+fn sigterm_during_the_suites_gathers_then_deletes_the_cluster() {
+    let Some(image) = cluster::node_image() else {
+        return;
+    };
+    let project = tempfile::tempdir().unwrap();
+    let name = format!("harness-test-sig-{}", std::process::id());
+    std::fs::write(
+        project.path().join("harness.yaml"),
+        SIG_LANE.replace("CLUSTER", &name),
+    )
+    .unwrap();
+    std::fs::write(project.path().join("app.Dockerfile"), SIG_APP).unwrap();
+    std::fs::write(project.path().join("web.yaml"), SIG_WEB).unwrap();
+    let mark = project.path().join("suite-started");
+    let mut child = harness(project.path(), &image)
+        .args(["test", "--lane", "sig"])
+        .env("MARK", &mark)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The whole set-up (cluster, load, deploy) happens before the suite
+    // writes its mark.
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let suite_pid = loop {
+        if let Ok(pid) = std::fs::read_to_string(&mark) {
+            break Pid::from_raw(pid.trim().parse().unwrap());
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "harness ended before the suite started ({status}):\n{}",
+                text(&out)
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the suite did not start within 10 minutes"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(kind_clusters().contains(&name));
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+    let out = child.wait_with_output().unwrap();
+    eprintln!("{}", text(&out));
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out));
+    assert!(
+        !alive(suite_pid),
+        "the suite's process is gone after the run"
+    );
+    assert!(
+        !kind_clusters().contains(&name),
+        "the cluster the run made is deleted"
+    );
+    let runs = project.path().join(".harness/runs");
+    let published: Vec<PathBuf> = std::fs::read_dir(&runs)
+        .unwrap()
+        .flatten()
+        .flat_map(|run| bundles_in(&run.path().join("gather")))
+        .collect();
+    assert_eq!(published.len(), 1, "one bundle: {published:?}");
+    let unpacked = bundle::assert_complete(&published[0]);
+    let names = bundle::files_under(unpacked.path());
+    assert!(
+        names
+            .iter()
+            .any(|n| n.contains("web") && n.ends_with("current.log")),
+        "the bundle has the component's log: {names:?}"
+    );
+    // And the run's story: its events up to the gather, the diagnosis of
+    // the lane as the suite left it, and a README that says how it went.
+    let root = std::fs::read_dir(unpacked.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let events = std::fs::read_to_string(root.join("harness/events.jsonl")).unwrap();
+    assert!(
+        events.starts_with("{\"at\":") && events.contains("\"event\":\"run_started\""),
+        "{events}"
+    );
+    let diagnosis = std::fs::read_to_string(root.join("harness/diagnosis.txt")).unwrap();
+    assert!(diagnosis.contains("component web: Ready"), "{diagnosis}");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    assert!(
+        readme.contains(
+            "- **result**: interrupted by SIGINT/SIGTERM (exit code 130, as of the gather)"
+        ),
+        "{readme}"
+    );
+    if let Ok(errors) = std::fs::read_to_string(root.join("harness/collector-errors.txt")) {
+        eprintln!("collectors that failed:\n{errors}");
+    }
+}
