@@ -257,17 +257,16 @@ impl Tracker {
 
 // ------------------------------------------------------------------ in a run
 
-/// Workload name → component, from the kinds of objects that own pods in
-/// each component's rendered manifests.
+/// Workload name → component, from the objects that have pods (as
+/// [`crate::readiness::kinds`]' table says) in each component's rendered
+/// manifests.
 pub fn workloads(project: &Project, lane: &Lane) -> BTreeMap<String, String> {
     crate::deploy::manifests::rendered_objects(project, lane)
         .into_iter()
         .filter(|(_, object)| {
             object.types.as_ref().is_some_and(|t| {
-                matches!(
-                    t.kind.as_str(),
-                    "Deployment" | "StatefulSet" | "DaemonSet" | "Job" | "Pod"
-                )
+                crate::readiness::kinds::of(&t.api_version, &t.kind)
+                    .is_some_and(|k| k.pods != crate::readiness::kinds::Pods::None)
             })
         })
         .filter_map(|(component, object)| Some((object.metadata.name?, component)))
@@ -275,7 +274,8 @@ pub fn workloads(project: &Project, lane: &Lane) -> BTreeMap<String, String> {
 }
 
 /// The component a pod belongs to: through its owner (a ReplicaSet's name
-/// is its Deployment's plus a hash), else its own name.
+/// is its Deployment's plus a hash, or its own for a ReplicaSet of the
+/// manifests), else its own name.
 pub fn component_of(
     pod: &k8s_openapi::api::core::v1::Pod,
     workloads: &BTreeMap<String, String>,
@@ -291,6 +291,7 @@ pub fn component_of(
             o.name
                 .rsplit_once('-')
                 .map_or(o.name.clone(), |(d, _)| d.to_owned()),
+            o.name.clone(),
         ],
         Some(o) => vec![o.name.clone()],
         None => vec![pod.metadata.name.clone().unwrap_or_default()],

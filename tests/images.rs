@@ -77,6 +77,7 @@ impl Scene {
             components: IndexMap::new(),
             lanes: IndexMap::new(),
             shared_ports: Vec::new(),
+            readiness: Default::default(),
         };
         let opts = BuildOptions::for_project(&project);
         Scene { dir, project, opts }

@@ -1145,13 +1145,15 @@ fn service_rules() {
         .cloned()
         .map(typed)
         .collect();
-    let with_ep = |e| Related {
-        endpoints: Some(e),
-        endpoint_slices: &[],
-    };
+    fn with_ep(e: &Endpoints) -> Related<'_> {
+        Related {
+            endpoints: std::slice::from_ref(e),
+            ..Related::default()
+        }
+    }
     let with_slices = Related {
-        endpoints: None,
         endpoint_slices: &slices,
+        ..Related::default()
     };
     let none = Related::default();
     let cases: Vec<(&str, &Service, Related<'_>, State, &str)> = vec![
@@ -1209,8 +1211,8 @@ fn service_rules() {
             "web given not-ready's slices only",
             &web,
             Related {
-                endpoints: None,
                 endpoint_slices: &slices[1..2],
+                ..Related::default()
             },
             State::InProgress,
             "NoEndpoints",
@@ -1400,11 +1402,21 @@ fn generic_rule_for_unknown_kinds() {
             cr(json!({"conditions": [cond("Reconciling", "True"), cond("Ready", "True")]})),
             State::InProgress,
         ),
-        ("no conditions", cr(json!({})), State::Unknown),
+        // kstatus's Current: nothing says it is on its way.
+        (
+            "no conditions",
+            cr(json!({"observedGeneration": 2})),
+            State::Ready,
+        ),
         (
             "no status at all",
             json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {}}),
-            State::Unknown,
+            State::Ready,
+        ),
+        (
+            "no conditions, generation not observed yet",
+            cr(json!({"observedGeneration": 1})),
+            State::InProgress,
         ),
         (
             "other conditions only",

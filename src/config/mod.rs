@@ -13,6 +13,7 @@ pub mod manifests;
 mod model;
 pub mod ports;
 mod raw;
+mod readiness;
 mod validate;
 
 use std::path::{Path, PathBuf};

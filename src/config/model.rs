@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use super::diag::SourceLoc;
 use super::kind::HostPort;
+pub use crate::readiness::overrides::Overrides;
 
 pub use super::raw::{Engine, Provider};
 
@@ -50,6 +51,20 @@ pub struct Project {
     /// Host ports several lanes claim: fine for lanes that never run on
     /// one machine at once (the plan reports them, preflight checks them).
     pub shared_ports: Vec<super::kind::SharedPort>,
+    /// What Ready means for some kinds or objects, in every lane (`readiness:`).
+    pub readiness: Overrides,
+}
+
+impl Project {
+    /// What Ready means for `component`'s objects in `lane`: the
+    /// component's `readiness:` entries over its lane's over the file's.
+    pub fn readiness_for(&self, lane: &Lane, component: &Component) -> Overrides {
+        component
+            .readiness
+            .clone()
+            .then(&lane.readiness)
+            .then(&self.readiness)
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -187,6 +202,8 @@ pub struct Component {
     pub settle: Duration,
     #[serde(with = "humantime_serde_compat")]
     pub timeout: Duration,
+    /// What Ready means for some of its objects (`readiness:`).
+    pub readiness: Overrides,
     #[serde(skip)]
     pub at: SourceLoc,
 }
@@ -262,6 +279,8 @@ pub struct Lane {
     pub exclude: Vec<crate::render::KindPattern>,
     /// What each of its components renders, in deploy closure order.
     pub rendered: IndexMap<String, RenderedComponent>,
+    /// What Ready means for some kinds or objects in this lane (`readiness:`).
+    pub readiness: Overrides,
 }
 
 impl Lane {

@@ -33,6 +33,9 @@ pub struct LaneFile {
     /// Kinds left out of every component's rendered objects.
     #[serde(default)]
     pub exclude: Vec<Spanned<String>>,
+    /// What Ready means for some kinds or objects, in every lane.
+    #[serde(default)]
+    pub readiness: Readiness,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -140,6 +143,9 @@ pub struct Component {
     pub tolerate: Option<Tolerate>,
     pub settle: Option<Spanned<String>>,
     pub timeout: Option<Spanned<String>>,
+    /// What Ready means for some of its objects (over its lanes' and the file's).
+    #[serde(default)]
+    pub readiness: Readiness,
 }
 
 #[derive(Debug, Deserialize)]
@@ -209,6 +215,9 @@ pub struct Lane {
     /// Kinds left out of the rendered objects of every component the lane deploys.
     #[serde(default)]
     pub exclude: Vec<Spanned<String>>,
+    /// What Ready means for some kinds or objects in this lane (over the file's).
+    #[serde(default)]
+    pub readiness: Readiness,
 }
 
 #[derive(Debug, Deserialize)]
@@ -238,4 +247,50 @@ pub struct Suite {
     pub retries: Option<Spanned<u32>>,
     /// The command of a retry, running only the failed test cases (`{{failed}}`).
     pub rerun: Option<Spanned<Vec<String>>>,
+}
+
+// ------------------------------------------------------------ readiness
+
+/// `readiness:`: a key that selects objects (`Kind`, `Kind.group`,
+/// `Kind[.group]/name`, `Kind[.group]/namespace/name`) → when they are
+/// Ready. Checked by `super::readiness`.
+pub type Readiness = IndexMap<Spanned<String>, Spanned<ReadyWhen>>;
+
+/// When selected objects are Ready, as written: a word (`exists`) or a map
+/// (`{condition: Synced}`).
+#[derive(Debug)]
+pub enum ReadyWhen {
+    Word(String),
+    Map(ReadyWhenMap),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadyWhenMap {
+    pub condition: Option<Spanned<String>>,
+}
+
+impl<'de> Deserialize<'de> for ReadyWhen {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = ReadyWhen;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("`exists` or a map like `{condition: Ready}`")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ReadyWhen, E> {
+                Ok(ReadyWhen::Word(v.to_owned()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<ReadyWhen, A::Error> {
+                // Through the struct, so an unknown key is told as serde tells
+                // every other one (and gets its "did you mean").
+                ReadyWhenMap::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(ReadyWhen::Map)
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }

@@ -268,6 +268,7 @@ impl Validator {
             None => defaults::NAMESPACE.to_owned(),
         };
         let preflight = self.preflight(raw.preflight.as_ref());
+        let readiness = self.readiness(&raw.readiness);
         let host_builds = self.host_builds(&raw.host_builds);
         let images = self.images(&raw.images, &raw.host_builds);
         let file_exclude = self.kinds(&raw.exclude);
@@ -300,7 +301,15 @@ impl Validator {
             components,
             lanes,
             shared_ports,
+            readiness,
         }
+    }
+
+    /// A `readiness:` map (see [`super::readiness`]).
+    fn readiness(&mut self, raw: &raw::Readiness) -> Overrides {
+        let (overrides, problems) = super::readiness::overrides(&self.file, raw);
+        self.problems.extend(problems);
+        overrides
     }
 
     fn preflight(&mut self, raw: Option<&raw::Preflight>) -> PreflightSettings {
@@ -610,6 +619,7 @@ impl Validator {
                     tolerate,
                     settle,
                     timeout,
+                    readiness: self.readiness(&c.readiness),
                     at: self.at(&name.referenced),
                 },
             );
@@ -758,6 +768,7 @@ impl Validator {
                     host_ports,
                     exclude: self.kinds(&lane.exclude),
                     rendered: IndexMap::new(),
+                    readiness: self.readiness(&lane.readiness),
                 },
             );
         }

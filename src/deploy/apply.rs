@@ -376,7 +376,7 @@ impl Applier {
         // would be rejected.
         object.metadata.managed_fields = None;
         object.metadata.resource_version = None;
-        super::defaults::fill(&types.kind, &mut object.data);
+        super::defaults::fill(&types.api_version, &types.kind, &mut object.data);
         let params = PatchParams::apply(FIELD_MANAGER).force();
         let shown = match &ns {
             Some(ns) => format!("{ns}/{name}"),

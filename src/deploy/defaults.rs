@@ -14,20 +14,10 @@ use serde_json::{Map, Value};
 /// The protocol the API server defaults a port to.
 const DEFAULT_PROTOCOL: &str = "TCP";
 
-/// Where the pod spec of a workload kind sits in the object.
-fn pod_spec_path(kind: &str) -> Option<&'static [&'static str]> {
-    Some(match kind {
-        "Pod" => &["spec"],
-        "Deployment"
-        | "ReplicaSet"
-        | "StatefulSet"
-        | "DaemonSet"
-        | "Job"
-        | "ReplicationController" => &["spec", "template", "spec"],
-        "CronJob" => &["spec", "jobTemplate", "spec", "template", "spec"],
-        "PodTemplate" => &["template", "spec"],
-        _ => return None,
-    })
+/// Where the pod spec of a workload kind sits in the object, as
+/// [`crate::readiness::kinds`]' table says.
+fn pod_spec_path(api_version: &str, kind: &str) -> Option<&'static [&'static str]> {
+    crate::readiness::kinds::of(api_version, kind)?.pod_spec
 }
 
 fn get_mut<'a>(mut value: &'a mut Value, path: &[&str]) -> Option<&'a mut Value> {
@@ -60,12 +50,12 @@ fn fill_containers(pod_spec: &mut Map<String, Value>) {
 }
 
 /// Fills the defaults server-side apply needs in `object` (a manifest as
-/// JSON, with `kind`), in place.
-pub fn fill(kind: &str, object: &mut Value) {
-    if kind == "Service" {
+/// JSON, of `apiVersion` and `kind`), in place.
+pub fn fill(api_version: &str, kind: &str, object: &mut Value) {
+    if api_version == "v1" && kind == "Service" {
         fill_protocols(get_mut(object, &["spec", "ports"]));
     }
-    if let Some(path) = pod_spec_path(kind)
+    if let Some(path) = pod_spec_path(api_version, kind)
         && let Some(Value::Object(pod_spec)) = get_mut(object, path)
     {
         fill_containers(pod_spec);
@@ -84,7 +74,7 @@ mod tests {
             {"port": 53, "protocol": "UDP"},
             {"port": 80, "protocol": null},
         ]}});
-        fill("Service", &mut svc);
+        fill("v1", "Service", &mut svc);
         let protocols: Vec<&str> = svc["spec"]["ports"]
             .as_array()
             .unwrap()
@@ -106,25 +96,28 @@ mod tests {
             })
         };
         let cases = [
-            ("Pod", json!({"spec": pod_spec()}), vec!["spec"]),
+            ("v1", "Pod", json!({"spec": pod_spec()}), vec!["spec"]),
             (
+                "apps/v1",
                 "Deployment",
                 json!({"spec": {"template": {"spec": pod_spec()}}}),
                 vec!["spec", "template", "spec"],
             ),
             (
+                "apps/v1",
                 "StatefulSet",
                 json!({"spec": {"template": {"spec": pod_spec()}}}),
                 vec!["spec", "template", "spec"],
             ),
             (
+                "batch/v1beta1",
                 "CronJob",
                 json!({"spec": {"jobTemplate": {"spec": {"template": {"spec": pod_spec()}}}}}),
                 vec!["spec", "jobTemplate", "spec", "template", "spec"],
             ),
         ];
-        for (kind, mut object, path) in cases {
-            fill(kind, &mut object);
+        for (api_version, kind, mut object, path) in cases {
+            fill(api_version, kind, &mut object);
             let spec = get_mut(&mut object, &path).unwrap();
             assert_eq!(
                 spec["initContainers"][0]["ports"][0]["protocol"], "TCP",
@@ -146,7 +139,7 @@ mod tests {
     fn other_kinds_and_odd_shapes_are_left_alone() {
         let mut cm = json!({"kind": "ConfigMap", "data": {"ports": "[{\"port\": 1}]"}});
         let before = cm.clone();
-        fill("ConfigMap", &mut cm);
+        fill("v1", "ConfigMap", &mut cm);
         assert_eq!(cm, before);
         // A manifest whose ports are not a list is the server's to refuse.
         for mut odd in [
@@ -156,8 +149,8 @@ mod tests {
             json!([]),
         ] {
             let before = odd.clone();
-            fill("Service", &mut odd);
-            fill("Deployment", &mut odd);
+            fill("v1", "Service", &mut odd);
+            fill("apps/v1", "Deployment", &mut odd);
             assert_eq!(odd, before);
         }
     }

@@ -5,17 +5,18 @@
 //! names and namespaces do not depend on the image references, so image
 //! placeholders are filled with a stand-in), each is read once, the
 //! workloads' pods and the namespace's pod events are listed, and
-//! [`super::judge::judge`] decides with the component's tolerance.
+//! [`super::judge::judge_by`] decides with the component's tolerance and
+//! what the lane file says Ready means for its objects.
 
 use std::time::Duration;
 
 use indexmap::IndexMap;
 use kube::Client;
 
-use super::judge::{Judgement, Outcome, Snapshot, judge};
+use super::judge::{Judgement, Outcome, Snapshot, judge_by};
 use super::report::Diagnosis;
 use super::{Applier, DeployError, manifests, tolerance, wait};
-use crate::config::{Component, Lane};
+use crate::config::{Component, Lane, Project};
 use crate::readiness::Timestamp;
 
 /// The state of one component on the live cluster.
@@ -68,6 +69,7 @@ impl crate::failure::Failure for LiveError {
 pub async fn component_state(
     client: &Client,
     applier: &Applier,
+    project: &Project,
     lane: &Lane,
     component: &Component,
 ) -> Result<ComponentState, LiveError> {
@@ -110,7 +112,12 @@ pub async fn component_state(
             component: component.name.clone(),
             source,
         })?;
-    let judgement = judge(&snapshot, Timestamp::now(), &tolerance(component));
+    let judgement = judge_by(
+        &snapshot,
+        Timestamp::now(),
+        &tolerance(component),
+        &super::rules_for(project, lane, component),
+    );
     Ok(ComponentState {
         name: component.name.clone(),
         judgement,
@@ -128,6 +135,11 @@ impl ComponentState {
             Outcome::Pending => "InProgress",
             Outcome::Failed => "Failed",
         }
+    }
+
+    /// The notes on its objects, each `Kind/namespace/name: note`.
+    pub fn notes(&self) -> Vec<String> {
+        super::judge::notes(&self.judgement, &self.snapshot)
     }
 
     /// Container restarts over all of its pods.

@@ -121,6 +121,17 @@ pub enum DeployEvent {
         /// What happened, e.g. `Ready for 2.3s, then container app restarted ...`.
         what: String,
     },
+    /// Something worth knowing about an object of a Ready component that
+    /// did not block it (a disruption budget that refuses every eviction,
+    /// an autoscaler that cannot read metrics).
+    Noted {
+        /// The component.
+        component: String,
+        /// `Kind/namespace/name`.
+        object: String,
+        /// What is worth knowing.
+        note: String,
+    },
     /// A watch keeps failing (it is retried; this says so, with the error).
     WatchFailing {
         /// The component.
@@ -388,6 +399,22 @@ impl Failure for DeployError {
     }
 }
 
+/// How `component`'s objects are read in `lane`: the lane file's
+/// `readiness:` entries for it, and what the lane's cluster provides (a
+/// kind cluster gives LoadBalancer Services no address).
+pub fn rules_for(project: &Project, lane: &Lane, component: &Component) -> judge::Rules {
+    let kind = matches!(
+        lane.cluster.provider,
+        crate::config::ClusterProvider::Kind(_)
+    );
+    judge::Rules {
+        overrides: project.readiness_for(lane, component),
+        cluster: rules::ClusterTraits {
+            load_balancer_addresses: !kind,
+        },
+    }
+}
+
 /// The readiness tolerance of a component.
 pub fn tolerance(component: &Component) -> Tolerance {
     Tolerance {
@@ -404,6 +431,7 @@ fn send(events: &UnboundedSender<DeployEvent>, event: DeployEvent) {
 /// What every component of a lane's deploy shares.
 struct Ctx<'a> {
     client: &'a Client,
+    project: &'a Project,
     applier: Applier,
     lane: &'a Lane,
     images: &'a IndexMap<String, String>,
@@ -499,6 +527,7 @@ async fn deploy_lane_with<F: Future<Output = ()>>(
     let ctx = Ctx {
         clock,
         client,
+        project,
         applier: Applier::new(client.clone()),
         lane,
         images,
@@ -810,6 +839,7 @@ async fn deploy_component<F: Future<Output = ()>>(
     let (rest, namespaces) = namespaces_first(rest, &namespace);
     let spec = WaitSpec {
         tolerance: tolerance(component),
+        rules: rules_for(ctx.project, lane, component),
         settle: component.settle,
         endpoints: ctx.endpoints,
         clock: ctx.clock,
@@ -881,7 +911,7 @@ async fn deploy_component<F: Future<Output = ()>>(
             );
             wave.push(a);
         }
-        let mut waiter = Waiter::start(ctx.client, &wave, spec);
+        let mut waiter = Waiter::start(ctx.client, &wave, spec.clone());
         let mut last_unready: Vec<String> = Vec::new();
         let end = waiter
             .until_ready(deadline, &mut cutoff, |p| {
@@ -914,6 +944,16 @@ async fn deploy_component<F: Future<Output = ()>>(
             })
             .await;
         conclude(ctx.client, &name, deadline - start, &end, &mut pods).await?;
+        for (index, note) in &end.judgement.notes {
+            send(
+                events,
+                DeployEvent::Noted {
+                    component: name.clone(),
+                    object: end.snapshot.objects[*index].resource.to_string(),
+                    note: note.clone(),
+                },
+            );
+        }
         applied.extend(wave);
         if waiter.has_pods() {
             waiters.push(waiter);
@@ -1173,6 +1213,7 @@ pub async fn diagnose_at(
         component: component.to_owned(),
         rows,
         findings,
+        notes: judge::notes(judgement, snapshot),
         ..Diagnosis::default()
     }
 }

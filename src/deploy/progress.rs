@@ -14,22 +14,23 @@ use serde_json::Value;
 use super::judge::{Judgement, Outcome, Snapshot};
 use crate::readiness::Timestamp;
 use crate::readiness::brief::brief;
+use crate::readiness::kinds::{self, Wanted};
 use crate::readiness::rules::State;
 
 pub use crate::readiness::{LiveState, Stand};
 
-/// How many pods a workload wants: its replicas (1 when unset), a
-/// DaemonSet's desired number; `None` for kinds whose pods finish (Jobs) or
-/// that have none.
+/// How many pods a workload wants, as [`kinds`]' table says to count
+/// them: its replicas (1 when unset), a DaemonSet's desired number; `None`
+/// for kinds whose pods finish (Jobs) or that have none.
 fn wanted(object: &Value) -> Option<usize> {
     let count = |v: &Value| v.as_u64().map(|n| n as usize);
-    match object["kind"].as_str()? {
-        "Deployment" | "StatefulSet" | "ReplicaSet" => {
-            Some(count(&object["spec"]["replicas"]).unwrap_or(1))
+    match kinds::of_value(object)?.wanted {
+        Wanted::Replicas => Some(count(&object["spec"]["replicas"]).unwrap_or(1)),
+        Wanted::DesiredScheduled => {
+            Some(count(&object["status"]["desiredNumberScheduled"]).unwrap_or(0))
         }
-        "DaemonSet" => Some(count(&object["status"]["desiredNumberScheduled"]).unwrap_or(0)),
-        "Pod" => Some(1),
-        _ => None,
+        Wanted::One => Some(1),
+        Wanted::Nothing => None,
     }
 }
 

@@ -46,6 +46,8 @@ pub struct Diagnosis {
     pub holding: Option<String>,
     /// Watches that failed while waiting, each with its last error.
     pub watch_failures: Vec<String>,
+    /// Notes on its objects that do not block it, each `Kind/namespace/name: note`.
+    pub notes: Vec<String>,
 }
 
 impl Diagnosis {
@@ -109,6 +111,9 @@ impl Diagnosis {
         }
         for e in &self.watch_failures {
             let _ = writeln!(out, "  {e}");
+        }
+        for n in &self.notes {
+            let _ = writeln!(out, "  note: {n}");
         }
         for f in &self.findings {
             out.push('\n');
@@ -263,12 +268,17 @@ impl Diagnosis {
                 })
             })
             .collect();
-        json!({
+        let mut out = json!({
             "component": self.component, "ready": false, "standing": self.standing,
             "summary": self.summary(), "rows": rows, "findings": findings,
             "flaps": self.flaps, "holding": self.holding,
             "watch_failures": self.watch_failures,
-        })
+        });
+        // Only where there are some, as `diagnose` has them for a Ready one.
+        if !self.notes.is_empty() {
+            out["notes"] = json!(self.notes);
+        }
+        out
     }
 }
 

@@ -188,6 +188,17 @@ async fn deploy<F: std::future::Future<Output = ()>>(
                     DeployEvent::LeftOut { component, object } => Event::Notice {
                         notice: Notice::LeftOut { component, object },
                     },
+                    DeployEvent::Noted {
+                        component,
+                        object,
+                        note,
+                    } => Event::Notice {
+                        notice: Notice::Noted {
+                            component,
+                            object,
+                            note,
+                        },
+                    },
                     DeployEvent::Verdict {
                         component,
                         standing,

@@ -1,13 +1,18 @@
 //! Waiting for a component: watches, a settle window, a deadline.
 //!
 //! Every applied object that is not Ready in the apply response is watched
-//! (`metadata.name=` field selector), and so are the pods of every workload
+//! (`metadata.name=` field selector), and so is every object whose status
+//! its controller writes after the apply (autoscalers, disruption budgets,
+//! quotas: a verdict or a note may come); so are the pods of every workload
 //! (by the workload's label selector), the endpoints of Services (the
 //! EndpointSlice version the server serves, found through discovery, or the
-//! core Endpoints where it serves none: 1.20 serves only `v1beta1`), and
-//! the pod events of the component's namespaces. Each change re-judges the
-//! snapshot ([`super::judge`]), so Ready, Failed and doomed are noticed as
-//! soon as the API server says so.
+//! core Endpoints where it serves none: 1.20 serves only `v1beta1`), the
+//! Services that webhook configurations call and their endpoints (in
+//! whatever namespace they are), and the pod events of the component's
+//! namespaces. What to watch for a kind is [`crate::readiness::kinds`]'
+//! table. Each change re-judges the snapshot ([`super::judge`]), so Ready,
+//! Failed and doomed are noticed as soon as the API server says so: a
+//! webhook's Service getting a ready endpoint is an event, not a poll.
 //!
 //! Ready must hold. When the objects are first Ready and every pod is, the
 //! waiter takes a [`Baseline`] of the pods and arms a timer for the
@@ -33,7 +38,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use futures_util::stream::{BoxStream, SelectAll};
-use k8s_openapi::api::core::v1::{Endpoints, Event, Pod};
+use k8s_openapi::api::core::v1::{Endpoints, Event, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{ApiResource, DynamicObject};
@@ -45,9 +50,11 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::apply::AppliedObject;
-use super::judge::{Judgement, Outcome, Restarted, Snapshot, Tracked, judge_restarted};
+use super::judge::{Judgement, Outcome, Restarted, Rules, Snapshot, Tracked, judge_restarted};
 use super::progress::{LiveState, live_state};
 use crate::readiness::classify::Tolerance;
+use crate::readiness::kinds::{self, Pods, Watch};
+use crate::readiness::rules::called_services;
 use crate::readiness::settle::{self, Baseline};
 use crate::readiness::{Timestamp, human};
 
@@ -153,10 +160,13 @@ pub fn slice_from_v1beta1(object: &DynamicObject) -> Option<EndpointSlice> {
 }
 
 /// What a component's wait needs besides its objects.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct WaitSpec {
     /// The component's tolerance.
     pub tolerance: Tolerance,
+    /// What the lane file says Ready means for some objects, and what the
+    /// cluster provides.
+    pub rules: Rules,
     /// How long readiness must hold.
     pub settle: Duration,
     /// Where Services' endpoints are read from.
@@ -171,6 +181,7 @@ impl WaitSpec {
     pub fn new(tolerance: Tolerance) -> Self {
         Self {
             tolerance,
+            rules: Rules::default(),
             settle: crate::config::defaults::SETTLE,
             endpoints: EndpointSource::SlicesV1,
             clock: Clock::system(),
@@ -336,8 +347,11 @@ impl CutOff {
 enum Change {
     Object(usize, watcher::Event<DynamicObject>),
     Pods(usize, Box<watcher::Event<Pod>>),
-    Slices(watcher::Event<EndpointSlice>),
-    Endpoints(watcher::Event<Endpoints>),
+    // Each related watch has a cache of its own (the index): one watch's
+    // relist must not drop another's objects.
+    Slices(usize, watcher::Event<EndpointSlice>),
+    Endpoints(usize, watcher::Event<Endpoints>),
+    Services(usize, Box<watcher::Event<Service>>),
     Events(watcher::Event<Event>),
 }
 
@@ -396,6 +410,14 @@ impl<K: Resource> Cache<K> {
     }
 }
 
+/// Every object of several caches.
+fn all_items<K: Clone>(caches: &[Cache<K>]) -> Vec<K> {
+    caches
+        .iter()
+        .flat_map(|c| c.items.values().cloned())
+        .collect()
+}
+
 /// The same watch event about another type.
 fn map_event<A, B>(
     event: watcher::Event<A>,
@@ -410,22 +432,31 @@ fn map_event<A, B>(
     })
 }
 
-/// The label selector of a workload, as a query string: `spec.selector` of
-/// Deployments, ReplicaSets, StatefulSets, DaemonSets and Jobs (the server
-/// fills a Job's). `None` for kinds without pods.
+/// The label selector of a workload, as a query string: its `spec.selector`
+/// as [`kinds`]' table says it has one (the server fills a Job's). `None`
+/// for kinds without pods.
 pub fn pod_selector(object: &Value) -> Option<String> {
-    let kind = object.get("kind")?.as_str()?;
-    if !matches!(
-        kind,
-        "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet" | "Job"
-    ) {
-        return None;
-    }
-    let selector: LabelSelector =
-        serde_json::from_value(object.pointer("/spec/selector")?.clone()).ok()?;
-    let selector = kube::core::Selector::try_from(selector).ok()?;
-    let text = selector.to_string();
+    let text = match kinds::of_value(object)?.pods {
+        Pods::Selector => {
+            let selector: LabelSelector =
+                serde_json::from_value(object.pointer("/spec/selector")?.clone()).ok()?;
+            kube::core::Selector::try_from(selector).ok()?.to_string()
+        }
+        Pods::MapSelector => {
+            let labels: BTreeMap<String, String> =
+                serde_json::from_value(object.pointer("/spec/selector")?.clone()).ok()?;
+            kube::core::Selector::from_iter(labels).to_string()
+        }
+        Pods::None | Pods::Itself => return None,
+    };
     (!text.is_empty()).then_some(text)
+}
+
+/// How the waiter treats an applied object: its kind's row of [`kinds`]'
+/// table (a kind it does not know is watched until Ready, and has no pods).
+fn treat(applied: &AppliedObject) -> (Pods, Watch) {
+    kinds::of(&applied.api_version, &applied.kind)
+        .map_or((Pods::None, Watch::UntilReady), |k| (k.pods, k.watch))
 }
 
 /// `object` as JSON with `apiVersion` and `kind` filled from its resource:
@@ -467,8 +498,13 @@ pub struct Waiter {
     /// Which objects' pods are watched by selector (their cache must have
     /// listed once before readiness can start).
     pod_watched: Vec<bool>,
-    slices: Cache<EndpointSlice>,
-    endpoints: Cache<Endpoints>,
+    slices: Vec<Cache<EndpointSlice>>,
+    endpoints: Vec<Cache<Endpoints>>,
+    services: Vec<Cache<Service>>,
+    /// Services (namespace, name) whose endpoints, and whose objects, are
+    /// watched already.
+    endpoints_of: std::collections::BTreeSet<(String, String)>,
+    services_of: std::collections::BTreeSet<(String, String)>,
     events: Cache<Event>,
     flaps: Vec<Flap>,
     /// Since when readiness holds (`None` while it does not).
@@ -484,7 +520,7 @@ impl Waiter {
     /// Starts watching `objects` (as the apply responses show them). Objects
     /// Ready in their apply response are not watched, unless they have pods
     /// (a Deployment re-applied unchanged is Ready at once, and must still
-    /// hold).
+    /// hold) or their controller writes a status later ([`Watch::Status`]).
     pub fn start(client: &Client, objects: &[AppliedObject], spec: WaitSpec) -> Self {
         let snapshot = Snapshot {
             objects: objects
@@ -492,7 +528,7 @@ impl Waiter {
                 .map(|o| {
                     let object = typed_value(&o.object, o);
                     // A Pod is its own pod, as the apply response shows it.
-                    let pods = if o.kind == "Pod" {
+                    let pods = if treat(o).0 == Pods::Itself {
                         serde_json::from_value(object.clone()).into_iter().collect()
                     } else {
                         Vec::new()
@@ -510,10 +546,13 @@ impl Waiter {
             &snapshot,
             spec.clock.now(),
             &spec.tolerance,
+            &spec.rules,
             &Restarted::new(),
         );
         let mut clock = tokio::time::interval(CLOCK);
         clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut snapshot = snapshot;
+        snapshot.watched_since = Some(spec.clock.now());
         let mut waiter = Self {
             objects: objects.to_vec(),
             spec,
@@ -522,8 +561,11 @@ impl Waiter {
             watches: Vec::new(),
             pods: objects.iter().map(|_| Cache::new()).collect(),
             pod_watched: vec![false; objects.len()],
-            slices: Cache::new(),
-            endpoints: Cache::new(),
+            slices: Vec::new(),
+            endpoints: Vec::new(),
+            services: Vec::new(),
+            endpoints_of: Default::default(),
+            services_of: Default::default(),
             events: Cache::new(),
             flaps: Vec::new(),
             holding: None,
@@ -536,8 +578,9 @@ impl Waiter {
                 .object
                 .clone()
                 .unwrap_or_default();
+            let (pods, watch) = treat(applied);
             let selector = pod_selector(&value);
-            if first.statuses[index].is_ready() && selector.is_none() && applied.kind != "Pod" {
+            if first.statuses[index].is_ready() && pods == Pods::None && watch != Watch::Status {
                 continue;
             }
             let fields = format!("metadata.name={}", applied.name);
@@ -545,6 +588,12 @@ impl Waiter {
             let stream = watcher::watcher(applied.api(client), watch_config().fields(&fields))
                 .default_backoff();
             waiter.watch(what, stream, move |e| Change::Object(index, e));
+            if watch == Watch::CalledServices {
+                for called in called_services(&value) {
+                    waiter.watch_service(client, &called.namespace, &called.name);
+                    waiter.watch_endpoints(client, &called.namespace, &called.name);
+                }
+            }
             let Some(ns) = applied.namespace.clone() else {
                 continue;
             };
@@ -556,9 +605,9 @@ impl Waiter {
                 waiter.watch(what, stream, move |e| Change::Pods(index, Box::new(e)));
                 waiter.pod_watched[index] = true;
                 namespaces.insert(ns.clone());
-            } else if applied.kind == "Pod" {
+            } else if pods == Pods::Itself {
                 namespaces.insert(ns.clone());
-            } else if applied.kind == "Service" {
+            } else if watch == Watch::Endpoints {
                 waiter.watch_endpoints(client, &ns, &applied.name);
             }
         }
@@ -568,7 +617,16 @@ impl Waiter {
                 .default_backoff();
             waiter.watch(format!("pod events in {ns}"), stream, Change::Events);
         }
+        waiter.snapshot.related_pending = !waiter.related_listed();
         waiter
+    }
+
+    /// Whether every watch of Services, Endpoints and EndpointSlices has
+    /// listed once.
+    fn related_listed(&self) -> bool {
+        self.slices.iter().all(|c| c.synced)
+            && self.endpoints.iter().all(|c| c.synced)
+            && self.services.iter().all(|c| c.synced)
     }
 
     fn watch<K: Send + 'static>(
@@ -595,18 +653,44 @@ impl Waiter {
         self.streams.push(stream.boxed());
     }
 
+    /// Watches the Service `ns/name` (a webhook's), once.
+    fn watch_service(&mut self, client: &Client, ns: &str, service: &str) {
+        if !self.services_of.insert((ns.to_owned(), service.to_owned())) {
+            return;
+        }
+        let cache = self.services.len();
+        self.services.push(Cache::new());
+        let api: Api<Service> = Api::namespaced(client.clone(), ns);
+        let fields = format!("metadata.name={service}");
+        let stream = watcher::watcher(api, watch_config().fields(&fields)).default_backoff();
+        self.watch(format!("Service {ns}/{service}"), stream, move |e| {
+            Change::Services(cache, Box::new(e))
+        });
+    }
+
+    /// Watches the endpoints of the Service `ns/name`, once.
     fn watch_endpoints(&mut self, client: &Client, ns: &str, service: &str) {
+        if !self
+            .endpoints_of
+            .insert((ns.to_owned(), service.to_owned()))
+        {
+            return;
+        }
         let source = self.spec.endpoints;
         let what = format!("{} of Service {ns}/{service}", source.describe());
         let labels = format!("kubernetes.io/service-name={service}");
         match source {
             EndpointSource::SlicesV1 => {
+                let cache = self.slices.len();
+                self.slices.push(Cache::new());
                 let api: Api<EndpointSlice> = Api::namespaced(client.clone(), ns);
                 let stream =
                     watcher::watcher(api, watch_config().labels(&labels)).default_backoff();
-                self.watch(what, stream, Change::Slices);
+                self.watch(what, stream, move |e| Change::Slices(cache, e));
             }
             EndpointSource::SlicesV1beta1 => {
+                let cache = self.slices.len();
+                self.slices.push(Cache::new());
                 let api: Api<DynamicObject> =
                     Api::namespaced_with(client.clone(), ns, &v1beta1_slices());
                 let stream = watcher::watcher(api, watch_config().labels(&labels))
@@ -617,14 +701,16 @@ impl Waiter {
                                 .unwrap_or(watcher::Event::InitDone)
                         })
                     });
-                self.watch(what, stream, Change::Slices);
+                self.watch(what, stream, move |e| Change::Slices(cache, e));
             }
             EndpointSource::Endpoints => {
+                let cache = self.endpoints.len();
+                self.endpoints.push(Cache::new());
                 let api: Api<Endpoints> = Api::namespaced(client.clone(), ns);
                 let fields = format!("metadata.name={service}");
                 let stream =
                     watcher::watcher(api, watch_config().fields(&fields)).default_backoff();
-                self.watch(what, stream, Change::Endpoints);
+                self.watch(what, stream, move |e| Change::Endpoints(cache, e));
             }
         }
     }
@@ -684,7 +770,7 @@ impl Waiter {
                     watcher::Event::Init | watcher::Event::InitDone => return,
                 };
                 let value = present.map(|o| typed_value(&o, &self.objects[i]));
-                if self.objects[i].kind == "Pod" {
+                if treat(&self.objects[i]).0 == Pods::Itself {
                     self.snapshot.objects[i].pods = value
                         .clone()
                         .and_then(|v| serde_json::from_value(v).ok())
@@ -697,19 +783,24 @@ impl Waiter {
                 self.pods[i].apply(*event);
                 self.snapshot.objects[i].pods = self.pods[i].items.values().cloned().collect();
             }
-            Change::Slices(event) => {
-                self.slices.apply(event);
-                self.snapshot.endpoint_slices = self.slices.items.values().cloned().collect();
+            Change::Slices(c, event) => {
+                self.slices[c].apply(event);
+                self.snapshot.endpoint_slices = all_items(&self.slices);
             }
-            Change::Endpoints(event) => {
-                self.endpoints.apply(event);
-                self.snapshot.endpoints = self.endpoints.items.values().cloned().collect();
+            Change::Endpoints(c, event) => {
+                self.endpoints[c].apply(event);
+                self.snapshot.endpoints = all_items(&self.endpoints);
+            }
+            Change::Services(c, event) => {
+                self.services[c].apply(*event);
+                self.snapshot.services = all_items(&self.services);
             }
             Change::Events(event) => {
                 self.events.apply(event);
                 self.snapshot.events = self.events.items.values().cloned().collect();
             }
         }
+        self.snapshot.related_pending = !self.related_listed();
     }
 
     /// Whether the component needs its readiness to hold: it has pods that
@@ -723,7 +814,11 @@ impl Waiter {
         self.objects
             .iter()
             .zip(&self.pod_watched)
-            .any(|(o, watched)| (*watched && o.kind != "Job") || o.kind == "Pod")
+            .any(|(o, watched)| {
+                let lasting =
+                    kinds::of(&o.api_version, &o.kind).is_some_and(|k| k.has_lasting_pods());
+                lasting && (*watched || treat(o).0 == Pods::Itself)
+            })
     }
 
     /// Whether every object and pod is Ready (and the pods were listed).
@@ -777,6 +872,7 @@ impl Waiter {
             &self.snapshot,
             self.spec.clock.now(),
             &self.spec.tolerance,
+            &self.spec.rules,
             &settle::restarted(&changes),
         );
         (judgement, changes)
@@ -948,10 +1044,22 @@ pub async fn snapshot_once(
 ) -> Result<Snapshot, kube::Error> {
     let mut snapshot = Snapshot::default();
     let mut namespaces = std::collections::BTreeSet::new();
+    // Services whose endpoints are read, and the Services webhooks call.
+    let mut endpoints_of = std::collections::BTreeSet::new();
+    let mut called = std::collections::BTreeSet::new();
     for applied in objects {
         let found = applied.api(client).get_opt(&applied.name).await?;
         let value = found.as_ref().map(|o| typed_value(o, applied));
+        let (kind_pods, watch) = treat(applied);
         let mut pods = Vec::new();
+        if let Some(value) = &value
+            && watch == Watch::CalledServices
+        {
+            for c in called_services(value) {
+                endpoints_of.insert((c.namespace.clone(), c.name.clone()));
+                called.insert((c.namespace, c.name));
+            }
+        }
         if let (Some(ns), Some(value)) = (&applied.namespace, &value) {
             if let Some(selector) = pod_selector(value) {
                 let api: Api<Pod> = Api::namespaced(client.clone(), ns);
@@ -960,33 +1068,11 @@ pub async fn snapshot_once(
                     .await?
                     .items;
                 namespaces.insert(ns.clone());
-            } else if applied.kind == "Pod" {
+            } else if kind_pods == Pods::Itself {
                 pods = serde_json::from_value(value.clone()).into_iter().collect();
                 namespaces.insert(ns.clone());
-            } else if applied.kind == "Service" {
-                let lp = kube::api::ListParams::default()
-                    .labels(&format!("kubernetes.io/service-name={}", applied.name));
-                match endpoints {
-                    EndpointSource::SlicesV1 => {
-                        let api: Api<EndpointSlice> = Api::namespaced(client.clone(), ns);
-                        snapshot.endpoint_slices.extend(api.list(&lp).await?.items);
-                    }
-                    EndpointSource::SlicesV1beta1 => {
-                        let api: Api<DynamicObject> =
-                            Api::namespaced_with(client.clone(), ns, &v1beta1_slices());
-                        snapshot.endpoint_slices.extend(
-                            api.list(&lp)
-                                .await?
-                                .items
-                                .iter()
-                                .filter_map(slice_from_v1beta1),
-                        );
-                    }
-                    EndpointSource::Endpoints => {
-                        let api: Api<Endpoints> = Api::namespaced(client.clone(), ns);
-                        snapshot.endpoints.extend(api.get_opt(&applied.name).await?);
-                    }
-                }
+            } else if watch == Watch::Endpoints {
+                endpoints_of.insert((ns.clone(), applied.name.clone()));
             }
         }
         snapshot.objects.push(Tracked {
@@ -994,6 +1080,35 @@ pub async fn snapshot_once(
             object: value,
             pods,
         });
+    }
+    for (ns, name) in called {
+        let api: Api<Service> = Api::namespaced(client.clone(), &ns);
+        snapshot.services.extend(api.get_opt(&name).await?);
+    }
+    for (ns, name) in endpoints_of {
+        let lp =
+            kube::api::ListParams::default().labels(&format!("kubernetes.io/service-name={name}"));
+        match endpoints {
+            EndpointSource::SlicesV1 => {
+                let api: Api<EndpointSlice> = Api::namespaced(client.clone(), &ns);
+                snapshot.endpoint_slices.extend(api.list(&lp).await?.items);
+            }
+            EndpointSource::SlicesV1beta1 => {
+                let api: Api<DynamicObject> =
+                    Api::namespaced_with(client.clone(), &ns, &v1beta1_slices());
+                snapshot.endpoint_slices.extend(
+                    api.list(&lp)
+                        .await?
+                        .items
+                        .iter()
+                        .filter_map(slice_from_v1beta1),
+                );
+            }
+            EndpointSource::Endpoints => {
+                let api: Api<Endpoints> = Api::namespaced(client.clone(), &ns);
+                snapshot.endpoints.extend(api.get_opt(&name).await?);
+            }
+        }
     }
     for ns in namespaces {
         let api: Api<Event> = Api::namespaced(client.clone(), &ns);

@@ -36,15 +36,21 @@ pub async fn component(
     lane: &Lane,
     name: &str,
 ) -> Result<ComponentDiagnosis, LiveError> {
-    let state = component_state(client, applier, lane, &project.components[name]).await?;
+    let state = component_state(client, applier, project, lane, &project.components[name]).await?;
     if state.judgement.outcome == Outcome::Ready {
+        let notes = state.notes();
+        let text: String = notes.iter().map(|n| format!("  note: {n}\n")).collect();
+        let mut json = json!({"component": name, "ready": true});
+        if !notes.is_empty() {
+            json["notes"] = json!(notes);
+        }
         return Ok(ComponentDiagnosis {
             name: name.to_owned(),
             state: state.state(),
             verdict: None,
             doomed: false,
-            text: format!("component {name}: Ready\n"),
-            json: json!({"component": name, "ready": true}),
+            text: format!("component {name}: Ready\n{text}"),
+            json,
         });
     }
     let diagnosis = state.diagnosis(client).await;

@@ -6,8 +6,11 @@
 //! that every decision is testable on objects captured from a real cluster.
 //! The design splits two questions that peer tools conflate. [`rules`]
 //! answers "is this object Ready?" per kind, at least as strictly as kstatus
-//! (generation, replicas, revisions, conditions) and never calls something
-//! Ready just because it has no conditions. [`classify`] answers "is this pod
+//! (generation, replicas, revisions, conditions), for every kind: the kinds
+//! the harness knows are one table ([`kinds`]), a kind without a rule or
+//! conditions is Ready once it exists (kstatus's "Current"), and the lane
+//! file can say what Ready means for the project's own kinds
+//! ([`overrides`]). [`classify`] answers "is this pod
 //! doomed, and why?": it recognises the failure modes that will not fix
 //! themselves (image not loaded, OOMKilled, a missing Secret key,
 //! Unschedulable, ...) so the waiter can fail fast instead of running into
@@ -22,6 +25,8 @@
 pub mod brief;
 pub mod classify;
 pub mod evidence;
+pub mod kinds;
+pub mod overrides;
 pub mod rules;
 pub mod settle;
 mod standing;

@@ -1,17 +1,29 @@
 //! Per-kind readiness rules.
 //!
-//! Each rule is a pure function from one object (plus, for a Service, its
-//! endpoints) to a [`Status`]. The order follows kstatus (cli-utils
-//! `pkg/kstatus/status/core.go`): a common prefix first (deletion →
-//! Terminating, a controller that has not yet observed the latest generation
-//! → InProgress), then the kind's own rule, with the corrections other tools
-//! made: a Job is Ready only when Complete, a CRD needs NamesAccepted, a pod
-//! in phase Failed is a failure, and an unknown kind without conditions is
-//! [`State::Unknown`], never Ready. Rules deliberately take no clock: whether
-//! a not-yet-ready pod is *doomed* depends on time and tolerance, and is
-//! [`super::classify`]'s job. Fields are read defensively (defaults where the
-//! API server defaults, no panics on absent status) because the objects may
-//! come from any Kubernetes version between 1.24 and the newest.
+//! Each rule is a pure function from one object (plus, where a kind's
+//! readiness depends on other objects, those: a Service's endpoints, the
+//! Services a webhook calls) to a [`Status`]. The order follows kstatus
+//! (cli-utils `pkg/kstatus/status/core.go`): a common prefix first (deletion
+//! → Terminating, a controller that has not yet observed the latest
+//! generation → InProgress), then the kind's own rule, with the corrections
+//! other tools made: a Job is Ready only when Complete, a CRD needs
+//! NamesAccepted, a pod in phase Failed is a failure. Which rule judges a
+//! kind is [`super::kinds`]' table; what the lane file says
+//! ([`super::overrides`]) comes before it. A kind without a rule and
+//! without status conditions is Ready once it exists (kstatus's "Current");
+//! one whose conditions say nothing of Ready is [`State::Unknown`], never
+//! Ready, and its message says how the lane file can tell. Rules
+//! deliberately take no clock: whether a not-yet-ready pod is *doomed*
+//! depends on time and tolerance, and is [`super::classify`]'s job; a
+//! status that will not change once nothing else is on its way (a webhook
+//! whose Service has no endpoint) is marked [`Status::fails_when_alone`] for
+//! the judge to time. Something worth knowing about a Ready object (a
+//! disruption budget that refuses every eviction) is its [`Status::note`].
+//! Fields are read defensively (defaults where the API server defaults, no
+//! panics on absent status) because the objects may come from any
+//! Kubernetes version between 1.20 and the newest; kinds whose shape
+//! changed between versions (autoscalers, disruption budgets) are read as
+//! JSON, whatever their version.
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
@@ -23,6 +35,8 @@ use serde_json::Value;
 use std::fmt;
 
 use super::conditions::{self, Condition};
+use super::kinds::{self, Rule};
+use super::overrides::{Overrides, ReadyWhen};
 
 /// Where an object stands on its way to Ready.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -61,14 +75,26 @@ pub struct Status {
     pub reason: String,
     /// What is missing or what went wrong, in words.
     pub message: String,
+    /// Something worth telling about an object that does not block it (a
+    /// disruption budget that refuses every eviction, an autoscaler that
+    /// cannot read metrics).
+    pub note: Option<String>,
+    /// Whether this InProgress status becomes a failure once nothing else
+    /// of the component is on its way: a webhook whose Service has no ready
+    /// endpoint when every workload that could serve it is Ready will not
+    /// get one (the judge gives the endpoints controller a window first).
+    pub fails_when_alone: bool,
 }
 
 impl Status {
-    fn new(state: State, reason: impl Into<String>, message: impl Into<String>) -> Self {
+    /// A status with no note.
+    pub fn new(state: State, reason: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             state,
             reason: reason.into(),
             message: message.into(),
+            note: None,
+            fails_when_alone: false,
         }
     }
     fn ready(reason: impl Into<String>, message: impl Into<String>) -> Self {
@@ -82,6 +108,10 @@ impl Status {
     }
     fn unknown(reason: impl Into<String>, message: impl Into<String>) -> Self {
         Self::new(State::Unknown, reason, message)
+    }
+    fn noting(mut self, note: Option<String>) -> Self {
+        self.note = note;
+        self
     }
 
     /// Whether the object is Ready.
@@ -107,15 +137,42 @@ pub enum RuleError {
     },
 }
 
-/// Objects a rule needs besides the object itself. Only Services need any:
-/// their readiness is that of their endpoints.
+/// What a rule needs besides the object itself: the objects its readiness
+/// depends on, what the cluster provides, and what the lane file says.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Related<'a> {
-    /// The Service's `Endpoints` object (same name), if fetched.
-    pub endpoints: Option<&'a Endpoints>,
-    /// EndpointSlices of the namespace (or of the Service); those not labelled
-    /// `kubernetes.io/service-name=<service>` are ignored.
+    /// `Endpoints` objects, matched to a Service by namespace and name (a
+    /// Service's own, the Services' a webhook calls), where the server
+    /// serves no EndpointSlices.
+    pub endpoints: &'a [Endpoints],
+    /// EndpointSlices, matched to a Service by its namespace and the label
+    /// `kubernetes.io/service-name`; others are ignored.
     pub endpoint_slices: &'a [EndpointSlice],
+    /// The Services that webhooks call, as fetched (one missing here does
+    /// not exist, as far as the caller knows).
+    pub services: &'a [Service],
+    /// What the cluster provides.
+    pub cluster: ClusterTraits,
+    /// What the lane file says Ready means for some objects.
+    pub overrides: Option<&'a Overrides>,
+}
+
+/// What the cluster provides that some rules depend on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClusterTraits {
+    /// Whether LoadBalancer Services get an address. A kind cluster has no
+    /// cloud provider to give one (without cloud-provider-kind or MetalLB),
+    /// so there a LoadBalancer Service is judged as any other.
+    pub load_balancer_addresses: bool,
+}
+
+impl Default for ClusterTraits {
+    /// The strictest: addresses are expected.
+    fn default() -> Self {
+        Self {
+            load_balancer_addresses: true,
+        }
+    }
 }
 
 /// The common kstatus prefix: deletion first, then a controller that has not
@@ -530,11 +587,13 @@ pub fn pvc(p: &PersistentVolumeClaim) -> Status {
 
 /// Service: Ready when traffic can reach it. ExternalName needs nothing; a
 /// selector-less Service has endpoints managed by someone else, so it is
-/// Ready as created; a LoadBalancer needs an ingress address (on kind only
-/// with a cloud-provider shim); otherwise at least one *ready* endpoint,
-/// from EndpointSlices (nil `ready` means ready, per the API) or the
-/// Endpoints object. Headless Services with `publishNotReadyAddresses`
-/// publish unready pods too, so any endpoint counts for them.
+/// Ready as created; a LoadBalancer needs an ingress address where the
+/// cluster gives one ([`ClusterTraits`]; a kind cluster does not, and there
+/// it is judged as any other Service, its missing address a note);
+/// otherwise at least one *ready* endpoint, from EndpointSlices (nil
+/// `ready` means ready, per the API) or the Endpoints object. Headless
+/// Services with `publishNotReadyAddresses` publish unready pods too, so
+/// any endpoint counts for them.
 pub fn service(s: &Service, related: &Related<'_>) -> Status {
     if let Some(st) = prefix(&s.metadata, None) {
         return st;
@@ -544,6 +603,7 @@ pub fn service(s: &Service, related: &Related<'_>) -> Status {
     if type_ == "ExternalName" {
         return Status::ready("ExternalName", "external name needs no endpoints");
     }
+    let mut note = None;
     if type_ == "LoadBalancer" {
         let has_address = s
             .status
@@ -552,9 +612,14 @@ pub fn service(s: &Service, related: &Related<'_>) -> Status {
             .and_then(|lb| lb.ingress.as_ref())
             .is_some_and(|i| !i.is_empty());
         if !has_address {
-            return Status::in_progress(
-                "NoLoadBalancerAddress",
-                "load balancer has no ingress address yet (kind needs cloud-provider-kind or MetalLB)",
+            if related.cluster.load_balancer_addresses {
+                return Status::in_progress(
+                    "NoLoadBalancerAddress",
+                    "load balancer has no ingress address yet",
+                );
+            }
+            note = Some(
+                "LoadBalancer Service without an address: this cluster gives none (kind needs cloud-provider-kind or MetalLB); reach it by its cluster IP or a NodePort".to_owned(),
             );
         }
     }
@@ -562,13 +627,14 @@ pub fn service(s: &Service, related: &Related<'_>) -> Status {
         return Status::ready(
             "NoSelector",
             "endpoints are managed outside the cluster's controllers",
-        );
+        )
+        .noting(note);
     }
     let publish_not_ready = spec.publish_not_ready_addresses == Some(true);
     let name = s.metadata.name.as_deref().unwrap_or_default();
-    let (ready, not_ready) = count_endpoints(name, related);
+    let (ready, not_ready) = count_endpoints(s.metadata.namespace.as_deref(), name, related);
     if ready > 0 || (publish_not_ready && not_ready > 0) {
-        return Status::ready("EndpointsReady", format!("{ready} ready endpoints"));
+        return Status::ready("EndpointsReady", format!("{ready} ready endpoints")).noting(note);
     }
     if not_ready > 0 {
         return Status::in_progress(
@@ -579,19 +645,30 @@ pub fn service(s: &Service, related: &Related<'_>) -> Status {
     Status::in_progress("NoEndpoints", "no pod matches the selector yet")
 }
 
-/// Ready and not-ready endpoint addresses of the Service `name`. Slices are
-/// preferred (Endpoints is deprecated since 1.33 and truncated at 1000
-/// addresses); the Endpoints object is the fallback.
-fn count_endpoints(name: &str, related: &Related<'_>) -> (usize, usize) {
+/// Whether two namespaces may be the same object's: equal, or one unknown
+/// (an object read without its namespace).
+fn same_namespace(a: Option<&str>, b: Option<&str>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => a == b,
+        _ => true,
+    }
+}
+
+/// Ready and not-ready endpoint addresses of the Service `name` in
+/// `namespace`. Slices are preferred (Endpoints is deprecated since 1.33 and
+/// truncated at 1000 addresses); the Endpoints object is the fallback.
+fn count_endpoints(namespace: Option<&str>, name: &str, related: &Related<'_>) -> (usize, usize) {
     let slices: Vec<&EndpointSlice> = related
         .endpoint_slices
         .iter()
         .filter(|sl| {
-            sl.metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get("kubernetes.io/service-name"))
-                .is_some_and(|n| n == name)
+            same_namespace(sl.metadata.namespace.as_deref(), namespace)
+                && sl
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get("kubernetes.io/service-name"))
+                    .is_some_and(|n| n == name)
         })
         .collect();
     if !slices.is_empty() {
@@ -609,7 +686,11 @@ fn count_endpoints(name: &str, related: &Related<'_>) -> (usize, usize) {
     // Endpoints share the Service's name; another Service's object must not count.
     let subsets = related
         .endpoints
-        .filter(|e| e.metadata.name.as_deref() == Some(name))
+        .iter()
+        .find(|e| {
+            e.metadata.name.as_deref() == Some(name)
+                && same_namespace(e.metadata.namespace.as_deref(), namespace)
+        })
         .and_then(|e| e.subsets.as_deref())
         .unwrap_or_default();
     subsets.iter().fold((0, 0), |(r, n), sub| {
@@ -620,27 +701,10 @@ fn count_endpoints(name: &str, related: &Related<'_>) -> (usize, usize) {
     })
 }
 
-/// Built-in kinds without a status: they do their job as soon as they exist.
-const ALWAYS_READY: &[&str] = &[
-    "ConfigMap",
-    "Secret",
-    "ServiceAccount",
-    "Role",
-    "RoleBinding",
-    "ClusterRole",
-    "ClusterRoleBinding",
-    "NetworkPolicy",
-    "LimitRange",
-    "PriorityClass",
-    "StorageClass",
-    "IngressClass",
-    "ValidatingWebhookConfiguration",
-    "MutatingWebhookConfiguration",
-];
-
-/// Readiness of any object as returned by the API server, dispatching on
-/// `apiVersion`/`kind` to the typed rules above and falling back to
-/// [`generic`] for kinds the harness does not know (the project's CRs).
+/// Readiness of any object as returned by the API server: what the lane
+/// file says for it first ([`Related::overrides`]), then the rule
+/// [`kinds`]' table names for its kind, then [`generic`] for kinds the
+/// harness does not know (the project's CRs).
 pub fn evaluate(object: &Value, related: &Related<'_>) -> Result<Status, RuleError> {
     let api_version = object.get("apiVersion").and_then(Value::as_str);
     let kind = object.get("kind").and_then(Value::as_str);
@@ -653,30 +717,93 @@ pub fn evaluate(object: &Value, related: &Related<'_>) -> Result<Status, RuleErr
             source,
         })
     }
-    let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
-    Ok(match (group, kind) {
-        ("apps", "Deployment") => deployment(&typed(object, kind)?),
-        ("apps", "ReplicaSet") => replica_set(&typed(object, kind)?),
-        ("apps", "StatefulSet") => stateful_set(&typed(object, kind)?),
-        ("apps", "DaemonSet") => daemon_set(&typed(object, kind)?),
-        ("batch", "Job") => job(&typed(object, kind)?),
-        ("apiextensions.k8s.io", "CustomResourceDefinition") => crd(&typed(object, kind)?),
-        ("", "Pod") => pod(&typed(object, kind)?),
-        ("", "PersistentVolumeClaim") => pvc(&typed(object, kind)?),
-        ("", "Service") => service(&typed(object, kind)?, related),
-        ("", "Namespace") => namespace(object),
-        (_, k) if is_builtin_group(group) && ALWAYS_READY.contains(&k) => {
-            match generic_prefix(object) {
-                Some(s) => s,
-                None => Status::ready("Exists", format!("{kind} has no status; it exists")),
-            }
-        }
-        _ => generic(object),
+    let group = kinds::group_of(api_version);
+    if let Some(o) = related.overrides.and_then(|overrides| {
+        let meta = |field: &str| {
+            object
+                .pointer(&format!("/metadata/{field}"))
+                .and_then(Value::as_str)
+        };
+        overrides.find(
+            group,
+            kind,
+            meta("namespace"),
+            meta("name").unwrap_or_default(),
+        )
+    }) {
+        return Ok(overridden(object, &o.ready_when, &o.from));
+    }
+    let Some(row) = kinds::lookup(group, kind) else {
+        return Ok(generic(object));
+    };
+    Ok(match row.rule {
+        Rule::Deployment => deployment(&typed(object, kind)?),
+        Rule::ReplicaSet => replica_set(&typed(object, kind)?),
+        Rule::StatefulSet => stateful_set(&typed(object, kind)?),
+        Rule::DaemonSet => daemon_set(&typed(object, kind)?),
+        Rule::ReplicationController => replication_controller(object),
+        Rule::Job => job(&typed(object, kind)?),
+        Rule::CustomResourceDefinition => crd(&typed(object, kind)?),
+        Rule::Pod => pod(&typed(object, kind)?),
+        Rule::PersistentVolumeClaim => pvc(&typed(object, kind)?),
+        Rule::Service => service(&typed(object, kind)?, related),
+        Rule::Namespace => namespace(object),
+        Rule::HorizontalPodAutoscaler => autoscaler(object),
+        Rule::PodDisruptionBudget => disruption_budget(object),
+        Rule::Ingress => ingress(object),
+        Rule::ResourceQuota => resource_quota(object),
+        Rule::ApiService => api_service(object),
+        Rule::Webhook => webhook(object, related),
+        Rule::Exists => exists(object, &format!("{kind} has no status; it exists")),
     })
 }
 
-fn is_builtin_group(group: &str) -> bool {
-    group.is_empty() || group.ends_with(".k8s.io") || !group.contains('.')
+/// Ready once it exists and is not being deleted.
+fn exists(object: &Value, message: &str) -> Status {
+    generic_prefix(object).unwrap_or_else(|| Status::ready("Exists", message))
+}
+
+/// What the lane file says Ready means for this object (`from` is where).
+fn overridden(object: &Value, when: &ReadyWhen, from: &str) -> Status {
+    match when {
+        ReadyWhen::Exists => {
+            let deleting = object
+                .pointer("/metadata/deletionTimestamp")
+                .is_some_and(|v| !v.is_null());
+            if deleting {
+                Status::new(State::Terminating, "Terminating", "object is being deleted")
+            } else {
+                Status::ready(
+                    "Exists",
+                    format!("it exists, and the lane file says that is Ready ({from})"),
+                )
+            }
+        }
+        ReadyWhen::Condition(type_) => {
+            if let Some(s) = generic_prefix(object) {
+                return s;
+            }
+            match json_condition(object, type_) {
+                Some(c) if c.status == "True" => Status::ready(
+                    non_empty(c.reason, type_),
+                    format!("{type_} is True, which the lane file says is Ready ({from})"),
+                ),
+                Some(c) => Status::in_progress(
+                    non_empty(c.reason, &format!("Not{type_}")),
+                    non_empty(
+                        c.message,
+                        &format!("{type_} is {}", non_empty(c.status, "unset")),
+                    ),
+                ),
+                None => Status::in_progress(
+                    format!("No{type_}Condition"),
+                    format!(
+                        "no {type_} condition yet; the lane file says it is Ready when {type_} is True ({from})"
+                    ),
+                ),
+            }
+        }
+    }
 }
 
 fn namespace(object: &Value) -> Status {
@@ -728,8 +855,14 @@ struct JsonCondition<'a> {
     message: &'a str,
 }
 
-fn json_condition<'a>(object: &'a Value, type_: &str) -> Option<JsonCondition<'a>> {
-    let conds = object.pointer("/status/conditions")?.as_array()?;
+fn conditions_of(object: &Value) -> &[Value] {
+    object
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice)
+}
+
+fn find_condition<'a>(conds: &'a [Value], type_: &str) -> Option<JsonCondition<'a>> {
     let c = conds
         .iter()
         .find(|c| c.get("type").and_then(Value::as_str) == Some(type_))?;
@@ -741,11 +874,19 @@ fn json_condition<'a>(object: &'a Value, type_: &str) -> Option<JsonCondition<'a
     })
 }
 
-/// The rule for kinds the harness has no typed rule for (the project's own
-/// CRs): kstatus's generic rule (`Reconciling=True` → InProgress,
-/// `Stalled=True` → Failed, then `Ready` decides) except that an object
-/// without a `Ready` condition is [`State::Unknown`], not Ready: nothing says
-/// its controller has even seen it. Use a per-CRD rule where one is known.
+fn json_condition<'a>(object: &'a Value, type_: &str) -> Option<JsonCondition<'a>> {
+    find_condition(conditions_of(object), type_)
+}
+
+/// The rule for kinds the harness has no rule for (the project's own CRs):
+/// kstatus's generic rule. `Stalled=True` → Failed, `Reconciling=True` →
+/// InProgress, then `Ready` decides; an object without status conditions is
+/// Ready once it exists and its controller (if it reports
+/// `observedGeneration`) has seen the latest spec — kstatus's "Current". An
+/// object whose conditions say nothing of `Ready` is [`State::Unknown`]:
+/// its controller reports something, and only the project knows which
+/// condition means Ready; the message names the conditions and the lane
+/// file's key that says it.
 pub fn generic(object: &Value) -> Status {
     if let Some(s) = generic_prefix(object) {
         return s;
@@ -770,17 +911,64 @@ pub fn generic(object: &Value) -> Status {
             ),
         ),
         None => {
-            let has_conditions = object
+            let conds = conditions_of(object);
+            let malformed = object
                 .pointer("/status/conditions")
-                .and_then(Value::as_array)
-                .is_some_and(|a| !a.is_empty());
-            let message = if has_conditions {
-                "no Ready condition among the reported conditions; no rule says what Ready means for this kind"
-            } else {
-                "no status conditions; no rule says what Ready means for this kind"
-            };
-            Status::unknown("NoReadyCondition", message)
+                .is_some_and(|c| !c.is_null() && !c.is_array());
+            if malformed {
+                return Status::unknown(
+                    "MalformedConditions",
+                    "its status.conditions is not a list; no rule can read it",
+                );
+            }
+            if conds.is_empty() {
+                let kind = object.get("kind").and_then(Value::as_str).unwrap_or("it");
+                return Status::ready(
+                    "Current",
+                    format!(
+                        "{kind} reports no status conditions: Ready once it exists (kstatus's Current)"
+                    ),
+                );
+            }
+            let seen: Vec<String> = conds
+                .iter()
+                .filter_map(|c| {
+                    Some(format!(
+                        "{}={}",
+                        c.get("type")?.as_str()?,
+                        c.get("status").and_then(Value::as_str).unwrap_or("?")
+                    ))
+                })
+                .collect();
+            let first_true = conds.iter().find_map(|c| {
+                (c.get("status")?.as_str()? == "True").then(|| c.get("type")?.as_str())?
+            });
+            Status::unknown(
+                "NoReadyCondition",
+                format!(
+                    "its conditions ({}) say nothing of Ready, and no rule says which means Ready for this kind: say it in the lane file, e.g. `readiness: {{{}: {{condition: {}}}}}`",
+                    seen.join(", "),
+                    selector_of(object),
+                    first_true.unwrap_or("<Type>"),
+                ),
+            )
         }
+    }
+}
+
+/// The lane file's key for an object's kind: `Kind.group` (`Kind` in the
+/// core group).
+fn selector_of(object: &Value) -> String {
+    let kind = object.get("kind").and_then(Value::as_str).unwrap_or("Kind");
+    let group = object
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .map(kinds::group_of)
+        .unwrap_or_default();
+    if group.is_empty() {
+        kind.to_owned()
+    } else {
+        format!("{kind}.{group}")
     }
 }
 
@@ -789,5 +977,444 @@ fn non_empty(value: &str, fallback: &str) -> String {
         fallback.to_owned()
     } else {
         value.to_owned()
+    }
+}
+
+fn int(object: &Value, pointer: &str) -> Option<i64> {
+    object.pointer(pointer).and_then(Value::as_i64)
+}
+
+/// ReplicationController, the ReplicaSet's predecessor (read as JSON: its
+/// selector is a plain map): `ReplicaFailure=True` is a failure, otherwise
+/// every desired replica must be ready and available.
+pub fn replication_controller(object: &Value) -> Status {
+    if let Some(s) = generic_prefix(object) {
+        return s;
+    }
+    if int(object, "/status/observedGeneration").is_none() {
+        return Status::in_progress(
+            "NotObserved",
+            "its controller has not reported a status yet",
+        );
+    }
+    if let Some(c) = json_condition(object, "ReplicaFailure")
+        && c.status == "True"
+    {
+        return Status::failed(non_empty(c.reason, "ReplicaFailure"), c.message);
+    }
+    let desired = int(object, "/spec/replicas").unwrap_or(1);
+    let ready = int(object, "/status/readyReplicas").unwrap_or(0);
+    let available = int(object, "/status/availableReplicas").unwrap_or(0);
+    if ready < desired || available < desired {
+        return Status::in_progress(
+            "ReplicasNotReady",
+            format!("{ready} of {desired} replicas ready, {available} available"),
+        );
+    }
+    Status::ready("Available", format!("{ready} of {desired} replicas ready"))
+}
+
+/// The annotation in which `autoscaling/v1` carries the conditions its
+/// status has no field for (servers before 1.23 serve v1 as the preferred
+/// version and keep the v2 conditions there, as a JSON string).
+pub const HPA_CONDITIONS_ANNOTATION: &str = "autoscaling.alpha.kubernetes.io/conditions";
+
+/// An autoscaler's conditions, wherever its version keeps them.
+fn autoscaler_conditions(object: &Value) -> Vec<Value> {
+    let conds = conditions_of(object);
+    if !conds.is_empty() {
+        return conds.to_vec();
+    }
+    object
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(HPA_CONDITIONS_ANNOTATION))
+        .and_then(Value::as_str)
+        .and_then(|text| serde_json::from_str::<Vec<Value>>(text).ok())
+        .unwrap_or_default()
+}
+
+/// Reasons of `ScalingActive=False` that say the cluster has no metrics to
+/// give (no metrics-server on kind, no adapter for custom metrics), not that
+/// the autoscaler is wrong.
+const NO_METRICS: &[&str] = &[
+    "FailedGetResourceMetric",
+    "FailedGetContainerResourceMetric",
+    "FailedGetPodsMetric",
+    "FailedGetObjectMetric",
+    "FailedGetExternalMetric",
+];
+
+/// HorizontalPodAutoscaler, any version (`autoscaling/v1` keeps its
+/// conditions in an annotation, `v2beta2` and `v2` in its status). It
+/// exists and scales its target's replicas around what its manifest
+/// applied, so the workload's own rule judges the pods; the autoscaler
+/// itself is Ready unless its controller says it is broken:
+/// `AbleToScale=False` (its target does not exist or cannot be scaled) is a
+/// failure with the controller's reason, and so is `ScalingActive=False`
+/// for a reason that is the autoscaler's own (an invalid selector or
+/// metric, containers without the resource request its metric divides
+/// by). `ScalingActive=False` because the cluster serves no metrics is a
+/// note, not a block: the target keeps its replicas. No conditions yet
+/// (the controller syncs every 15 s) is fine.
+pub fn autoscaler(object: &Value) -> Status {
+    if let Some(s) = generic_prefix(object) {
+        return s;
+    }
+    let conds = autoscaler_conditions(object);
+    if let Some(c) = find_condition(&conds, "AbleToScale")
+        && c.status == "False"
+    {
+        return Status::failed(non_empty(c.reason, "UnableToScale"), c.message);
+    }
+    let target = || {
+        let kind = object
+            .pointer("/spec/scaleTargetRef/kind")
+            .and_then(Value::as_str);
+        let name = object
+            .pointer("/spec/scaleTargetRef/name")
+            .and_then(Value::as_str);
+        match (kind, name) {
+            (Some(k), Some(n)) => format!("{k}/{n}"),
+            _ => "its target".to_owned(),
+        }
+    };
+    if let Some(c) = find_condition(&conds, "ScalingActive")
+        && c.status == "False"
+    {
+        if c.reason == "ScalingDisabled" {
+            return Status::ready(
+                "ScalingDisabled",
+                non_empty(c.message, "scaling is disabled (the target has 0 replicas)"),
+            );
+        }
+        let own_fault = c.message.contains("missing request for");
+        if NO_METRICS.contains(&c.reason) && !own_fault {
+            return Status::ready(
+                "Exists",
+                format!("scales {}; it cannot read its metrics", target()),
+            )
+            .noting(Some(format!(
+                "cannot read its metrics ({}: {}): {} keeps its replicas; a cluster without metrics-server (kind) never scales it",
+                c.reason,
+                c.message,
+                target()
+            )));
+        }
+        return Status::failed(non_empty(c.reason, "ScalingInactive"), c.message);
+    }
+    let message = match find_condition(&conds, "AbleToScale") {
+        Some(c) if !c.message.is_empty() => format!("scales {}: {}", target(), c.message),
+        _ => format!("scales {}", target()),
+    };
+    Status::ready("Exists", message)
+}
+
+/// PodDisruptionBudget, `policy/v1beta1` or `v1`: Ready once its
+/// controller has counted its pods (`status.observedGeneration`, within a
+/// second of the apply) — a budget guards evictions, it never stops
+/// anything from running, but what it counts is worth telling, as a note:
+/// fewer healthy pods than it wants means every eviction is refused (a node
+/// drain blocks), and a budget that selects no pod guards nothing.
+pub fn disruption_budget(object: &Value) -> Status {
+    if let Some(s) = generic_prefix(object) {
+        return s;
+    }
+    if int(object, "/status/observedGeneration").is_none() {
+        return Status::in_progress(
+            "NotObserved",
+            "its controller has not counted its pods yet",
+        );
+    }
+    let current = int(object, "/status/currentHealthy");
+    let desired = int(object, "/status/desiredHealthy");
+    let expected = int(object, "/status/expectedPods");
+    let allowed = int(object, "/status/disruptionsAllowed");
+    let sync_failed = json_condition(object, "DisruptionAllowed")
+        .filter(|c| c.status == "False" && c.reason == "SyncFailed");
+    let note = if let Some(c) = sync_failed {
+        Some(format!(
+            "its controller cannot compute it (SyncFailed: {})",
+            c.message
+        ))
+    } else if expected == Some(0) {
+        Some("selects no pods: it guards nothing".to_owned())
+    } else if let (Some(current), Some(desired)) = (current, desired)
+        && current < desired
+    {
+        Some(format!(
+            "{current} of {desired} desired healthy pods: every eviction is refused (a node drain would block)"
+        ))
+    } else {
+        None
+    };
+    let message = match (current, desired, allowed) {
+        (Some(c), Some(d), Some(a)) => {
+            format!("{c} healthy of {d} desired; {a} disruptions allowed")
+        }
+        _ => "it exists".to_owned(),
+    };
+    Status::ready("Exists", message).noting(note)
+}
+
+/// Ingress, `networking.k8s.io` or `extensions`: Ready once it exists. An
+/// address comes from an ingress controller, which a kind cluster runs only
+/// when installed, so none is required; the message says whether one came.
+pub fn ingress(object: &Value) -> Status {
+    if let Some(s) = generic_prefix(object) {
+        return s;
+    }
+    let addresses: Vec<&str> = object
+        .pointer("/status/loadBalancer/ingress")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|i| {
+                    i.get("ip")
+                        .or_else(|| i.get("hostname"))
+                        .and_then(Value::as_str)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if addresses.is_empty() {
+        Status::ready(
+            "Exists",
+            "it exists; no ingress controller has given it an address (none is required)",
+        )
+    } else {
+        Status::ready("Exists", format!("address {}", addresses.join(", ")))
+    }
+}
+
+/// ResourceQuota: Ready once its controller has counted what it limits
+/// (`status.hard` and `status.used`, within a second of the apply). A
+/// resource used up to its limit is a note: the next object that asks for
+/// it is refused.
+pub fn resource_quota(object: &Value) -> Status {
+    if let Some(s) = generic_prefix(object) {
+        return s;
+    }
+    let hard = object.pointer("/status/hard").and_then(Value::as_object);
+    let used = object.pointer("/status/used").and_then(Value::as_object);
+    let (Some(hard), Some(used)) = (hard, used) else {
+        return Status::in_progress("NotObserved", "its controller has not counted yet");
+    };
+    let full: Vec<String> = hard
+        .iter()
+        .filter_map(|(resource, limit)| {
+            let limit_text = limit.as_str()?;
+            let used_text = used.get(resource)?.as_str()?;
+            let (l, u) = (quantity(limit_text)?, quantity(used_text)?);
+            (l > 0.0 && u >= l).then(|| format!("{resource} {used_text} of {limit_text}"))
+        })
+        .collect();
+    let note = (!full.is_empty()).then(|| {
+        format!(
+            "used up: {}; the next object that asks for more is refused",
+            full.join(", ")
+        )
+    });
+    Status::ready("Exists", format!("{} resources limited", hard.len())).noting(note)
+}
+
+/// A Kubernetes quantity (`500m`, `2Gi`, `1e3`, `4`) as a number, for
+/// comparing two of them; `None` for anything else.
+pub fn quantity(text: &str) -> Option<f64> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+'))
+        .unwrap_or(text.len());
+    let (number, suffix) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let factor = match suffix {
+        "" => 1.0,
+        "m" => 1e-3,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "P" => 1e15,
+        "E" => 1e18,
+        "Ki" => 1024.0,
+        "Mi" => 1024f64.powi(2),
+        "Gi" => 1024f64.powi(3),
+        "Ti" => 1024f64.powi(4),
+        "Pi" => 1024f64.powi(5),
+        "Ei" => 1024f64.powi(6),
+        exp => 10f64.powi(exp.strip_prefix(['e', 'E'])?.parse().ok()?),
+    };
+    Some(number * factor)
+}
+
+/// Reasons of `Available=False` that come from the Service an APIService
+/// points at, which nothing else in the component will fix once it is
+/// otherwise Ready.
+const API_SERVICE_NO_BACKEND: &[&str] = &["ServiceNotFound", "MissingEndpoints"];
+
+/// APIService: Ready when the aggregator says it is `Available` (a local
+/// one at once; one served by a Service once that Service answers
+/// discovery). Until then every client's discovery of the whole cluster is
+/// incomplete. A Service that does not exist or has no endpoints is
+/// [`Status::fails_when_alone`].
+pub fn api_service(object: &Value) -> Status {
+    if let Some(s) = generic_prefix(object) {
+        return s;
+    }
+    match json_condition(object, "Available") {
+        Some(c) if c.status == "True" => Status::ready(
+            non_empty(c.reason, "Available"),
+            non_empty(c.message, "available"),
+        ),
+        Some(c) => Status {
+            fails_when_alone: API_SERVICE_NO_BACKEND.contains(&c.reason),
+            ..Status::in_progress(
+                non_empty(c.reason, "NotAvailable"),
+                non_empty(c.message, "not available"),
+            )
+        },
+        None => Status::in_progress("NotObserved", "the aggregator has not checked it yet"),
+    }
+}
+
+/// A Service a webhook calls: `clientConfig.service`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct CalledService {
+    pub namespace: String,
+    pub name: String,
+    /// The Service port it calls (443 when unset, as the API server defaults it).
+    pub port: i64,
+}
+
+impl fmt::Display for CalledService {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}:{}", self.namespace, self.name, self.port)
+    }
+}
+
+/// The Services a webhook configuration's webhooks call, each once, in
+/// order; webhooks that call a URL have none.
+pub fn called_services(object: &Value) -> Vec<CalledService> {
+    let mut out: Vec<CalledService> = Vec::new();
+    for hook in object
+        .get("webhooks")
+        .and_then(Value::as_array)
+        .map_or(&[][..], Vec::as_slice)
+    {
+        let Some(svc) = hook.pointer("/clientConfig/service") else {
+            continue;
+        };
+        let field = |name: &str| svc.get(name).and_then(Value::as_str).map(str::to_owned);
+        let (Some(namespace), Some(name)) = (field("namespace"), field("name")) else {
+            continue;
+        };
+        let called = CalledService {
+            namespace,
+            name,
+            port: svc.get("port").and_then(Value::as_i64).unwrap_or(443),
+        };
+        if !out.contains(&called) {
+            out.push(called);
+        }
+    }
+    out
+}
+
+/// Why a called Service cannot take calls, or `None` when it can.
+fn unavailable(called: &CalledService, related: &Related<'_>) -> Option<String> {
+    let Some(svc) = related.services.iter().find(|s| {
+        s.metadata.name.as_deref() == Some(called.name.as_str())
+            && s.metadata.namespace.as_deref() == Some(called.namespace.as_str())
+    }) else {
+        return Some("does not exist".to_owned());
+    };
+    let spec = svc.spec.clone().unwrap_or_default();
+    if spec.type_.as_deref() == Some("ExternalName") {
+        return None;
+    }
+    let ports: Vec<i32> = spec.ports.iter().flatten().map(|p| p.port).collect();
+    if !ports.iter().any(|p| i64::from(*p) == called.port) {
+        let listed: Vec<String> = ports.iter().map(i32::to_string).collect();
+        return Some(format!(
+            "has no port {} (its ports: {})",
+            called.port,
+            if listed.is_empty() {
+                "none".to_owned()
+            } else {
+                listed.join(", ")
+            }
+        ));
+    }
+    let (ready, not_ready) = count_endpoints(Some(&called.namespace), &called.name, related);
+    if ready > 0 {
+        return None;
+    }
+    let selector = spec.selector.filter(|s| !s.is_empty()).map(|s| {
+        s.iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    });
+    Some(match (not_ready, selector) {
+        (n, _) if n > 0 => {
+            format!("has {n} endpoints, none ready: the pods it selects are not Ready")
+        }
+        (_, Some(sel)) => format!("has no endpoints: no Ready pod matches its selector {sel}"),
+        (_, None) => {
+            "has no endpoints (it has no selector: its Endpoints are written by someone else)"
+                .to_owned()
+        }
+    })
+}
+
+/// Validating and mutating webhook configurations, any version: Ready only
+/// when every Service its webhooks call has a ready endpoint on the called
+/// port — until then the API server fails every request the webhooks match
+/// (`failed calling webhook`), so a later apply in the run would fail.
+/// Webhooks that call a `url:` are not checked (the harness cannot know
+/// what answers there). A called Service without one is
+/// [`Status::fails_when_alone`]: once the component is otherwise Ready,
+/// nothing is on its way to serve it.
+pub fn webhook(object: &Value, related: &Related<'_>) -> Status {
+    if let Some(s) = generic_prefix(object) {
+        return s;
+    }
+    let called = called_services(object);
+    let hooks = object
+        .get("webhooks")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    if called.is_empty() {
+        return Status::ready(
+            "Exists",
+            if hooks == 0 {
+                "it has no webhooks".to_owned()
+            } else {
+                "its webhooks call URLs, which are not checked".to_owned()
+            },
+        );
+    }
+    let down: Vec<String> = called
+        .iter()
+        .filter_map(|c| unavailable(c, related).map(|why| format!("service {c} {why}")))
+        .collect();
+    if down.is_empty() {
+        let list: Vec<String> = called.iter().map(ToString::to_string).collect();
+        return Status::ready(
+            "ServiceAvailable",
+            format!(
+                "every service it calls has ready endpoints: {}",
+                list.join(", ")
+            ),
+        );
+    }
+    Status {
+        fails_when_alone: true,
+        ..Status::in_progress(
+            "WebhookServiceUnavailable",
+            format!(
+                "{}; until it has a ready endpoint the API server fails every request the webhook matches",
+                down.join("; ")
+            ),
+        )
     }
 }

@@ -86,6 +86,15 @@ pub enum Notice {
         /// The importer's (or the layout's) words.
         why: String,
     },
+    /// Something worth knowing about an object that does not keep its
+    /// component from being Ready (a budget that refuses every eviction, a
+    /// quota used up, an autoscaler without metrics).
+    Noted {
+        component: String,
+        /// `Kind/namespace/name`.
+        object: String,
+        note: String,
+    },
     /// A suite (or a post-suite hook) is being stopped.
     Stopping {
         /// `suite` or `hook`.
@@ -234,6 +243,11 @@ impl fmt::Display for Notice {
                 write!(f, "{component}: readiness did not hold: {what}")
             }
             Notice::WatchFailing { component, message } => write!(f, "{component}: {message}"),
+            Notice::Noted {
+                component,
+                object,
+                note,
+            } => write!(f, "{component}: {object}: {note}"),
             Notice::LeftOut { component, object } => write!(
                 f,
                 "{component}: left out {object}: the cluster does not serve it (exclude_unserved)"

@@ -158,3 +158,57 @@ pub const OOM_AFTER_3S: &str = "        command: [sh, -c, \"echo allocating; sle
 
 /// A healthy web server with a readiness probe (the image's default command).
 pub const HEALTHY: &str = "        ports: [{containerPort: 8080, protocol: TCP}]\n        readinessProbe: {httpGet: {path: /, port: 8080}, periodSeconds: 1}\n";
+
+/// Deploys the lane `l` of a project made of `files` (name and text; the
+/// lane file `harness.yaml` among them) into a new namespace of the test
+/// cluster, through the real deploy stage, then deletes the namespace. In
+/// every file `{ns}` stands for the namespace and `{kubeconfig}` for the
+/// test cluster's kubeconfig. Cluster-scoped objects are the caller's to
+/// delete (name them after the namespace).
+pub async fn deploy_files(kubeconfig: &std::path::Path, files: &[(&str, &str)]) -> Deployed {
+    deploy_files_then(kubeconfig, files, |_, _| {}).await
+}
+
+/// [`deploy_files`], calling `then(project directory, namespace)` after
+/// the deploy, before the namespace is deleted (to run the binary on what
+/// was deployed).
+pub async fn deploy_files_then(
+    kubeconfig: &std::path::Path,
+    files: &[(&str, &str)],
+    then: impl FnOnce(&std::path::Path, &str),
+) -> Deployed {
+    let client = client(kubeconfig).await;
+    let ns = namespace("kinds");
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        let text = text
+            .replace("{ns}", &ns)
+            .replace("{kubeconfig}", &kubeconfig.display().to_string());
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    let project = harness::config::load(&dir.path().join("harness.yaml")).unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let start = Instant::now();
+    let result = harness::deploy::deploy_lane(
+        &client,
+        &project,
+        &project.lanes["l"],
+        &indexmap::IndexMap::new(),
+        tx,
+        start + Duration::from_secs(240),
+    )
+    .await;
+    let took = start.elapsed();
+    then(dir.path(), &ns);
+    delete_namespace(&client, &ns).await;
+    let mut events = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        events.push(e);
+    }
+    Deployed {
+        result,
+        events,
+        took,
+        namespace: ns,
+    }
+}

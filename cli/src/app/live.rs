@@ -180,8 +180,14 @@ pub async fn status(global: &Global, cwd: &Path) -> Result<Exit, StageFailure> {
     let mut rows = vec![["COMPONENT", "STATE", "READY", "RESTARTS", "AGE"].map(String::from)];
     let mut json = Vec::new();
     for name in harness::plan::closure(&project, &lane.components) {
-        let state =
-            component_state(&client, &applier, lane, &project.components[name.as_str()]).await?;
+        let state = component_state(
+            &client,
+            &applier,
+            &project,
+            lane,
+            &project.components[name.as_str()],
+        )
+        .await?;
         let ready = state
             .judgement
             .statuses
