@@ -15,6 +15,8 @@
 
 #[path = "../../tests/support/cluster.rs"]
 mod cluster;
+#[path = "../../tests/support/shown.rs"]
+mod shown;
 
 use std::time::Duration;
 
@@ -434,8 +436,9 @@ async fn a_webhook_whose_service_has_no_ready_endpoint_stops_the_deploy_before_i
         d.took
     );
     eprintln!("{text}\nafter {:?}", d.took);
-    // `harness diagnose` judges it the same (exit 6), as docs/cluster.md
-    // shows it (the namespace's random part aside).
+    // `harness diagnose` judges it the same (exit 6); docs/cluster.md shows
+    // this snapshot (documented_output.rs checks it), the namespace's random
+    // part aside.
     let out = diagnosed.unwrap();
     assert_eq!(
         out.status.code(),
@@ -444,16 +447,10 @@ async fn a_webhook_whose_service_has_no_ready_endpoint_stops_the_deploy_before_i
         String::from_utf8_lossy(&out.stderr)
     );
     let shown = String::from_utf8_lossy(&out.stdout).replace(&d.namespace, DOC_NAMESPACE);
-    let docs = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/cluster.md"),
-    )
-    .unwrap();
-    let documented = docs
-        .split_once("$ harness diagnose --lane l webhook\n")
-        .and_then(|(_, rest)| rest.split_once("```"))
-        .map(|(block, _)| block)
-        .expect("docs/cluster.md shows `harness diagnose --lane l webhook`");
-    assert_eq!(shown, documented, "docs/cluster.md shows what the binary prints");
+    insta::assert_snapshot!(
+        "webhook_diagnose",
+        shown::taken(&shown::session(&["diagnose", "--lane", "l", "webhook"], &shown))
+    );
 }
 
 /// The namespace docs/cluster.md shows in place of the test's random one.

@@ -12,6 +12,7 @@
 //! `up`.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::discovery::{self, ApiCapabilities, Scope};
@@ -152,6 +153,29 @@ fn refusal(message: &str, unknown_field: Option<&str>, code: u16, reason: &str) 
             format!("{}{status}", message.trim())
         }
     }
+}
+
+/// How long an apply refused because an admission webhook could not be
+/// reached is asked again (see [`webhook_unreachable`]).
+pub const WEBHOOK_CATCH_UP: Duration = Duration::from_secs(30);
+
+/// Whether the API server refused because it could not reach an admission
+/// webhook's endpoint (`failed calling webhook ...: connect: connection
+/// refused`, `no endpoints available for service`, a timeout): a state that
+/// passes once the Service's address is programmed. A webhook that answers
+/// and denies is a real refusal and never matches.
+pub fn webhook_unreachable(message: &str) -> bool {
+    message.contains("failed calling webhook")
+        && [
+            "connection refused",
+            "no endpoints available",
+            "i/o timeout",
+            "context deadline exceeded",
+            "connection reset by peer",
+            ": EOF",
+        ]
+        .iter()
+        .any(|m| message.contains(m))
 }
 
 /// The field a server-side apply names as missing from the server's
@@ -382,7 +406,27 @@ impl Applier {
             Some(ns) => format!("{ns}/{name}"),
             None => name.clone(),
         };
-        let applied = match api.patch(&name, &params, &Patch::Apply(&object)).await {
+        // An admission webhook whose Service just got a ready endpoint can
+        // still be refused for a moment: kube-proxy programs the Service's
+        // address after the endpoint is published, and until then the API
+        // server's call is refused. Such a refusal is asked again, with
+        // backoff, for at most WEBHOOK_CATCH_UP; any other answer is final.
+        let asked = tokio::time::Instant::now();
+        let mut pause = Duration::from_millis(250);
+        let applied = loop {
+            match api.patch(&name, &params, &Patch::Apply(&object)).await {
+                Ok(applied) => break Ok(applied),
+                Err(kube::Error::Api(status))
+                    if webhook_unreachable(&status.message)
+                        && asked.elapsed() + pause <= WEBHOOK_CATCH_UP =>
+                {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
+                other => break other,
+            }
+        };
+        let applied = match applied {
             Ok(applied) => applied,
             Err(kube::Error::Api(status)) => {
                 return Err(ApplyError::Refused {
@@ -418,6 +462,28 @@ impl Applier {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_webhook_nobody_reaches_yet_is_asked_again_a_denial_is_not() {
+        // As the 1.20 test cluster's API server said it while kube-proxy had
+        // not yet programmed the webhook Service's new endpoint.
+        let refused = r#"Internal error occurred: failed calling webhook "remediationrequest.validate.demo.harness.dev": Post "https://remediation-webhook.harness-demo-system.svc:443/validate-remediationrequest?timeout=5s": dial tcp 10.96.236.41:443: connect: connection refused"#;
+        let no_endpoints = r#"Internal error occurred: failed calling webhook "v.example.com": Post "https://hook.ns.svc:443/validate?timeout=10s": no endpoints available for service "hook""#;
+        let timeout = r#"Internal error occurred: failed calling webhook "v.example.com": Post "https://hook.ns.svc:443/validate?timeout=10s": context deadline exceeded"#;
+        let denied = r#"admission webhook "remediationrequest.validate.demo.harness.dev" denied the request: spec.action "reboot" is not one of restart, scale"#;
+        let invalid = "RemediationRequest.demo.harness.dev \"x\" is invalid: spec.action: Required value";
+        let unrelated_refusal = "dial tcp 10.0.0.1:443: connect: connection refused";
+        for (message, again) in [
+            (refused, true),
+            (no_endpoints, true),
+            (timeout, true),
+            (denied, false),
+            (invalid, false),
+            (unrelated_refusal, false),
+        ] {
+            assert_eq!(webhook_unreachable(message), again, "{message}");
+        }
+    }
 
     /// The message of a Status captured from the 1.20 test cluster.
     fn message(file: &str) -> String {
