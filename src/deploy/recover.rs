@@ -44,7 +44,7 @@ pub async fn wait_recovered(client: &Client, project: &Project, lane: &Lane) -> 
     let components = crate::plan::closure(project, &lane.components);
     let waits = components.iter().map(|name| {
         let component = &project.components[name.as_str()];
-        recover_one(client, &applier, lane, component, endpoints)
+        recover_one(client, &applier, project, lane, component, endpoints)
     });
     let results = futures_util::future::join_all(waits).await;
     let failures: Vec<String> = results.into_iter().filter_map(Result::err).collect();
@@ -58,6 +58,7 @@ pub async fn wait_recovered(client: &Client, project: &Project, lane: &Lane) -> 
 async fn recover_one(
     client: &Client,
     applier: &Applier,
+    project: &Project,
     lane: &Lane,
     component: &Component,
     endpoints: EndpointSource,
@@ -109,6 +110,7 @@ async fn recover_one(
         settle: component.settle,
         endpoints,
         clock: super::wait::Clock::system(),
+        rules: super::rules_for(project, lane, component),
     };
     let mut waiter = Waiter::start(client, &located, spec);
     let end = waiter.until_ready(deadline, &mut CutOff::never(), |_| {}).await;
