@@ -214,19 +214,21 @@ pub fn infrastructure(report: &RunReport) -> String {
 }
 
 /// The suites' results, each failed suite followed by its failed test
-/// cases; a suite run again is listed once per attempt, and counted as it
-/// ended on its last.
+/// cases; a suite run again is listed once per attempt (attempts in order,
+/// by name within one: suites run at once finish in any order), and counted
+/// as it ended on its last.
 pub fn suites(report: &RunReport) -> String {
     let mut out = String::new();
-    let names: Vec<String> = report
-        .suites
+    let mut ran: Vec<_> = report.suites.iter().collect();
+    ran.sort_by(|a, b| (a.attempt, &a.suite).cmp(&(b.attempt, &b.suite)));
+    let names: Vec<String> = ran
         .iter()
         .map(|s| match s.attempt {
             1 => s.suite.clone(),
             n => format!("{} (attempt {n})", s.suite),
         })
         .collect();
-    let suites = report.suites.iter().zip(&names).map(|(s, name)| Outcome {
+    let suites = ran.iter().zip(&names).map(|(s, name)| Outcome {
         name,
         ok: s.passed,
         outcome: &s.outcome,

@@ -343,8 +343,17 @@ pub struct Window {
 }
 
 impl Window {
+    /// Whether a case's own time falls in the window. Its start is read a
+    /// second early: the runner notes a suite started after spawning its
+    /// process (a case can stamp itself first), and JUnit timestamps are
+    /// often whole seconds (a case begun in the suite's first second reads
+    /// as before it). Either way the case's own time is the better one.
     fn contains(&self, at: Timestamp) -> bool {
-        self.start <= at && at <= self.end
+        let start = self
+            .start
+            .checked_sub(jiff::SignedDuration::from_secs(1))
+            .unwrap_or(self.start);
+        start <= at && at <= self.end
     }
 }
 
