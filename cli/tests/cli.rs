@@ -366,7 +366,7 @@ fn example_lane_file_plan_json_for_one_lane() {
             ["crds", "postgresql", "redis", "webhook-certs"],
             ["migrations"],
             ["datastorage"],
-            ["controller"],
+            ["controller", "policies"],
             ["samples"]
         ])
     );

@@ -1281,7 +1281,12 @@ impl Validator {
                             )
                         })
                     })
-                    .map(crate::render::object_ref)
+                    // The version too: such manifests carry one object per
+                    // Kubernetes generation, alike but for it.
+                    .map(|o| {
+                        let version = o.types.as_ref().map_or("?", |t| t.api_version.as_str());
+                        format!("{} ({version})", crate::render::object_ref(o))
+                    })
                     .collect();
                 let summary = RenderedComponent {
                     sources: component
