@@ -227,3 +227,15 @@ impl Running {
         }
     }
 }
+
+/// A test that fails while the process runs (a line never printed) must not
+/// leave it behind: an orphaned `harness test` keeps running against the
+/// cluster and holds whatever its test inherited (the machine lock's file).
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
