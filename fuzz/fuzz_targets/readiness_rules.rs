@@ -9,7 +9,7 @@
 
 use harness::deploy::judge::{Snapshot, Tracked, judge};
 use harness::readiness::{Timestamp, Tolerance, rules, table};
-use k8s_openapi::api::core::v1::{Endpoints, Event, Pod};
+use k8s_openapi::api::core::v1::{Endpoints, Event, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use libfuzzer_sys::fuzz_target;
 
@@ -36,9 +36,19 @@ fuzz_target!(|data: &[u8]| {
     let events: Vec<Event> = typed("Event")
         .filter_map(|o| serde_json::from_value(o).ok())
         .collect();
+    let services: Vec<Service> = typed("Service")
+        .filter_map(|o| serde_json::from_value(o).ok())
+        .collect();
+    // Both cluster traits: a LoadBalancer Service is read either way.
+    let lb = data.first().is_some_and(|b| b & 1 == 1);
     let related = rules::Related {
-        endpoints: endpoints.first(),
+        endpoints: &endpoints,
         endpoint_slices: &slices,
+        services: &services,
+        cluster: rules::ClusterTraits {
+            load_balancer_addresses: lb,
+        },
+        overrides: None,
     };
     let mut tracked = Vec::new();
     for object in &objects {
@@ -77,6 +87,9 @@ fuzz_target!(|data: &[u8]| {
         events,
         endpoint_slices: slices,
         endpoints,
+        services,
+        related_pending: false,
+        watched_since: Some(Timestamp::UNIX_EPOCH),
     };
     for now in [Timestamp::UNIX_EPOCH, Timestamp::MAX, Timestamp::MIN] {
         let judgement = judge(&snapshot, now, &Tolerance::default());
