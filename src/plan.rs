@@ -484,9 +484,10 @@ pub fn render_text(plan: &Plan, project: &Project) -> String {
             match (s.retries, &s.rerun) {
                 (0, _) => {}
                 (n, None) => mode.push_str(&format!("; retries {n}")),
-                (n, Some(rerun)) => {
-                    mode.push_str(&format!("; retries {n}, only the failed cases: {}", rerun.join(" ")))
-                }
+                (n, Some(rerun)) => mode.push_str(&format!(
+                    "; retries {n}, only the failed cases: {}",
+                    rerun.join(" ")
+                )),
             }
             let _ = writeln!(
                 out,

@@ -340,10 +340,17 @@ impl NodeTracker {
     /// A node was added or modified: `NodeCondition` when it turns unfit
     /// (or its trouble changes), `NodeRecovered` when it is fit again. The
     /// nodes as first listed are the baseline, like pods.
-    pub fn observe(&mut self, node: &k8s_openapi::api::core::v1::Node, baseline: bool) -> Option<Incident> {
+    pub fn observe(
+        &mut self,
+        node: &k8s_openapi::api::core::v1::Node,
+        baseline: bool,
+    ) -> Option<Incident> {
         let name = node.metadata.name.clone().unwrap_or_default();
         let now = node_trouble(node);
-        let before = self.trouble.insert(name.clone(), now.clone()).unwrap_or_default();
+        let before = self
+            .trouble
+            .insert(name.clone(), now.clone())
+            .unwrap_or_default();
         if baseline || now == before {
             return None;
         }
@@ -430,24 +437,34 @@ pub fn watch_infrastructure(
                     if let Some(why) = unreachable(&e)
                         && unreachable_since.is_none()
                     {
-                        emit(&bus, "api-server", Incident {
-                            pod: "api-server".into(),
-                            what: "Unreachable",
-                            detail: why.clone(),
-                            ..Incident::default()
-                        }, None);
+                        emit(
+                            &bus,
+                            "api-server",
+                            Incident {
+                                pod: "api-server".into(),
+                                what: "Unreachable",
+                                detail: why.clone(),
+                                ..Incident::default()
+                            },
+                            None,
+                        );
                         unreachable_since = Some(why);
                     }
                     continue;
                 }
             };
             if unreachable_since.take().is_some() {
-                emit(&bus, "api-server", Incident {
-                    pod: "api-server".into(),
-                    what: "Reachable",
-                    detail: "the API server answers again".into(),
-                    ..Incident::default()
-                }, None);
+                emit(
+                    &bus,
+                    "api-server",
+                    Incident {
+                        pod: "api-server".into(),
+                        what: "Reachable",
+                        detail: "the API server answers again".into(),
+                        ..Incident::default()
+                    },
+                    None,
+                );
             }
             let incidents = match event {
                 Seen::Pod(watcher::Event::InitApply(pod)) => {
@@ -460,7 +477,10 @@ pub fn watch_infrastructure(
                     } else {
                         tracker.observe_new(&pod)
                     };
-                    found.into_iter().map(|i| (i, pod.clone())).collect::<Vec<_>>()
+                    found
+                        .into_iter()
+                        .map(|i| (i, pod.clone()))
+                        .collect::<Vec<_>>()
                 }
                 Seen::Pod(watcher::Event::Delete(pod)) => vec![(tracker.deleted(&pod), pod)],
                 Seen::Node(watcher::Event::InitApply(node)) => {
@@ -482,7 +502,10 @@ pub fn watch_infrastructure(
                 let log_tail = match (&incident.container, incident.exit_code) {
                     (Some(container), Some(_)) => {
                         let fetch = last_lines(&client, &pod, container, incident.previous_log);
-                        tokio::time::timeout(LOG_TAIL_BUDGET, fetch).await.ok().flatten()
+                        tokio::time::timeout(LOG_TAIL_BUDGET, fetch)
+                            .await
+                            .ok()
+                            .flatten()
                     }
                     _ => None,
                 };
@@ -498,7 +521,12 @@ const LOG_TAIL_BUDGET: std::time::Duration = std::time::Duration::from_secs(5);
 /// How many of an ended container's last log lines an incident carries.
 const INCIDENT_LOG_LINES: i64 = 10;
 
-async fn last_lines(client: &kube::Client, pod: &Pod, container: &str, previous: bool) -> Option<String> {
+async fn last_lines(
+    client: &kube::Client,
+    pod: &Pod,
+    container: &str,
+    previous: bool,
+) -> Option<String> {
     let namespace = pod.metadata.namespace.as_deref()?;
     let name = pod.metadata.name.as_deref()?;
     let api: kube::Api<Pod> = kube::Api::namespaced(client.clone(), namespace);
@@ -655,7 +683,10 @@ mod tests {
         assert!(!t.knows(&new));
         let back = t.observe_new(&new);
         assert_eq!(back.len(), 1, "{back:#?}");
-        assert_eq!((back[0].what, back[0].detail.as_str()), ("Ready", "a new pod is Ready"));
+        assert_eq!(
+            (back[0].what, back[0].detail.as_str()),
+            ("Ready", "a new pod is Ready")
+        );
         assert!(t.observe(&new).is_empty(), "once");
     }
 
@@ -676,18 +707,26 @@ mod tests {
             {"type": "Ready", "status": "True"},
             {"type": "MemoryPressure", "status": "True", "message": "kubelet has insufficient memory available"},
         ]));
-        let lost = node(serde_json::json!([{"type": "Ready", "status": "Unknown", "reason": "NodeStatusUnknown"}]));
+        let lost = node(
+            serde_json::json!([{"type": "Ready", "status": "Unknown", "reason": "NodeStatusUnknown"}]),
+        );
         assert!(node_trouble(&fit).is_empty());
         assert_eq!(
             node_trouble(&pressed),
             ["MemoryPressure: kubelet has insufficient memory available"]
         );
-        assert_eq!(node_trouble(&lost), ["not Ready (Unknown): NodeStatusUnknown"]);
+        assert_eq!(
+            node_trouble(&lost),
+            ["not Ready (Unknown): NodeStatusUnknown"]
+        );
         let mut t = NodeTracker::default();
         // The baseline is not an incident, even an unfit one.
         assert_eq!(t.observe(&pressed, true), None);
         let back = t.observe(&fit, false).unwrap();
-        assert_eq!((back.what, back.pod.as_str()), ("NodeRecovered", "audit-e2e-worker"));
+        assert_eq!(
+            (back.what, back.pod.as_str()),
+            ("NodeRecovered", "audit-e2e-worker")
+        );
         assert_eq!(t.observe(&fit, false), None, "no change, no incident");
         assert_eq!(t.observe(&lost, false).unwrap().what, "NodeCondition");
     }
@@ -701,10 +740,15 @@ mod tests {
                 "connection refused",
             )))
         };
-        assert!(unreachable(&W::WatchFailed(refused())).is_some_and(|w| w.contains("connection refused")));
+        assert!(
+            unreachable(&W::WatchFailed(refused()))
+                .is_some_and(|w| w.contains("connection refused"))
+        );
         assert!(unreachable(&W::InitialListFailed(refused())).is_some());
         let forbidden = kube::Error::Api(
-            kube::core::Status::failure("pods is forbidden", "Forbidden").with_code(403).boxed(),
+            kube::core::Status::failure("pods is forbidden", "Forbidden")
+                .with_code(403)
+                .boxed(),
         );
         assert_eq!(unreachable(&W::WatchStartFailed(forbidden)), None);
         assert_eq!(unreachable(&W::NoResourceVersion), None);

@@ -12,7 +12,7 @@ use futures_util::{FutureExt as _, StreamExt as _};
 use harness::cluster::nodes::{self, CtrInventory, Export, HeldBlobs, Target, Told};
 use harness::cluster::{
     ClusterError, ImageRef, KindCli, KindProvider, LoadOutcome, LoadProgress, NodeLoad, Provider,
-    SentWhole, Sending, no_progress,
+    Sending, SentWhole, no_progress,
 };
 use harness::config::{EngineKind, KindSpec};
 use harness::engine;

@@ -82,7 +82,9 @@ fn disruption_budgets_exist_and_say_what_blocks_evictions() {
         ),
         (
             "pdb/poddisruptionbudget.orphans.v1.handwritten.json",
-            Some("its controller cannot compute it (SyncFailed: found no controllers for pod \"orphan\")"),
+            Some(
+                "its controller cannot compute it (SyncFailed: found no controllers for pod \"orphan\")",
+            ),
         ),
     ];
     for (file, note) in cases {
@@ -101,9 +103,19 @@ fn disruption_budgets_exist_and_say_what_blocks_evictions() {
 fn autoscalers_are_judged_by_their_conditions_wherever_the_version_keeps_them() {
     let no_metrics = Some("cannot read its metrics (FailedGetResourceMetric: ");
     let cases: [(&str, State, &str, Option<&str>); 10] = [
-        ("hpa/horizontalpodautoscaler.web.v2beta2.json", State::Ready, "Exists", no_metrics),
+        (
+            "hpa/horizontalpodautoscaler.web.v2beta2.json",
+            State::Ready,
+            "Exists",
+            no_metrics,
+        ),
         // autoscaling/v1 keeps the same conditions in an annotation.
-        ("hpa/horizontalpodautoscaler.web.v1.json", State::Ready, "Exists", no_metrics),
+        (
+            "hpa/horizontalpodautoscaler.web.v1.json",
+            State::Ready,
+            "Exists",
+            no_metrics,
+        ),
         (
             "hpa/horizontalpodautoscaler.missing-target.v2beta2.json",
             State::Failed,
@@ -122,7 +134,12 @@ fn autoscalers_are_judged_by_their_conditions_wherever_the_version_keeps_them() 
             "ScalingDisabled",
             None,
         ),
-        ("hpa/horizontalpodautoscaler.idle.v1.json", State::Ready, "ScalingDisabled", None),
+        (
+            "hpa/horizontalpodautoscaler.idle.v1.json",
+            State::Ready,
+            "ScalingDisabled",
+            None,
+        ),
         // Before the controller's first sync (`conditions: null`).
         (
             "hpa/horizontalpodautoscaler.missing-target.apply-response.json",
@@ -143,13 +160,21 @@ fn autoscalers_are_judged_by_their_conditions_wherever_the_version_keeps_them() 
             "InvalidSelector",
             None,
         ),
-        ("hpa/horizontalpodautoscaler.web.v2beta2.json", State::Ready, "Exists", no_metrics),
+        (
+            "hpa/horizontalpodautoscaler.web.v2beta2.json",
+            State::Ready,
+            "Exists",
+            no_metrics,
+        ),
     ];
     for (file, state, reason, note) in cases {
         let s = evaluate(file, &none());
         expect(&s, state, reason, note);
     }
-    let failed = evaluate("hpa/horizontalpodautoscaler.missing-target.v1.json", &none());
+    let failed = evaluate(
+        "hpa/horizontalpodautoscaler.missing-target.v1.json",
+        &none(),
+    );
     assert!(
         failed
             .message
@@ -234,7 +259,12 @@ fn a_load_balancer_service_needs_an_address_only_where_the_cluster_gives_one() {
         ..cloud
     };
     let file = "service-loadbalancer/service.web-lb.json";
-    expect(&evaluate(file, &cloud), State::InProgress, "NoLoadBalancerAddress", None);
+    expect(
+        &evaluate(file, &cloud),
+        State::InProgress,
+        "NoLoadBalancerAddress",
+        None,
+    );
     expect(
         &evaluate(file, &kind),
         State::Ready,
@@ -246,7 +276,12 @@ fn a_load_balancer_service_needs_an_address_only_where_the_cluster_gives_one() {
         endpoint_slices: &[],
         ..kind
     };
-    expect(&evaluate(file, &bare), State::InProgress, "NoEndpoints", None);
+    expect(
+        &evaluate(file, &bare),
+        State::InProgress,
+        "NoEndpoints",
+        None,
+    );
 }
 
 #[test]
@@ -265,7 +300,10 @@ fn api_services_follow_the_aggregators_available_condition() {
     ] {
         let s = evaluate(file, &none());
         expect(&s, State::InProgress, reason, None);
-        assert!(s.fails_when_alone, "{file}: nothing else will give it a backend");
+        assert!(
+            s.fails_when_alone,
+            "{file}: nothing else will give it a backend"
+        );
     }
 }
 
@@ -308,7 +346,10 @@ impl Webhooks {
 fn a_webhook_is_ready_when_every_service_it_calls_has_a_ready_endpoint() {
     let w = Webhooks::captured();
     let served = "webhook/validatingwebhookconfiguration.r22-served.json";
-    for (name, related) in [("slices", w.with_slices()), ("endpoints", w.with_endpoints())] {
+    for (name, related) in [
+        ("slices", w.with_slices()),
+        ("endpoints", w.with_endpoints()),
+    ] {
         let s = evaluate(served, &related);
         expect(&s, State::Ready, "ServiceAvailable", None);
         assert_eq!(
@@ -324,8 +365,18 @@ fn a_webhook_is_ready_when_every_service_it_calls_has_a_ready_endpoint() {
     }
     // Nothing fetched yet: the Service does not exist as far as anyone knows.
     let unknown = evaluate(served, &none());
-    expect(&unknown, State::InProgress, "WebhookServiceUnavailable", None);
-    assert!(unknown.message.starts_with("service r22/hook:443 does not exist;"), "{unknown:?}");
+    expect(
+        &unknown,
+        State::InProgress,
+        "WebhookServiceUnavailable",
+        None,
+    );
+    assert!(
+        unknown
+            .message
+            .starts_with("service r22/hook:443 does not exist;"),
+        "{unknown:?}"
+    );
     assert!(unknown.fails_when_alone);
     // Another namespace's slices for a Service of the same name do not count.
     let mut elsewhere = w.slices.clone();
@@ -396,8 +447,9 @@ fn a_webhooks_service_with_endpoints_none_ready_says_so() {
         &related,
     );
     assert!(
-        s.message
-            .starts_with("service r22/hook:443 has 1 endpoints, none ready: the pods it selects are not Ready"),
+        s.message.starts_with(
+            "service r22/hook:443 has 1 endpoints, none ready: the pods it selects are not Ready"
+        ),
         "{s:?}"
     );
 }

@@ -942,10 +942,18 @@ fn redacted(text: &str, root: &Path) -> String {
     let digit = |i: usize| chars.get(i).is_some_and(|c| c.is_ascii_digit());
     while i < chars.len() {
         // hh:mm:ss
-        if (0..8).all(|k| if k == 2 || k == 5 { chars.get(i + k) == Some(&':') } else { digit(i + k) }) {
+        if (0..8).all(|k| {
+            if k == 2 || k == 5 {
+                chars.get(i + k) == Some(&':')
+            } else {
+                digit(i + k)
+            }
+        }) {
             out.push_str("HH:MM:SS");
             i += 8;
-        } else if chars[i..].starts_with(&['r', '-']) && (2..10).all(|k| chars.get(i + k).is_some_and(|c| c.is_ascii_hexdigit())) {
+        } else if chars[i..].starts_with(&['r', '-'])
+            && (2..10).all(|k| chars.get(i + k).is_some_and(|c| c.is_ascii_hexdigit()))
+        {
             out.push_str("r-RUNID");
             i += 10;
         } else {
@@ -983,9 +991,19 @@ fn failed_suites_run_again_and_each_failure_gets_its_verdict() {
 
     let out = standin.harness(&["test", "--retries", "1"]);
     let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "a real failure fails the run: {err}");
-    assert!(err.contains("suites    attempt 2: pages, batch again, each in a fresh namespace"), "{err}");
-    assert!(err.contains("suites    every component Ready and settled again after"), "{err}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a real failure fails the run: {err}"
+    );
+    assert!(
+        err.contains("suites    attempt 2: pages, batch again, each in a fresh namespace"),
+        "{err}"
+    );
+    assert!(
+        err.contains("suites    every component Ready and settled again after"),
+        "{err}"
+    );
     let verdicts = section(&err, "test verdicts:");
     insta::assert_snapshot!("test_verdicts", redacted(&verdicts, standin.root()));
     let suites = section(&err, "suites:");
@@ -1001,11 +1019,20 @@ fn failed_suites_run_again_and_each_failure_gets_its_verdict() {
         .collect();
     assert_eq!(runs.len(), 1);
     let junit = std::fs::read_to_string(runs[0].join("junit.xml")).unwrap();
-    assert!(junit.contains("<flakyFailure message=\"found 74 of 75 events\" type=\"assertion\">"), "{junit}");
-    assert!(junit.contains("<rerunFailure message=\"accepted 150, expected 151\" type=\"assertion\">"), "{junit}");
+    assert!(
+        junit.contains("<flakyFailure message=\"found 74 of 75 events\" type=\"assertion\">"),
+        "{junit}"
+    );
+    assert!(
+        junit.contains("<rerunFailure message=\"accepted 150, expected 151\" type=\"assertion\">"),
+        "{junit}"
+    );
     assert!(junit.contains("harness verdict: real"), "{junit}");
     let checked = junit::validate_reruns(&junit);
-    assert!(checked == usize::MAX || checked == 2, "{checked} elements checked");
+    assert!(
+        checked == usize::MAX || checked == 2,
+        "{checked} elements checked"
+    );
 
     // The bundle tells the same verdicts again, with no cluster.
     let bundle = std::fs::read_dir(runs[0].join("gather"))
@@ -1033,11 +1060,20 @@ fn failed_suites_run_again_and_each_failure_gets_its_verdict() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("test verdicts: 0 real, 0 infrastructure, 1 flaky"));
     let out = standin.harness(&["test", "pages", "--retries", "1"]);
-    assert_eq!(out.status.code(), Some(0), "flaky passes by default: {}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "flaky passes by default: {}",
+        stderr(&out)
+    );
     // Without retries, nothing is retried and the failure is real.
     let out = standin.harness(&["test", "pages"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("test verdicts: 1 real, 0 infrastructure, 0 flaky"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("test verdicts: 1 real, 0 infrastructure, 0 flaky"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 // ------------------------------------------------------------------ the real cluster

@@ -449,7 +449,10 @@ async fn a_webhook_whose_service_has_no_ready_endpoint_stops_the_deploy_before_i
     let shown = String::from_utf8_lossy(&out.stdout).replace(&d.namespace, DOC_NAMESPACE);
     insta::assert_snapshot!(
         "webhook_diagnose",
-        shown::taken(&shown::session(&["diagnose", "--lane", "l", "webhook"], &shown))
+        shown::taken(&shown::session(
+            &["diagnose", "--lane", "l", "webhook"],
+            &shown
+        ))
     );
 }
 

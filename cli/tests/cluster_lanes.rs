@@ -282,7 +282,16 @@ fn demo_lane_crash_and_race_get_infrastructure_and_flaky_verdicts() {
     let before = runs_now(&repo);
     let out = run(
         harness(&repo, &image)
-            .args(["test", "--lane", "audit", "--retries", "1", "--preserve", "--gather", "always"])
+            .args([
+                "test",
+                "--lane",
+                "audit",
+                "--retries",
+                "1",
+                "--preserve",
+                "--gather",
+                "always",
+            ])
             .env("DEMO_CRASH", "1")
             .env("DEMO_RACE", "1"),
         "harness test --lane audit --retries 1 (DEMO_CRASH, DEMO_RACE)",
@@ -291,12 +300,23 @@ fn demo_lane_crash_and_race_get_infrastructure_and_flaky_verdicts() {
     let run_dir = newest_run(&repo, &before);
     let bundle = run_bundle(&run_dir);
     let unpacked = bundle::assert_complete(&bundle);
-    let root = std::fs::read_dir(unpacked.path()).unwrap().next().unwrap().unwrap().path();
+    let root = std::fs::read_dir(unpacked.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(root.join("harness/summary.json")).unwrap())
             .unwrap();
-    let verdicts = summary["test_verdicts"].as_array().cloned().unwrap_or_default();
-    eprintln!("test verdicts: {}", serde_json::to_string_pretty(&verdicts).unwrap());
+    let verdicts = summary["test_verdicts"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    eprintln!(
+        "test verdicts: {}",
+        serde_json::to_string_pretty(&verdicts).unwrap()
+    );
     let of = |kind: &str| -> Vec<&serde_json::Value> {
         verdicts.iter().filter(|v| v["verdict"] == kind).collect()
     };
@@ -304,7 +324,10 @@ fn demo_lane_crash_and_race_get_infrastructure_and_flaky_verdicts() {
     let flaky = of("flaky");
     assert_eq!(flaky.len(), 1, "{text}");
     assert_eq!(flaky[0]["suite"], "types");
-    assert_eq!(flaky[0]["case"], "a new event type is listed right after it is posted");
+    assert_eq!(
+        flaky[0]["case"],
+        "a new event type is listed right after it is posted"
+    );
     let infrastructure = of("infrastructure");
     assert!(!infrastructure.is_empty(), "the cascade: {text}");
     for v in &infrastructure {
@@ -315,20 +338,44 @@ fn demo_lane_crash_and_race_get_infrastructure_and_flaky_verdicts() {
         assert_eq!(incident["limit"], "64Mi", "{v}");
         assert_eq!(incident["exit_code"], 137, "{v}");
         let attempts = v["attempts"].as_array().unwrap();
-        assert_eq!(attempts.len(), 2, "failed, then passed once it was back: {v}");
-        assert_eq!((&attempts[0]["passed"], &attempts[1]["passed"]), (&false.into(), &true.into()), "{v}");
+        assert_eq!(
+            attempts.len(),
+            2,
+            "failed, then passed once it was back: {v}"
+        );
+        assert_eq!(
+            (&attempts[0]["passed"], &attempts[1]["passed"]),
+            (&false.into(), &true.into()),
+            "{v}"
+        );
     }
-    assert_eq!(out.status.code(), Some(0), "flaky passes by default: {text}");
-    assert!(text.contains("every component Ready and settled again after"), "{text}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "flaky passes by default: {text}"
+    );
+    assert!(
+        text.contains("every component Ready and settled again after"),
+        "{text}"
+    );
     // The merged JUnit's re-run elements are Surefire's.
     let junit = std::fs::read_to_string(run_dir.join("junit.xml")).unwrap();
     let checked = junit::validate_reruns(&junit);
-    assert!(checked == usize::MAX || checked > infrastructure.len(), "{checked}");
+    assert!(
+        checked == usize::MAX || checked > infrastructure.len(),
+        "{checked}"
+    );
     // `harness report` prints the verdicts again from the bundle.
-    let replayed = run(harness(&repo, &image).arg("report").arg(&bundle), "harness report");
+    let replayed = run(
+        harness(&repo, &image).arg("report").arg(&bundle),
+        "harness report",
+    );
     assert_eq!(replayed.status.code(), Some(0));
     let again = String::from_utf8_lossy(&replayed.stdout).into_owned();
-    assert_eq!(section(&again, "test verdicts:"), section(&text, "test verdicts:"));
+    assert_eq!(
+        section(&again, "test verdicts:"),
+        section(&text, "test verdicts:")
+    );
     assert!(again.contains("datastorage OOMKilled at "), "{again}");
 
     // The environment is kept: a deliberately wrong expectation is `real`.
@@ -342,14 +389,20 @@ fn demo_lane_crash_and_race_get_infrastructure_and_flaky_verdicts() {
     let text = crate::text(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
     let verdicts = section(&text, "test verdicts:");
-    assert!(verdicts.starts_with("test verdicts: 1 real, 0 infrastructure, 0 flaky"), "{verdicts}");
+    assert!(
+        verdicts.starts_with("test verdicts: 1 real, 0 infrastructure, 0 flaky"),
+        "{verdicts}"
+    );
     assert!(
         verdicts.contains("audit: a batch of 150 accepts 151 (wrong on purpose) — failed on attempts 1 and 2: accepted 150, expected 151"),
         "{verdicts}"
     );
     let _ = newest_run(&repo, &before);
 
-    let out = run(harness(&repo, &image).args(["down", "--lane", "audit"]), "harness down");
+    let out = run(
+        harness(&repo, &image).args(["down", "--lane", "audit"]),
+        "harness down",
+    );
     assert_eq!(out.status.code(), Some(0), "{}", crate::text(&out));
     assert!(!kind_clusters().iter().any(|c| c == "audit-e2e"));
 }

@@ -275,9 +275,7 @@ fn the_frames_of_images_load_suites_and_gather_in_one_run() {
     command.env_remove("CI").env("STANDIN_KIND_DIR", &kind_dir);
     let terminal = Terminal::spawn(&mut command, COLUMNS, 40);
     let images = terminal.frame("the build's step", |f| {
-        f.contains(" images ")
-            && f.contains("  datastorage  building")
-            && f.contains(" : RUN dd ")
+        f.contains(" images ") && f.contains("  datastorage  building") && f.contains(" : RUN dd ")
     });
     let load = terminal.frame("the load streaming", |f| {
         f.contains(" load ")

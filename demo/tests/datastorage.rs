@@ -530,7 +530,14 @@ async fn event_types_list_what_is_stored_not_what_is_buffered() {
         .await
         .unwrap();
     assert_eq!(r.status(), 202);
-    assert_eq!(types(http.clone(), base.clone()).await, json!([]), "buffered, not stored");
+    assert_eq!(
+        types(http.clone(), base.clone()).await,
+        json!([]),
+        "buffered, not stored"
+    );
     page(&http, &base, "correlation_id=types-1").await;
-    assert_eq!(types(http.clone(), base.clone()).await, json!(["demo.race"]));
+    assert_eq!(
+        types(http.clone(), base.clone()).await,
+        json!(["demo.race"])
+    );
 }

@@ -116,7 +116,10 @@ async fn the_jobs_certificate_serves_the_webhook_to_a_client_that_trusts_only_it
     .unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains(r#""allowed":false"#), "{answer}");
-    assert!(answer.contains("spec.action `explode` is not one of"), "{answer}");
+    assert!(
+        answer.contains("spec.action `explode` is not one of"),
+        "{answer}"
+    );
 
     // The certificate names the Service: any other name is refused, as the
     // API server would refuse it.

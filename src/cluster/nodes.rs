@@ -44,8 +44,8 @@ use tokio::io::AsyncWriteExt as _;
 use super::archive::Tally;
 use super::layout::{ExportedImage, Layout, Sent};
 use super::{
-    ClusterError, ImageRef, LoadOutcome, LoadProgress, LoadReport, NodeLoad, Progress, SentWhole,
-    Sending,
+    ClusterError, ImageRef, LoadOutcome, LoadProgress, LoadReport, NodeLoad, Progress, Sending,
+    SentWhole,
 };
 
 /// The label kind puts on its node containers.

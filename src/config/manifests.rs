@@ -156,9 +156,9 @@ impl ManifestError {
     /// What to do about it.
     pub fn help(&self) -> Option<String> {
         Some(match self {
-            ManifestError::Read { component, .. } => format!(
-                "check the path under `components.{component}.manifests` in the lane file"
-            ),
+            ManifestError::Read { component, .. } => {
+                format!("check the path under `components.{component}.manifests` in the lane file")
+            }
             ManifestError::Parse { .. } => {
                 "fix the YAML of the manifest (each document one Kubernetes object)".to_owned()
             }

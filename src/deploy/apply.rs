@@ -471,7 +471,8 @@ mod tests {
         let no_endpoints = r#"Internal error occurred: failed calling webhook "v.example.com": Post "https://hook.ns.svc:443/validate?timeout=10s": no endpoints available for service "hook""#;
         let timeout = r#"Internal error occurred: failed calling webhook "v.example.com": Post "https://hook.ns.svc:443/validate?timeout=10s": context deadline exceeded"#;
         let denied = r#"admission webhook "remediationrequest.validate.demo.harness.dev" denied the request: spec.action "reboot" is not one of restart, scale"#;
-        let invalid = "RemediationRequest.demo.harness.dev \"x\" is invalid: spec.action: Required value";
+        let invalid =
+            "RemediationRequest.demo.harness.dev \"x\" is invalid: spec.action: Required value";
         let unrelated_refusal = "dial tcp 10.0.0.1:443: connect: connection refused";
         for (message, again) in [
             (refused, true),

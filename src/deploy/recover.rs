@@ -37,7 +37,11 @@ pub fn tolerance_from_now(own: Tolerance, restarts: u32, age: Duration) -> Toler
 /// Waits until every component of `lane` is Ready, its readiness held for
 /// its settle window, and its health URL (if any) answers — each within its
 /// own `timeout`. `Err` says which component did not, and why.
-pub async fn wait_recovered(client: &Client, project: &Project, lane: &Lane) -> Result<Duration, String> {
+pub async fn wait_recovered(
+    client: &Client,
+    project: &Project,
+    lane: &Lane,
+) -> Result<Duration, String> {
     let started = Instant::now();
     let applier = Applier::new(client.clone());
     let endpoints = EndpointSource::discover(client).await;
@@ -71,7 +75,8 @@ async fn recover_one(
         .iter()
         .map(|i| (i.clone(), format!("image-{i}")))
         .collect();
-    let objects = manifests::render(component, lane, &images).map_err(|e| format!("{name}: {e}"))?;
+    let objects =
+        manifests::render(component, lane, &images).map_err(|e| format!("{name}: {e}"))?;
     let namespace = lane.namespace_of(component);
     let mut located = Vec::new();
     for object in objects {
@@ -95,7 +100,11 @@ async fn recover_one(
     let pods: Vec<_> = now.workload_pods().collect();
     let restarts = pods
         .iter()
-        .flat_map(|p| p.status.iter().flat_map(|s| s.container_statuses.iter().flatten()))
+        .flat_map(|p| {
+            p.status
+                .iter()
+                .flat_map(|s| s.container_statuses.iter().flatten())
+        })
         .map(|c| u32::try_from(c.restart_count).unwrap_or(0))
         .max()
         .unwrap_or(0);
@@ -113,7 +122,9 @@ async fn recover_one(
         rules: super::rules_for(project, lane, component),
     };
     let mut waiter = Waiter::start(client, &located, spec);
-    let end = waiter.until_ready(deadline, &mut CutOff::never(), |_| {}).await;
+    let end = waiter
+        .until_ready(deadline, &mut CutOff::never(), |_| {})
+        .await;
     match end.ended {
         Ended::Ready => {}
         ended => {

@@ -1120,10 +1120,7 @@ pub fn disruption_budget(object: &Value) -> Status {
         return s;
     }
     if int(object, "/status/observedGeneration").is_none() {
-        return Status::in_progress(
-            "NotObserved",
-            "its controller has not counted its pods yet",
-        );
+        return Status::in_progress("NotObserved", "its controller has not counted its pods yet");
     }
     let current = int(object, "/status/currentHealthy");
     let desired = int(object, "/status/desiredHealthy");

@@ -331,7 +331,10 @@ pub fn test_verdicts(report: &RunReport) -> String {
         }
         for incident in seen {
             out.push_str(&indented(&incident_text(incident), "    "));
-            for c in cases.iter().filter(|c| c.incident.as_ref() == Some(incident)) {
+            for c in cases
+                .iter()
+                .filter(|c| c.incident.as_ref() == Some(incident))
+            {
                 let _ = writeln!(out, "      {}", line(c));
             }
         }

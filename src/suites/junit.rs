@@ -554,9 +554,7 @@ pub fn placed_cases(
                         placed,
                         seconds: case.time.map(|t| t.as_secs_f64()),
                         message: message
-                            .and_then(|m| {
-                                m.as_str().lines().map(str::trim).find(|l| !l.is_empty())
-                            })
+                            .and_then(|m| m.as_str().lines().map(str::trim).find(|l| !l.is_empty()))
                             .map(|l| truncate(l, 200)),
                     },
                 });
@@ -587,25 +585,26 @@ pub fn histories(
 ) -> Vec<crate::suites::verdict::History> {
     use crate::suites::verdict::{Attempt, History};
     let mut out: Vec<History> = Vec::new();
-    let mut add = |suite: &str, case: &str, classname: Option<String>, attempt: Attempt| {
-        match out
-            .iter_mut()
-            .find(|h| h.suite == suite && h.case == case && h.classname == classname)
-        {
-            Some(h) => h.attempts.push(attempt),
-            None => out.push(History {
-                suite: suite.to_owned(),
-                case: case.to_owned(),
-                classname,
-                attempts: vec![attempt],
-            }),
-        }
+    let mut add = |suite: &str, case: &str, classname: Option<String>, attempt: Attempt| match out
+        .iter_mut()
+        .find(|h| h.suite == suite && h.case == case && h.classname == classname)
+    {
+        Some(h) => h.attempts.push(attempt),
+        None => out.push(History {
+            suite: suite.to_owned(),
+            case: case.to_owned(),
+            classname,
+            attempts: vec![attempt],
+        }),
     };
     // Suites that stand for themselves, once they did.
     let mut caseless: Vec<String> = Vec::new();
     for run in attempts {
         for (suite, window) in &run.suites {
-            if matches!(suite.result.outcome, Outcome::Interrupted | Outcome::Skipped) {
+            if matches!(
+                suite.result.outcome,
+                Outcome::Interrupted | Outcome::Skipped
+            ) {
                 continue;
             }
             let name = suite.result.name.as_str();
@@ -703,7 +702,10 @@ pub fn merge_attempts(
         }
         // A suite that stood for itself (its process failed with no failed
         // test case of its own) and passed this time passed on a retry.
-        for passed in attempt.iter().filter(|s| index > 0 && !s.result.outcome.is_failure()) {
+        for passed in attempt
+            .iter()
+            .filter(|s| index > 0 && !s.result.outcome.is_failure())
+        {
             let name = passed.result.name.as_str();
             let case = suites
                 .iter_mut()

@@ -160,7 +160,10 @@ impl RetryPolicy {
 struct Round {
     attempt: u32,
     summary: RunSummary,
-    suites: Vec<(crate::suites::junit::SuiteReports, crate::suites::junit::Window)>,
+    suites: Vec<(
+        crate::suites::junit::SuiteReports,
+        crate::suites::junit::Window,
+    )>,
 }
 
 /// Whether a suite that ended so is run again: one that failed or timed
@@ -181,7 +184,9 @@ fn failed_names(round: &Round, suite: &str) -> Vec<String> {
         if reports.result.name != suite {
             continue;
         }
-        for case in crate::suites::junit::failed_cases(reports, *window, 1, &jiff::tz::TimeZone::UTC) {
+        for case in
+            crate::suites::junit::failed_cases(reports, *window, 1, &jiff::tz::TimeZone::UTC)
+        {
             if !names.contains(&case.name) {
                 names.push(case.name);
             }
@@ -233,8 +238,10 @@ pub fn attempt_spec(
     failed: &[String],
 ) -> SuiteSpec {
     let mut spec = spec.clone();
-    spec.env
-        .insert("HARNESS_ATTEMPT".into(), OsString::from(attempt.to_string()));
+    spec.env.insert(
+        "HARNESS_ATTEMPT".into(),
+        OsString::from(attempt.to_string()),
+    );
     if attempt > 1 {
         spec.env.insert(
             "HARNESS_FAILED_CASES".into(),
@@ -303,7 +310,15 @@ pub async fn run_suites<P: NamespaceProvisioner + 'static>(
         .collect();
     let mut attempt = 1;
     loop {
-        let round = run_round(bus, &to_run, &config, Arc::clone(&provisioner), cancel.clone(), attempt).await?;
+        let round = run_round(
+            bus,
+            &to_run,
+            &config,
+            Arc::clone(&provisioner),
+            cancel.clone(),
+            attempt,
+        )
+        .await?;
         for (reports, window) in &round.suites {
             let procs = procs(&reports.result.name).unwrap_or(1);
             for case in crate::suites::junit::failed_cases(reports, *window, procs, &tz) {
@@ -674,37 +689,73 @@ exit $status
         assert!(!passed);
         // The retry ran only the failed case, told by `{{failed}}` (Ginkgo's
         // node type and labels dropped) and HARNESS_FAILED_CASES (as named).
-        let retry = layout.suites_dir("r-retry", 2).join("cases").join("artifacts");
-        assert_eq!(std::fs::read_to_string(retry.join("focus")).unwrap(), "first case");
+        let retry = layout
+            .suites_dir("r-retry", 2)
+            .join("cases")
+            .join("artifacts");
+        assert_eq!(
+            std::fs::read_to_string(retry.join("focus")).unwrap(),
+            "first case"
+        );
         assert_eq!(
             std::fs::read_to_string(retry.join("failed-cases")).unwrap(),
             "[It] first case [audit]"
         );
-        assert!(layout.suites_dir("r-retry", 2).join("real").join("output.log").exists());
+        assert!(
+            layout
+                .suites_dir("r-retry", 2)
+                .join("real")
+                .join("output.log")
+                .exists()
+        );
         assert!(!layout.suites_dir("r-retry", 2).join("green").exists());
         // The run's junit.xml: each case once, its earlier failure inside.
         let junit = std::fs::read_to_string(layout.run_dir("r-retry").join("junit.xml")).unwrap();
         let back = crate::suites::junit::parse_junit(&junit).unwrap();
-        let cases: Vec<&quick_junit::TestCase> =
-            back.test_suites.iter().flat_map(|s| &s.test_cases).collect();
-        let first = cases.iter().find(|c| c.name.as_str() == "[It] first case [audit]").unwrap();
+        let cases: Vec<&quick_junit::TestCase> = back
+            .test_suites
+            .iter()
+            .flat_map(|s| &s.test_cases)
+            .collect();
+        let first = cases
+            .iter()
+            .find(|c| c.name.as_str() == "[It] first case [audit]")
+            .unwrap();
         let quick_junit::TestCaseStatus::Success { flaky_runs } = &first.status else {
             panic!("{junit}")
         };
         assert_eq!(flaky_runs.len(), 1);
         assert_eq!(flaky_runs[0].message.as_deref(), Some("boom on attempt 1"));
         assert_eq!(flaky_runs[0].stack_trace.as_deref(), Some("at cases.sh:9"));
-        assert!(junit.contains("<flakyFailure message=\"boom on attempt 1\" type=\"failed\">"), "{junit}");
-        assert!(first.system_err.as_ref().unwrap().as_str().contains("harness verdict: flaky"));
-        assert_eq!(cases.iter().filter(|c| c.name.as_str() == "second").count(), 1);
+        assert!(
+            junit.contains("<flakyFailure message=\"boom on attempt 1\" type=\"failed\">"),
+            "{junit}"
+        );
+        assert!(
+            first
+                .system_err
+                .as_ref()
+                .unwrap()
+                .as_str()
+                .contains("harness verdict: flaky")
+        );
+        assert_eq!(
+            cases.iter().filter(|c| c.name.as_str() == "second").count(),
+            1
+        );
         let real = cases.iter().find(|c| c.name.as_str() == "real").unwrap();
         assert!(
             matches!(&real.status, quick_junit::TestCaseStatus::NonSuccess { reruns, .. } if reruns.runs.len() == 1),
             "{junit}"
         );
-        assert!(junit.contains("<rerunFailure message=\"exited with status 3\" type=\"exit\">"), "{junit}");
+        assert!(
+            junit.contains("<rerunFailure message=\"exited with status 3\" type=\"exit\">"),
+            "{junit}"
+        );
         let flaky = cases.iter().find(|c| c.name.as_str() == "flaky").unwrap();
-        assert!(matches!(&flaky.status, quick_junit::TestCaseStatus::Success { flaky_runs } if flaky_runs.len() == 1));
+        assert!(
+            matches!(&flaky.status, quick_junit::TestCaseStatus::Success { flaky_runs } if flaky_runs.len() == 1)
+        );
         assert_eq!((back.tests, back.failures), (5, 1), "{junit}");
         // The report lists every attempt, counted by the last.
         let text = crate::report::render::suites(&report);
@@ -740,8 +791,14 @@ exit $status
         let retry = attempt_spec(&spec, Some(suite), 2, &failed);
         assert_eq!(
             retry.command,
-            ["ginkgo", "--procs=4", "--focus", r"Audit stores a batch of 150 events|pages \(1\+1\)", "./e2e"]
-                .map(OsString::from)
+            [
+                "ginkgo",
+                "--procs=4",
+                "--focus",
+                r"Audit stores a batch of 150 events|pages \(1\+1\)",
+                "./e2e"
+            ]
+            .map(OsString::from)
         );
         assert_eq!(retry.env["HARNESS_ATTEMPT"], "2");
         assert_eq!(
@@ -749,7 +806,10 @@ exit $status
             "[It] Audit stores a batch of 150 events [audit, slow]\npages (1+1)"
         );
         // No failed case known (no JUnit): the whole suite, as declared.
-        assert_eq!(attempt_spec(&spec, Some(suite), 2, &[]).command, spec.command);
+        assert_eq!(
+            attempt_spec(&spec, Some(suite), 2, &[]).command,
+            spec.command
+        );
         // Focus texts of names that are not Ginkgo's are left as they are.
         for (name, want) in [
             ("[It] a [b]", "a"),

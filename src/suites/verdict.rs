@@ -240,7 +240,10 @@ pub fn classify(histories: &[History], incidents: &[Incident]) -> Vec<CaseVerdic
             let (verdict, incident) = if passed_at_last {
                 match failed.iter().find(|(_, i)| i.is_none()) {
                     Some(_) => (Verdict::Flaky, None),
-                    None => (Verdict::Infrastructure, failed.first().and_then(|(_, i)| *i)),
+                    None => (
+                        Verdict::Infrastructure,
+                        failed.first().and_then(|(_, i)| *i),
+                    ),
                 }
             } else {
                 match failed.last().and_then(|(_, i)| *i) {
@@ -272,9 +275,7 @@ pub fn suites_passed(
 ) -> bool {
     let left_failed = verdicts.iter().any(|v| v.passed_on().is_none());
     let any_flaky = verdicts.iter().any(|v| v.verdict == Verdict::Flaky);
-    every_suite_passed_at_last
-        && !left_failed
-        && (!any_flaky || flaky == FlakyResult::Pass)
+    every_suite_passed_at_last && !left_failed && (!any_flaky || flaky == FlakyResult::Pass)
 }
 
 /// How long after a component was seen Ready again a failure may still be
@@ -413,9 +414,21 @@ mod tests {
         let oom = incident("OOMKilled", "22:40", Some("22:50"));
         let flap = incident("NotReady", "22:40", Some("22:50"));
         // (case, attempts, incidents, verdict, blamed on)
-        type Row = (&'static str, Vec<Attempt>, Vec<Incident>, Option<Verdict>, Option<&'static str>);
+        type Row = (
+            &'static str,
+            Vec<Attempt>,
+            Vec<Incident>,
+            Option<Verdict>,
+            Option<&'static str>,
+        );
         let table: Vec<Row> = vec![
-            ("passes", vec![attempt(1, true, "22:00", "22:01")], vec![oom.clone()], None, None),
+            (
+                "passes",
+                vec![attempt(1, true, "22:00", "22:01")],
+                vec![oom.clone()],
+                None,
+                None,
+            ),
             (
                 "failed once, no retry, no incident",
                 vec![attempt(1, false, "22:00", "22:01")],
@@ -425,14 +438,20 @@ mod tests {
             ),
             (
                 "started while it was down",
-                vec![attempt(1, false, "22:42", "22:43"), attempt(2, true, "23:10", "23:11")],
+                vec![
+                    attempt(1, false, "22:42", "22:43"),
+                    attempt(2, true, "23:10", "23:11"),
+                ],
                 vec![oom.clone()],
                 Some(Verdict::Infrastructure),
                 Some("OOMKilled"),
             ),
             (
                 "running when it was killed",
-                vec![attempt(1, false, "22:30", "22:41"), attempt(2, true, "23:10", "23:11")],
+                vec![
+                    attempt(1, false, "22:30", "22:41"),
+                    attempt(2, true, "23:10", "23:11"),
+                ],
                 vec![oom.clone()],
                 Some(Verdict::Infrastructure),
                 Some("OOMKilled"),
@@ -446,14 +465,20 @@ mod tests {
             ),
             (
                 "after recovery: flaky",
-                vec![attempt(1, false, "22:55", "22:56"), attempt(2, true, "23:10", "23:11")],
+                vec![
+                    attempt(1, false, "22:55", "22:56"),
+                    attempt(2, true, "23:10", "23:11"),
+                ],
                 vec![oom.clone()],
                 Some(Verdict::Flaky),
                 None,
             ),
             (
                 "before the incident: flaky",
-                vec![attempt(1, false, "22:00", "22:01"), attempt(2, true, "23:10", "23:11")],
+                vec![
+                    attempt(1, false, "22:00", "22:01"),
+                    attempt(2, true, "23:10", "23:11"),
+                ],
                 vec![oom.clone()],
                 Some(Verdict::Flaky),
                 None,
@@ -471,14 +496,20 @@ mod tests {
             ),
             (
                 "failed again with the infrastructure healthy: real",
-                vec![attempt(1, false, "22:45", "22:46"), attempt(2, false, "23:10", "23:11")],
+                vec![
+                    attempt(1, false, "22:45", "22:46"),
+                    attempt(2, false, "23:10", "23:11"),
+                ],
                 vec![oom.clone()],
                 Some(Verdict::Real),
                 None,
             ),
             (
                 "every attempt during an incident",
-                vec![attempt(1, false, "22:45", "22:46"), attempt(2, false, "23:10", "23:11")],
+                vec![
+                    attempt(1, false, "22:45", "22:46"),
+                    attempt(2, false, "23:10", "23:11"),
+                ],
                 vec![oom.clone(), incident("Crashed", "23:05", None)],
                 Some(Verdict::Infrastructure),
                 Some("Crashed"),
@@ -492,14 +523,20 @@ mod tests {
             ),
             (
                 "the most telling incident is cited",
-                vec![attempt(1, false, "22:45", "22:46"), attempt(2, true, "23:10", "23:11")],
+                vec![
+                    attempt(1, false, "22:45", "22:46"),
+                    attempt(2, true, "23:10", "23:11"),
+                ],
                 vec![flap.clone(), oom.clone()],
                 Some(Verdict::Infrastructure),
                 Some("OOMKilled"),
             ),
             (
                 "ended the second the incident began",
-                vec![attempt(1, false, "22:39", "22:40"), attempt(2, true, "23:10", "23:11")],
+                vec![
+                    attempt(1, false, "22:39", "22:40"),
+                    attempt(2, true, "23:10", "23:11"),
+                ],
                 vec![oom.clone()],
                 Some(Verdict::Infrastructure),
                 Some("OOMKilled"),
@@ -542,7 +579,12 @@ mod tests {
             (true, vec![verdict(Infrastructure, true)], Fail, true),
             (false, vec![verdict(Infrastructure, false)], Pass, false),
             (true, vec![verdict(Infrastructure, false)], Pass, false),
-            (false, vec![verdict(Real, false), verdict(Flaky, true)], Pass, false),
+            (
+                false,
+                vec![verdict(Real, false), verdict(Flaky, true)],
+                Pass,
+                false,
+            ),
             // A suite whose process failed at last fails the run, cases or not.
             (false, vec![], Pass, false),
         ];
@@ -602,7 +644,12 @@ mod tests {
             [
                 ("OOMKilled".into(), at("22:40"), plus("22:45"), ds.clone()),
                 ("NotReady".into(), at("22:41"), plus("22:45"), ds.clone()),
-                ("Deleted".into(), at("22:50"), plus("22:58"), Some("redis".into())),
+                (
+                    "Deleted".into(),
+                    at("22:50"),
+                    plus("22:58"),
+                    Some("redis".into())
+                ),
                 ("Crashed".into(), at("23:00"), plus("23:30"), ds),
                 ("NodeCondition".into(), at("23:01"), plus("23:02"), None),
                 ("Unreachable".into(), at("23:03"), plus("23:30"), None),
@@ -628,8 +675,11 @@ mod tests {
             "failed on its only attempt"
         );
         assert_eq!(
-            v(vec![attempt(1, false, "22:00", "22:01"), attempt(2, true, "22:02", "22:03")])
-                .attempts_text(),
+            v(vec![
+                attempt(1, false, "22:00", "22:01"),
+                attempt(2, true, "22:02", "22:03")
+            ])
+            .attempts_text(),
             "failed on attempt 1, passed on attempt 2"
         );
         assert_eq!(

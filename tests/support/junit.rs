@@ -40,7 +40,9 @@ pub fn validate_reruns(junit: &str) -> usize {
                         std::env::var("HARNESS_REQUIRE_ENGINE").as_deref() != Ok("1"),
                         "xmllint cannot run ({e}): scripts/install-deps installs libxml2-utils"
                     );
-                    eprintln!("skipped: xmllint cannot run ({e}); scripts/install-deps installs it");
+                    eprintln!(
+                        "skipped: xmllint cannot run ({e}); scripts/install-deps installs it"
+                    );
                     return usize::MAX;
                 }
             };
@@ -55,4 +57,3 @@ pub fn validate_reruns(junit: &str) -> usize {
     }
     checked
 }
-
