@@ -57,9 +57,16 @@ fn applied_by(events: &[DeployEvent], component: &str) -> Vec<String> {
         .collect()
 }
 
+/// The error with its causes (what the server said), then its diagnoses.
 fn render(e: &DeployError) -> String {
+    let mut chain = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        chain.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
     format!(
-        "{e}\n{}",
+        "{chain}\n{}",
         e.diagnoses().iter().map(|d| d.render()).collect::<String>()
     )
 }

@@ -5,7 +5,11 @@
 //! `/apis/apps/v1`: kube's `pinned_group`), cached per run. A kind the cache
 //! does not know is looked up again once before it is called unknown,
 //! because a CRD applied earlier in the same run only becomes servable once
-//! Established. Namespaced objects without a namespace get the component's;
+//! Established. Even then, an API server under load serves a new CRD's
+//! group in discovery (and its REST path) a moment after the CRD reads
+//! Established: objects of a kind whose CRD this applier applied are asked
+//! again for up to [`NEW_KIND_CATCH_UP`] before they are called unknown.
+//! Namespaced objects without a namespace get the component's;
 //! every object is applied with one field manager, `harness`, and `force`:
 //! the harness owns what it deploys, and a conflict with a field another
 //! manager set (say, `kubectl edit` during debugging) must not wedge the next
@@ -159,6 +163,24 @@ fn refusal(message: &str, unknown_field: Option<&str>, code: u16, reason: &str) 
 /// reached is asked again (see [`webhook_unreachable`]).
 pub const WEBHOOK_CATCH_UP: Duration = Duration::from_secs(30);
 
+/// How long an object of a kind whose CRD the same applier applied is
+/// asked again while the cluster does not serve it yet (see [`Applier`]).
+pub const NEW_KIND_CATCH_UP: Duration = Duration::from_secs(20);
+
+/// `(group, kind)` a CustomResourceDefinition defines; `None` for any
+/// other object.
+fn crd_defines(types: &kube::api::TypeMeta, data: &serde_json::Value) -> Option<(String, String)> {
+    if types.kind != "CustomResourceDefinition"
+        || !types.api_version.starts_with("apiextensions.k8s.io/")
+    {
+        return None;
+    }
+    let spec = data.get("spec")?;
+    let group = spec.get("group")?.as_str()?;
+    let kind = spec.get("names")?.get("kind")?.as_str()?;
+    Some((group.to_owned(), kind.to_owned()))
+}
+
 /// Whether the API server refused because it could not reach an admission
 /// webhook's endpoint (`failed calling webhook ...: connect: connection
 /// refused`, `no endpoints available for service`, a timeout): a state that
@@ -237,6 +259,9 @@ type Resolved = (ApiResource, ApiCapabilities);
 pub struct Applier {
     client: Client,
     cache: Mutex<HashMap<String, Vec<Resolved>>>,
+    /// `(group, kind)` of every CRD this applier applied: their objects
+    /// may be unknown for a moment after the CRD is Established.
+    defined: std::sync::Mutex<std::collections::HashSet<(String, String)>>,
     /// The server's version, asked for the first time an error needs it.
     server: tokio::sync::OnceCell<Option<String>>,
 }
@@ -247,6 +272,7 @@ impl Applier {
         Self {
             client,
             cache: Mutex::new(HashMap::new()),
+            defined: std::sync::Mutex::default(),
             server: tokio::sync::OnceCell::new(),
         }
     }
@@ -306,9 +332,37 @@ impl Applier {
         Ok(group.versioned_resources(&gvk.version))
     }
 
+    /// Whether this applier applied the CRD that defines `kind` in `group`.
+    fn defines(&self, group: &str, kind: &str) -> bool {
+        self.defined
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&(group.to_owned(), kind.to_owned()))
+    }
+
     /// Resolves `apiVersion`/`kind`, asking the server again once when the
-    /// cached answer does not know the kind.
+    /// cached answer does not know the kind — and, for a kind whose CRD
+    /// this applier applied, again with backoff for up to
+    /// [`NEW_KIND_CATCH_UP`].
     pub async fn resolve(&self, api_version: &str, kind: &str) -> Result<Resolved, ApplyError> {
+        let group = api_version.split_once('/').map_or("", |(g, _)| g);
+        let asked = tokio::time::Instant::now();
+        let mut pause = Duration::from_millis(100);
+        loop {
+            match self.resolve_once(api_version, kind).await {
+                Err(ApplyError::UnknownKind { .. })
+                    if self.defines(group, kind)
+                        && asked.elapsed() + pause <= NEW_KIND_CATCH_UP =>
+                {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn resolve_once(&self, api_version: &str, kind: &str) -> Result<Resolved, ApplyError> {
         let (group, version) = match api_version.split_once('/') {
             Some((g, v)) => (g, v),
             None => ("", api_version),
@@ -411,6 +465,10 @@ impl Applier {
         // address after the endpoint is published, and until then the API
         // server's call is refused. Such a refusal is asked again, with
         // backoff, for at most WEBHOOK_CATCH_UP; any other answer is final.
+        // Likewise a kind whose CRD this applier just applied: its REST
+        // path can answer 404 for a moment after the CRD is Established.
+        let group = types.api_version.split_once('/').map_or("", |(g, _)| g);
+        let new_kind = self.defines(group, &types.kind);
         let asked = tokio::time::Instant::now();
         let mut pause = Duration::from_millis(250);
         let applied = loop {
@@ -423,9 +481,25 @@ impl Applier {
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_secs(2));
                 }
+                Err(kube::Error::Api(status))
+                    if status.code == 404
+                        && new_kind
+                        && asked.elapsed() + pause <= NEW_KIND_CATCH_UP =>
+                {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
                 other => break other,
             }
         };
+        if let Ok(applied) = &applied
+            && let Some(defined) = crd_defines(&types, &applied.data)
+        {
+            self.defined
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(defined);
+        }
         let applied = match applied {
             Ok(applied) => applied,
             Err(kube::Error::Api(status)) => {
