@@ -69,6 +69,25 @@ fn kind_clusters() -> Vec<String> {
         .collect()
 }
 
+/// Takes the demo lane down if a test ends with it still up (a failed
+/// assertion on the way): the next demo-lane test needs its cluster name
+/// and its host ports. A test that passes has taken it down itself.
+struct TakeDownAfter<'a> {
+    repo: &'a Path,
+    image: &'a str,
+}
+
+impl Drop for TakeDownAfter<'_> {
+    fn drop(&mut self) {
+        if kind_clusters().iter().any(|c| c == "audit-e2e") {
+            run(
+                harness(self.repo, self.image).args(["down", "--lane", "audit"]),
+                "harness down (the test ended with the demo lane up)",
+            );
+        }
+    }
+}
+
 /// The bundles (`*.tar.gz`) directly under `dir`.
 fn bundles_in(dir: &Path) -> Vec<PathBuf> {
     std::fs::read_dir(dir)
@@ -115,6 +134,10 @@ fn demo_lane_test_reup_status_diagnose_gather_down() {
         !repo.join(".harness/state/audit.json").exists(),
         "the demo lane is up already (.harness/state/audit.json): `harness down --lane audit` first"
     );
+    let _down = TakeDownAfter {
+        repo: &repo,
+        image: &image,
+    };
     let started = Instant::now();
     let out = run(
         harness(&repo, &image).args(["test", "--lane", "audit", "--preserve"]),
@@ -279,6 +302,10 @@ fn demo_lane_crash_and_race_get_infrastructure_and_flaky_verdicts() {
         !kind_clusters().iter().any(|c| c == "audit-e2e"),
         "a kind cluster audit-e2e exists already: this test runs the demo lane, which makes it; delete it first"
     );
+    let _down = TakeDownAfter {
+        repo: &repo,
+        image: &image,
+    };
     let before = runs_now(&repo);
     let out = run(
         harness(&repo, &image)
