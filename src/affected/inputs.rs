@@ -294,8 +294,8 @@ fn strings_in(text: &str) -> Vec<String> {
 
 /// The existing files and directories a command's arguments name, relative
 /// to its working directory: `suites/audit.sh`, `--config=e2e/conf.yaml`'s
-/// path, Go's `./test/e2e/...` (its directory). A script's own reads (what
-/// it sources) are not followed.
+/// path, Go's `./test/e2e/...` (its directory), and what a named shell
+/// script sources ([`sourced_paths`]), recursively.
 pub fn named_paths(command: &[String], workdir: &Path) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = Vec::new();
     for arg in command {
@@ -314,5 +314,96 @@ pub fn named_paths(command: &[String], workdir: &Path) -> Vec<PathBuf> {
             }
         }
     }
+    let mut at = 0;
+    while at < out.len() {
+        let script = out[at].clone();
+        at += 1;
+        if !script.is_file() {
+            continue;
+        }
+        for path in sourced_paths(&script, workdir) {
+            if !out.contains(&path) {
+                out.push(path);
+            }
+        }
+    }
     out
+}
+
+/// What a shell script reads with `.` or `source`: `. "$(dirname "$0")/lib.sh"`,
+/// `source ./common.sh`, `. "${0%/*}/env.sh"`, each as an existing path (a
+/// relative one from the command's working directory, as the shell finds
+/// it). A sourced path that cannot be told without running the script (it
+/// names another variable) counts as the script's whole directory: when in
+/// doubt, a change there affects the suite. Nothing for a file that is not a
+/// shell script (by its `#!` line or its `.sh`/`.bash` name).
+pub fn sourced_paths(script: &Path, workdir: &Path) -> Vec<PathBuf> {
+    let Ok(text) = std::fs::read_to_string(script) else {
+        return Vec::new();
+    };
+    let shebang = text.lines().next().is_some_and(|l| {
+        l.starts_with("#!")
+            && ["sh", "bash", "dash", "ksh", "zsh"]
+                .iter()
+                .any(|s| l.split(['/', ' ']).any(|word| word == *s))
+    });
+    let named = script.extension().is_some_and(|e| e == "sh" || e == "bash");
+    if !shebang && !named {
+        return Vec::new();
+    }
+    let dir = script.parent().unwrap_or(Path::new("."));
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let line = line.trim_start();
+        let rest = match line.split_once(char::is_whitespace) {
+            Some((".", rest)) | Some(("source", rest)) => rest.trim(),
+            _ => continue,
+        };
+        // The first word, quotes taken out: `"$(dirname "$0")/lib.sh"`.
+        let word = first_word(rest);
+        let spelled = [
+            "$(dirname \"$0\")",
+            "$(dirname -- \"$0\")",
+            "$(dirname $0)",
+            "`dirname $0`",
+            "`dirname \"$0\"`",
+            "${0%/*}",
+        ]
+        .iter()
+        .find_map(|d| word.strip_prefix(d));
+        let path = match spelled {
+            Some(rest) => normalize(&dir.join(rest.trim_start_matches('/'))),
+            None => normalize(&workdir.join(word.trim_matches('"').trim_matches('\''))),
+        };
+        let path = if word.contains('$') && spelled.is_none_or(|r| r.contains('$')) {
+            normalize(dir)
+        } else {
+            path
+        };
+        if path.exists() && !out.contains(&path) {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// The first shell word of `text`: up to the first whitespace outside
+/// double quotes and `$(...)`, with its outer double quotes taken out.
+fn first_word(text: &str) -> String {
+    let mut word = String::new();
+    let (mut quoted, mut depth) = (false, 0usize);
+    for c in text.chars() {
+        match c {
+            '"' if depth == 0 => {
+                quoted = !quoted;
+                continue;
+            }
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            c if c.is_whitespace() && !quoted && depth == 0 => break,
+            _ => {}
+        }
+        word.push(c);
+    }
+    word
 }

@@ -1,6 +1,6 @@
 use std::path::{Path, PathBuf};
 
-use super::inputs::{named_paths, normalize};
+use super::inputs::{named_paths, normalize, sourced_paths};
 use super::*;
 
 /// A project of three lanes in a scratch directory: `one` loads image `a`,
@@ -30,7 +30,11 @@ fn project(dir: &Path, with_bare_build: bool) -> Project {
         "m/common.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n",
     );
-    write("suites/e2e.sh", "true\n");
+    write(
+        "suites/e2e.sh",
+        "#!/bin/sh\n. \"$(dirname \"$0\")/lib.sh\"\ntrue\n",
+    );
+    write("suites/lib.sh", "PREFIX=e2e\n");
     let bare = if with_bare_build {
         "host_builds:\n  gen: { command: [make] }\n"
     } else {
@@ -259,6 +263,60 @@ fn commands_name_files_and_go_packages() {
     assert_eq!(
         named_paths(&command, d),
         vec![d.join("run.sh"), d.join("conf.yaml"), d.join("test/e2e")]
+    );
+}
+
+#[test]
+fn a_file_a_suite_script_sources_picks_the_lanes_that_run_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = project(dir.path(), false);
+    let found = lanes_for(&project, &["suites/lib.sh"]);
+    assert_eq!(found.lanes, ["both"]);
+    assert_eq!(
+        found.affected[0].reasons[0].to_string(),
+        "suite e2e: suites/lib.sh changed"
+    );
+}
+
+#[test]
+fn what_a_shell_script_sources_is_found_as_the_shell_would() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("s/lib")).unwrap();
+    for f in ["s/a.sh", "s/b.sh", "s/c.sh", "common.sh", "s/lib/x.sh"] {
+        std::fs::write(d.join(f), "").unwrap();
+    }
+    let script = d.join("s/run");
+    std::fs::write(
+        &script,
+        "#!/usr/bin/env bash\n\
+         . \"$(dirname \"$0\")/a.sh\"\n\
+         source $(dirname $0)/b.sh\n\
+         . \"${0%/*}/c.sh\" --quiet\n\
+         . ./common.sh\n\
+         . \"$(dirname -- \"$0\")/lib/x.sh\"\n\
+         . \"$(dirname \"$0\")/missing.sh\"\n\
+         echo . not-a-source.sh\n",
+    )
+    .unwrap();
+    assert_eq!(
+        sourced_paths(&script, d),
+        ["s/a.sh", "s/b.sh", "s/c.sh", "common.sh", "s/lib/x.sh"].map(|f| d.join(f))
+    );
+    // A path that names another variable cannot be told: the script's
+    // whole directory counts.
+    std::fs::write(&script, "#!/bin/sh\n. \"$LIBDIR/x.sh\"\n").unwrap();
+    assert_eq!(sourced_paths(&script, d), [d.join("s")]);
+    // Not a shell script: nothing is read from it.
+    std::fs::write(d.join("s/conf.yaml"), ". s/a.sh\n").unwrap();
+    assert!(sourced_paths(&d.join("s/conf.yaml"), d).is_empty());
+    // Through the command, recursively: lib/x.sh sources a third file.
+    std::fs::write(d.join("s/lib/x.sh"), ". ./s/c.sh\n. ./common.sh\n").unwrap();
+    std::fs::write(&script, "#!/bin/sh\n. \"$(dirname \"$0\")/lib/x.sh\"\n").unwrap();
+    let command: Vec<String> = ["sh", "s/run"].map(String::from).to_vec();
+    assert_eq!(
+        named_paths(&command, d),
+        ["s/run", "s/lib/x.sh", "s/c.sh", "common.sh"].map(|f| d.join(f))
     );
 }
 
