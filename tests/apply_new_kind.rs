@@ -46,17 +46,7 @@ fn lagging(lag: usize) -> (kube::Client, fake_api::Log) {
             200,
             json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": []}).to_string(),
         ),
-        ("GET", "/apis/apiextensions.k8s.io/v1") => Reply::Json(
-            200,
-            resources(
-                "apiextensions.k8s.io/v1",
-                &[(
-                    "customresourcedefinitions",
-                    "CustomResourceDefinition",
-                    false,
-                )],
-            ),
-        ),
+        ("GET", "/apis/apiextensions.k8s.io/v1") => fake_api::crd_discovery(),
         (
             "PATCH",
             "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/gadgets.kinds.harness.dev",

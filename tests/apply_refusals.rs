@@ -23,17 +23,7 @@ fn server_1_20(req: &fake_api::Req) -> Reply {
     match (req.method.as_str(), req.path.as_str()) {
         ("GET", "/version") => captured("version.json", 200),
         ("GET", "/apis") => captured("apis.json", 200),
-        ("GET", "/apis/apiextensions.k8s.io/v1") => Reply::Json(
-            200,
-            resources(
-                "apiextensions.k8s.io/v1",
-                &[(
-                    "customresourcedefinitions",
-                    "CustomResourceDefinition",
-                    false,
-                )],
-            ),
-        ),
+        ("GET", "/apis/apiextensions.k8s.io/v1") => fake_api::crd_discovery(),
         ("GET", "/apis/apps/v1") => Reply::Json(
             200,
             resources("apps/v1", &[("deployments", "Deployment", true)]),

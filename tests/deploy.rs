@@ -428,17 +428,7 @@ async fn a_lane_deploys_wave_by_wave_with_crds_first() {
     let project = two_wave_project(dir.path());
     let crd = fixture("crd/crd.widgets.example.com.json");
     let (client, log) = spawn(move |req| match (req.method.as_str(), req.path.as_str()) {
-        ("GET", "/apis/apiextensions.k8s.io/v1") => Reply::Json(
-            200,
-            resources(
-                "apiextensions.k8s.io/v1",
-                &[(
-                    "customresourcedefinitions",
-                    "CustomResourceDefinition",
-                    false,
-                )],
-            ),
-        ),
+        ("GET", "/apis/apiextensions.k8s.io/v1") => fake_api::crd_discovery(),
         ("GET", "/api/v1") => Reply::Json(
             200,
             resources(

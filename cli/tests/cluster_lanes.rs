@@ -327,12 +327,7 @@ fn demo_lane_crash_and_race_get_infrastructure_and_flaky_verdicts() {
     let run_dir = newest_run(&repo, &before);
     let bundle = run_bundle(&run_dir);
     let unpacked = bundle::assert_complete(&bundle);
-    let root = std::fs::read_dir(unpacked.path())
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let root = bundle::top(&unpacked);
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(root.join("harness/summary.json")).unwrap())
             .unwrap();
@@ -578,12 +573,7 @@ fn sigterm_during_the_suites_gathers_then_deletes_the_cluster() {
     );
     // And the run's story: its events up to the gather, the diagnosis of
     // the lane as the suite left it, and a README that says how it went.
-    let root = std::fs::read_dir(unpacked.path())
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let root = bundle::top(&unpacked);
     let events = std::fs::read_to_string(root.join("harness/events.jsonl")).unwrap();
     assert!(
         events.starts_with("{\"at\":") && events.contains("\"event\":\"run_started\""),

@@ -1028,12 +1028,7 @@ fn sigint_during_harness_gather_leaves_nothing_and_the_next_gather_publishes() {
     let unpacked = bundle::assert_complete(&archives[0]);
     // Gathered outside a run, the bundle carries the story of the `harness
     // up` that made the environment: its recorded events, how it ended.
-    let root = std::fs::read_dir(unpacked.path())
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let root = bundle::top(&unpacked);
     let recorded = recorded_events(&root);
     let state: Value = serde_json::from_str(
         &std::fs::read_to_string(standin.root().join(".harness/state/main.json")).unwrap(),

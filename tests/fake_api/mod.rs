@@ -181,6 +181,22 @@ pub fn resources(group_version: &str, resources: &[(&str, &str, bool)]) -> Strin
     .to_string()
 }
 
+/// The discovery document of `apiextensions.k8s.io/v1`, for servers that
+/// are applied a CRD.
+pub fn crd_discovery() -> Reply {
+    Reply::Json(
+        200,
+        resources(
+            "apiextensions.k8s.io/v1",
+            &[(
+                "customresourcedefinitions",
+                "CustomResourceDefinition",
+                false,
+            )],
+        ),
+    )
+}
+
 /// A 404 Status.
 pub fn not_found(what: &str) -> Reply {
     Reply::Json(

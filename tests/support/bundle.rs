@@ -38,6 +38,16 @@ pub fn assert_complete(bundle: &Path) -> tempfile::TempDir {
     out
 }
 
+/// The one directory at the top of a bundle [`assert_complete`] unpacked.
+pub fn top(unpacked: &tempfile::TempDir) -> PathBuf {
+    std::fs::read_dir(unpacked.path())
+        .unwrap()
+        .next()
+        .expect("a directory at the top")
+        .unwrap()
+        .path()
+}
+
 pub fn files_under(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
