@@ -221,7 +221,6 @@ const SUITE: &str = "#!/bin/sh\nwhile [ ! -e go ]; do sleep 0.05; done\necho don
 /// at the fake API server), two suites running, and gather while a pod's
 /// log is on its way.
 #[test]
-#[ignore = "unfinished: the gather frame never appears (gather does not wait on the held pod log); the docs show none of these frames"]
 fn the_frames_of_images_load_suites_and_gather_in_one_run() {
     if !node::engine_available() {
         return;

@@ -128,6 +128,22 @@ impl<'a> Count<'a> {
         }
     }
 
+    /// Tells the count a [`Count::one_done`] held back, if any: without
+    /// it, collectors that finish within one interval of each other while
+    /// another runs long (a log on its way) would show as not done until
+    /// that one ends.
+    fn flush(&self) {
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
+        if !state.1.flush() {
+            return;
+        }
+        let done = state.0;
+        drop(state);
+        self.tell(done);
+    }
+
     fn one_done(&self) {
         let Ok(mut state) = self.state.lock() else {
             return;
@@ -269,16 +285,29 @@ pub async fn collect<S: Source>(source: &S, request: &Request, writer: &mut Bund
     }
     let count = Count::new(request.progress.as_ref(), jobs.len());
     let count = &count;
-    stream::iter(jobs)
-        .for_each_concurrent(request.concurrency.max(1), |job| async move {
+    let work =
+        stream::iter(jobs).for_each_concurrent(request.concurrency.max(1), |job| async move {
             let what = job.what();
             let job = async { run(source, request, writer, job).await.map_err(|(_, e)| e) };
             if let Err(e) = bounded(request.collector_timeout, job).await {
                 writer.record_failure(what, e);
             }
             count.one_done();
-        })
-        .await;
+        });
+    // What the throttle held back is told once its interval has passed.
+    let flush = async {
+        if request.progress.is_none() {
+            return std::future::pending().await;
+        }
+        loop {
+            tokio::time::sleep(crate::throttle::PROGRESS_INTERVAL).await;
+            count.flush();
+        }
+    };
+    tokio::select! {
+        () = work => {}
+        () = flush => {}
+    }
 }
 
 async fn run<S: Source>(
@@ -390,6 +419,8 @@ mod tests {
         logs: HashMap<(String, String, bool), String>,
         fail_objects: bool,
         log_calls: Mutex<Vec<String>>,
+        /// A pod whose logs wait for a permit.
+        held: Option<(String, std::sync::Arc<tokio::sync::Semaphore>)>,
     }
 
     impl Captured {
@@ -433,6 +464,7 @@ mod tests {
                 logs,
                 fail_objects: false,
                 log_calls: Mutex::default(),
+                held: None,
             }
         }
     }
@@ -488,6 +520,11 @@ mod tests {
                 .lock()
                 .unwrap()
                 .push(format!("{pod}/{container}/{previous}"));
+            if let Some((held, gate)) = &self.held
+                && held == pod
+            {
+                let _ = gate.acquire().await.unwrap();
+            }
             let text = self
                 .logs
                 .get(&(pod.to_string(), container.to_string(), previous))
@@ -535,6 +572,48 @@ mod tests {
         assert_eq!(heard.first(), Some(&(0, total)), "told before any runs");
         assert_eq!(heard.last(), Some(&(total, total)), "and when all are done");
         assert!(heard.windows(2).all(|w| w[0].0 < w[1].0), "{heard:?}");
+    }
+
+    /// The gather frame's count while one log is on its way: every other
+    /// collector is told done, though they all finished within one
+    /// throttle interval of each other.
+    #[tokio::test]
+    async fn collectors_done_while_one_runs_long_are_told_within_an_interval() {
+        let out = tempfile::tempdir().unwrap();
+        let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+        let source = Captured {
+            held: Some(("web-57f64b4f4d-5bqnc".into(), gate.clone())),
+            ..Captured::new()
+        };
+        let mut writer = BundleWriter::create(out.path(), "b", vec![]).unwrap();
+        let heard = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let (tell, mut told) = tokio::sync::watch::channel((0, 0));
+        let request = Request {
+            progress: Some(Told({
+                let heard = heard.clone();
+                std::sync::Arc::new(move |done, total| {
+                    heard.lock().unwrap().push((done, total));
+                    tell.send_replace((done, total));
+                })
+            })),
+            concurrency: 64,
+            ..request()
+        };
+        let (seen, ()) = tokio::join!(
+            async {
+                let all_but_one = told.wait_for(|(done, total)| done + 1 == *total);
+                let seen = tokio::time::timeout(Duration::from_secs(10), all_but_one)
+                    .await
+                    .is_ok();
+                gate.add_permits(1);
+                seen
+            },
+            collect(&source, &request, &mut writer)
+        );
+        let heard = heard.lock().unwrap();
+        assert!(seen, "never told all but the held log done: {heard:?}");
+        let total = heard[0].1;
+        assert_eq!(heard.last(), Some(&(total, total)), "{heard:?}");
     }
 
     #[tokio::test]

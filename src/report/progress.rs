@@ -541,9 +541,17 @@ fn suites(view: &LiveView, now: Timestamp) -> (String, Vec<String>) {
         n => summary.push_str(&format!(", {n} incidents")),
     }
     let w = column(s.running.keys().map(String::as_str));
-    let details = s
-        .running
-        .iter()
+    // In the lane file's order: suites that start together start in any
+    // order, and the frame must not shuffle with them.
+    let mut running: Vec<(&String, &Timestamp)> = s.running.iter().collect();
+    running.sort_by_key(|(name, _)| {
+        s.planned
+            .iter()
+            .position(|(n, _)| n == *name)
+            .unwrap_or(usize::MAX)
+    });
+    let details = running
+        .into_iter()
         .map(|(name, started)| {
             let elapsed = clock(since(*started, now));
             match s.planned.iter().find(|(n, _)| n == name) {
@@ -893,6 +901,37 @@ mod tests {
             },
         );
         assert_eq!(s.frame(9.0, 100), doomed);
+    }
+
+    #[test]
+    fn running_suites_are_listed_in_the_lane_files_order_whichever_started_first() {
+        let mut s = Script::default();
+        s.event(0.0, started(Phase::Suites)).progress(
+            0.0,
+            Progress::SuitesPlanned {
+                suites: vec![
+                    ("audit".into(), Duration::from_secs(60)),
+                    ("storage".into(), Duration::from_secs(60)),
+                ],
+            },
+        );
+        for suite in ["storage", "audit"] {
+            s.event(
+                0.1,
+                Event::SuiteStarted {
+                    suite: suite.into(),
+                    namespace: None,
+                },
+            );
+        }
+        let frame = s.frame(1.0, 100);
+        let at = |name: &str| {
+            frame
+                .lines()
+                .position(|l| l.starts_with(&format!("  {name} ")))
+                .unwrap_or_else(|| panic!("no line for {name}: {frame}"))
+        };
+        assert!(at("audit") < at("storage"), "{frame}");
     }
 
     #[test]
