@@ -272,17 +272,20 @@ fn the_frames_of_images_load_suites_and_gather_in_one_run() {
     let node = Node::start();
     let mut command = project.command(&["test", "--gather", "always"]);
     command.env_remove("CI").env("STANDIN_KIND_DIR", &kind_dir);
-    let terminal = Terminal::spawn(&mut command, COLUMNS, 40);
+    // Wide enough that no line of these frames is cut: where the cut falls
+    // in the load's line would depend on how wide its rate prints.
+    let terminal = Terminal::spawn(&mut command, 120, 40);
     let images = terminal.frame("the build's step", |f| {
         f.contains(" images ") && f.contains("  datastorage  building") && f.contains(" : RUN dd ")
     });
     let load = terminal.frame("the load streaming", |f| {
         f.contains(" load ")
             && f.lines().any(|l| {
-                // Its rate measured; at 100 columns the time left is cut.
+                // Its rate measured, and the time left.
                 l.starts_with(&format!("  {CLUSTER}-control-plane: datastorage  ["))
                     && l.contains(" of ~")
-                    && l.contains("/s")
+                    && l.contains("/s, ~")
+                    && l.ends_with(" left")
             })
     });
     let suites = terminal.frame("both suites running", |f| {
