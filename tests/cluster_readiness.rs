@@ -159,3 +159,76 @@ async fn a_healthy_deployment_and_its_service_are_ready_after_the_settle_window(
     );
     eprintln!("healthy: Ready after {:?}", report.components[0].elapsed);
 }
+
+/// A second deploy of pods that have been Ready longer than the settle
+/// window (a second `up` of a lane that is up) does not wait the window
+/// again: readiness that held by the pods' own record, on the API server's
+/// clock (its `Date`), is credited. The first deploy waits it out.
+#[tokio::test]
+async fn a_second_deploy_of_pods_ready_longer_than_the_window_does_not_wait_it_again() {
+    let Some(kubeconfig) = cluster::kubeconfig() else {
+        return;
+    };
+    let settle = Duration::from_secs(4);
+    let client = cluster::client(&kubeconfig).await;
+    let ns = cluster::namespace("held");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("c.yaml"), deployment("web", "", HEALTHY)).unwrap();
+    std::fs::write(
+        dir.path().join("harness.yaml"),
+        format!(
+            "namespace: {ns}\ncluster:\n  provider: existing\n  existing: {{kubeconfig: {}}}\n\
+             components:\n  c: {{manifests: [c.yaml], settle: {}s}}\nlanes:\n  l: {{components: [c]}}\n",
+            kubeconfig.display(),
+            settle.as_secs()
+        ),
+    )
+    .unwrap();
+    let project = harness::config::load(&dir.path().join("harness.yaml")).unwrap();
+    let deploy = || async {
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let start = tokio::time::Instant::now();
+        harness::deploy::deploy_lane(
+            &client,
+            &project,
+            &project.lanes["l"],
+            &indexmap::IndexMap::new(),
+            tx,
+            start + Duration::from_secs(120),
+        )
+        .await
+        .map(|report| report.components[0].elapsed)
+    };
+    let first = deploy().await;
+    // Until the pods have certainly been Ready a whole window, by the
+    // server's clock.
+    let pods: kube::Api<k8s_openapi::api::core::v1::Pod> =
+        kube::Api::namespaced(client.clone(), &ns);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let held = loop {
+        let listed = pods.list(&Default::default()).await.unwrap().items;
+        let server = harness::k8s::server_time::ServerTime::ask(&client)
+            .await
+            .expect("the API server sends its Date");
+        let held = harness::readiness::settle::held_since(&listed)
+            .map(|since| server.certainly_since(since));
+        if held.is_some_and(|h| h >= settle) || tokio::time::Instant::now() > deadline {
+            break held;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let second = deploy().await;
+    cluster::delete_namespace(&client, &ns).await;
+    let first = first.unwrap_or_else(|e| panic!("the first deploy: {e}"));
+    assert!(
+        first >= settle,
+        "the first deploy waits the window: {first:?}"
+    );
+    assert!(held.is_some_and(|h| h >= settle), "held {held:?}");
+    let second = second.unwrap_or_else(|e| panic!("the second deploy: {e}"));
+    assert!(
+        second < settle,
+        "the second deploy credits readiness that held: Ready after {second:?}"
+    );
+    eprintln!("first deploy Ready after {first:?}, second after {second:?}");
+}

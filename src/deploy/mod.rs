@@ -524,6 +524,8 @@ async fn deploy_lane_with<F: Future<Output = ()>>(
     clock: Clock,
     ready: impl Fn(&Component) -> F,
 ) -> Result<DeployReport, DeployError> {
+    // Readiness that already held is credited only on the server's clock.
+    let clock = clock.with_server(crate::k8s::server_time::ServerTime::ask(client).await);
     let ctx = Ctx {
         clock,
         client,

@@ -52,6 +52,7 @@ use tokio::time::Instant;
 use super::apply::AppliedObject;
 use super::judge::{Judgement, Outcome, Restarted, Rules, Snapshot, Tracked, judge_restarted};
 use super::progress::{LiveState, live_state};
+use crate::k8s::server_time::ServerTime;
 use crate::readiness::classify::Tolerance;
 use crate::readiness::kinds::{self, Pods, Watch};
 use crate::readiness::rules::called_services;
@@ -68,10 +69,15 @@ pub const WATCH_FAILURES_REPORTED: u32 = 3;
 /// The time judgements are made at: the wall clock when the wait started
 /// plus the (tokio) time since, so that replayed captures can be judged at
 /// the time they were captured, under tokio's paused clock.
+///
+/// It may also carry a reading of the API server's clock
+/// ([`Clock::with_server`]): only then is readiness that already held by
+/// the pods' own record credited to the settle window.
 #[derive(Clone, Copy, Debug)]
 pub struct Clock {
     origin: Timestamp,
     at: Instant,
+    server: Option<ServerTime>,
 }
 
 impl Clock {
@@ -85,7 +91,18 @@ impl Clock {
         Self {
             origin,
             at: Instant::now(),
+            server: None,
         }
+    }
+
+    /// The same clock, with a reading of the API server's.
+    pub fn with_server(self, server: Option<ServerTime>) -> Self {
+        Self { server, ..self }
+    }
+
+    /// The reading of the API server's clock, if there is one.
+    pub fn server(&self) -> Option<ServerTime> {
+        self.server
     }
 
     /// The current time.
@@ -805,6 +822,20 @@ impl Waiter {
 
     /// Whether the component needs its readiness to hold: it has pods that
     /// run for good (a Job's finish; a ConfigMap has none).
+    /// How long the component's readiness has already held by its pods'
+    /// own record ([`settle::held_since`]), on the API server's clock, at
+    /// most the whole window: a component that has been Ready for minutes
+    /// (a second `up`) is not made to wait again. Nothing without a reading
+    /// of the server's clock: the host's may be off.
+    fn already_held(&self) -> Duration {
+        let Some(server) = self.spec.clock.server() else {
+            return Duration::ZERO;
+        };
+        settle::held_since(self.snapshot.workload_pods())
+            .map_or(Duration::ZERO, |since| server.certainly_since(since))
+            .min(self.spec.settle)
+    }
+
     fn settles(&self) -> bool {
         !self.spec.settle.is_zero() && self.has_pods()
     }
@@ -927,7 +958,8 @@ impl Waiter {
                     return self.end(judgement, Ended::Ready);
                 }
                 self.baseline = Some(Baseline::of(self.snapshot.workload_pods()));
-                self.holding = Some(Instant::now());
+                let now = Instant::now();
+                self.holding = Some(now.checked_sub(self.already_held()).unwrap_or(now));
             }
             let settled_at = self.holding.map(|since| since + self.spec.settle);
             if settled_at.is_some_and(|at| Instant::now() >= at) {

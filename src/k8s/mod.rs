@@ -12,6 +12,7 @@ pub mod access;
 pub mod client;
 pub mod evidence;
 pub mod namespaces;
+pub mod server_time;
 
 pub use client::{ClientError, ClusterAccess, connect};
 pub use evidence::{LogTail, PodEvidence, fetch_pod_evidence};

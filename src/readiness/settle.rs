@@ -47,6 +47,48 @@ pub fn all_ready<'a>(pods: impl IntoIterator<Item = &'a Pod>) -> bool {
     pods.into_iter().filter(|p| is_live(p)).all(pod_ready)
 }
 
+/// Since when the pods' readiness has held by their own record: the latest
+/// `Ready` transition among the live pods, when every one of them is Ready
+/// with a transition time and none of their containers ended or started
+/// again after its pod's transition. `None` when there are no live pods or
+/// any of them says otherwise: then nothing is credited, and the settle
+/// window is waited out whole. Times are the API server's, to the second.
+pub fn held_since<'a>(pods: impl IntoIterator<Item = &'a Pod>) -> Option<Timestamp> {
+    let mut latest: Option<Timestamp> = None;
+    for pod in pods.into_iter().filter(|p| is_live(p)) {
+        let conds = pod.status.as_ref()?.conditions.as_deref();
+        let ready = conditions::find(conds, "Ready")?;
+        if ready.status() != "True" {
+            return None;
+        }
+        let since = ready.last_transition()?;
+        for (init, cs) in statuses(pod) {
+            if init {
+                continue;
+            }
+            let state = cs.state.as_ref();
+            if state.is_some_and(|s| s.terminated.is_some() || s.waiting.is_some()) {
+                return None;
+            }
+            let started = state
+                .and_then(|s| s.running.as_ref())
+                .and_then(|r| r.started_at.as_ref())
+                .map(|t| t.0);
+            let ended = cs
+                .last_state
+                .as_ref()
+                .and_then(|s| s.terminated.as_ref())
+                .and_then(|t| t.finished_at.as_ref())
+                .map(|t| t.0);
+            if started.is_some_and(|t| t > since) || ended.is_some_and(|t| t > since) {
+                return None;
+            }
+        }
+        latest = Some(latest.map_or(since, |l| l.max(since)));
+    }
+    latest
+}
+
 /// One container as it was when readiness started.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct ContainerSeen {
@@ -251,4 +293,92 @@ pub fn restarted(changes: &[Disturbance]) -> BTreeSet<(String, ContainerRef)> {
         .filter(|d| d.restarted)
         .filter_map(|d| Some((d.pod_uid.clone(), d.container.clone()?)))
         .collect()
+}
+
+#[cfg(test)]
+mod held_tests {
+    use super::*;
+
+    fn pod(path: &str) -> Pod {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/k8s")
+            .join(path);
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    fn healthy() -> Pod {
+        pod("deploy-healthy/pod.web-57f64b4f4d-5bqnc.json")
+    }
+
+    fn at(text: &str) -> Timestamp {
+        text.parse().unwrap()
+    }
+
+    fn with(pod: &Pod, edit: impl FnOnce(&mut serde_json::Value)) -> Pod {
+        let mut v = serde_json::to_value(pod).unwrap();
+        edit(&mut v);
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn a_ready_pod_has_held_since_its_ready_transition() {
+        // Captured on the 1.20 test cluster: started 14:16:45, Ready 14:16:47.
+        assert_eq!(held_since([&healthy()]), Some(at("2026-11-22T14:16:47Z")));
+    }
+
+    #[test]
+    fn several_pods_have_held_since_the_latest_of_them_became_ready() {
+        let later = with(&healthy(), |v| {
+            v["metadata"]["uid"] = "other".into();
+            v["status"]["conditions"][1]["lastTransitionTime"] = "2026-11-22T14:17:30Z".into();
+        });
+        assert_eq!(
+            held_since([&healthy(), &later]),
+            Some(at("2026-11-22T14:17:30Z"))
+        );
+    }
+
+    #[test]
+    fn nothing_is_credited_where_a_pod_says_otherwise() {
+        // Not Ready (the captured crash loop), and no pods at all.
+        assert_eq!(held_since([&pod("pod-crashloop/pod.crashloop.json")]), None);
+        assert_eq!(held_since(std::iter::empty::<&Pod>()), None);
+        // A container that ended after the pod's Ready transition (a status
+        // caught between the crash and the kubelet's NotReady).
+        let crashed_since = with(&healthy(), |v| {
+            v["status"]["containerStatuses"][0]["restartCount"] = 1.into();
+            v["status"]["containerStatuses"][0]["lastState"] = serde_json::json!({
+                "terminated": {"exitCode": 3, "reason": "Error",
+                               "startedAt": "2026-11-22T14:16:45Z",
+                               "finishedAt": "2026-11-22T14:16:50Z"}});
+        });
+        assert_eq!(held_since([&crashed_since]), None);
+        // One that started again after it.
+        let restarted = with(&healthy(), |v| {
+            v["status"]["containerStatuses"][0]["state"]["running"]["startedAt"] =
+                "2026-11-22T14:16:52Z".into();
+        });
+        assert_eq!(held_since([&restarted]), None);
+        // Ready without a transition time: nothing to count from.
+        let untimed = with(&healthy(), |v| {
+            v["status"]["conditions"][1]
+                .as_object_mut()
+                .unwrap()
+                .remove("lastTransitionTime");
+        });
+        assert_eq!(held_since([&untimed]), None);
+    }
+
+    #[test]
+    fn a_restart_before_the_ready_transition_is_history() {
+        // Crashed once at 14:16:40, Ready again since 14:16:47.
+        let recovered = with(&healthy(), |v| {
+            v["status"]["containerStatuses"][0]["restartCount"] = 1.into();
+            v["status"]["containerStatuses"][0]["lastState"] = serde_json::json!({
+                "terminated": {"exitCode": 3, "reason": "Error",
+                               "startedAt": "2026-11-22T14:16:38Z",
+                               "finishedAt": "2026-11-22T14:16:40Z"}});
+        });
+        assert_eq!(held_since([&recovered]), Some(at("2026-11-22T14:16:47Z")));
+    }
 }
