@@ -820,8 +820,6 @@ impl Waiter {
         self.snapshot.related_pending = !self.related_listed();
     }
 
-    /// Whether the component needs its readiness to hold: it has pods that
-    /// run for good (a Job's finish; a ConfigMap has none).
     /// How long the component's readiness has already held by its pods'
     /// own record ([`settle::held_since`]), on the API server's clock, at
     /// most the whole window: a component that has been Ready for minutes
@@ -836,6 +834,8 @@ impl Waiter {
             .min(self.spec.settle)
     }
 
+    /// Whether the component needs its readiness to hold: it has pods that
+    /// run for good (a Job's finish; a ConfigMap has none).
     fn settles(&self) -> bool {
         !self.spec.settle.is_zero() && self.has_pods()
     }
