@@ -167,6 +167,34 @@ pub const WEBHOOK_CATCH_UP: Duration = Duration::from_secs(30);
 /// asked again while the cluster does not serve it yet (see [`Applier`]).
 pub const NEW_KIND_CATCH_UP: Duration = Duration::from_secs(20);
 
+/// Exponential backoff for an answer that passes by itself: each pause
+/// twice the last, up to a longest one, while the time since the first
+/// ask plus the next pause stays within a limit.
+struct Backoff {
+    asked: tokio::time::Instant,
+    pause: Duration,
+}
+
+impl Backoff {
+    fn new(first: Duration) -> Self {
+        Self {
+            asked: tokio::time::Instant::now(),
+            pause: first,
+        }
+    }
+
+    /// Waits the next pause and says true, or says false at once when it
+    /// would go past `limit`.
+    async fn again(&mut self, limit: Duration, most: Duration) -> bool {
+        if self.asked.elapsed() + self.pause > limit {
+            return false;
+        }
+        tokio::time::sleep(self.pause).await;
+        self.pause = (self.pause * 2).min(most);
+        true
+    }
+}
+
 /// `(group, kind)` a CustomResourceDefinition defines; `None` for any
 /// other object.
 fn crd_defines(types: &kube::api::TypeMeta, data: &serde_json::Value) -> Option<(String, String)> {
@@ -346,18 +374,17 @@ impl Applier {
     /// [`NEW_KIND_CATCH_UP`].
     pub async fn resolve(&self, api_version: &str, kind: &str) -> Result<Resolved, ApplyError> {
         let group = api_version.split_once('/').map_or("", |(g, _)| g);
-        let asked = tokio::time::Instant::now();
-        let mut pause = Duration::from_millis(100);
+        let mut backoff = Backoff::new(Duration::from_millis(100));
         loop {
-            match self.resolve_once(api_version, kind).await {
-                Err(ApplyError::UnknownKind { .. })
-                    if self.defines(group, kind)
-                        && asked.elapsed() + pause <= NEW_KIND_CATCH_UP =>
-                {
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_secs(1));
-                }
-                other => return other,
+            let resolved = self.resolve_once(api_version, kind).await;
+            let unknown_new = matches!(resolved, Err(ApplyError::UnknownKind { .. }))
+                && self.defines(group, kind);
+            if !(unknown_new
+                && backoff
+                    .again(NEW_KIND_CATCH_UP, Duration::from_secs(1))
+                    .await)
+            {
+                return resolved;
             }
         }
     }
@@ -469,27 +496,22 @@ impl Applier {
         // path can answer 404 for a moment after the CRD is Established.
         let group = types.api_version.split_once('/').map_or("", |(g, _)| g);
         let new_kind = self.defines(group, &types.kind);
-        let asked = tokio::time::Instant::now();
-        let mut pause = Duration::from_millis(250);
+        let mut backoff = Backoff::new(Duration::from_millis(250));
         let applied = loop {
-            match api.patch(&name, &params, &Patch::Apply(&object)).await {
-                Ok(applied) => break Ok(applied),
-                Err(kube::Error::Api(status))
-                    if webhook_unreachable(&status.message)
-                        && asked.elapsed() + pause <= WEBHOOK_CATCH_UP =>
-                {
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_secs(2));
+            let applied = api.patch(&name, &params, &Patch::Apply(&object)).await;
+            // (how long such an answer is asked again, the longest pause)
+            let again = match &applied {
+                Err(kube::Error::Api(status)) if webhook_unreachable(&status.message) => {
+                    Some((WEBHOOK_CATCH_UP, Duration::from_secs(2)))
                 }
-                Err(kube::Error::Api(status))
-                    if status.code == 404
-                        && new_kind
-                        && asked.elapsed() + pause <= NEW_KIND_CATCH_UP =>
-                {
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_secs(1));
+                Err(kube::Error::Api(status)) if status.code == 404 && new_kind => {
+                    Some((NEW_KIND_CATCH_UP, Duration::from_secs(1)))
                 }
-                other => break other,
+                _ => None,
+            };
+            match again {
+                Some((limit, most)) if backoff.again(limit, most).await => {}
+                _ => break applied,
             }
         };
         if let Ok(applied) = &applied
