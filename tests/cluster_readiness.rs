@@ -172,19 +172,12 @@ async fn a_second_deploy_of_pods_ready_longer_than_the_window_does_not_wait_it_a
     let settle = Duration::from_secs(4);
     let client = cluster::client(&kubeconfig).await;
     let ns = cluster::namespace("held");
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("c.yaml"), deployment("web", "", HEALTHY)).unwrap();
-    std::fs::write(
-        dir.path().join("harness.yaml"),
-        format!(
-            "namespace: {ns}\ncluster:\n  provider: existing\n  existing: {{kubeconfig: {}}}\n\
-             components:\n  c: {{manifests: [c.yaml], settle: {}s}}\nlanes:\n  l: {{components: [c]}}\n",
-            kubeconfig.display(),
-            settle.as_secs()
-        ),
-    )
-    .unwrap();
-    let project = harness::config::load(&dir.path().join("harness.yaml")).unwrap();
+    let (_dir, project) = cluster::one_component(
+        &kubeconfig,
+        &ns,
+        &deployment("web", "", HEALTHY),
+        &format!(", settle: {}s", settle.as_secs()),
+    );
     let deploy = || async {
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
         let start = tokio::time::Instant::now();

@@ -92,13 +92,15 @@ pub struct Deployed {
     pub namespace: String,
 }
 
-/// Deploys one component made of `manifest` (its `component` line in the
-/// lane file is `component: {manifests: [c.yaml]<extra>}`) into a new
-/// namespace of the test cluster, through the real deploy stage, then
-/// deletes the namespace.
-pub async fn deploy(kubeconfig: &std::path::Path, manifest: &str, extra: &str) -> Deployed {
-    let client = client(kubeconfig).await;
-    let ns = namespace("ready");
+/// The project [`deploy`] deploys: lane `l` of one component `c` made of
+/// `manifest` (`c: {manifests: [c.yaml]<extra>}`) into `ns` on the test
+/// cluster, in a directory that lives as long as the returned guard.
+pub fn one_component(
+    kubeconfig: &std::path::Path,
+    ns: &str,
+    manifest: &str,
+    extra: &str,
+) -> (tempfile::TempDir, harness::config::Project) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("c.yaml"), manifest).unwrap();
     std::fs::write(
@@ -111,6 +113,17 @@ pub async fn deploy(kubeconfig: &std::path::Path, manifest: &str, extra: &str) -
     )
     .unwrap();
     let project = harness::config::load(&dir.path().join("harness.yaml")).unwrap();
+    (dir, project)
+}
+
+/// Deploys one component made of `manifest` (its `component` line in the
+/// lane file is `component: {manifests: [c.yaml]<extra>}`) into a new
+/// namespace of the test cluster, through the real deploy stage, then
+/// deletes the namespace.
+pub async fn deploy(kubeconfig: &std::path::Path, manifest: &str, extra: &str) -> Deployed {
+    let client = client(kubeconfig).await;
+    let ns = namespace("ready");
+    let (_dir, project) = one_component(kubeconfig, &ns, manifest, extra);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let start = Instant::now();
     let result = harness::deploy::deploy_lane(
