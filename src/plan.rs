@@ -257,6 +257,30 @@ pub fn waves(project: &Project, components: &[String]) -> Vec<Vec<String>> {
     waves
 }
 
+/// The components among `components` that depend on `component`, directly
+/// or through others, in `components`' order.
+pub fn dependents(project: &Project, components: &[String], component: &str) -> Vec<String> {
+    let mut below: HashSet<&str> = HashSet::from([component]);
+    let mut found = true;
+    while found {
+        found = false;
+        for name in components {
+            let depends = project.components[name.as_str()]
+                .depends_on
+                .iter()
+                .any(|d| below.contains(d.as_str()));
+            if depends && below.insert(name.as_str()) {
+                found = true;
+            }
+        }
+    }
+    components
+        .iter()
+        .filter(|c| c.as_str() != component && below.contains(c.as_str()))
+        .cloned()
+        .collect()
+}
+
 fn plan_lane(project: &Project, lane: &crate::config::Lane) -> LanePlan {
     let components = closure(project, &lane.components);
     let waves = waves(project, &components);
@@ -585,4 +609,33 @@ fn indent(text: &str) -> String {
         .map(|l| format!(" {}", l.trim_end()))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dependents_of_a_component_are_those_above_it_directly_or_not() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["db.yaml", "cache.yaml", "api.yaml", "ui.yaml", "jobs.yaml"] {
+            std::fs::write(dir.path().join(f), "").unwrap();
+        }
+        std::fs::write(
+            dir.path().join("harness.yaml"),
+            "components:\n  db: {manifests: [db.yaml]}\n  cache: {manifests: [cache.yaml]}\n  \
+             api: {manifests: [api.yaml], depends_on: [db, cache]}\n  \
+             ui: {manifests: [ui.yaml], depends_on: [api]}\n  jobs: {manifests: [jobs.yaml], depends_on: [cache]}\n\
+             lanes:\n  l: {components: [ui, jobs]}\n",
+        )
+        .unwrap();
+        let project = crate::config::load(&dir.path().join("harness.yaml")).unwrap();
+        let components = closure(&project, &project.lanes["l"].components);
+        assert_eq!(dependents(&project, &components, "db"), ["api", "ui"]);
+        assert_eq!(
+            dependents(&project, &components, "cache"),
+            ["api", "ui", "jobs"]
+        );
+        assert!(dependents(&project, &components, "ui").is_empty());
+    }
 }

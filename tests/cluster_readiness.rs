@@ -225,3 +225,82 @@ async fn a_second_deploy_of_pods_ready_longer_than_the_window_does_not_wait_it_a
     );
     eprintln!("first deploy Ready after {first:?}, second after {second:?}");
 }
+
+/// A dependency that is Ready at once and crashes inside its settle window,
+/// while the component that depends on it has already started on it (the
+/// wave after it starts on Ready, not on settled): the run fails with the
+/// dependency's own verdict, and names what was started on top of it.
+#[tokio::test]
+async fn a_dependency_that_crashes_in_its_window_fails_the_run_with_its_verdict_while_its_dependent_starts()
+ {
+    let Some(kubeconfig) = cluster::kubeconfig() else {
+        return;
+    };
+    // 15 s of window: the crash 3 s after start lands inside it, however
+    // busy the machine (see the OOM test above).
+    let lane_file = "namespace: {ns}\ncluster:\n  provider: existing\n  existing: {kubeconfig: {kubeconfig}}\n\
+        components:\n  db: {manifests: [db.yaml], settle: 15s}\n  app: {manifests: [app.yaml], depends_on: [db]}\n\
+        lanes:\n  l: {components: [app]}\n";
+    let d = cluster::deploy_files(
+        &kubeconfig,
+        &[
+            ("harness.yaml", lane_file),
+            ("db.yaml", &deployment("db", "", CRASH_AFTER_3S)),
+            ("app.yaml", &deployment("app", "", HEALTHY)),
+        ],
+    )
+    .await;
+    let error = d.result.expect_err("db crashes 3 s after start");
+    let DeployError::Unsettled { verdict, started } = &error else {
+        panic!("not the dependency's verdict naming what started on it: {error}");
+    };
+    assert_eq!(started, &["app"], "{error}");
+    assert_eq!(error.component(), Some("db"), "{error}");
+    assert!(!error.is_timeout(), "exit 6, not a deadline: {error}");
+    assert!(matches!(**verdict, DeployError::Failed { .. }), "{error}");
+    let kinds = verdict_kinds(&error);
+    assert!(
+        kinds.iter().any(|k| matches!(
+            k,
+            VerdictKind::CrashLoop {
+                exit_code: Some(3),
+                ..
+            }
+        )),
+        "{kinds:?}\n{error}"
+    );
+    assert!(
+        error
+            .to_string()
+            .ends_with("; started on top of it: app; no more were started"),
+        "{error}"
+    );
+    // The second wave started before db's verdict: on Ready, not settled.
+    let position = |wanted: &dyn Fn(&DeployEvent) -> bool| d.events.iter().position(wanted);
+    let wave_2 = position(&|e| matches!(e, DeployEvent::WaveStarted { wave: 2, .. }))
+        .expect("the wave of app started");
+    let applied_app =
+        position(&|e| matches!(e, DeployEvent::Applied { component, .. } if component == "app"))
+            .expect("app was applied");
+    let verdict_db = position(&|e| {
+        matches!(e, DeployEvent::Verdict { component, standing: Standing::Doomed, .. } if component == "db")
+    })
+    .expect("db's verdict was reported");
+    assert!(
+        wave_2 < applied_app && applied_app < verdict_db,
+        "{:#?}",
+        d.events
+    );
+    // db was never said Ready (app may have settled before db's verdict).
+    assert!(
+        !d.events.iter().any(
+            |e| matches!(e, DeployEvent::ComponentReady { component, .. } if component == "db")
+        ),
+        "{:#?}",
+        d.events
+    );
+    eprintln!(
+        "dependency crashed in its window: verdict after {:?} ({error})",
+        d.took
+    );
+}

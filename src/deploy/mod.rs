@@ -1,6 +1,6 @@
-//! Deploying a lane: server-side apply, wave by wave, each component waited
-//! Ready (and its readiness held) before the next wave starts — and when it
-//! is not, why.
+//! Deploying a lane: server-side apply, wave by wave, each wave started
+//! once the earlier waves' components are Ready, while their readiness is
+//! still asked to hold (their settle windows) — and when it is not, why.
 //!
 //! The stages are small modules around one pure judge. [`manifests`] turns
 //! a component's files into objects (placeholders filled, CRDs first);
@@ -36,6 +36,7 @@ pub mod wait;
 use std::future::Future;
 use std::time::Duration;
 
+use futures_util::FutureExt as _;
 use futures_util::StreamExt as _;
 use futures_util::stream::FuturesUnordered;
 use indexmap::IndexMap;
@@ -55,9 +56,7 @@ use crate::readiness::{human, rules};
 pub use apply::{AppliedObject, Applier, ApplyError, FIELD_MANAGER};
 pub use judge::{Judgement, Outcome, Snapshot};
 pub use report::{Diagnosis, Finding, Standing};
-use wait::{
-    Clock, CutOff, CutOffHandle, Ended, EndpointSource, WaitEnd, WaitProgress, WaitSpec, Waiter,
-};
+use wait::{Clock, CutOff, Ended, EndpointSource, WaitEnd, WaitProgress, WaitSpec, Waiter};
 
 /// Evidence is fetched for at most this many verdicts (and, when there are
 /// none, this many unready pods): enough to explain, short enough to read.
@@ -155,12 +154,18 @@ pub enum DeployEvent {
         /// The URL.
         url: String,
     },
-    /// The component is Ready.
+    /// The component is Ready, and that held for its settle window.
     ComponentReady {
         /// The component.
         component: String,
-        /// From its first apply to Ready (health included).
+        /// From its first apply to settled (health included).
         elapsed: Duration,
+        /// From its first apply to Ready (health included): when what
+        /// depends on it could start.
+        ready: Duration,
+        /// How late the harness saw its pods Ready (none without a reading
+        /// of the server's clock).
+        lag: Option<wait::Lag>,
     },
     /// The deploy failed: where one component of the failed wave (or a
     /// component that went down after Ready) stands, with its evidence.
@@ -255,6 +260,15 @@ pub enum DeployError {
         #[source]
         source: health::HealthTimeout,
     },
+    /// A component's readiness did not hold for its settle window after
+    /// components that depend on it had started.
+    #[error("{verdict}; started on top of it: {}; no more were started", .started.join(", "))]
+    Unsettled {
+        /// The component's own verdict.
+        verdict: Box<DeployError>,
+        /// The components applied that depend on it.
+        started: Vec<String>,
+    },
     /// More than one component of a wave failed (each one's verdict and
     /// evidence were reported as [`DeployEvent::Verdict`]).
     #[error("{}", wave_summary(*.wave, .failures, .ready))]
@@ -301,6 +315,7 @@ impl DeployError {
             | DeployError::Deadline { diagnosis, .. }
             | DeployError::Stopped { diagnosis, .. } => Some(diagnosis),
             DeployError::Wave { failures, .. } => failures.iter().find_map(Self::diagnosis),
+            DeployError::Unsettled { verdict, .. } => verdict.diagnosis(),
             _ => None,
         }
     }
@@ -324,6 +339,7 @@ impl DeployError {
             | DeployError::Deadline { component, .. }
             | DeployError::Stopped { component, .. }
             | DeployError::Health { component, .. } => Some(component),
+            DeployError::Unsettled { verdict, .. } => verdict.component(),
             DeployError::Manifest(_) | DeployError::Wave { .. } => None,
         }
     }
@@ -335,6 +351,7 @@ impl DeployError {
             DeployError::AfterReady { .. } => Standing::DoomedAfterReady,
             DeployError::Deadline { .. } => Standing::TimedOut,
             DeployError::Stopped { .. } => Standing::InProgress,
+            DeployError::Unsettled { verdict, .. } => verdict.standing(),
             _ => Standing::Failed,
         }
     }
@@ -347,6 +364,7 @@ impl DeployError {
             DeployError::Wave { failures, .. } => failures
                 .iter()
                 .all(|f| f.is_timeout() || matches!(f, DeployError::Stopped { .. })),
+            DeployError::Unsettled { verdict, .. } => verdict.is_timeout(),
             _ => false,
         }
     }
@@ -361,6 +379,7 @@ impl Failure for DeployError {
         match self {
             DeployError::Deadline { .. } | DeployError::Health { .. } => Exit::Timeout,
             DeployError::Wave { .. } if self.is_timeout() => Exit::Timeout,
+            DeployError::Unsettled { verdict, .. } => verdict.exit(),
             DeployError::Wave { .. }
             | DeployError::Manifest(_)
             | DeployError::Apply { .. }
@@ -375,6 +394,7 @@ impl Failure for DeployError {
             DeployError::Apply { source, .. } => source.help(),
             DeployError::Manifest(e) => e.help(),
             DeployError::Wave { failures, .. } => failures.iter().find_map(Failure::fix),
+            DeployError::Unsettled { verdict, .. } => verdict.fix(),
             DeployError::Health { component, .. } => Some(format!(
                 "check what the component logs (`harness diagnose` shows its pods), or fix its `health.url`; `{component}`'s objects are Ready"
             )),
@@ -455,8 +475,11 @@ struct Deployed {
 }
 
 /// Deploys `lane`: its components and their dependencies, wave by wave. A
-/// wave starts when every component of the earlier waves is Ready; the
-/// components of one wave are applied and waited in parallel. `images` maps
+/// wave starts when every component of the earlier waves is Ready; their
+/// settle windows run on alongside it, and the deploy ends when every one
+/// has held. A component whose window does not hold fails the deploy with
+/// its verdict ([`DeployError::Unsettled`] when anything had started on
+/// it). The components of one wave are applied and waited in parallel. `images` maps
 /// image names to the references loaded into the cluster. `deadline` bounds
 /// the whole lane; each component also has its own `timeout`. Components
 /// stay watched after Ready until every wave is deployed.
@@ -542,6 +565,14 @@ async fn deploy_lane_with<F: Future<Output = ()>>(
     let waves = crate::plan::waves(project, &components);
     let mut report = DeployReport::default();
     let mut guards: Vec<Guard> = Vec::new();
+    // Every component started, until its settle window has held: a wave
+    // starts when the earlier ones are Ready, and their windows run on.
+    let mut running: FuturesUnordered<
+        futures_util::future::LocalBoxFuture<'_, (String, Result<Deployed, DeployError>)>,
+    > = FuturesUnordered::new();
+    // What was applied, for naming what stands on a component whose
+    // readiness did not hold.
+    let mut launched: Vec<String> = Vec::new();
     for (i, wave) in waves.iter().enumerate() {
         send(
             &events,
@@ -551,42 +582,92 @@ async fn deploy_lane_with<F: Future<Output = ()>>(
             },
         );
         let (cut, cutoff) = CutOff::pair();
-        let run = run_wave(&ctx, project, wave, &cut, &cutoff, &ready);
-        tokio::pin!(run);
-        // The earlier waves' components are watched while this one deploys.
+        let (tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel();
+        for name in wave {
+            let component = &project.components[name.as_str()];
+            running.push(
+                deploy_component(&ctx, component, cutoff.clone(), &ready, tx.clone()).boxed_local(),
+            );
+        }
+        drop(tx);
+        // Where each of the wave's components stands: Ready (for how long
+        // it took), or its error.
+        let mut stands: IndexMap<&str, Option<Result<Duration, DeployError>>> =
+            wave.iter().map(|n| (n.as_str(), None)).collect();
+        // An earlier wave's component that went down after its window, or
+        // whose readiness did not hold through it.
         let mut went_down = None;
-        let results = loop {
+        let mut unsettled = None;
+        let calm = |d: &Option<_>, u: &Option<_>| d.is_none() && u.is_none();
+        while stands.values().any(Option::is_none) {
             tokio::select! {
-                results = &mut run => break results,
-                down = watch_guards(&mut guards, &events), if went_down.is_none() => {
+                Some((name, took)) = ready_rx.recv() => {
+                    if let Some(slot) = stands.get_mut(name.as_str()) {
+                        slot.get_or_insert(Ok(took));
+                    }
+                }
+                Some((name, result)) = running.next() => match stands.get_mut(name.as_str()) {
+                    Some(slot) => match result {
+                        Ok(d) => {
+                            slot.get_or_insert(Ok(d.report.elapsed));
+                            keep_watching(&mut guards, &mut report, d);
+                        }
+                        Err(e) => {
+                            // The others get a short window for their verdicts.
+                            cut.cut_at(Instant::now() + VERDICT_WINDOW);
+                            *slot = Some(Err(e));
+                        }
+                    },
+                    None => match result {
+                        Ok(d) => keep_watching(&mut guards, &mut report, d),
+                        Err(e) if calm(&went_down, &unsettled) => {
+                            // Its readiness did not hold: start no more on it.
+                            cut.cut_at(Instant::now());
+                            unsettled = Some((name, e));
+                        }
+                        Err(_) => {}
+                    },
+                },
+                down = watch_guards(&mut guards, &events), if calm(&went_down, &unsettled) => {
                     // Its dependents wait on it in vain: stop them now.
                     cut.cut_at(Instant::now());
                     went_down = Some(down);
                 }
             }
-        };
+        }
+        let results: Vec<(String, Result<Duration, DeployError>)> = stands
+            .into_iter()
+            .map(|(name, stand)| (name.to_owned(), stand.expect("every component stands")))
+            .collect();
+        launched.extend(
+            results
+                .iter()
+                .filter(|(_, r)| !not_applied(r))
+                .map(|(name, _)| name.clone()),
+        );
+        if let Some((name, error)) = unsettled {
+            report_verdict(&events, &name, &Err(&error));
+            for (other, result) in &results {
+                report_verdict(&events, other, &result.as_ref().copied());
+            }
+            return Err(on_top(project, &components, &launched, &name, error));
+        }
         let mut failures = Vec::new();
         if let Some((component, end)) = went_down {
             let error = after_ready(client, &component, &end).await;
             report_verdict(&events, &component, &Err(&error));
             failures.push(error);
         }
-        let mut ready = Vec::new();
-        let mut deployed = Vec::new();
         let any_failed = !failures.is_empty() || results.iter().any(|(_, r)| r.is_err());
-        for (name, result) in results {
-            if any_failed {
-                report_verdict(&events, &name, &result.as_ref().map(|d| d.report.elapsed));
-            }
-            match result {
-                Ok(d) => {
-                    ready.push(name);
-                    deployed.push(d);
+        if any_failed {
+            let mut ready = Vec::new();
+            for (name, result) in results {
+                report_verdict(&events, &name, &result.as_ref().copied());
+                match result {
+                    Ok(_) => ready.push(name),
+                    Err(e) => failures.push(e),
                 }
-                Err(e) => failures.push(e),
             }
-        }
-        if !failures.is_empty() {
             return Err(if failures.len() == 1 {
                 failures.remove(0)
             } else {
@@ -597,12 +678,22 @@ async fn deploy_lane_with<F: Future<Output = ()>>(
                 }
             });
         }
-        for d in deployed {
-            guards.extend(d.waiters.into_iter().map(|waiter| Guard {
-                component: d.report.name.clone(),
-                waiter,
-            }));
-            report.components.push(d.report);
+    }
+    // The suites start only once every window has held.
+    while !running.is_empty() {
+        tokio::select! {
+            Some((name, result)) = running.next() => match result {
+                Ok(d) => keep_watching(&mut guards, &mut report, d),
+                Err(error) => {
+                    report_verdict(&events, &name, &Err(&error));
+                    return Err(on_top(project, &components, &launched, &name, error));
+                }
+            },
+            (component, end) = watch_guards(&mut guards, &events) => {
+                let error = after_ready(client, &component, &end).await;
+                report_verdict(&events, &component, &Err(&error));
+                return Err(error);
+            }
         }
     }
     // Until the suites start, every component must still be Ready: one that
@@ -635,6 +726,37 @@ async fn deploy_lane_with<F: Future<Output = ()>>(
         }
     }
     Ok(report)
+}
+
+/// A settled component: in the report, and watched until the suites start.
+fn keep_watching(guards: &mut Vec<Guard>, report: &mut DeployReport, d: Deployed) {
+    guards.extend(d.waiters.into_iter().map(|waiter| Guard {
+        component: d.report.name.clone(),
+        waiter,
+    }));
+    report.components.push(d.report);
+}
+
+/// The error of `failed`, whose readiness did not hold, naming the
+/// components that depend on it and had already been applied.
+fn on_top(
+    project: &Project,
+    components: &[String],
+    launched: &[String],
+    failed: &str,
+    error: DeployError,
+) -> DeployError {
+    let started: Vec<String> = crate::plan::dependents(project, components, failed)
+        .into_iter()
+        .filter(|c| launched.contains(c))
+        .collect();
+    if started.is_empty() {
+        return error;
+    }
+    DeployError::Unsettled {
+        verdict: Box::new(error),
+        started,
+    }
 }
 
 /// Reports where one component stands, for the failed wave's list.
@@ -695,42 +817,23 @@ async fn after_ready(client: &Client, component: &str, end: &WaitEnd) -> DeployE
     }
 }
 
-/// Runs the components of one wave in parallel. When one fails the others
-/// get [`VERDICT_WINDOW`] to reach theirs (`cut`); every result is returned,
-/// in the wave's order.
-async fn run_wave<F: Future<Output = ()>>(
-    ctx: &Ctx<'_>,
-    project: &Project,
-    wave: &[String],
-    cut: &CutOffHandle,
-    cutoff: &CutOff,
+/// Deploys one component: applies it once `ready(component)` is, says on
+/// `started` when its objects are Ready (what depends on it may start
+/// then), and waits out its settle window.
+async fn deploy_component<'a, F: Future<Output = ()>>(
+    ctx: &Ctx<'a>,
+    component: &Component,
+    cutoff: CutOff,
     ready: &impl Fn(&Component) -> F,
-) -> Vec<(String, Result<Deployed, DeployError>)> {
-    let mut running: FuturesUnordered<_> = wave
-        .iter()
-        .enumerate()
-        .map(|(i, name)| {
-            let cutoff = cutoff.clone();
-            let component = &project.components[name.as_str()];
-            async move { (i, deploy_component(ctx, component, cutoff, ready).await) }
-        })
-        .collect();
-    let mut results: Vec<Option<Result<Deployed, DeployError>>> =
-        wave.iter().map(|_| None).collect();
-    while let Some((i, result)) = running.next().await {
-        if result.is_err() {
-            cut.cut_at(Instant::now() + VERDICT_WINDOW);
+    started: UnboundedSender<(String, Duration)>,
+) -> (String, Result<Deployed, DeployError>) {
+    match start_component(ctx, component, cutoff, ready).await {
+        Ok(s) => {
+            let _ = started.send((component.name.clone(), s.ready));
+            settle_component(ctx.client, s).await
         }
-        results[i] = Some(result);
+        Err(e) => (component.name.clone(), Err(e)),
     }
-    wave.iter()
-        .cloned()
-        .zip(
-            results
-                .into_iter()
-                .map(|r| r.expect("every component ends")),
-        )
-        .collect()
 }
 
 /// Ensures the namespace exists (applied like any object, so it is the
@@ -801,15 +904,93 @@ fn forward_progress(events: &UnboundedSender<DeployEvent>, component: &str, p: &
     }
 }
 
-/// Applies one component once `ready(component)` is, and waits until it is
-/// Ready and that held (then healthy). The waiters are returned to keep
-/// watching it.
-async fn deploy_component<F: Future<Output = ()>>(
-    ctx: &Ctx<'_>,
+/// What the waits of one component tell the display: what is unready,
+/// where it stands (a few times a second at most), flaps and failing
+/// watches. Kept from the first wait to the end of its settle window.
+struct Reporter<'a> {
+    name: String,
+    events: &'a UnboundedSender<DeployEvent>,
+    live: crate::throttle::Changes<progress::LiveState>,
+    last_unready: Vec<String>,
+}
+
+impl<'a> Reporter<'a> {
+    fn new(name: &str, events: &'a UnboundedSender<DeployEvent>) -> Self {
+        Self {
+            name: name.to_owned(),
+            events,
+            live: crate::throttle::Changes::new(crate::throttle::PROGRESS_INTERVAL),
+            last_unready: Vec::new(),
+        }
+    }
+
+    fn progress(&mut self, p: WaitProgress<'_>) {
+        let (name, events) = (&self.name, self.events);
+        if let WaitProgress::Live(state) = &p
+            && let Some(state) =
+                self.live
+                    .offer((*state).clone(), state.urgent(), std::time::Instant::now())
+        {
+            send(
+                events,
+                DeployEvent::Live {
+                    component: name.clone(),
+                    state,
+                },
+            );
+        }
+        if let WaitProgress::Judged(j) = &p {
+            let unready: Vec<String> = j.rows.iter().map(|r| r.resource.clone()).collect();
+            if unready != self.last_unready && j.outcome == Outcome::Pending {
+                send(
+                    events,
+                    DeployEvent::Waiting {
+                        component: name.clone(),
+                        unready: unready.clone(),
+                    },
+                );
+            }
+            self.last_unready = unready;
+        }
+        forward_progress(events, name, &p);
+    }
+}
+
+/// A component whose objects are Ready (and whose health URL answered):
+/// what depends on it may start. Its settle window still runs, in
+/// [`settle_component`].
+struct Started<'a> {
+    reporter: Reporter<'a>,
+    start: Instant,
+    deadline: Instant,
+    /// From its first apply to Ready.
+    ready: Duration,
+    applied: Vec<AppliedObject>,
+    pods: Vec<(String, PodTimeline)>,
+    /// The waits of its batches with pods; the last one's window may
+    /// still run.
+    waiters: Vec<Waiter>,
+    /// How late the harness saw its last batch Ready.
+    lag: Option<wait::Lag>,
+}
+
+/// A component's error, stopped before anything of it was applied.
+fn not_applied<T>(result: &Result<T, DeployError>) -> bool {
+    matches!(result, Err(DeployError::Stopped { diagnosis, .. })
+        if diagnosis.rows.first().is_some_and(|r| r.reason == NOT_APPLIED))
+}
+
+const NOT_APPLIED: &str = "NotApplied";
+
+/// Applies one component once `ready(component)` is, and waits until its
+/// objects are Ready (then healthy). Its settle window has started and is
+/// not waited out here: that is [`settle_component`]'s.
+async fn start_component<'a, F: Future<Output = ()>>(
+    ctx: &Ctx<'a>,
     component: &Component,
     mut cutoff: CutOff,
     ready: &impl Fn(&Component) -> F,
-) -> Result<Deployed, DeployError> {
+) -> Result<Started<'a>, DeployError> {
     tokio::select! {
         () = ready(component) => {}
         () = cutoff.reached() => {
@@ -821,7 +1002,7 @@ async fn deploy_component<F: Future<Output = ()>>(
                     rows: vec![crate::readiness::table::UnreadyRow {
                         resource: format!("component {}", component.name),
                         state: crate::readiness::State::InProgress,
-                        reason: "NotApplied".into(),
+                        reason: NOT_APPLIED.into(),
                         evidence: "not applied yet: its images were still being loaded".into(),
                         waiting: None,
                     }],
@@ -868,12 +1049,11 @@ async fn deploy_component<F: Future<Output = ()>>(
     }
     let mut pods = Vec::new();
     let mut waiters = Vec::new();
-    // What the live display is told: changes, a few a second at most.
-    let mut live = crate::throttle::Changes::new(crate::throttle::PROGRESS_INTERVAL);
-    for batch in [crds, rest] {
-        if batch.is_empty() {
-            continue;
-        }
+    let mut lag = None;
+    let mut reporter = Reporter::new(&name, events);
+    let batches: Vec<_> = [crds, rest].into_iter().filter(|b| !b.is_empty()).collect();
+    let last = batches.len().saturating_sub(1);
+    for (i, batch) in batches.into_iter().enumerate() {
         let mut wave = Vec::new();
         for object in batch {
             let types = object.types.clone().unwrap_or_default();
@@ -914,37 +1094,15 @@ async fn deploy_component<F: Future<Output = ()>>(
             wave.push(a);
         }
         let mut waiter = Waiter::start(ctx.client, &wave, spec.clone());
-        let mut last_unready: Vec<String> = Vec::new();
-        let end = waiter
-            .until_ready(deadline, &mut cutoff, |p| {
-                if let WaitProgress::Live(state) = &p
-                    && let Some(state) =
-                        live.offer((*state).clone(), state.urgent(), std::time::Instant::now())
-                {
-                    send(
-                        events,
-                        DeployEvent::Live {
-                            component: name.clone(),
-                            state,
-                        },
-                    );
-                }
-                if let WaitProgress::Judged(j) = &p {
-                    let unready: Vec<String> = j.rows.iter().map(|r| r.resource.clone()).collect();
-                    if unready != last_unready && j.outcome == Outcome::Pending {
-                        send(
-                            events,
-                            DeployEvent::Waiting {
-                                component: name.clone(),
-                                unready: unready.clone(),
-                            },
-                        );
-                    }
-                    last_unready = unready;
-                }
-                forward_progress(events, &name, &p);
-            })
-            .await;
+        // The last batch is what dependents wait on: they start once it is
+        // Ready, and its window runs on in `settle_component`. An earlier
+        // one (the CRDs) is waited out whole: the rest is applied onto it.
+        let progress = |p: WaitProgress<'_>| reporter.progress(p);
+        let end = if i == last {
+            waiter.until_holding(deadline, &mut cutoff, progress).await
+        } else {
+            waiter.until_ready(deadline, &mut cutoff, progress).await
+        };
         conclude(ctx.client, &name, deadline - start, &end, &mut pods).await?;
         for (index, note) in &end.judgement.notes {
             send(
@@ -957,6 +1115,7 @@ async fn deploy_component<F: Future<Output = ()>>(
             );
         }
         applied.extend(wave);
+        lag = waiter.lag();
         if waiter.has_pods() {
             waiters.push(waiter);
         }
@@ -1011,33 +1170,70 @@ async fn deploy_component<F: Future<Output = ()>>(
             }
         }
     }
-    for (pod, timeline) in &pods {
+    Ok(Started {
+        reporter,
+        start,
+        deadline,
+        ready: start.elapsed(),
+        applied,
+        pods,
+        waiters,
+        lag,
+    })
+}
+
+/// Waits out a started component's settle window: Ok when its readiness
+/// held (the waiters are returned to keep watching it), its verdict when it
+/// did not.
+async fn settle_component(
+    client: &Client,
+    mut started: Started<'_>,
+) -> (String, Result<Deployed, DeployError>) {
+    let name = started.reporter.name.clone();
+    let result = async {
+        let budget = started.deadline - started.start;
+        for waiter in &mut started.waiters {
+            let reporter = &mut started.reporter;
+            let end = waiter
+                .until_ready(started.deadline, &mut CutOff::never(), |p| {
+                    reporter.progress(p)
+                })
+                .await;
+            conclude(client, &name, budget, &end, &mut Vec::new()).await?;
+        }
+        let events = started.reporter.events;
+        for (pod, timeline) in &started.pods {
+            send(
+                events,
+                DeployEvent::PodTimeline {
+                    component: name.clone(),
+                    pod: pod.clone(),
+                    timeline: timeline.clone(),
+                },
+            );
+        }
+        let elapsed = started.start.elapsed();
         send(
             events,
-            DeployEvent::PodTimeline {
+            DeployEvent::ComponentReady {
                 component: name.clone(),
-                pod: pod.clone(),
-                timeline: timeline.clone(),
+                elapsed,
+                ready: started.ready,
+                lag: started.lag,
             },
         );
+        Ok(Deployed {
+            report: ComponentReport {
+                name: name.clone(),
+                applied: started.applied,
+                elapsed,
+                pods: started.pods,
+            },
+            waiters: started.waiters,
+        })
     }
-    let elapsed = start.elapsed();
-    send(
-        events,
-        DeployEvent::ComponentReady {
-            component: name.clone(),
-            elapsed,
-        },
-    );
-    Ok(Deployed {
-        report: ComponentReport {
-            name,
-            applied,
-            elapsed,
-            pods,
-        },
-        waiters,
-    })
+    .await;
+    (name, result)
 }
 
 async fn wait_healthy_or_fail(

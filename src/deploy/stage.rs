@@ -151,9 +151,19 @@ async fn deploy<F: std::future::Future<Output = ()>>(
                         _ => None,
                     };
                 let event = match event {
-                    DeployEvent::ComponentReady { component, elapsed } => Event::ComponentReady {
+                    DeployEvent::ComponentReady {
+                        component,
+                        elapsed,
+                        ready,
+                        lag,
+                    } => Event::ComponentReady {
                         component,
                         seconds: elapsed.as_secs_f64(),
+                        ready_seconds: Some(ready.as_secs_f64()),
+                        lag: lag.map(|l| crate::report::Lag {
+                            at_least: l.at_least.as_secs_f64(),
+                            at_most: l.at_most.as_secs_f64(),
+                        }),
                     },
                     DeployEvent::PodTimeline {
                         component,

@@ -531,6 +531,44 @@ pub struct Waiter {
     /// (the kubelet reports the exit and the restart in separate updates).
     baseline: Option<Baseline>,
     clock: tokio::time::Interval,
+    /// When the wait started, and how late it first saw readiness.
+    started: Instant,
+    lag: Option<Lag>,
+}
+
+/// How long after a component's pods turned Ready the harness saw it: its
+/// own detection lag, bounded from both sides because the pods' transition
+/// times and the server's `Date` are to the second. When the pods were
+/// Ready before the wait began (a second `up`), the lag counts from the
+/// wait's start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lag {
+    /// The lag was at least this.
+    pub at_least: Duration,
+    /// The lag was at most this.
+    pub at_most: Duration,
+}
+
+impl Lag {
+    /// The lag of seeing pods Ready whose latest `Ready` transition is
+    /// stamped `ready`, when the server's clock reads at least `now`, by a
+    /// wait that started `watched` ago. Both stamps are to the second; a
+    /// transition before the wait began counts from its start. Without a
+    /// transition time, the wait itself is the bound.
+    pub fn bounds(ready: Option<Timestamp>, now: Timestamp, watched: Duration) -> Self {
+        let Some(ready) = ready else {
+            return Self {
+                at_least: Duration::ZERO,
+                at_most: watched,
+            };
+        };
+        let since = Duration::try_from(now.duration_since(ready)).unwrap_or_default();
+        let second = Duration::from_secs(1);
+        Self {
+            at_least: since.saturating_sub(second).min(watched),
+            at_most: (since + second).min(watched),
+        }
+    }
 }
 
 impl Waiter {
@@ -588,6 +626,8 @@ impl Waiter {
             holding: None,
             baseline: None,
             clock,
+            started: Instant::now(),
+            lag: None,
         };
         let mut namespaces = std::collections::BTreeSet::new();
         for (index, applied) in objects.iter().enumerate() {
@@ -834,6 +874,18 @@ impl Waiter {
             .min(self.spec.settle)
     }
 
+    /// The lag of noticing readiness now: from the later of the pods' last
+    /// `Ready` transition and the start of this wait, to now. Nothing
+    /// without a reading of the server's clock.
+    fn noticed(&self) -> Option<Lag> {
+        let server = self.spec.clock.server()?;
+        Some(Lag::bounds(
+            settle::held_since(self.snapshot.workload_pods()),
+            server.now_at_least(),
+            self.started.elapsed(),
+        ))
+    }
+
     /// Whether the component needs its readiness to hold: it has pods that
     /// run for good (a Job's finish; a ConfigMap has none).
     fn settles(&self) -> bool {
@@ -917,6 +969,35 @@ impl Waiter {
         &mut self,
         deadline: Instant,
         cutoff: &mut CutOff,
+        progress: impl FnMut(WaitProgress<'_>),
+    ) -> WaitEnd {
+        self.until(true, deadline, cutoff, progress).await
+    }
+
+    /// [`Waiter::until_ready`], but ends [`Ended::Ready`] as soon as every
+    /// object is Ready, when the settle window starts: what depends on the
+    /// component may start while it settles. A later `until_ready` goes on
+    /// with the same window, and says whether readiness held.
+    pub async fn until_holding(
+        &mut self,
+        deadline: Instant,
+        cutoff: &mut CutOff,
+        progress: impl FnMut(WaitProgress<'_>),
+    ) -> WaitEnd {
+        self.until(false, deadline, cutoff, progress).await
+    }
+
+    /// How long after its pods' own `Ready` transition the waiter saw the
+    /// component Ready, once it has: see [`Lag`].
+    pub fn lag(&self) -> Option<Lag> {
+        self.lag
+    }
+
+    async fn until(
+        &mut self,
+        settled: bool,
+        deadline: Instant,
+        cutoff: &mut CutOff,
         mut progress: impl FnMut(WaitProgress<'_>),
     ) -> WaitEnd {
         let deadline_timer = tokio::time::sleep_until(deadline);
@@ -954,6 +1035,9 @@ impl Waiter {
                 }
             }
             if ready && self.holding.is_none() {
+                if self.lag.is_none() {
+                    self.lag = self.noticed();
+                }
                 if !self.settles() {
                     return self.end(judgement, Ended::Ready);
                 }
@@ -962,7 +1046,9 @@ impl Waiter {
                 self.holding = Some(now.checked_sub(self.already_held()).unwrap_or(now));
             }
             let settled_at = self.holding.map(|since| since + self.spec.settle);
-            if settled_at.is_some_and(|at| Instant::now() >= at) {
+            if settled_at.is_some_and(|at| Instant::now() >= at)
+                || (!settled && self.holding.is_some())
+            {
                 return self.end(judgement, Ended::Ready);
             }
             // The window's end on the judgements' clock, for the countdown.
@@ -1195,6 +1281,37 @@ mod tests {
             slice.metadata.labels.unwrap()["kubernetes.io/service-name"],
             "db"
         );
+    }
+
+    #[test]
+    fn the_lag_is_bounded_by_the_stamps_seconds_and_by_the_wait() {
+        let at = |t: &str| t.parse::<Timestamp>().unwrap();
+        let secs = Duration::from_secs_f64;
+        // Ready stamped 12:00:03, the server at least 12:00:03.4: between
+        // nothing and 1.4 s, the wait having watched for 9 s.
+        let lag = Lag::bounds(
+            Some(at("2026-12-07T12:00:03Z")),
+            at("2026-12-07T12:00:03.4Z"),
+            secs(9.0),
+        );
+        assert_eq!((lag.at_least, lag.at_most), (Duration::ZERO, secs(1.4)));
+        // Seen a minute late: at least 59.4 s.
+        let lag = Lag::bounds(
+            Some(at("2026-12-07T12:00:03Z")),
+            at("2026-12-07T12:01:03.4Z"),
+            secs(90.0),
+        );
+        assert_eq!((lag.at_least, lag.at_most), (secs(59.4), secs(61.4)));
+        // Ready long before the wait began (a second `up`): the wait's 50 ms.
+        let lag = Lag::bounds(
+            Some(at("2026-12-07T11:00:00Z")),
+            at("2026-12-07T12:00:00Z"),
+            secs(0.05),
+        );
+        assert_eq!((lag.at_least, lag.at_most), (secs(0.05), secs(0.05)));
+        // No transition time: only the wait bounds it.
+        let lag = Lag::bounds(None, at("2026-12-07T12:00:00Z"), secs(2.0));
+        assert_eq!((lag.at_least, lag.at_most), (Duration::ZERO, secs(2.0)));
     }
 
     #[tokio::test(start_paused = true)]

@@ -81,6 +81,30 @@ pub enum Placed {
     Estimated,
 }
 
+/// How late the harness saw a component's pods Ready, in seconds: bounds,
+/// since the pods' transition times and the server's clock are to the
+/// second.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Lag {
+    pub at_least: f64,
+    pub at_most: f64,
+}
+
+impl Lag {
+    /// `0.0–1.3s`, or `0.05s` when both bounds round alike.
+    pub fn text(&self) -> String {
+        let (low, high) = (
+            format!("{:.1}", self.at_least),
+            format!("{:.1}", self.at_most),
+        );
+        if low == high {
+            format!("{high}s")
+        } else {
+            format!("{low}–{high}s")
+        }
+    }
+}
+
 /// Something that happened.
 ///
 /// Events are written and read back (`harness report` folds a bundle's
@@ -121,10 +145,17 @@ pub enum Event {
         bytes: u64,
         seconds: f64,
     },
-    /// A component became Ready.
+    /// A component became Ready, and that held for its settle window.
     ComponentReady {
         component: String,
+        /// From its first apply to settled.
         seconds: f64,
+        /// From its first apply to Ready: when what depends on it started.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ready_seconds: Option<f64>,
+        /// How late the harness saw its pods Ready.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lag: Option<Lag>,
     },
     /// A pod's Scheduled → Initialized → Ready, in seconds after creation.
     PodTimeline {

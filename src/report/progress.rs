@@ -152,7 +152,9 @@ impl LiveView {
                 self.loads
                     .retain(|row| !(&row.node == node && row.images.contains(image)));
             }
-            Event::ComponentReady { component, seconds } => {
+            Event::ComponentReady {
+                component, seconds, ..
+            } => {
                 self.set_line(
                     component,
                     Line::Done {
@@ -261,13 +263,18 @@ impl LiveView {
                 waves,
                 components,
             } => {
+                // The earlier waves' components still settling stay in
+                // view (the next wave starts on Ready): until they are done.
+                let settling = self.wave.take().into_iter().flat_map(|w| {
+                    w.components
+                        .into_iter()
+                        .filter(|(_, line)| !matches!(line, Line::Done { .. }))
+                });
+                let starting = components.iter().map(|c| (c.clone(), Line::Applying));
                 self.wave = Some(Wave {
                     number: *wave,
                     of: *waves,
-                    components: components
-                        .iter()
-                        .map(|c| (c.clone(), Line::Applying))
-                        .collect(),
+                    components: settling.chain(starting).collect(),
                 });
             }
             Progress::DeployLive { component, state } => {
@@ -863,6 +870,8 @@ mod tests {
             Event::ComponentReady {
                 component: "redis".into(),
                 seconds: 6.6,
+                ready_seconds: Some(1.6),
+                lag: None,
             },
         )
         .progress(

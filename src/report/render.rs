@@ -107,8 +107,23 @@ pub fn deploy_timeline(report: &RunReport) -> String {
         let opt = |s: &Option<f64>| s.map_or("-".to_string(), |s| format!("{s:.1}"));
         for p in &report.pods {
             match &p.event {
-                Event::ComponentReady { component, seconds } => {
-                    let _ = writeln!(out, "  {component:<20} Ready after {}", secs(*seconds));
+                Event::ComponentReady {
+                    component,
+                    seconds,
+                    ready_seconds,
+                    lag,
+                } => {
+                    let _ = write!(out, "  {component:<20} Ready after ");
+                    match ready_seconds {
+                        Some(ready) => {
+                            let _ = write!(out, "{}, settled at {}", secs(*ready), secs(*seconds));
+                        }
+                        None => out.push_str(&secs(*seconds)),
+                    }
+                    if let Some(lag) = lag {
+                        let _ = write!(out, "; seen {} after its pods turned Ready", lag.text());
+                    }
+                    out.push('\n');
                 }
                 Event::PodTimeline {
                     component,
@@ -478,7 +493,12 @@ mod tests {
             },
             Event::ComponentReady {
                 component: "datastorage".into(),
-                seconds: 8.0,
+                seconds: 11.5,
+                ready_seconds: Some(6.5),
+                lag: Some(crate::report::Lag {
+                    at_least: 0.0,
+                    at_most: 1.14,
+                }),
             },
         ] {
             r.record(&crate::report::Stamped {

@@ -308,6 +308,11 @@ mod tests {
             Event::ComponentReady {
                 component: "ds".into(),
                 seconds: 3.0,
+                ready_seconds: Some(1.0),
+                lag: Some(crate::report::Lag {
+                    at_least: 0.25,
+                    at_most: 1.5,
+                }),
             },
             Event::PodTimeline {
                 component: "ds".into(),

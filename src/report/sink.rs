@@ -74,8 +74,25 @@ pub fn line(event: &Event) -> Option<String> {
                 bytesize::ByteSize::b(*bytes).display().iec()
             )
         }
-        Event::ComponentReady { component, seconds } => {
-            format!("deploy    {component} Ready after {seconds:.1}s")
+        Event::ComponentReady {
+            component,
+            seconds,
+            ready_seconds,
+            lag,
+        } => {
+            let mut line = match ready_seconds {
+                Some(ready) => format!(
+                    "deploy    {component} Ready after {ready:.1}s, settled at {seconds:.1}s"
+                ),
+                None => format!("deploy    {component} Ready after {seconds:.1}s"),
+            };
+            if let Some(lag) = lag {
+                line.push_str(&format!(
+                    " (seen {} after its pods turned Ready)",
+                    lag.text()
+                ));
+            }
+            line
         }
         Event::PodTimeline { .. } => return None,
         Event::Verdict {
