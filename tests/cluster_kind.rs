@@ -9,6 +9,8 @@ use std::time::Duration;
 
 #[path = "support/cluster.rs"]
 mod cluster;
+#[allow(dead_code)]
+mod fake_api;
 
 use harness::cluster::{ClusterError, KindCli, KindProvider, Provider, RetryPolicy};
 use harness::config::{EngineKind, KindSpec};
@@ -161,6 +163,48 @@ async fn reuse_writes_the_kubeconfig_without_the_banner() {
         ["get clusters", "get kubeconfig --name audit-e2e"]
     );
     assert!(kind.calls().iter().all(|(e, _)| e == "podman"));
+}
+
+/// A second `up`: the kubeconfig the first one wrote is kept while the API
+/// server answers through it (`kind get kubeconfig` costs 0.4 s), and
+/// written again when it does not answer (a cluster made again).
+#[tokio::test]
+async fn reuse_keeps_a_kubeconfig_that_answers_and_rewrites_one_that_does_not() {
+    let kind = StandIn::new(&format!(
+        r#"{OURS}
+"get kubeconfig") replay get-kubeconfig ;;"#
+    ));
+    let world = fake_api::world::World::new();
+    std::fs::create_dir_all(kind.kubeconfig().parent().unwrap()).unwrap();
+    std::fs::write(kind.kubeconfig(), world.kubeconfig()).unwrap();
+    let p = kind.provider(EngineKind::Docker);
+    p.ensure(true).await.unwrap();
+    assert_eq!(kind.args(), ["get clusters"]);
+    assert_eq!(
+        std::fs::read_to_string(kind.kubeconfig()).unwrap(),
+        world.kubeconfig()
+    );
+
+    // Nothing listens where it points now.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let gone = world.kubeconfig().replace(
+        &world.url,
+        &format!("http://{}", closed.local_addr().unwrap()),
+    );
+    drop(closed);
+    std::fs::write(kind.kubeconfig(), gone).unwrap();
+    p.ensure(true).await.unwrap();
+    assert_eq!(
+        kind.args(),
+        [
+            "get clusters",
+            "get clusters",
+            "get kubeconfig --name audit-e2e"
+        ]
+    );
+    let fixture =
+        std::fs::read_to_string(Path::new(FIXTURES).join("get-kubeconfig.stdout.txt")).unwrap();
+    assert_eq!(std::fs::read_to_string(kind.kubeconfig()).unwrap(), fixture);
 }
 
 #[tokio::test]

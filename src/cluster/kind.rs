@@ -21,6 +21,10 @@ use super::{
 };
 use crate::config::{EngineKind, KindSpec};
 
+/// How long the API server may take to answer through a kubeconfig kept
+/// from an earlier `up` before it is written again.
+const KUBECONFIG_CHECK: Duration = Duration::from_secs(1);
+
 /// The kubeconfig `up` writes for a kind cluster: `~/.kube/<cluster>-config`,
 /// so lanes never fight over `~/.kube/config`.
 pub fn kubeconfig_path(home: &Path, cluster: &str) -> PathBuf {
@@ -274,6 +278,28 @@ impl KindProvider {
 
     /// Writes the cluster's kubeconfig from `kind get kubeconfig` (used when
     /// reusing a cluster, whose kubeconfig file may be gone).
+    /// Whether the kubeconfig written before (by `up`, for this cluster)
+    /// exists and the API server answers through it, within a second. A
+    /// cluster made again under the same name has new certificates, and
+    /// likely a new port: its old kubeconfig does not answer.
+    pub async fn kubeconfig_answers(&self) -> bool {
+        if !self.kubeconfig.is_file() {
+            return false;
+        }
+        let access = crate::k8s::ClusterAccess {
+            kubeconfig: self.kubeconfig.clone(),
+            context: None,
+        };
+        let asked = async {
+            let client = crate::k8s::connect(&access).await.ok()?;
+            client.apiserver_version().await.ok()
+        };
+        matches!(
+            tokio::time::timeout(KUBECONFIG_CHECK, asked).await,
+            Ok(Some(_))
+        )
+    }
+
     pub async fn write_kubeconfig(&self) -> Result<(), ClusterError> {
         let mut args = strings(["get", "kubeconfig", "--name"]);
         args.push(self.name.clone());
@@ -365,7 +391,11 @@ impl Provider for KindProvider {
                     name: self.name.clone(),
                 });
             }
-            self.write_kubeconfig().await?;
+            // `kind get kubeconfig` reads it out of the node (0.4 s of a
+            // second `up`): the one written before is kept while it works.
+            if !self.kubeconfig_answers().await {
+                self.write_kubeconfig().await?;
+            }
             return Ok(Ensured {
                 created: false,
                 kubeconfig: self.kubeconfig.clone(),
