@@ -9,7 +9,6 @@ use std::time::Duration;
 
 #[path = "support/cluster.rs"]
 mod cluster;
-#[allow(dead_code)]
 mod fake_api;
 
 use harness::cluster::{ClusterError, KindCli, KindProvider, Provider, RetryPolicy};
