@@ -91,18 +91,46 @@ pub struct Lag {
 }
 
 impl Lag {
-    /// `0.0–1.3s`, or `0.05s` when both bounds round alike.
+    /// `0.0–1.3s`, or `0.05s` when both bounds read alike: in hundredths
+    /// when the lag was under a second, else in tenths.
     pub fn text(&self) -> String {
-        let (low, high) = (
-            format!("{:.1}", self.at_least),
-            format!("{:.1}", self.at_most),
-        );
+        let hundredths = self.at_most < 1.0;
+        let show = |s: f64| {
+            if hundredths {
+                format!("{s:.2}")
+            } else {
+                format!("{s:.1}")
+            }
+        };
+        let (low, high) = (show(self.at_least), show(self.at_most));
         if low == high {
             format!("{high}s")
         } else {
             format!("{low}–{high}s")
         }
     }
+}
+
+/// How a component's `component_ready` reads: `Ready after 6.5s, settled
+/// at 11.5s; seen 0.0–1.1s after its pods turned Ready` (the parts it has),
+/// each time written by `secs`.
+pub fn ready_text(
+    seconds: f64,
+    ready_seconds: Option<f64>,
+    lag: Option<&Lag>,
+    secs: impl Fn(f64) -> String,
+) -> String {
+    let mut text = match ready_seconds {
+        Some(ready) => format!("Ready after {}, settled at {}", secs(ready), secs(seconds)),
+        None => format!("Ready after {}", secs(seconds)),
+    };
+    if let Some(lag) = lag {
+        text.push_str(&format!(
+            "; seen {} after its pods turned Ready",
+            lag.text()
+        ));
+    }
+    text
 }
 
 /// Something that happened.

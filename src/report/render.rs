@@ -113,17 +113,8 @@ pub fn deploy_timeline(report: &RunReport) -> String {
                     ready_seconds,
                     lag,
                 } => {
-                    let _ = write!(out, "  {component:<20} Ready after ");
-                    match ready_seconds {
-                        Some(ready) => {
-                            let _ = write!(out, "{}, settled at {}", secs(*ready), secs(*seconds));
-                        }
-                        None => out.push_str(&secs(*seconds)),
-                    }
-                    if let Some(lag) = lag {
-                        let _ = write!(out, "; seen {} after its pods turned Ready", lag.text());
-                    }
-                    out.push('\n');
+                    let ready = super::ready_text(*seconds, *ready_seconds, lag.as_ref(), secs);
+                    let _ = writeln!(out, "  {component:<20} {ready}");
                 }
                 Event::PodTimeline {
                     component,

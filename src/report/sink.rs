@@ -80,19 +80,10 @@ pub fn line(event: &Event) -> Option<String> {
             ready_seconds,
             lag,
         } => {
-            let mut line = match ready_seconds {
-                Some(ready) => format!(
-                    "deploy    {component} Ready after {ready:.1}s, settled at {seconds:.1}s"
-                ),
-                None => format!("deploy    {component} Ready after {seconds:.1}s"),
-            };
-            if let Some(lag) = lag {
-                line.push_str(&format!(
-                    " (seen {} after its pods turned Ready)",
-                    lag.text()
-                ));
-            }
-            line
+            let ready = super::ready_text(*seconds, *ready_seconds, lag.as_ref(), |s| {
+                format!("{s:.1}s")
+            });
+            format!("deploy    {component} {ready}")
         }
         Event::PodTimeline { .. } => return None,
         Event::Verdict {
@@ -388,10 +379,20 @@ mod tests {
             bytes: 3 * 1024 * 1024,
             seconds: 1.5,
         }));
+        sink.emit(&stamped(Event::ComponentReady {
+            component: "ds".into(),
+            seconds: 7.04,
+            ready_seconds: Some(2.0),
+            lag: Some(super::super::Lag {
+                at_least: 0.05,
+                at_most: 0.05,
+            }),
+        }));
         let text = String::from_utf8(sink.into_inner()).unwrap();
         assert_eq!(
             text,
-            "14:22:40 images    done in 3.2s\n14:22:40 [audit] ok 1\n14:22:40 load      ds → n1: loaded 3.0 MiB in 1.5s\n"
+            "14:22:40 images    done in 3.2s\n14:22:40 [audit] ok 1\n14:22:40 load      ds → n1: loaded 3.0 MiB in 1.5s\n\
+             14:22:40 deploy    ds Ready after 2.0s, settled at 7.0s; seen 0.05s after its pods turned Ready\n"
         );
     }
 
