@@ -164,7 +164,8 @@ pub enum DeployEvent {
         /// depends on it could start.
         ready: Duration,
         /// How late the harness saw its pods Ready (none without a reading
-        /// of the server's clock).
+        /// of the server's clock, or without pods that turn Ready: CRDs, a
+        /// Job).
         lag: Option<wait::Lag>,
     },
     /// The deploy failed: where one component of the failed wave (or a

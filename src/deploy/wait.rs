@@ -553,15 +553,8 @@ impl Lag {
     /// The lag of seeing pods Ready whose latest `Ready` transition is
     /// stamped `ready`, when the server's clock reads at least `now`, by a
     /// wait that started `watched` ago. Both stamps are to the second; a
-    /// transition before the wait began counts from its start. Without a
-    /// transition time, the wait itself is the bound.
-    pub fn bounds(ready: Option<Timestamp>, now: Timestamp, watched: Duration) -> Self {
-        let Some(ready) = ready else {
-            return Self {
-                at_least: Duration::ZERO,
-                at_most: watched,
-            };
-        };
+    /// transition before the wait began counts from its start.
+    pub fn bounds(ready: Timestamp, now: Timestamp, watched: Duration) -> Self {
         let since = Duration::try_from(now.duration_since(ready)).unwrap_or_default();
         let second = Duration::from_secs(1);
         Self {
@@ -880,7 +873,7 @@ impl Waiter {
     fn noticed(&self) -> Option<Lag> {
         let server = self.spec.clock.server()?;
         Some(Lag::bounds(
-            settle::held_since(self.snapshot.workload_pods()),
+            settle::held_since(self.snapshot.workload_pods())?,
             server.now_at_least(),
             self.started.elapsed(),
         ))
@@ -1290,28 +1283,25 @@ mod tests {
         // Ready stamped 12:00:03, the server at least 12:00:03.4: between
         // nothing and 1.4 s, the wait having watched for 9 s.
         let lag = Lag::bounds(
-            Some(at("2026-12-07T12:00:03Z")),
+            at("2026-12-07T12:00:03Z"),
             at("2026-12-07T12:00:03.4Z"),
             secs(9.0),
         );
         assert_eq!((lag.at_least, lag.at_most), (Duration::ZERO, secs(1.4)));
         // Seen a minute late: at least 59.4 s.
         let lag = Lag::bounds(
-            Some(at("2026-12-07T12:00:03Z")),
+            at("2026-12-07T12:00:03Z"),
             at("2026-12-07T12:01:03.4Z"),
             secs(90.0),
         );
         assert_eq!((lag.at_least, lag.at_most), (secs(59.4), secs(61.4)));
         // Ready long before the wait began (a second `up`): the wait's 50 ms.
         let lag = Lag::bounds(
-            Some(at("2026-12-07T11:00:00Z")),
+            at("2026-12-07T11:00:00Z"),
             at("2026-12-07T12:00:00Z"),
             secs(0.05),
         );
         assert_eq!((lag.at_least, lag.at_most), (secs(0.05), secs(0.05)));
-        // No transition time: only the wait bounds it.
-        let lag = Lag::bounds(None, at("2026-12-07T12:00:00Z"), secs(2.0));
-        assert_eq!((lag.at_least, lag.at_most), (Duration::ZERO, secs(2.0)));
     }
 
     #[tokio::test(start_paused = true)]

@@ -112,15 +112,18 @@ impl Lag {
 }
 
 /// How a component's `component_ready` reads: `Ready after 6.5s, settled
-/// at 11.5s; seen 0.0–1.1s after its pods turned Ready` (the parts it has),
-/// each time written by `secs`.
+/// at 11.5s; seen 0.0–1.1s after its pods turned Ready` (the parts it has;
+/// `settled at` when it reads apart from Ready), each time written by
+/// `secs`.
 pub fn ready_text(
     seconds: f64,
     ready_seconds: Option<f64>,
     lag: Option<&Lag>,
     secs: impl Fn(f64) -> String,
 ) -> String {
-    let mut text = match ready_seconds {
+    // Without a window to wait out (no pods, a Job, credited in full),
+    // settled is Ready.
+    let mut text = match ready_seconds.filter(|ready| secs(*ready) != secs(seconds)) {
         Some(ready) => format!("Ready after {}, settled at {}", secs(ready), secs(seconds)),
         None => format!("Ready after {}", secs(seconds)),
     };

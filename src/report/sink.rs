@@ -388,11 +388,19 @@ mod tests {
                 at_most: 0.05,
             }),
         }));
+        // A Job: nothing to settle, no pods that turn Ready.
+        sink.emit(&stamped(Event::ComponentReady {
+            component: "migrations".into(),
+            seconds: 1.62,
+            ready_seconds: Some(1.6),
+            lag: None,
+        }));
         let text = String::from_utf8(sink.into_inner()).unwrap();
         assert_eq!(
             text,
             "14:22:40 images    done in 3.2s\n14:22:40 [audit] ok 1\n14:22:40 load      ds → n1: loaded 3.0 MiB in 1.5s\n\
-             14:22:40 deploy    ds Ready after 2.0s, settled at 7.0s; seen 0.05s after its pods turned Ready\n"
+             14:22:40 deploy    ds Ready after 2.0s, settled at 7.0s; seen 0.05s after its pods turned Ready\n\
+             14:22:40 deploy    migrations Ready after 1.6s\n"
         );
     }
 
