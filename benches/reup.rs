@@ -33,12 +33,16 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The release binary `main` builds first.
+fn binary() -> PathBuf {
+    root().join("target/release/harness")
+}
+
 /// One `harness <args>` with `--output json`: how long it took and the
 /// events it printed. Panics, with its output, when it fails.
 fn harness(args: &[&str]) -> (Duration, Vec<serde_json::Value>) {
-    let binary = root().join("target/release/harness");
     let start = Instant::now();
-    let out = Command::new(&binary)
+    let out = Command::new(binary())
         .args(args)
         .args(["--lane", LANE, "--output", "json"])
         .current_dir(root())
@@ -118,7 +122,7 @@ struct Down;
 
 impl Drop for Down {
     fn drop(&mut self) {
-        let _ = Command::new(root().join("target/release/harness"))
+        let _ = Command::new(binary())
             .args(["down", "--lane", LANE])
             .current_dir(root())
             .status();
@@ -181,7 +185,7 @@ fn main() {
         first.as_secs_f64() / reup
     );
 
-    let kubeconfig = dirs_kubeconfig();
+    let kubeconfig = lane_kubeconfig();
     let namespaces = lane_namespaces();
     let no_window = NoWindow::write();
     let config = no_window.0.display().to_string();
@@ -220,7 +224,7 @@ fn main() {
 }
 
 /// The kubeconfig `up` wrote for the lane's cluster, from its state file.
-fn dirs_kubeconfig() -> PathBuf {
+fn lane_kubeconfig() -> PathBuf {
     let state = std::fs::read_to_string(root().join(".harness/state/audit.json"))
         .expect("the lane's state file after up");
     let state: serde_json::Value = serde_json::from_str(&state).unwrap();
@@ -233,7 +237,7 @@ fn dirs_kubeconfig() -> PathBuf {
 
 /// The lane's namespaces, as `harness plan` prints them.
 fn lane_namespaces() -> Vec<String> {
-    let out = Command::new(root().join("target/release/harness"))
+    let out = Command::new(binary())
         .args(["plan", "--lane", LANE, "--output", "json"])
         .current_dir(root())
         .output()

@@ -602,6 +602,10 @@ async fn deploy_lane_with<F: Future<Output = ()>>(
         let calm = |d: &Option<_>, u: &Option<_>| d.is_none() && u.is_none();
         while stands.values().any(Option::is_none) {
             tokio::select! {
+                // A component says it is Ready before its window starts, so
+                // that word is always read before its end: the wave's list
+                // says how long it took to be Ready, not to settle.
+                biased;
                 Some((name, took)) = ready_rx.recv() => {
                     if let Some(slot) = stands.get_mut(name.as_str()) {
                         slot.get_or_insert(Ok(took));
