@@ -94,6 +94,12 @@ impl Layout {
         self.dir().join("gather")
     }
 
+    /// `.harness/kind/<lane>.yaml`: the lane's kind config with the host
+    /// ports moved that clash with lanes run beside it (`crate::lanes`).
+    pub fn kind_config_copy(&self, lane: &str) -> PathBuf {
+        self.dir().join("kind").join(format!("{lane}.yaml"))
+    }
+
     /// Where free disk is measured before anything is written: `.harness/`
     /// once it exists, the project root before.
     pub fn disk_to_check(&self) -> PathBuf {

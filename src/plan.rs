@@ -85,8 +85,9 @@ pub struct SuitePlan {
 pub struct Plan {
     pub lanes: Vec<LanePlan>,
     /// Host ports that a selected lane shares with other lanes (every
-    /// sharer listed): lanes sharing one cannot run on one machine at the
-    /// same time; as separate CI jobs on separate runners they can.
+    /// sharer listed): run together by one `harness test`, the later
+    /// lane's port is moved ([`crate::lanes`]); separate runs on one
+    /// machine cannot share it.
     pub shared_host_ports: Vec<crate::config::SharedPort>,
 }
 
@@ -376,7 +377,7 @@ pub fn sharing_warning(plan: &Plan) -> Option<String> {
             .collect::<Vec<_>>()
             .join(", ");
         format!(
-            "{n} host port{} shared between lanes ({ports}; see \"shared host ports\" in the matrix): run lanes that share one on separate machines, or one after the other",
+            "{n} host port{} shared between lanes ({ports}; see \"shared host ports\" in the matrix): `harness test --lane a --lane b` moves a later lane's to a free port; separate runs on one machine cannot share one",
             if n == 1 { " is" } else { "s are" }
         )
     })
@@ -554,7 +555,7 @@ pub fn render_text(plan: &Plan, project: &Project) -> String {
     if !plan.shared_host_ports.is_empty() {
         let _ = writeln!(
             out,
-            "  shared host ports: lanes sharing one cannot run on one machine at the same time (separate CI runners can)"
+            "  shared host ports: run together (`harness test --lane a --lane b`), a later lane's moves to a free port; separate runs on one machine cannot share one"
         );
         let mut shared = table(["PORT", "LANES"].map(String::from).to_vec());
         for s in &plan.shared_host_ports {

@@ -222,6 +222,87 @@ async fn check_kind(min: &semver::Version) -> Check {
     judge_kind(&result, min)
 }
 
+// ---------------------------------------------------------------- memory
+
+/// `MemAvailable` of `/proc/meminfo`, in bytes (Linux).
+pub fn memory_available() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    parse_mem_available(&text)
+}
+
+fn parse_mem_available(meminfo: &str) -> Option<u64> {
+    let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// How many of `lanes` lanes run at once: `asked` (`--lanes-at-once`)
+/// when the memory `available` holds that many at `per_lane` each, else a
+/// failed check; when not asked, as many as it holds (at least one). With
+/// the memory unknown, as asked, else all of them.
+pub fn lanes_at_once(
+    available: Option<u64>,
+    per_lane: u64,
+    lanes: usize,
+    asked: Option<u32>,
+) -> (usize, Check) {
+    let size = |b: u64| bytesize::ByteSize::b(b).display().iec().to_string();
+    let asked = asked.map(|n| (n as usize).min(lanes));
+    let Some(available) = available else {
+        let n = asked.unwrap_or(lanes).max(1);
+        return (
+            n,
+            Check::skip(
+                "memory",
+                format!("cannot read MemAvailable; running {n} lane(s) at once"),
+            ),
+        );
+    };
+    let holds = available
+        .checked_div(per_lane)
+        .map_or(lanes, |h| h as usize);
+    let each = size(per_lane);
+    match asked {
+        Some(n) if n > holds.max(1) => (
+            n,
+            Check::fail(
+                "memory",
+                format!(
+                    "{} available holds {holds} lane(s) at {each} each; {n} asked to run at once",
+                    size(available)
+                ),
+                format!(
+                    "run fewer at once (`--lanes-at-once {}`), free memory, or lower `preflight.memory_per_lane`",
+                    holds.max(1)
+                ),
+            ),
+        ),
+        Some(n) => (
+            n,
+            Check::pass(
+                "memory",
+                format!(
+                    "{} available, {n} lane(s) at once at {each} each",
+                    size(available)
+                ),
+            ),
+        ),
+        None => {
+            let n = holds.clamp(1, lanes.max(1));
+            (
+                n,
+                Check::pass(
+                    "memory",
+                    format!(
+                        "{} available, {n} of {lanes} lane(s) at once at {each} each (`preflight.memory_per_lane`)",
+                        size(available)
+                    ),
+                ),
+            )
+        }
+    }
+}
+
 // ---------------------------------------------------------------- disk
 
 /// Judges free space on the filesystems that will fill up.
@@ -744,6 +825,36 @@ mod tests {
 
     fn v(s: &str) -> semver::Version {
         semver::Version::parse(s).unwrap()
+    }
+
+    #[test]
+    fn lanes_at_once_follows_memory_unless_asked() {
+        const GIB: u64 = 1024 * 1024 * 1024;
+        let meminfo =
+            "MemTotal:       24000000 kB\nMemFree:  1000 kB\nMemAvailable:   10485760 kB\n";
+        assert_eq!(parse_mem_available(meminfo), Some(10 * GIB));
+        // Not asked: as many as 10 GiB holds at 3 GiB, at most the lanes given.
+        let (n, check) = lanes_at_once(Some(10 * GIB), 3 * GIB, 5, None);
+        assert_eq!(n, 3);
+        assert_eq!(check.status, Status::Pass);
+        assert_eq!(lanes_at_once(Some(10 * GIB), 3 * GIB, 2, None).0, 2);
+        // Less than one lane's worth still runs one.
+        assert_eq!(lanes_at_once(Some(GIB), 3 * GIB, 2, None).0, 1);
+        // Asked for more than it holds: a failed check that says how many fit.
+        let (_, check) = lanes_at_once(Some(10 * GIB), 3 * GIB, 5, Some(4));
+        assert_eq!(check.status, Status::Fail);
+        assert_eq!(
+            check.summary,
+            "10.0 GiB available holds 3 lane(s) at 3.0 GiB each; 4 asked to run at once"
+        );
+        assert!(check.fix.as_deref().unwrap().contains("--lanes-at-once 3"));
+        // Asked for more than there are lanes: as many as there are.
+        let (n, check) = lanes_at_once(Some(10 * GIB), 3 * GIB, 2, Some(8));
+        assert_eq!(n, 2);
+        assert_eq!(check.status, Status::Pass);
+        // Unknown memory: as asked, else all.
+        assert_eq!(lanes_at_once(None, 3 * GIB, 4, None).0, 4);
+        assert_eq!(lanes_at_once(None, 3 * GIB, 4, Some(2)).0, 2);
     }
 
     #[test]

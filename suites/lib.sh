@@ -6,6 +6,7 @@ set -eu
 : "${HARNESS_RUN_ID:?run me through harness test (HARNESS_RUN_ID is not set)}"
 : "${HARNESS_ARTIFACTS:=.}"
 DS="${HARNESS_ENDPOINT_DATASTORAGE:-http://localhost:28090}"
+echo "${SUITE:-$(basename "$0" .sh)}: DataStorage at $DS"
 SUITE="${SUITE:-$(basename "$0" .sh)}"
 # Every event of this run carries a correlation id no other run shares.
 PREFIX="$SUITE-$HARNESS_RUN_ID-$HARNESS_NAMESPACE"

@@ -391,6 +391,7 @@ async fn real_stages_run_the_lanes_hooks_against_the_recorded_environment() {
         engine: Some("docker".into()),
         kubeconfig: dir.path().join("recorded-kubeconfig"),
         context: None,
+        kind_config: None,
         created: true,
         images: Default::default(),
         created_objects: Vec::new(),

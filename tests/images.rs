@@ -71,7 +71,10 @@ impl Scene {
         let project = Project {
             file: root.join("harness.yaml"),
             root: root.clone(),
-            preflight: PreflightSettings { min_free_disk: 0 },
+            preflight: PreflightSettings {
+                min_free_disk: 0,
+                memory_per_lane: 0,
+            },
             host_builds: IndexMap::new(),
             images: IndexMap::new(),
             components: IndexMap::new(),

@@ -41,9 +41,16 @@ pub struct Global {
     /// The lane file [default: harness.yaml in this directory or the nearest parent]
     #[arg(long, global = true, value_name = "PATH", env = "HARNESS_CONFIG")]
     pub config: Option<PathBuf>,
-    /// The lane to act on [default: every lane for `plan`; the only lane when there is one]
-    #[arg(long, global = true, value_name = "LANE", env = "HARNESS_LANE")]
-    pub lane: Option<String>,
+    /// The lane to act on [default: every lane for `plan`; the only lane when there is one]; `test` takes several, run at once
+    #[arg(
+        long,
+        global = true,
+        value_name = "LANE",
+        env = "HARNESS_LANE",
+        value_delimiter = ',',
+        action = clap::ArgAction::Append
+    )]
+    pub lane: Vec<String>,
     /// Output format
     #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
@@ -121,7 +128,9 @@ Examples:
   harness test --lane gateway --deadline 55m      finish (gather included) before a 60m job limit
   harness test --lane gateway --retries 1         run failed suites again once: verdicts infrastructure, flaky or real
   harness test --lane gateway --retries 2 --flaky-result fail   a strict gate: a flaky test fails the run
-  harness test --affected --base origin/main      every lane the branch's changes affect, one after the other")]
+  harness test --lane audit --lane controller     two lanes at once, each on its own cluster (clashing host ports are moved)
+  harness test --all --lanes-at-once 2            every lane, two at a time
+  harness test --affected --base origin/main      every lane the branch's changes affect")]
     Test(TestArgs),
 
     /// Tear down what `up` created (gathering first with --gather)
@@ -241,9 +250,18 @@ pub struct TestArgs {
     /// Whether tests that passed only on a retry (flaky) pass the run
     #[arg(long, value_enum, default_value_t = FlakyResult::Pass)]
     pub flaky_result: FlakyResult,
-    /// Run every lane the changes since --base affect, one after the other (instead of --lane)
-    #[arg(long, requires = "base", conflicts_with = "suites")]
+    /// Run every lane the changes since --base affect (instead of --lane), as --lanes-at-once says
+    #[arg(long, requires = "base", conflicts_with_all = ["suites", "all"])]
     pub affected: bool,
+    /// Run every lane of the lane file (instead of --lane)
+    #[arg(long)]
+    pub all: bool,
+    /// How many of several lanes run at the same time [default: as many as memory holds, by `preflight.memory_per_lane`]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub lanes_at_once: Option<u32>,
+    /// With several lanes: after a lane fails, start no more (the running ones finish)
+    #[arg(long)]
+    pub fail_fast: bool,
     /// The git ref --affected compares the work tree with
     #[arg(long, value_name = "REF", requires = "affected")]
     pub base: Option<String>,
@@ -368,6 +386,37 @@ mod tests {
     }
 
     #[test]
+    fn test_takes_several_lanes_or_all() {
+        let cli = Cli::try_parse_from([
+            "harness",
+            "test",
+            "--lane",
+            "audit",
+            "--lane",
+            "controller",
+            "--lanes-at-once",
+            "2",
+        ])
+        .unwrap();
+        assert_eq!(cli.global.lane, ["audit", "controller"]);
+        let Command::Test(args) = cli.command else {
+            panic!("not test")
+        };
+        assert_eq!(args.lanes_at_once, Some(2));
+        let cli = Cli::try_parse_from(["harness", "test", "--all", "--fail-fast"]).unwrap();
+        let Command::Test(args) = cli.command else {
+            panic!("not test")
+        };
+        assert!(args.all && args.fail_fast);
+        for argv in [
+            &["harness", "test", "--all", "--affected", "--base", "main"][..],
+            &["harness", "test", "--all", "--lanes-at-once", "0"],
+        ] {
+            assert!(Cli::try_parse_from(argv).is_err(), "{argv:?}");
+        }
+    }
+
+    #[test]
     fn up_accepts_preserve() {
         let cli = Cli::try_parse_from(["harness", "up", "--preserve", "--lane", "audit"]).unwrap();
         let Command::Up(args) = cli.command else {
@@ -382,7 +431,7 @@ mod tests {
             "harness", "plan", "--lane", "audit", "--output", "json", "-vv",
         ])
         .unwrap();
-        assert_eq!(cli.global.lane.as_deref(), Some("audit"));
+        assert_eq!(cli.global.lane, ["audit"]);
         assert_eq!(cli.global.output, OutputFormat::Json);
         assert_eq!(cli.global.verbose, 2);
     }

@@ -236,7 +236,7 @@ fn ports_shared_between_lanes_are_reported_not_refused() {
         "{text}"
     );
     assert!(
-        err.contains("warning: 2 host ports are shared between lanes (8080/TCP, 18090/TCP"),
+        err.contains("note: 2 host ports are shared between lanes (8080/TCP, 18090/TCP"),
         "{err}"
     );
     // One lane's plan lists the ports it shares, with every sharer.
@@ -982,4 +982,131 @@ fn settle_windows_must_be_durations_shorter_than_the_timeout() {
         ],
     );
     assert!(err.contains("2 problems"), "{err}");
+}
+
+// ------------------------------------------------------------------ several lanes
+
+/// Two lanes on clusters that refuse every connection (`provider:
+/// existing`, a kubeconfig for 127.0.0.1:1): each fails at its first apply,
+/// in a moment, exactly as `harness test --lane` fails.
+fn two_unreachable_lanes(dir: &Path, memory_per_lane: &str) {
+    let kubeconfig = "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: \"https://127.0.0.1:1\"}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\n";
+    std::fs::write(dir.join("kubeconfig.yaml"), kubeconfig).unwrap();
+    project(
+        dir,
+        &format!(
+            "preflight: {{ memory_per_lane: {memory_per_lane} }}\ncomponents:\n  app: {{ manifests: [app.yaml] }}\nlanes:\n  a:\n    cluster: {{ name: a, provider: existing, existing: {{ kubeconfig: kubeconfig.yaml }} }}\n    components: [app]\n    suites: {{ s: {{ command: [\"true\"] }} }}\n  b:\n    cluster: {{ name: b, provider: existing, existing: {{ kubeconfig: kubeconfig.yaml }} }}\n    components: [app]\n    suites: {{ s: {{ command: [\"true\"] }} }}\n"
+        ),
+    );
+}
+
+#[test]
+fn several_lanes_each_run_and_one_summary_gives_the_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    two_unreachable_lanes(dir.path(), "1MiB");
+    let out = harness_env(
+        dir.path(),
+        &["test", "--lane", "a", "--lane", "b"],
+        &[("CI", "true")],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(6), "{err}");
+    // Every live line says its lane; each lane's report comes whole under its name.
+    assert!(err.contains("\na | ") && err.contains("\nb | "), "{err}");
+    assert!(
+        err.contains("\n== lane a ==\n") && err.contains("\n== lane b ==\n"),
+        "{err}"
+    );
+    let summary = &err[err.find("lanes: 2 run, 2 failed").expect(&err)..];
+    for lane in ["a", "b"] {
+        assert!(
+            summary
+                .lines()
+                .any(|l| l.starts_with(&format!("  FAIL {lane} "))
+                    && l.ends_with(
+                        "a component failed to deploy or is doomed (readiness verdict) (exit 6)"
+                    )),
+            "{summary}"
+        );
+    }
+}
+
+#[test]
+fn fail_fast_starts_no_lane_after_one_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    two_unreachable_lanes(dir.path(), "1MiB");
+    let out = harness_env(
+        dir.path(),
+        &[
+            "test",
+            "--all",
+            "--lanes-at-once",
+            "1",
+            "--fail-fast",
+            "--output",
+            "json",
+        ],
+        &[("CI", "true")],
+    );
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    let lines: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect(l))
+        .collect();
+    // Every event names its lane; b never started, so none is b's.
+    assert!(
+        lines[..lines.len() - 1].iter().all(|e| e["lane"] == "a"),
+        "{lines:?}"
+    );
+    let last = lines.last().unwrap();
+    assert_eq!(last["event"], "lanes_finished");
+    assert_eq!(last["lanes"][0]["exit_code"], 6);
+    assert_eq!(last["lanes"][1]["run_id"], serde_json::Value::Null);
+    assert_eq!(
+        last["lanes"][1]["result"],
+        "not started: an earlier lane failed (--fail-fast)"
+    );
+}
+
+#[test]
+fn more_lanes_at_once_than_memory_holds_fails_preflight() {
+    let dir = tempfile::tempdir().unwrap();
+    two_unreachable_lanes(dir.path(), "1000TiB");
+    let out = harness(dir.path(), &["test", "--all", "--lanes-at-once", "2"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("preflight memory: FAIL: ")
+            && err.contains("holds 0 lane(s) at 1000.0 TiB each; 2 asked to run at once"),
+        "{err}"
+    );
+    assert!(
+        err.contains("run fewer at once (`--lanes-at-once 1`)"),
+        "{err}"
+    );
+    assert!(!err.contains("a | "), "no lane started: {err}");
+}
+
+#[test]
+fn only_test_takes_several_lanes_and_lanes_are_chosen_one_way() {
+    let dir = tempfile::tempdir().unwrap();
+    two_unreachable_lanes(dir.path(), "1GiB");
+    let out = harness(dir.path(), &["up", "--lane", "a", "--lane", "b"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("error: `--lane` names 2 lanes; only `harness test` runs several"),
+        "{err}"
+    );
+    assert!(err.contains("= help: give one `--lane`"), "{err}");
+    let out = harness(dir.path(), &["test", "--all", "--lane", "a"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("error: `--lane a` and `--all` both choose the lanes to test"),
+        "{}",
+        stderr(&out)
+    );
+    let out = harness(dir.path(), &["test", "--lane", "a", "--lane", "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("nope"), "{}", stderr(&out));
 }

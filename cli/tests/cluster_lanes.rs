@@ -12,6 +12,8 @@ mod bundle;
 mod cluster;
 #[path = "../../tests/support/junit.rs"]
 mod junit;
+#[path = "../../tests/support/shown.rs"]
+mod shown;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -79,11 +81,13 @@ struct TakeDownAfter<'a> {
 
 impl Drop for TakeDownAfter<'_> {
     fn drop(&mut self) {
-        if kind_clusters().iter().any(|c| c == "audit-e2e") {
-            run(
-                harness(self.repo, self.image).args(["down", "--lane", "audit"]),
-                "harness down (the test ended with the demo lane up)",
-            );
+        for (lane, cluster) in [("audit", "audit-e2e"), ("controller", "controller-e2e")] {
+            if kind_clusters().iter().any(|c| c == cluster) {
+                run(
+                    harness(self.repo, self.image).args(["down", "--lane", lane]),
+                    "harness down (the test ended with a demo lane up)",
+                );
+            }
         }
     }
 }
@@ -280,6 +284,134 @@ fn runs_now(repo: &Path) -> Vec<PathBuf> {
     std::fs::read_dir(repo.join(".harness/runs"))
         .map(|d| d.flatten().map(|e| e.path()).collect())
         .unwrap_or_default()
+}
+
+/// Both demo lanes in one run, at once. Their kind configs publish
+/// DataStorage at the same host port, 28090 (deploy/kind/*.yaml): the
+/// controller lane's is moved to a free port, its kind config copy says so
+/// (the lane file's does not change), and its suite reaches its own
+/// DataStorage there — the audit lane's, at 28090, does not know the
+/// controller's objects, so a suite sent there would fail.
+#[test]
+fn demo_lanes_both_at_once_move_the_shared_port_and_pass() {
+    let Some(image) = cluster::node_image() else {
+        return;
+    };
+    let repo = repo();
+    for cluster in ["audit-e2e", "controller-e2e"] {
+        assert!(
+            !kind_clusters().iter().any(|c| c == cluster),
+            "a kind cluster {cluster} exists already: this test runs both demo lanes; delete it first"
+        );
+    }
+    let _down = TakeDownAfter {
+        repo: &repo,
+        image: &image,
+    };
+    let kind_config = std::fs::read_to_string(repo.join("deploy/kind/controller.yaml")).unwrap();
+    assert!(
+        kind_config.contains("hostPort: 28090"),
+        "the lanes share 28090"
+    );
+    let out = run(
+        harness(&repo, &image).args([
+            "test",
+            "--lane",
+            "audit",
+            "--lane",
+            "controller",
+            "--lanes-at-once",
+            "2",
+        ]),
+        "harness test --lane audit --lane controller",
+    );
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    let prefix =
+        "lane controller: host port 28090/TCP (deploy/kind/controller.yaml:12:15) moved to ";
+    let moved = all
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(prefix))
+        .unwrap_or_else(|| panic!("no moved port in:\n{all}"));
+    let port: u16 = moved.split(':').next().unwrap().parse().unwrap();
+    assert_ne!(port, 28090);
+    // They ran at the same time: the controller lane's cluster was being
+    // made while the audit lane's was.
+    let at = |needle: &str| {
+        all.find(needle)
+            .unwrap_or_else(|| panic!("no {needle:?} in:\n{all}"))
+    };
+    assert!(at("controller | ") > 0);
+    let first_done = at("cluster   done").min(all.len());
+    assert!(at("audit | ") < first_done && all[..first_done].contains("controller | "));
+    // One summary, every lane's result in it, with its run.
+    let summary = section(&all, "lanes: 2 run, 0 failed");
+    // docs/commands.md, "Several lanes at once": what comes before the
+    // lanes' own lines, and the summary after their reports.
+    let head: Vec<&str> = all.lines().take_while(|l| !l.contains(" | ")).collect();
+    insta::assert_snapshot!(
+        "lanes_at_once",
+        shown::taken(&shown::session(
+            &[
+                "test",
+                "--lane",
+                "audit",
+                "--lane",
+                "controller",
+                "--lanes-at-once",
+                "2"
+            ],
+            &format!(
+                "{}\n[… each lane's lines and report …]\n\n{summary}",
+                head.join("\n")
+            )
+        ))
+    );
+    let run_of = |lane: &str| -> PathBuf {
+        let line = summary
+            .lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(lane))
+            .unwrap_or_else(|| panic!("no {lane} in {summary}"));
+        let id = line
+            .split_whitespace()
+            .find(|w| w.starts_with("r-"))
+            .unwrap();
+        repo.join(".harness/runs").join(id)
+    };
+    // The copy kind was handed moves only that port; the lane file's config is as it was.
+    let copy = std::fs::read_to_string(repo.join(".harness/kind/controller.yaml")).unwrap();
+    assert_eq!(
+        copy,
+        kind_config.replace("hostPort: 28090", &format!("hostPort: {port}"))
+    );
+    assert_eq!(
+        std::fs::read_to_string(repo.join("deploy/kind/controller.yaml")).unwrap(),
+        kind_config
+    );
+    // Each lane's suites used its own port, and each lane has its own JUnit.
+    let trail =
+        std::fs::read_to_string(run_of("controller").join("suites/trail/output.log")).unwrap();
+    assert!(
+        trail.contains(&format!("DataStorage at http://localhost:{port}")),
+        "{trail}"
+    );
+    let audit = std::fs::read_to_string(run_of("audit").join("suites/audit/output.log")).unwrap();
+    assert!(
+        audit.contains("DataStorage at http://localhost:28090"),
+        "{audit}"
+    );
+    for lane in ["audit", "controller"] {
+        assert!(
+            run_of(lane).join("junit.xml").is_file(),
+            "{lane} has its JUnit"
+        );
+    }
+    assert!(
+        !kind_clusters()
+            .iter()
+            .any(|c| c == "audit-e2e" || c == "controller-e2e"),
+        "both clusters torn down"
+    );
 }
 
 /// The demo shows all three verdicts (docs/demo.md). With `DEMO_CRASH=1`

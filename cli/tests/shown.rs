@@ -75,7 +75,7 @@ fn plan_of_a_lane_that_shares_host_ports() {
             .lines()
             .last()
             .unwrap()
-            .starts_with("warning: 2 host ports are shared"),
+            .starts_with("note: 2 host ports are shared"),
         "{}",
         out.text
     );

@@ -29,6 +29,10 @@ pub fn planned_state(
         engine: provider.engine().map(|e| e.as_str().to_owned()),
         kubeconfig: provider.kubeconfig().to_path_buf(),
         context: provider.context().map(str::to_owned),
+        kind_config: match &lane.cluster.provider {
+            crate::config::ClusterProvider::Kind(spec) => spec.config.clone(),
+            crate::config::ClusterProvider::Existing(_) => None,
+        },
         created: true,
         images: images
             .iter()

@@ -72,6 +72,11 @@ pub struct LaneState {
     pub kubeconfig: PathBuf,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<String>,
+    /// The kind config the cluster was made with: a copy with moved host
+    /// ports when it ran beside other lanes (`crate::lanes`), whose ports
+    /// later commands on this cluster use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind_config: Option<PathBuf>,
     /// Whether `up` created the cluster (and so `down` may delete it).
     pub created: bool,
     pub images: IndexMap<String, StateImage>,
@@ -221,6 +226,7 @@ mod tests {
             engine: Some("docker".into()),
             kubeconfig: "/home/me/.kube/audit-e2e-config".into(),
             context: None,
+            kind_config: None,
             created: true,
             images: IndexMap::from([
                 (

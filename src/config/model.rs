@@ -22,6 +22,9 @@ pub mod defaults {
     pub const NAMESPACE: &str = "harness-system";
     pub const KIND_MIN_VERSION: &str = "0.20.0";
     pub const MIN_FREE_DISK: u64 = 10 * 1024 * 1024 * 1024;
+    /// A kind node with a control plane and a small stack; a lane whose
+    /// components need more says so (`preflight.memory_per_lane`).
+    pub const MEMORY_PER_LANE: u64 = 3 * 1024 * 1024 * 1024;
     pub const IMAGE_BUILD_TIMEOUT: Duration = Duration::from_secs(15 * 60);
     pub const COMPONENT_TIMEOUT: Duration = Duration::from_secs(5 * 60);
     pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(60);
@@ -71,6 +74,9 @@ impl Project {
 pub struct PreflightSettings {
     /// Bytes that must be free where images and clusters are stored.
     pub min_free_disk: u64,
+    /// Memory one lane's cluster takes, as an estimate: how many lanes a
+    /// run of several starts at once, when not told.
+    pub memory_per_lane: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]

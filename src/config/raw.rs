@@ -82,6 +82,7 @@ pub struct Existing {
 #[serde(deny_unknown_fields)]
 pub struct Preflight {
     pub min_free_disk: Option<Spanned<String>>,
+    pub memory_per_lane: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

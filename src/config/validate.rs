@@ -313,21 +313,34 @@ impl Validator {
     }
 
     fn preflight(&mut self, raw: Option<&raw::Preflight>) -> PreflightSettings {
-        let min_free_disk = match raw.and_then(|p| p.min_free_disk.as_ref()) {
-            None => defaults::MIN_FREE_DISK,
-            Some(value) => match value.value.trim().parse::<bytesize::ByteSize>() {
-                Ok(size) => size.as_u64(),
-                Err(e) => {
-                    self.problem(
-                        &value.referenced,
-                        format!("invalid size `{}`: {e}", value.value),
-                        "write a size like 10GiB or 500MB",
-                    );
-                    defaults::MIN_FREE_DISK
-                }
-            },
+        PreflightSettings {
+            min_free_disk: self.size(
+                raw.and_then(|p| p.min_free_disk.as_ref()),
+                defaults::MIN_FREE_DISK,
+            ),
+            memory_per_lane: self.size(
+                raw.and_then(|p| p.memory_per_lane.as_ref()),
+                defaults::MEMORY_PER_LANE,
+            ),
+        }
+    }
+
+    /// A size like `10GiB`, or `default` when not given.
+    fn size(&mut self, value: Option<&Spanned<String>>, default: u64) -> u64 {
+        let Some(value) = value else {
+            return default;
         };
-        PreflightSettings { min_free_disk }
+        match value.value.trim().parse::<bytesize::ByteSize>() {
+            Ok(size) => size.as_u64(),
+            Err(e) => {
+                self.problem(
+                    &value.referenced,
+                    format!("invalid size `{}`: {e}", value.value),
+                    "write a size like 10GiB or 500MB",
+                );
+                default
+            }
+        }
     }
 
     /// `host_builds:`: commands not empty, inputs and workdirs that exist.

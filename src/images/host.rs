@@ -296,8 +296,10 @@ async fn run_one(
                 source,
             })?
     };
+    // Lanes run at once run one host build once (crate::gate).
+    let pass = crate::gate::enter(&format!("host-build:{}:{name}", project.root.display())).await;
     let stamp = std::fs::read_to_string(&stamp_path).ok();
-    if !opts.rebuild && up_to_date(build, stamp.as_deref(), &hash) {
+    if (!opts.rebuild || pass.done_while_waiting) && up_to_date(build, stamp.as_deref(), &hash) {
         return Ok(HostOutcome {
             name,
             ran: false,
@@ -381,6 +383,7 @@ async fn run_one(
             path: stamp_path,
             source,
         })?;
+    pass.done();
     Ok(HostOutcome {
         name,
         ran: true,

@@ -440,7 +440,9 @@ async fn ensure_one(
                 nocache: opts.rebuild,
                 log: opts.log_dir.join(format!("{name}.log")),
             };
-            if !opts.rebuild
+            // Lanes run at once build one content tag once (crate::gate).
+            let pass = crate::gate::enter(&format!("image:{}", resolved.reference)).await;
+            if (!opts.rebuild || pass.done_while_waiting)
                 && let Some(id) = engine::built_image(docker, &build).await?
             {
                 return Ok(ImageOutcome {
@@ -458,6 +460,7 @@ async fn ensure_one(
                 .await;
             let started = std::time::Instant::now();
             let id = engine::build(docker, build, events).await?;
+            pass.done();
             Ok(ImageOutcome {
                 image: name.to_owned(),
                 reference: resolved.reference,

@@ -195,14 +195,60 @@ impl<W: Write + Send> Sink for PlainSink<W> {
     }
 }
 
+/// Lines written through it go out whole, each behind `prefix`: lanes run
+/// at once share stderr, and a line of one never breaks into another's.
+pub struct LinePrefix<W: Write> {
+    prefix: String,
+    out: W,
+    line: Vec<u8>,
+}
+
+impl<W: Write> LinePrefix<W> {
+    pub fn new(prefix: impl Into<String>, out: W) -> Self {
+        Self {
+            prefix: prefix.into(),
+            out,
+            line: Vec::new(),
+        }
+    }
+}
+
+impl<W: Write> Write for LinePrefix<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        for &byte in buf {
+            self.line.push(byte);
+            if byte == b'\n' {
+                let mut whole = self.prefix.clone().into_bytes();
+                whole.append(&mut self.line);
+                self.out.write_all(&whole)?;
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
 /// One JSON object per line, every event, for tools.
 pub struct JsonSink<W: Write + Send> {
     out: W,
+    /// `"lane"` added to every event that lacks it (lanes run at once).
+    lane: Option<String>,
 }
 
 impl<W: Write + Send> JsonSink<W> {
     pub fn new(out: W) -> Self {
-        Self { out }
+        Self { out, lane: None }
+    }
+
+    /// Every event says its lane: `{"lane":"audit","at":…}`.
+    pub fn tagged(out: W, lane: &str) -> Self {
+        Self {
+            out,
+            lane: Some(lane.to_owned()),
+        }
     }
 
     pub fn into_inner(self) -> W {
@@ -213,6 +259,12 @@ impl<W: Write + Send> JsonSink<W> {
 impl<W: Write + Send> Sink for JsonSink<W> {
     fn emit(&mut self, event: &Stamped) {
         if let Ok(json) = serde_json::to_string(event) {
+            let json = match (&self.lane, &event.event) {
+                (Some(lane), event) if !matches!(event, Event::RunStarted { .. }) => {
+                    format!("{{\"lane\":{},{}", serde_json::json!(lane), &json[1..])
+                }
+                _ => json,
+            };
             let _ = writeln!(self.out, "{json}");
         }
     }
@@ -349,6 +401,40 @@ mod tests {
             at: "2026-11-22T14:22:40Z".parse().unwrap(),
             event,
         }
+    }
+
+    #[test]
+    fn lanes_run_at_once_say_whose_each_line_is() {
+        let mut sink = PlainSink::new(LinePrefix::new("[audit] ", Vec::new()));
+        sink.emit(&stamped(Event::finished(crate::exit::Exit::Ok)));
+        sink.emit(&stamped(Event::SuiteOutput {
+            suite: "audit".into(),
+            line: "ok 1".into(),
+        }));
+        let text = String::from_utf8(sink.into_inner().out).unwrap();
+        assert_eq!(
+            text,
+            "[audit] 14:22:40 finished  success (exit 0)\n[audit] 14:22:40 [audit] ok 1\n"
+        );
+        // A line written in pieces goes out whole; an unfinished one waits.
+        let mut w = LinePrefix::new("[c] ", Vec::new());
+        write!(w, "a").unwrap();
+        write!(w, "b\nc").unwrap();
+        assert_eq!(w.out, b"[c] ab\n");
+        let mut json = JsonSink::tagged(Vec::new(), "controller");
+        json.emit(&stamped(Event::RunStarted {
+            lane: "controller".into(),
+            run_id: "r-1".into(),
+        }));
+        json.emit(&stamped(Event::finished(crate::exit::Exit::Ok)));
+        let lines: Vec<serde_json::Value> = String::from_utf8(json.into_inner())
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        // Every line names the lane once: run_started has it already.
+        assert!(lines.iter().all(|l| l["lane"] == "controller"), "{lines:?}");
+        assert_eq!(lines[1]["event"], "finished");
     }
 
     #[test]

@@ -44,6 +44,8 @@ static RULES: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
         (r"/[^\s:()'`]*/\.tmp[A-Za-z0-9]{6}", "[tmp]"),
         // Ports of the servers a test starts on 127.0.0.1.
         (r"\b127\.0\.0\.1:\d+", "127.0.0.1:[port]"),
+        // The free port a lane's clashing host port was moved to.
+        (r"\bmoved to \d+\b", "moved to [port]"),
         // Byte counts and rates: `10.1 MiB`, `3 B`, `40.4 MiB/s`.
         (r"\b\d+(\.\d+)? ?(B|KiB|MiB|GiB|TiB|kB|MB|GB)\b", "[bytes]"),
         // Progress bars, whose filling is a matter of bytes and time.

@@ -54,7 +54,7 @@ async fn connect(
     cwd: &Path,
 ) -> Result<(harness::config::Project, String, kube::Client), StageFailure> {
     let project = load(global.config.as_deref(), cwd, global.verbose)?;
-    let lane = harness::plan::one_lane(&project, global.lane.as_deref())?
+    let lane = harness::plan::one_lane(&project, super::lane_flag(global)?)?
         .name
         .clone();
     let env = std::env::var_os("KUBECONFIG").and_then(|v| std::env::split_paths(&v).next());

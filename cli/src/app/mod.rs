@@ -22,6 +22,7 @@ use harness::stage::Ctx;
 use crate::cli::{Cli, Command, NamespaceCommand, OutputFormat};
 
 mod live;
+mod several;
 
 /// What the program itself could not do (read its directory, write its
 /// output): harness's own trouble (70).
@@ -31,23 +32,28 @@ pub enum AppError {
     Cwd(#[source] std::io::Error),
     #[error("cannot write to stdout")]
     Stdout(#[source] std::io::Error),
-    #[error("`--lane {0}` and `--affected` both choose the lanes to test")]
-    LaneAndAffected(String),
+    #[error("`--lane {0}` and `--{1}` both choose the lanes to test")]
+    LaneAndAffected(String, &'static str),
+    #[error("`--lane` names {0} lanes; only `harness test` runs several")]
+    SeveralLanes(usize),
 }
 
 impl Failure for AppError {
     fn exit(&self) -> Exit {
         match self {
             AppError::Cwd(_) | AppError::Stdout(_) => Exit::Internal,
-            AppError::LaneAndAffected(_) => Exit::Usage,
+            AppError::LaneAndAffected(..) | AppError::SeveralLanes(_) => Exit::Usage,
         }
     }
 
     fn fix(&self) -> Option<String> {
         match self {
             AppError::Cwd(_) | AppError::Stdout(_) => None,
-            AppError::LaneAndAffected(_) => Some(
-                "drop `--lane` (and unset HARNESS_LANE) to test the affected lanes, or drop `--affected`"
+            AppError::LaneAndAffected(_, flag) => Some(format!(
+                "drop `--lane` (and unset HARNESS_LANE) to test the lanes `--{flag}` chooses, or drop `--{flag}`"
+            )),
+            AppError::SeveralLanes(_) => Some(
+                "give one `--lane` (HARNESS_LANE names one); `harness test --lane a --lane b` runs several at once"
                     .into(),
             ),
         }
@@ -63,18 +69,33 @@ struct Output {
 }
 
 impl Output {
-    fn start(format: OutputFormat, lane: &str, run_id: &str, record: Option<&Path>) -> Self {
+    /// `several`: lanes run at once share the terminal, so each line says
+    /// its lane (`audit | 14:22:40 …`, `{"lane":"audit",…}`) and nothing is
+    /// redrawn.
+    fn start(
+        format: OutputFormat,
+        lane: &str,
+        run_id: &str,
+        record: Option<&Path>,
+        several: bool,
+    ) -> Self {
+        use report::sink::{JsonSink, LinePrefix, PlainSink, ProgressSink};
         use std::io::IsTerminal as _;
         let ci = report::is_ci(|k| std::env::var(k).ok());
         let mode = report::OutputMode::choose(
             format == OutputFormat::Json,
-            std::io::stderr().is_terminal(),
-            ci,
+            std::io::stderr().is_terminal() && !several,
+            ci || several,
         );
-        let sink: Box<dyn report::sink::Sink> = match mode {
-            report::OutputMode::Json => Box::new(report::sink::JsonSink::new(std::io::stdout())),
-            report::OutputMode::Plain => Box::new(report::sink::PlainSink::new(std::io::stderr())),
-            report::OutputMode::Progress => Box::new(report::sink::ProgressSink::new()),
+        let sink: Box<dyn report::sink::Sink> = match (mode, several) {
+            (report::OutputMode::Json, false) => Box::new(JsonSink::new(std::io::stdout())),
+            (report::OutputMode::Json, true) => Box::new(JsonSink::tagged(std::io::stdout(), lane)),
+            (_, true) => Box::new(PlainSink::new(LinePrefix::new(
+                format!("{lane} | "),
+                std::io::stderr(),
+            ))),
+            (report::OutputMode::Plain, false) => Box::new(PlainSink::new(std::io::stderr())),
+            (report::OutputMode::Progress, false) => Box::new(ProgressSink::new()),
         };
         let (bus, report) = report::bus::start_recording(
             sink,
@@ -99,30 +120,48 @@ impl Output {
 
 /// `harness test` with its output: the live events, then the report, how
 /// to use a kept environment, and the GitHub step summary.
+/// With `several`, the lane runs beside others: its lines say its lane,
+/// its report comes out in one piece under its name, and it begins with
+/// what running beside them changed (its moved host ports).
 async fn test_command(
     project: &Project,
     lane: &config::Lane,
+    run_id: &str,
     args: &crate::cli::TestArgs,
     format: OutputFormat,
+    several: Option<&[harness::lanes::Moved]>,
 ) -> Result<Exit, StageFailure> {
-    let run_id = harness::stage::new_run_id();
     let layout = harness::layout::Layout::new(&project.root);
     let output = Output::start(
         format,
         &lane.name,
-        &run_id,
-        Some(&layout.events_file(&run_id)),
+        run_id,
+        Some(&layout.events_file(run_id)),
+        several.is_some(),
     );
-    let ctx = Ctx::new(project, lane, run_id, output.bus.clone());
+    for moved in several.unwrap_or_default() {
+        if moved.lane == lane.name {
+            output.bus.notice(report::Notice::Text {
+                message: moved.to_string(),
+            });
+        }
+    }
+    let several = several.is_some();
+    let ctx = Ctx::new(project, lane, run_id.to_owned(), output.bus.clone());
     let run = harness::run::test::test_lane(ctx, &args.options()).await;
     let report = output.finish().await;
     let run = run?;
     if format == OutputFormat::Text {
-        eprint!("\n{}", report::render::text(&report));
+        let mut text = report::render::text(&report);
         if run.preserve
             && let Ok(state) = harness::cluster::state::read(&project.root, &lane.name)
         {
-            eprint!("{}", how_to_use(project, lane, &state));
+            text.push_str(&how_to_use(project, lane, &state));
+        }
+        match several {
+            // One write: the lanes still running do not cut into it.
+            true => eprint!("\n== lane {} ==\n{text}", lane.name),
+            false => eprint!("\n{text}"),
         }
     }
     match report::github::publish(&report, |k| std::env::var(k).ok()) {
@@ -130,43 +169,6 @@ async fn test_command(
         Err(e) => eprintln!("harness: cannot write the GitHub step summary: {e}"),
     }
     Ok(run.exit)
-}
-
-/// `harness test --affected`: the lanes the changes since `--base` affect,
-/// each run as `harness test --lane` runs it, one after the other; a lane
-/// that fails does not stop the next, an interrupt does.
-async fn test_affected(
-    project: &Project,
-    args: &crate::cli::TestArgs,
-    format: OutputFormat,
-) -> Result<Exit, StageFailure> {
-    let base = args.base.as_deref().unwrap_or("HEAD");
-    let affected = harness::affected::find(project, base)?;
-    match format {
-        OutputFormat::Text => eprint!("{}", affected.render_text()),
-        OutputFormat::Json => emit(&(json_line(&affected) + "\n"))?,
-    }
-    let mut exits = Vec::new();
-    for name in &affected.lanes {
-        let lane = &project.lanes[name.as_str()];
-        if format == OutputFormat::Text {
-            eprintln!("\n== lane {name} ==");
-        }
-        let exit = match test_command(project, lane, args, format).await {
-            Ok(exit) => exit,
-            Err(failure) => report_error(&failure, format),
-        };
-        exits.push((name.clone(), exit));
-        if exit == Exit::Interrupted {
-            break;
-        }
-    }
-    if format == OutputFormat::Text && !exits.is_empty() {
-        eprintln!("\n{}", harness::affected::runs_summary(&exits));
-    }
-    Ok(harness::affected::combined_exit(
-        exits.iter().map(|(_, e)| *e),
-    ))
 }
 
 /// What a person needs to use an environment that is up.
@@ -201,12 +203,12 @@ pub async fn dispatch(cli: Cli) -> Result<Exit, StageFailure> {
             let project = load(global.config.as_deref(), &cwd, global.verbose)?;
             // Outside every stage: main's last resort (tests/cli.rs).
             harness::panics::inject("plan");
-            let plan = plan::plan(&project, global.lane.as_deref())?;
+            let plan = plan::plan(&project, lane_flag(global)?)?;
             match global.output {
                 OutputFormat::Text => {
                     emit(&plan::render_text(&plan, &project))?;
                     if let Some(warning) = plan::sharing_warning(&plan) {
-                        eprintln!("warning: {warning}");
+                        eprintln!("note: {warning}");
                     }
                 }
                 OutputFormat::Json => emit(&(json_pretty(&plan) + "\n"))?,
@@ -215,7 +217,7 @@ pub async fn dispatch(cli: Cli) -> Result<Exit, StageFailure> {
         }
         Command::Preflight => {
             let project = load(global.config.as_deref(), &cwd, global.verbose)?;
-            let lane = plan::one_lane(&project, global.lane.as_deref())?;
+            let lane = &one_lane(&project, global)?;
             let disk = harness::layout::Layout::new(&project.root).disk_to_check();
             let report = preflight::run(&project, lane, &disk).await;
             match global.output {
@@ -230,7 +232,7 @@ pub async fn dispatch(cli: Cli) -> Result<Exit, StageFailure> {
         }
         Command::Up(args) => {
             let project = load(global.config.as_deref(), &cwd, global.verbose)?;
-            let lane = plan::one_lane(&project, global.lane.as_deref())?;
+            let lane = &one_lane(&project, global)?;
             let run_id = harness::stage::new_run_id();
             let layout = harness::layout::Layout::new(&project.root);
             let output = Output::start(
@@ -238,6 +240,7 @@ pub async fn dispatch(cli: Cli) -> Result<Exit, StageFailure> {
                 &lane.name,
                 &run_id,
                 Some(&layout.events_file(&run_id)),
+                false,
             );
             if let Some(notice) = harness::run::lifecycle::up_preserve_notice(args.preserve, |k| {
                 std::env::var(k).ok()
@@ -278,22 +281,48 @@ pub async fn dispatch(cli: Cli) -> Result<Exit, StageFailure> {
             }
             Ok(Exit::Ok)
         }
-        Command::Test(args) if args.affected => {
-            let project = load(global.config.as_deref(), &cwd, global.verbose)?;
-            if let Some(lane) = &global.lane {
-                return Err(AppError::LaneAndAffected(lane.clone()).into());
-            }
-            test_affected(&project, args, global.output).await
-        }
         Command::Test(args) => {
             let project = load(global.config.as_deref(), &cwd, global.verbose)?;
-            let lane = plan::one_lane(&project, global.lane.as_deref())?;
-            test_command(&project, lane, args, global.output).await
+            let chosen = match (args.affected, args.all, global.lane.first()) {
+                (true, _, Some(lane)) => {
+                    return Err(AppError::LaneAndAffected(lane.clone(), "affected").into());
+                }
+                (_, true, Some(lane)) => {
+                    return Err(AppError::LaneAndAffected(lane.clone(), "all").into());
+                }
+                (true, _, None) => {
+                    let base = args.base.as_deref().unwrap_or("HEAD");
+                    let affected = harness::affected::find(&project, base)?;
+                    match global.output {
+                        OutputFormat::Text => eprint!("{}", affected.render_text()),
+                        OutputFormat::Json => emit(&(json_line(&affected) + "\n"))?,
+                    }
+                    affected.lanes
+                }
+                (false, true, None) => project.lanes.keys().cloned().collect(),
+                (false, false, _) if global.lane.len() > 1 => global.lane.clone(),
+                (false, false, _) => {
+                    let lane = one_lane(&project, global)?;
+                    let run_id = harness::stage::new_run_id();
+                    return test_command(&project, &lane, &run_id, args, global.output, None).await;
+                }
+            };
+            let mut lanes: Vec<&config::Lane> = Vec::new();
+            for name in &chosen {
+                let lane = plan::one_lane(&project, Some(name))?;
+                if !lanes.iter().any(|l| l.name == lane.name) {
+                    lanes.push(lane);
+                }
+            }
+            if lanes.is_empty() {
+                return Ok(Exit::Ok);
+            }
+            several::test_lanes(&project, &lanes, args, global.output).await
         }
         Command::Down(args) => {
             let project = load(global.config.as_deref(), &cwd, global.verbose)?;
-            let lane = plan::one_lane(&project, global.lane.as_deref())?;
-            let output = Output::start(global.output, &lane.name, "down", None);
+            let lane = &one_lane(&project, global)?;
+            let output = Output::start(global.output, &lane.name, "down", None, false);
             // Nothing up is not a failure: a CI cleanup step that always
             // runs `harness down` must pass when the job never got that far.
             if let Err(harness::cluster::state::StateError::Missing { .. }) =
@@ -331,8 +360,8 @@ pub async fn dispatch(cli: Cli) -> Result<Exit, StageFailure> {
         }
         Command::Gather(args) => {
             let project = load(global.config.as_deref(), &cwd, global.verbose)?;
-            let lane = plan::one_lane(&project, global.lane.as_deref())?;
-            let output = Output::start(global.output, &lane.name, "gather", None);
+            let lane = &one_lane(&project, global)?;
+            let output = Output::start(global.output, &lane.name, "gather", None, false);
             let ctx = Ctx::new(
                 &project,
                 lane,
@@ -375,6 +404,26 @@ pub async fn dispatch(cli: Cli) -> Result<Exit, StageFailure> {
             live::namespace_create(global, &cwd, prefix, *process).await
         }
     }
+}
+
+/// The one `--lane` of a command that acts on one lane, if given.
+pub fn lane_flag(global: &crate::cli::Global) -> Result<Option<&str>, AppError> {
+    match global.lane.as_slice() {
+        [] => Ok(None),
+        [one] => Ok(Some(one)),
+        several => Err(AppError::SeveralLanes(several.len())),
+    }
+}
+
+/// The lane a one-lane command acts on, as its cluster was made: with the
+/// host ports it really has when it ran beside other lanes and was kept.
+pub fn one_lane(
+    project: &Project,
+    global: &crate::cli::Global,
+) -> Result<config::Lane, StageFailure> {
+    let lane = plan::one_lane(project, lane_flag(global)?)?;
+    let state = harness::cluster::state::read(&project.root, &lane.name).ok();
+    Ok(harness::lanes::as_made(lane, state.as_ref()))
 }
 
 fn load(explicit: Option<&Path>, cwd: &Path, verbose: u8) -> Result<Project, ConfigError> {
