@@ -15,21 +15,17 @@
 //! `cargo bench --profile dev --bench lanes`. Not part of the test run.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+#[path = "support/release.rs"]
+mod release;
+
+use release::{binary, median, root};
+
 const CLUSTERS: [&str; 2] = ["audit-e2e", "controller-e2e"];
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn binary() -> PathBuf {
-    root().join("target/release/harness")
-}
 
 /// `harness test` of both demo lanes, `at_once` at a time: its wall time.
 fn both(at_once: u32) -> Duration {
@@ -139,11 +135,6 @@ impl Sampler {
     }
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 fn gib(b: f64) -> String {
     format!("{:.2} GiB", b / 1024.0 / 1024.0 / 1024.0)
 }
@@ -153,25 +144,8 @@ fn main() {
         .ok()
         .and_then(|r| r.parse().ok())
         .unwrap_or(1);
-    let built = Command::new("cargo")
-        .args(["build", "--release", "-p", "harness-cli", "--quiet"])
-        .current_dir(root())
-        .status()
-        .expect("cargo runs");
-    assert!(built.success(), "cannot build the release binary");
-    let clusters = Command::new("kind")
-        .args(["get", "clusters"])
-        .output()
-        .expect("kind runs");
-    let up: Vec<String> = String::from_utf8_lossy(&clusters.stdout)
-        .lines()
-        .filter(|l| CLUSTERS.contains(l))
-        .map(str::to_owned)
-        .collect();
-    assert!(
-        up.is_empty(),
-        "kind clusters {up:?} are up: the bench makes its own (`harness down --lane …`)"
-    );
+    release::build();
+    release::none_up(&CLUSTERS);
     let (mut together, mut apart) = (Vec::new(), Vec::new());
     let mut peaks: BTreeMap<String, f64> = BTreeMap::new();
     let mut fell = 0.0f64;

@@ -24,19 +24,15 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+#[path = "support/release.rs"]
+mod release;
+
+use release::{binary, median, root};
+
 const LANE: &str = "audit";
 
 /// The lane file with no settle windows (ignored by git; removed at the end).
 const NO_WINDOW_FILE: &str = "harness.bench-settle-0s.yaml";
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The release binary `main` builds first.
-fn binary() -> PathBuf {
-    root().join("target/release/harness")
-}
 
 /// One `harness <args>` with `--output json`: how long it took and the
 /// events it printed. Panics, with its output, when it fails.
@@ -71,11 +67,6 @@ fn deploy_phase(events: &[serde_json::Value]) -> f64 {
         .find(|e| e["event"] == "phase_finished" && e["phase"] == "deploy")
         .and_then(|e| e["seconds"].as_f64())
         .expect("the run reports its deploy phase")
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 /// The lane file with `settle: 0s` on every component: a copy beside it
@@ -147,22 +138,8 @@ fn main() {
         .ok()
         .and_then(|r| r.parse().ok())
         .unwrap_or(3);
-    let built = Command::new("cargo")
-        .args(["build", "--release", "-p", "harness-cli", "--quiet"])
-        .current_dir(root())
-        .status()
-        .expect("cargo runs");
-    assert!(built.success(), "cannot build the release binary");
-    let clusters = Command::new("kind").args(["get", "clusters"]).output();
-    if clusters.is_ok_and(|o| {
-        String::from_utf8_lossy(&o.stdout)
-            .lines()
-            .any(|l| l == "audit-e2e")
-    }) {
-        panic!(
-            "a kind cluster audit-e2e is up: the bench makes its own (`harness down --lane audit`)"
-        );
-    }
+    release::build();
+    release::none_up(&["audit-e2e"]);
     let _down = Down;
 
     let (first, events) = harness(&["up"]);

@@ -313,16 +313,17 @@ fn demo_lanes_both_at_once_move_the_shared_port_and_pass() {
         kind_config.contains("hostPort: 28090"),
         "the lanes share 28090"
     );
+    let args = [
+        "test",
+        "--lane",
+        "audit",
+        "--lane",
+        "controller",
+        "--lanes-at-once",
+        "2",
+    ];
     let out = run(
-        harness(&repo, &image).args([
-            "test",
-            "--lane",
-            "audit",
-            "--lane",
-            "controller",
-            "--lanes-at-once",
-            "2",
-        ]),
+        harness(&repo, &image).args(args),
         "harness test --lane audit --lane controller",
     );
     let all = text(&out);
@@ -352,15 +353,7 @@ fn demo_lanes_both_at_once_move_the_shared_port_and_pass() {
     insta::assert_snapshot!(
         "lanes_at_once",
         shown::taken(&shown::session(
-            &[
-                "test",
-                "--lane",
-                "audit",
-                "--lane",
-                "controller",
-                "--lanes-at-once",
-                "2"
-            ],
+            &args,
             &format!(
                 "{}\n[… each lane's lines and report …]\n\n{summary}",
                 head.join("\n")
