@@ -1399,6 +1399,78 @@ fn sigterm_during_the_suites_stops_them_gathers_and_tears_down() {
     assert!(junit.contains("<testsuite name=\"long\""), "{junit}");
 }
 
+/// Lanes run at once all hear an interrupt: each stops its suite, gathers
+/// and tears down its own cluster, and a lane still waiting for a slot
+/// never starts. The run says so in its summary and exits 130.
+#[test]
+fn sigterm_reaches_every_lane_running_and_starts_no_more() {
+    if !node::engine_available() {
+        return;
+    }
+    let long = "      long: { command: [\"sh\", \"-c\", \"echo $$ > suite-$HARNESS_NAMESPACE.pid; exec sleep 3600\"] }\n";
+    let standin = StandIn::new(Api::default(), NO_IMAGES, "", long);
+    // Two more lanes, each on a cluster of its own name.
+    let lane_file = standin.root().join("harness.yaml");
+    let mut text = std::fs::read_to_string(&lane_file).unwrap();
+    for lane in ["second", "third"] {
+        text.push_str(&format!(
+            "  {lane}:\n    cluster: {{ name: {}-{lane} }}\n    components: [app]\n    suites:\n{long}",
+            standin.cluster
+        ));
+    }
+    std::fs::write(&lane_file, text).unwrap();
+    let mut run = standin.start(&[
+        "--lane",
+        "main",
+        "--lane",
+        "second",
+        "--lane",
+        "third",
+        "--lanes-at-once",
+        "2",
+    ]);
+    let suites = run.wait_until("both running lanes' suites to start", || {
+        let pids: Vec<i32> = std::fs::read_dir(standin.root())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("suite-"))
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok()?.trim().parse().ok())
+            .collect();
+        (pids.len() == 2).then_some(pids)
+    });
+    run.interrupt(Signal::SIGTERM);
+    let done = run.finish();
+    assert_eq!(done.code, Some(130), "{}", done.stderr);
+    for pid in suites {
+        assert!(!alive(Pid::from_raw(pid)), "a suite still runs");
+    }
+    // Each running lane was gathered, then its own cluster deleted.
+    let mut deleted = standin.deletions();
+    deleted.sort();
+    assert_eq!(deleted.len(), 2, "{deleted:?}");
+    assert!(deleted[0].starts_with(&format!("deleted {} with", standin.cluster)));
+    assert!(deleted[1].starts_with(&format!("deleted {}-second with", standin.cluster)));
+    let (published, partial) = standin.bundles();
+    assert_eq!((published.len(), partial.len()), (2, 0), "{published:?}");
+    for lane in ["main", "second"] {
+        let finished = done
+            .events
+            .iter()
+            .find(|e| e["event"] == "finished" && e["lane"] == lane)
+            .unwrap_or_else(|| panic!("lane {lane} did not finish: {:#?}", done.events));
+        assert_eq!(finished["exit_code"], 130);
+    }
+    assert!(
+        !done.events.iter().any(|e| e["lane"] == "third"),
+        "third started"
+    );
+    let last = done.events.last().unwrap();
+    assert_eq!(last["event"], "lanes_finished", "{last}");
+    assert_eq!(last["lanes"][2]["lane"], "third");
+    assert_eq!(last["lanes"][2]["result"], "not started: interrupted");
+    assert_eq!(last["lanes"][2]["run_id"], Value::Null);
+}
+
 #[test]
 fn sigint_during_gather_lets_it_finish_then_tears_down() {
     if !node::engine_available() {
