@@ -236,71 +236,113 @@ fn parse_mem_available(meminfo: &str) -> Option<u64> {
     Some(kib * 1024)
 }
 
-/// How many of `lanes` lanes run at once: `asked` (`--lanes-at-once`)
-/// when the memory `available` holds that many at `per_lane` each, else a
-/// failed check; when not asked, as many as it holds (at least one). With
-/// the memory unknown, as asked, else all of them.
-pub fn lanes_at_once(
-    available: Option<u64>,
-    per_lane: u64,
-    lanes: usize,
-    asked: Option<u32>,
-) -> (usize, Check) {
-    let size = |b: u64| bytesize::ByteSize::b(b).display().iec().to_string();
-    let asked = asked.map(|n| (n as usize).min(lanes));
-    let Some(available) = available else {
-        let n = asked.unwrap_or(lanes).max(1);
-        return (
-            n,
-            Check::skip(
-                "memory",
-                format!("cannot read MemAvailable; running {n} lane(s) at once"),
-            ),
-        );
-    };
-    let holds = available
-        .checked_div(per_lane)
-        .map_or(lanes, |h| h as usize);
-    let each = size(per_lane);
-    match asked {
-        Some(n) if n > holds.max(1) => (
-            n,
-            Check::fail(
-                "memory",
-                format!(
-                    "{} available holds {holds} lane(s) at {each} each; {n} asked to run at once",
-                    size(available)
-                ),
-                format!(
-                    "run fewer at once (`--lanes-at-once {}`), free memory, or lower `preflight.memory_per_lane`",
-                    holds.max(1)
-                ),
-            ),
-        ),
-        Some(n) => (
-            n,
-            Check::pass(
-                "memory",
-                format!(
-                    "{} available, {n} lane(s) at once at {each} each",
-                    size(available)
-                ),
-            ),
-        ),
-        None => {
-            let n = holds.clamp(1, lanes.max(1));
-            (
-                n,
-                Check::pass(
-                    "memory",
-                    format!(
-                        "{} available, {n} of {lanes} lane(s) at once at {each} each (`preflight.memory_per_lane`)",
-                        size(available)
-                    ),
-                ),
-            )
+/// What the machine has of one thing several lanes at once each take.
+#[derive(Clone, Debug)]
+pub struct Capacity {
+    /// `memory` or `disk`.
+    pub name: &'static str,
+    /// `None` when it cannot be read here.
+    pub available: Option<u64>,
+    pub per_lane: u64,
+    /// The lane-file key that says `per_lane`.
+    pub setting: &'static str,
+    /// What frees some, for the fix.
+    pub free_some: &'static str,
+}
+
+impl Capacity {
+    /// `MemAvailable` against `preflight.memory_per_lane`.
+    pub fn memory(per_lane: u64) -> Self {
+        Capacity {
+            name: "memory",
+            available: memory_available(),
+            per_lane,
+            setting: "preflight.memory_per_lane",
+            free_some: "free memory",
         }
     }
+
+    /// The least free space of `paths` against `preflight.min_free_disk`.
+    pub fn disk(paths: &[PathBuf], per_lane: u64) -> Self {
+        Capacity {
+            name: "disk",
+            available: paths.iter().filter_map(|p| free_bytes(p).ok()).min(),
+            per_lane,
+            setting: "preflight.min_free_disk",
+            free_some: "free space (e.g. `docker system prune`)",
+        }
+    }
+
+    /// How many lanes it holds; all of them when unknown or free.
+    fn holds(&self, lanes: usize) -> usize {
+        match self.available {
+            None => lanes,
+            Some(a) => a.checked_div(self.per_lane).map_or(lanes, |h| h as usize),
+        }
+    }
+}
+
+/// The engine's data root, when the engine answers and the directory is on
+/// this machine (where the images and the kind nodes' disks are).
+pub async fn engine_root(kind: EngineKind) -> Option<PathBuf> {
+    let endpoint = engine::endpoint_from_env(kind);
+    let (_, info) = engine::connect(&endpoint, Duration::from_secs(10))
+        .await
+        .ok()?;
+    info.root_dir.map(PathBuf::from).filter(|r| r.is_dir())
+}
+
+/// How many of `lanes` lanes run at once, and a check per capacity:
+/// `asked` (`--lanes-at-once`, at most `lanes`) when every capacity holds
+/// that many, else a failed check that says how many fit; when not asked,
+/// as many as the tightest capacity holds (at least one).
+pub fn lanes_at_once(
+    capacities: &[Capacity],
+    lanes: usize,
+    asked: Option<u32>,
+) -> (usize, Vec<Check>) {
+    let size = |b: u64| bytesize::ByteSize::b(b).display().iec().to_string();
+    let asked = asked.map(|n| (n as usize).min(lanes));
+    let holds = capacities
+        .iter()
+        .map(|c| c.holds(lanes))
+        .min()
+        .unwrap_or(lanes);
+    let n = asked.unwrap_or_else(|| holds.clamp(1, lanes.max(1)));
+    let checks = capacities
+        .iter()
+        .map(|c| {
+            let each = size(c.per_lane);
+            let Some(available) = c.available else {
+                return Check::skip(
+                    c.name,
+                    format!("cannot be read here; {n} lane(s) at once"),
+                );
+            };
+            let have = size(available);
+            let fits = c.holds(lanes);
+            if n > fits.max(1) {
+                Check::fail(
+                    c.name,
+                    format!(
+                        "{have} available holds {fits} lane(s) at {each} each; {n} asked to run at once"
+                    ),
+                    format!(
+                        "run fewer at once (`--lanes-at-once {}`), {}, or lower `{}`",
+                        holds.max(1),
+                        c.free_some,
+                        c.setting
+                    ),
+                )
+            } else {
+                Check::pass(
+                    c.name,
+                    format!("{have} available, {n} lane(s) at once at {each} each (`{}`)", c.setting),
+                )
+            }
+        })
+        .collect();
+    (n, checks)
 }
 
 // ---------------------------------------------------------------- disk
@@ -828,33 +870,56 @@ mod tests {
     }
 
     #[test]
-    fn lanes_at_once_follows_memory_unless_asked() {
+    fn lanes_at_once_follows_the_tightest_capacity_unless_asked() {
         const GIB: u64 = 1024 * 1024 * 1024;
         let meminfo =
             "MemTotal:       24000000 kB\nMemFree:  1000 kB\nMemAvailable:   10485760 kB\n";
         assert_eq!(parse_mem_available(meminfo), Some(10 * GIB));
-        // Not asked: as many as 10 GiB holds at 3 GiB, at most the lanes given.
-        let (n, check) = lanes_at_once(Some(10 * GIB), 3 * GIB, 5, None);
+        let capacity = |name, available: Option<u64>, per_lane| Capacity {
+            name,
+            available,
+            per_lane,
+            setting: "preflight.x",
+            free_some: "free some",
+        };
+        let memory = |gib: u64| capacity("memory", Some(gib * GIB), 3 * GIB);
+        let disk = |gib: u64| capacity("disk", Some(gib * GIB), 6 * GIB);
+        // Not asked: as many as the tightest holds, at most the lanes given.
+        let (n, checks) = lanes_at_once(&[memory(10), disk(100)], 5, None);
         assert_eq!(n, 3);
-        assert_eq!(check.status, Status::Pass);
-        assert_eq!(lanes_at_once(Some(10 * GIB), 3 * GIB, 2, None).0, 2);
-        // Less than one lane's worth still runs one.
-        assert_eq!(lanes_at_once(Some(GIB), 3 * GIB, 2, None).0, 1);
-        // Asked for more than it holds: a failed check that says how many fit.
-        let (_, check) = lanes_at_once(Some(10 * GIB), 3 * GIB, 5, Some(4));
-        assert_eq!(check.status, Status::Fail);
-        assert_eq!(
-            check.summary,
-            "10.0 GiB available holds 3 lane(s) at 3.0 GiB each; 4 asked to run at once"
+        assert!(
+            checks.iter().all(|c| c.status == Status::Pass),
+            "{checks:?}"
         );
-        assert!(check.fix.as_deref().unwrap().contains("--lanes-at-once 3"));
+        assert_eq!(
+            checks[0].summary,
+            "10.0 GiB available, 3 lane(s) at once at 3.0 GiB each (`preflight.x`)"
+        );
+        assert_eq!(lanes_at_once(&[memory(10), disk(13)], 5, None).0, 2);
+        assert_eq!(lanes_at_once(&[memory(10)], 2, None).0, 2);
+        // Less than one lane's worth still runs one (its own preflight judges it).
+        assert_eq!(lanes_at_once(&[memory(1)], 2, None).0, 1);
+        // Asked for more than one holds: that one fails, saying how many fit.
+        let (_, checks) = lanes_at_once(&[memory(10), disk(13)], 5, Some(3));
+        assert_eq!(checks[0].status, Status::Pass);
+        assert_eq!(checks[1].status, Status::Fail);
+        assert_eq!(
+            checks[1].summary,
+            "13.0 GiB available holds 2 lane(s) at 6.0 GiB each; 3 asked to run at once"
+        );
+        assert_eq!(
+            checks[1].fix.as_deref(),
+            Some("run fewer at once (`--lanes-at-once 2`), free some, or lower `preflight.x`")
+        );
         // Asked for more than there are lanes: as many as there are.
-        let (n, check) = lanes_at_once(Some(10 * GIB), 3 * GIB, 2, Some(8));
+        let (n, checks) = lanes_at_once(&[memory(10)], 2, Some(8));
         assert_eq!(n, 2);
-        assert_eq!(check.status, Status::Pass);
-        // Unknown memory: as asked, else all.
-        assert_eq!(lanes_at_once(None, 3 * GIB, 4, None).0, 4);
-        assert_eq!(lanes_at_once(None, 3 * GIB, 4, Some(2)).0, 2);
+        assert_eq!(checks[0].status, Status::Pass);
+        // Unknown: skipped, as asked, else all.
+        let unknown = capacity("memory", None, 3 * GIB);
+        let (n, checks) = lanes_at_once(std::slice::from_ref(&unknown), 4, None);
+        assert_eq!((n, checks[0].status), (4, Status::Skip));
+        assert_eq!(lanes_at_once(&[unknown], 4, Some(2)).0, 2);
     }
 
     #[test]

@@ -989,13 +989,13 @@ fn settle_windows_must_be_durations_shorter_than_the_timeout() {
 /// Two lanes on clusters that refuse every connection (`provider:
 /// existing`, a kubeconfig for 127.0.0.1:1): each fails at its first apply,
 /// in a moment, exactly as `harness test --lane` fails.
-fn two_unreachable_lanes(dir: &Path, memory_per_lane: &str) {
+fn two_unreachable_lanes(dir: &Path, preflight: &str) {
     let kubeconfig = "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: \"https://127.0.0.1:1\"}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\n";
     std::fs::write(dir.join("kubeconfig.yaml"), kubeconfig).unwrap();
     project(
         dir,
         &format!(
-            "preflight: {{ memory_per_lane: {memory_per_lane} }}\ncomponents:\n  app: {{ manifests: [app.yaml] }}\nlanes:\n  a:\n    cluster: {{ name: a, provider: existing, existing: {{ kubeconfig: kubeconfig.yaml }} }}\n    components: [app]\n    suites: {{ s: {{ command: [\"true\"] }} }}\n  b:\n    cluster: {{ name: b, provider: existing, existing: {{ kubeconfig: kubeconfig.yaml }} }}\n    components: [app]\n    suites: {{ s: {{ command: [\"true\"] }} }}\n"
+            "preflight: {{ {preflight} }}\ncomponents:\n  app: {{ manifests: [app.yaml] }}\nlanes:\n  a:\n    cluster: {{ name: a, provider: existing, existing: {{ kubeconfig: kubeconfig.yaml }} }}\n    components: [app]\n    suites: {{ s: {{ command: [\"true\"] }} }}\n  b:\n    cluster: {{ name: b, provider: existing, existing: {{ kubeconfig: kubeconfig.yaml }} }}\n    components: [app]\n    suites: {{ s: {{ command: [\"true\"] }} }}\n"
         ),
     );
 }
@@ -1003,7 +1003,7 @@ fn two_unreachable_lanes(dir: &Path, memory_per_lane: &str) {
 #[test]
 fn several_lanes_each_run_and_one_summary_gives_the_exit() {
     let dir = tempfile::tempdir().unwrap();
-    two_unreachable_lanes(dir.path(), "1MiB");
+    two_unreachable_lanes(dir.path(), "memory_per_lane: 1MiB, min_free_disk: 1MiB");
     let out = harness_env(
         dir.path(),
         &["test", "--lane", "a", "--lane", "b"],
@@ -1034,7 +1034,7 @@ fn several_lanes_each_run_and_one_summary_gives_the_exit() {
 #[test]
 fn fail_fast_starts_no_lane_after_one_failed() {
     let dir = tempfile::tempdir().unwrap();
-    two_unreachable_lanes(dir.path(), "1MiB");
+    two_unreachable_lanes(dir.path(), "memory_per_lane: 1MiB, min_free_disk: 1MiB");
     let out = harness_env(
         dir.path(),
         &[
@@ -1069,9 +1069,9 @@ fn fail_fast_starts_no_lane_after_one_failed() {
 }
 
 #[test]
-fn more_lanes_at_once_than_memory_holds_fails_preflight() {
+fn more_lanes_at_once_than_memory_or_disk_holds_fails_preflight() {
     let dir = tempfile::tempdir().unwrap();
-    two_unreachable_lanes(dir.path(), "1000TiB");
+    two_unreachable_lanes(dir.path(), "memory_per_lane: 1000TiB, min_free_disk: 1MiB");
     let out = harness(dir.path(), &["test", "--all", "--lanes-at-once", "2"]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(3), "{err}");
@@ -1081,16 +1081,28 @@ fn more_lanes_at_once_than_memory_holds_fails_preflight() {
         "{err}"
     );
     assert!(
-        err.contains("run fewer at once (`--lanes-at-once 1`)"),
+        err.contains("run fewer at once (`--lanes-at-once 1`), free memory, or lower `preflight.memory_per_lane`"),
         "{err}"
     );
+    assert!(err.contains("preflight disk: ok: "), "{err}");
     assert!(!err.contains("a | "), "no lane started: {err}");
+    // The same for the disk: each lane at once needs `min_free_disk`.
+    two_unreachable_lanes(dir.path(), "memory_per_lane: 1MiB, min_free_disk: 1000TiB");
+    let out = harness(dir.path(), &["test", "--all", "--lanes-at-once", "2"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("preflight disk: FAIL: ")
+            && err.contains("holds 0 lane(s) at 1000.0 TiB each; 2 asked to run at once"),
+        "{err}"
+    );
+    assert!(err.contains("lower `preflight.min_free_disk`"), "{err}");
 }
 
 #[test]
 fn only_test_takes_several_lanes_and_lanes_are_chosen_one_way() {
     let dir = tempfile::tempdir().unwrap();
-    two_unreachable_lanes(dir.path(), "1GiB");
+    two_unreachable_lanes(dir.path(), "memory_per_lane: 1GiB");
     let out = harness(dir.path(), &["up", "--lane", "a", "--lane", "b"]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");

@@ -30,19 +30,36 @@ pub async fn test_lanes(
 ) -> Result<Exit, StageFailure> {
     let started = Instant::now();
     let text = format == OutputFormat::Text;
-    let (at_once, memory) = preflight::lanes_at_once(
-        preflight::memory_available(),
-        project.preflight.memory_per_lane,
+    // Whether the machine holds them: memory and disk for each lane at once
+    // (each lane's own preflight still checks what it needs alone).
+    let layout = harness::layout::Layout::new(&project.root);
+    let mut disks = vec![layout.disk_to_check()];
+    let engine = lanes.iter().find_map(|l| match &l.cluster.provider {
+        harness::config::ClusterProvider::Kind(k) => Some(k.engine),
+        harness::config::ClusterProvider::Existing(_) => None,
+    });
+    if let Some(engine) = engine
+        && let Some(root) = preflight::engine_root(engine).await
+    {
+        disks.push(root);
+    }
+    let (at_once, checks) = preflight::lanes_at_once(
+        &[
+            preflight::Capacity::memory(project.preflight.memory_per_lane),
+            preflight::Capacity::disk(&disks, project.preflight.min_free_disk),
+        ],
         lanes.len(),
         args.lanes_at_once,
     );
     if text {
-        eprintln!("{}", memory.line());
+        for check in &checks {
+            eprintln!("{}", check.line());
+        }
     }
-    if memory.status == preflight::Status::Fail {
+    if checks.iter().any(|c| c.status == preflight::Status::Fail) {
         return Err(PreflightFailed(preflight::Report {
             lane: names(lanes),
-            checks: vec![memory],
+            checks,
         })
         .into());
     }
@@ -63,7 +80,6 @@ pub async fn test_lanes(
     } else {
         Vec::new()
     };
-    let layout = harness::layout::Layout::new(&project.root);
     let mut running_lanes = Vec::new();
     for lane in &made {
         running_lanes.push(lanes::moved_lane(
