@@ -308,6 +308,12 @@ impl LaneResult {
         }
     }
 
+    /// How the lane's run exited; `None` when it never started.
+    pub fn exit(&self) -> Option<Exit> {
+        self.run_id.as_ref()?;
+        Exit::ALL.into_iter().find(|e| e.code() == self.exit_code)
+    }
+
     pub fn not_started(lane: &str, why: &str) -> Self {
         LaneResult {
             lane: lane.to_owned(),

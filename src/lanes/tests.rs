@@ -200,6 +200,10 @@ fn the_summary_has_every_lane_and_every_moved_port() {
         LaneResult::ran("controller", "r-2", Exit::Deploy, 40.0),
         LaneResult::not_started("gateway", "an earlier lane failed (--fail-fast)"),
     ];
+    assert_eq!(
+        results.iter().map(LaneResult::exit).collect::<Vec<_>>(),
+        [Some(Exit::Ok), Some(Exit::Deploy), None]
+    );
     let moved = Moved {
         lane: "controller".into(),
         protocol: Protocol::Tcp,

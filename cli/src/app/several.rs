@@ -65,16 +65,17 @@ pub async fn test_lanes(
     }
     // A lane that is up already keeps the ports its cluster has: it claims
     // them first, so only lanes still to be made move theirs.
-    let made: Vec<Lane> = lanes
+    let (made, up): (Vec<Lane>, Vec<bool>) = lanes
         .iter()
         .map(|l| {
             let state = harness::cluster::state::read(&project.root, &l.name).ok();
-            lanes::as_made(l, state.as_ref())
+            (lanes::as_made(l, state.as_ref()), state.is_some())
         })
+        .unzip();
+    let claim_order: Vec<&Lane> = (made.iter().zip(&up).filter(|(_, up)| **up))
+        .chain(made.iter().zip(&up).filter(|(_, up)| !**up))
+        .map(|(l, _)| l)
         .collect();
-    let is_up = |l: &Lane| harness::cluster::state::read(&project.root, &l.name).is_ok();
-    let mut claim_order: Vec<&Lane> = made.iter().filter(|l| is_up(l)).collect();
-    claim_order.extend(made.iter().filter(|l| !is_up(l)));
     let moved = if at_once > 1 {
         lanes::remap(&claim_order, lanes::free_port)?
     } else {
@@ -159,13 +160,9 @@ pub async fn test_lanes(
             })) + "\n"),
         )?,
     }
-    let exits = results.iter().filter(|r| r.run_id.is_some()).map(|r| {
-        Exit::ALL
-            .into_iter()
-            .find(|e| e.code() == r.exit_code)
-            .unwrap_or(Exit::Internal)
-    });
-    Ok(harness::affected::combined_exit(exits))
+    Ok(harness::affected::combined_exit(
+        results.iter().filter_map(LaneResult::exit),
+    ))
 }
 
 fn names(lanes: &[&Lane]) -> String {
