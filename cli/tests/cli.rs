@@ -1118,6 +1118,15 @@ fn only_test_takes_several_lanes_and_lanes_are_chosen_one_way() {
         "{}",
         stderr(&out)
     );
+    // A suite one of the lanes lacks: nothing starts.
+    let out = harness(dir.path(), &["test", "--all", "e2e"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("error: lane `a` has no suite `e2e`"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("a | "), "{}", stderr(&out));
     let out = harness(dir.path(), &["test", "--lane", "a", "--lane", "nope"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("nope"), "{}", stderr(&out));

@@ -38,6 +38,28 @@ pub struct TestOptions {
     pub flaky_result: crate::suites::verdict::FlakyResult,
 }
 
+impl TestOptions {
+    /// Which of a lane's suites run, and how.
+    pub fn selection(&self) -> crate::suites::stage::SuiteSelection {
+        crate::suites::stage::SuiteSelection {
+            names: self.suites.clone(),
+            shard: self.shard,
+            jobs: self.jobs,
+            retry: crate::suites::stage::RetryPolicy {
+                retries: self.retries,
+                flaky_result: self.flaky_result,
+            },
+        }
+    }
+
+    /// Whether `lane` has every suite named: a usage error (exit 2) that
+    /// names the lane and its suites when not.
+    pub fn check_suites(&self, lane: &Lane) -> Result<(), StageFailure> {
+        crate::suites::stage::suite_specs(lane, &self.selection())?;
+        Ok(())
+    }
+}
+
 /// How a `harness test` ended.
 #[derive(Clone, Copy, Debug)]
 pub struct TestRun {
@@ -67,15 +89,7 @@ pub async fn test_lane(ctx: Ctx<'_>, options: &TestOptions) -> Result<TestRun, S
         .map_err(|source| super::SignalError { source })?
     };
     let deadline = options.deadline.map(|d| tokio::time::Instant::now() + d);
-    let selection = crate::suites::stage::SuiteSelection {
-        names: options.suites.clone(),
-        shard: options.shard,
-        jobs: options.jobs,
-        retry: crate::suites::stage::RetryPolicy {
-            retries: options.retries,
-            flaky_result: options.flaky_result,
-        },
-    };
+    let selection = options.selection();
     // Unknown suite names are a usage error before anything starts.
     crate::suites::stage::suite_specs(lane, &selection)?;
     let deploy_deadline =

@@ -30,6 +30,12 @@ pub async fn test_lanes(
 ) -> Result<Exit, StageFailure> {
     let started = Instant::now();
     let text = format == OutputFormat::Text;
+    // Suites named on the command line must be every lane's: a usage error
+    // before any lane starts, not one lane's failure beside the others' runs.
+    let options = args.options();
+    for lane in lanes {
+        options.check_suites(lane)?;
+    }
     // Whether the machine holds them: memory and disk for each lane at once
     // (each lane's own preflight still checks what it needs alone).
     let layout = harness::layout::Layout::new(&project.root);
