@@ -325,6 +325,18 @@ impl LaneResult {
     }
 }
 
+/// The exit of a run of several lanes: an interrupt or a panic wins (the
+/// run stopped, or cannot be trusted), else the first lane's failure, else
+/// success (also when there was no lane to run).
+pub fn combined_exit(exits: impl IntoIterator<Item = Exit>) -> Exit {
+    let exits: Vec<Exit> = exits.into_iter().collect();
+    [Exit::Panicked, Exit::Interrupted]
+        .into_iter()
+        .find(|e| exits.contains(e))
+        .or_else(|| exits.iter().copied().find(|e| *e != Exit::Ok))
+        .unwrap_or(Exit::Ok)
+}
+
 /// The lanes' results as the run's last lines: one per lane, then the
 /// ports that moved.
 pub fn summary(results: &[LaneResult], moved: &[Moved], seconds: f64) -> String {

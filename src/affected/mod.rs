@@ -446,31 +446,5 @@ pub fn find(project: &Project, base: &str) -> Result<Affected, GitError> {
     Ok(affected(project, base, &changes))
 }
 
-/// The exit of `harness test --affected`: an interrupt or a panic wins
-/// (the run stopped, or cannot be trusted), else the first lane's failure,
-/// else success (also when no lane was affected).
-pub fn combined_exit(exits: impl IntoIterator<Item = crate::exit::Exit>) -> crate::exit::Exit {
-    use crate::exit::Exit;
-    let exits: Vec<Exit> = exits.into_iter().collect();
-    [Exit::Panicked, Exit::Interrupted]
-        .into_iter()
-        .find(|e| exits.contains(e))
-        .or_else(|| exits.iter().copied().find(|e| *e != Exit::Ok))
-        .unwrap_or(Exit::Ok)
-}
-
-/// One line per lane run by `harness test --affected`: `audit ok`,
-/// `controller FAILED (exit 6)`.
-pub fn runs_summary(exits: &[(String, crate::exit::Exit)]) -> String {
-    let lines: Vec<String> = exits
-        .iter()
-        .map(|(lane, exit)| match exit {
-            crate::exit::Exit::Ok => format!("  {lane}  ok"),
-            other => format!("  {lane}  FAILED (exit {})", other.code()),
-        })
-        .collect();
-    format!("affected lanes:\n{}", lines.join("\n"))
-}
-
 #[cfg(test)]
 mod tests;

@@ -342,22 +342,3 @@ fn text_lists_lanes_reasons_and_a_summary() {
         "no lane is affected by the 1 changed file since main\n"
     );
 }
-
-#[test]
-fn the_combined_exit_is_the_first_failure_unless_a_run_was_cut_short() {
-    use crate::exit::Exit;
-    let table: &[(&[Exit], Exit)] = &[
-        (&[], Exit::Ok),
-        (&[Exit::Ok, Exit::Ok], Exit::Ok),
-        (&[Exit::Ok, Exit::Deploy, Exit::SuitesFailed], Exit::Deploy),
-        (&[Exit::SuitesFailed, Exit::Interrupted], Exit::Interrupted),
-        (&[Exit::Interrupted, Exit::Panicked], Exit::Panicked),
-    ];
-    for (exits, want) in table {
-        assert_eq!(combined_exit(exits.iter().copied()), *want, "{exits:?}");
-    }
-    assert_eq!(
-        runs_summary(&[("a".into(), Exit::Ok), ("b".into(), Exit::Deploy)]),
-        "affected lanes:\n  a  ok\n  b  FAILED (exit 6)"
-    );
-}

@@ -260,3 +260,17 @@ fn a_kept_lane_reads_its_ports_from_the_copy_it_was_made_with() {
     state.kind_config = Some(dir.path().join("gone.yaml"));
     assert_eq!(as_made(b, Some(&state)).host_ports, b.host_ports);
 }
+
+#[test]
+fn the_combined_exit_is_the_first_failure_unless_a_run_was_cut_short() {
+    let table: &[(&[Exit], Exit)] = &[
+        (&[], Exit::Ok),
+        (&[Exit::Ok, Exit::Ok], Exit::Ok),
+        (&[Exit::Ok, Exit::Deploy, Exit::SuitesFailed], Exit::Deploy),
+        (&[Exit::SuitesFailed, Exit::Interrupted], Exit::Interrupted),
+        (&[Exit::Interrupted, Exit::Panicked], Exit::Panicked),
+    ];
+    for (exits, want) in table {
+        assert_eq!(combined_exit(exits.iter().copied()), *want, "{exits:?}");
+    }
+}

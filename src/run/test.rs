@@ -89,9 +89,9 @@ pub async fn test_lane(ctx: Ctx<'_>, options: &TestOptions) -> Result<TestRun, S
         .map_err(|source| super::SignalError { source })?
     };
     let deadline = options.deadline.map(|d| tokio::time::Instant::now() + d);
-    let selection = options.selection();
     // Unknown suite names are a usage error before anything starts.
-    crate::suites::stage::suite_specs(lane, &selection)?;
+    options.check_suites(lane)?;
+    let selection = options.selection();
     let deploy_deadline =
         deadline.unwrap_or_else(|| tokio::time::Instant::now() + crate::stage::UP_DEADLINE);
     let mut stages = super::real::RealStages::new(

@@ -166,7 +166,7 @@ pub async fn test_lanes(
             })) + "\n"),
         )?,
     }
-    Ok(harness::affected::combined_exit(
+    Ok(lanes::combined_exit(
         results.iter().filter_map(LaneResult::exit),
     ))
 }
