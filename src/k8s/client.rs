@@ -108,10 +108,51 @@ async fn config_client(
             context,
             source,
         })?;
-    kube::Client::try_from(config).map_err(|source| ClientError::Build {
+    client_of(config).map_err(|source| ClientError::Build {
         path: path.to_path_buf(),
         source,
     })
+}
+
+/// kube's client for `config`, as `kube::Client::try_from` builds it (TLS,
+/// timeouts, retries of 429/503/504, auth, extra headers) but with
+/// `TCP_NODELAY` on each connection to the API server. kube 5 leaves it off
+/// (kube-rs/kube#2056), and every new connection then stalls about 40 ms on
+/// Nagle's algorithm meeting delayed ACKs: a second `up` opens dozens of
+/// watches. A kubeconfig with a proxy goes through kube's own builder,
+/// which says what it supports.
+pub fn client_of(config: kube::Config) -> Result<kube::Client, kube::Error> {
+    use hyper_util::client::legacy::connect::HttpConnector;
+    use kube::client::ConfigExt;
+    use tower::ServiceBuilder;
+    if config.proxy_url.is_some() {
+        return kube::Client::try_from(config);
+    }
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    let https = config.rustls_https_connector_with_connector(http)?;
+    let mut connector = hyper_timeout::TimeoutConnector::new(https);
+    connector.set_connect_timeout(config.connect_timeout);
+    connector.set_read_timeout(config.read_timeout);
+    connector.set_write_timeout(config.write_timeout);
+    connector.set_reset_reader_on_write(config.reset_reader_on_write);
+    let hyper: hyper_util::client::legacy::Client<_, kube::client::Body> =
+        hyper_util::client::legacy::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .build(connector);
+    let retry = config
+        .default_retry
+        .then(|| tower::retry::RetryLayer::new(kube::client::retry::RetryPolicy::server_retry()));
+    let service = ServiceBuilder::new()
+        .layer(config.base_uri_layer())
+        .option_layer(retry)
+        .option_layer(config.auth_layer()?)
+        .layer(config.extra_headers_layer()?)
+        .map_err(|e: hyper_util::client::legacy::Error| {
+            Box::new(e) as Box<dyn std::error::Error + Send + Sync>
+        })
+        .service(hyper);
+    Ok(kube::Client::new(service, config.default_namespace))
 }
 
 #[cfg(test)]
