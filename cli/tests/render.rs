@@ -221,6 +221,69 @@ fn a_kustomization_that_does_not_render_is_a_lane_file_error_with_its_file_and_f
     );
 }
 
+/// Several kustomize directories are rendered at once when the lane file is
+/// loaded: each component gets its own directory's objects, and broken
+/// ones are reported in the lane file's order.
+#[test]
+fn kustomize_directories_render_at_once_each_into_its_own_component() {
+    if tool("kustomize").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let names = ["one", "two", "three", "four", "five"];
+    let mut lanes = String::from("namespace: ns\ncomponents:\n");
+    for name in names {
+        write(
+            dir.path(),
+            &format!("deploy/{name}/kustomization.yaml"),
+            "resources: [config.yaml]\n",
+        );
+        write(
+            dir.path(),
+            &format!("deploy/{name}/config.yaml"),
+            &format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cm-{name}}}\n"),
+        );
+        lanes.push_str(&format!("  {name}: {{ manifests: [deploy/{name}] }}\n"));
+    }
+    lanes.push_str(&format!(
+        "lanes:\n  all: {{ components: [{}] }}\n",
+        names.join(", ")
+    ));
+    let project = config::load_text(&dir.path().join("harness.yaml"), &lanes)
+        .unwrap_or_else(|e| panic!("{e}: {:?}", e.rendered()));
+    let lane = &project.lanes["all"];
+    for name in names {
+        let rendered =
+            config::manifests::render_component(&project.components[name], lane, &IndexMap::new())
+                .unwrap();
+        let refs: Vec<String> = rendered
+            .objects
+            .iter()
+            .map(harness::render::object_ref)
+            .collect();
+        assert_eq!(refs, [format!("ConfigMap/cm-{name}")], "{name}");
+    }
+
+    // Two of them broken: both said, in the lane file's order.
+    for name in ["four", "two"] {
+        write(
+            dir.path(),
+            &format!("deploy/{name}/kustomization.yaml"),
+            &format!("resources: [gone-{name}.yaml]\n"),
+        );
+    }
+    write(dir.path(), "harness.yaml", &lanes);
+    let out = harness(dir.path(), &["plan"], None);
+    let err = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let two = err.find("component `two`").expect(&err);
+    let four = err.find("component `four`").expect(&err);
+    assert!(two < four, "{err}");
+    for name in ["one", "three", "five"] {
+        assert!(!err.contains(&format!("component `{name}`")), "{err}");
+    }
+}
+
 const CHART_LANES: &str = "\
 images:
   webapp: { dockerfile: Dockerfile, replaces: [quay.io/example/webapp] }

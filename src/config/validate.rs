@@ -1161,27 +1161,28 @@ impl Validator {
                     .insert(lane.namespace_of(component).to_owned());
             }
         }
-        for (name, component) in components.iter_mut() {
+        // Every render the lanes need, run a few at a time: each is a
+        // process (kustomize, helm) of tens of milliseconds, and a lane
+        // file is loaded by every command.
+        let mut jobs: Vec<RenderJob> = Vec::new();
+        for (c, (name, component)) in components.iter().enumerate() {
             let lane_namespaces = helm_namespaces.get(name).cloned().unwrap_or_else(|| {
                 BTreeSet::from([component
                     .namespace
                     .clone()
                     .unwrap_or_else(|| file_namespace.to_owned())])
             });
-            for source in &mut component.sources {
+            for (s, source) in component.sources.iter().enumerate() {
                 match source {
                     ManifestSource::Files { .. } => {}
-                    ManifestSource::Kustomize { dir, output, at } => {
-                        if !dir.is_dir() {
-                            continue; // reported already
-                        }
-                        match crate::render::kustomize::build(dir, &self.root) {
-                            Ok(text) => *output = text,
-                            Err(e) => self.problems.push(
-                                Diagnostic::new(at.clone(), format!("component `{name}`: {e}"))
-                                    .help(e.help()),
-                            ),
-                        }
+                    ManifestSource::Kustomize { dir, .. } => {
+                        if dir.is_dir() {
+                            jobs.push(RenderJob::Kustomize {
+                                c,
+                                s,
+                                dir: dir.clone(),
+                            });
+                        } // else reported already
                     }
                     ManifestSource::Helm {
                         chart,
@@ -1189,8 +1190,7 @@ impl Validator {
                         namespace,
                         values,
                         set,
-                        outputs,
-                        at,
+                        ..
                     } => {
                         if !chart.exists() {
                             continue; // reported already
@@ -1200,31 +1200,50 @@ impl Validator {
                             None => lane_namespaces.clone(),
                         };
                         for ns in wanted {
-                            let spec = crate::render::helm::Chart {
-                                chart: chart.clone(),
-                                release: release.clone(),
-                                namespace: ns.clone(),
-                                values: values.clone(),
-                                set: set.clone(),
-                            };
-                            match crate::render::helm::template(&spec, &self.root) {
-                                Ok(text) => {
-                                    outputs.insert(ns, text);
-                                }
-                                Err(e) => {
-                                    self.problems.push(
-                                        Diagnostic::new(
-                                            at.clone(),
-                                            format!("component `{name}`: {e}"),
-                                        )
-                                        .help(e.help()),
-                                    );
-                                    break;
-                                }
-                            }
+                            jobs.push(RenderJob::Helm {
+                                c,
+                                s,
+                                spec: crate::render::helm::Chart {
+                                    chart: chart.clone(),
+                                    release: release.clone(),
+                                    namespace: ns,
+                                    values: values.clone(),
+                                    set: set.clone(),
+                                },
+                            });
                         }
                     }
                 }
+            }
+        }
+        let rendered = run_renders(&jobs, &self.root);
+        // Applied in the order of the lane file; a chart's first failing
+        // namespace is its one problem.
+        let mut failed: BTreeSet<(usize, usize)> = BTreeSet::new();
+        for (job, result) in jobs.into_iter().zip(rendered) {
+            let (c, s) = job.at();
+            let (name, component) = components
+                .get_index_mut(c)
+                .expect("a job of a listed component");
+            let source = &mut component.sources[s];
+            match (source, job, result) {
+                (ManifestSource::Kustomize { output, .. }, _, Ok(text)) => *output = text,
+                (ManifestSource::Helm { outputs, .. }, RenderJob::Helm { spec, .. }, Ok(text))
+                    if !failed.contains(&(c, s)) =>
+                {
+                    outputs.insert(spec.namespace, text);
+                }
+                (
+                    ManifestSource::Kustomize { at, .. } | ManifestSource::Helm { at, .. },
+                    _,
+                    Err(e),
+                ) if failed.insert((c, s)) => {
+                    self.problems.push(
+                        Diagnostic::new(at.clone(), format!("component `{name}`: {e}"))
+                            .help(e.help()),
+                    );
+                }
+                _ => {}
             }
         }
         if !self.problems.is_empty() {
@@ -1406,6 +1425,67 @@ impl Validator {
             }
         }
     }
+}
+
+/// One render of a kustomize directory or a chart (in one namespace):
+/// component `c`'s source `s`.
+enum RenderJob {
+    Kustomize {
+        c: usize,
+        s: usize,
+        dir: PathBuf,
+    },
+    Helm {
+        c: usize,
+        s: usize,
+        spec: crate::render::helm::Chart,
+    },
+}
+
+impl RenderJob {
+    fn at(&self) -> (usize, usize) {
+        match self {
+            RenderJob::Kustomize { c, s, .. } | RenderJob::Helm { c, s, .. } => (*c, *s),
+        }
+    }
+}
+
+/// Runs `jobs`, as many at once as the machine has cores (at least two:
+/// each mostly waits on its process), and returns their results in order.
+fn run_renders(
+    jobs: &[RenderJob],
+    root: &Path,
+) -> Vec<Result<String, crate::render::tool::RenderError>> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let workers = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .max(2)
+        .min(jobs.len());
+    let next = AtomicUsize::new(0);
+    let mut results: Vec<Option<Result<String, crate::render::tool::RenderError>>> =
+        std::iter::repeat_with(|| None).take(jobs.len()).collect();
+    let done = std::sync::Mutex::new(&mut results);
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(job) = jobs.get(i) else { break };
+                    let result = match job {
+                        RenderJob::Kustomize { dir, .. } => {
+                            crate::render::kustomize::build(dir, root)
+                        }
+                        RenderJob::Helm { spec, .. } => crate::render::helm::template(spec, root),
+                    };
+                    done.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(result);
+                }
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|r| r.expect("every job ran"))
+        .collect()
 }
 
 #[cfg(test)]
