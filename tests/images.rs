@@ -205,6 +205,41 @@ fn a_lane_needs_the_images_of_its_components_and_their_dependencies() {
     assert_eq!(lane("controller"), ordered);
 }
 
+/// No more than `parallel` images are built at a time: with one slot, the
+/// second build starts after the first is done.
+#[tokio::test]
+async fn builds_take_turns_for_the_slots_while_checks_do_not() {
+    let Some(docker) = engine().await else { return };
+    let mut s = Scene::new();
+    s.opts.parallel = 1;
+    s.build_image(
+        "one",
+        &format!("FROM {BASE}\nCOPY nonce /\nRUN echo one\n"),
+        &[],
+    );
+    s.build_image(
+        "two",
+        &format!("FROM {BASE}\nCOPY nonce /\nRUN echo two\n"),
+        &[],
+    );
+    let (built, events) = s.ensure(&docker, &["one", "two"]).await;
+    built.expect("both build");
+    let order: Vec<String> = events
+        .iter()
+        .filter_map(|e| match e {
+            ImageEvent::Building { image, .. } => Some(format!("building {image}")),
+            ImageEvent::Done(o) => Some(format!("done {}", o.image)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(order.len(), 4, "{order:?}");
+    assert!(
+        order[0].starts_with("building") && order[1].starts_with("done"),
+        "{order:?}"
+    );
+    assert_eq!(order[0][9..], order[1][5..], "{order:?}");
+}
+
 #[tokio::test]
 async fn build_cache_hit_ignored_change_and_one_byte_change() {
     let Some(docker) = engine().await else { return };

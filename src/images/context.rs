@@ -279,15 +279,21 @@ impl InputHasher {
         size: u64,
         content: impl Read,
     ) -> io::Result<bool> {
+        let Some(digest) = content_digest(content, size)? else {
+            return Ok(false);
+        };
+        self.file_digest(path, mode, size, &digest);
+        Ok(true)
+    }
+
+    /// A regular file of `size` bytes whose content hashes (SHA-256) to
+    /// `digest`.
+    pub fn file_digest(&mut self, path: &str, mode: u32, size: u64, digest: &[u8; 32]) {
         self.field(b"f");
         self.field(path.as_bytes());
         self.field(&mode.to_le_bytes());
         self.0.update(size.to_le_bytes());
-        let n = io::copy(
-            &mut content.take(size + 1),
-            &mut crate::digest::HashWriter(&mut self.0),
-        )?;
-        Ok(n == size)
+        self.0.update(digest);
     }
 
     /// The full hash, as lowercase hex.
@@ -315,19 +321,76 @@ pub fn hash(
             EntryKind::Dir { mode } => h.dir(&e.path, *mode),
             EntryKind::Symlink { target } => h.symlink(&e.path, target),
             EntryKind::File { mode, size } => {
-                let f = fs::File::open(&e.source).map_err(io_err(&e.source))?;
-                let whole = h
-                    .file(&e.path, *mode, *size, io::BufReader::new(f))
-                    .map_err(io_err(&e.source))?;
-                if !whole {
-                    return Err(ContextError::Changed {
+                let digest = file_digest(&e.source, *size)
+                    .map_err(io_err(&e.source))?
+                    .ok_or_else(|| ContextError::Changed {
                         path: e.source.clone(),
-                    });
-                }
+                    })?;
+                h.file_digest(&e.path, *mode, *size, &digest);
             }
         }
     }
     Ok(h.finish())
+}
+
+/// The SHA-256 of exactly `size` bytes of `content`; `None` when it has
+/// more or fewer.
+fn content_digest(content: impl Read, size: u64) -> io::Result<Option<[u8; 32]>> {
+    use sha2::Digest as _;
+    let mut hasher = sha2::Sha256::new();
+    let n = io::copy(
+        &mut content.take(size + 1),
+        &mut crate::digest::HashWriter(&mut hasher),
+    )?;
+    Ok((n == size).then(|| hasher.finalize().into()))
+}
+
+/// What identifies one version of a file without reading it: device,
+/// inode, size, and the modification and change times to the nanosecond
+/// (the change time moves on every write, whoever sets the mtime).
+type FileVersion = (u64, u64, u64, i64, i64, i64, i64);
+
+/// Files hashed by this process: images built from one context (a
+/// monorepo's `.`) read each of its files once, not once per image.
+static DIGESTS: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::HashMap<FileVersion, [u8; 32]>>,
+> = std::sync::LazyLock::new(Default::default);
+
+/// The SHA-256 of the file at `path`, which the scan found `size` bytes
+/// long; `None` when it no longer is (it changed under us). A version of
+/// the file this process hashed before is not read again.
+fn file_digest(path: &Path, size: u64) -> io::Result<Option<[u8; 32]>> {
+    use std::os::unix::fs::MetadataExt as _;
+    let file = fs::File::open(path)?;
+    let m = file.metadata()?;
+    if m.len() != size {
+        return Ok(None);
+    }
+    let version: FileVersion = (
+        m.dev(),
+        m.ino(),
+        m.size(),
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ctime(),
+        m.ctime_nsec(),
+    );
+    let known = DIGESTS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&version)
+        .copied();
+    if let Some(digest) = known {
+        return Ok(Some(digest));
+    }
+    let digest = content_digest(io::BufReader::new(file), size)?;
+    if let Some(digest) = digest {
+        DIGESTS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(version, digest);
+    }
+    Ok(digest)
 }
 
 /// Writes the context as the tar the engine builds from.
@@ -575,5 +638,42 @@ mod tests {
         assert_eq!(h(d), first, "ignored file");
         write(d, "a.txt", "b");
         assert_ne!(h(d), first, "sent file");
+    }
+
+    /// A file this process hashed before is not read again while it is the
+    /// same version; a rewrite of the same length with its modification
+    /// time put back is still seen (its change time moved), and a file
+    /// that grew after the scan is reported.
+    #[test]
+    fn a_file_hashed_before_is_known_until_it_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        write(d, "Dockerfile", "FROM scratch\n");
+        write(d, "bin", "aaaa");
+        let h = |d: &Path| {
+            let ctx = scan(d, &d.join("Dockerfile"), &[]).unwrap();
+            hash(&ctx, &IndexMap::new(), None, &[])
+        };
+        let first = h(d).unwrap();
+        assert_eq!(h(d).unwrap(), first);
+        let bin = d.join("bin");
+        let mtime = fs::metadata(&bin).unwrap().modified().unwrap();
+        fs::write(&bin, "bbbb").unwrap();
+        fs::File::options()
+            .write(true)
+            .open(&bin)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+        assert_eq!(fs::metadata(&bin).unwrap().modified().unwrap(), mtime);
+        let second = h(d).unwrap();
+        assert_ne!(second, first, "rewritten with its mtime put back");
+
+        let ctx = scan(d, &d.join("Dockerfile"), &[]).unwrap();
+        fs::write(&bin, "bbbbb").unwrap();
+        assert!(matches!(
+            hash(&ctx, &IndexMap::new(), None, &[]),
+            Err(ContextError::Changed { .. })
+        ));
     }
 }

@@ -383,7 +383,8 @@ async fn resolve_one(
 
 /// Makes every image in `images` available in the engine: builds the ones
 /// the harness builds (unless their content tag is there), pulls the
-/// third-party ones that are missing. Runs up to `opts.parallel` at once;
+/// third-party ones that are missing. Checks them all at once, and builds
+/// or pulls up to `opts.parallel` at once;
 /// the first failure cancels the others (dropping a build's connection
 /// stops it in the daemon) and is returned. Outcomes come back in the
 /// order of `images`. `events` must be drained while this runs (or its
@@ -396,14 +397,19 @@ pub async fn ensure(
     opts: &BuildOptions,
     events: &mpsc::Sender<ImageEvent>,
 ) -> Result<Vec<ImageOutcome>, ImageError> {
+    // Every image is checked at once (hashing its context, asking the
+    // engine for its tag); only the builds and pulls wait for one of
+    // `opts.parallel` slots.
+    let slots = tokio::sync::Semaphore::new(opts.parallel.max(1));
+    let slots = &slots;
     let mut outcomes: Vec<(usize, ImageOutcome)> =
         futures_util::stream::iter(images.iter().enumerate())
             .map(|(i, name)| async move {
-                let outcome = ensure_one(docker, project, name, opts, events).await?;
+                let outcome = ensure_one(docker, project, name, opts, slots, events).await?;
                 let _ = events.send(ImageEvent::Done(outcome.clone())).await;
                 Ok::<_, ImageError>((i, outcome))
             })
-            .buffer_unordered(opts.parallel.max(1))
+            .buffer_unordered(images.len().max(1))
             .try_collect()
             .await?;
     outcomes.sort_by_key(|(i, _)| *i);
@@ -415,6 +421,7 @@ async fn ensure_one(
     project: &Project,
     name: &str,
     opts: &BuildOptions,
+    slots: &tokio::sync::Semaphore,
     events: &mpsc::Sender<ImageEvent>,
 ) -> Result<ImageOutcome, ImageError> {
     let (resolved, scanned) = resolve_one(docker, project, name, opts).await?;
@@ -452,6 +459,7 @@ async fn ensure_one(
                     obtained: Obtained::Cached,
                 });
             }
+            let _slot = slots.acquire().await.expect("the slots are never closed");
             let _ = events
                 .send(ImageEvent::Building {
                     image: name.to_owned(),
@@ -480,6 +488,7 @@ async fn ensure_one(
                     obtained: Obtained::Present,
                 });
             }
+            let _slot = slots.acquire().await.expect("the slots are never closed");
             let _ = events
                 .send(ImageEvent::Pulling {
                     image: name.to_owned(),
