@@ -755,6 +755,16 @@ fn judge_engine(
 /// Runs every check that applies to `lane`. `state_dir` is where the harness
 /// writes logs and bundles (checked for free space with the engine's root).
 pub async fn run(project: &Project, lane: &Lane, state_dir: &Path) -> Report {
+    run_connected(project, lane, state_dir).await.0
+}
+
+/// [`run`], and the engine client it connected (the images phase goes on
+/// with it rather than dial and ask the engine's facts again).
+pub async fn run_connected(
+    project: &Project,
+    lane: &Lane,
+    state_dir: &Path,
+) -> (Report, Option<bollard::Docker>) {
     let mut checks = Vec::new();
     let kind = match &lane.cluster.provider {
         ClusterProvider::Kind(k) => Some(k),
@@ -768,25 +778,36 @@ pub async fn run(project: &Project, lane: &Lane, state_dir: &Path) -> Report {
     let engine_kind = kind.map_or(EngineKind::Docker, |k| k.engine);
     let mut engine_root = None;
     let mut docker = None;
-    if needs_engine {
-        let endpoint = engine::endpoint_from_env(engine_kind);
-        let result = engine::connect(&endpoint, Duration::from_secs(10))
-            .await
-            .map(|(d, info)| {
+    // The engine and kind are asked at the same time.
+    let endpoint = engine::endpoint_from_env(engine_kind);
+    let (connected, kind_check) = tokio::join!(
+        async {
+            match needs_engine {
+                true => Some(engine::connect(&endpoint, Duration::from_secs(10)).await),
+                false => None,
+            }
+        },
+        async {
+            match kind {
+                Some(k) => check_kind(&k.min_version).await,
+                None => Check::skip("kind", "the lane uses an existing cluster"),
+            }
+        }
+    );
+    match connected {
+        Some(result) => {
+            let result = result.map(|(d, info)| {
                 docker = Some(d);
                 info
             });
-        if let Ok(info) = &result {
-            engine_root = info.root_dir.clone().map(PathBuf::from);
+            if let Ok(info) = &result {
+                engine_root = info.root_dir.clone().map(PathBuf::from);
+            }
+            checks.push(judge_engine(&endpoint, &result));
         }
-        checks.push(judge_engine(&endpoint, &result));
-    } else {
-        checks.push(Check::skip("engine", "the lane builds and loads no images"));
+        None => checks.push(Check::skip("engine", "the lane builds and loads no images")),
     }
-    match kind {
-        Some(k) => checks.push(check_kind(&k.min_version).await),
-        None => checks.push(Check::skip("kind", "the lane uses an existing cluster")),
-    }
+    checks.push(kind_check);
     // The engine's storage may be remote (DOCKER_HOST=tcp://...); only a
     // directory that exists here can be measured here.
     let mut paths = vec![state_dir.to_path_buf()];
@@ -816,19 +837,26 @@ pub async fn run(project: &Project, lane: &Lane, state_dir: &Path) -> Report {
         &lanes_of,
         &project.shared_ports,
     ));
-    Report {
-        lane: lane.name.clone(),
-        checks,
-    }
+    (
+        Report {
+            lane: lane.name.clone(),
+            checks,
+        },
+        docker,
+    )
 }
 
 /// The preflight phase of `up`: every check, each told once (a failure
 /// with its fix; the error that ends `up` only names the checks). A
 /// cluster being reused (`reusing`) holds its own host ports, so the ports
-/// check is skipped.
-pub async fn stage(ctx: &crate::stage::Ctx<'_>, reusing: bool) -> Result<(), StageFailure> {
+/// check is skipped. Returns the engine client it connected, if any.
+pub async fn stage(
+    ctx: &crate::stage::Ctx<'_>,
+    reusing: bool,
+) -> Result<Option<bollard::Docker>, StageFailure> {
     crate::report::phase::phase(&ctx.bus, crate::report::Phase::Preflight, async {
-        let mut report = run(ctx.project, ctx.lane, ctx.project.root.as_path()).await;
+        let (mut report, docker) =
+            run_connected(ctx.project, ctx.lane, ctx.project.root.as_path()).await;
         if reusing {
             for check in report.checks.iter_mut().filter(|c| c.name == "ports") {
                 check.status = Status::Skip;
@@ -843,7 +871,7 @@ pub async fn stage(ctx: &crate::stage::Ctx<'_>, reusing: bool) -> Result<(), Sta
             ctx.bus.notice(check.notice());
         }
         if report.passed() {
-            Ok(())
+            Ok(docker)
         } else {
             Err(PreflightFailed(report))
         }

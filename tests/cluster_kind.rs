@@ -10,6 +10,8 @@ use std::time::Duration;
 #[path = "support/cluster.rs"]
 mod cluster;
 mod fake_api;
+#[path = "support/node.rs"]
+mod node;
 
 use harness::cluster::{ClusterError, KindCli, KindProvider, Provider, RetryPolicy};
 use harness::config::{EngineKind, KindSpec};
@@ -86,6 +88,54 @@ esac
     fn args(&self) -> Vec<String> {
         self.calls().into_iter().map(|(_, a)| a).collect()
     }
+}
+
+/// A cluster an earlier `up` recorded is found by the Docker engine's
+/// containers carrying kind's label for it, without asking kind (which
+/// here knows no cluster at all); with no such container, kind is asked.
+#[tokio::test]
+async fn a_recorded_cluster_is_found_by_its_labelled_container_before_kind_is_asked() {
+    if !node::engine_available() {
+        return;
+    }
+    let kind = StandIn::new(r#""get clusters") echo "No kind clusters found." >&2 ;;"#);
+    let name = format!("recorded-{}", std::process::id());
+    let spec = KindSpec {
+        config: None,
+        node_image: None,
+        engine: EngineKind::Docker,
+        min_version: semver::Version::new(0, 20, 0),
+    };
+    let provider = KindProvider::new(
+        KindCli::new(EngineKind::Docker).with_binary(kind.binary()),
+        &name,
+        &spec,
+        kind.kubeconfig(),
+    );
+    assert!(!provider.recorded_exists().await.unwrap());
+    assert_eq!(kind.args(), ["get clusters"], "no container: kind is asked");
+
+    // A stopped container is enough: `kind get clusters` lists it too.
+    let container = format!("{name}-control-plane");
+    let created = std::process::Command::new("docker")
+        .args(["create", "--name", &container, "--label"])
+        .arg(format!("io.x-k8s.kind.cluster={name}"))
+        .args(["harness/busybox:1", "true"])
+        .output()
+        .unwrap();
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let found = provider.recorded_exists().await;
+    let _ = std::process::Command::new("docker")
+        .args(["rm", "-f", &container])
+        .output();
+    assert!(found.unwrap());
+    assert_eq!(kind.args(), ["get clusters"], "kind was not asked again");
+    // `exists` is kind's answer alone.
+    assert!(!provider.exists().await.unwrap());
 }
 
 const CREATE_OK: &str = r#""create cluster") replay create-cluster ;;"#;
@@ -204,6 +254,34 @@ async fn reuse_keeps_a_kubeconfig_that_answers_and_rewrites_one_that_does_not() 
     let fixture =
         std::fs::read_to_string(Path::new(FIXTURES).join("get-kubeconfig.stdout.txt")).unwrap();
     assert_eq!(std::fs::read_to_string(kind.kubeconfig()).unwrap(), fixture);
+}
+
+/// A second `up` looks ahead while its other phases run: a cluster known to
+/// exist is reused on that look's answer without asking kind anything; the
+/// answer is used once, and a kubeconfig that no longer answers is
+/// fetched again.
+#[tokio::test]
+async fn a_look_ahead_answers_the_reuse_of_a_cluster_known_to_exist_once() {
+    let kind = StandIn::new(r#""get kubeconfig") replay get-kubeconfig ;;"#);
+    let world = fake_api::world::World::new();
+    std::fs::create_dir_all(kind.kubeconfig().parent().unwrap()).unwrap();
+    std::fs::write(kind.kubeconfig(), world.kubeconfig()).unwrap();
+    let p = kind.provider(EngineKind::Docker);
+    // No engine where it looks for the nodes: that look fails, unused.
+    p.look_ahead(bollard::Docker::connect_with_host("tcp://127.0.0.1:1").unwrap());
+    let ensured = p.ensure_known(true, true).await.unwrap();
+    assert!(!ensured.created);
+    assert!(kind.args().is_empty(), "{:?}", kind.args());
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let gone = world.kubeconfig().replace(
+        &world.url,
+        &format!("http://{}", closed.local_addr().unwrap()),
+    );
+    drop(closed);
+    std::fs::write(kind.kubeconfig(), gone).unwrap();
+    p.ensure_known(true, true).await.unwrap();
+    assert_eq!(kind.args(), ["get kubeconfig --name audit-e2e"]);
 }
 
 #[tokio::test]

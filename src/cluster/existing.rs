@@ -174,6 +174,10 @@ impl Provider for ExistingProvider {
         self.context.as_deref()
     }
 
+    async fn ensure_known(&self, reuse: bool, _exists: bool) -> Result<Ensured, ClusterError> {
+        self.ensure(reuse).await
+    }
+
     async fn ensure(&self, _reuse: bool) -> Result<Ensured, ClusterError> {
         // Nothing to create: the cluster is the user's. Reaching it is the
         // deploy stage's first call, which reports an unreachable API server.

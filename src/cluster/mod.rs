@@ -410,6 +410,13 @@ pub trait Provider {
     fn context(&self) -> Option<&str>;
     /// Creates the cluster, or reuses one of exactly this name when `reuse`.
     fn ensure(&self, reuse: bool) -> impl Future<Output = Result<Ensured, ClusterError>> + Send;
+    /// [`Provider::ensure`] when [`Provider::exists`] has just answered
+    /// `exists`: asking kind again costs a `docker ps` (about 50 ms).
+    fn ensure_known(
+        &self,
+        reuse: bool,
+        exists: bool,
+    ) -> impl Future<Output = Result<Ensured, ClusterError>> + Send;
     /// Whether a cluster of exactly this name exists.
     fn exists(&self) -> impl Future<Output = Result<bool, ClusterError>> + Send;
     /// Deletes the cluster (a missing cluster is not an error).
@@ -454,6 +461,15 @@ pub enum AnyProvider {
 }
 
 impl AnyProvider {
+    /// Whether the cluster an earlier `up` recorded still exists: for kind
+    /// on Docker, the engine's answer first ([`KindProvider::recorded_exists`]).
+    pub async fn recorded_exists(&self) -> Result<bool, ClusterError> {
+        match self {
+            AnyProvider::Kind(kind) => kind.recorded_exists().await,
+            AnyProvider::Existing(existing) => existing.exists().await,
+        }
+    }
+
     /// Builds the provider for `spec` from this process's environment: kind's
     /// kubeconfig goes to `$HOME/.kube/<cluster>-config`, and
     /// `$HARNESS_KIND_NODE_IMAGE` (when set) is the node image of every kind
@@ -485,6 +501,17 @@ impl AnyProvider {
                 AnyProvider::Existing(ExistingProvider::new(&spec.name, existing))
             }
         })
+    }
+}
+
+impl AnyProvider {
+    /// Starts asking a kind cluster's nodes what images they hold while the
+    /// run does other things ([`KindProvider::look_ahead`]); nothing for a
+    /// cluster whose nodes the harness does not load.
+    pub fn look_ahead(&self, docker: Docker) {
+        if let AnyProvider::Kind(kind) = self {
+            kind.look_ahead(docker);
+        }
     }
 }
 
@@ -521,6 +548,9 @@ impl Provider for AnyProvider {
     }
     async fn ensure(&self, reuse: bool) -> Result<Ensured, ClusterError> {
         delegate!(self, p => p.ensure(reuse).await)
+    }
+    async fn ensure_known(&self, reuse: bool, exists: bool) -> Result<Ensured, ClusterError> {
+        delegate!(self, p => p.ensure_known(reuse, exists).await)
     }
     async fn exists(&self) -> Result<bool, ClusterError> {
         delegate!(self, p => p.exists().await)

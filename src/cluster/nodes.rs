@@ -335,6 +335,64 @@ impl InventorySource for CtrInventory {
     }
 }
 
+/// What a cluster's nodes held, asked before the load needed it: a second
+/// `up` asks while its preflight, images and cluster phases run, so its
+/// load only compares. Each node's inventory is used once; a node it lacks
+/// (or could not be asked) is asked when the load comes to it.
+#[derive(Debug, Default)]
+pub struct LookedAhead {
+    pub nodes: Vec<NodeContainer>,
+    inventories: std::sync::Mutex<HashMap<String, ImageInventory>>,
+}
+
+impl LookedAhead {
+    /// Nothing looked at: the load asks each of `nodes` itself.
+    pub fn nothing(nodes: Vec<NodeContainer>) -> LookedAhead {
+        LookedAhead {
+            nodes,
+            ..LookedAhead::default()
+        }
+    }
+
+    /// Asks every node of kind cluster `cluster` what it holds, all at once.
+    pub async fn look(docker: &Docker, cluster: &str) -> Result<LookedAhead, ClusterError> {
+        let nodes = kind_nodes(docker, cluster).await?;
+        let asked = futures_util::future::join_all(
+            nodes
+                .iter()
+                .map(|node| CtrInventory.inventory(docker, node)),
+        )
+        .await;
+        let inventories = nodes
+            .iter()
+            .zip(asked)
+            .filter_map(|(node, inventory)| Some((node.name.clone(), inventory.ok()?)))
+            .collect();
+        Ok(LookedAhead {
+            nodes,
+            inventories: std::sync::Mutex::new(inventories),
+        })
+    }
+}
+
+impl InventorySource for LookedAhead {
+    async fn inventory(
+        &self,
+        docker: &Docker,
+        node: &NodeContainer,
+    ) -> Result<ImageInventory, ClusterError> {
+        let held = self
+            .inventories
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&node.name);
+        match held {
+            Some(inventory) => Ok(inventory),
+            None => CtrInventory.inventory(docker, node).await,
+        }
+    }
+}
+
 /// The running node containers of kind cluster `cluster`, by label.
 pub async fn kind_nodes(
     docker: &Docker,
@@ -1072,13 +1130,17 @@ pub async fn load_into_nodes(
 
     // What each node holds, and what it does not.
     let planned = futures_util::future::join_all(nodes.iter().map(|node| async {
-        // The snapshotter is asked at the same time: one round trip less
-        // before the import, when there is one.
-        let (inventory, snapshotter) = tokio::join!(
-            source.inventory(docker, node),
-            node_snapshotter(docker, node)
+        // The snapshotter is asked at the same time, and waited for only
+        // when something is imported: one round trip less before the
+        // import, and none when the node holds everything.
+        let snapshotter = Asking(
+            tokio::spawn({
+                let (docker, node) = (docker.clone(), node.clone());
+                async move { node_snapshotter(&docker, &node).await }
+            }),
+            node.name.clone(),
         );
-        let inventory = inventory?;
+        let inventory = source.inventory(docker, node).await?;
         let decisions = plan_node(&pairs, &inventory);
         let mut lines: Vec<Option<NodeLoad>> = vec![None; wanted.len()];
         for (i, decision) in decisions.iter().enumerate() {
@@ -1112,12 +1174,9 @@ pub async fn load_into_nodes(
     let mut held = Vec::with_capacity(nodes.len());
     for (n, (_, _, snapshotter, blobs)) in states.iter_mut().enumerate() {
         held.push(blobs.take());
-        let s = match (
-            needs[n].is_empty(),
-            std::mem::replace(snapshotter, Ok(String::new())),
-        ) {
-            (true, _) => String::new(),
-            (false, s) => s?,
+        let s = match needs[n].is_empty() {
+            true => String::new(),
+            false => snapshotter.answer().await?,
         };
         snapshotters.push(s);
     }
@@ -1190,6 +1249,32 @@ pub async fn load_into_nodes(
     Ok(report)
 }
 
+/// A node's snapshotter being asked; dropped unasked, the asking stops.
+struct Asking(
+    tokio::task::JoinHandle<Result<String, ClusterError>>,
+    String,
+);
+
+impl Asking {
+    async fn answer(&mut self) -> Result<String, ClusterError> {
+        match (&mut self.0).await {
+            Ok(answer) => answer,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(ClusterError::NodeLoad {
+                reference: "(asking the snapshotter)".into(),
+                node: self.1.clone(),
+                detail: e.to_string(),
+            }),
+        }
+    }
+}
+
+impl Drop for Asking {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Names content the node holds (`source`: an image ID or another name) `reference`.
 async fn tag(
     docker: &Docker,
@@ -1237,6 +1322,30 @@ pub fn export(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What was looked at ahead is each node's answer once; a node it
+    /// lacks, and the same node again, are asked anew (here of an engine
+    /// that is not there, so asking fails).
+    #[tokio::test]
+    async fn a_look_ahead_answers_each_node_once_and_the_rest_are_asked() {
+        let node = |name: &str| NodeContainer {
+            name: name.into(),
+            id: format!("id-{name}"),
+            role: None,
+        };
+        let held = parse_ctr_images(CTR_LS);
+        let looked = LookedAhead {
+            nodes: vec![node("a"), node("b")],
+            inventories: std::sync::Mutex::new(HashMap::from([("a".to_owned(), held.clone())])),
+        };
+        let nowhere = Docker::connect_with_host("tcp://127.0.0.1:1").unwrap();
+        assert_eq!(looked.inventory(&nowhere, &node("a")).await.unwrap(), held);
+        for asked in ["a", "b"] {
+            let err = looked.inventory(&nowhere, &node(asked)).await.unwrap_err();
+            assert!(matches!(err, ClusterError::Engine { .. }), "{asked}: {err}");
+        }
+        assert_eq!(LookedAhead::nothing(vec![node("c")]).nodes, [node("c")]);
+    }
 
     const ID: &str = "sha256:012ff3ef348ee3d771d93550bbd84d324315a1f68861c760e96a491f79bbc303";
 

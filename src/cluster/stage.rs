@@ -63,21 +63,26 @@ pub fn planned_state(
 /// an interrupt that kills kind half-way then still leads to teardown
 /// deleting what kind made (kind cleans up after its own failures, not
 /// after being killed). `ours`: an earlier `up` created it, so it stays
-/// this lane's to delete.
+/// this lane's to delete; `recorded`: an earlier `up` recorded it.
 pub async fn ensure(
     ctx: &Ctx<'_>,
     provider: &AnyProvider,
     reuse: bool,
     ours: bool,
+    recorded: bool,
     mut planned: state::LaneState,
 ) -> Result<state::LaneState, UpFailure> {
     let root = &ctx.project.root;
     let ensured = phase(&ctx.bus, crate::report::Phase::Cluster, async {
-        let creates = provider.creates_clusters() && !provider.exists().await?;
+        let exists = match recorded {
+            true => provider.recorded_exists().await?,
+            false => provider.exists().await?,
+        };
+        let creates = provider.creates_clusters() && !exists;
         if creates {
             state::write(root, &planned)?;
         }
-        let ensured = provider.ensure(reuse).await;
+        let ensured = provider.ensure_known(reuse, exists).await;
         if ensured.is_err() && creates {
             // The provider removed its half-made cluster itself; forget it too.
             let _ = state::remove(root, &planned.lane);

@@ -12,7 +12,8 @@ use crate::report::{Event, Notice, Phase};
 use crate::stage::Ctx;
 
 /// The images phase: connects to the engine (`engine`, docker when the lane
-/// names none), runs the host builds, then obtains every image the lane
+/// names none) unless preflight did (`connected`), runs the host builds,
+/// then obtains every image the lane
 /// runs. Returns the engine client, which the load exports from, and what
 /// became of each image. A lane with no images on an existing cluster
 /// needs no engine at all (`needs_engine` false): the client is made
@@ -20,6 +21,7 @@ use crate::stage::Ctx;
 pub async fn run(
     ctx: &Ctx<'_>,
     engine: Option<EngineKind>,
+    connected: Option<bollard::Docker>,
     rebuild: bool,
 ) -> Result<(bollard::Docker, Vec<super::ImageOutcome>), StageFailure> {
     let (project, bus) = (ctx.project, &ctx.bus);
@@ -28,7 +30,9 @@ pub async fn run(
         let endpoint = crate::engine::endpoint_from_env(engine.unwrap_or(EngineKind::Docker));
         // bollard connects lazily.
         let needs_engine = !wanted.is_empty() || engine.is_some();
-        let docker = if needs_engine {
+        let docker = if let Some(docker) = connected {
+            docker
+        } else if needs_engine {
             crate::engine::connect(&endpoint, Duration::from_secs(10))
                 .await?
                 .0

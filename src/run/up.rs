@@ -72,7 +72,23 @@ pub async fn bring_up(ctx: &Ctx<'_>, options: UpOptions) -> Result<Environment, 
     let ours = previous.as_ref().is_some_and(|s| s.created);
     let reuse = options.reuse || previous.is_some();
     // A reused cluster holds its own host ports: not a conflict.
-    let reusing = reuse && provider.exists().await.unwrap_or(false);
+    let reusing = reuse
+        && match previous.is_some() {
+            true => provider.recorded_exists().await,
+            false => provider.exists().await,
+        }
+        .unwrap_or(false);
+    if reusing
+        && let Ok(docker) = crate::engine::client(&crate::engine::endpoint_from_env(
+            provider
+                .engine()
+                .unwrap_or(crate::config::EngineKind::Docker),
+        ))
+    {
+        // What the nodes hold is asked while preflight, the images and the
+        // cluster phase run: the load then only compares.
+        provider.look_ahead(docker);
+    }
     if reusing && previous.is_some() {
         ctx.bus.notice(Notice::ClusterReused {
             cluster: lane.cluster.name.clone(),
@@ -81,12 +97,13 @@ pub async fn bring_up(ctx: &Ctx<'_>, options: UpOptions) -> Result<Environment, 
         });
     }
 
-    crate::preflight::stage(ctx, reusing)
+    let connected = crate::preflight::stage(ctx, reusing)
         .await
         .map_err(UpFailure::before_cluster)?;
-    let (docker, images) = crate::images::stage::run(ctx, provider.engine(), options.rebuild)
-        .await
-        .map_err(UpFailure::before_cluster)?;
+    let (docker, images) =
+        crate::images::stage::run(ctx, provider.engine(), connected, options.rebuild)
+            .await
+            .map_err(UpFailure::before_cluster)?;
     let planned = crate::cluster::stage::planned_state(
         lane,
         &provider,
@@ -94,7 +111,9 @@ pub async fn bring_up(ctx: &Ctx<'_>, options: UpOptions) -> Result<Environment, 
         previous.as_ref(),
         &ctx.run_id,
     );
-    let state = crate::cluster::stage::ensure(ctx, &provider, reuse, ours, planned).await?;
+    let recorded = previous.is_some();
+    let state =
+        crate::cluster::stage::ensure(ctx, &provider, reuse, ours, recorded, planned).await?;
 
     Ok(Environment {
         state,
