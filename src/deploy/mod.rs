@@ -460,6 +460,9 @@ struct Ctx<'a> {
     deadline: Instant,
     endpoints: EndpointSource,
     clock: Clock,
+    /// The namespaces this deploy has applied: the next component in one
+    /// does not apply it again.
+    namespaces: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// A component that is Ready and still watched.
@@ -549,7 +552,11 @@ async fn deploy_lane_with<F: Future<Output = ()>>(
     ready: impl Fn(&Component) -> F,
 ) -> Result<DeployReport, DeployError> {
     // Readiness that already held is credited only on the server's clock.
-    let clock = clock.with_server(crate::k8s::server_time::ServerTime::ask(client).await);
+    let (server, endpoints) = tokio::join!(
+        crate::k8s::server_time::ServerTime::ask(client),
+        EndpointSource::discover(client)
+    );
+    let clock = clock.with_server(server);
     let ctx = Ctx {
         clock,
         client,
@@ -559,7 +566,8 @@ async fn deploy_lane_with<F: Future<Output = ()>>(
         images,
         events: &events,
         deadline,
-        endpoints: EndpointSource::discover(client).await,
+        endpoints,
+        namespaces: Default::default(),
     };
     let started = Instant::now();
     let components = crate::plan::closure(project, &lane.components);
@@ -1038,8 +1046,18 @@ async fn start_component<'a, F: Future<Output = ()>>(
         // keep it; each namespace they name is made unless the component
         // brings its Namespace object itself (applied first, below), whose
         // labels a bare apply would strip.
-        for ns in &namespaces {
+        let applied = |ns: &String| {
+            ctx.namespaces
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(ns)
+        };
+        for ns in namespaces.iter().filter(|ns| !applied(ns)) {
             ensure_namespace(&ctx.applier, &name, ns).await?;
+            ctx.namespaces
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(ns.clone());
         }
         // A bare Pod is refused until the namespace's `default` account (and,
         // before 1.24, its token) exists; controllers retry by themselves.
