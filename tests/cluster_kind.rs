@@ -100,18 +100,7 @@ async fn a_recorded_cluster_is_found_by_its_labelled_container_before_kind_is_as
     }
     let kind = StandIn::new(r#""get clusters") echo "No kind clusters found." >&2 ;;"#);
     let name = format!("recorded-{}", std::process::id());
-    let spec = KindSpec {
-        config: None,
-        node_image: None,
-        engine: EngineKind::Docker,
-        min_version: semver::Version::new(0, 20, 0),
-    };
-    let provider = KindProvider::new(
-        KindCli::new(EngineKind::Docker).with_binary(kind.binary()),
-        &name,
-        &spec,
-        kind.kubeconfig(),
-    );
+    let provider = plain_provider(kind.binary(), &name, kind.kubeconfig());
     assert!(!provider.recorded_exists().await.unwrap());
     assert_eq!(kind.args(), ["get clusters"], "no container: kind is asked");
 
@@ -136,6 +125,23 @@ async fn a_recorded_cluster_is_found_by_its_labelled_container_before_kind_is_as
     assert_eq!(kind.args(), ["get clusters"], "kind was not asked again");
     // `exists` is kind's answer alone.
     assert!(!provider.exists().await.unwrap());
+}
+
+/// A Docker kind provider of cluster `name` with no config or node image,
+/// through the kind at `binary`.
+fn plain_provider(binary: PathBuf, name: &str, kubeconfig: PathBuf) -> KindProvider {
+    let spec = KindSpec {
+        config: None,
+        node_image: None,
+        engine: EngineKind::Docker,
+        min_version: semver::Version::new(0, 20, 0),
+    };
+    KindProvider::new(
+        KindCli::new(EngineKind::Docker).with_binary(binary),
+        name,
+        &spec,
+        kubeconfig,
+    )
 }
 
 const CREATE_OK: &str = r#""create cluster") replay create-cluster ;;"#;
@@ -417,18 +423,7 @@ async fn a_real_error_is_not_retried() {
 #[tokio::test]
 async fn a_missing_kind_binary_says_how_to_install_it() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = KindSpec {
-        config: None,
-        node_image: None,
-        engine: EngineKind::Docker,
-        min_version: semver::Version::new(0, 20, 0),
-    };
-    let p = KindProvider::new(
-        KindCli::new(EngineKind::Docker).with_binary(dir.path().join("no-kind")),
-        "x",
-        &spec,
-        dir.path().join("kc"),
-    );
+    let p = plain_provider(dir.path().join("no-kind"), "x", dir.path().join("kc"));
     let err = p.exists().await.unwrap_err();
     assert!(matches!(err, ClusterError::KindMissing { .. }), "{err:?}");
     assert!(err.help().contains("install kind"));
