@@ -13,9 +13,8 @@ use crate::stage::Ctx;
 
 /// The images phase: connects to the engine (`engine`, docker when the lane
 /// names none) unless preflight did (`connected`), runs the host builds,
-/// then obtains every image the lane
-/// runs. Returns the engine client, which the load exports from, and what
-/// became of each image. A lane with no images on an existing cluster
+/// then obtains every image the lane runs. Returns the engine client, which
+/// the load exports from, and what became of each image. A lane with no images on an existing cluster
 /// needs no engine at all (`needs_engine` false): the client is made
 /// without dialling.
 pub async fn run(

@@ -85,8 +85,9 @@ pub async fn bring_up(ctx: &Ctx<'_>, options: UpOptions) -> Result<Environment, 
                 .unwrap_or(crate::config::EngineKind::Docker),
         ))
     {
-        // What the nodes hold is asked while preflight, the images and the
-        // cluster phase run: the load then only compares.
+        // What the nodes hold, and whether the kubeconfig still answers,
+        // are asked while preflight, the images and the cluster phase run:
+        // the load and the cluster phase then take the answers.
         provider.look_ahead(docker);
     }
     if reusing && previous.is_some() {
