@@ -239,7 +239,7 @@ pub struct KindProvider {
     answers_ahead: Slot<bool>,
 }
 
-type Slot<T> = std::sync::Arc<std::sync::Mutex<Option<Ahead<T>>>>;
+type Slot<T> = std::sync::Arc<std::sync::Mutex<Option<super::Asked<T>>>>;
 
 /// Whether the kubeconfig at `path` reaches a cluster that answers.
 async fn answers(path: &Path) -> bool {
@@ -260,25 +260,11 @@ async fn answers(path: &Path) -> bool {
     )
 }
 
-/// A look started ahead of its use; dropped unused, it stops.
-#[derive(Debug)]
-struct Ahead<T>(tokio::task::JoinHandle<T>);
-
-impl<T> Drop for Ahead<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 /// The answer in `slot`, once: `None` when no look was started (or it was
-/// stopped); a look that panicked panics here.
-async fn take<T>(slot: &Slot<T>) -> Option<T> {
-    let mut ahead = slot.lock().unwrap_or_else(|e| e.into_inner()).take()?;
-    match (&mut ahead.0).await {
-        Ok(answer) => Some(answer),
-        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(_) => None,
-    }
+/// stopped).
+async fn take<T: Send + 'static>(slot: &Slot<T>) -> Option<T> {
+    let mut asked = slot.lock().unwrap_or_else(|e| e.into_inner()).take()?;
+    asked.answer().await
 }
 
 impl KindProvider {
@@ -303,13 +289,13 @@ impl KindProvider {
     /// written before still reaches the cluster is asked at the same time,
     /// for the next [`Provider::ensure_known`] of a cluster that exists.
     pub fn look_ahead(&self, docker: Docker) {
-        let answers = tokio::spawn({
+        let answers = super::Asked::start({
             let kubeconfig = self.kubeconfig.clone();
             async move { answers(&kubeconfig).await }
         });
-        *self.answers_ahead.lock().unwrap_or_else(|e| e.into_inner()) = Some(Ahead(answers));
+        *self.answers_ahead.lock().unwrap_or_else(|e| e.into_inner()) = Some(answers);
         let name = self.name.clone();
-        let task = tokio::spawn(async move {
+        let looked = super::Asked::start(async move {
             let docker =
                 docker
                     .negotiate_version()
@@ -320,7 +306,7 @@ impl KindProvider {
                     })?;
             nodes::LookedAhead::look(&docker, &name).await
         });
-        *self.ahead.lock().unwrap_or_else(|e| e.into_inner()) = Some(Ahead(task));
+        *self.ahead.lock().unwrap_or_else(|e| e.into_inner()) = Some(looked);
     }
 
     /// [`Provider::exists`] for a cluster an earlier `up` recorded: the
@@ -347,15 +333,7 @@ impl KindProvider {
         };
         let asked = async {
             let docker = docker.negotiate_version().await.ok()?;
-            let filters = std::collections::HashMap::from([(
-                "label",
-                vec![format!("{}={}", nodes::CLUSTER_LABEL, self.name)],
-            )]);
-            let options = bollard::query_parameters::ListContainersOptionsBuilder::new()
-                .all(true)
-                .filters(&filters)
-                .build();
-            docker.list_containers(Some(options)).await.ok()
+            nodes::labelled(&docker, &self.name, true).await.ok()
         };
         matches!(
             tokio::time::timeout(Duration::from_secs(1), asked).await,

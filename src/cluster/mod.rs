@@ -436,6 +436,33 @@ pub trait Provider {
     ) -> impl Future<Output = Result<LoadReport, ClusterError>> + Send;
 }
 
+/// Work started before its answer is needed (a node's snapshotter, a look
+/// ahead of the load); dropped unasked, it stops.
+#[derive(Debug)]
+pub(crate) struct Asked<T>(tokio::task::JoinHandle<T>);
+
+impl<T: Send + 'static> Asked<T> {
+    pub(crate) fn start(work: impl Future<Output = T> + Send + 'static) -> Asked<T> {
+        Asked(tokio::spawn(work))
+    }
+
+    /// Its answer, once; `None` when it was stopped. Work that panicked
+    /// panics here.
+    pub(crate) async fn answer(&mut self) -> Option<T> {
+        match (&mut self.0).await {
+            Ok(answer) => Some(answer),
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => None,
+        }
+    }
+}
+
+impl<T> Drop for Asked<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// The variable that overrides the node image of every kind lane: a CI
 /// matrix over Kubernetes versions, or a node image built locally
 /// (`scripts/test-cluster`) where none can be pulled.

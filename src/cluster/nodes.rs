@@ -393,22 +393,33 @@ impl InventorySource for LookedAhead {
     }
 }
 
+/// The containers carrying kind's label for `cluster`: running ones, or
+/// every one (`all`, as `kind get clusters` counts them).
+pub async fn labelled(
+    docker: &Docker,
+    cluster: &str,
+    all: bool,
+) -> Result<Vec<bollard::models::ContainerSummary>, bollard::errors::Error> {
+    let filters = HashMap::from([("label", vec![format!("{CLUSTER_LABEL}={cluster}")])]);
+    let options = ListContainersOptionsBuilder::new()
+        .all(all)
+        .filters(&filters)
+        .build();
+    docker.list_containers(Some(options)).await
+}
+
 /// The running node containers of kind cluster `cluster`, by label.
 pub async fn kind_nodes(
     docker: &Docker,
     cluster: &str,
 ) -> Result<Vec<NodeContainer>, ClusterError> {
-    let filters = HashMap::from([("label", vec![format!("{CLUSTER_LABEL}={cluster}")])]);
-    let options = ListContainersOptionsBuilder::new()
-        .filters(&filters)
-        .build();
-    let containers = docker
-        .list_containers(Some(options))
-        .await
-        .map_err(|source| ClusterError::Engine {
-            what: format!("list the node containers of cluster `{cluster}`"),
-            source,
-        })?;
+    let containers =
+        labelled(docker, cluster, false)
+            .await
+            .map_err(|source| ClusterError::Engine {
+                what: format!("list the node containers of cluster `{cluster}`"),
+                source,
+            })?;
     let mut nodes: Vec<NodeContainer> = containers
         .into_iter()
         .filter_map(|c| {
@@ -1133,13 +1144,10 @@ pub async fn load_into_nodes(
         // The snapshotter is asked at the same time, and waited for only
         // when something is imported: one round trip less before the
         // import, and none when the node holds everything.
-        let snapshotter = Asking(
-            tokio::spawn({
-                let (docker, node) = (docker.clone(), node.clone());
-                async move { node_snapshotter(&docker, &node).await }
-            }),
-            node.name.clone(),
-        );
+        let snapshotter = super::Asked::start({
+            let (docker, node) = (docker.clone(), node.clone());
+            async move { node_snapshotter(&docker, &node).await }
+        });
         let inventory = source.inventory(docker, node).await?;
         let decisions = plan_node(&pairs, &inventory);
         let mut lines: Vec<Option<NodeLoad>> = vec![None; wanted.len()];
@@ -1176,7 +1184,13 @@ pub async fn load_into_nodes(
         held.push(blobs.take());
         let s = match needs[n].is_empty() {
             true => String::new(),
-            false => snapshotter.answer().await?,
+            false => snapshotter.answer().await.unwrap_or_else(|| {
+                Err(ClusterError::NodeLoad {
+                    reference: "(asking the snapshotter)".into(),
+                    node: nodes[n].name.clone(),
+                    detail: "the question was stopped".into(),
+                })
+            })?,
         };
         snapshotters.push(s);
     }
@@ -1247,32 +1261,6 @@ pub async fn load_into_nodes(
         report.loads.extend(lines.into_iter().flatten());
     }
     Ok(report)
-}
-
-/// A node's snapshotter being asked; dropped unasked, the asking stops.
-struct Asking(
-    tokio::task::JoinHandle<Result<String, ClusterError>>,
-    String,
-);
-
-impl Asking {
-    async fn answer(&mut self) -> Result<String, ClusterError> {
-        match (&mut self.0).await {
-            Ok(answer) => answer,
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(e) => Err(ClusterError::NodeLoad {
-                reference: "(asking the snapshotter)".into(),
-                node: self.1.clone(),
-                detail: e.to_string(),
-            }),
-        }
-    }
-}
-
-impl Drop for Asking {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 /// Names content the node holds (`source`: an image ID or another name) `reference`.
