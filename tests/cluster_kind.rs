@@ -10,6 +10,8 @@ use std::time::Duration;
 #[path = "support/cluster.rs"]
 mod cluster;
 mod fake_api;
+#[path = "support/kind.rs"]
+mod kind_support;
 #[path = "support/node.rs"]
 mod node;
 
@@ -127,20 +129,21 @@ async fn a_recorded_cluster_is_found_by_its_labelled_container_before_kind_is_as
     assert!(!provider.exists().await.unwrap());
 }
 
-/// A Docker kind provider of cluster `name` with no config or node image,
-/// through the kind at `binary`.
+/// A Docker kind provider of cluster `name` through the kind at `binary`.
 fn plain_provider(binary: PathBuf, name: &str, kubeconfig: PathBuf) -> KindProvider {
-    let spec = KindSpec {
-        config: None,
-        node_image: None,
-        engine: EngineKind::Docker,
-        min_version: semver::Version::new(0, 20, 0),
-    };
-    KindProvider::new(
+    kind_support::provider(
         KindCli::new(EngineKind::Docker).with_binary(binary),
         name,
-        &spec,
         kubeconfig,
+    )
+}
+
+/// `world`'s kubeconfig, pointing where nothing listens any more.
+fn pointing_nowhere(world: &fake_api::world::World) -> String {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    world.kubeconfig().replace(
+        &world.url,
+        &format!("http://{}", closed.local_addr().unwrap()),
     )
 }
 
@@ -241,13 +244,7 @@ async fn reuse_keeps_a_kubeconfig_that_answers_and_rewrites_one_that_does_not() 
     );
 
     // Nothing listens where it points now.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let gone = world.kubeconfig().replace(
-        &world.url,
-        &format!("http://{}", closed.local_addr().unwrap()),
-    );
-    drop(closed);
-    std::fs::write(kind.kubeconfig(), gone).unwrap();
+    std::fs::write(kind.kubeconfig(), pointing_nowhere(&world)).unwrap();
     p.ensure(true).await.unwrap();
     assert_eq!(
         kind.args(),
@@ -279,13 +276,7 @@ async fn a_look_ahead_answers_the_reuse_of_a_cluster_known_to_exist_once() {
     assert!(!ensured.created);
     assert!(kind.args().is_empty(), "{:?}", kind.args());
 
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let gone = world.kubeconfig().replace(
-        &world.url,
-        &format!("http://{}", closed.local_addr().unwrap()),
-    );
-    drop(closed);
-    std::fs::write(kind.kubeconfig(), gone).unwrap();
+    std::fs::write(kind.kubeconfig(), pointing_nowhere(&world)).unwrap();
     p.ensure_known(true, true).await.unwrap();
     assert_eq!(kind.args(), ["get kubeconfig --name audit-e2e"]);
 }

@@ -2,6 +2,8 @@
 //! Docker engine: a containerd-in-a-container stands in for a kind node
 //! (tests/support/node.rs), found by kind's label like a real one.
 
+#[path = "support/kind.rs"]
+mod kind_support;
 #[path = "support/node.rs"]
 mod node;
 
@@ -14,7 +16,7 @@ use harness::cluster::{
     ClusterError, ImageRef, KindCli, KindProvider, LoadOutcome, LoadProgress, NodeLoad, Provider,
     Sending, SentWhole, no_progress,
 };
-use harness::config::{EngineKind, KindSpec};
+use harness::config::EngineKind;
 use harness::engine;
 
 const BUSYBOX: &str = "harness/busybox:1";
@@ -28,16 +30,9 @@ async fn docker() -> bollard::Docker {
 }
 
 fn provider(cluster: &str) -> KindProvider {
-    let spec = KindSpec {
-        config: None,
-        node_image: None,
-        engine: EngineKind::Docker,
-        min_version: semver::Version::new(0, 20, 0),
-    };
-    KindProvider::new(
+    kind_support::provider(
         KindCli::new(EngineKind::Docker),
         cluster,
-        &spec,
         "/nonexistent/kubeconfig".into(),
     )
 }
